@@ -36,22 +36,43 @@ pub const OFPCML_NO_BUFFER: u16 = 0xffff;
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Output to a port; `max_len` bytes go to the controller when the port is CONTROLLER.
-    Output { port: u32, max_len: u16 },
+    Output {
+        port: u32,
+        max_len: u16,
+    },
     CopyTtlOut,
     CopyTtlIn,
-    SetMplsTtl { mpls_ttl: u8 },
+    SetMplsTtl {
+        mpls_ttl: u8,
+    },
     DecMplsTtl,
-    PushVlan { ethertype: u16 },
+    PushVlan {
+        ethertype: u16,
+    },
     PopVlan,
-    PushMpls { ethertype: u16 },
-    PopMpls { ethertype: u16 },
-    SetQueue { queue_id: u32 },
-    Group { group_id: u32 },
-    SetNwTtl { nw_ttl: u8 },
+    PushMpls {
+        ethertype: u16,
+    },
+    PopMpls {
+        ethertype: u16,
+    },
+    SetQueue {
+        queue_id: u32,
+    },
+    Group {
+        group_id: u32,
+    },
+    SetNwTtl {
+        nw_ttl: u8,
+    },
     DecNwTtl,
     /// Rewrite one header field; the OXM must not be masked in OpenFlow 1.3.
-    SetField { field: Oxm },
-    PushPbb { ethertype: u16 },
+    SetField {
+        field: Oxm,
+    },
+    PushPbb {
+        ethertype: u16,
+    },
     PopPbb,
     /// `OFPAT_EXPERIMENTER`: everything after the experimenter id, padding included.
     Experimenter {
@@ -105,6 +126,16 @@ impl Action {
         let mut a = wire::tlv(r, 2, 4, "ofp_action")?;
         let ty = a.u16()?;
         let len = a.u16()? as usize;
+        // Every action is padded to a multiple of 8 (OpenFlow 1.3.5 section 7.2.5); emit pads an
+        // experimenter or unknown action's body, so an unaligned one would not re-encode as read.
+        if !len.is_multiple_of(8) {
+            return Err(Error::BadLength {
+                what: "ofp_action (not a multiple of 8)",
+                len,
+                min: wire::round8(len),
+                have: len,
+            });
+        }
         let fixed = |want: usize| -> Result<(), Error> {
             if len == want {
                 Ok(())
@@ -346,6 +377,16 @@ mod tests {
     fn wrong_fixed_length_is_an_error() {
         let b = Bytes::from_static(&[0, 0, 0, 8, 0, 0, 0, 1]);
         assert!(Action::parse(&mut Reader::new(&b, "t")).is_err());
+    }
+
+    #[test]
+    fn unaligned_action_is_an_error() {
+        // Unknown type 99, length 6: emit would pad it to 8 and change its body.
+        let b = Bytes::from_static(&[0, 99, 0, 6, 1, 2, 0, 0]);
+        assert!(matches!(
+            Action::parse(&mut Reader::new(&b, "t")),
+            Err(Error::BadLength { len: 6, .. })
+        ));
     }
 
     #[test]

@@ -19,12 +19,23 @@ pub const OFPIT_EXPERIMENTER: u16 = 0xffff;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Instruction {
-    GotoTable { table_id: u8 },
-    WriteMetadata { metadata: u64, metadata_mask: u64 },
-    WriteActions { actions: Vec<Action> },
-    ApplyActions { actions: Vec<Action> },
+    GotoTable {
+        table_id: u8,
+    },
+    WriteMetadata {
+        metadata: u64,
+        metadata_mask: u64,
+    },
+    WriteActions {
+        actions: Vec<Action>,
+    },
+    ApplyActions {
+        actions: Vec<Action>,
+    },
     ClearActions,
-    Meter { meter_id: u32 },
+    Meter {
+        meter_id: u32,
+    },
     /// Everything after the experimenter id.
     Experimenter {
         experimenter: u32,
@@ -102,9 +113,7 @@ impl Instruction {
             }
             OFPIT_METER => {
                 fixed(8)?;
-                Instruction::Meter {
-                    meter_id: i.u32()?,
-                }
+                Instruction::Meter { meter_id: i.u32()? }
             }
             OFPIT_EXPERIMENTER => Instruction::Experimenter {
                 experimenter: i.u32()?,

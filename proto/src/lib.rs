@@ -55,7 +55,9 @@ pub mod wire;
 pub use action::{Action, TypeId};
 pub use error::Error;
 pub use instruction::Instruction;
-pub use message::{decode_frame, split_frame, Body, Header, Message, HEADER_LEN, MAX_MESSAGE_LEN, OFP_VERSION};
+pub use message::{
+    decode_frame, split_frame, Body, Header, Message, HEADER_LEN, MAX_MESSAGE_LEN, OFP_VERSION,
+};
 pub use msg::*;
 pub use multipart::*;
 pub use oxm::{Match, MatchError, Oxm, OxmField, OxmId, RawOxm};

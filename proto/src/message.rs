@@ -102,7 +102,9 @@ pub enum Body {
     MultipartReply(MultipartReply),
     BarrierRequest,
     BarrierReply,
-    QueueGetConfigRequest { port: u32 },
+    QueueGetConfigRequest {
+        port: u32,
+    },
     QueueGetConfigReply(QueueGetConfigReply),
     RoleRequest(Role),
     RoleReply(Role),

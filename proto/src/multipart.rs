@@ -53,13 +53,24 @@ pub enum MultipartRequestBody {
     Flow(FlowStatsRequest),
     Aggregate(FlowStatsRequest),
     Table,
-    PortStats { port_no: u32 },
-    Queue { port_no: u32, queue_id: u32 },
-    Group { group_id: u32 },
+    PortStats {
+        port_no: u32,
+    },
+    Queue {
+        port_no: u32,
+        queue_id: u32,
+    },
+    Group {
+        group_id: u32,
+    },
     GroupDesc,
     GroupFeatures,
-    Meter { meter_id: u32 },
-    MeterConfig { meter_id: u32 },
+    Meter {
+        meter_id: u32,
+    },
+    MeterConfig {
+        meter_id: u32,
+    },
     MeterFeatures,
     TableFeatures(Vec<TableFeatures>),
     PortDesc,
@@ -75,7 +86,8 @@ pub enum MultipartRequestBody {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MultipartReplyBody {
-    Desc(Desc),
+    /// Boxed: five fixed-size strings would otherwise make every `Body` 128 bytes.
+    Desc(Box<Desc>),
     Flow(Vec<FlowStats>),
     Aggregate(AggregateStats),
     Table(Vec<TableStats>),
@@ -189,7 +201,12 @@ impl MultipartRequest {
         out.put_u16(self.flags);
         wire::pad(out, 4);
         match &self.body {
-            B::Desc | B::Table | B::GroupDesc | B::GroupFeatures | B::MeterFeatures | B::PortDesc => {}
+            B::Desc
+            | B::Table
+            | B::GroupDesc
+            | B::GroupFeatures
+            | B::MeterFeatures
+            | B::PortDesc => {}
             B::Flow(f) | B::Aggregate(f) => f.emit(out),
             B::PortStats { port_no: v } | B::Group { group_id: v } => {
                 out.put_u32(*v);
@@ -244,7 +261,7 @@ impl MultipartReply {
         let flags = r.u16()?;
         r.skip(4)?;
         let body = match ty {
-            OFPMP_DESC => B::Desc(Desc::parse(r)?),
+            OFPMP_DESC => B::Desc(Box::new(Desc::parse(r)?)),
             OFPMP_FLOW => B::Flow(parse_all(r, FlowStats::parse)?),
             OFPMP_AGGREGATE => B::Aggregate(AggregateStats::parse(r)?),
             OFPMP_TABLE => B::Table(parse_all(r, TableStats::parse)?),
@@ -919,7 +936,9 @@ pub enum TableFeaturePropBody {
 
 impl TableFeatureProp {
     fn parse(r: &mut Reader<'_>) -> Result<Self, Error> {
-        let len = r.peek_u16(2).map_err(|e| e.within("table feature property"))? as usize;
+        let len = r
+            .peek_u16(2)
+            .map_err(|e| e.within("table feature property"))? as usize;
         let mut p = wire::tlv(r, 2, 4, "table feature property")?;
         let prop_type = p.u16()?;
         p.skip(2)?;

@@ -178,7 +178,13 @@ const ERRORS: &[(&str, &str, &[&str])] = &[
     (
         "OFPET_PORT_MOD_FAILED",
         "OFPPMFC_",
-        &["BAD_PORT", "BAD_HW_ADDR", "BAD_CONFIG", "BAD_ADVERTISE", "EPERM"],
+        &[
+            "BAD_PORT",
+            "BAD_HW_ADDR",
+            "BAD_CONFIG",
+            "BAD_ADVERTISE",
+            "EPERM",
+        ],
     ),
     (
         "OFPET_TABLE_MOD_FAILED",
@@ -265,7 +271,10 @@ mod tests {
         assert_eq!(msg_type_name(200), "OFPT_UNKNOWN");
         assert_eq!(error_code_name(4, 9), "OFPBMC_BAD_PREREQ");
         assert_eq!(error_code_name(2, 10), "OFPBAC_MATCH_INCONSISTENT");
-        assert_eq!(error_names(13, 5), ("OFPET_TABLE_FEATURES_FAILED", Some("EPERM")));
+        assert_eq!(
+            error_names(13, 5),
+            ("OFPET_TABLE_FEATURES_FAILED", Some("EPERM"))
+        );
         assert_eq!(error_names(99, 0), ("OFPET_UNKNOWN", None));
         assert_eq!(multipart_type_name(0xffff), "OFPMP_EXPERIMENTER");
     }

@@ -492,7 +492,7 @@ impl Oxm {
     pub fn name(&self) -> String {
         match (self.field(), self) {
             (Some(f), _) => f.name().to_string(),
-            (None, Oxm::Raw(r)) => raw_name(r.class, r.field),
+            (None, Oxm::Raw(r)) => r.name(),
             (None, _) => String::new(),
         }
     }
@@ -514,14 +514,39 @@ pub fn raw_name(class: u16, field: u8) -> String {
     }
 }
 
+/// The ONF experimenter id, under which OpenFlow 1.3 carries some 1.4 fields.
+pub const ONF_EXPERIMENTER: u32 = 0x4f4e_4600;
+
+impl RawOxm {
+    /// Its well-known name: OpenFlow 1.3's ONF-experimenter `pbb_uca` (exp_type 2560), a Nicira
+    /// field, a later basic field; otherwise `oxm_CLASS_FIELD`.
+    pub fn name(&self) -> String {
+        if self.class == OFPXMC_EXPERIMENTER {
+            let head = self.payload.get(..6).unwrap_or_default();
+            if head == [0x4f, 0x4e, 0x46, 0x00, 0x0a, 0x00] {
+                return "pbb_uca".into();
+            }
+        }
+        raw_name(self.class, self.field)
+    }
+}
+
 /// Splits an OXM header into class, field, hasmask and payload length.
 pub fn split_header(h: u32) -> (u16, u8, bool, usize) {
-    ((h >> 16) as u16, ((h >> 9) & 0x7f) as u8, (h >> 8) & 1 == 1, (h & 0xff) as usize)
+    (
+        (h >> 16) as u16,
+        ((h >> 9) & 0x7f) as u8,
+        (h >> 8) & 1 == 1,
+        (h & 0xff) as usize,
+    )
 }
 
 /// Builds an OXM header.
 pub fn make_header(class: u16, field: u8, hasmask: bool, len: usize) -> u32 {
-    (class as u32) << 16 | ((field as u32) & 0x7f) << 9 | (hasmask as u32) << 8 | (len.min(255) as u32)
+    (class as u32) << 16
+        | ((field as u32) & 0x7f) << 9
+        | (hasmask as u32) << 8
+        | (len.min(255) as u32)
 }
 
 // JSON: {"field": "ipv4_dst", "value": "10.0.0.1", "mask": null} for basic fields,
@@ -565,7 +590,10 @@ impl<'de> Deserialize<'de> for Oxm {
                     serde::de::Error::custom(format!("unknown OXM field {:?}", b.field))
                 })?;
                 Oxm::from_json(f, &b.value, b.mask.as_ref()).ok_or_else(|| {
-                    serde::de::Error::custom(format!("value out of range for OXM field {}", b.field))
+                    serde::de::Error::custom(format!(
+                        "value out of range for OXM field {}",
+                        b.field
+                    ))
                 })
             }
         }
@@ -604,7 +632,8 @@ impl Match {
         }
         let mut m = r.sub(len, "ofp_match")?;
         m.skip(4)?;
-        let mut fields = Vec::new();
+        // Most matches hold one to four fields; size the vector once.
+        let mut fields = Vec::with_capacity(4);
         while !m.is_empty() {
             fields.push(Oxm::parse(&mut m)?);
         }
@@ -658,9 +687,7 @@ impl Match {
             let Some(f) = o.field() else {
                 if let Oxm::Raw(r) = o {
                     if r.class == OFPXMC_OPENFLOW_BASIC {
-                        return Err(MatchError::BadField {
-                            field: raw_name(r.class, r.field),
-                        });
+                        return Err(MatchError::BadField { field: r.name() });
                     }
                 }
                 continue;
@@ -851,16 +878,16 @@ mod tests {
             Oxm::ArpTpa(Ipv4Addr::new(10, 0, 0, 1), None),
         ]);
         assert_eq!(m.check(), Ok(()));
-        let m = Match::new(vec![
-            Oxm::EthType(0x0800, None),
-            Oxm::TcpDst(80, None),
-        ]);
+        let m = Match::new(vec![Oxm::EthType(0x0800, None), Oxm::TcpDst(80, None)]);
         assert_eq!(m.check().unwrap_err().code(), 9);
         let m = Match::new(vec![Oxm::InPort(1, None), Oxm::InPort(2, None)]);
         assert_eq!(m.check().unwrap_err().code(), 10);
         let m = Match::new(vec![Oxm::InPort(1, Some(1))]);
         assert_eq!(m.check().unwrap_err().code(), 8);
-        let m = Match::new(vec![Oxm::EthDst(MacAddr([1; 6]), Some(MacAddr([0xff, 0, 0, 0, 0, 0])))]);
+        let m = Match::new(vec![Oxm::EthDst(
+            MacAddr([1; 6]),
+            Some(MacAddr([0xff, 0, 0, 0, 0, 0])),
+        )]);
         assert_eq!(m.check().unwrap_err().code(), 5);
     }
 
@@ -869,7 +896,11 @@ mod tests {
         for f in OxmField::ALL {
             let v = match f.value_len() {
                 3 => JsonValue::Num(0x123456),
-                4 if matches!(f, OxmField::Ipv4Src | OxmField::Ipv4Dst | OxmField::ArpSpa | OxmField::ArpTpa) => {
+                4 if matches!(
+                    f,
+                    OxmField::Ipv4Src | OxmField::Ipv4Dst | OxmField::ArpSpa | OxmField::ArpTpa
+                ) =>
+                {
                     JsonValue::Str("10.1.2.3".into())
                 }
                 6 => JsonValue::Str("02:00:00:00:00:01".into()),

@@ -110,7 +110,12 @@ pub fn parse_hex(s: &str) -> Option<Vec<u8>> {
     if !digits.len().is_multiple_of(2) {
         return None;
     }
-    Some(digits.chunks(2).map(|p| p.iter().fold(0u8, |acc, d| acc << 4 | d)).collect())
+    Some(
+        digits
+            .chunks(2)
+            .map(|p| p.iter().fold(0u8, |acc, d| acc << 4 | d))
+            .collect(),
+    )
 }
 
 /// Reserved port numbers (OpenFlow 1.3.5 section 7.2.1, `enum ofp_port_no`).
@@ -163,7 +168,13 @@ mod tests {
     fn mac_round_trip_and_rejects() {
         let m: MacAddr = "02:00:00:00:11:03".parse().unwrap();
         assert_eq!(m.to_string(), "02:00:00:00:11:03");
-        for bad in ["", "02:00", "02:00:00:00:11:03:04", "zz:00:00:00:11:03", "002:0:0:0:0:0"] {
+        for bad in [
+            "",
+            "02:00",
+            "02:00:00:00:11:03:04",
+            "zz:00:00:00:11:03",
+            "002:0:0:0:0:0",
+        ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
     }
