@@ -3,4 +3,11 @@
 //!
 //! The wire codec is the `ofp13` crate (proto/); this crate holds the controller.
 
+pub mod api;
 pub mod codec_cli;
+pub mod metrics;
+pub mod runtime;
+pub mod server;
+pub mod session;
+pub mod tls;
+pub mod topology;

@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller until SIGINT or SIGTERM.
+    Run(RunArgs),
     /// Decode a stream of binary OpenFlow 1.3 messages to text (ovs-ofctl-like) or JSON.
     Decode {
         /// Print JSON (an array of messages, as `encode` reads it) instead of text.
@@ -36,6 +38,43 @@ enum Command {
         /// The input file, or - for standard input.
         file: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The topology file (TOML).
+    #[arg(long)]
+    topology: PathBuf,
+    /// OpenFlow listen address [default: the file's [controller].listen, else 0.0.0.0:6653].
+    #[arg(long)]
+    listen: Option<String>,
+    /// REST API address [default: the file's [controller].api, else 127.0.0.1:8080].
+    #[arg(long)]
+    api: Option<String>,
+    /// Directory for state that must survive a restart (created if missing).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Accept switches whose datapath id is not in the topology, as unmanaged.
+    #[arg(long)]
+    accept_unmanaged: bool,
+    /// Probe a switch silent for this many seconds with an echo request.
+    #[arg(long, default_value_t = 5.0)]
+    echo_interval: f64,
+    /// Drop a switch after this many unanswered echo probes in a row.
+    #[arg(long, default_value_t = 3)]
+    echo_misses: u32,
+    /// Ask each switch to make us its master (ROLE_REQUEST) with this generation id.
+    #[arg(long)]
+    master_generation: Option<u64>,
+    /// OpenFlow over TLS: our certificate chain (PEM). Needs --tls-key and --tls-ca.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// OpenFlow over TLS: our private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// OpenFlow over TLS: the CA that signs switch certificates (PEM); switches must present one.
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
 }
 
 fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
@@ -53,6 +92,10 @@ fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
 fn run(cli: Cli) -> Result<()> {
     let mut out = io::stdout().lock();
     match cli.command {
+        Command::Run(args) => {
+            drop(out);
+            return servswitch::server::run(args.into_options()?);
+        }
         Command::Decode { json, file } => {
             let input = read_input(&file)?;
             if json {
@@ -72,6 +115,32 @@ fn run(cli: Cli) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+impl RunArgs {
+    fn into_options(self) -> Result<servswitch::server::Options> {
+        if !(self.echo_interval.is_finite() && self.echo_interval > 0.0) {
+            anyhow::bail!("--echo-interval must be a positive number of seconds");
+        }
+        if self.echo_misses == 0 {
+            anyhow::bail!("--echo-misses must be at least 1");
+        }
+        let tls = match (self.tls_cert, self.tls_key, self.tls_ca) {
+            (Some(c), Some(k), Some(a)) => Some((c, k, a)),
+            _ => None,
+        };
+        Ok(servswitch::server::Options {
+            topology: self.topology,
+            listen: self.listen,
+            api: self.api,
+            state: self.state,
+            accept_unmanaged: self.accept_unmanaged,
+            echo_interval: std::time::Duration::from_secs_f64(self.echo_interval),
+            echo_misses: self.echo_misses,
+            master_generation: self.master_generation,
+            tls,
+        })
+    }
 }
 
 fn main() -> ExitCode {

@@ -1,0 +1,604 @@
+//! The tokio shell around [`crate::session::Session`]: the listener, one task per switch
+//! connection, the registry of connected switches, and the handles apps use to talk to them.
+//!
+//! A connection task owns its socket and buffers and `select!`s over: bytes from the switch,
+//! commands from handles, the session's next timer, and shutdown. Reads are decoded in place
+//! from one `BytesMut`; everything the session wants to send is emitted into one buffer and
+//! written with one `write_all` per wake-up (batched). No lock is held across `.await`.
+//!
+//! Registry: one entry per datapath id. A switch that reconnects replaces its old session: the
+//! old connection is cancelled (its task ends, its socket closes) and only the owner of an entry
+//! may remove it, so a late cleanup of the old task never removes the new entry.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use dashmap::DashMap;
+use ofp13::{Body, Error as DecodeError, Header, Message, Port, MAX_MESSAGE_LEN};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::metrics::Metrics;
+use crate::session::{CloseReason, Event, ReplyError, Session, SessionConfig, State};
+use crate::topology::{Dpid, Topology};
+
+/// What the controller's apps do with switch events. Handlers are synchronous and return the
+/// messages to send to the same switch (Faucet style: event in, messages out), so the common
+/// case costs no channel hop; cross-switch work goes through [`Registry`] handles.
+pub trait App: Send + Sync + 'static {
+    /// The switch finished its handshake.
+    fn switch_up(&self, _sw: &SwitchHandle) -> Vec<Body> {
+        Vec::new()
+    }
+    /// An asynchronous message (packet-in, flow-removed, unsolicited error) or port status.
+    fn message(&self, _sw: &SwitchHandle, _msg: &Message) -> Vec<Body> {
+        Vec::new()
+    }
+    /// The switch's session ended (not called when a newer session replaced it).
+    fn switch_down(&self, _dpid: u64) {}
+}
+
+/// An app that does nothing: the runtime alone, for tests and for switches with no policy.
+pub struct NoApp;
+impl App for NoApp {}
+
+/// Runtime settings (from flags and the topology file).
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub session: SessionConfig,
+    /// Accept switches whose datapath id is not in the topology (as unmanaged).
+    pub accept_unmanaged: bool,
+    /// Commands a handle may queue before `send` waits.
+    pub command_queue: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            session: SessionConfig::default(),
+            accept_unmanaged: false,
+            command_queue: 1024,
+        }
+    }
+}
+
+/// Why a handle could not reach its switch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("switch {0} is not connected")]
+pub struct Disconnected(pub Dpid);
+
+enum Command {
+    Send(Vec<Body>),
+    Request(Body, oneshot::Sender<Result<Vec<Message>, ReplyError>>),
+}
+
+/// What the registry knows about a connected switch.
+#[derive(Debug)]
+pub struct SwitchInfo {
+    pub dpid: Dpid,
+    pub peer: SocketAddr,
+    pub managed: bool,
+    pub n_tables: u8,
+    pub connected_at: std::time::SystemTime,
+    ports: RwLock<BTreeMap<u32, Port>>,
+}
+
+impl SwitchInfo {
+    /// A snapshot of the switch's ports.
+    pub fn ports(&self) -> Vec<Port> {
+        self.ports
+            .read()
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A cheap, cloneable way to talk to one connected switch.
+#[derive(Clone)]
+pub struct SwitchHandle {
+    pub info: Arc<SwitchInfo>,
+    conn_id: u64,
+    tx: mpsc::Sender<Command>,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for SwitchHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SwitchHandle")
+            .field("dpid", &self.info.dpid)
+            .field("conn_id", &self.conn_id)
+            .finish()
+    }
+}
+
+impl SwitchHandle {
+    pub fn dpid(&self) -> Dpid {
+        self.info.dpid
+    }
+
+    /// Queues messages for the switch, in order, with no reply expected.
+    pub async fn send(&self, batch: Vec<Body>) -> Result<(), Disconnected> {
+        self.tx
+            .send(Command::Send(batch))
+            .await
+            .map_err(|_| Disconnected(self.info.dpid))
+    }
+
+    /// Sends one message and waits for its reply (every part of a multipart reply), or the
+    /// switch's error for it.
+    pub async fn request(&self, body: Body) -> Result<Vec<Message>, ReplyError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Request(body, tx))
+            .await
+            .map_err(|_| ReplyError::Closed)?;
+        rx.await.unwrap_or(Err(ReplyError::Closed))
+    }
+
+    /// Waits until the switch has processed everything sent before.
+    pub async fn barrier(&self) -> Result<(), ReplyError> {
+        self.request(Body::BarrierRequest).await.map(|_| ())
+    }
+
+    /// Whether the connection behind this handle has ended.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Connected switches by datapath id.
+#[derive(Default)]
+pub struct Registry {
+    switches: DashMap<u64, SwitchHandle>,
+}
+
+impl Registry {
+    pub fn get(&self, dpid: u64) -> Option<SwitchHandle> {
+        self.switches.get(&dpid).map(|h| h.clone())
+    }
+    pub fn len(&self) -> usize {
+        self.switches.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.switches.is_empty()
+    }
+    /// Every connected switch, by datapath id.
+    pub fn all(&self) -> Vec<SwitchHandle> {
+        let mut v: Vec<SwitchHandle> = self.switches.iter().map(|e| e.value().clone()).collect();
+        v.sort_by_key(|h| h.info.dpid);
+        v
+    }
+    /// Puts `h` in place; returns the session it replaces.
+    fn insert(&self, h: SwitchHandle) -> Option<SwitchHandle> {
+        self.switches.insert(h.info.dpid.0, h)
+    }
+    /// Removes the entry only if it still belongs to connection `conn_id`.
+    fn remove_if_owner(&self, dpid: u64, conn_id: u64) -> bool {
+        self.switches
+            .remove_if(&dpid, |_, h| h.conn_id == conn_id)
+            .is_some()
+    }
+}
+
+/// Everything connection tasks share.
+pub struct Controller {
+    pub topology: Arc<Topology>,
+    pub registry: Registry,
+    pub metrics: Metrics,
+    pub config: RuntimeConfig,
+    app: Arc<dyn App>,
+    next_conn: AtomicU64,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Controller {
+    pub fn new(topology: Topology, config: RuntimeConfig, app: Arc<dyn App>) -> Arc<Self> {
+        Arc::new(Controller {
+            topology: Arc::new(topology),
+            registry: Registry::default(),
+            metrics: Metrics::default(),
+            config,
+            app,
+            next_conn: AtomicU64::new(1),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+
+    /// Accepts switches on `listener` until shutdown; TLS when `tls` is given.
+    pub async fn serve(
+        self: &Arc<Self>,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<()> {
+        loop {
+            let (sock, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: wait a little rather than spin.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = self.shutdown.cancelled() => return Ok(()),
+            };
+            let _ = sock.set_nodelay(true);
+            self.metrics.connections_accepted.fetch_add(1, Relaxed);
+            let ctl = Arc::clone(self);
+            match tls.clone() {
+                None => {
+                    self.tasks
+                        .spawn(async move { ctl.connection(sock, peer).await });
+                }
+                Some(acceptor) => {
+                    self.tasks.spawn(async move {
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock));
+                        match handshake.await {
+                            Ok(Ok(stream)) => ctl.connection(stream, peer).await,
+                            Ok(Err(e)) => {
+                                ctl.metrics.tls_failures.fetch_add(1, Relaxed);
+                                warn!(%peer, error = %e, "TLS handshake failed");
+                            }
+                            Err(_) => {
+                                ctl.metrics.tls_failures.fetch_add(1, Relaxed);
+                                warn!(%peer, "TLS handshake timed out");
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// Asks every task to stop and waits (at most `grace`) for them.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                remaining = self.tasks.len(),
+                "connections still open after the grace period"
+            );
+        }
+    }
+
+    /// A token cancelled when the controller shuts down.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Live connection tasks (for leak checks).
+    pub fn live_connections(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Runs one switch connection to its end.
+    pub async fn connection<S>(self: Arc<Self>, stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let conn_id = self.next_conn.fetch_add(1, Relaxed);
+        let span =
+            tracing::info_span!("switch", %peer, conn = conn_id, dpid = tracing::field::Empty);
+        let reason = Conn::new(&self, stream, peer, conn_id, span.clone())
+            .run()
+            .instrument(span.clone())
+            .await;
+        self.metrics.connections_closed.fetch_add(1, Relaxed);
+        span.in_scope(|| debug!(%reason, "connection closed"));
+    }
+}
+
+/// The state of one connection task.
+struct Conn<'a, S> {
+    ctl: &'a Arc<Controller>,
+    stream: S,
+    peer: SocketAddr,
+    conn_id: u64,
+    span: tracing::Span,
+    session: Session,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    waiters: HashMap<u32, oneshot::Sender<Result<Vec<Message>, ReplyError>>>,
+    handle: Option<SwitchHandle>,
+    cmd_tx: mpsc::Sender<Command>,
+    cmd_rx: mpsc::Receiver<Command>,
+    cancel: CancellationToken,
+}
+
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
+    fn new(
+        ctl: &'a Arc<Controller>,
+        stream: S,
+        peer: SocketAddr,
+        conn_id: u64,
+        span: tracing::Span,
+    ) -> Self {
+        let (cmd_tx, cmd_rx) = mpsc::channel(ctl.config.command_queue.max(1));
+        Conn {
+            session: Session::new(Instant::now(), ctl.config.session.clone()),
+            ctl,
+            stream,
+            peer,
+            conn_id,
+            span,
+            rbuf: BytesMut::with_capacity(16 * 1024),
+            wbuf: Vec::with_capacity(4 * 1024),
+            waiters: HashMap::new(),
+            handle: None,
+            cmd_tx,
+            cmd_rx,
+            cancel: ctl.shutdown.child_token(),
+        }
+    }
+
+    async fn run(mut self) -> String {
+        let reason = loop {
+            if let Err(e) = self.flush().await {
+                self.session
+                    .close(CloseReason::Local(format!("write failed: {e}")));
+            }
+            if let Some(r) = self.process_events() {
+                break r;
+            }
+            if self.session.state() == State::Closed {
+                break "closed".to_string();
+            }
+            let wake = self
+                .session
+                .poll_timeout()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                r = self.stream.read_buf(&mut self.rbuf) => match r {
+                    Ok(0) => self.session.close(CloseReason::Local("switch closed the connection".into())),
+                    Ok(_) => self.decode(),
+                    Err(e) => self.session.close(CloseReason::Local(format!("read failed: {e}"))),
+                },
+                Some(cmd) = self.cmd_rx.recv() => self.command(cmd),
+                _ = tokio::time::sleep_until(wake.into()) => self.session.handle_timeout(Instant::now()),
+                _ = self.cancel.cancelled() => {
+                    let why = if self.ctl.shutdown.is_cancelled() {
+                        "controller shutting down"
+                    } else {
+                        "replaced by a newer connection from the same switch"
+                    };
+                    self.session.close(CloseReason::Local(why.into()));
+                }
+            }
+        };
+        // Best effort: say goodbye (e.g. HELLO_FAILED) before the socket drops.
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+        self.cleanup();
+        reason
+    }
+
+    /// Decodes every whole message in the read buffer and feeds the session.
+    fn decode(&mut self) {
+        loop {
+            let now = Instant::now();
+            match ofp13::decode_frame(&mut self.rbuf, MAX_MESSAGE_LEN) {
+                Ok(Some(msg)) => {
+                    self.ctl.metrics.message_in(msg.body.msg_type());
+                    if let Body::Error(e) = &msg.body {
+                        self.ctl.metrics.switch_errors.fetch_add(1, Relaxed);
+                        let (t, _) = e.names();
+                        debug!(xid = msg.xid, error = %format!("{t} {}", ofp13::names::error_code_name(e.err_type, e.code)), "switch error");
+                    }
+                    self.session.handle_message(msg, now);
+                }
+                Ok(None) => return,
+                Err(DecodeError::BadVersion { version, msg_type }) => {
+                    self.foreign_version(version, msg_type, now);
+                    return;
+                }
+                Err(
+                    e @ (DecodeError::BadLength {
+                        what: "ofp_header", ..
+                    }
+                    | DecodeError::TooLong { .. }),
+                ) => {
+                    // The stream cannot be re-synchronised.
+                    self.ctl.metrics.decode_errors.fetch_add(1, Relaxed);
+                    self.session.close(CloseReason::Protocol(format!(
+                        "unusable message framing: {e}"
+                    )));
+                    return;
+                }
+                Err(e) => {
+                    // One malformed message: it was consumed; report it and go on.
+                    self.ctl.metrics.decode_errors.fetch_add(1, Relaxed);
+                    warn!(error = %e, "malformed message from switch ignored");
+                }
+            }
+        }
+    }
+
+    /// A message in another OpenFlow version: a HELLO still negotiates; anything else ends.
+    fn foreign_version(&mut self, version: u8, msg_type: u8, now: Instant) {
+        let hello = Header::peek(&self.rbuf)
+            .filter(|h| {
+                h.msg_type == ofp13::message::OFPT_HELLO && self.rbuf.len() >= h.length as usize
+            })
+            .and_then(|h| {
+                let frame = self.rbuf.split_to(h.length as usize).freeze();
+                let body = frame.slice(ofp13::HEADER_LEN.min(frame.len())..);
+                ofp13::Hello::parse(&mut ofp13::wire::Reader::new(&body, "hello")).ok()
+            });
+        match hello {
+            Some(h) => {
+                self.session.handle_foreign_hello(version, &h, now);
+                if self.session.state() == State::Closed {
+                    self.ctl.metrics.switches_refused.fetch_add(1, Relaxed);
+                    warn!(peer = %self.peer, offered = ?h.versions(), header_version = version,
+                        "refusing switch: it does not speak OpenFlow 1.3 (set protocols=OpenFlow13 on the bridge)");
+                } else {
+                    self.decode();
+                }
+            }
+            None if msg_type == ofp13::message::OFPT_HELLO => {} // wait for the rest of it
+            None => {
+                self.session.handle_foreign_message(version, msg_type);
+                self.ctl.metrics.switches_refused.fetch_add(1, Relaxed);
+                warn!(peer = %self.peer, version, "refusing switch: it does not speak OpenFlow 1.3");
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Send(batch) => {
+                for b in batch {
+                    self.session.send(b);
+                }
+            }
+            Command::Request(body, tx) => {
+                if self.session.state() == State::Closed {
+                    let _ = tx.send(Err(ReplyError::Closed));
+                    return;
+                }
+                let xid = self.session.request(body, now);
+                self.waiters.insert(xid, tx);
+            }
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        while let Some(m) = self.session.poll_transmit() {
+            self.ctl.metrics.message_out(m.body.msg_type());
+            m.emit(&mut self.wbuf);
+        }
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let r = self.stream.write_all(&self.wbuf).await;
+        self.wbuf.clear();
+        if self.wbuf.capacity() > 1 << 20 {
+            self.wbuf.shrink_to(64 * 1024);
+        }
+        r?;
+        self.stream.flush().await
+    }
+
+    /// Handles session events; returns the close reason once the session has ended.
+    fn process_events(&mut self) -> Option<String> {
+        let mut closed = None;
+        while let Some(ev) = self.session.poll_event() {
+            match ev {
+                Event::Up { features, ports } => self.up(features, ports),
+                Event::Async(msg) => {
+                    if let Some(h) = &self.handle {
+                        for b in self.ctl.app.message(h, &msg) {
+                            self.session.send(b);
+                        }
+                    }
+                }
+                Event::PortStatus(ps) => {
+                    if let Some(h) = &self.handle {
+                        if let Ok(mut ports) = h.info.ports.write() {
+                            *ports = self.session.ports().clone();
+                        }
+                        info!(port = ps.desc.port_no, name = %ps.desc.name, reason = ps.reason, up = ps.desc.is_up(), "port status");
+                        let msg = Message::new(0, Body::PortStatus(ps));
+                        for b in self.ctl.app.message(h, &msg) {
+                            self.session.send(b);
+                        }
+                    }
+                }
+                Event::Reply { xid, result } => {
+                    if let Some(tx) = self.waiters.remove(&xid) {
+                        let _ = tx.send(result);
+                    }
+                }
+                Event::Closed(reason) => {
+                    match &reason {
+                        CloseReason::Local(_) => info!(%reason, "switch disconnected"),
+                        _ => warn!(%reason, "switch disconnected"),
+                    }
+                    closed = Some(reason.to_string());
+                }
+            }
+        }
+        closed
+    }
+
+    fn up(&mut self, features: ofp13::SwitchFeatures, ports: Vec<Port>) {
+        let dpid = Dpid(features.datapath_id);
+        self.span.record("dpid", tracing::field::display(dpid));
+        let name = self
+            .ctl
+            .topology
+            .switch_by_dpid(dpid.0)
+            .map(|s| s.name.clone());
+        let managed = name.is_some();
+        if !managed && !self.ctl.config.accept_unmanaged {
+            self.ctl.metrics.switches_refused.fetch_add(1, Relaxed);
+            warn!("refusing switch: datapath id {dpid} is not in the topology (add it, or run with --accept-unmanaged)");
+            self.session
+                .close(CloseReason::Protocol(format!("unknown datapath id {dpid}")));
+            return;
+        }
+        self.ctl.metrics.handshakes_completed.fetch_add(1, Relaxed);
+        let info = Arc::new(SwitchInfo {
+            dpid,
+            peer: self.peer,
+            managed,
+            n_tables: features.n_tables,
+            connected_at: std::time::SystemTime::now(),
+            ports: RwLock::new(ports.iter().map(|p| (p.port_no, p.clone())).collect()),
+        });
+        let handle = SwitchHandle {
+            info,
+            conn_id: self.conn_id,
+            tx: self.cmd_tx.clone(),
+            cancel: self.cancel.clone(),
+        };
+        if let Some(old) = self.ctl.registry.insert(handle.clone()) {
+            self.ctl.metrics.switches_replaced.fetch_add(1, Relaxed);
+            info!(old_peer = %old.info.peer, "switch reconnected: replacing its previous session");
+            old.cancel.cancel();
+        }
+        info!(
+            name = name.as_deref().unwrap_or("(unmanaged)"),
+            ports = ports.len(),
+            tables = features.n_tables,
+            "switch connected"
+        );
+        for b in self.ctl.app.switch_up(&handle) {
+            self.session.send(b);
+        }
+        self.handle = Some(handle);
+    }
+
+    fn cleanup(&mut self) {
+        for (_, tx) in self.waiters.drain() {
+            let _ = tx.send(Err(ReplyError::Closed));
+        }
+        if let Some(h) = self.handle.take() {
+            if self
+                .ctl
+                .registry
+                .remove_if_owner(h.info.dpid.0, self.conn_id)
+            {
+                self.ctl.app.switch_down(h.info.dpid.0);
+            }
+        }
+        self.cmd_rx.close();
+    }
+}

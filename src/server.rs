@@ -1,0 +1,128 @@
+//! `servswitch run`: wires the topology, the OpenFlow listener, the REST API, logging and
+//! signal handling together.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::api;
+use crate::runtime::{Controller, NoApp, RuntimeConfig};
+use crate::session::SessionConfig;
+use crate::topology::Topology;
+
+/// The OpenFlow port IANA assigned.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:6653";
+
+/// Everything `servswitch run` takes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub topology: PathBuf,
+    pub listen: Option<String>,
+    pub api: Option<String>,
+    pub state: Option<PathBuf>,
+    pub accept_unmanaged: bool,
+    pub echo_interval: Duration,
+    pub echo_misses: u32,
+    pub master_generation: Option<u64>,
+    /// Certificate chain, key and switch CA, all PEM.
+    pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+}
+
+/// Logs to stderr at the level `RUST_LOG` names (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Runs the controller until SIGINT or SIGTERM.
+pub fn run(opts: Options) -> Result<()> {
+    init_logging();
+    let topology = Topology::load(&opts.topology).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listen: SocketAddr = match (&opts.listen, topology.controller.listen) {
+        (Some(s), _) => api::parse_addr("--listen", s)?,
+        (None, Some(a)) => a,
+        (None, None) => api::parse_addr("--listen", DEFAULT_LISTEN)?,
+    };
+    let api_addr: SocketAddr = match (&opts.api, topology.controller.api) {
+        (Some(s), _) => api::parse_addr("--api", s)?,
+        (None, Some(a)) => a,
+        (None, None) => api::parse_addr("--api", api::DEFAULT_API)?,
+    };
+    if let Some(dir) = &opts.state {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--state {}: cannot create the directory", dir.display()))?;
+    }
+    let tls = match &opts.tls {
+        Some((c, k, a)) => Some(crate::tls::acceptor(c, k, a)?),
+        None => None,
+    };
+    let config = RuntimeConfig {
+        session: SessionConfig {
+            echo_interval: opts.echo_interval,
+            echo_misses: opts.echo_misses,
+            master_generation: opts.master_generation,
+            ..SessionConfig::default()
+        },
+        accept_unmanaged: opts.accept_unmanaged,
+        ..RuntimeConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let of = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen for switches on {listen}"))?;
+        let api_listener = TcpListener::bind(api_addr)
+            .await
+            .with_context(|| format!("cannot listen for the REST API on {api_addr}"))?;
+        let ctl = Controller::new(topology, config, Arc::new(NoApp));
+        info!(
+            openflow = %of.local_addr().unwrap_or(listen),
+            api = %api_listener.local_addr().unwrap_or(api_addr),
+            tls = tls.is_some(),
+            switches = ctl.topology.switches.len(),
+            "servswitch running"
+        );
+        let token = ctl.shutdown_token();
+        let api_task = tokio::spawn(api::serve(ctl.clone(), api_listener, async move {
+            token.cancelled().await
+        }));
+        let serve = ctl.serve(of, tls);
+        tokio::select! {
+            r = serve => r.context("OpenFlow listener failed")?,
+            s = shutdown_signal() => info!(signal = s, "shutting down"),
+        }
+        ctl.shutdown(Duration::from_secs(5)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), api_task).await;
+        info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

@@ -1,0 +1,532 @@
+//! The topology file (../shared/INTERFACE.md): switches, links, subnets and known hosts.
+//!
+//! Parsing is serde with unknown keys rejected; [`Topology::validate`] then checks what serde
+//! cannot and names the offending entry (`switch[2].dpid: ...`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::str::FromStr;
+
+use ofp13::MacAddr;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// An OpenFlow datapath id, written as an integer or as `00:00:00:00:00:00:00:01`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct Dpid(pub u64);
+
+impl fmt::Display for Dpid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0.to_be_bytes();
+        let parts: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+        write!(f, "{}", parts.join(":"))
+    }
+}
+
+impl FromStr for Dpid {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(h) = s.strip_prefix("0x") {
+            return u64::from_str_radix(h, 16)
+                .map(Dpid)
+                .map_err(|_| format!("invalid datapath id {s:?}"));
+        }
+        if s.contains(':') {
+            let parts: Vec<&str> = s.split(':').collect();
+            if parts.len() != 8 || parts.iter().any(|p| p.len() != 2) {
+                return Err(format!(
+                    "invalid datapath id {s:?}: expected 8 hex octets like 00:00:00:00:00:00:00:01"
+                ));
+            }
+            let mut v = 0u64;
+            for p in parts {
+                let o =
+                    u8::from_str_radix(p, 16).map_err(|_| format!("invalid datapath id {s:?}"))?;
+                v = v << 8 | o as u64;
+            }
+            return Ok(Dpid(v));
+        }
+        s.parse::<u64>()
+            .map(Dpid)
+            .map_err(|_| format!("invalid datapath id {s:?}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dpid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Str(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(v) => Ok(Dpid(v)),
+            Raw::Str(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `[controller]`: listen addresses, overridable by flags.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    pub listen: Option<SocketAddr>,
+    pub api: Option<SocketAddr>,
+}
+
+/// A switch's place in the fabric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Core,
+    Aggregation,
+    Access,
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Tier::Core => "core",
+            Tier::Aggregation => "aggregation",
+            Tier::Access => "access",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchConf {
+    pub name: String,
+    pub dpid: Dpid,
+    pub tier: Tier,
+}
+
+/// A `switch:port` reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(into = "String")]
+pub struct PortRef {
+    pub switch: String,
+    pub port: u32,
+}
+
+impl fmt::Display for PortRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.switch, self.port)
+    }
+}
+
+impl From<PortRef> for String {
+    fn from(p: PortRef) -> String {
+        p.to_string()
+    }
+}
+
+impl FromStr for PortRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (sw, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{s:?} is not SWITCH:PORT"))?;
+        let port: u32 = port
+            .parse()
+            .map_err(|_| format!("{s:?}: port {port:?} is not a number"))?;
+        if sw.is_empty() || port == 0 || port > ofp13::port::MAX {
+            return Err(format!(
+                "{s:?} is not SWITCH:PORT with a port from 1 to 0xffffff00"
+            ));
+        }
+        Ok(PortRef {
+            switch: sw.to_string(),
+            port,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConf {
+    pub a: PortRef,
+    pub b: PortRef,
+}
+
+/// An IPv4 prefix `a.b.c.d/len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "String")]
+pub struct Prefix {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl Prefix {
+    pub fn mask(&self) -> u32 {
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - self.len as u32)
+        }
+    }
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.addr)
+    }
+    pub fn overlaps(&self, o: &Prefix) -> bool {
+        let m = self.mask() & o.mask();
+        u32::from(self.addr) & m == u32::from(o.addr) & m
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl From<Prefix> for String {
+    fn from(p: Prefix) -> String {
+        p.to_string()
+    }
+}
+
+impl FromStr for Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not an IPv4 prefix like 192.168.11.0/24"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("{s:?}: {a:?} is not an IPv4 address"))?;
+        let len: u8 = l
+            .parse()
+            .ok()
+            .filter(|l| *l <= 32)
+            .ok_or_else(|| format!("{s:?}: prefix length must be 0 to 32"))?;
+        let p = Prefix { addr, len };
+        if u32::from(addr) & !p.mask() != 0 {
+            return Err(format!(
+                "{s:?} has host bits set (did you mean {}?)",
+                Prefix {
+                    addr: Ipv4Addr::from(u32::from(addr) & p.mask()),
+                    len
+                }
+            ));
+        }
+        Ok(p)
+    }
+}
+
+impl<'de> Deserialize<'de> for Prefix {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetConf {
+    pub name: String,
+    pub switch: String,
+    pub prefix: Prefix,
+    pub gateway: Ipv4Addr,
+    #[serde(default)]
+    pub ports: Option<Vec<u32>>,
+    #[serde(default)]
+    pub care_of_pool: Option<Prefix>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConf {
+    pub name: String,
+    pub mac: MacAddr,
+    #[serde(default)]
+    pub ip: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub ips: Option<Vec<Ipv4Addr>>,
+    pub at: PortRef,
+}
+
+impl HostConf {
+    /// All of the host's addresses (`ip` and `ips` together).
+    pub fn addresses(&self) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = self.ip.into_iter().collect();
+        v.extend(self.ips.iter().flatten().copied());
+        v
+    }
+}
+
+/// A whole topology file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    #[serde(default)]
+    pub controller: ControllerConfig,
+    #[serde(default, rename = "switch")]
+    pub switches: Vec<SwitchConf>,
+    #[serde(default, rename = "link")]
+    pub links: Vec<LinkConf>,
+    #[serde(default, rename = "subnet")]
+    pub subnets: Vec<SubnetConf>,
+    #[serde(default, rename = "host")]
+    pub hosts: Vec<HostConf>,
+}
+
+/// A topology file that cannot be used, with the path of the bad entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct ConfigError {
+    pub path: String,
+    pub reason: String,
+}
+
+fn err(path: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Topology {
+    /// Reads and validates a topology file.
+    pub fn load(path: &Path) -> Result<Topology, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(path.display().to_string(), format!("cannot read: {e}")))?;
+        Self::parse(&text).map_err(|e| ConfigError {
+            path: format!("{}: {}", path.display(), e.path),
+            reason: e.reason,
+        })
+    }
+
+    /// Parses and validates topology text.
+    pub fn parse(text: &str) -> Result<Topology, ConfigError> {
+        let t: Topology = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text.get(..s.start).map_or(0, |p| p.lines().count().max(1));
+                    format!("line {line}")
+                })
+                .unwrap_or_else(|| "file".to_string());
+            err(at, e.message().to_string())
+        })?;
+        t.validate()?;
+        Ok(t)
+    }
+
+    /// Checks the cross-references serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut names = HashMap::new();
+        let mut dpids = HashMap::new();
+        for (i, s) in self.switches.iter().enumerate() {
+            if s.name.is_empty() {
+                return Err(err(format!("switch[{i}].name"), "must not be empty"));
+            }
+            if let Some(j) = names.insert(s.name.as_str(), i) {
+                return Err(err(
+                    format!("switch[{i}].name"),
+                    format!("duplicate switch name {:?} (also switch[{j}])", s.name),
+                ));
+            }
+            if let Some(j) = dpids.insert(s.dpid, i) {
+                return Err(err(
+                    format!("switch[{i}].dpid"),
+                    format!("duplicate datapath id {} (also switch[{j}])", s.dpid),
+                ));
+            }
+        }
+        let mut used: HashMap<&PortRef, String> = HashMap::new();
+        for (i, l) in self.links.iter().enumerate() {
+            for (end, p) in [("a", &l.a), ("b", &l.b)] {
+                let path = format!("link[{i}].{end}");
+                if !names.contains_key(p.switch.as_str()) {
+                    return Err(err(path, format!("unknown switch {:?}", p.switch)));
+                }
+                if let Some(other) = used.insert(p, path.clone()) {
+                    return Err(err(path, format!("port {p} is already used by {other}")));
+                }
+            }
+            if l.a.switch == l.b.switch {
+                return Err(err(
+                    format!("link[{i}]"),
+                    "a link must join two different switches",
+                ));
+            }
+        }
+        let mut subnet_names = HashSet::new();
+        for (i, s) in self.subnets.iter().enumerate() {
+            let path = format!("subnet[{i}]");
+            if !subnet_names.insert(s.name.as_str()) {
+                return Err(err(
+                    format!("{path}.name"),
+                    format!("duplicate subnet name {:?}", s.name),
+                ));
+            }
+            if !names.contains_key(s.switch.as_str()) {
+                return Err(err(
+                    format!("{path}.switch"),
+                    format!("unknown switch {:?}", s.switch),
+                ));
+            }
+            if !s.prefix.contains(s.gateway) {
+                return Err(err(
+                    format!("{path}.gateway"),
+                    format!("{} is outside the subnet's prefix {}", s.gateway, s.prefix),
+                ));
+            }
+            for (j, o) in self.subnets.iter().enumerate().take(i) {
+                if s.prefix.overlaps(&o.prefix) {
+                    return Err(err(
+                        format!("{path}.prefix"),
+                        format!(
+                            "{} overlaps subnet[{j}] {:?} ({})",
+                            s.prefix, o.name, o.prefix
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut host_names = HashSet::new();
+        let mut macs = HashMap::new();
+        for (i, h) in self.hosts.iter().enumerate() {
+            let path = format!("host[{i}]");
+            if !host_names.insert(h.name.as_str()) {
+                return Err(err(
+                    format!("{path}.name"),
+                    format!("duplicate host name {:?}", h.name),
+                ));
+            }
+            if let Some(j) = macs.insert(h.mac, i) {
+                return Err(err(
+                    format!("{path}.mac"),
+                    format!("MAC {} is also host[{j}]'s", h.mac),
+                ));
+            }
+            if h.addresses().is_empty() {
+                return Err(err(path.clone(), "a host needs ip or ips"));
+            }
+            if !names.contains_key(h.at.switch.as_str()) {
+                return Err(err(
+                    format!("{path}.at"),
+                    format!("unknown switch {:?}", h.at.switch),
+                ));
+            }
+            if let Some(link) = used.get(&h.at) {
+                return Err(err(
+                    format!("{path}.at"),
+                    format!("{} is a link port ({link})", h.at),
+                ));
+            }
+            for ip in h.addresses() {
+                if !self.subnets.iter().any(|s| s.prefix.contains(ip)) {
+                    return Err(err(format!("{path}.ip"), format!("{ip} is in no subnet")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The switch with this datapath id.
+    pub fn switch_by_dpid(&self, dpid: u64) -> Option<&SwitchConf> {
+        self.switches.iter().find(|s| s.dpid.0 == dpid)
+    }
+
+    /// Switch names by datapath id.
+    pub fn names_by_dpid(&self) -> BTreeMap<u64, String> {
+        self.switches
+            .iter()
+            .map(|s| (s.dpid.0, s.name.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAPER: &str = r#"
+[[switch]]
+name = "r1"
+dpid = 1
+tier = "core"
+[[switch]]
+name = "r3"
+dpid = "00:00:00:00:00:00:00:03"
+tier = "access"
+[[link]]
+a = "r1:1"
+b = "r3:1"
+[[subnet]]
+name = "home"
+switch = "r3"
+prefix = "192.168.11.0/24"
+gateway = "192.168.11.1"
+[[host]]
+name = "vm"
+mac = "02:00:00:00:11:03"
+ip = "192.168.11.3"
+at = "r3:3"
+"#;
+
+    #[test]
+    fn parses_the_interface_example() {
+        let t = Topology::parse(PAPER).unwrap();
+        assert_eq!(t.switches[1].dpid, Dpid(3));
+        assert_eq!(t.switches[1].dpid.to_string(), "00:00:00:00:00:00:00:03");
+        assert_eq!(t.switch_by_dpid(3).unwrap().name, "r3");
+    }
+
+    #[test]
+    fn rejections_name_the_entry() {
+        let cases = [
+            (
+                PAPER.replace("dpid = 1", "dpid = 3"),
+                "switch[1].dpid: duplicate datapath id",
+            ),
+            (
+                PAPER.replace("name = \"r1\"", "name = \"r3\""),
+                "switch[1].name: duplicate switch name",
+            ),
+            (
+                PAPER.replace("b = \"r3:1\"", "b = \"r9:1\""),
+                "link[0].b: unknown switch",
+            ),
+            (
+                PAPER.replace("gateway = \"192.168.11.1\"", "gateway = \"192.168.12.1\""),
+                "subnet[0].gateway",
+            ),
+            (
+                PAPER.replace("at = \"r3:3\"", "at = \"r3:1\""),
+                "host[0].at: r3:1 is a link port",
+            ),
+            (
+                PAPER.replace("ip = \"192.168.11.3\"", "ip = \"10.0.0.3\""),
+                "host[0].ip: 10.0.0.3 is in no subnet",
+            ),
+            (PAPER.replace("tier = \"core\"", "tier = \"spine\""), "line"),
+            (
+                PAPER.replace("tier = \"core\"", "tier = \"core\"\ncolour = 1"),
+                "unknown field",
+            ),
+            (
+                PAPER.replace("192.168.11.0/24", "192.168.11.1/24"),
+                "host bits set",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = Topology::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "expected {want:?} in {e:?}");
+        }
+    }
+}
