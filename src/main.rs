@@ -25,6 +25,11 @@ struct Cli {
 enum Command {
     /// Run the controller until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// Validate a topology file; on error print the bad entry's path and why, exit 1.
+    CheckConfig {
+        /// The topology file (TOML).
+        file: PathBuf,
+    },
     /// Decode a stream of binary OpenFlow 1.3 messages to text (ovs-ofctl-like) or JSON.
     Decode {
         /// Print JSON (an array of messages, as `encode` reads it) instead of text.
@@ -95,6 +100,19 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => {
             drop(out);
             return servswitch::server::run(args.into_options()?);
+        }
+        Command::CheckConfig { file } => {
+            let t =
+                servswitch::topology::Topology::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            writeln!(
+                out,
+                "{}: ok ({} switches, {} links, {} subnets, {} hosts)",
+                file.display(),
+                t.switches.len(),
+                t.links.len(),
+                t.subnets.len(),
+                t.hosts.len()
+            )?;
         }
         Command::Decode { json, file } => {
             let input = read_input(&file)?;

@@ -385,6 +385,38 @@ impl Topology {
                     format!("{} is outside the subnet's prefix {}", s.gateway, s.prefix),
                 ));
             }
+            if s.gateway == s.prefix.addr
+                || (s.prefix.len < 31
+                    && u32::from(s.gateway) == u32::from(s.prefix.addr) | !s.prefix.mask())
+            {
+                return Err(err(
+                    format!("{path}.gateway"),
+                    format!(
+                        "{} is the network or broadcast address of {}",
+                        s.gateway, s.prefix
+                    ),
+                ));
+            }
+            if let Some(pool) = &s.care_of_pool {
+                if !s.prefix.contains(pool.addr) || pool.len < s.prefix.len {
+                    return Err(err(
+                        format!("{path}.care_of_pool"),
+                        format!("{pool} is not inside the subnet's prefix {}", s.prefix),
+                    ));
+                }
+            }
+            for (k, port) in s.ports.iter().flatten().enumerate() {
+                let r = PortRef {
+                    switch: s.switch.clone(),
+                    port: *port,
+                };
+                if let Some(link) = used.get(&r) {
+                    return Err(err(
+                        format!("{path}.ports[{k}]"),
+                        format!("{r} is a link port ({link})"),
+                    ));
+                }
+            }
             for (j, o) in self.subnets.iter().enumerate().take(i) {
                 if s.prefix.overlaps(&o.prefix) {
                     return Err(err(
@@ -399,6 +431,7 @@ impl Topology {
         }
         let mut host_names = HashSet::new();
         let mut macs = HashMap::new();
+        let mut ips = HashMap::new();
         for (i, h) in self.hosts.iter().enumerate() {
             let path = format!("host[{i}]");
             if !host_names.insert(h.name.as_str()) {
@@ -429,8 +462,20 @@ impl Topology {
                 ));
             }
             for ip in h.addresses() {
-                if !self.subnets.iter().any(|s| s.prefix.contains(ip)) {
+                let Some(sn) = self.subnets.iter().find(|s| s.prefix.contains(ip)) else {
                     return Err(err(format!("{path}.ip"), format!("{ip} is in no subnet")));
+                };
+                if ip == sn.gateway {
+                    return Err(err(
+                        format!("{path}.ip"),
+                        format!("{ip} is the gateway of subnet {:?}", sn.name),
+                    ));
+                }
+                if let Some(j) = ips.insert(ip, i) {
+                    return Err(err(
+                        format!("{path}.ip"),
+                        format!("{ip} is also host[{j}]'s address"),
+                    ));
                 }
             }
         }

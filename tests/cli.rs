@@ -148,3 +148,42 @@ fn corpus_stream_round_trips() {
         paths.len()
     );
 }
+
+/// Every shipped topology passes `check-config`; a broken one fails with the entry's path.
+#[test]
+fn check_config_on_shipped_topologies() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let out = servswitch(&["check-config", p.to_str().unwrap()], b"");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            p.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        n += 1;
+    }
+    assert!(
+        n >= 2,
+        "expected the shipped topologies in {}",
+        dir.display()
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.toml");
+    let text = std::fs::read_to_string(dir.join("paper-testbed.toml")).unwrap();
+    std::fs::write(&bad, text.replace("at = \"r3:3\"", "at = \"r3:1\"")).unwrap();
+    let out = servswitch(&["check-config", bad.to_str().unwrap()], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("host[3].at: r3:1 is a link port (link[1].b)"),
+        "{err}"
+    );
+}
