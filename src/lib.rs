@@ -6,6 +6,9 @@
 pub mod api;
 pub mod codec_cli;
 pub mod metrics;
+pub mod packet;
+pub mod plan;
+pub mod router;
 pub mod runtime;
 pub mod server;
 pub mod session;

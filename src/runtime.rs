@@ -349,15 +349,18 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
 
     async fn run(mut self) -> String {
         let reason = loop {
+            // Events first: the app's answers to them join the transmit queue, and the flush
+            // below sends them now, not at the next wake-up.
+            if let Some(r) = self.process_events() {
+                break r;
+            }
             if let Err(e) = self.flush().await {
                 self.session
                     .close(CloseReason::Local(format!("write failed: {e}")));
             }
-            if let Some(r) = self.process_events() {
-                break r;
-            }
             if self.session.state() == State::Closed {
-                break "closed".to_string();
+                // close() queued Event::Closed: the next turn reports it and ends the loop.
+                continue;
             }
             let wake = self
                 .session

@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::api;
-use crate::runtime::{Controller, NoApp, RuntimeConfig};
+use crate::plan::Fabric;
+use crate::router::Router;
+use crate::runtime::{Controller, RuntimeConfig};
 use crate::session::SessionConfig;
 use crate::topology::Topology;
 
@@ -87,7 +89,8 @@ pub fn run(opts: Options) -> Result<()> {
         let api_listener = TcpListener::bind(api_addr)
             .await
             .with_context(|| format!("cannot listen for the REST API on {api_addr}"))?;
-        let ctl = Controller::new(topology, config, Arc::new(NoApp));
+        let router = Arc::new(Router::new(Fabric::new(&topology)));
+        let ctl = Controller::new(topology, config, router);
         info!(
             openflow = %of.local_addr().unwrap_or(listen),
             api = %api_listener.local_addr().unwrap_or(api_addr),

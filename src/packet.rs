@@ -1,0 +1,282 @@
+//! The few packet formats the controller reads and writes itself: Ethernet, ARP (and QEMU's
+//! RARP announcement), IPv4 and ICMP. Parsing never panics; building computes checksums.
+
+use std::net::Ipv4Addr;
+
+use ofp13::MacAddr;
+
+pub const ETH_IPV4: u16 = 0x0800;
+pub const ETH_ARP: u16 = 0x0806;
+pub const ETH_RARP: u16 = 0x8035;
+pub const ETH_VLAN: u16 = 0x8100;
+pub const IP_ICMP: u8 = 1;
+pub const ARP_REQUEST: u16 = 1;
+pub const ARP_REPLY: u16 = 2;
+/// RARP "reverse request", what QEMU sends to announce a migrated VM.
+pub const RARP_REQUEST: u16 = 3;
+pub const ICMP_ECHO_REPLY: u8 = 0;
+pub const ICMP_REDIRECT: u8 = 5;
+pub const ICMP_ECHO_REQUEST: u8 = 8;
+pub const ICMP_TIME_EXCEEDED: u8 = 11;
+
+/// Frames shorter than this are padded (Ethernet minimum without FCS).
+const MIN_FRAME: usize = 60;
+
+fn mac_at(b: &[u8], at: usize) -> Option<MacAddr> {
+    Some(MacAddr(b.get(at..at + 6)?.try_into().ok()?))
+}
+fn ip_at(b: &[u8], at: usize) -> Option<Ipv4Addr> {
+    let a: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+    Some(Ipv4Addr::from(a))
+}
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// An Ethernet frame's header and payload (one 802.1Q tag is skipped over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ethernet<'a> {
+    pub dst: MacAddr,
+    pub src: MacAddr,
+    pub ethertype: u16,
+    pub payload: &'a [u8],
+}
+
+impl<'a> Ethernet<'a> {
+    pub fn parse(b: &'a [u8]) -> Option<Self> {
+        let dst = mac_at(b, 0)?;
+        let src = mac_at(b, 6)?;
+        let mut ethertype = u16_at(b, 12)?;
+        let mut off = 14;
+        if ethertype == ETH_VLAN {
+            ethertype = u16_at(b, 16)?;
+            off = 18;
+        }
+        Some(Ethernet {
+            dst,
+            src,
+            ethertype,
+            payload: b.get(off..)?,
+        })
+    }
+}
+
+/// An ARP or RARP packet for IPv4 over Ethernet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arp {
+    pub op: u16,
+    pub sha: MacAddr,
+    pub spa: Ipv4Addr,
+    pub tha: MacAddr,
+    pub tpa: Ipv4Addr,
+}
+
+impl Arp {
+    /// Parses the ARP body; `None` unless it is Ethernet/IPv4 with the right sizes.
+    pub fn parse(b: &[u8]) -> Option<Self> {
+        if u16_at(b, 0)? != 1 || u16_at(b, 2)? != ETH_IPV4 || *b.get(4)? != 6 || *b.get(5)? != 4 {
+            return None;
+        }
+        Some(Arp {
+            op: u16_at(b, 6)?,
+            sha: mac_at(b, 8)?,
+            spa: ip_at(b, 14)?,
+            tha: mac_at(b, 18)?,
+            tpa: ip_at(b, 24)?,
+        })
+    }
+
+    /// A gratuitous ARP: sender and target address are the same.
+    pub fn is_gratuitous(&self) -> bool {
+        self.spa == self.tpa && !self.spa.is_unspecified()
+    }
+
+    /// The whole Ethernet frame carrying this ARP (`ethertype` ARP or RARP), padded to 60.
+    pub fn frame(&self, eth_dst: MacAddr, eth_src: MacAddr, ethertype: u16) -> Vec<u8> {
+        let mut f = Vec::with_capacity(MIN_FRAME);
+        f.extend_from_slice(&eth_dst.0);
+        f.extend_from_slice(&eth_src.0);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
+        f.extend_from_slice(&self.op.to_be_bytes());
+        f.extend_from_slice(&self.sha.0);
+        f.extend_from_slice(&self.spa.octets());
+        f.extend_from_slice(&self.tha.0);
+        f.extend_from_slice(&self.tpa.octets());
+        f.resize(MIN_FRAME, 0);
+        f
+    }
+}
+
+/// An IPv4 header (options kept as part of the header length) and its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4<'a> {
+    pub header_len: usize,
+    pub ttl: u8,
+    pub protocol: u8,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    /// The header bytes, options included.
+    pub header: &'a [u8],
+    /// The payload, cut to the header's total length.
+    pub payload: &'a [u8],
+}
+
+impl<'a> Ipv4<'a> {
+    pub fn parse(b: &'a [u8]) -> Option<Self> {
+        let vihl = *b.first()?;
+        if vihl >> 4 != 4 {
+            return None;
+        }
+        let header_len = ((vihl & 0x0f) as usize) * 4;
+        let total = u16_at(b, 2)? as usize;
+        if header_len < 20 || total < header_len || total > b.len() {
+            return None;
+        }
+        Some(Ipv4 {
+            header_len,
+            ttl: *b.get(8)?,
+            protocol: *b.get(9)?,
+            src: ip_at(b, 12)?,
+            dst: ip_at(b, 16)?,
+            header: b.get(..header_len)?,
+            payload: b.get(header_len..total)?,
+        })
+    }
+}
+
+/// The Internet checksum of `data`.
+pub fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u16::from_be_bytes([c[0], c[1]]) as u32;
+    }
+    if let [last] = chunks.remainder() {
+        sum += (*last as u32) << 8;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An Ethernet frame with an IPv4 packet (no options, DF clear, TTL 64) around `payload`.
+pub fn ipv4_frame(
+    eth_dst: MacAddr,
+    eth_src: MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let total = 20 + payload.len();
+    let mut f = Vec::with_capacity(14 + total.max(46));
+    f.extend_from_slice(&eth_dst.0);
+    f.extend_from_slice(&eth_src.0);
+    f.extend_from_slice(&ETH_IPV4.to_be_bytes());
+    let h = f.len();
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&(total.min(u16::MAX as usize) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0, 0, 64, protocol, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    let c = checksum(f.get(h..h + 20).unwrap_or_default());
+    if let Some(s) = f.get_mut(h + 10..h + 12) {
+        s.copy_from_slice(&c.to_be_bytes());
+    }
+    f.extend_from_slice(payload);
+    if f.len() < MIN_FRAME {
+        f.resize(MIN_FRAME, 0);
+    }
+    f
+}
+
+/// An ICMP message (type, code, 4 bytes of rest-of-header, data) with its checksum.
+pub fn icmp(ty: u8, code: u8, rest: [u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(8 + data.len());
+    m.extend_from_slice(&[ty, code, 0, 0]);
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(data);
+    let c = checksum(&m);
+    if let Some(s) = m.get_mut(2..4) {
+        s.copy_from_slice(&c.to_be_bytes());
+    }
+    m
+}
+
+/// The part of an offending datagram an ICMP error quotes: its header and 8 bytes of payload.
+pub fn icmp_quote(ip: &Ipv4<'_>) -> Vec<u8> {
+    let mut q = ip.header.to_vec();
+    q.extend_from_slice(ip.payload.get(..8).unwrap_or(ip.payload));
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arp_round_trip_and_rarp() {
+        let a = Arp {
+            op: ARP_REQUEST,
+            sha: MacAddr([2, 0, 0, 0, 0x11, 3]),
+            spa: Ipv4Addr::new(192, 168, 11, 3),
+            tha: MacAddr::ZERO,
+            tpa: Ipv4Addr::new(192, 168, 11, 1),
+        };
+        let f = a.frame(MacAddr::BROADCAST, a.sha, ETH_ARP);
+        assert_eq!(f.len(), 60);
+        let e = Ethernet::parse(&f).unwrap();
+        assert_eq!(e.ethertype, ETH_ARP);
+        assert_eq!(Arp::parse(e.payload), Some(a));
+        assert!(!a.is_gratuitous());
+        // QEMU's announcement (net/announce.c): RARP, opcode 3, both MACs the VM, IPs zero.
+        let vm = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        let rarp = Arp {
+            op: RARP_REQUEST,
+            sha: vm,
+            spa: Ipv4Addr::UNSPECIFIED,
+            tha: vm,
+            tpa: Ipv4Addr::UNSPECIFIED,
+        };
+        let f = rarp.frame(MacAddr::BROADCAST, vm, ETH_RARP);
+        let e = Ethernet::parse(&f).unwrap();
+        assert_eq!((e.ethertype, e.src), (ETH_RARP, vm));
+        assert_eq!(Arp::parse(e.payload).unwrap().op, RARP_REQUEST);
+        assert!(Arp::parse(&f[14..20]).is_none());
+    }
+
+    #[test]
+    fn ipv4_icmp_checksums() {
+        let body = icmp(ICMP_ECHO_REQUEST, 0, [0, 1, 0, 2], b"abcdefgh");
+        assert_eq!(checksum(&body), 0, "a correct checksum sums to zero");
+        let f = ipv4_frame(
+            MacAddr::BROADCAST,
+            MacAddr::ZERO,
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            IP_ICMP,
+            &body,
+        );
+        let e = Ethernet::parse(&f).unwrap();
+        let ip = Ipv4::parse(e.payload).unwrap();
+        assert_eq!(checksum(ip.header), 0);
+        assert_eq!((ip.ttl, ip.protocol, ip.payload), (64, IP_ICMP, &body[..]));
+        assert_eq!(icmp_quote(&ip).len(), 28);
+    }
+
+    #[test]
+    fn malformed_is_none_not_panic() {
+        for n in 0..40 {
+            let junk = vec![0x45u8; n];
+            let _ = Ethernet::parse(&junk);
+            let _ = Arp::parse(&junk);
+            let _ = Ipv4::parse(&junk);
+        }
+        // total length beyond the buffer
+        let mut h = vec![0x45, 0, 0, 200];
+        h.resize(20, 0);
+        assert!(Ipv4::parse(&h).is_none());
+    }
+}

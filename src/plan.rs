@@ -1,0 +1,423 @@
+//! The flow tables servswitch wants on each switch, as pure functions of the topology and the
+//! hosts it knows (Faucet's rule: flow builders live in one module). See docs/pipeline.md.
+//!
+//! Pipeline of every switch:
+//! - table 0, classify: ARP to the controller; IPv4 from a link port to table 2; other IPv4
+//!   (from hosts, or injected by the controller) to table 1; anything else dropped.
+//! - table 1, from hosts: to table 2 (the migration issue adds address rewrites here).
+//! - table 2, route: the switch's gateway addresses to the controller; known local hosts
+//!   delivered (Ethernet rewritten, TTL decremented); unknown addresses of a local subnet to the
+//!   controller (it resolves them and holds the packet); other subnets by prefix to the next
+//!   hop on a shortest path, TTL decremented; longest prefix wins by priority.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::Ipv4Addr;
+
+use ofp13::{port, Action, FlowMod, Instruction, MacAddr, Match, Oxm};
+
+use crate::topology::{Prefix, SubnetConf, Topology};
+
+/// The one MAC address every gateway of the fabric answers with. A VM that moves keeps a valid
+/// gateway entry in its ARP cache (locally administered, "SS").
+pub const GATEWAY_MAC: MacAddr = MacAddr([0x02, 0x53, 0x53, 0x00, 0x00, 0x01]);
+
+pub const TABLE_CLASSIFY: u8 = 0;
+pub const TABLE_FROM_HOST: u8 = 1;
+pub const TABLE_ROUTE: u8 = 2;
+
+/// Cookies say who owns a flow: `0x5353` ("SS") in the top 16 bits, then the kind.
+pub const COOKIE_MASK_KIND: u64 = 0xffff_ffff_0000_0000;
+pub const COOKIE_PIPELINE: u64 = 0x5353_0001_0000_0000;
+pub const COOKIE_ROUTE: u64 = 0x5353_0002_0000_0000;
+pub const COOKIE_HOST: u64 = 0x5353_0003_0000_0000;
+
+/// Priorities in the route table: longest prefix first, gateway addresses above all.
+const PRIO_GATEWAY: u16 = 2000;
+const PRIO_PREFIX_BASE: u16 = 1000;
+
+/// One flow entry as servswitch plans it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    pub table_id: u8,
+    pub priority: u16,
+    pub cookie: u64,
+    pub match_: Match,
+    pub instructions: Vec<Instruction>,
+}
+
+impl Flow {
+    /// The flow as an `OFPFC_ADD` (which replaces an entry with the same match and priority).
+    pub fn add(&self) -> FlowMod {
+        FlowMod {
+            cookie: self.cookie,
+            table_id: self.table_id,
+            priority: self.priority,
+            match_: self.match_.clone(),
+            instructions: self.instructions.clone(),
+            ..FlowMod::default()
+        }
+    }
+
+    /// The flow as `ovs-ofctl -O OpenFlow13 dump-flows --no-stats` prints it.
+    pub fn text(&self) -> String {
+        ofp13::text::flow_line(&ofp13::text::FlowLine {
+            table_id: self.table_id,
+            cookie: self.cookie,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            priority: self.priority,
+            match_: &self.match_,
+            instructions: &self.instructions,
+            stats: None,
+        })
+    }
+}
+
+fn apply(actions: Vec<Action>) -> Vec<Instruction> {
+    vec![Instruction::ApplyActions { actions }]
+}
+
+fn goto(table_id: u8) -> Vec<Instruction> {
+    vec![Instruction::GotoTable { table_id }]
+}
+
+fn to_controller() -> Vec<Instruction> {
+    apply(vec![Action::output(port::CONTROLLER)])
+}
+
+fn ip_dst(p: &Prefix) -> Vec<Oxm> {
+    let mask = Ipv4Addr::from(p.mask());
+    vec![
+        Oxm::EthType(crate::packet::ETH_IPV4, None),
+        Oxm::Ipv4Dst(p.addr, (p.len < 32).then_some(mask)),
+    ]
+}
+
+/// Where a host is and what it is: the input for host delivery flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLoc {
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    pub switch: String,
+    pub port: u32,
+}
+
+/// The fabric's graph and routes, computed once from a topology.
+#[derive(Debug, Clone)]
+pub struct Fabric {
+    pub topology: Topology,
+    index: HashMap<String, usize>,
+    /// For each switch, its link ports and where they lead: port -> (switch, port).
+    links: Vec<BTreeMap<u32, (usize, u32)>>,
+    /// next_hop[a][b]: the port of a on a shortest path to b (None for a == b or unreachable).
+    next_hop: Vec<Vec<Option<u32>>>,
+}
+
+impl Fabric {
+    /// Builds the link graph and all-pairs next hops (a breadth-first search from every switch;
+    /// ties go to the lowest port number, so plans are deterministic).
+    pub fn new(topology: &Topology) -> Fabric {
+        let index: HashMap<String, usize> = topology
+            .switches
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        let n = topology.switches.len();
+        let mut links = vec![BTreeMap::new(); n];
+        for l in &topology.links {
+            if let (Some(&a), Some(&b)) = (index.get(&l.a.switch), index.get(&l.b.switch)) {
+                links[a].insert(l.a.port, (b, l.b.port));
+                links[b].insert(l.b.port, (a, l.a.port));
+            }
+        }
+        // BFS from each destination over reversed edges gives every switch's first hop to it.
+        let mut next_hop = vec![vec![None; n]; n];
+        for dst in 0..n {
+            let mut dist = vec![usize::MAX; n];
+            dist[dst] = 0;
+            let mut q = VecDeque::from([dst]);
+            while let Some(u) = q.pop_front() {
+                for &(v, _) in links[u].values() {
+                    if dist[v] == usize::MAX {
+                        dist[v] = dist[u] + 1;
+                        q.push_back(v);
+                    }
+                }
+            }
+            for src in 0..n {
+                if src == dst || dist[src] == usize::MAX {
+                    continue;
+                }
+                next_hop[src][dst] = links[src]
+                    .iter()
+                    .find(|(_, &(v, _))| dist[v] + 1 == dist[src])
+                    .map(|(&p, _)| p);
+            }
+        }
+        Fabric {
+            topology: topology.clone(),
+            index,
+            links,
+            next_hop,
+        }
+    }
+
+    /// The link ports of a switch.
+    pub fn link_ports(&self, switch: &str) -> BTreeSet<u32> {
+        self.index
+            .get(switch)
+            .map(|&i| self.links[i].keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether `port` of `switch` is a switch-to-switch link.
+    pub fn is_link_port(&self, switch: &str, port: u32) -> bool {
+        self.index
+            .get(switch)
+            .is_some_and(|&i| self.links[i].contains_key(&port))
+    }
+
+    /// The port of `from` on a shortest path toward `to`.
+    pub fn next_hop(&self, from: &str, to: &str) -> Option<u32> {
+        let (a, b) = (*self.index.get(from)?, *self.index.get(to)?);
+        self.next_hop[a][b]
+    }
+
+    /// The subnets a switch is the gateway of.
+    pub fn subnets_of<'a>(&'a self, switch: &'a str) -> impl Iterator<Item = &'a SubnetConf> + 'a {
+        self.topology
+            .subnets
+            .iter()
+            .filter(move |s| s.switch == switch)
+    }
+
+    /// The subnet an address belongs to.
+    pub fn subnet_of(&self, ip: Ipv4Addr) -> Option<&SubnetConf> {
+        self.topology.subnets.iter().find(|s| s.prefix.contains(ip))
+    }
+
+    /// The pipeline and routes of one switch, without per-host entries.
+    pub fn base_flows(&self, switch: &str) -> Vec<Flow> {
+        let mut v = Vec::new();
+        let pipe = |table_id, priority, fields: Vec<Oxm>, instructions| Flow {
+            table_id,
+            priority,
+            cookie: COOKIE_PIPELINE,
+            match_: Match::new(fields),
+            instructions,
+        };
+        v.push(pipe(
+            TABLE_CLASSIFY,
+            1000,
+            vec![Oxm::EthType(crate::packet::ETH_ARP, None)],
+            to_controller(),
+        ));
+        v.push(pipe(
+            TABLE_CLASSIFY,
+            1000,
+            vec![Oxm::EthType(crate::packet::ETH_RARP, None)],
+            to_controller(),
+        ));
+        for p in self.link_ports(switch) {
+            v.push(pipe(
+                TABLE_CLASSIFY,
+                900,
+                vec![
+                    Oxm::InPort(p, None),
+                    Oxm::EthType(crate::packet::ETH_IPV4, None),
+                ],
+                goto(TABLE_ROUTE),
+            ));
+        }
+        v.push(pipe(
+            TABLE_CLASSIFY,
+            800,
+            vec![Oxm::EthType(crate::packet::ETH_IPV4, None)],
+            goto(TABLE_FROM_HOST),
+        ));
+        v.push(pipe(TABLE_CLASSIFY, 0, vec![], vec![]));
+        v.push(pipe(TABLE_FROM_HOST, 0, vec![], goto(TABLE_ROUTE)));
+        v.push(pipe(TABLE_ROUTE, 0, vec![], vec![]));
+
+        for s in self.subnets_of(switch) {
+            let gw = Prefix {
+                addr: s.gateway,
+                len: 32,
+            };
+            v.push(Flow {
+                table_id: TABLE_ROUTE,
+                priority: PRIO_GATEWAY,
+                cookie: COOKIE_ROUTE,
+                match_: Match::new(ip_dst(&gw)),
+                instructions: to_controller(),
+            });
+            v.push(Flow {
+                table_id: TABLE_ROUTE,
+                priority: PRIO_PREFIX_BASE + s.prefix.len as u16,
+                cookie: COOKIE_ROUTE,
+                match_: Match::new(ip_dst(&s.prefix)),
+                instructions: to_controller(),
+            });
+        }
+        for s in &self.topology.subnets {
+            if s.switch == switch {
+                continue;
+            }
+            let Some(p) = self.next_hop(switch, &s.switch) else {
+                continue;
+            };
+            v.push(Flow {
+                table_id: TABLE_ROUTE,
+                priority: PRIO_PREFIX_BASE + s.prefix.len as u16,
+                cookie: COOKIE_ROUTE,
+                match_: Match::new(ip_dst(&s.prefix)),
+                instructions: apply(vec![
+                    Action::SetField {
+                        field: Oxm::EthSrc(GATEWAY_MAC, None),
+                    },
+                    Action::SetField {
+                        field: Oxm::EthDst(GATEWAY_MAC, None),
+                    },
+                    Action::DecNwTtl,
+                    Action::output(p),
+                ]),
+            });
+        }
+        v
+    }
+
+    /// Delivery of one host at its switch. Table 1: frames from hosts of the same subnet
+    /// addressed to its MAC go straight to its port (switched, TTL untouched). Table 2: routed
+    /// packets for its address get the gateway's and its own MAC, TTL decremented, its port.
+    pub fn host_flows(&self, h: &HostLoc) -> [Flow; 2] {
+        let cookie = COOKIE_HOST | u32::from(h.ip) as u64;
+        [
+            Flow {
+                table_id: TABLE_FROM_HOST,
+                priority: 500,
+                cookie,
+                match_: Match::new(vec![Oxm::EthDst(h.mac, None)]),
+                instructions: apply(vec![Action::output(h.port)]),
+            },
+            Flow {
+                table_id: TABLE_ROUTE,
+                priority: PRIO_PREFIX_BASE + 32,
+                cookie,
+                match_: Match::new(ip_dst(&Prefix {
+                    addr: h.ip,
+                    len: 32,
+                })),
+                instructions: apply(vec![
+                    Action::SetField {
+                        field: Oxm::EthSrc(GATEWAY_MAC, None),
+                    },
+                    Action::SetField {
+                        field: Oxm::EthDst(h.mac, None),
+                    },
+                    Action::DecNwTtl,
+                    Action::output(h.port),
+                ]),
+            },
+        ]
+    }
+
+    /// The hosts the topology file places, one entry per address.
+    pub fn configured_hosts(&self) -> Vec<HostLoc> {
+        let mut v = Vec::new();
+        for h in &self.topology.hosts {
+            for ip in h.addresses() {
+                v.push(HostLoc {
+                    ip,
+                    mac: h.mac,
+                    switch: h.at.switch.clone(),
+                    port: h.at.port,
+                });
+            }
+        }
+        v
+    }
+
+    /// Every switch's table given these hosts, in a deterministic order (table, descending
+    /// priority, then the text).
+    pub fn plan(&self, hosts: &[HostLoc]) -> BTreeMap<String, Vec<Flow>> {
+        let mut out = BTreeMap::new();
+        for s in &self.topology.switches {
+            let mut flows = self.base_flows(&s.name);
+            // A host with several addresses needs one switching entry: the first one wins.
+            let mut seen = std::collections::HashSet::new();
+            for h in hosts.iter().filter(|h| h.switch == s.name) {
+                for f in self.host_flows(h) {
+                    if seen.insert((f.table_id, ofp13::text::match_text(&f.match_, f.priority))) {
+                        flows.push(f);
+                    }
+                }
+            }
+            sort_flows(&mut flows);
+            out.insert(s.name.clone(), flows);
+        }
+        out
+    }
+}
+
+/// Orders flows as `plan` prints them.
+pub fn sort_flows(flows: &mut [Flow]) {
+    flows.sort_by_cached_key(|f| (f.table_id, std::cmp::Reverse(f.priority), f.text()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paper() -> Fabric {
+        let t = Topology::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/topologies/paper-testbed.toml"
+        )))
+        .unwrap();
+        Fabric::new(&t)
+    }
+
+    #[test]
+    fn next_hops_follow_links() {
+        let f = paper();
+        assert_eq!(f.next_hop("r2", "r3"), Some(1));
+        assert_eq!(f.next_hop("r1", "r3"), Some(2));
+        assert_eq!(f.next_hop("r1", "r2"), Some(1));
+        assert_eq!(f.next_hop("r3", "r3"), None);
+        assert!(f.is_link_port("r1", 2) && !f.is_link_port("r1", 3));
+    }
+
+    #[test]
+    fn plan_of_the_home_switch() {
+        let f = paper();
+        let plan = f.plan(&f.configured_hosts());
+        let r3: Vec<String> = plan["r3"].iter().map(Flow::text).collect();
+        let want = [
+            "cookie=0x5353000100000000, priority=1000,arp actions=CONTROLLER:65535",
+            "cookie=0x5353000100000000, priority=1000,rarp actions=CONTROLLER:65535",
+            "cookie=0x5353000100000000, priority=900,ip,in_port=1 actions=goto_table:2",
+            "cookie=0x5353000100000000, priority=800,ip actions=goto_table:1",
+            "cookie=0x5353000100000000, priority=0 actions=drop",
+            "cookie=0x53530003c0a80b02, table=1, priority=500,dl_dst=02:00:00:00:11:02 actions=output:2",
+            "cookie=0x53530003c0a80b03, table=1, priority=500,dl_dst=02:00:00:00:11:03 actions=output:3",
+            "cookie=0x53530003c0a80b04, table=1, priority=500,dl_dst=02:00:00:00:11:04 actions=output:4",
+            "cookie=0x5353000100000000, table=1, priority=0 actions=goto_table:2",
+            "cookie=0x5353000200000000, table=2, priority=2000,ip,nw_dst=192.168.11.1 actions=CONTROLLER:65535",
+            "cookie=0x53530003c0a80b02, table=2, priority=1032,ip,nw_dst=192.168.11.2 actions=set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:02->eth_dst,dec_ttl,output:2",
+            "cookie=0x53530003c0a80b03, table=2, priority=1032,ip,nw_dst=192.168.11.3 actions=set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:03->eth_dst,dec_ttl,output:3",
+            "cookie=0x53530003c0a80b04, table=2, priority=1032,ip,nw_dst=192.168.11.4 actions=set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:04->eth_dst,dec_ttl,output:4",
+            "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=10.0.0.0/24 actions=set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,dec_ttl,output:1",
+            "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=192.168.10.0/24 actions=set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,dec_ttl,output:1",
+            "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=192.168.11.0/24 actions=CONTROLLER:65535",
+            "cookie=0x5353000100000000, table=2, priority=0 actions=drop",
+        ];
+        assert_eq!(r3, want);
+        for flows in plan.values() {
+            for fl in flows {
+                fl.match_.check().unwrap();
+            }
+        }
+    }
+}

@@ -1,0 +1,654 @@
+//! The fabric's L3 routing app: each subnet's gateway switch answers ARP and ping for the
+//! gateway address, learns its hosts, resolves unknown ones itself (holding the first packets
+//! until the answer comes), and has host delivery flows installed; routes between subnets come
+//! from [`crate::plan`]. Handlers are pure in the Faucet sense: an event in, the OpenFlow
+//! messages for that switch out.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ofp13::{port, Action, AsyncConfig, Body, FlowMod, Message, PacketOut, NO_BUFFER};
+use tracing::{debug, info};
+
+use crate::packet::{self, Arp, Ethernet, Ipv4};
+use crate::plan::{Fabric, HostLoc, GATEWAY_MAC};
+use crate::runtime::{App, SwitchHandle};
+
+/// How many packets are held per unresolved address, and for how long.
+const HOLD_MAX: usize = 16;
+const HOLD_FOR: Duration = Duration::from_secs(3);
+
+/// Where a binding came from: the topology file's are fixed; learned ones can be forgotten
+/// when their port goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Configured,
+    Learned,
+}
+
+#[derive(Debug)]
+struct Held {
+    since: Instant,
+    packets: Vec<(u32, Bytes)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    hosts: HashMap<Ipv4Addr, (HostLoc, Origin)>,
+    /// Packets waiting for an address to be resolved, by (switch, address).
+    held: HashMap<(String, Ipv4Addr), Held>,
+}
+
+/// The routing app.
+pub struct Router {
+    pub fabric: Fabric,
+    state: Mutex<State>,
+}
+
+impl Router {
+    pub fn new(fabric: Fabric) -> Router {
+        let mut st = State::default();
+        for h in fabric.configured_hosts() {
+            st.hosts.insert(h.ip, (h, Origin::Configured));
+        }
+        Router {
+            fabric,
+            state: Mutex::new(st),
+        }
+    }
+
+    /// Every known host binding.
+    pub fn hosts(&self) -> Vec<(HostLoc, Origin)> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = st.hosts.values().cloned().collect();
+        v.sort_by_key(|(h, _)| h.ip);
+        v
+    }
+
+    fn name_of(&self, sw: &SwitchHandle) -> Option<String> {
+        self.fabric
+            .topology
+            .switch_by_dpid(sw.dpid().0)
+            .map(|s| s.name.clone())
+    }
+
+    /// The switch's ports that face hosts (not links, not reserved).
+    fn host_ports(&self, name: &str, ports: &[u32]) -> Vec<u32> {
+        ports
+            .iter()
+            .copied()
+            .filter(|&p| p <= port::MAX && !self.fabric.is_link_port(name, p))
+            .collect()
+    }
+
+    /// Learns `ip` at (`name`, `in_port`) unless the address is bound elsewhere (a spoofed or
+    /// stale claim never moves a binding). Returns the messages that follow: the host's
+    /// delivery flow and the release of any packets held for it.
+    fn learn(&self, name: &str, in_port: u32, ip: Ipv4Addr, mac: ofp13::MacAddr) -> Vec<Body> {
+        if ip.is_unspecified() || self.fabric.is_link_port(name, in_port) {
+            return Vec::new();
+        }
+        if !self
+            .fabric
+            .subnets_of(name)
+            .any(|s| s.prefix.contains(ip) && s.gateway != ip)
+        {
+            return Vec::new();
+        }
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((h, _)) = st.hosts.get(&ip) {
+            if h.switch != name || h.port != in_port || h.mac != mac {
+                debug!(%ip, claimed_by = %mac, port = in_port, bound_to = %h.mac, bound_port = h.port,
+                    "ignoring a claim for an address bound elsewhere");
+            }
+            return Vec::new();
+        }
+        let loc = HostLoc {
+            ip,
+            mac,
+            switch: name.to_string(),
+            port: in_port,
+        };
+        info!(switch = name, %ip, %mac, port = in_port, "host learned");
+        let mut out: Vec<Body> = self
+            .fabric
+            .host_flows(&loc)
+            .iter()
+            .map(|f| Body::FlowMod(f.add()))
+            .collect();
+        st.hosts.insert(ip, (loc, Origin::Learned));
+        if let Some(held) = st.held.remove(&(name.to_string(), ip)) {
+            for (in_port, data) in held.packets {
+                out.push(reinject(in_port, data));
+            }
+        }
+        out
+    }
+
+    fn on_arp(
+        &self,
+        name: &str,
+        ports: &[u32],
+        in_port: u32,
+        eth: &Ethernet<'_>,
+        arp: &Arp,
+    ) -> Vec<Body> {
+        if eth.src != arp.sha {
+            return Vec::new(); // inconsistent frame: a spoof or a broken host; ignore.
+        }
+        let mut out = self.learn(name, in_port, arp.spa, arp.sha);
+        if arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
+            return out;
+        }
+        let Some(s) = self
+            .fabric
+            .subnets_of(name)
+            .find(|s| s.prefix.contains(arp.tpa))
+        else {
+            return out;
+        };
+        // The gateway answers with the fabric's gateway MAC; a known host of the same subnet
+        // is answered with its own MAC (no flooding); an unknown one is asked for.
+        let answer = if s.gateway == arp.tpa {
+            Some(GATEWAY_MAC)
+        } else {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match st.hosts.get(&arp.tpa) {
+                Some((h, _)) if h.switch == name && h.mac != arp.sha => Some(h.mac),
+                Some(_) => return out,
+                None => None,
+            }
+        };
+        match answer {
+            Some(mac) => {
+                let reply = Arp {
+                    op: packet::ARP_REPLY,
+                    sha: mac,
+                    spa: arp.tpa,
+                    tha: arp.sha,
+                    tpa: arp.spa,
+                };
+                out.push(packet_out(
+                    in_port,
+                    reply.frame(arp.sha, mac, packet::ETH_ARP),
+                ));
+            }
+            None => out.extend(self.resolve(name, ports, s.gateway, arp.tpa)),
+        }
+        out
+    }
+
+    /// An ARP request from the gateway for `ip`, out of every host port of the switch.
+    fn resolve(&self, name: &str, ports: &[u32], gateway: Ipv4Addr, ip: Ipv4Addr) -> Option<Body> {
+        let req = Arp {
+            op: packet::ARP_REQUEST,
+            sha: GATEWAY_MAC,
+            spa: gateway,
+            tha: ofp13::MacAddr::ZERO,
+            tpa: ip,
+        };
+        let actions: Vec<Action> = self
+            .host_ports(name, ports)
+            .into_iter()
+            .map(Action::output)
+            .collect();
+        (!actions.is_empty()).then(|| {
+            Body::PacketOut(PacketOut {
+                buffer_id: NO_BUFFER,
+                in_port: port::CONTROLLER,
+                actions,
+                data: Bytes::from(req.frame(
+                    ofp13::MacAddr::BROADCAST,
+                    GATEWAY_MAC,
+                    packet::ETH_ARP,
+                )),
+            })
+        })
+    }
+
+    fn on_ipv4(
+        &self,
+        name: &str,
+        ports: &[u32],
+        in_port: u32,
+        eth: &Ethernet<'_>,
+        ip: &Ipv4<'_>,
+        frame: &Bytes,
+    ) -> Vec<Body> {
+        let mut out = self.learn(name, in_port, ip.src, eth.src);
+        // Ping to one of this switch's gateway addresses.
+        if let Some(s) = self.fabric.subnets_of(name).find(|s| s.gateway == ip.dst) {
+            if ip.protocol == packet::IP_ICMP
+                && ip.payload.first() == Some(&packet::ICMP_ECHO_REQUEST)
+            {
+                let rest: [u8; 4] = ip
+                    .payload
+                    .get(4..8)
+                    .and_then(|r| r.try_into().ok())
+                    .unwrap_or([0; 4]);
+                let data = ip.payload.get(8..).unwrap_or_default();
+                let icmp = packet::icmp(packet::ICMP_ECHO_REPLY, 0, rest, data);
+                let reply = packet::ipv4_frame(
+                    eth.src,
+                    GATEWAY_MAC,
+                    s.gateway,
+                    ip.src,
+                    packet::IP_ICMP,
+                    &icmp,
+                );
+                out.push(packet_out(in_port, reply));
+            }
+            return out;
+        }
+        // An address of a local subnet: deliver if known (the flow raced this packet), else
+        // hold the packet and ask for the address.
+        if let Some(s) = self
+            .fabric
+            .subnets_of(name)
+            .find(|s| s.prefix.contains(ip.dst))
+        {
+            let known = {
+                let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.hosts.get(&ip.dst).map(|(h, _)| h.switch == name)
+            };
+            match known {
+                Some(true) => out.push(reinject(in_port, frame.clone())),
+                Some(false) => {} // bound elsewhere: the route flows will carry later packets.
+                None => {
+                    let first = {
+                        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                        let now = Instant::now();
+                        st.held
+                            .retain(|_, h| now.duration_since(h.since) < HOLD_FOR);
+                        let e = st
+                            .held
+                            .entry((name.to_string(), ip.dst))
+                            .or_insert_with(|| Held {
+                                since: now,
+                                packets: Vec::new(),
+                            });
+                        if e.packets.len() >= HOLD_MAX {
+                            e.packets.remove(0);
+                        }
+                        e.packets.push((in_port, frame.clone()));
+                        e.packets.len() == 1
+                    };
+                    if first {
+                        out.extend(self.resolve(name, ports, s.gateway, ip.dst));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A packet-in at switch `name` whose ports are `ports`: the messages to send back.
+    pub fn packet_in(&self, name: &str, ports: &[u32], pi: &ofp13::PacketIn) -> Vec<Body> {
+        let Some(in_port) = pi.in_port() else {
+            return Vec::new();
+        };
+        let Some(eth) = Ethernet::parse(&pi.data) else {
+            return Vec::new();
+        };
+        if pi.reason == ofp13::OFPR_INVALID_TTL {
+            return match Ipv4::parse(eth.payload) {
+                Some(ip) if eth.ethertype == packet::ETH_IPV4 => {
+                    self.time_exceeded(name, in_port, &eth, &ip)
+                }
+                _ => Vec::new(),
+            };
+        }
+        match eth.ethertype {
+            packet::ETH_ARP => match Arp::parse(eth.payload) {
+                Some(arp) => self.on_arp(name, ports, in_port, &eth, &arp),
+                None => Vec::new(),
+            },
+            packet::ETH_IPV4 => match Ipv4::parse(eth.payload) {
+                Some(ip) => self.on_ipv4(name, ports, in_port, &eth, &ip, &pi.data),
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    /// ICMP time exceeded for a packet whose TTL ran out at this switch.
+    fn time_exceeded(
+        &self,
+        name: &str,
+        in_port: u32,
+        eth: &Ethernet<'_>,
+        ip: &Ipv4<'_>,
+    ) -> Vec<Body> {
+        if ip.protocol == packet::IP_ICMP
+            && ip.payload.first().is_some_and(|t| ![0u8, 8].contains(t))
+        {
+            return Vec::new(); // never answer an ICMP error with another
+        }
+        let from = self
+            .fabric
+            .subnets_of(name)
+            .find(|s| s.prefix.contains(ip.src))
+            .or_else(|| self.fabric.subnets_of(name).next())
+            .or_else(|| self.fabric.subnet_of(ip.src))
+            .map(|s| s.gateway);
+        let Some(from) = from else {
+            return Vec::new();
+        };
+        let icmp = packet::icmp(
+            packet::ICMP_TIME_EXCEEDED,
+            0,
+            [0; 4],
+            &packet::icmp_quote(ip),
+        );
+        let dst_mac = if self.fabric.is_link_port(name, in_port) {
+            GATEWAY_MAC
+        } else {
+            eth.src
+        };
+        let f = packet::ipv4_frame(dst_mac, GATEWAY_MAC, from, ip.src, packet::IP_ICMP, &icmp);
+        vec![packet_out(in_port, f)]
+    }
+}
+
+/// Sends `frame` out of `port`.
+fn packet_out(port: u32, frame: Vec<u8>) -> Body {
+    Body::PacketOut(PacketOut {
+        buffer_id: NO_BUFFER,
+        in_port: ofp13::port::CONTROLLER,
+        actions: vec![Action::output(port)],
+        data: Bytes::from(frame),
+    })
+}
+
+/// Runs `frame` through the switch's pipeline again as if it had just arrived on `in_port`.
+fn reinject(in_port: u32, frame: Bytes) -> Body {
+    Body::PacketOut(PacketOut {
+        buffer_id: NO_BUFFER,
+        in_port,
+        actions: vec![Action::output(port::TABLE)],
+        data: frame,
+    })
+}
+
+impl App for Router {
+    fn switch_up(&self, sw: &SwitchHandle) -> Vec<Body> {
+        let Some(name) = self.name_of(sw) else {
+            return Vec::new();
+        };
+        let hosts: Vec<HostLoc> = self.hosts().into_iter().map(|(h, _)| h).collect();
+        let plan = self.fabric.plan(&hosts);
+        let mut out = vec![Body::SetAsync(AsyncConfig {
+            // no_match, action and invalid_ttl packet-ins; every port status; every removal.
+            packet_in_mask: [0b111, 0],
+            port_status_mask: [0b111, 0b111],
+            flow_removed_mask: [0b1111, 0],
+        })];
+        out.extend(
+            plan.get(&name)
+                .into_iter()
+                .flatten()
+                .map(|f| Body::FlowMod(f.add())),
+        );
+        info!(switch = %name, flows = out.len() - 1, "pipeline installed");
+        out
+    }
+
+    fn message(&self, sw: &SwitchHandle, msg: &Message) -> Vec<Body> {
+        let Some(name) = self.name_of(sw) else {
+            return Vec::new();
+        };
+        match &msg.body {
+            Body::PacketIn(pi) => {
+                let ports: Vec<u32> = sw.info.ports().iter().map(|p| p.port_no).collect();
+                self.packet_in(&name, &ports, pi)
+            }
+            Body::PortStatus(ps) if ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up() => {
+                // Forget hosts learned on a port that went away, and their delivery flows.
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let gone: Vec<Ipv4Addr> = st
+                    .hosts
+                    .iter()
+                    .filter(|(_, (h, o))| {
+                        *o == Origin::Learned && h.switch == name && h.port == ps.desc.port_no
+                    })
+                    .map(|(ip, _)| *ip)
+                    .collect();
+                gone.iter()
+                    .filter_map(|ip| st.hosts.remove(ip))
+                    .map(|(h, _)| {
+                        info!(switch = %name, ip = %h.ip, port = h.port, "host forgotten: its port went down");
+                        // Both of the host's entries carry its cookie.
+                        Body::FlowMod(FlowMod {
+                            command: ofp13::OFPFC_DELETE,
+                            table_id: ofp13::TABLE_ALL,
+                            cookie: self.fabric.host_flows(&h)[0].cookie,
+                            cookie_mask: u64::MAX,
+                            ..FlowMod::default()
+                        })
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Topology;
+    use ofp13::{MacAddr, PacketIn};
+
+    fn router() -> Router {
+        let t = Topology::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/topologies/paper-testbed.toml"
+        )))
+        .unwrap();
+        Router::new(Fabric::new(&t))
+    }
+
+    fn pin(in_port: u32, reason: u8, frame: Vec<u8>) -> PacketIn {
+        PacketIn {
+            buffer_id: NO_BUFFER,
+            total_len: frame.len() as u16,
+            reason,
+            table_id: 0,
+            cookie: 0,
+            match_: ofp13::Match::new(vec![ofp13::Oxm::InPort(in_port, None)]),
+            data: Bytes::from(frame),
+        }
+    }
+
+    const X_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 5]);
+    const X_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 5);
+    const R2_PORTS: [u32; 4] = [1, 2, 5, port::LOCAL];
+
+    fn arp(op: u16, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+        Arp {
+            op,
+            sha,
+            spa,
+            tha: MacAddr::ZERO,
+            tpa,
+        }
+        .frame(MacAddr::BROADCAST, sha, packet::ETH_ARP)
+    }
+
+    fn packet_outs(out: &[Body]) -> Vec<&PacketOut> {
+        out.iter()
+            .filter_map(|b| match b {
+                Body::PacketOut(p) => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn flow_mods(out: &[Body]) -> usize {
+        out.iter().filter(|b| matches!(b, Body::FlowMod(_))).count()
+    }
+
+    #[test]
+    fn answers_arp_for_the_gateway_and_learns_the_asker() {
+        let r = router();
+        let f = arp(
+            packet::ARP_REQUEST,
+            X_MAC,
+            X_IP,
+            Ipv4Addr::new(192, 168, 10, 1),
+        );
+        let out = r.packet_in("r2", &R2_PORTS, &pin(5, 0, f));
+        assert_eq!(
+            flow_mods(&out),
+            2,
+            "switching and routing entry for the new host"
+        );
+        let po = packet_outs(&out);
+        assert_eq!(po.len(), 1);
+        assert_eq!(po[0].actions, vec![Action::output(5)]);
+        let eth = Ethernet::parse(&po[0].data).unwrap();
+        let a = Arp::parse(eth.payload).unwrap();
+        assert_eq!(
+            (a.op, a.sha, a.spa, a.tpa),
+            (
+                packet::ARP_REPLY,
+                GATEWAY_MAC,
+                Ipv4Addr::new(192, 168, 10, 1),
+                X_IP
+            )
+        );
+        assert_eq!(eth.dst, X_MAC);
+        assert!(r
+            .hosts()
+            .iter()
+            .any(|(h, o)| h.ip == X_IP && h.port == 5 && *o == Origin::Learned));
+    }
+
+    #[test]
+    fn spoofed_arp_never_moves_a_binding() {
+        let r = router();
+        // b (192.168.10.2) is configured at r2:2; a claim from port 5 changes nothing.
+        let evil = MacAddr([2, 0xee, 0, 0, 0, 1]);
+        let b_ip = Ipv4Addr::new(192, 168, 10, 2);
+        for f in [
+            arp(
+                packet::ARP_REPLY,
+                evil,
+                b_ip,
+                Ipv4Addr::new(192, 168, 10, 1),
+            ),
+            arp(packet::ARP_REQUEST, evil, b_ip, b_ip), // gratuitous
+        ] {
+            let out = r.packet_in("r2", &R2_PORTS, &pin(5, 0, f));
+            assert_eq!(flow_mods(&out), 0);
+        }
+        let b = r.hosts().into_iter().find(|(h, _)| h.ip == b_ip).unwrap().0;
+        assert_eq!((b.port, b.mac), (2, MacAddr([2, 0, 0, 0, 0x10, 2])));
+        // A frame whose Ethernet source disagrees with the ARP sender is ignored outright.
+        let mut f = arp(
+            packet::ARP_REQUEST,
+            X_MAC,
+            X_IP,
+            Ipv4Addr::new(192, 168, 10, 1),
+        );
+        f[6..12].copy_from_slice(&evil.0);
+        assert!(r.packet_in("r2", &R2_PORTS, &pin(5, 0, f)).is_empty());
+        // Malformed frames do nothing.
+        for n in [0, 10, 14, 20, 41] {
+            let f = arp(
+                packet::ARP_REQUEST,
+                X_MAC,
+                X_IP,
+                Ipv4Addr::new(192, 168, 10, 1),
+            );
+            assert!(r
+                .packet_in("r2", &R2_PORTS, &pin(5, 0, f[..n].to_vec()))
+                .is_empty());
+        }
+        assert!(r.hosts().iter().all(|(h, _)| h.ip != X_IP));
+    }
+
+    #[test]
+    fn first_packet_to_a_silent_host_is_held_then_delivered() {
+        let r = router();
+        let icmp = packet::icmp(packet::ICMP_ECHO_REQUEST, 0, [0, 1, 0, 1], b"ping");
+        let e_ip = Ipv4Addr::new(10, 0, 0, 2);
+        let frame =
+            packet::ipv4_frame(GATEWAY_MAC, GATEWAY_MAC, e_ip, X_IP, packet::IP_ICMP, &icmp);
+        // Arrives from the link to r1 (port 1), hits "local subnet, unknown host".
+        let out = r.packet_in("r2", &R2_PORTS, &pin(1, 0, frame.clone()));
+        let po = packet_outs(&out);
+        assert_eq!(po.len(), 1, "one ARP request");
+        assert_eq!(
+            po[0].actions,
+            vec![Action::output(2), Action::output(5)],
+            "host ports only"
+        );
+        let a = Arp::parse(Ethernet::parse(&po[0].data).unwrap().payload).unwrap();
+        assert_eq!(
+            (a.op, a.spa, a.tpa),
+            (packet::ARP_REQUEST, Ipv4Addr::new(192, 168, 10, 1), X_IP)
+        );
+        // A second packet is held too, without a second request.
+        assert!(packet_outs(&r.packet_in("r2", &R2_PORTS, &pin(1, 0, frame.clone()))).is_empty());
+        // The answer: flows, then both packets re-injected where they came in.
+        let reply = Arp {
+            op: packet::ARP_REPLY,
+            sha: X_MAC,
+            spa: X_IP,
+            tha: GATEWAY_MAC,
+            tpa: Ipv4Addr::new(192, 168, 10, 1),
+        }
+        .frame(GATEWAY_MAC, X_MAC, packet::ETH_ARP);
+        let out = r.packet_in("r2", &R2_PORTS, &pin(5, 0, reply));
+        assert_eq!(flow_mods(&out), 2);
+        let po = packet_outs(&out);
+        assert_eq!(po.len(), 2);
+        for p in po {
+            assert_eq!(
+                (p.in_port, &p.actions[..]),
+                (1, &[Action::output(port::TABLE)][..])
+            );
+            assert_eq!(&p.data[..], &frame[..]);
+        }
+    }
+
+    #[test]
+    fn ping_to_gateway_and_ttl_exceeded() {
+        let r = router();
+        let d_mac = MacAddr([2, 0, 0, 0, 0x11, 2]);
+        let d_ip = Ipv4Addr::new(192, 168, 11, 2);
+        let gw = Ipv4Addr::new(192, 168, 11, 1);
+        let icmp = packet::icmp(packet::ICMP_ECHO_REQUEST, 0, [0, 7, 0, 1], b"abcd");
+        let f = packet::ipv4_frame(GATEWAY_MAC, d_mac, d_ip, gw, packet::IP_ICMP, &icmp);
+        let out = r.packet_in("r3", &[1, 2, 3, 4], &pin(2, 0, f.clone()));
+        let po = packet_outs(&out);
+        let eth = Ethernet::parse(&po[0].data).unwrap();
+        let ip = Ipv4::parse(eth.payload).unwrap();
+        assert_eq!((ip.src, ip.dst, eth.dst), (gw, d_ip, d_mac));
+        assert_eq!(ip.payload[0], packet::ICMP_ECHO_REPLY);
+        assert_eq!(&ip.payload[4..8], &[0, 7, 0, 1], "id and sequence echoed");
+        assert_eq!(packet::checksum(ip.payload), 0);
+
+        let f = packet::ipv4_frame(
+            GATEWAY_MAC,
+            d_mac,
+            d_ip,
+            Ipv4Addr::new(10, 0, 0, 2),
+            packet::IP_ICMP,
+            &icmp,
+        );
+        let out = r.packet_in("r3", &[1, 2, 3, 4], &pin(2, ofp13::OFPR_INVALID_TTL, f));
+        let po = packet_outs(&out);
+        assert_eq!(po[0].actions, vec![Action::output(2)]);
+        let ip = Ipv4::parse(Ethernet::parse(&po[0].data).unwrap().payload).unwrap();
+        assert_eq!(
+            (ip.src, ip.dst, ip.payload[0]),
+            (gw, d_ip, packet::ICMP_TIME_EXCEEDED)
+        );
+        assert_eq!(packet::checksum(ip.payload), 0);
+    }
+}
