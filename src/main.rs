@@ -25,6 +25,19 @@ struct Cli {
 enum Command {
     /// Run the controller until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// Print a generated three-tier fabric (topology TOML) for benchmarks and tests.
+    GenTopology {
+        #[arg(long, default_value_t = 500)]
+        racks: u32,
+        #[arg(long, default_value_t = 40)]
+        hosts_per_rack: u32,
+        #[arg(long, default_value_t = 2)]
+        cores: u32,
+        #[arg(long, default_value_t = 2)]
+        agg_per_block: u32,
+        #[arg(long, default_value_t = 20)]
+        racks_per_block: u32,
+    },
     /// Validate a topology file; on error print the bad entry's path and why, exit 1.
     CheckConfig {
         /// The topology file (TOML).
@@ -100,6 +113,23 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => {
             drop(out);
             return servswitch::server::run(args.into_options()?);
+        }
+        Command::GenTopology {
+            racks,
+            hosts_per_rack,
+            cores,
+            agg_per_block,
+            racks_per_block,
+        } => {
+            let spec = servswitch::gen::GenSpec {
+                racks,
+                hosts_per_rack,
+                cores,
+                agg_per_block,
+                racks_per_block,
+            };
+            spec.validate().map_err(|e| anyhow::anyhow!(e))?;
+            out.write_all(spec.toml().as_bytes())?;
         }
         Command::CheckConfig { file } => {
             let t =
