@@ -339,31 +339,42 @@ impl Fabric {
         v
     }
 
-    /// Every switch's table given these hosts, in a deterministic order (table, descending
-    /// priority, then the text).
-    pub fn plan(&self, hosts: &[HostLoc]) -> BTreeMap<String, Vec<Flow>> {
-        let mut out = BTreeMap::new();
-        for s in &self.topology.switches {
-            let mut flows = self.base_flows(&s.name);
-            // A host with several addresses needs one switching entry: the first one wins.
-            let mut seen = std::collections::HashSet::new();
-            for h in hosts.iter().filter(|h| h.switch == s.name) {
-                for f in self.host_flows(h) {
-                    if seen.insert((f.table_id, ofp13::text::match_text(&f.match_, f.priority))) {
-                        flows.push(f);
-                    }
+    /// One switch's table given the hosts (those on other switches are ignored), in the
+    /// order `plan` prints (see [`sort_flows`]).
+    pub fn switch_plan(&self, switch: &str, hosts: &[HostLoc]) -> Vec<Flow> {
+        let mut flows = self.base_flows(switch);
+        // A host with several addresses needs one switching entry: the first one wins.
+        let mut seen = std::collections::HashSet::new();
+        for h in hosts.iter().filter(|h| h.switch == switch) {
+            for f in self.host_flows(h) {
+                if seen.insert((f.table_id, ofp13::text::match_text(&f.match_, f.priority))) {
+                    flows.push(f);
                 }
             }
-            sort_flows(&mut flows);
-            out.insert(s.name.clone(), flows);
         }
-        out
+        sort_flows(&mut flows);
+        flows
+    }
+
+    /// Every switch's table given these hosts.
+    pub fn plan(&self, hosts: &[HostLoc]) -> BTreeMap<String, Vec<Flow>> {
+        self.topology
+            .switches
+            .iter()
+            .map(|s| (s.name.clone(), self.switch_plan(&s.name, hosts)))
+            .collect()
     }
 }
 
-/// Orders flows as `plan` prints them.
+/// Orders flows as `plan` prints them: by table, then descending priority, then match.
 pub fn sort_flows(flows: &mut [Flow]) {
-    flows.sort_by_cached_key(|f| (f.table_id, std::cmp::Reverse(f.priority), f.text()));
+    // Within a priority, by the match's wire bytes: numeric order of addresses, and no text
+    // to format (formatting every flow made planning a 500-rack fabric 7 times slower).
+    flows.sort_by_cached_key(|f| {
+        let mut m = Vec::with_capacity(32);
+        f.match_.emit(&mut m);
+        (f.table_id, std::cmp::Reverse(f.priority), m, f.cookie)
+    });
 }
 
 #[cfg(test)]

@@ -379,7 +379,6 @@ impl App for Router {
             return Vec::new();
         };
         let hosts: Vec<HostLoc> = self.hosts().into_iter().map(|(h, _)| h).collect();
-        let plan = self.fabric.plan(&hosts);
         let mut out = vec![Body::SetAsync(AsyncConfig {
             // no_match, action and invalid_ttl packet-ins; every port status; every removal.
             packet_in_mask: [0b111, 0],
@@ -387,9 +386,9 @@ impl App for Router {
             flow_removed_mask: [0b1111, 0],
         })];
         out.extend(
-            plan.get(&name)
+            self.fabric
+                .switch_plan(&name, &hosts)
                 .into_iter()
-                .flatten()
                 .map(|f| Body::FlowMod(f.add())),
         );
         info!(switch = %name, flows = out.len() - 1, "pipeline installed");
