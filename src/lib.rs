@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod codec_cli;
+pub mod emu;
 pub mod gen;
 pub mod metrics;
 pub mod packet;

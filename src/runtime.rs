@@ -176,9 +176,19 @@ impl Registry {
         v.sort_by_key(|h| h.info.dpid);
         v
     }
-    /// Puts `h` in place; returns the session it replaces.
-    fn insert(&self, h: SwitchHandle) -> Option<SwitchHandle> {
-        self.switches.insert(h.info.dpid.0, h)
+    /// Puts `h` in place; returns the session it replaces. Connections can finish their
+    /// handshakes out of order: if the entry already belongs to a newer connection (higher
+    /// `conn_id`), nothing changes and that connection is returned as the error.
+    fn insert(&self, h: SwitchHandle) -> Result<Option<SwitchHandle>, SwitchHandle> {
+        use dashmap::mapref::entry::Entry;
+        match self.switches.entry(h.info.dpid.0) {
+            Entry::Occupied(e) if e.get().conn_id > h.conn_id => Err(e.get().clone()),
+            Entry::Occupied(mut e) => Ok(Some(e.insert(h))),
+            Entry::Vacant(e) => {
+                e.insert(h);
+                Ok(None)
+            }
+        }
     }
     /// Removes the entry only if it still belongs to connection `conn_id`.
     fn remove_if_owner(&self, dpid: u64, conn_id: u64) -> bool {
@@ -448,7 +458,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 self.session.handle_foreign_hello(version, &h, now);
                 if self.session.state() == State::Closed {
                     self.ctl.metrics.switches_refused.fetch_add(1, Relaxed);
-                    warn!(peer = %self.peer, offered = ?h.versions(), header_version = version,
+                    let mut offered = h.versions();
+                    if offered.is_empty() {
+                        offered.push(version);
+                    }
+                    warn!(peer = %self.peer, ?offered,
                         "refusing switch: it does not speak OpenFlow 1.3 (set protocols=OpenFlow13 on the bridge)");
                 } else {
                     self.decode();
@@ -572,10 +586,22 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
             tx: self.cmd_tx.clone(),
             cancel: self.cancel.clone(),
         };
-        if let Some(old) = self.ctl.registry.insert(handle.clone()) {
-            self.ctl.metrics.switches_replaced.fetch_add(1, Relaxed);
-            info!(old_peer = %old.info.peer, "switch reconnected: replacing its previous session");
-            old.cancel.cancel();
+        match self.ctl.registry.insert(handle.clone()) {
+            Ok(Some(old)) => {
+                self.ctl.metrics.switches_replaced.fetch_add(1, Relaxed);
+                info!(old_peer = %old.info.peer, "switch reconnected: replacing its previous session");
+                old.cancel.cancel();
+            }
+            Ok(None) => {}
+            Err(newer) => {
+                // This connection is older than the registered one: it is the stale one.
+                self.ctl.metrics.switches_replaced.fetch_add(1, Relaxed);
+                info!(newer_peer = %newer.info.peer, "a newer connection from this switch is already up: closing this one");
+                self.session.close(CloseReason::Local(
+                    "superseded by a newer connection from the same switch".into(),
+                ));
+                return;
+            }
         }
         info!(
             name = name.as_deref().unwrap_or("(unmanaged)"),
