@@ -274,13 +274,13 @@ impl Fabric {
                 cookie: COOKIE_ROUTE,
                 match_: Match::new(ip_dst(&s.prefix)),
                 instructions: apply(vec![
+                    Action::DecNwTtl,
                     Action::SetField {
                         field: Oxm::EthSrc(GATEWAY_MAC, None),
                     },
                     Action::SetField {
                         field: Oxm::EthDst(GATEWAY_MAC, None),
                     },
-                    Action::DecNwTtl,
                     Action::output(p),
                 ]),
             });
@@ -290,7 +290,8 @@ impl Fabric {
 
     /// Delivery of one host at its switch. Table 1: frames from hosts of the same subnet
     /// addressed to its MAC go straight to its port (switched, TTL untouched). Table 2: routed
-    /// packets for its address get the gateway's and its own MAC, TTL decremented, its port.
+    /// packets for its address: TTL decremented first (so a packet whose TTL runs out reaches
+    /// the controller unmodified, with its sender's MAC), then the gateway's and its own MAC.
     pub fn host_flows(&self, h: &HostLoc) -> [Flow; 2] {
         let cookie = COOKIE_HOST | u32::from(h.ip) as u64;
         [
@@ -310,13 +311,13 @@ impl Fabric {
                     len: 32,
                 })),
                 instructions: apply(vec![
+                    Action::DecNwTtl,
                     Action::SetField {
                         field: Oxm::EthSrc(GATEWAY_MAC, None),
                     },
                     Action::SetField {
                         field: Oxm::EthDst(h.mac, None),
                     },
-                    Action::DecNwTtl,
                     Action::output(h.port),
                 ]),
             },
@@ -416,11 +417,11 @@ mod tests {
             "cookie=0x53530003c0a80b04, table=1, priority=500,dl_dst=02:00:00:00:11:04 actions=output:4",
             "cookie=0x5353000100000000, table=1, priority=0 actions=goto_table:2",
             "cookie=0x5353000200000000, table=2, priority=2000,ip,nw_dst=192.168.11.1 actions=CONTROLLER:65535",
-            "cookie=0x53530003c0a80b02, table=2, priority=1032,ip,nw_dst=192.168.11.2 actions=set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:02->eth_dst,dec_ttl,output:2",
-            "cookie=0x53530003c0a80b03, table=2, priority=1032,ip,nw_dst=192.168.11.3 actions=set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:03->eth_dst,dec_ttl,output:3",
-            "cookie=0x53530003c0a80b04, table=2, priority=1032,ip,nw_dst=192.168.11.4 actions=set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:04->eth_dst,dec_ttl,output:4",
-            "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=10.0.0.0/24 actions=set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,dec_ttl,output:1",
-            "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=192.168.10.0/24 actions=set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,dec_ttl,output:1",
+            "cookie=0x53530003c0a80b02, table=2, priority=1032,ip,nw_dst=192.168.11.2 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:02->eth_dst,output:2",
+            "cookie=0x53530003c0a80b03, table=2, priority=1032,ip,nw_dst=192.168.11.3 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:03->eth_dst,output:3",
+            "cookie=0x53530003c0a80b04, table=2, priority=1032,ip,nw_dst=192.168.11.4 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:04->eth_dst,output:4",
+            "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=10.0.0.0/24 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1",
+            "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=192.168.10.0/24 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1",
             "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=192.168.11.0/24 actions=CONTROLLER:65535",
             "cookie=0x5353000100000000, table=2, priority=0 actions=drop",
         ];

@@ -1,0 +1,967 @@
+//! Builds a topology file as a real Open vSwitch fabric: one userspace-datapath bridge per
+//! switch, a pair of patch ports per link, one network namespace with a veth per host, with
+//! OpenFlow port numbers equal to the topology's. Everything it creates is named with a prefix
+//! that belongs to one harness instance (`ssfNN…` for bridges, patch ports and veth ends,
+//! `ss-fNN-…` for namespaces) and is removed again on drop, also when a test panics.
+//!
+//! The two digits NN are a slot, held by binding the abstract Unix socket
+//! `servswitch-ovs-fabric-NN`: two harnesses (threads or test binaries) never share a slot, and
+//! the kernel releases it when a process dies, so a constructor that gets a slot knows that
+//! whatever still carries the slot's prefix is a leftover and removes it first.
+//!
+//! Nothing here touches a real interface: bridges are `datapath_type=netdev` and get only patch
+//! ports and veth ends whose other side lives in a namespace of ours; the bridges' internal
+//! ports stay down without addresses; the controller target is always 127.0.0.1.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr as UnixAddr, UnixListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use servswitch::topology::Topology;
+
+/// Slots `00`..`99`.
+const SLOTS: u32 = 100;
+/// Longest Linux interface name.
+const IFNAMSIZ: usize = 15;
+/// Every ovs-vsctl call gives up after this many seconds instead of hanging.
+const VSCTL_TIMEOUT: &str = "--timeout=20";
+
+/// Why the real fabric cannot be built here, or `None` when it can.
+pub fn unavailable_reason() -> Option<String> {
+    if !is_root() {
+        return Some("not running as root".into());
+    }
+    for (what, cmd, args) in [
+        ("Open vSwitch", "ovs-vsctl", &["--timeout=5", "show"][..]),
+        ("ovs-ofctl", "ovs-ofctl", &["--version"][..]),
+        ("network namespaces", "ip", &["netns", "list"][..]),
+        ("ethtool", "ethtool", &["--version"][..]),
+        ("ping", "ping", &["-V"][..]),
+    ] {
+        match Command::new(cmd).args(args).output() {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                return Some(format!(
+                    "{what} unavailable: `{cmd} {}` failed: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ))
+            }
+            Err(e) => return Some(format!("{what} unavailable: cannot run {cmd}: {e}")),
+        }
+    }
+    if !Path::new("/dev/net/tun").exists() {
+        return Some("/dev/net/tun is missing (the userspace datapath needs it)".into());
+    }
+    None
+}
+
+/// True when the fabric can be built. Otherwise prints why `test` is skipped and returns false,
+/// or panics with the reason when the environment variable `CI` is `true`.
+pub fn available(test: &str) -> bool {
+    match unavailable_reason() {
+        None => true,
+        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: {reason} (CI=true: this is a failure, not a skip)")
+        }
+        Some(reason) => {
+            eprintln!("skipping {test}: {reason}");
+            false
+        }
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs a command; its stdout when it exits 0, otherwise one message with the command line,
+/// the exit status and its output.
+pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
+    run_with_input(cmd, args, None)
+}
+
+fn run_with_input(cmd: &str, args: &[&str], input: Option<&str>) -> Result<String, String> {
+    let mut c = Command::new(cmd);
+    c.args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().map_err(|e| format!("cannot run {cmd}: {e}"))?;
+    if let Some(text) = input {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("{cmd}: writing stdin: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{cmd}: {e}"))?;
+    output_result(&format!("{cmd} {}", args.join(" ")), out)
+}
+
+fn output_result(what: &str, out: Output) -> Result<String, String> {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!(
+            "`{what}` failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim(),
+            if stdout.trim().is_empty() {
+                String::new()
+            } else {
+                format!(" / stdout: {}", stdout.trim())
+            }
+        ))
+    }
+}
+
+fn vsctl(args: &[&str]) -> Result<String, String> {
+    let mut all = vec![VSCTL_TIMEOUT];
+    all.extend_from_slice(args);
+    run("ovs-vsctl", &all)
+}
+
+/// Runs `ip [pre...] -batch -` with one command per line; `-force` keeps going past errors.
+fn ip_batch(pre: &[&str], lines: &[String], force: bool) -> Result<(), String> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut args: Vec<&str> = pre.to_vec();
+    if force {
+        args.push("-force");
+    }
+    args.extend(["-batch", "-"]);
+    let mut text = lines.join("\n");
+    text.push('\n');
+    run_with_input("ip", &args, Some(&text))
+        .map(|_| ())
+        .map_err(|e| format!("{e}\nbatch was:\n{text}"))
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding 127.0.0.1:0")
+        .port()
+}
+
+fn slot_lock(slot: u32) -> Option<UnixListener> {
+    let name = format!("servswitch-ovs-fabric-{slot:02}");
+    let addr = UnixAddr::from_abstract_name(name.as_bytes()).ok()?;
+    UnixListener::bind_addr(&addr).ok()
+}
+
+fn bridge_prefix(slot: u32) -> String {
+    format!("ssf{slot:02}")
+}
+
+fn ns_prefix(slot: u32) -> String {
+    format!("ss-f{slot:02}-")
+}
+
+/// The slot of a name made by this harness: `ssfNN…` or `ss-fNN-…`.
+fn slot_of(name: &str) -> Option<u32> {
+    let digits = name
+        .strip_prefix("ssf")
+        .or_else(|| name.strip_prefix("ss-f"))?;
+    let d = digits.get(..2)?;
+    if !d.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if name.starts_with("ss-f") && digits.as_bytes().get(2) != Some(&b'-') {
+        return None;
+    }
+    d.parse().ok()
+}
+
+fn list_bridges() -> Vec<String> {
+    vsctl(&["list-br"])
+        .map(|s| s.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn list_links() -> Vec<String> {
+    run("ip", &["-o", "link", "show"])
+        .map(|s| {
+            s.lines()
+                .filter_map(|l| l.split(": ").nth(1))
+                .map(|n| n.split('@').next().unwrap_or(n).to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn list_netns() -> Vec<String> {
+    run("ip", &["netns", "list"])
+        .map(|s| {
+            s.lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Everything whose name carries `slot`'s prefix: (bridges, interfaces, namespaces).
+pub fn leftovers(slot: u32) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let bp = bridge_prefix(slot);
+    let np = ns_prefix(slot);
+    (
+        list_bridges()
+            .into_iter()
+            .filter(|b| b.starts_with(&bp))
+            .collect(),
+        list_links()
+            .into_iter()
+            .filter(|l| l.starts_with(&bp))
+            .collect(),
+        list_netns()
+            .into_iter()
+            .filter(|n| n.starts_with(&np))
+            .collect(),
+    )
+}
+
+/// Removes every bridge, interface and namespace with `slot`'s prefix. The caller must hold
+/// the slot.
+fn remove_slot(slot: u32) -> Result<(), String> {
+    let (bridges, links, namespaces) = leftovers(slot);
+    let mut errors = Vec::new();
+    if !bridges.is_empty() {
+        let mut args: Vec<&str> = Vec::new();
+        for b in &bridges {
+            args.extend(["--", "--if-exists", "del-br", b.as_str()]);
+        }
+        if let Err(e) = vsctl(&args) {
+            errors.push(e);
+        }
+    }
+    // Deleting the root end of a veth removes its peer at once; a namespace's own teardown is
+    // asynchronous in the kernel, so delete the veths explicitly first.
+    let links: Vec<String> = list_links()
+        .into_iter()
+        .filter(|l| links.contains(l))
+        .map(|l| format!("link del {l}"))
+        .collect();
+    if let Err(e) = ip_batch(&[], &links, true) {
+        errors.push(e);
+    }
+    let ns: Vec<String> = namespaces
+        .iter()
+        .map(|n| format!("netns del {n}"))
+        .collect();
+    if let Err(e) = ip_batch(&[], &ns, true) {
+        errors.push(e);
+    }
+    let (b, l, n) = leftovers(slot);
+    if !(b.is_empty() && l.is_empty() && n.is_empty()) {
+        errors.push(format!(
+            "still there after cleanup: bridges {b:?}, interfaces {l:?}, namespaces {n:?}"
+        ));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+/// Removes leftovers of every slot nobody holds (a harness killed before its drop ran).
+fn sweep_free_slots(own: u32) {
+    let mut slots = BTreeSet::new();
+    for n in list_bridges()
+        .into_iter()
+        .chain(list_links())
+        .chain(list_netns())
+    {
+        if let Some(s) = slot_of(&n) {
+            if s != own {
+                slots.insert(s);
+            }
+        }
+    }
+    for s in slots {
+        if let Some(lock) = slot_lock(s) {
+            if let Err(e) = remove_slot(s) {
+                eprintln!("ovs_fabric: removing leftovers of slot {s:02}: {e}");
+            }
+            drop(lock);
+        }
+    }
+}
+
+/// One host of the fabric.
+#[derive(Debug, Clone)]
+pub struct FabricHost {
+    pub name: String,
+    /// The network namespace, `ss-fNN-<host>`.
+    pub ns: String,
+    /// The veth end on the bridge (root namespace). Inside the namespace it is `eth0`.
+    pub veth: String,
+    pub mac: String,
+    /// Addresses with the prefix length of their subnet.
+    pub addrs: Vec<(Ipv4Addr, u8)>,
+    pub gateway: Ipv4Addr,
+    /// Where it is attached now.
+    pub switch: String,
+    pub port: u32,
+}
+
+/// One end of a link: a patch port.
+#[derive(Debug, Clone)]
+pub struct LinkEnd {
+    pub switch: String,
+    pub port: u32,
+    /// The patch port's name.
+    pub name: String,
+}
+
+/// A topology built as Open vSwitch bridges, patch ports, veths and namespaces.
+pub struct OvsFabric {
+    topology: Topology,
+    slot: u32,
+    _lock: UnixListener,
+    bridges: BTreeMap<String, String>,
+    hosts: BTreeMap<String, FabricHost>,
+    links: Vec<(LinkEnd, LinkEnd)>,
+    controller_port: Option<u16>,
+    torn_down: bool,
+}
+
+/// Picks `preferred` if it is a valid, unused interface name, else `fallback`.
+fn pick_name(used: &mut BTreeSet<String>, preferred: String, fallback: String) -> String {
+    let ok = preferred.len() <= IFNAMSIZ
+        && preferred
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !used.contains(&preferred);
+    let name = if ok { preferred } else { fallback };
+    assert!(name.len() <= IFNAMSIZ, "{name} is longer than {IFNAMSIZ}");
+    assert!(used.insert(name.clone()), "name {name} used twice");
+    name
+}
+
+impl OvsFabric {
+    /// Loads a topology file and builds it; see [`OvsFabric::build`].
+    pub fn build_file(path: &Path, controller_port: Option<u16>) -> Result<OvsFabric, String> {
+        let t = Topology::load(path).map_err(|e| e.to_string())?;
+        Self::build(&t, controller_port)
+    }
+
+    /// Builds the fabric. With `controller_port`, every bridge gets the controller
+    /// `tcp:127.0.0.1:PORT` (out-of-band, max_backoff 1000 ms). On error everything created so
+    /// far is removed again.
+    pub fn build(topology: &Topology, controller_port: Option<u16>) -> Result<OvsFabric, String> {
+        let (slot, lock) = (0..SLOTS)
+            .find_map(|s| slot_lock(s).map(|l| (s, l)))
+            .ok_or("ovs_fabric: all 100 slots are taken")?;
+        // Leftovers with our own prefix (a run killed before its drop), then those of any slot
+        // nobody holds.
+        remove_slot(slot).map_err(|e| format!("removing leftovers of slot {slot:02}: {e}"))?;
+        sweep_free_slots(slot);
+
+        let p = bridge_prefix(slot);
+        let mut used = BTreeSet::new();
+        let mut bridges = BTreeMap::new();
+        for (i, s) in topology.switches.iter().enumerate() {
+            let name = pick_name(&mut used, format!("{p}{}", s.name), format!("{p}_s{i}"));
+            bridges.insert(s.name.clone(), name);
+        }
+        let mut links = Vec::new();
+        for (i, l) in topology.links.iter().enumerate() {
+            let mut end = |r: &servswitch::topology::PortRef, side: &str| LinkEnd {
+                switch: r.switch.clone(),
+                port: r.port,
+                name: pick_name(
+                    &mut used,
+                    format!("{p}{}-{}", r.switch, r.port),
+                    format!("{p}_l{i}{side}"),
+                ),
+            };
+            let a = end(&l.a, "a");
+            let b = end(&l.b, "b");
+            links.push((a, b));
+        }
+        let np = ns_prefix(slot);
+        let mut hosts = BTreeMap::new();
+        for (i, h) in topology.hosts.iter().enumerate() {
+            let veth = pick_name(&mut used, format!("{p}h{}", h.name), format!("{p}_h{i}"));
+            let ns = if h
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                format!("{np}{}", h.name)
+            } else {
+                format!("{np}h{i}")
+            };
+            let mut addrs = Vec::new();
+            let mut gateway = None;
+            for ip in h.addresses() {
+                let sn = topology
+                    .subnets
+                    .iter()
+                    .find(|s| s.prefix.contains(ip))
+                    .ok_or_else(|| format!("host {}: {ip} is in no subnet", h.name))?;
+                addrs.push((ip, sn.prefix.len));
+                gateway.get_or_insert(sn.gateway);
+            }
+            hosts.insert(
+                h.name.clone(),
+                FabricHost {
+                    name: h.name.clone(),
+                    ns,
+                    veth,
+                    mac: h.mac.to_string(),
+                    addrs,
+                    gateway: gateway.ok_or_else(|| format!("host {} has no address", h.name))?,
+                    switch: h.at.switch.clone(),
+                    port: h.at.port,
+                },
+            );
+        }
+        let mut fabric = OvsFabric {
+            topology: topology.clone(),
+            slot,
+            _lock: lock,
+            bridges,
+            hosts,
+            links,
+            controller_port,
+            torn_down: false,
+        };
+        // From here on, an early return drops `fabric`, which removes what was made.
+        fabric.create()?;
+        Ok(fabric)
+    }
+
+    fn create(&mut self) -> Result<(), String> {
+        // 1. Namespaces and veth pairs; the namespace end is made inside its namespace,
+        //    already named eth0 and carrying the host's MAC, so no eth0 ever exists in the
+        //    root namespace.
+        let mut lines = Vec::new();
+        for h in self.hosts.values() {
+            lines.push(format!("netns add {}", h.ns));
+            lines.push(format!(
+                "link add {} type veth peer name eth0 address {} netns {}",
+                h.veth, h.mac, h.ns
+            ));
+        }
+        ip_batch(&[], &lines, false)?;
+        // 2. The bridge ends: no IPv6 (the kernel would send router solicitations and DAD
+        //    probes from them straight into the hosts), then up.
+        let mut lines = Vec::new();
+        for h in self.hosts.values() {
+            let sysctl = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", h.veth);
+            if Path::new(&sysctl).exists() {
+                std::fs::write(&sysctl, "1").map_err(|e| format!("{sysctl}: {e}"))?;
+            }
+            lines.push(format!("link set {} up", h.veth));
+        }
+        ip_batch(&[], &lines, false)?;
+        // 3. Inside each namespace: loopback, eth0 with its addresses, default route, and
+        //    transmit checksum offload off (the userspace datapath forwards what the veth
+        //    hands it; a rewritten TCP packet with a partial checksum would arrive broken).
+        for h in self.hosts.values() {
+            let mut lines = vec!["link set lo up".to_string(), "link set eth0 up".to_string()];
+            for (ip, len) in &h.addrs {
+                lines.push(format!("addr add {ip}/{len} dev eth0"));
+            }
+            lines.push(format!("route add default via {} dev eth0", h.gateway));
+            ip_batch(&["-n", &h.ns], &lines, false)?;
+            run(
+                "ip",
+                &["netns", "exec", &h.ns, "ethtool", "-K", "eth0", "tx", "off"],
+            )?;
+        }
+        // 4. Bridges, controllers, patch ports and host ports in one OVSDB transaction.
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |v: &[&str]| args.extend(v.iter().map(|s| s.to_string()));
+        for (i, sw) in self.topology.switches.iter().enumerate() {
+            let br = &self.bridges[&sw.name];
+            push(&["--", "add-br", br]);
+            push(&[
+                "--",
+                "set",
+                "bridge",
+                br,
+                "datapath_type=netdev",
+                "protocols=OpenFlow13",
+                "fail-mode=secure",
+                &format!("other-config:datapath-id={:016x}", sw.dpid.0),
+                "other-config:disable-in-band=true",
+            ]);
+            if let Some(port) = self.controller_port {
+                let id = format!("@ctl{i}");
+                push(&[
+                    "--",
+                    &format!("--id={id}"),
+                    "create",
+                    "Controller",
+                    &format!("target=\"tcp:127.0.0.1:{port}\""),
+                    "connection_mode=out-of-band",
+                    "max_backoff=1000",
+                ]);
+                push(&["--", "set", "bridge", br, &format!("controller={id}")]);
+            }
+        }
+        for (a, b) in &self.links {
+            for (me, peer) in [(a, b), (b, a)] {
+                let br = &self.bridges[&me.switch];
+                push(&["--", "add-port", br, &me.name]);
+                push(&[
+                    "--",
+                    "set",
+                    "interface",
+                    &me.name,
+                    "type=patch",
+                    &format!("options:peer={}", peer.name),
+                    &format!("ofport_request={}", me.port),
+                ]);
+            }
+        }
+        for h in self.hosts.values() {
+            let br = &self.bridges[&h.switch];
+            push(&["--", "add-port", br, &h.veth]);
+            push(&[
+                "--",
+                "set",
+                "interface",
+                &h.veth,
+                &format!("ofport_request={}", h.port),
+            ]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        vsctl(&refs)?;
+        // 5. Every port got the number it asked for.
+        let mut want: Vec<(String, u32)> = Vec::new();
+        for (a, b) in &self.links {
+            want.push((a.name.clone(), a.port));
+            want.push((b.name.clone(), b.port));
+        }
+        for h in self.hosts.values() {
+            want.push((h.veth.clone(), h.port));
+        }
+        let have = interface_ofports()?;
+        let mut bad = Vec::new();
+        for (name, port) in want {
+            match have.get(&name) {
+                Some((Some(p), _)) if *p == port => {}
+                other => bad.push(format!("{name}: wanted ofport {port}, have {other:?}")),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(format!("ports not as requested: {}", bad.join("; ")));
+        }
+        Ok(())
+    }
+
+    /// The two digits that make this instance's names unique.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Prefix of every bridge, patch port and veth end of this instance (`ssfNN`).
+    pub fn prefix(&self) -> String {
+        bridge_prefix(self.slot)
+    }
+
+    /// Prefix of every namespace of this instance (`ss-fNN-`).
+    pub fn ns_prefix(&self) -> String {
+        ns_prefix(self.slot)
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The OVS bridge of a topology switch.
+    pub fn bridge(&self, switch: &str) -> &str {
+        self.bridges
+            .get(switch)
+            .unwrap_or_else(|| panic!("no switch {switch:?} in the fabric"))
+    }
+
+    /// Bridge names by switch name.
+    pub fn bridges(&self) -> &BTreeMap<String, String> {
+        &self.bridges
+    }
+
+    /// A host: namespace, veth, MAC, addresses, gateway, where it is now.
+    pub fn host(&self, name: &str) -> &FabricHost {
+        self.hosts
+            .get(name)
+            .unwrap_or_else(|| panic!("no host {name:?} in the fabric"))
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &FabricHost> {
+        self.hosts.values()
+    }
+
+    /// The links as pairs of patch ports, in topology order.
+    pub fn links(&self) -> &[(LinkEnd, LinkEnd)] {
+        &self.links
+    }
+
+    /// The host namespace's name.
+    pub fn ns(&self, host: &str) -> &str {
+        &self.host(host).ns
+    }
+
+    /// `ip netns exec NS args...`, ready to be run, spawned, or given more settings.
+    pub fn command(&self, host: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", self.ns(host)]).args(args);
+        c
+    }
+
+    /// Runs a command inside a host's namespace: stdout on exit 0, else the error.
+    pub fn exec(&self, host: &str, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .command(host, args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run ip netns exec: {e}"))?;
+        output_result(&format!("[{host}] {}", args.join(" ")), out)
+    }
+
+    /// `ping -c COUNT -W 1 -i 0.2 TO` from a host: (transmitted, received). (0, 0) when ping
+    /// could not send at all (e.g. no route).
+    pub fn ping(&self, from: &str, to: Ipv4Addr, count: u32) -> (u32, u32) {
+        let out = self
+            .command(
+                from,
+                &[
+                    "ping",
+                    "-n",
+                    "-c",
+                    &count.to_string(),
+                    "-W",
+                    "1",
+                    "-i",
+                    "0.2",
+                    &to.to_string(),
+                ],
+            )
+            .stdin(Stdio::null())
+            .output()
+            .expect("running ping");
+        parse_ping(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    fn bridge_or_name<'a>(&'a self, switch_or_bridge: &'a str) -> &'a str {
+        self.bridges
+            .get(switch_or_bridge)
+            .map(String::as_str)
+            .unwrap_or(switch_or_bridge)
+    }
+
+    /// The OpenFlow port number of interface `port_name` on a bridge (switch or bridge
+    /// name); `None` if the interface is not on that bridge or has no number.
+    pub fn ofport_of(&self, switch: &str, port_name: &str) -> Option<u32> {
+        let br = self.bridge_or_name(switch);
+        let on = vsctl(&["port-to-br", port_name]).ok()?;
+        if on.trim() != br {
+            return None;
+        }
+        vsctl(&["get", "interface", port_name, "ofport"])
+            .ok()?
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|p| *p > 0)
+            .map(|p| p as u32)
+    }
+
+    /// `ovs-ofctl -O OpenFlow13 CMD BRIDGE ARGS...` for a switch (or bridge name).
+    pub fn ofctl(&self, cmd: &str, switch: &str, args: &[&str]) -> Result<String, String> {
+        let mut all = vec!["-O", "OpenFlow13", cmd, self.bridge_or_name(switch)];
+        all.extend_from_slice(args);
+        run("ovs-ofctl", &all)
+    }
+
+    /// The switch's flow table as `ovs-ofctl -O OpenFlow13 dump-flows --no-stats` prints it.
+    pub fn dump_flows(&self, switch: &str) -> Result<String, String> {
+        run(
+            "ovs-ofctl",
+            &[
+                "-O",
+                "OpenFlow13",
+                "dump-flows",
+                "--no-stats",
+                self.bridge_or_name(switch),
+            ],
+        )
+    }
+
+    /// `ovs-appctl ofproto/trace BRIDGE FLOW`: what OVS would do with such a packet (it
+    /// follows patch ports into the peer bridges).
+    pub fn trace(&self, switch: &str, flow: &str) -> Result<String, String> {
+        run(
+            "ovs-appctl",
+            &["ofproto/trace", self.bridge_or_name(switch), flow],
+        )
+    }
+
+    /// Whether the switch's bridge is connected to its controller now.
+    pub fn is_connected(&self, switch: &str) -> bool {
+        vsctl(&[
+            "get",
+            "controller",
+            self.bridge_or_name(switch),
+            "is_connected",
+        ])
+        .map(|s| s.trim() == "true")
+        .unwrap_or(false)
+    }
+
+    /// Whether every bridge is connected to its controller now.
+    pub fn all_connected(&self) -> bool {
+        self.bridges.keys().all(|s| self.is_connected(s))
+    }
+
+    /// Waits until every bridge is connected; on timeout the error names the others.
+    pub fn wait_connected(&self, deadline: Instant) -> Result<(), String> {
+        loop {
+            let missing: Vec<&str> = self
+                .bridges
+                .keys()
+                .filter(|s| !self.is_connected(s))
+                .map(String::as_str)
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("not connected to the controller: {missing:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Moves a host's veth from its bridge to `to_switch`'s, as OpenFlow port `to_port`, in
+    /// one OVSDB transaction. The namespace, MAC, addresses and routes stay as they are (a
+    /// live-migrated VM); the old port disappears from the old switch (PORT_STATUS delete)
+    /// and the new one appears on the new switch.
+    pub fn move_host(&mut self, host: &str, to_switch: &str, to_port: u32) -> Result<(), String> {
+        let veth = self.host(host).veth.clone();
+        let br = self
+            .bridges
+            .get(to_switch)
+            .ok_or_else(|| format!("no switch {to_switch:?} in the fabric"))?
+            .clone();
+        vsctl(&[
+            "--",
+            "del-port",
+            &veth,
+            "--",
+            "add-port",
+            &br,
+            &veth,
+            "--",
+            "set",
+            "interface",
+            &veth,
+            &format!("ofport_request={to_port}"),
+        ])?;
+        let got = interface_ofports()?.remove(&veth);
+        let h = self.hosts.get_mut(host).expect("host exists");
+        h.switch = to_switch.to_string();
+        match got {
+            Some((Some(p), _)) if p == to_port => {
+                h.port = to_port;
+                Ok(())
+            }
+            other => {
+                if let Some((Some(p), _)) = other {
+                    h.port = p;
+                }
+                Err(format!(
+                    "{veth} on {br}: wanted ofport {to_port}, have {other:?}"
+                ))
+            }
+        }
+    }
+
+    /// Removes everything this instance created and reports what could not be removed.
+    /// Dropping does the same, silently.
+    pub fn teardown(mut self) -> Result<(), String> {
+        self.torn_down = true;
+        remove_slot(self.slot)
+    }
+}
+
+impl Drop for OvsFabric {
+    fn drop(&mut self) {
+        if !self.torn_down {
+            if let Err(e) = remove_slot(self.slot) {
+                eprintln!("ovs_fabric: cleanup of slot {:02}: {e}", self.slot);
+            }
+        }
+    }
+}
+
+/// ofport (None when unassigned, -1 or empty) and error column of every interface.
+#[allow(clippy::type_complexity)]
+fn interface_ofports() -> Result<BTreeMap<String, (Option<u32>, String)>, String> {
+    let out = vsctl(&[
+        "--format=csv",
+        "--data=bare",
+        "--no-headings",
+        "--columns=name,ofport,error",
+        "list",
+        "interface",
+    ])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ',');
+            let name = f.next()?.trim_matches('"').to_string();
+            let port = f
+                .next()?
+                .parse::<i64>()
+                .ok()
+                .filter(|p| *p > 0)
+                .map(|p| p as u32);
+            let err = f.next().unwrap_or("").trim_matches('"').to_string();
+            Some((name, (port, err)))
+        })
+        .collect())
+}
+
+/// (transmitted, received) from ping's summary line.
+pub fn parse_ping(out: &str) -> (u32, u32) {
+    for line in out.lines() {
+        if let Some((tx, rest)) = line.split_once(" packets transmitted, ") {
+            let rx = rest.split_whitespace().next().unwrap_or("0");
+            return (tx.trim().parse().unwrap_or(0), rx.parse().unwrap_or(0));
+        }
+    }
+    (0, 0)
+}
+
+/// The real controller binary, `servswitch run`, on free loopback ports; stopped on drop
+/// (SIGTERM, then SIGKILL after 5 s). Its log goes to a file, see [`ControllerProcess::log`].
+pub struct ControllerProcess {
+    child: Child,
+    pub of_port: u16,
+    pub api_port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ControllerProcess {
+    /// Starts `servswitch run --topology FILE --listen 127.0.0.1:P --api 127.0.0.1:Q EXTRA...`
+    /// and waits until the REST API answers.
+    pub fn start(topology: &Path, extra: &[&str]) -> ControllerProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("servswitch.log");
+        let of_port = free_port();
+        let api_port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_servswitch"))
+            .arg("run")
+            .arg("--topology")
+            .arg(topology)
+            .args(["--listen", &format!("127.0.0.1:{of_port}")])
+            .args(["--api", &format!("127.0.0.1:{api_port}")])
+            .args(extra)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("starting servswitch");
+        let mut c = ControllerProcess {
+            child,
+            of_port,
+            api_port,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = c.child.try_wait() {
+                panic!("servswitch exited at start ({status}):\n{}", c.log());
+            }
+            if TcpStream::connect(("127.0.0.1", api_port)).is_ok() {
+                return c;
+            }
+            if Instant::now() >= deadline {
+                panic!("servswitch's API did not come up:\n{}", c.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET path` on the REST API: (status, body).
+    pub fn api_get(&self, path: &str) -> Result<(u16, String), String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.api_port)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| format!("no HTTP header in {text:?}"))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("bad status line in {head:?}"))?;
+        Ok((status, body.to_string()))
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
