@@ -30,6 +30,9 @@ use crate::metrics::Metrics;
 use crate::session::{CloseReason, Event, ReplyError, Session, SessionConfig, State};
 use crate::topology::{Dpid, Topology};
 
+/// How long a write to a switch may take before the connection is given up (default).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the controller's apps do with switch events. Handlers are synchronous and return the
 /// messages to send to the same switch (Faucet style: event in, messages out), so the common
 /// case costs no channel hop; cross-switch work goes through [`Registry`] handles.
@@ -58,6 +61,8 @@ pub struct RuntimeConfig {
     pub accept_unmanaged: bool,
     /// Commands a handle may queue before `send` waits.
     pub command_queue: usize,
+    /// A switch that has not read what was sent to it for this long is disconnected.
+    pub write_timeout: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -66,6 +71,7 @@ impl Default for RuntimeConfig {
             session: SessionConfig::default(),
             accept_unmanaged: false,
             command_queue: 1024,
+            write_timeout: WRITE_TIMEOUT,
         }
     }
 }
@@ -259,10 +265,12 @@ impl Controller {
                             Ok(Ok(stream)) => ctl.connection(stream, peer).await,
                             Ok(Err(e)) => {
                                 ctl.metrics.tls_failures.fetch_add(1, Relaxed);
+                                ctl.metrics.connections_closed.fetch_add(1, Relaxed);
                                 warn!(%peer, error = %e, "TLS handshake failed");
                             }
                             Err(_) => {
                                 ctl.metrics.tls_failures.fetch_add(1, Relaxed);
+                                ctl.metrics.connections_closed.fetch_add(1, Relaxed);
                                 warn!(%peer, "TLS handshake timed out");
                             }
                         }
@@ -504,13 +512,25 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let r = self.stream.write_all(&self.wbuf).await;
+        // A switch that stops reading must not wedge this task: the write gives up after
+        // WRITE_TIMEOUT or when the connection is cancelled (shutdown, replaced).
+        let write = async {
+            self.stream.write_all(&self.wbuf).await?;
+            self.stream.flush().await
+        };
+        let r = tokio::select! {
+            r = write => r,
+            _ = tokio::time::sleep(self.ctl.config.write_timeout) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the switch has not read what was sent to it for {:?}", self.ctl.config.write_timeout),
+            )),
+            _ = self.cancel.cancelled() => Err(std::io::Error::other("connection cancelled while writing")),
+        };
         self.wbuf.clear();
         if self.wbuf.capacity() > 1 << 20 {
             self.wbuf.shrink_to(64 * 1024);
         }
-        r?;
-        self.stream.flush().await
+        r
     }
 
     /// Handles session events; returns the close reason once the session has ended.

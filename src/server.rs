@@ -83,8 +83,7 @@ pub fn run(opts: Options) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let of = TcpListener::bind(listen)
-            .await
+        let of = listen_switches(listen)
             .with_context(|| format!("cannot listen for switches on {listen}"))?;
         let api_listener = TcpListener::bind(api_addr)
             .await
@@ -112,6 +111,20 @@ pub fn run(opts: Options) -> Result<()> {
         info!("stopped");
         Ok(())
     })
+}
+
+/// The OpenFlow listener, with a backlog for a whole fabric reconnecting at once (tokio's
+/// default of 128 drops connection requests when 1,000 switches arrive together; each then
+/// waits a second for its retry).
+fn listen_switches(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    sock.set_reuseaddr(true)?;
+    sock.bind(addr)?;
+    sock.listen(4096)
 }
 
 /// Resolves on SIGINT or SIGTERM with the signal's name.

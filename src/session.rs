@@ -480,7 +480,10 @@ impl Session {
         }
         // A handshake request failed. A refused role request is survivable (the switch
         // may not support roles); anything else ends the handshake.
-        if Some(xid) == self.ports_xid || self.state == State::AwaitFeatures {
+        if Some(xid) == self.ports_xid
+            || Some(xid) == self.barrier_xid
+            || self.state == State::AwaitFeatures
+        {
             let text = ReplyError::Switch(e).to_string();
             self.close(CloseReason::Protocol(format!(
                 "handshake request refused: {text}"

@@ -699,3 +699,60 @@ async fn shutdown_closes_every_connection() {
     assert!(served.is_ok());
     drop(idle);
 }
+
+/// A switch that stops reading cannot wedge its connection: once the controller's writes have
+/// waited `write_timeout`, the connection ends and the registry forgets the switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_that_stops_reading_is_disconnected() {
+    let config = RuntimeConfig {
+        write_timeout: Duration::from_millis(300),
+        ..RuntimeConfig::default()
+    };
+    let h = start_with(&[0x77], config, Arc::new(NoApp), None).await;
+    // A hand-driven switch: the sans-io core answers the handshake, then nobody reads.
+    let mut sock = TcpStream::connect(h.addr).await.unwrap();
+    let mut core = emu::SwitchCore::new(SwitchSpec::new(0x77));
+    let mut buf = bytes::BytesMut::new();
+    sock.write_all(&Message::new(1, Body::Hello(ofp13::Hello::of13())).to_bytes())
+        .await
+        .unwrap();
+    within("the handshake", async {
+        while !core.is_up() {
+            sock.read_buf(&mut buf).await.unwrap();
+            while let Some(m) = ofp13::decode_frame(&mut buf, ofp13::MAX_MESSAGE_LEN).unwrap() {
+                for r in core.handle(m) {
+                    sock.write_all(&r.to_bytes()).await.unwrap();
+                }
+            }
+        }
+    })
+    .await;
+    eventually("the switch registered", || {
+        h.ctl.registry.get(0x77).is_some()
+    })
+    .await;
+    let handle = h.ctl.registry.get(0x77).unwrap();
+    // Far more than the socket buffers hold: 64 MiB of packet-outs.
+    let frame = Bytes::from(vec![0u8; 60_000]);
+    let batch: Vec<Body> = (0..64)
+        .map(|_| {
+            Body::PacketOut(ofp13::PacketOut {
+                buffer_id: ofp13::NO_BUFFER,
+                in_port: ofp13::port::CONTROLLER,
+                actions: vec![ofp13::Action::output(1)],
+                data: frame.clone(),
+            })
+        })
+        .collect();
+    for _ in 0..17 {
+        if handle.send(batch.clone()).await.is_err() {
+            break;
+        }
+    }
+    eventually("the stuck connection ended", || {
+        h.ctl.registry.get(0x77).is_none() && h.ctl.live_connections() == 0
+    })
+    .await;
+    drop(sock);
+    h.serve.abort();
+}
