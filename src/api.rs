@@ -7,11 +7,19 @@ use axum::extract::State;
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::router::Router;
 use crate::runtime::Controller;
+
+/// What the API handlers read: the runtime, and the routing app when one runs.
+#[derive(Clone)]
+pub struct ApiState {
+    pub ctl: Arc<Controller>,
+    pub router: Option<Arc<Router>>,
+}
 
 /// One port as the API shows it.
 #[derive(Debug, Serialize)]
@@ -87,14 +95,86 @@ pub fn switches(ctl: &Controller) -> Vec<SwitchView> {
     out
 }
 
-async fn get_switches(State(ctl): State<Arc<Controller>>) -> Json<Vec<SwitchView>> {
-    Json(switches(&ctl))
+async fn get_switches(State(st): State<ApiState>) -> Json<Vec<SwitchView>> {
+    Json(switches(&st.ctl))
 }
 
-async fn get_metrics(State(ctl): State<Arc<Controller>>) -> Response {
+/// Where a host lives or is: a subnet's switch and port.
+#[derive(Debug, Serialize)]
+pub struct PlaceView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    pub switch: String,
+    pub port: u32,
+}
+
+/// One host as `GET /api/v1/hosts` shows it.
+#[derive(Debug, Serialize)]
+pub struct HostView {
+    pub name: String,
+    pub mac: String,
+    pub ips: Vec<String>,
+    pub home: PlaceView,
+    pub location: PlaceView,
+    pub care_of: Vec<String>,
+    /// `configured` (topology file) or `learned`.
+    pub origin: String,
+}
+
+/// Every known host, one entry per MAC address, ordered by first address. A host is at home
+/// until the migration issue moves it: `location` equals `home`, `care_of` is empty.
+pub fn hosts(router: &Router) -> Vec<HostView> {
+    let topo = &router.fabric.topology;
+    let mut by_mac: std::collections::BTreeMap<String, HostView> = Default::default();
+    for (h, origin) in router.hosts() {
+        let e = by_mac.entry(h.mac.to_string()).or_insert_with(|| {
+            let name = topo
+                .hosts
+                .iter()
+                .find(|c| c.mac == h.mac)
+                .map_or_else(|| h.ip.to_string(), |c| c.name.clone());
+            let subnet = router.fabric.subnet_of(h.ip).map(|s| s.name.clone());
+            HostView {
+                name,
+                mac: h.mac.to_string(),
+                ips: Vec::new(),
+                home: PlaceView {
+                    subnet,
+                    switch: h.switch.clone(),
+                    port: h.port,
+                },
+                location: PlaceView {
+                    subnet: None,
+                    switch: h.switch.clone(),
+                    port: h.port,
+                },
+                care_of: Vec::new(),
+                origin: match origin {
+                    crate::router::Origin::Configured => "configured".into(),
+                    crate::router::Origin::Learned => "learned".into(),
+                },
+            }
+        });
+        e.ips.push(h.ip.to_string());
+    }
+    let mut v: Vec<HostView> = by_mac.into_values().collect();
+    v.sort_by_key(|h| {
+        h.ips
+            .first()
+            .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
+            .map(u32::from)
+    });
+    v
+}
+
+async fn get_hosts(State(st): State<ApiState>) -> Json<Vec<HostView>> {
+    Json(st.router.as_deref().map(hosts).unwrap_or_default())
+}
+
+async fn get_metrics(State(st): State<ApiState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        ctl.metrics.render(ctl.registry.len()),
+        st.ctl.metrics.render(st.ctl.registry.len()),
     )
         .into_response()
 }
@@ -108,21 +188,31 @@ async fn not_found(uri: Uri) -> Response {
 }
 
 /// The API's routes.
-pub fn router(ctl: Arc<Controller>) -> Router {
-    Router::new()
+pub fn routes(state: ApiState) -> axum::Router {
+    axum::Router::new()
         .route("/api/v1/switches", get(get_switches))
+        .route("/api/v1/hosts", get(get_hosts))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)
-        .with_state(ctl)
+        .with_state(state)
 }
 
-/// Serves the API on `listener` until the controller shuts down.
+/// Serves the API of a controller without a routing app until `shutdown` resolves.
 pub async fn serve(
     ctl: Arc<Controller>,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(ctl))
+    serve_with(ApiState { ctl, router: None }, listener, shutdown).await
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve_with(
+    state: ApiState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, routes(state))
         .with_graceful_shutdown(shutdown)
         .await
 }

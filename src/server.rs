@@ -89,7 +89,7 @@ pub fn run(opts: Options) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen for the REST API on {api_addr}"))?;
         let router = Arc::new(Router::new(Fabric::new(&topology)));
-        let ctl = Controller::new(topology, config, router);
+        let ctl = Controller::new(topology, config, router.clone());
         info!(
             openflow = %of.local_addr().unwrap_or(listen),
             api = %api_listener.local_addr().unwrap_or(api_addr),
@@ -98,7 +98,11 @@ pub fn run(opts: Options) -> Result<()> {
             "servswitch running"
         );
         let token = ctl.shutdown_token();
-        let api_task = tokio::spawn(api::serve(ctl.clone(), api_listener, async move {
+        let state = api::ApiState {
+            ctl: ctl.clone(),
+            router: Some(router),
+        };
+        let api_task = tokio::spawn(api::serve_with(state, api_listener, async move {
             token.cancelled().await
         }));
         let serve = ctl.serve(of, tls);

@@ -190,6 +190,28 @@ fn silent_host_gets_the_first_packet_and_spoofs_change_nothing() {
     let (sent, got) = f.ping("e", Ipv4Addr::new(192, 168, 10, 5), 1);
     assert_eq!((sent, got), (1, 1), "controller log:\n{}", ctl.log());
     assert!(ctl.log().contains("host learned"), "{}", ctl.log());
+    let (status, body) = ctl.api_get("/api/v1/hosts").unwrap();
+    assert_eq!(status, 200);
+    let hosts: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let x = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["mac"] == "02:00:00:00:10:05")
+        .unwrap_or_else(|| panic!("x not in {body}"));
+    assert_eq!(x["ips"], serde_json::json!(["192.168.10.5"]));
+    assert_eq!(x["origin"], "learned");
+    assert_eq!(x["location"]["switch"], "r2");
+    assert_eq!(x["location"]["port"], 5);
+    assert_eq!(x["home"]["subnet"], "foreign");
+    let vm = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "vm")
+        .unwrap();
+    assert_eq!(vm["home"]["switch"], "r3");
+    assert_eq!(vm["care_of"], serde_json::json!([]));
 
     // Claims for bound addresses, from the same subnet: vm2 says it is d (configured), b says
     // it is x (learned just now), each with a gratuitous ARP and a forged reply. Nothing moves.
