@@ -5,7 +5,8 @@
 //! `max_backoff=1000`, internal ports without addresses) pointed at it, and checks both sides:
 //! OVS's own view (`ovs-vsctl get controller BR is_connected`) and the controller's
 //! (`GET /api/v1/switches`, raw HTTP). Bridges, the controller and (when killed) ovs-vswitchd
-//! are restored by Drop guards, also when an assertion fails.
+//! are restored by Drop guards, also when an assertion fails; so are Open vSwitch's global SSL
+//! settings (`ovs-vsctl set-ssl`), which the TLS scenario changes.
 //!
 //! ovs-vswitchd writes a controller's `is_connected`/`status` to OVSDB only with its statistics
 //! refresh, every 5 s (`other_config:stats-update-interval`, minimum 5000 ms). So OVS-side times
@@ -206,8 +207,13 @@ struct Bridges {
 
 impl Bridges {
     /// Creates bridge `name` (two internal ports, `{name}p1` and `{name}p2`) controlled by
-    /// 127.0.0.1:`of_port`; returns the port names.
+    /// tcp:127.0.0.1:`of_port`; returns the port names.
     fn add(&mut self, name: &str, dpid: u64, protocols: &str, of_port: u16) -> Vec<String> {
+        self.add_with(name, dpid, protocols, &format!("tcp:127.0.0.1:{of_port}"))
+    }
+
+    /// As `add`, with controller `target` (e.g. `ssl:127.0.0.1:6653`).
+    fn add_with(&mut self, name: &str, dpid: u64, protocols: &str, target: &str) -> Vec<String> {
         assert!(
             name.starts_with("ss") && name.len() <= 12,
             "bad name {name}"
@@ -218,7 +224,6 @@ impl Bridges {
         let ports = vec![format!("{name}p1"), format!("{name}p2")];
         let dpid = format!("other-config:datapath-id={dpid:016x}");
         let protocols = format!("protocols={protocols}");
-        let target = format!("tcp:127.0.0.1:{of_port}");
         let mut args: Vec<&str> = vec![
             "--",
             "add-br",
@@ -237,7 +242,7 @@ impl Bridges {
             args.extend(["--", "add-port", name, p, "--", "set", "interface", p]);
             args.push("type=internal");
         }
-        args.extend(["--", "set-controller", name, &target]);
+        args.extend(["--", "set-controller", name, target]);
         args.extend([
             "--",
             "set",
@@ -319,6 +324,8 @@ struct Controller {
     log: PathBuf,
     of_port: u16,
     api_port: u16,
+    /// More `servswitch run` arguments (e.g. `--tls-cert F`).
+    extra: Vec<String>,
 }
 
 /// Two distinct free ports on 127.0.0.1 (both held while choosing).
@@ -345,6 +352,11 @@ impl Controller {
     /// Writes a topology of `switches` (name, dpid) and starts the controller on free ports,
     /// retrying with other ports if one was taken meanwhile.
     fn start(dir: &Path, switches: &[(&str, u64)]) -> Controller {
+        Controller::start_with(dir, switches, &[])
+    }
+
+    /// As `start`, with `extra` arguments for `servswitch run`.
+    fn start_with(dir: &Path, switches: &[(&str, u64)], extra: &[String]) -> Controller {
         let mut topo = String::new();
         for (i, (name, dpid)) in switches.iter().enumerate() {
             let tier = ["core", "aggregation", "access"][i % 3];
@@ -363,6 +375,7 @@ impl Controller {
                 log: dir.join("servswitch.log"),
                 of_port,
                 api_port,
+                extra: extra.to_vec(),
             };
             match c.spawn() {
                 Ok(()) => return c,
@@ -392,6 +405,7 @@ impl Controller {
             .arg(format!("127.0.0.1:{}", self.of_port))
             .arg("--api")
             .arg(format!("127.0.0.1:{}", self.api_port))
+            .args(&self.extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -440,6 +454,18 @@ impl Controller {
 
     fn switches(&self) -> Result<Vec<ApiSwitch>, String> {
         api_switches(self.api_port)
+    }
+
+    /// The value of counter `name` in `GET /metrics`.
+    fn metric(&self, name: &str) -> Result<u64, String> {
+        let (status, body) = http_get(self.api_port, "/metrics")?;
+        if status != 200 {
+            return Err(format!("GET /metrics: HTTP {status}: {body}"));
+        }
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("no {name} in /metrics:\n{body}"))
     }
 
     /// Every (dpid, port names) connected, per the API, with exactly those ports.
@@ -651,6 +677,117 @@ fn lines_about(log: &str, dpid: u64) -> Vec<&str> {
 
 const fn dpid(scenario: u64, n: u64) -> u64 {
     0x5353_0000_0000_0000 | scenario << 8 | n
+}
+
+// -------------------------------------------------------------------------------------------
+// TLS: certificates and Open vSwitch's SSL settings
+
+/// A CA made with rcgen (ECDSA P-256, which OpenSSL takes).
+struct Ca {
+    pem: String,
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let key = KeyPair::generate().expect("CA key");
+        let cert = p.self_signed(&key).expect("CA certificate");
+        Ca {
+            pem: cert.pem(),
+            cert,
+            key,
+        }
+    }
+
+    /// A leaf certificate for `san` (an IP address or a DNS name), for a TLS server or a
+    /// client; writes `{file}.pem` and `{file}.key` into `dir` and returns their paths.
+    fn leaf(&self, dir: &Path, file: &str, san: &str, client: bool) -> (PathBuf, PathBuf) {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+        let mut p = CertificateParams::new(vec![san.to_string()]).expect("leaf params");
+        p.distinguished_name.push(DnType::CommonName, san);
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![if client {
+            ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = p
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("sign the leaf");
+        let (c, k) = (
+            dir.join(format!("{file}.pem")),
+            dir.join(format!("{file}.key")),
+        );
+        fs::write(&c, cert.pem()).expect("write certificate");
+        fs::write(&k, key.serialize_pem()).expect("write key");
+        (c, k)
+    }
+}
+
+/// Open vSwitch's SSL settings (`ovs-vsctl set-ssl`, one for the whole instance, also read by
+/// this machine's ovsdb-server); the ones found at the start are put back when dropped.
+struct OvsSsl {
+    /// key, certificate, CA certificate, bootstrap; `None`: there were none.
+    previous: Option<(String, String, String, bool)>,
+}
+
+impl OvsSsl {
+    fn set(key: &Path, cert: &Path, ca: &Path) -> OvsSsl {
+        let out = vsctl(&["get-ssl"]);
+        let field = |name: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+        };
+        let previous = match (
+            field("Private key:"),
+            field("Certificate:"),
+            field("CA Certificate:"),
+        ) {
+            (Some(k), Some(c), Some(a)) => {
+                let bootstrap = field("Bootstrap:").as_deref() == Some("true");
+                note(&format!(
+                    "Open vSwitch had SSL settings ({k}, {c}, {a}, bootstrap {bootstrap}): restored after the test"
+                ));
+                Some((k, c, a, bootstrap))
+            }
+            _ if out.trim().is_empty() => None,
+            _ => panic!("ovs-vsctl get-ssl: unexpected output {out:?}"),
+        };
+        let ssl = OvsSsl { previous };
+        ssl.reset(key, cert, ca);
+        ssl
+    }
+
+    /// Sets (again, e.g. another certificate) for the rest of the test.
+    fn reset(&self, key: &Path, cert: &Path, ca: &Path) {
+        let p = |p: &Path| p.to_str().expect("UTF-8 path").to_string();
+        vsctl(&["set-ssl", &p(key), &p(cert), &p(ca)]);
+    }
+}
+
+impl Drop for OvsSsl {
+    fn drop(&mut self) {
+        let r = match &self.previous {
+            None => vsctl_try(&["del-ssl"]),
+            Some((k, c, a, false)) => vsctl_try(&["set-ssl", k, c, a]),
+            Some((k, c, a, true)) => vsctl_try(&["--", "--bootstrap", "set-ssl", k, c, a]),
+        };
+        if let Err(e) = r {
+            note(&format!("cleanup: restoring the SSL settings: {e}"));
+        }
+    }
 }
 
 // -------------------------------------------------------------------------------------------
@@ -961,4 +1098,146 @@ fn multi_version_bridge_negotiates_13() {
     assert!(!lines.iter().any(|l| l.contains("refusing")), "{log}");
     let connects = lines.iter().filter(|l| l.contains("switch connected"));
     assert_eq!(connects.count(), 1, "{log}");
+}
+
+/// OpenFlow over TLS: with `set-ssl` giving OVS a switch certificate signed by the
+/// controller's CA, an `ssl:` bridge connects to `servswitch run --tls-*` with no TLS failure.
+/// Then OVS presents a certificate from another CA (same name, other key): a second bridge is
+/// refused in the TLS handshake, never connects, and `servswitch_tls_failures_total` grows.
+#[test]
+fn tls_bridge_connects_and_a_foreign_certificate_is_refused() {
+    let Some(_serial) = setup("tls_bridge_connects_and_a_foreign_certificate_is_refused") else {
+        return;
+    };
+    const TLS_FAILURES: &str = "servswitch_tls_failures_total";
+    let dir = tempdir();
+    let d = dir.path();
+    let ca = Ca::new("servswitch test CA");
+    let ca_pem = d.join("ca.pem");
+    fs::write(&ca_pem, &ca.pem).expect("write CA");
+    let (ctl_cert, ctl_key) = ca.leaf(d, "controller", "127.0.0.1", false);
+    let (sw_cert, sw_key) = ca.leaf(d, "switch", "ssrt61", true);
+    // Same subject name as the real CA: only the signature tells them apart.
+    let (foreign_cert, foreign_key) =
+        Ca::new("servswitch test CA").leaf(d, "foreign", "ssrt62", true);
+
+    // Declared before `bridges`, so dropped after them.
+    let ssl = OvsSsl::set(&sw_key, &sw_cert, &ca_pem);
+    let mut bridges = Bridges::default();
+    let (good, foreign) = (dpid(6, 1), dpid(6, 2));
+    let arg = |p: &Path| p.to_str().expect("UTF-8 path").to_string();
+    let tls_args = [
+        "--tls-cert".to_string(),
+        arg(&ctl_cert),
+        "--tls-key".to_string(),
+        arg(&ctl_key),
+        "--tls-ca".to_string(),
+        arg(&ca_pem),
+    ];
+    let ctl = Controller::start_with(d, &[("r1", good), ("r2", foreign)], &tls_args);
+    let target = format!("ssl:127.0.0.1:{}", ctl.of_port);
+    let failures0 = ctl.metric(TLS_FAILURES).expect("metrics");
+
+    // 1. The switch certificate is signed by the controller's CA: it connects.
+    let t0 = Instant::now();
+    let ports = bridges.add_with("ssrt61", good, "OpenFlow13", &target);
+    let want = [(good, ports)];
+    let (api, ovs) = wait_reconnected(
+        "TLS bridge",
+        t0,
+        || ctl.check_connected(&want),
+        || bridges.check_connected(None),
+    );
+    note(&format!(
+        "ssl: bridge: API after {:.2} s, OVSDB is_connected after {:.2} s",
+        api.as_secs_f64(),
+        ovs.as_secs_f64()
+    ));
+    let failures = ctl.metric(TLS_FAILURES).expect("metrics");
+    assert_eq!(
+        failures,
+        failures0,
+        "TLS failures while a good switch connected:\n{}",
+        ctl.log()
+    );
+
+    // 2. OVS now presents a certificate from another CA (for new connections; it still trusts
+    //    the controller's certificate): a new bridge is refused.
+    ssl.reset(&foreign_key, &foreign_cert, &ca_pem);
+    assert_eq!(
+        ctl.metric(TLS_FAILURES).expect("metrics"),
+        failures0,
+        "set-ssl alone made a TLS failure:\n{}",
+        ctl.log()
+    );
+    let t1 = Instant::now();
+    bridges.add_with("ssrt62", foreign, "OpenFlow13", &target);
+    let never_connected = || -> Result<(), String> {
+        let all = ctl.switches()?;
+        let s = all
+            .iter()
+            .find(|s| s.dpid == foreign)
+            .ok_or("r2 not listed")?;
+        assert!(
+            !s.connected,
+            "a switch with a foreign certificate is connected: {s:?}\n{}",
+            ctl.log()
+        );
+        Ok(())
+    };
+    wait_for("the foreign certificate refused", RECONNECT_LIMIT, || {
+        never_connected()?;
+        let n = ctl.metric(TLS_FAILURES)?;
+        let log = ctl.log();
+        if n > failures0 && log.contains("TLS handshake failed") {
+            Ok(())
+        } else {
+            Err(format!("{TLS_FAILURES} {n}; log so far:\n{log}"))
+        }
+    });
+    let refused = t1.elapsed();
+    // OVSDB: a statistics refresh since the bridge was made, and not connected.
+    let foreign_br = ["ssrt62".to_string()];
+    wait_for(
+        "OVSDB to show the foreign bridge unconnected",
+        Duration::from_secs(12),
+        || {
+            never_connected()?;
+            let status = vsctl_get_each(&foreign_br, &[], "status")?;
+            if status[0] == "{}" {
+                return Err("no status refresh yet".into());
+            }
+            match vsctl_get_each(&foreign_br, &[], "is_connected")?[0].as_str() {
+                "false" => Ok(()),
+                c => Err(format!("OVSDB says is_connected={c}: {status:?}")),
+            }
+        },
+    );
+    never_connected().expect("API");
+    // The first bridge's connection, made with the good certificate, is undisturbed.
+    ctl.check_connected(&want)
+        .expect("the good TLS bridge is still connected");
+    let failures = ctl.metric(TLS_FAILURES).expect("metrics");
+    let status = vsctl_get_each(&foreign_br, &[], "status").expect("status");
+    note(&format!(
+        "foreign certificate: first TLS failure after {:.2} s; still unconnected after {:.2} s (API and OVSDB); {TLS_FAILURES} {failures}; OVS status {}",
+        refused.as_secs_f64(),
+        t1.elapsed().as_secs_f64(),
+        status[0]
+    ));
+    let log = ctl.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("TLS handshake failed"))
+        .expect("TLS failure line");
+    note(&format!("refused with: {line}"));
+    let connects = |d| {
+        lines_about(&log, d)
+            .into_iter()
+            .filter(|l| l.contains("switch connected"))
+            .count()
+    };
+    assert_eq!(connects(good), 1, "{log}");
+    assert_eq!(connects(foreign), 0, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
 }
