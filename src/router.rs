@@ -42,9 +42,14 @@ struct State {
     held: HashMap<(String, Ipv4Addr), Held>,
 }
 
+/// The switch's port numbers, asked for only when a packet must go out of every host port
+/// (reading them clones the port table, which the hot path avoids).
+pub type Ports<'a> = &'a dyn Fn() -> Vec<u32>;
+
 /// The routing app.
 pub struct Router {
     pub fabric: Fabric,
+    names: HashMap<u64, String>,
     state: Mutex<State>,
 }
 
@@ -54,8 +59,15 @@ impl Router {
         for h in fabric.configured_hosts() {
             st.hosts.insert(h.ip, (h, Origin::Configured));
         }
+        let names = fabric
+            .topology
+            .switches
+            .iter()
+            .map(|s| (s.dpid.0, s.name.clone()))
+            .collect();
         Router {
             fabric,
+            names,
             state: Mutex::new(st),
         }
     }
@@ -68,18 +80,14 @@ impl Router {
         v
     }
 
-    fn name_of(&self, sw: &SwitchHandle) -> Option<String> {
-        self.fabric
-            .topology
-            .switch_by_dpid(sw.dpid().0)
-            .map(|s| s.name.clone())
+    fn name_of(&self, sw: &SwitchHandle) -> Option<&str> {
+        self.names.get(&sw.dpid().0).map(String::as_str)
     }
 
     /// The switch's ports that face hosts (not links, not reserved).
-    fn host_ports(&self, name: &str, ports: &[u32]) -> Vec<u32> {
-        ports
-            .iter()
-            .copied()
+    fn host_ports(&self, name: &str, ports: Ports<'_>) -> Vec<u32> {
+        ports()
+            .into_iter()
             .filter(|&p| p <= port::MAX && !self.fabric.is_link_port(name, p))
             .collect()
     }
@@ -131,7 +139,7 @@ impl Router {
     fn on_arp(
         &self,
         name: &str,
-        ports: &[u32],
+        ports: Ports<'_>,
         in_port: u32,
         eth: &Ethernet<'_>,
         arp: &Arp,
@@ -182,7 +190,13 @@ impl Router {
     }
 
     /// An ARP request from the gateway for `ip`, out of every host port of the switch.
-    fn resolve(&self, name: &str, ports: &[u32], gateway: Ipv4Addr, ip: Ipv4Addr) -> Option<Body> {
+    fn resolve(
+        &self,
+        name: &str,
+        ports: Ports<'_>,
+        gateway: Ipv4Addr,
+        ip: Ipv4Addr,
+    ) -> Option<Body> {
         let req = Arp {
             op: packet::ARP_REQUEST,
             sha: GATEWAY_MAC,
@@ -212,7 +226,7 @@ impl Router {
     fn on_ipv4(
         &self,
         name: &str,
-        ports: &[u32],
+        ports: Ports<'_>,
         in_port: u32,
         eth: &Ethernet<'_>,
         ip: &Ipv4<'_>,
@@ -286,7 +300,7 @@ impl Router {
     }
 
     /// A packet-in at switch `name` whose ports are `ports`: the messages to send back.
-    pub fn packet_in(&self, name: &str, ports: &[u32], pi: &ofp13::PacketIn) -> Vec<Body> {
+    pub fn packet_in(&self, name: &str, ports: Ports<'_>, pi: &ofp13::PacketIn) -> Vec<Body> {
         let Some(in_port) = pi.in_port() else {
             return Vec::new();
         };
@@ -401,8 +415,8 @@ impl App for Router {
         };
         match &msg.body {
             Body::PacketIn(pi) => {
-                let ports: Vec<u32> = sw.info.ports().iter().map(|p| p.port_no).collect();
-                self.packet_in(&name, &ports, pi)
+                let ports = || sw.info.ports().iter().map(|p| p.port_no).collect();
+                self.packet_in(name, &ports, pi)
             }
             Body::PortStatus(ps) if ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up() => {
                 // Forget hosts learned on a port that went away, and their delivery flows.
@@ -464,7 +478,9 @@ mod tests {
 
     const X_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 5]);
     const X_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 5);
-    const R2_PORTS: [u32; 4] = [1, 2, 5, port::LOCAL];
+    fn r2_ports() -> Vec<u32> {
+        vec![1, 2, 5, port::LOCAL]
+    }
 
     fn arp(op: u16, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
         Arp {
@@ -499,7 +515,7 @@ mod tests {
             X_IP,
             Ipv4Addr::new(192, 168, 10, 1),
         );
-        let out = r.packet_in("r2", &R2_PORTS, &pin(5, 0, f));
+        let out = r.packet_in("r2", &r2_ports, &pin(5, 0, f));
         assert_eq!(
             flow_mods(&out),
             2,
@@ -541,7 +557,7 @@ mod tests {
             ),
             arp(packet::ARP_REQUEST, evil, b_ip, b_ip), // gratuitous
         ] {
-            let out = r.packet_in("r2", &R2_PORTS, &pin(5, 0, f));
+            let out = r.packet_in("r2", &r2_ports, &pin(5, 0, f));
             assert_eq!(flow_mods(&out), 0);
         }
         let b = r.hosts().into_iter().find(|(h, _)| h.ip == b_ip).unwrap().0;
@@ -554,7 +570,7 @@ mod tests {
             Ipv4Addr::new(192, 168, 10, 1),
         );
         f[6..12].copy_from_slice(&evil.0);
-        assert!(r.packet_in("r2", &R2_PORTS, &pin(5, 0, f)).is_empty());
+        assert!(r.packet_in("r2", &r2_ports, &pin(5, 0, f)).is_empty());
         // Malformed frames do nothing.
         for n in [0, 10, 14, 20, 41] {
             let f = arp(
@@ -564,7 +580,7 @@ mod tests {
                 Ipv4Addr::new(192, 168, 10, 1),
             );
             assert!(r
-                .packet_in("r2", &R2_PORTS, &pin(5, 0, f[..n].to_vec()))
+                .packet_in("r2", &r2_ports, &pin(5, 0, f[..n].to_vec()))
                 .is_empty());
         }
         assert!(r.hosts().iter().all(|(h, _)| h.ip != X_IP));
@@ -578,7 +594,7 @@ mod tests {
         let frame =
             packet::ipv4_frame(GATEWAY_MAC, GATEWAY_MAC, e_ip, X_IP, packet::IP_ICMP, &icmp);
         // Arrives from the link to r1 (port 1), hits "local subnet, unknown host".
-        let out = r.packet_in("r2", &R2_PORTS, &pin(1, 0, frame.clone()));
+        let out = r.packet_in("r2", &r2_ports, &pin(1, 0, frame.clone()));
         let po = packet_outs(&out);
         assert_eq!(po.len(), 1, "one ARP request");
         assert_eq!(
@@ -592,7 +608,7 @@ mod tests {
             (packet::ARP_REQUEST, Ipv4Addr::new(192, 168, 10, 1), X_IP)
         );
         // A second packet is held too, without a second request.
-        assert!(packet_outs(&r.packet_in("r2", &R2_PORTS, &pin(1, 0, frame.clone()))).is_empty());
+        assert!(packet_outs(&r.packet_in("r2", &r2_ports, &pin(1, 0, frame.clone()))).is_empty());
         // The answer: flows, then both packets re-injected where they came in.
         let reply = Arp {
             op: packet::ARP_REPLY,
@@ -602,7 +618,7 @@ mod tests {
             tpa: Ipv4Addr::new(192, 168, 10, 1),
         }
         .frame(GATEWAY_MAC, X_MAC, packet::ETH_ARP);
-        let out = r.packet_in("r2", &R2_PORTS, &pin(5, 0, reply));
+        let out = r.packet_in("r2", &r2_ports, &pin(5, 0, reply));
         assert_eq!(flow_mods(&out), 2);
         let po = packet_outs(&out);
         assert_eq!(po.len(), 2);
@@ -623,7 +639,7 @@ mod tests {
         let gw = Ipv4Addr::new(192, 168, 11, 1);
         let icmp = packet::icmp(packet::ICMP_ECHO_REQUEST, 0, [0, 7, 0, 1], b"abcd");
         let f = packet::ipv4_frame(GATEWAY_MAC, d_mac, d_ip, gw, packet::IP_ICMP, &icmp);
-        let out = r.packet_in("r3", &[1, 2, 3, 4], &pin(2, 0, f.clone()));
+        let out = r.packet_in("r3", &|| vec![1, 2, 3, 4], &pin(2, 0, f.clone()));
         let po = packet_outs(&out);
         let eth = Ethernet::parse(&po[0].data).unwrap();
         let ip = Ipv4::parse(eth.payload).unwrap();
@@ -640,7 +656,11 @@ mod tests {
             packet::IP_ICMP,
             &icmp,
         );
-        let out = r.packet_in("r3", &[1, 2, 3, 4], &pin(2, ofp13::OFPR_INVALID_TTL, f));
+        let out = r.packet_in(
+            "r3",
+            &|| vec![1, 2, 3, 4],
+            &pin(2, ofp13::OFPR_INVALID_TTL, f),
+        );
         let po = packet_outs(&out);
         assert_eq!(po[0].actions, vec![Action::output(2)]);
         let ip = Ipv4::parse(Ethernet::parse(&po[0].data).unwrap().payload).unwrap();
