@@ -401,7 +401,7 @@ impl App for Router {
         })];
         out.extend(
             self.fabric
-                .switch_plan(&name, &hosts)
+                .switch_plan(name, &hosts)
                 .into_iter()
                 .map(|f| Body::FlowMod(f.add())),
         );
