@@ -30,18 +30,39 @@ fn env(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// One emulated switch: handshake, then keep `window` ARP packet-ins in flight.
-async fn switch(
+/// What one emulated switch sends.
+struct Load {
     addr: SocketAddr,
     dpid: u64,
     host_mac: ofp13::MacAddr,
     host_ip: Ipv4Addr,
     gateway: Ipv4Addr,
     window: u64,
+}
+
+/// Shared by all switches: the stop flag and the counters.
+#[derive(Clone, Default)]
+struct Shared {
     stop: Arc<AtomicBool>,
     replies: Arc<AtomicU64>,
     wrong: Arc<AtomicU64>,
-) {
+}
+
+/// One emulated switch: handshake, then keep `window` ARP packet-ins in flight.
+async fn switch(load: Load, shared: Shared) {
+    let Load {
+        addr,
+        dpid,
+        host_mac,
+        host_ip,
+        gateway,
+        window,
+    } = load;
+    let Shared {
+        stop,
+        replies,
+        wrong,
+    } = shared;
     let mut sock = TcpStream::connect(addr).await.expect("connect");
     sock.set_nodelay(true).expect("nodelay");
     let mut core = SwitchCore::new(SwitchSpec::new(dpid));
@@ -144,9 +165,12 @@ fn main() {
         let addr = listener.local_addr().expect("addr");
         let c = ctl.clone();
         tokio::spawn(async move { c.serve(listener, None).await });
-        let stop = Arc::new(AtomicBool::new(false));
-        let replies = Arc::new(AtomicU64::new(0));
-        let wrong = Arc::new(AtomicU64::new(0));
+        let shared = Shared::default();
+        let (stop, replies, wrong) = (
+            shared.stop.clone(),
+            shared.replies.clone(),
+            shared.wrong.clone(),
+        );
         let mut tasks = Vec::new();
         for r in 1..=switches {
             let sw = topo
@@ -156,17 +180,15 @@ fn main() {
                 .expect("rack switch");
             let host = topo.hosts.iter().find(|h| h.at.switch == sw.name).expect("host");
             let gw = topo.subnets.iter().find(|s| s.switch == sw.name).expect("subnet").gateway;
-            tasks.push(tokio::spawn(switch(
+            let load = Load {
                 addr,
-                sw.dpid.0,
-                host.mac,
-                host.addresses()[0],
-                gw,
+                dpid: sw.dpid.0,
+                host_mac: host.mac,
+                host_ip: host.addresses()[0],
+                gateway: gw,
                 window,
-                stop.clone(),
-                replies.clone(),
-                wrong.clone(),
-            )));
+            };
+            tasks.push(tokio::spawn(switch(load, shared.clone())));
         }
         // Warm up until every switch is answered, then measure.
         let t0 = Instant::now();
