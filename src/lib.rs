@@ -6,6 +6,7 @@
 pub mod api;
 pub mod codec_cli;
 pub mod emu;
+pub mod flowtable;
 pub mod gen;
 pub mod metrics;
 pub mod packet;
