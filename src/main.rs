@@ -38,6 +38,16 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         racks_per_block: u32,
     },
+    /// Print the flow tables the controller would install (ovs-ofctl dump-flows --no-stats
+    /// syntax, deterministic order), for every switch or one.
+    Plan {
+        /// The topology file (TOML).
+        #[arg(long)]
+        topology: PathBuf,
+        /// Only this switch, without a header line (diffable with ovs-ofctl's output).
+        #[arg(long)]
+        switch: Option<String>,
+    },
     /// Validate a topology file; on error print the bad entry's path and why, exit 1.
     CheckConfig {
         /// The topology file (TOML).
@@ -130,6 +140,33 @@ fn run(cli: Cli) -> Result<()> {
             };
             spec.validate().map_err(|e| anyhow::anyhow!(e))?;
             out.write_all(spec.toml().as_bytes())?;
+        }
+        Command::Plan { topology, switch } => {
+            let t = servswitch::topology::Topology::load(&topology)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let fabric = servswitch::plan::Fabric::new(&t);
+            let hosts = fabric.configured_hosts();
+            match switch {
+                Some(name) => {
+                    if !t.switches.iter().any(|s| s.name == name) {
+                        anyhow::bail!(
+                            "--switch {name:?}: no such switch in {}",
+                            topology.display()
+                        );
+                    }
+                    for f in fabric.switch_plan(&name, &hosts) {
+                        writeln!(out, " {}", f.text())?;
+                    }
+                }
+                None => {
+                    for s in &t.switches {
+                        writeln!(out, "# {} (dpid {}, {})", s.name, s.dpid, s.tier)?;
+                        for f in fabric.switch_plan(&s.name, &hosts) {
+                            writeln!(out, " {}", f.text())?;
+                        }
+                    }
+                }
+            }
         }
         Command::CheckConfig { file } => {
             let t =

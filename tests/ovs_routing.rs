@@ -30,7 +30,8 @@ fn up(fabric_topology: &Topology, controller_topology: &Path) -> (ControllerProc
     for s in &fabric_topology.switches {
         loop {
             let flows = fabric.dump_flows(&s.name).unwrap_or_default();
-            if flows.contains("priority=800,ip actions=goto_table:1") {
+            // The router sends a switch's table in plan order; this entry comes last.
+            if flows.contains("table=2, priority=0 actions=drop") {
                 break;
             }
             assert!(
@@ -107,6 +108,30 @@ fn paper_testbed_routes_every_pair() {
     let path = topo("paper-testbed.toml");
     let t = Topology::load(&path).unwrap();
     let (ctl, f) = up(&t, &path);
+
+    // What `servswitch plan` prints is what Open vSwitch holds, line for line.
+    for s in &t.switches {
+        let plan = std::process::Command::new(env!("CARGO_BIN_EXE_servswitch"))
+            .args([
+                "plan",
+                "--topology",
+                path.to_str().unwrap(),
+                "--switch",
+                &s.name,
+            ])
+            .output()
+            .unwrap();
+        assert!(plan.status.success());
+        let sorted = |text: &str| {
+            let mut v: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+            v.sort();
+            v
+        };
+        let planned = sorted(&String::from_utf8_lossy(&plan.stdout));
+        let live = sorted(&f.dump_flows(&s.name).unwrap());
+        assert_eq!(planned, live, "{}: plan and dump-flows differ", s.name);
+    }
+
     all_pairs(&f, &t, &ctl);
 
     // TTL: lowered once per routed hop, untouched between hosts of one subnet.
