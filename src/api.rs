@@ -8,6 +8,9 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
+use ofp13::{
+    Body, FlowStats, FlowStatsRequest, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
+};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -171,6 +174,65 @@ async fn get_hosts(State(st): State<ApiState>) -> Json<Vec<HostView>> {
     Json(st.router.as_deref().map(hosts).unwrap_or_default())
 }
 
+fn error(status: StatusCode, msg: String) -> Response {
+    (status, Json(serde_json::json!({ "error": msg }))).into_response()
+}
+
+/// Query of `GET /api/v1/flows/{switch}`.
+#[derive(Debug, serde::Deserialize)]
+pub struct FlowsQuery {
+    /// `text` for ovs-ofctl dump-flows syntax; JSON otherwise.
+    pub format: Option<String>,
+}
+
+/// The live flow table, read from the switch with a flow-stats multipart request.
+async fn get_flows(
+    State(st): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<FlowsQuery>,
+) -> Response {
+    let Some(conf) = st.ctl.topology.switches.iter().find(|s| s.name == name) else {
+        return error(StatusCode::NOT_FOUND, format!("no switch named {name:?}"));
+    };
+    let Some(h) = st.ctl.registry.get(conf.dpid.0) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("switch {name} is not connected"),
+        );
+    };
+    let req = Body::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
+        FlowStatsRequest::all(),
+    )));
+    let parts = match h.request(req).await {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("switch {name}: {e}")),
+    };
+    let mut flows: Vec<FlowStats> = Vec::new();
+    for m in parts {
+        if let Body::MultipartReply(r) = m.body {
+            if let MultipartReplyBody::Flow(f) = r.body {
+                flows.extend(f);
+            }
+        }
+    }
+    match q.format.as_deref() {
+        Some("text") => {
+            let mut text = String::new();
+            for f in &flows {
+                text.push(' ');
+                text.push_str(&ofp13::text::flow_stats_line(f, true));
+                text.push('\n');
+            }
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+        }
+        Some("json") | None => Json(flows).into_response(),
+        Some(other) => error(
+            StatusCode::BAD_REQUEST,
+            format!("format={other:?}: use text or json"),
+        ),
+    }
+}
+
 async fn get_metrics(State(st): State<ApiState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -192,6 +254,7 @@ pub fn routes(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/v1/switches", get(get_switches))
         .route("/api/v1/hosts", get(get_hosts))
+        .route("/api/v1/flows/{switch}", get(get_flows))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)
         .with_state(state)

@@ -130,7 +130,48 @@ fn paper_testbed_routes_every_pair() {
         let planned = sorted(&String::from_utf8_lossy(&plan.stdout));
         let live = sorted(&f.dump_flows(&s.name).unwrap());
         assert_eq!(planned, live, "{}: plan and dump-flows differ", s.name);
+
+        // The API reads the same table from the switch; with counters and durations dropped
+        // its text is ovs-ofctl's (with statistics) line for line.
+        let strip = |text: &str| -> Vec<String> {
+            let mut v: Vec<String> = text
+                .lines()
+                .filter(|l| l.contains("actions="))
+                .map(|l| {
+                    l.trim()
+                        .split(", ")
+                        .filter(|p| {
+                            !p.starts_with("duration=")
+                                && !p.starts_with("n_packets=")
+                                && !p.starts_with("n_bytes=")
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let (status, api_text) = ctl
+            .api_get(&format!("/api/v1/flows/{}?format=text", s.name))
+            .unwrap();
+        assert_eq!(status, 200, "{api_text}");
+        let ovs = f.ofctl("dump-flows", &s.name, &[]).unwrap();
+        assert_eq!(
+            strip(&api_text),
+            strip(&ovs),
+            "{}: API and ovs-ofctl differ",
+            s.name
+        );
     }
+    let (status, body) = ctl.api_get("/api/v1/flows/r1").unwrap();
+    assert_eq!(status, 200);
+    let flows: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let fabric = servswitch::plan::Fabric::new(&t);
+    let planned = fabric.switch_plan("r1", &fabric.configured_hosts()).len();
+    assert_eq!(flows.as_array().unwrap().len(), planned, "{body}");
+    let (status, body) = ctl.api_get("/api/v1/flows/nope").unwrap();
+    assert_eq!(status, 404, "{body}");
 
     all_pairs(&f, &t, &ctl);
 
