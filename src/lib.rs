@@ -4,6 +4,7 @@
 //! The wire codec is the `ofp13` crate (proto/); this crate holds the controller.
 
 pub mod api;
+pub mod careof;
 pub mod codec_cli;
 pub mod emu;
 pub mod flowtable;
