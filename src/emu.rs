@@ -1,20 +1,41 @@
-//! An emulated OpenFlow 1.3 switch, in process, for tests and benchmarks.
+//! An emulated OpenFlow 1.3 switch, in process, for tests, benchmarks and the emulated fabric
+//! ([`crate::emu_fabric`]).
 //!
 //! Two layers, like [`crate::session`]:
-//! - [`SwitchCore`], sans-io: one message from the controller in, the switch's replies out.
-//!   It knows the switch's datapath id, tables and ports, answers the handshake and keepalive,
-//!   and records everything the controller sent. A later flow-table emulation grows here.
-//! - [`connect`] / [`EmuSwitch`], a thin tokio driver: one task per switch owns the TCP (or
-//!   TLS) socket, feeds decoded messages to the core and writes its replies. The handle talks
-//!   to the task over a channel; dropping the handle aborts the task and closes the socket.
+//! - [`SwitchCore`], sans-io: one message from the controller in, the switch's replies out;
+//!   one frame entering a port in, the packet-ins it raises out. It knows the switch's datapath
+//!   id, tables and ports, answers the handshake and keepalive, records everything the
+//!   controller sent, and has a datapath: a [`FlowTables`] (see [`crate::flowtable`]) that
+//!   FLOW_MODs are applied to and frames run through. Frames leaving ports queue up in the core
+//!   until [`SwitchCore::take_frames`].
+//! - [`connect`] / [`connect_wired`] / [`EmuSwitch`], a thin tokio driver: one task per switch
+//!   owns the TCP (or TLS) socket, feeds decoded messages and injected frames to the core, writes
+//!   its replies and hands the frames it outputs to a [`Wire`]. The handle talks to the task over
+//!   a channel; dropping the handle aborts the task and closes the socket.
 //!
 //! What the core answers: FEATURES_REQUEST (datapath id, `n_tables`), SET_CONFIG (recorded,
 //! no reply), GET_CONFIG_REQUEST, BARRIER_REQUEST, ECHO_REQUEST (unless silent),
-//! ROLE_REQUEST, and the multipart requests PORT_DESC (split into parts of
-//! [`SwitchSpec::ports_per_reply`] ports flagged `OFPMPF_REPLY_MORE`, to exercise
-//! reassembly), FLOW (an empty table) and DESC. Any other multipart request gets
-//! `OFPET_BAD_REQUEST`/`OFPBRC_BAD_MULTIPART`, as a real switch answers a statistic it does not
-//! keep. Every other message is recorded and not answered.
+//! ROLE_REQUEST, SET_ASYNC (stored, no reply), GET_ASYNC_REQUEST, and the multipart requests
+//! PORT_DESC (split into parts of [`SwitchSpec::ports_per_reply`] ports flagged
+//! `OFPMPF_REPLY_MORE`, to exercise reassembly), FLOW (the table's entries and counters, as
+//! [`FlowTables::flow_stats`] selects them, split into parts that fit a message) and DESC. Any
+//! other multipart request gets `OFPET_BAD_REQUEST`/`OFPBRC_BAD_MULTIPART`, as a real switch
+//! answers a statistic it does not keep. Every other message is recorded and not answered.
+//!
+//! The datapath, like Open vSwitch:
+//! - FLOW_MOD goes to [`FlowTables::apply_flow_mod`]; a refusal is answered with `OFPT_ERROR`
+//!   carrying the engine's (type, code) and the first 64 bytes of the offending message.
+//!   PACKET_OUT runs through [`FlowTables::packet_out`] (errors likewise). While the
+//!   controller's role is SLAVE both are refused with `OFPET_BAD_REQUEST/OFPBRC_IS_SLAVE`.
+//! - Packet-ins are filtered by the asynchronous configuration (the master/equal or the slave
+//!   mask, by role). Until SET_ASYNC it is OpenFlow 1.3's default, [`DEFAULT_ASYNC`]: no_match
+//!   and action packet-ins only, so `dec_ttl` on an expiring packet raises nothing unless the
+//!   controller enabled invalid_ttl. Port-status messages are filtered the same way.
+//! - A frame entering a port that does not exist is dropped; outputs go only to existing ports.
+//! - Ports can be added and deleted at run time ([`SwitchCore::add_port`],
+//!   [`SwitchCore::delete_port`]), with PORT_STATUS to the controller; flow entries stay.
+//! - Not emulated: buffering (every packet-in is unbuffered), flow timeouts and FLOW_REMOVED,
+//!   groups, meters, port and table statistics, port config (PORT_MOD).
 //!
 //! **Up**, precisely: the switch has answered a FEATURES_REQUEST, then a PORT_DESC request, and
 //! then a BARRIER_REQUEST, and (for [`EmuSwitch::wait_until_up`]) that BARRIER_REPLY has been
@@ -28,8 +49,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use ofp13::{
-    Body, Desc, ErrorMsg, Hello, HelloElem, MacAddr, Message, MultipartReply, MultipartReplyBody,
-    MultipartRequestBody, Port, Role, SwitchConfig, SwitchFeatures, MAX_MESSAGE_LEN, OFPMPF_MORE,
+    AsyncConfig, Body, Desc, ErrorMsg, FlowStats, Hello, HelloElem, MacAddr, Message,
+    MultipartReply, MultipartReplyBody, MultipartRequestBody, Port, PortStatus, Role, SwitchConfig,
+    SwitchFeatures, MAX_MESSAGE_LEN, OFPMPF_MORE, OFPR_ACTION, OFPR_NO_MATCH,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -38,9 +60,25 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::flowtable::{Effect, FlowTables, OfpError};
+
 /// `OFPET_BAD_REQUEST` / `OFPBRC_BAD_MULTIPART`.
 pub const OFPET_BAD_REQUEST: u16 = 1;
 pub const OFPBRC_BAD_MULTIPART: u16 = 2;
+/// `OFPET_BAD_REQUEST` / `OFPBRC_IS_SLAVE`: a modifying message from a slave controller.
+pub const OFPBRC_IS_SLAVE: u16 = 10;
+
+/// OpenFlow 1.3's default asynchronous configuration (as Open vSwitch applies it to an
+/// OpenFlow 1.3 connection): master/equal get no_match and action packet-ins, every port
+/// status and every flow-removed; slaves get port status only. invalid_ttl is off.
+pub const DEFAULT_ASYNC: AsyncConfig = AsyncConfig {
+    packet_in_mask: [(1 << OFPR_NO_MATCH) | (1 << OFPR_ACTION), 0],
+    port_status_mask: [0b111, 0b111],
+    flow_removed_mask: [0b1111, 0],
+};
+
+/// The largest multipart reply body part we emit (the message header is 16 bytes).
+const MAX_PART: usize = MAX_MESSAGE_LEN - 16;
 
 /// What the emulated switch is: identity, ports, and how it greets.
 #[derive(Debug, Clone)]
@@ -130,7 +168,8 @@ pub fn port(dpid: u64, no: u32) -> Port {
     }
 }
 
-/// The sans-io switch: controller messages in, replies out.
+/// The sans-io switch: controller messages in, replies out; frames in, packet-ins out (frames
+/// to send out of ports queue up until [`SwitchCore::take_frames`]).
 #[derive(Debug)]
 pub struct SwitchCore {
     spec: SwitchSpec,
@@ -147,10 +186,23 @@ pub struct SwitchCore {
     ports_answered: bool,
     up: bool,
     received: Vec<Message>,
+    tables: FlowTables,
+    async_config: AsyncConfig,
+    /// Frames to send out of ports, in order.
+    frames: Vec<(u32, Vec<u8>)>,
+}
+
+/// An `OFPT_ERROR` answering `msg`: its first 64 bytes as data.
+fn error_for(msg: &Message, (err_type, code): OfpError) -> Message {
+    let bytes = msg.to_bytes();
+    let data = Bytes::copy_from_slice(bytes.get(..64).unwrap_or(&bytes));
+    Message::new(msg.xid, Body::Error(ErrorMsg::new(err_type, code, data)))
 }
 
 impl SwitchCore {
     pub fn new(spec: SwitchSpec) -> Self {
+        let mut tables = FlowTables::new(spec.n_tables);
+        tables.set_ports(&spec.ports.iter().map(|p| p.port_no).collect::<Vec<_>>());
         SwitchCore {
             silent: spec.silent,
             paused: spec.paused,
@@ -171,6 +223,9 @@ impl SwitchCore {
             ports_answered: false,
             up: false,
             received: Vec::new(),
+            tables,
+            async_config: DEFAULT_ASYNC,
+            frames: Vec::new(),
         }
     }
 
@@ -236,8 +291,119 @@ impl SwitchCore {
         &self.received
     }
 
-    /// Handles one message from the controller; returns the replies, in order (none while
-    /// paused: they are held until [`SwitchCore::resume`]).
+    /// The datapath's flow tables.
+    pub fn tables(&self) -> &FlowTables {
+        &self.tables
+    }
+
+    /// The asynchronous configuration in force ([`DEFAULT_ASYNC`] until SET_ASYNC).
+    pub fn async_config(&self) -> AsyncConfig {
+        self.async_config
+    }
+
+    /// Every flow entry of every table with its counters, in lookup order.
+    pub fn flows(&self) -> Vec<FlowStats> {
+        self.tables.dump(ofp13::TABLE_ALL)
+    }
+
+    /// The switch's ports now.
+    pub fn ports(&self) -> &[Port] {
+        &self.spec.ports
+    }
+
+    /// Frames the datapath sent out of ports since the last call, in order: (port, frame).
+    pub fn take_frames(&mut self) -> Vec<(u32, Vec<u8>)> {
+        std::mem::take(&mut self.frames)
+    }
+
+    fn is_slave(&self) -> bool {
+        self.role.role == ofp13::OFPCR_ROLE_SLAVE
+    }
+
+    /// Whether the controller wants an asynchronous message of `mask_of` with `reason`.
+    fn wants(&self, mask_of: fn(&AsyncConfig) -> [u32; 2], reason: u8) -> bool {
+        let m = mask_of(&self.async_config)[usize::from(self.is_slave())];
+        reason < 32 && m & (1 << reason) != 0
+    }
+
+    /// Frames to the output queue, wanted packet-ins to messages.
+    fn effects(&mut self, effects: Vec<Effect>) -> Vec<Message> {
+        let mut out = Vec::new();
+        for e in effects {
+            match e {
+                Effect::Output { port, frame } => self.frames.push((port, frame)),
+                Effect::PacketIn { reason, .. } => {
+                    if self.wants(|a| a.packet_in_mask, reason) {
+                        if let Some(pi) = e.to_packet_in() {
+                            out.push(Message::new(0, Body::PacketIn(pi)));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Async messages are held like replies while paused.
+    fn deliver(&mut self, out: Vec<Message>) -> Vec<Message> {
+        if self.paused {
+            self.held.extend(out);
+            return Vec::new();
+        }
+        out
+    }
+
+    /// A frame entering `in_port`: runs it through the flow tables. Returns the packet-ins to
+    /// send (as the async configuration allows); frames to send out of ports queue up for
+    /// [`SwitchCore::take_frames`]. A frame on a port the switch does not have is dropped.
+    pub fn receive_frame(&mut self, in_port: u32, frame: &[u8]) -> Vec<Message> {
+        if !self.spec.ports.iter().any(|p| p.port_no == in_port) {
+            return Vec::new();
+        }
+        let fx = self.tables.process(in_port, frame);
+        let out = self.effects(fx);
+        self.deliver(out)
+    }
+
+    fn sync_ports(&mut self) {
+        let nos: Vec<u32> = self.spec.ports.iter().map(|p| p.port_no).collect();
+        self.tables.set_ports(&nos);
+    }
+
+    fn port_status(&mut self, reason: u8, desc: Port) -> Vec<Message> {
+        if !self.wants(|a| a.port_status_mask, reason) {
+            return Vec::new();
+        }
+        let out = vec![Message::new(
+            0,
+            Body::PortStatus(PortStatus { reason, desc }),
+        )];
+        self.deliver(out)
+    }
+
+    /// Adds a port (replacing one with the same number); returns the PORT_STATUS (ADD) to send.
+    pub fn add_port(&mut self, port: Port) -> Vec<Message> {
+        self.spec.ports.retain(|p| p.port_no != port.port_no);
+        self.spec.ports.push(port.clone());
+        self.spec.ports.sort_by_key(|p| p.port_no);
+        self.sync_ports();
+        self.port_status(ofp13::OFPPR_ADD, port)
+    }
+
+    /// Deletes a port; returns the PORT_STATUS (DELETE) to send (none if there was no such
+    /// port). Flow entries that output to it stay, as in Open vSwitch.
+    pub fn delete_port(&mut self, port_no: u32) -> Vec<Message> {
+        let Some(i) = self.spec.ports.iter().position(|p| p.port_no == port_no) else {
+            return Vec::new();
+        };
+        let desc = self.spec.ports.remove(i);
+        self.sync_ports();
+        self.port_status(ofp13::OFPPR_DELETE, desc)
+    }
+
+    /// Handles one message from the controller; returns the replies and packet-ins, in order
+    /// (none while paused: they are held until [`SwitchCore::resume`]). Frames a PACKET_OUT
+    /// sends queue up for [`SwitchCore::take_frames`].
     pub fn handle(&mut self, msg: Message) -> Vec<Message> {
         let xid = msg.xid;
         let mut completes_handshake = false;
@@ -272,6 +438,22 @@ impl SwitchCore {
                 }
                 reply(Body::RoleReply(self.role))
             }
+            Body::SetAsync(a) => {
+                self.async_config = *a;
+                Vec::new()
+            }
+            Body::GetAsyncRequest => reply(Body::GetAsyncReply(self.async_config)),
+            Body::FlowMod(_) | Body::PacketOut(_) if self.is_slave() => {
+                vec![error_for(&msg, (OFPET_BAD_REQUEST, OFPBRC_IS_SLAVE))]
+            }
+            Body::FlowMod(fm) => match self.tables.apply_flow_mod(fm) {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![error_for(&msg, e)],
+            },
+            Body::PacketOut(po) => match self.tables.packet_out(po) {
+                Ok(fx) => self.effects(fx),
+                Err(e) => vec![error_for(&msg, e)],
+            },
             Body::MultipartRequest(req) => self.multipart(&msg, &req.body),
             _ => Vec::new(),
         };
@@ -312,7 +494,18 @@ impl SwitchCore {
                     })
                     .collect()
             }
-            MultipartRequestBody::Flow(_) => vec![part(0, MultipartReplyBody::Flow(Vec::new()))],
+            MultipartRequestBody::Flow(req) => {
+                let parts = split_flow_stats(self.tables.flow_stats(req));
+                let last = parts.len() - 1;
+                parts
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let flags = if i < last { OFPMPF_MORE } else { 0 };
+                        part(flags, MultipartReplyBody::Flow(p))
+                    })
+                    .collect()
+            }
             MultipartRequestBody::Desc => vec![part(
                 0,
                 MultipartReplyBody::Desc(Box::new(Desc {
@@ -323,16 +516,37 @@ impl SwitchCore {
                     dp_desc: format!("emu dpid {:#x}", self.spec.dpid),
                 })),
             )],
-            _ => {
-                let bytes = msg.to_bytes();
-                let data = Bytes::copy_from_slice(bytes.get(..64).unwrap_or(&bytes));
-                vec![Message::new(
-                    xid,
-                    Body::Error(ErrorMsg::new(OFPET_BAD_REQUEST, OFPBRC_BAD_MULTIPART, data)),
-                )]
-            }
+            _ => vec![error_for(msg, (OFPET_BAD_REQUEST, OFPBRC_BAD_MULTIPART))],
         }
     }
+}
+
+/// Flow statistics in parts that each fit one multipart reply (at least one part, maybe
+/// empty).
+fn split_flow_stats(stats: Vec<FlowStats>) -> Vec<Vec<FlowStats>> {
+    let mut parts = vec![Vec::new()];
+    let mut size = 0;
+    for f in stats {
+        let mut buf = Vec::new();
+        Message::new(
+            0,
+            Body::MultipartReply(MultipartReply {
+                flags: 0,
+                body: MultipartReplyBody::Flow(vec![f.clone()]),
+            }),
+        )
+        .emit(&mut buf);
+        let n = buf.len().saturating_sub(16);
+        if size + n > MAX_PART && size > 0 {
+            parts.push(Vec::new());
+            size = 0;
+        }
+        size += n;
+        if let Some(p) = parts.last_mut() {
+            p.push(f);
+        }
+    }
+    parts
 }
 
 /// Client-side TLS for an emulated switch.
@@ -421,6 +635,41 @@ enum Cmd {
     Send(Message),
     Resume,
     Close,
+    Frame(u32, Vec<u8>),
+    AddPort(Port),
+    DeletePort(u32),
+}
+
+/// A frame an emulated switch sent out of one of its ports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Egress {
+    pub dpid: u64,
+    pub port: u32,
+    pub frame: Vec<u8>,
+}
+
+/// How a switch's task is wired to the rest of an emulated network.
+#[derive(Debug, Clone, Default)]
+pub struct Wire {
+    /// Where frames the switch outputs go (dropped when `None`).
+    pub egress: Option<mpsc::UnboundedSender<Egress>>,
+    /// Bumped after every batch of work the task did (messages handled, frames processed),
+    /// so that observers can wait for a condition without polling on a timer.
+    pub activity: Option<Arc<watch::Sender<u64>>>,
+}
+
+/// Puts frames into a running switch's ports; cheap to clone, usable from any task.
+#[derive(Clone)]
+pub struct Injector {
+    cmd: mpsc::UnboundedSender<Cmd>,
+}
+
+impl Injector {
+    /// `frame` enters the switch on `port` (processed by the switch's task, in order). Returns
+    /// false if the switch's task is gone.
+    pub fn inject(&self, port: u32, frame: Vec<u8>) -> bool {
+        self.cmd.send(Cmd::Frame(port, frame)).is_ok()
+    }
 }
 
 /// A running emulated switch. Dropping it aborts its task and closes its socket.
@@ -439,7 +688,13 @@ fn lock(core: &Mutex<SwitchCore>) -> MutexGuard<'_, SwitchCore> {
 /// Connects to the controller (TCP, then TLS if configured), writes the greeting and starts
 /// the switch's task. Fails only if the connection (or the TLS handshake as seen by the
 /// client) fails; a controller that refuses the switch later shows as [`Status::Closed`].
+/// Frames the switch outputs are dropped: see [`connect_wired`].
 pub async fn connect(cfg: EmuConfig) -> std::io::Result<EmuSwitch> {
+    connect_wired(cfg, Wire::default()).await
+}
+
+/// [`connect`], with the switch's output frames and activity going to `wire`.
+pub async fn connect_wired(cfg: EmuConfig, wire: Wire) -> std::io::Result<EmuSwitch> {
     let tcp = TcpStream::connect(cfg.addr).await?;
     tcp.set_nodelay(true)?;
     let local_addr = tcp.local_addr()?;
@@ -447,10 +702,10 @@ pub async fn connect(cfg: EmuConfig) -> std::io::Result<EmuSwitch> {
     let (cmd, cmd_rx) = mpsc::unbounded_channel();
     let (status_tx, status) = watch::channel(Status::Connected);
     let task = match cfg.tls {
-        None => tokio::spawn(drive(tcp, Arc::clone(&core), cmd_rx, status_tx)),
+        None => tokio::spawn(drive(tcp, Arc::clone(&core), cmd_rx, status_tx, wire)),
         Some(tls) => {
             let stream = tls.connector.connect(tls.server_name, tcp).await?;
-            tokio::spawn(drive(stream, Arc::clone(&core), cmd_rx, status_tx))
+            tokio::spawn(drive(stream, Arc::clone(&core), cmd_rx, status_tx, wire))
         }
     };
     Ok(EmuSwitch {
@@ -542,6 +797,38 @@ impl EmuSwitch {
         let _ = self.cmd.send(Cmd::Resume);
     }
 
+    /// `frame` enters the switch on `port`.
+    pub fn inject(&self, port: u32, frame: Vec<u8>) {
+        let _ = self.cmd.send(Cmd::Frame(port, frame));
+    }
+
+    /// A cloneable way to inject frames from elsewhere.
+    pub fn injector(&self) -> Injector {
+        Injector {
+            cmd: self.cmd.clone(),
+        }
+    }
+
+    /// Adds a port (PORT_STATUS ADD to the controller).
+    pub fn add_port(&self, port: Port) {
+        let _ = self.cmd.send(Cmd::AddPort(port));
+    }
+
+    /// Deletes a port (PORT_STATUS DELETE to the controller).
+    pub fn delete_port(&self, port_no: u32) {
+        let _ = self.cmd.send(Cmd::DeletePort(port_no));
+    }
+
+    /// Runs `f` on the switch's core (its flow tables, ports, async configuration...).
+    pub fn with_core<T>(&self, f: impl FnOnce(&SwitchCore) -> T) -> T {
+        f(&lock(&self.core))
+    }
+
+    /// Every flow entry with its counters, in lookup order.
+    pub fn flows(&self) -> Vec<FlowStats> {
+        lock(&self.core).flows()
+    }
+
     /// Closes the socket from our side and waits for the task to end.
     pub async fn close(&mut self) {
         let _ = self.cmd.send(Cmd::Close);
@@ -573,6 +860,7 @@ async fn drive<S>(
     core: Arc<Mutex<SwitchCore>>,
     mut cmds: mpsc::UnboundedReceiver<Cmd>,
     status: watch::Sender<Status>,
+    wire: Wire,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -584,7 +872,17 @@ async fn drive<S>(
         was_up: up,
         reason,
     };
+    let dpid = lock(&core).spec.dpid;
     let closed = loop {
+        let frames = lock(&core).take_frames();
+        if let Some(tx) = &wire.egress {
+            for (port, frame) in frames {
+                let _ = tx.send(Egress { dpid, port, frame });
+            }
+        }
+        if let Some(a) = &wire.activity {
+            a.send_modify(|n| *n = n.wrapping_add(1));
+        }
         if !wbuf.is_empty() {
             let r = match stream.write_all(&wbuf).await {
                 Ok(()) => stream.flush().await,
@@ -616,6 +914,21 @@ async fn drive<S>(
                         m.emit(&mut wbuf);
                     }
                 }
+                Some(Cmd::Frame(port, frame)) => {
+                    for m in lock(&core).receive_frame(port, &frame) {
+                        m.emit(&mut wbuf);
+                    }
+                }
+                Some(Cmd::AddPort(p)) => {
+                    for m in lock(&core).add_port(p) {
+                        m.emit(&mut wbuf);
+                    }
+                }
+                Some(Cmd::DeletePort(no)) => {
+                    for m in lock(&core).delete_port(no) {
+                        m.emit(&mut wbuf);
+                    }
+                }
                 Some(Cmd::Close) | None => break end(false, up, "closed by its handle".into()),
             },
         }
@@ -644,7 +957,7 @@ fn decode(rbuf: &mut BytesMut, core: &Mutex<SwitchCore>, wbuf: &mut Vec<u8>) -> 
 mod tests {
     use super::*;
     use crate::session::{Event, Session, SessionConfig, State};
-    use ofp13::{MultipartRequest, OFPCR_ROLE_MASTER};
+    use ofp13::{Action, MultipartRequest, Oxm, OFPCR_ROLE_MASTER};
     use std::time::Instant;
 
     fn mp(body: MultipartRequestBody) -> Body {
@@ -791,6 +1104,265 @@ mod tests {
         c.pause();
         assert!(c.handle(Message::new(5, Body::BarrierRequest)).is_empty());
         assert_eq!(c.resume().len(), 1);
+    }
+
+    fn ip_frame(ttl: u8) -> Vec<u8> {
+        use crate::emu_fabric::{eth_frame, ipv4_packet};
+        let icmp = crate::packet::icmp(8, 0, [0, 1, 0, 1], b"payload!");
+        let ip = ipv4_packet(
+            std::net::Ipv4Addr::new(10, 0, 0, 1),
+            std::net::Ipv4Addr::new(10, 0, 0, 2),
+            1,
+            ttl,
+            1,
+            false,
+            &icmp,
+        );
+        eth_frame(
+            MacAddr([2, 0, 0, 0, 0, 2]),
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            0x0800,
+            &ip,
+        )
+    }
+
+    fn flow(priority: u16, match_: Vec<Oxm>, actions: Vec<Action>) -> Message {
+        Message::new(
+            0x10,
+            Body::FlowMod(ofp13::FlowMod {
+                priority,
+                match_: ofp13::Match::new(match_),
+                instructions: vec![ofp13::Instruction::ApplyActions { actions }],
+                ..ofp13::FlowMod::default()
+            }),
+        )
+    }
+
+    fn packet_ins(out: &[Message]) -> Vec<u8> {
+        out.iter()
+            .map(|m| match &m.body {
+                Body::PacketIn(p) => p.reason,
+                b => panic!("not a packet-in: {b:?}"),
+            })
+            .collect()
+    }
+
+    fn set_async(packet_in: [u32; 2]) -> Message {
+        Message::new(
+            0x20,
+            Body::SetAsync(AsyncConfig {
+                packet_in_mask: packet_in,
+                ..DEFAULT_ASYNC
+            }),
+        )
+    }
+
+    #[test]
+    fn flow_mods_build_a_datapath_and_refusals_are_errors() {
+        let mut c = SwitchCore::new(SwitchSpec::new(1).with_ports(3));
+        let fm = flow(10, vec![Oxm::InPort(1, None)], vec![Action::output(2)]);
+        assert!(c.handle(fm).is_empty());
+        assert_eq!(c.tables().len(), 1);
+        let f = ip_frame(64);
+        assert!(c.receive_frame(1, &f).is_empty());
+        assert_eq!(c.take_frames(), [(2, f.clone())]);
+        assert!(c.take_frames().is_empty());
+        // No port 9: the frame never enters; an output to port 9 goes nowhere.
+        assert!(c.receive_frame(9, &f).is_empty());
+        assert!(c.take_frames().is_empty());
+        // dec_ttl without an IP match: refused with the engine's code and the first 64 bytes.
+        let bad = flow(10, vec![], vec![Action::DecNwTtl, Action::output(2)]);
+        let bytes = bad.to_bytes();
+        assert!(bytes.len() > 64);
+        let out = c.handle(bad);
+        assert!(
+            matches!(&out[..], [Message { xid: 0x10, body: Body::Error(e) }]
+            if (e.err_type, e.code) == (crate::flowtable::OFPET_BAD_ACTION,
+                crate::flowtable::OFPBAC_MATCH_INCONSISTENT) && e.data[..] == bytes[..64]),
+            "{out:?}"
+        );
+        assert_eq!(c.tables().len(), 1, "nothing changed");
+        // FLOW stats list the entry with its counters.
+        let out = c.handle(Message::new(
+            7,
+            mp(MultipartRequestBody::Flow(ofp13::FlowStatsRequest::all())),
+        ));
+        assert!(
+            matches!(&out[..], [Message { xid: 7, body: Body::MultipartReply(MultipartReply {
+            flags: 0, body: MultipartReplyBody::Flow(f) }) }]
+            if f.len() == 1 && f[0].packet_count == 1 && f[0].priority == 10),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn packet_ins_follow_the_async_configuration_and_the_role() {
+        let mut c = SwitchCore::new(SwitchSpec::new(1).with_ports(3));
+        let ip = vec![Oxm::EthType(0x0800, None)];
+        c.handle(flow(10, ip, vec![Action::DecNwTtl, Action::output(2)]));
+        let arp = vec![Oxm::EthType(0x0806, None)];
+        c.handle(flow(10, arp, vec![Action::output(ofp13::port::CONTROLLER)]));
+        let arp_frame = crate::packet::Arp {
+            op: 1,
+            sha: MacAddr([2, 0, 0, 0, 0, 1]),
+            spa: std::net::Ipv4Addr::new(10, 0, 0, 1),
+            tha: MacAddr::ZERO,
+            tpa: std::net::Ipv4Addr::new(10, 0, 0, 9),
+        }
+        .frame(MacAddr::BROADCAST, MacAddr([2, 0, 0, 0, 0, 1]), 0x0806);
+
+        // OpenFlow 1.3's default: action packet-ins yes, invalid_ttl no.
+        let out = c.handle(Message::new(1, Body::GetAsyncRequest));
+        assert!(
+            matches!(&out[..], [Message { xid: 1, body: Body::GetAsyncReply(a) }]
+            if *a == DEFAULT_ASYNC)
+        );
+        assert_eq!(packet_ins(&c.receive_frame(1, &arp_frame)), [OFPR_ACTION]);
+        assert!(c.receive_frame(1, &ip_frame(1)).is_empty());
+        assert!(c.take_frames().is_empty(), "expired: not forwarded");
+        let out = c.receive_frame(1, &ip_frame(2));
+        assert!(out.is_empty());
+        assert_eq!(c.take_frames().len(), 1);
+
+        // invalid_ttl enabled (what servswitch's router asks for).
+        assert!(c.handle(set_async([0b111, 0])).is_empty());
+        assert_eq!(c.async_config().packet_in_mask, [0b111, 0]);
+        let out = c.receive_frame(1, &ip_frame(1));
+        assert_eq!(packet_ins(&out), [ofp13::OFPR_INVALID_TTL]);
+        assert!(matches!(&out[0].body, Body::PacketIn(p)
+            if p.data[..] == ip_frame(1)[..] && p.in_port() == Some(1) && out[0].xid == 0));
+
+        // Only invalid_ttl: the ARP packet-in is filtered.
+        c.handle(set_async([0b100, 0b001]));
+        assert!(c.receive_frame(1, &arp_frame).is_empty());
+        // As a slave the slave mask applies; modifying messages are refused.
+        c.handle(Message::new(
+            2,
+            Body::RoleRequest(Role {
+                role: ofp13::OFPCR_ROLE_SLAVE,
+                generation_id: 1,
+            }),
+        ));
+        assert!(c.receive_frame(1, &ip_frame(1)).is_empty());
+        let out = c.handle(flow(1, vec![], vec![]));
+        assert!(matches!(&out[..], [Message { body: Body::Error(e), .. }]
+            if (e.err_type, e.code) == (OFPET_BAD_REQUEST, OFPBRC_IS_SLAVE)));
+        assert_eq!(c.tables().len(), 2);
+    }
+
+    #[test]
+    fn packet_out_sends_frames_and_reports_errors() {
+        let mut c = SwitchCore::new(SwitchSpec::new(1).with_ports(3));
+        let f = ip_frame(64);
+        let po = |in_port, actions| {
+            Message::new(
+                5,
+                Body::PacketOut(ofp13::PacketOut {
+                    buffer_id: ofp13::NO_BUFFER,
+                    in_port,
+                    actions,
+                    data: Bytes::from(f.clone()),
+                }),
+            )
+        };
+        let out = c.handle(po(
+            ofp13::port::CONTROLLER,
+            vec![Action::output(3), Action::output(1)],
+        ));
+        assert!(out.is_empty());
+        assert_eq!(c.take_frames(), [(3, f.clone()), (1, f.clone())]);
+        // output:TABLE runs the pipeline: an entry sending to the controller raises a packet-in.
+        c.handle(flow(
+            1,
+            vec![],
+            vec![Action::output(ofp13::port::CONTROLLER)],
+        ));
+        let out = c.handle(po(2, vec![Action::output(ofp13::port::TABLE)]));
+        assert_eq!(packet_ins(&out), [OFPR_ACTION]);
+        // A bad in_port is refused.
+        let out = c.handle(po(0xffff_ff01, vec![Action::output(1)]));
+        assert!(
+            matches!(&out[..], [Message { xid: 5, body: Body::Error(e) }]
+            if (e.err_type, e.code) == (OFPET_BAD_REQUEST, crate::flowtable::OFPBRC_BAD_PORT))
+        );
+        assert!(c.take_frames().is_empty());
+    }
+
+    #[test]
+    fn many_flow_entries_are_split_with_reply_more() {
+        let mut c = SwitchCore::new(SwitchSpec::new(1).with_ports(3));
+        for i in 0..2000u32 {
+            let m = vec![
+                Oxm::EthType(0x0800, None),
+                Oxm::Ipv4Dst(std::net::Ipv4Addr::from(0x0a00_0000 + i), None),
+            ];
+            let actions = vec![
+                Action::DecNwTtl,
+                Action::SetField {
+                    field: Oxm::EthSrc(MacAddr([2, 0, 0, 0, 0, 1]), None),
+                },
+                Action::SetField {
+                    field: Oxm::EthDst(MacAddr([2, 0, 0, 0, 0, 2]), None),
+                },
+                Action::output(1),
+            ];
+            assert!(c.handle(flow(100, m, actions)).is_empty());
+        }
+        let out = c.handle(Message::new(
+            8,
+            mp(MultipartRequestBody::Flow(ofp13::FlowStatsRequest::all())),
+        ));
+        assert!(out.len() > 1);
+        let mut total = 0;
+        for (i, m) in out.iter().enumerate() {
+            assert!(m.to_bytes().len() <= MAX_MESSAGE_LEN);
+            match &m.body {
+                Body::MultipartReply(MultipartReply {
+                    flags,
+                    body: MultipartReplyBody::Flow(f),
+                }) => {
+                    assert_eq!(*flags == OFPMPF_MORE, i + 1 < out.len());
+                    total += f.len();
+                }
+                b => panic!("{b:?}"),
+            }
+        }
+        assert_eq!(total, 2000);
+    }
+
+    #[test]
+    fn ports_come_and_go_with_port_status() {
+        let mut c = SwitchCore::new(SwitchSpec::new(1).with_ports(2));
+        c.handle(flow(1, vec![], vec![Action::output(7)]));
+        let f = ip_frame(64);
+        c.receive_frame(1, &f);
+        assert!(c.take_frames().is_empty(), "no port 7 yet");
+        let out = c.add_port(port(1, 7));
+        assert!(
+            matches!(&out[..], [Message { xid: 0, body: Body::PortStatus(p) }]
+            if p.reason == ofp13::OFPPR_ADD && p.desc.port_no == 7)
+        );
+        c.receive_frame(1, &f);
+        assert_eq!(c.take_frames(), [(7, f.clone())]);
+        let out = c.delete_port(7);
+        assert!(
+            matches!(&out[..], [Message { body: Body::PortStatus(p), .. }]
+            if p.reason == ofp13::OFPPR_DELETE && p.desc.port_no == 7)
+        );
+        assert!(c.delete_port(7).is_empty());
+        c.receive_frame(1, &f);
+        assert!(c.take_frames().is_empty());
+        assert_eq!(c.tables().len(), 1, "flow entries stay");
+        // Port status filtered out by the async configuration.
+        c.handle(Message::new(
+            1,
+            Body::SetAsync(AsyncConfig {
+                port_status_mask: [0, 0],
+                ..DEFAULT_ASYNC
+            }),
+        ));
+        assert!(c.add_port(port(1, 8)).is_empty());
+        assert_eq!(c.ports().len(), 3);
     }
 
     /// Dropping a running switch ends its task and closes its socket.

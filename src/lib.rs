@@ -7,6 +7,7 @@ pub mod api;
 pub mod careof;
 pub mod codec_cli;
 pub mod emu;
+pub mod emu_fabric;
 pub mod flowtable;
 pub mod gen;
 pub mod metrics;

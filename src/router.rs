@@ -147,6 +147,9 @@ impl Router {
         if eth.src != arp.sha {
             return Vec::new(); // inconsistent frame: a spoof or a broken host; ignore.
         }
+        if !matches!(arp.op, packet::ARP_REQUEST | packet::ARP_REPLY) {
+            return Vec::new(); // not a request or reply (Linux drops these too); learn nothing.
+        }
         let mut out = self.learn(name, in_port, arp.spa, arp.sha);
         if arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
             return out;

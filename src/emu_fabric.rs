@@ -1,0 +1,1410 @@
+//! An emulated fabric, in process: one emulated OpenFlow 1.3 switch ([`crate::emu`]) per switch
+//! of a topology, connected to a controller over real sockets; links that carry frames between
+//! them; and one emulated host per topology host, with a tiny IPv4 stack that behaves like a
+//! Linux host for what the fabric cares about. Used by tests (`tests/emu_routing.rs`, and
+//! `tests/emu_vs_ovs.rs`, which runs the same scenario on Open vSwitch and compares what every
+//! host receives) and meant for `servswitch demo`.
+//!
+//! **Wiring.** Every switch gets every port the topology names for it: each link end and each
+//! host port (`r1:1` ... ), numbered as in the file. A frame a switch outputs on a link port
+//! enters the peer switch on the peer port; on a host port it is handed to that host's stack;
+//! on any other port it is dropped. One task (the fabric's) moves frames between switches and
+//! runs the hosts; each switch runs its datapath in its own task ([`crate::emu::connect_wired`]).
+//!
+//! **Hosts** ([`HostStack`], sans-io; like Linux with default sysctls):
+//! - an address (or several) with the prefix length of its subnet, and a default gateway (the
+//!   gateway of its first address's subnet);
+//! - answers ARP requests for its addresses (to the requester's MAC), and then holds an entry for
+//!   the requester (Linux's `neigh_event_ns`);
+//! - an ARP cache whose entries live [`HostConfig::arp_lifetime`]; any other ARP packet (replies,
+//!   gratuitous ARP, requests for someone else) updates an *existing* entry only (Linux's
+//!   `arp_accept=0`), and a different MAC replaces a valid entry only if it is gratuitous or the
+//!   entry is older than [`HostConfig::arp_locktime`];
+//! - sends directly to destinations inside one of its prefixes and via the gateway otherwise;
+//!   an unresolved next hop is asked for (broadcast ARP request, [`HostConfig::arp_tries`] times
+//!   [`HostConfig::arp_retrans`] apart) while the packets wait in a queue; when the tries run
+//!   out the queue is dropped and a local probe learns "destination host unreachable" from the
+//!   host's own address (what `ping` prints);
+//! - drops frames for other MACs, IPv4 with a bad header or ICMP checksum, and packets for
+//!   addresses that are not its own (no forwarding);
+//! - answers ICMP echo requests (TTL 64, from the address that was pinged) and matches echo
+//!   replies and ICMP errors (time exceeded, unreachable) to its own probes by identifier and
+//!   sequence number, as `ping` does;
+//! - records every frame delivered to its port, for its own MAC or not ([`EmuFabric::received`]).
+//!
+//! **Determinism.** No randomness: probe identifiers count up, ARP timers are fixed. Nothing
+//! waits on a fixed sleep: [`EmuFabric::wait_until`] re-checks its condition whenever a switch
+//! or the fabric task has done some work. The order in which concurrent frames interleave is
+//! up to the scheduler, as on a real network.
+//!
+//! **Stopping.** [`EmuFabric::shutdown`] closes every switch connection and ends the fabric's
+//! task, and waits for all of them; dropping an [`EmuFabric`] aborts them instead.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use ofp13::{FlowStats, MacAddr};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::emu::{self, Egress, EmuConfig, EmuSwitch, Injector, SwitchSpec, Wire};
+use crate::packet::{
+    self, checksum, Arp, Ethernet, Ipv4, ARP_REPLY, ARP_REQUEST, ETH_ARP, ETH_IPV4,
+    ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_TIME_EXCEEDED, IP_ICMP,
+};
+use crate::topology::Topology;
+
+/// ICMP destination unreachable.
+pub const ICMP_DEST_UNREACHABLE: u8 = 3;
+/// Code "host unreachable" of [`ICMP_DEST_UNREACHABLE`].
+pub const ICMP_HOST_UNREACHABLE: u8 = 1;
+
+/// Frames shorter than this are padded (Ethernet minimum without FCS).
+const MIN_FRAME: usize = 60;
+
+// ---------------------------------------------------------------------------------------------
+// Host stack
+
+/// How the emulated hosts behave (defaults like Linux's).
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// How long a resolved ARP entry is used before the address is asked for again (Linux: an
+    /// entry stays reachable for 15 to 45 s, a random time; fixed here).
+    pub arp_lifetime: Duration,
+    /// A valid entry is not replaced by a non-gratuitous answer within this time of its last
+    /// update (Linux: `locktime`, 1 s).
+    pub arp_locktime: Duration,
+    /// Time between ARP requests for an unresolved address (Linux: `retrans_time_ms`, 1 s).
+    pub arp_retrans: Duration,
+    /// ARP requests sent before giving up (Linux: `mcast_solicit`, 3).
+    pub arp_tries: u32,
+    /// Packets queued per unresolved address; the oldest goes first (Linux: `unres_qlen`, 101).
+    pub arp_queue: usize,
+    /// TTL of the packets the host originates (Linux: `ip_default_ttl`, 64).
+    pub ttl: u8,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            arp_lifetime: Duration::from_secs(30),
+            arp_locktime: Duration::from_secs(1),
+            arp_retrans: Duration::from_secs(1),
+            arp_tries: 3,
+            arp_queue: 101,
+            ttl: 64,
+        }
+    }
+}
+
+/// An answer to an echo request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingReply {
+    /// The reply's TTL as it arrived.
+    pub ttl: u8,
+    /// The reply's source address.
+    pub from: Ipv4Addr,
+    pub rtt: Duration,
+}
+
+/// What became of one probe (an echo request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeOutcome {
+    Reply(PingReply),
+    /// An ICMP error about the probe: time exceeded (11) or destination unreachable (3), from
+    /// a router, or from the host itself when its next hop did not answer ARP.
+    Error {
+        from: Ipv4Addr,
+        icmp_type: u8,
+        code: u8,
+    },
+    /// Nothing came back in time.
+    Timeout,
+}
+
+impl ProbeOutcome {
+    pub fn reply(&self) -> Option<PingReply> {
+        match self {
+            ProbeOutcome::Reply(r) => Some(*r),
+            _ => None,
+        }
+    }
+}
+
+/// A frame a host received, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub at: Instant,
+    pub frame: Vec<u8>,
+}
+
+impl Received {
+    pub fn eth(&self) -> Option<Ethernet<'_>> {
+        Ethernet::parse(&self.frame)
+    }
+    /// The IPv4 packet, if the frame carries one.
+    pub fn ipv4(&self) -> Option<Ipv4<'_>> {
+        let e = self.eth()?;
+        (e.ethertype == ETH_IPV4).then(|| Ipv4::parse(e.payload))?
+    }
+    /// The ARP packet, if the frame carries one.
+    pub fn arp(&self) -> Option<Arp> {
+        let e = self.eth()?;
+        (e.ethertype == ETH_ARP).then(|| Arp::parse(e.payload))?
+    }
+    /// ICMP (type, code) of an IPv4 ICMP packet.
+    pub fn icmp(&self) -> Option<(u8, u8)> {
+        let ip = self.ipv4()?;
+        if ip.protocol != IP_ICMP {
+            return None;
+        }
+        Some((*ip.payload.first()?, *ip.payload.get(1)?))
+    }
+}
+
+#[derive(Debug)]
+enum Neigh {
+    /// Asked for; packets wait.
+    Incomplete {
+        queue: VecDeque<Vec<u8>>,
+        sent: u32,
+        next: Instant,
+    },
+    Valid {
+        mac: MacAddr,
+        updated: Instant,
+    },
+}
+
+#[derive(Debug)]
+struct Waiter {
+    sent: Instant,
+    /// The probe's source address (an unreachable error names it).
+    src: Ipv4Addr,
+    reply: Option<oneshot::Sender<ProbeOutcome>>,
+}
+
+/// One emulated host's IPv4 stack, sans-io: frames and time in, frames out.
+#[derive(Debug)]
+pub struct HostStack {
+    name: String,
+    mac: MacAddr,
+    addrs: Vec<(Ipv4Addr, u8)>,
+    gateway: Option<Ipv4Addr>,
+    cfg: HostConfig,
+    neigh: HashMap<Ipv4Addr, Neigh>,
+    received: Vec<Received>,
+    probes: HashMap<(u16, u16), Waiter>,
+    ip_id: u16,
+    dropped: u64,
+}
+
+fn mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len.min(32)))
+    }
+}
+
+fn same_prefix(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
+    u32::from(a) & mask(len) == u32::from(b) & mask(len)
+}
+
+/// An Ethernet frame around `payload`, padded to the minimum size.
+pub fn eth_frame(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity((14 + payload.len()).max(MIN_FRAME));
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    if f.len() < MIN_FRAME {
+        f.resize(MIN_FRAME, 0);
+    }
+    f
+}
+
+/// An IPv4 packet (no options) with its header checksum.
+pub fn ipv4_packet(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    ttl: u8,
+    id: u16,
+    dont_fragment: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let total = u16::try_from(20 + payload.len()).unwrap_or(u16::MAX);
+    let mut p = Vec::with_capacity(usize::from(total));
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&[if dont_fragment { 0x40 } else { 0 }, 0, ttl, protocol, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let c = checksum(&p);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// What `ping` (iputils) puts in an echo request: 8 bytes of timestamp, then 0x10, 0x11, ...
+fn ping_data(seq: u16) -> Vec<u8> {
+    let mut d = Vec::with_capacity(56);
+    d.extend_from_slice(&u64::from(seq).to_be_bytes());
+    d.extend((0x10u8..).take(48));
+    d
+}
+
+impl HostStack {
+    /// A host with addresses (and their prefix lengths) and a default gateway.
+    pub fn new(
+        name: &str,
+        mac: MacAddr,
+        addrs: Vec<(Ipv4Addr, u8)>,
+        gateway: Option<Ipv4Addr>,
+        cfg: HostConfig,
+    ) -> HostStack {
+        HostStack {
+            name: name.to_string(),
+            mac,
+            addrs,
+            gateway,
+            cfg,
+            neigh: HashMap::new(),
+            received: Vec::new(),
+            probes: HashMap::new(),
+            ip_id: 0,
+            dropped: 0,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+    pub fn addrs(&self) -> &[(Ipv4Addr, u8)] {
+        &self.addrs
+    }
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        self.gateway
+    }
+    /// Every frame delivered to the host's port, in order.
+    pub fn received(&self) -> &[Received] {
+        &self.received
+    }
+    /// Frames it threw away (for another MAC, bad checksum, not its address, ...).
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    fn is_mine(&self, ip: Ipv4Addr) -> bool {
+        self.addrs.iter().any(|(a, _)| *a == ip)
+    }
+
+    /// The resolved ARP entries valid at `now`, by address.
+    pub fn arp_cache(&self, now: Instant) -> BTreeMap<Ipv4Addr, MacAddr> {
+        self.neigh
+            .iter()
+            .filter_map(|(ip, n)| match n {
+                Neigh::Valid { mac, updated } if !self.expired(*updated, now) => Some((*ip, *mac)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn expired(&self, updated: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(updated) >= self.cfg.arp_lifetime
+    }
+
+    /// The next hop for `dst` and the source address to use: on-link destinations directly,
+    /// everything else via the gateway. `None` when there is no route.
+    fn route(&self, dst: Ipv4Addr) -> Option<(Ipv4Addr, Ipv4Addr)> {
+        if let Some((a, _)) = self.addrs.iter().find(|(a, l)| same_prefix(*a, dst, *l)) {
+            return Some((dst, *a));
+        }
+        let gw = self.gateway?;
+        let (a, _) = self
+            .addrs
+            .iter()
+            .find(|(a, l)| same_prefix(*a, gw, *l))
+            .or(self.addrs.first())?;
+        Some((gw, *a))
+    }
+
+    fn arp_request(&self, src: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+        Arp {
+            op: ARP_REQUEST,
+            sha: self.mac,
+            spa: src,
+            tha: MacAddr::ZERO,
+            tpa: target,
+        }
+        .frame(MacAddr::BROADCAST, self.mac, ETH_ARP)
+    }
+
+    /// Sends an IPv4 packet (whose destination is at bytes 16..20) towards `next_hop`.
+    fn send_ip(
+        &mut self,
+        next_hop: Ipv4Addr,
+        src: Ipv4Addr,
+        pkt: Vec<u8>,
+        now: Instant,
+    ) -> Vec<Vec<u8>> {
+        let valid = match self.neigh.get(&next_hop) {
+            Some(Neigh::Valid { mac, updated }) if !self.expired(*updated, now) => Some(*mac),
+            _ => None,
+        };
+        if let Some(mac) = valid {
+            return vec![eth_frame(mac, self.mac, ETH_IPV4, &pkt)];
+        }
+        let limit = self.cfg.arp_queue.max(1);
+        match self.neigh.get_mut(&next_hop) {
+            Some(Neigh::Incomplete { queue, .. }) => {
+                if queue.len() >= limit {
+                    queue.pop_front();
+                }
+                queue.push_back(pkt);
+                Vec::new()
+            }
+            _ => {
+                self.neigh.insert(
+                    next_hop,
+                    Neigh::Incomplete {
+                        queue: VecDeque::from([pkt]),
+                        sent: 1,
+                        next: now + self.cfg.arp_retrans,
+                    },
+                );
+                vec![self.arp_request(src, next_hop)]
+            }
+        }
+    }
+
+    /// Builds and sends an ICMP packet from this host.
+    fn originate_icmp(
+        &mut self,
+        src: Option<Ipv4Addr>,
+        dst: Ipv4Addr,
+        ttl: u8,
+        df: bool,
+        payload: &[u8],
+        now: Instant,
+    ) -> Vec<Vec<u8>> {
+        let Some((hop, route_src)) = self.route(dst) else {
+            self.dropped += 1;
+            return Vec::new();
+        };
+        self.ip_id = self.ip_id.wrapping_add(1);
+        let pkt = ipv4_packet(
+            src.unwrap_or(route_src),
+            dst,
+            IP_ICMP,
+            ttl,
+            self.ip_id,
+            df,
+            payload,
+        );
+        self.send_ip(hop, route_src, pkt, now)
+    }
+
+    /// Sends an echo request (`ping -t ttl`) with identifier `id` and sequence `seq`; the
+    /// outcome goes to `reply` when it is known. Returns the frames to send.
+    pub fn start_probe(
+        &mut self,
+        dst: Ipv4Addr,
+        ttl: u8,
+        id: u16,
+        seq: u16,
+        reply: oneshot::Sender<ProbeOutcome>,
+        now: Instant,
+    ) -> Vec<Vec<u8>> {
+        self.probes
+            .retain(|_, w| w.reply.as_ref().is_some_and(|r| !r.is_closed()));
+        if self.is_mine(dst) {
+            // Answered by the host itself, over loopback.
+            let _ = reply.send(ProbeOutcome::Reply(PingReply {
+                ttl: self.cfg.ttl,
+                from: dst,
+                rtt: Duration::ZERO,
+            }));
+            return Vec::new();
+        }
+        let Some((_, src)) = self.route(dst) else {
+            let _ = reply.send(ProbeOutcome::Timeout);
+            return Vec::new();
+        };
+        let mut rest = [0u8; 4];
+        rest[..2].copy_from_slice(&id.to_be_bytes());
+        rest[2..].copy_from_slice(&seq.to_be_bytes());
+        let icmp = packet::icmp(ICMP_ECHO_REQUEST, 0, rest, &ping_data(seq));
+        self.probes.insert(
+            (id, seq),
+            Waiter {
+                sent: now,
+                src,
+                reply: Some(reply),
+            },
+        );
+        self.originate_icmp(Some(src), dst, ttl, true, &icmp, now)
+    }
+
+    fn finish_probe(&mut self, id: u16, seq: u16, outcome: impl FnOnce(&Waiter) -> ProbeOutcome) {
+        if let Some(mut w) = self.probes.remove(&(id, seq)) {
+            let o = outcome(&w);
+            if let Some(tx) = w.reply.take() {
+                let _ = tx.send(o);
+            }
+        }
+    }
+
+    /// A frame arrives on the host's port. Returns the frames the host sends in response.
+    pub fn receive(&mut self, frame: &[u8], now: Instant) -> Vec<Vec<u8>> {
+        self.received.push(Received {
+            at: now,
+            frame: frame.to_vec(),
+        });
+        let Some(eth) = Ethernet::parse(frame) else {
+            self.dropped += 1;
+            return Vec::new();
+        };
+        if eth.dst != self.mac && eth.dst != MacAddr::BROADCAST {
+            self.dropped += 1;
+            return Vec::new();
+        }
+        match eth.ethertype {
+            ETH_ARP => match Arp::parse(eth.payload) {
+                Some(a) if matches!(a.op, ARP_REQUEST | ARP_REPLY) => self.on_arp(&a, now),
+                _ => {
+                    self.dropped += 1;
+                    Vec::new()
+                }
+            },
+            ETH_IPV4 => self.on_ipv4(eth.payload, now),
+            _ => {
+                self.dropped += 1;
+                Vec::new()
+            }
+        }
+    }
+
+    /// The entry for `ip` now says `mac`: queued packets go out.
+    fn resolve(&mut self, ip: Ipv4Addr, mac: MacAddr, now: Instant) -> Vec<Vec<u8>> {
+        let old = self.neigh.insert(ip, Neigh::Valid { mac, updated: now });
+        match old {
+            Some(Neigh::Incomplete { queue, .. }) => queue
+                .into_iter()
+                .map(|p| eth_frame(mac, self.mac, ETH_IPV4, &p))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_arp(&mut self, a: &Arp, now: Instant) -> Vec<Vec<u8>> {
+        if a.sha == self.mac || a.sha.is_multicast() {
+            return Vec::new();
+        }
+        let for_me = a.op == ARP_REQUEST && self.is_mine(a.tpa);
+        let mut out = Vec::new();
+        if for_me {
+            // Linux: the asker gets an entry (neigh_event_ns), then the reply.
+            if !a.spa.is_unspecified() {
+                out.extend(self.resolve(a.spa, a.sha, now));
+            }
+            let reply = Arp {
+                op: ARP_REPLY,
+                sha: self.mac,
+                spa: a.tpa,
+                tha: a.sha,
+                tpa: a.spa,
+            };
+            out.push(reply.frame(a.sha, self.mac, ETH_ARP));
+            return out;
+        }
+        // Anything else only updates an entry that exists (arp_accept=0).
+        let gratuitous = a.spa == a.tpa;
+        let update = match self.neigh.get(&a.spa) {
+            None => false,
+            Some(Neigh::Incomplete { .. }) => true,
+            Some(Neigh::Valid { mac, updated }) => {
+                *mac == a.sha
+                    || gratuitous
+                    || self.expired(*updated, now)
+                    || now.saturating_duration_since(*updated) >= self.cfg.arp_locktime
+            }
+        };
+        if update {
+            out.extend(self.resolve(a.spa, a.sha, now));
+        }
+        out
+    }
+
+    fn on_ipv4(&mut self, bytes: &[u8], now: Instant) -> Vec<Vec<u8>> {
+        let Some(ip) = Ipv4::parse(bytes) else {
+            self.dropped += 1;
+            return Vec::new();
+        };
+        if checksum(ip.header) != 0 || !self.is_mine(ip.dst) {
+            self.dropped += 1;
+            return Vec::new();
+        }
+        if ip.protocol != IP_ICMP {
+            return Vec::new();
+        }
+        if checksum(ip.payload) != 0 || ip.payload.len() < 8 {
+            self.dropped += 1;
+            return Vec::new();
+        }
+        let ty = ip.payload[0];
+        let code = ip.payload[1];
+        let id = u16::from_be_bytes([ip.payload[4], ip.payload[5]]);
+        let seq = u16::from_be_bytes([ip.payload[6], ip.payload[7]]);
+        match ty {
+            ICMP_ECHO_REQUEST => {
+                let rest: [u8; 4] = [ip.payload[4], ip.payload[5], ip.payload[6], ip.payload[7]];
+                let icmp = packet::icmp(ICMP_ECHO_REPLY, 0, rest, &ip.payload[8..]);
+                let ttl = self.cfg.ttl;
+                self.originate_icmp(Some(ip.dst), ip.src, ttl, false, &icmp, now)
+            }
+            ICMP_ECHO_REPLY => {
+                let (from, ttl) = (ip.src, ip.ttl);
+                self.finish_probe(id, seq, |w| {
+                    ProbeOutcome::Reply(PingReply {
+                        ttl,
+                        from,
+                        rtt: now.saturating_duration_since(w.sent),
+                    })
+                });
+                Vec::new()
+            }
+            ICMP_TIME_EXCEEDED | ICMP_DEST_UNREACHABLE => {
+                // The quote: the offending datagram's header and first 8 bytes.
+                let quote = &ip.payload[8..];
+                let ihl = usize::from(quote.first().map_or(0, |b| b & 0x0f)) * 4;
+                let inner = quote.get(ihl..ihl + 8);
+                let proto = quote.get(9).copied();
+                if let (Some(inner), Some(IP_ICMP), true) = (inner, proto, ihl >= 20) {
+                    if inner[0] == ICMP_ECHO_REQUEST {
+                        let id = u16::from_be_bytes([inner[4], inner[5]]);
+                        let seq = u16::from_be_bytes([inner[6], inner[7]]);
+                        let from = ip.src;
+                        self.finish_probe(id, seq, |_| ProbeOutcome::Error {
+                            from,
+                            icmp_type: ty,
+                            code,
+                        });
+                    }
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// When [`HostStack::on_timeout`] next has something to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.neigh
+            .values()
+            .filter_map(|n| match n {
+                Neigh::Incomplete { next, .. } => Some(*next),
+                Neigh::Valid { .. } => None,
+            })
+            .min()
+    }
+
+    /// ARP retransmissions and give-ups due at `now`. Returns the frames to send.
+    pub fn on_timeout(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut failed = Vec::new();
+        let due: Vec<Ipv4Addr> = self
+            .neigh
+            .iter()
+            .filter(|(_, n)| matches!(n, Neigh::Incomplete { next, .. } if *next <= now))
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in due {
+            let src = self.route(ip).map_or(Ipv4Addr::UNSPECIFIED, |(_, s)| s);
+            let tries = self.cfg.arp_tries;
+            let retrans = self.cfg.arp_retrans;
+            if let Some(Neigh::Incomplete { sent, next, .. }) = self.neigh.get_mut(&ip) {
+                if *sent < tries {
+                    *sent += 1;
+                    *next = now + retrans;
+                    out.push(self.arp_request(src, ip));
+                    continue;
+                }
+            }
+            if let Some(Neigh::Incomplete { queue, .. }) = self.neigh.remove(&ip) {
+                failed.extend(queue);
+            }
+        }
+        // Local senders of what was queued learn "host unreachable" (what ping prints).
+        for p in failed {
+            let Some(ip) = Ipv4::parse(&p) else { continue };
+            if ip.protocol == IP_ICMP && ip.payload.first() == Some(&ICMP_ECHO_REQUEST) {
+                if let Some(h) = ip.payload.get(4..8) {
+                    let id = u16::from_be_bytes([h[0], h[1]]);
+                    let seq = u16::from_be_bytes([h[2], h[3]]);
+                    self.finish_probe(id, seq, |w| ProbeOutcome::Error {
+                        from: w.src,
+                        icmp_type: ICMP_DEST_UNREACHABLE,
+                        code: ICMP_HOST_UNREACHABLE,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fabric
+
+/// How the fabric is built.
+#[derive(Debug, Clone, Default)]
+pub struct FabricConfig {
+    pub host: HostConfig,
+}
+
+/// Where a host is and what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInfo {
+    pub name: String,
+    pub mac: MacAddr,
+    pub addrs: Vec<(Ipv4Addr, u8)>,
+    pub gateway: Option<Ipv4Addr>,
+    pub switch: String,
+    pub port: u32,
+}
+
+struct HostSlot {
+    stack: HostStack,
+    /// (switch index, port)
+    at: (usize, u32),
+}
+
+struct Net {
+    hosts: Vec<HostSlot>,
+    /// (switch index, port) -> host index
+    host_at: HashMap<(usize, u32), usize>,
+    next_probe_id: u16,
+}
+
+impl Net {
+    fn next_timeout(&self) -> Option<Instant> {
+        self.hosts
+            .iter()
+            .filter_map(|h| h.stack.poll_timeout())
+            .min()
+    }
+}
+
+struct Shared {
+    net: Mutex<Net>,
+    activity: Arc<watch::Sender<u64>>,
+}
+
+impl Shared {
+    fn net(&self) -> MutexGuard<'_, Net> {
+        self.net.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn bump(&self) {
+        self.activity.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+enum FabricCmd {
+    Probe {
+        host: usize,
+        dst: Ipv4Addr,
+        ttl: u8,
+        reply: oneshot::Sender<ProbeOutcome>,
+    },
+    Raw {
+        host: usize,
+        frame: Vec<u8>,
+    },
+}
+
+struct SwitchSlot {
+    name: String,
+    dpid: u64,
+    sw: EmuSwitch,
+}
+
+/// A topology as emulated switches and hosts, connected to a controller.
+pub struct EmuFabric {
+    topology: Topology,
+    switches: Vec<SwitchSlot>,
+    switch_index: HashMap<String, usize>,
+    host_index: HashMap<String, usize>,
+    /// (switch index, port) -> (switch index, port)
+    links: Arc<HashMap<(usize, u32), (usize, u32)>>,
+    shared: Arc<Shared>,
+    cmd: mpsc::UnboundedSender<FabricCmd>,
+    cancel: CancellationToken,
+    task: Option<JoinHandle<()>>,
+}
+
+impl EmuFabric {
+    /// Builds `topology` with default settings; see [`EmuFabric::build_with`].
+    pub async fn build(topology: &Topology, controller: SocketAddr) -> anyhow::Result<EmuFabric> {
+        Self::build_with(topology, controller, FabricConfig::default()).await
+    }
+
+    /// Connects one emulated switch per topology switch to `controller` (with every link end
+    /// and host port of the topology as its ports), wires the links and attaches the hosts.
+    /// Returns once every switch has connected (not necessarily finished its handshake: see
+    /// [`EmuFabric::wait_connected`]).
+    pub async fn build_with(
+        topology: &Topology,
+        controller: SocketAddr,
+        cfg: FabricConfig,
+    ) -> anyhow::Result<EmuFabric> {
+        let switch_index: HashMap<String, usize> = topology
+            .switches
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), i))
+            .collect();
+        let idx = |name: &str| {
+            switch_index
+                .get(name)
+                .copied()
+                .ok_or_else(|| anyhow!("unknown switch {name:?}"))
+        };
+        let mut ports: Vec<BTreeSet<u32>> = vec![BTreeSet::new(); topology.switches.len()];
+        let mut links = HashMap::new();
+        for l in &topology.links {
+            let a = (idx(&l.a.switch)?, l.a.port);
+            let b = (idx(&l.b.switch)?, l.b.port);
+            ports[a.0].insert(a.1);
+            ports[b.0].insert(b.1);
+            links.insert(a, b);
+            links.insert(b, a);
+        }
+        let mut hosts = Vec::new();
+        let mut host_at = HashMap::new();
+        let mut host_index = HashMap::new();
+        for h in &topology.hosts {
+            let at = (idx(&h.at.switch)?, h.at.port);
+            if links.contains_key(&at) {
+                bail!("host {}: {} is a link port", h.name, h.at);
+            }
+            let mut addrs = Vec::new();
+            let mut gateway = None;
+            for ip in h.addresses() {
+                let s = topology
+                    .subnets
+                    .iter()
+                    .find(|s| s.prefix.contains(ip))
+                    .ok_or_else(|| anyhow!("host {}: {ip} is in no subnet", h.name))?;
+                addrs.push((ip, s.prefix.len));
+                gateway.get_or_insert(s.gateway);
+            }
+            ports[at.0].insert(at.1);
+            if host_at.insert(at, hosts.len()).is_some() {
+                bail!("host {}: port {} has another host", h.name, h.at);
+            }
+            host_index.insert(h.name.clone(), hosts.len());
+            hosts.push(HostSlot {
+                stack: HostStack::new(&h.name, h.mac, addrs, gateway, cfg.host.clone()),
+                at,
+            });
+        }
+
+        let activity = Arc::new(watch::channel(0u64).0);
+        let (egress_tx, egress_rx) = mpsc::unbounded_channel();
+        let mut switches = Vec::new();
+        for (i, s) in topology.switches.iter().enumerate() {
+            let mut spec = SwitchSpec::new(s.dpid.0);
+            spec.ports = ports[i].iter().map(|&no| emu::port(s.dpid.0, no)).collect();
+            let wire = Wire {
+                egress: Some(egress_tx.clone()),
+                activity: Some(Arc::clone(&activity)),
+            };
+            let sw = emu::connect_wired(EmuConfig::new(controller, spec), wire)
+                .await
+                .with_context(|| format!("connecting switch {} to {controller}", s.name))?;
+            switches.push(SwitchSlot {
+                name: s.name.clone(),
+                dpid: s.dpid.0,
+                sw,
+            });
+        }
+        drop(egress_tx);
+        let shared = Arc::new(Shared {
+            net: Mutex::new(Net {
+                hosts,
+                host_at,
+                next_probe_id: 0,
+            }),
+            activity,
+        });
+        let links = Arc::new(links);
+        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(
+            Arc::clone(&shared),
+            switches.iter().map(|s| s.sw.injector()).collect(),
+            switches
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.dpid, i))
+                .collect(),
+            Arc::clone(&links),
+            egress_rx,
+            cmd_rx,
+            cancel.clone(),
+        ));
+        Ok(EmuFabric {
+            topology: topology.clone(),
+            switches,
+            switch_index,
+            host_index,
+            links,
+            shared,
+            cmd,
+            cancel,
+            task: Some(task),
+        })
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    fn sw(&self, name: &str) -> anyhow::Result<usize> {
+        self.switch_index
+            .get(name)
+            .copied()
+            .ok_or_else(|| anyhow!("no switch {name:?} in the fabric"))
+    }
+
+    fn host_idx(&self, name: &str) -> usize {
+        *self
+            .host_index
+            .get(name)
+            .unwrap_or_else(|| panic!("no host {name:?} in the fabric"))
+    }
+
+    /// The emulated switch of a topology switch. Panics if there is none.
+    pub fn switch(&self, name: &str) -> &EmuSwitch {
+        let i = self.sw(name).unwrap_or_else(|e| panic!("{e}"));
+        &self.switches[i].sw
+    }
+
+    /// Waits until every switch has finished its handshake with the controller (see
+    /// [`crate::emu`] on what "up" means); the error names those that did not.
+    pub async fn wait_connected(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut missing = Vec::new();
+        for s in &self.switches {
+            match tokio::time::timeout_at(deadline, s.sw.wait_until_up()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(c)) => missing.push(format!("{} (closed: {})", s.name, c.reason)),
+                Err(_) => missing.push(format!("{} (not up yet)", s.name)),
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("switches not connected: {}", missing.join(", ")))
+        }
+    }
+
+    /// Waits until `cond` holds, re-checking it whenever a switch or the fabric did some work
+    /// (no polling on a timer). Returns whether it held before `timeout`.
+    pub async fn wait_until(&self, timeout: Duration, mut cond: impl FnMut(&Self) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.shared.activity.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if cond(self) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return cond(self),
+            }
+        }
+    }
+
+    /// One echo request from `from` to `to` with the host's default TTL; the reply, if one
+    /// came within `timeout`.
+    pub async fn ping(&self, from: &str, to: Ipv4Addr, timeout: Duration) -> Option<PingReply> {
+        let ttl = self.shared.net().hosts[self.host_idx(from)].stack.cfg.ttl;
+        self.probe(from, to, ttl, timeout).await.reply()
+    }
+
+    /// One echo request with TTL `ttl` (`ping -c 1 -t TTL -W TIMEOUT`): the reply, an ICMP
+    /// error about it, or a timeout.
+    pub async fn probe(
+        &self,
+        from: &str,
+        to: Ipv4Addr,
+        ttl: u8,
+        timeout: Duration,
+    ) -> ProbeOutcome {
+        let host = self.host_idx(from);
+        let (reply, rx) = oneshot::channel();
+        if self
+            .cmd
+            .send(FabricCmd::Probe {
+                host,
+                dst: to,
+                ttl,
+                reply,
+            })
+            .is_err()
+        {
+            return ProbeOutcome::Timeout;
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(o)) => o,
+            _ => ProbeOutcome::Timeout,
+        }
+    }
+
+    /// Every frame delivered to the host's port so far, in order.
+    pub fn received(&self, host: &str) -> Vec<Received> {
+        let h = self.host_idx(host);
+        self.shared.net().hosts[h].stack.received.clone()
+    }
+
+    /// The host's valid ARP entries now.
+    pub fn arp_cache(&self, host: &str) -> BTreeMap<Ipv4Addr, MacAddr> {
+        let h = self.host_idx(host);
+        self.shared.net().hosts[h].stack.arp_cache(Instant::now())
+    }
+
+    /// What a host is and where it is now.
+    pub fn host(&self, name: &str) -> HostInfo {
+        let net = self.shared.net();
+        let h = &net.hosts[self.host_idx(name)];
+        HostInfo {
+            name: name.to_string(),
+            mac: h.stack.mac,
+            addrs: h.stack.addrs.clone(),
+            gateway: h.stack.gateway,
+            switch: self.switches[h.at.0].name.clone(),
+            port: h.at.1,
+        }
+    }
+
+    /// Every host, in topology order.
+    pub fn hosts(&self) -> Vec<HostInfo> {
+        self.topology
+            .hosts
+            .iter()
+            .map(|h| self.host(&h.name))
+            .collect()
+    }
+
+    /// The host sends `frame` as it is (spoofed, malformed, anything).
+    pub fn send_raw(&self, host: &str, frame: Vec<u8>) {
+        let host = self.host_idx(host);
+        let _ = self.cmd.send(FabricCmd::Raw { host, frame });
+    }
+
+    /// A switch's flow entries with counters, in lookup order.
+    pub fn flows(&self, switch: &str) -> Vec<FlowStats> {
+        self.switch(switch).flows()
+    }
+
+    /// A switch's flow entries as `ovs-ofctl -O OpenFlow13 dump-flows --no-stats` prints them
+    /// (one per line, without the header).
+    pub fn dump_flows(&self, switch: &str) -> String {
+        self.flows(switch)
+            .iter()
+            .map(|f| format!("{}\n", ofp13::text::flow_stats_line(f, false)))
+            .collect()
+    }
+
+    /// Moves a host to `to_switch`'s port `to_port` (a new port there): its old port is deleted
+    /// (PORT_STATUS DELETE to the old switch's controller connection), the new one added
+    /// (PORT_STATUS ADD). The host keeps its MAC, addresses and ARP cache, like a live-migrated
+    /// VM.
+    pub fn move_host(&self, host: &str, to_switch: &str, to_port: u32) -> anyhow::Result<()> {
+        let h = self.host_idx(host);
+        let to = (self.sw(to_switch)?, to_port);
+        if to_port == 0 || to_port > ofp13::port::MAX {
+            bail!("port {to_port} is not a valid port number");
+        }
+        if self.links.contains_key(&to) {
+            bail!("{to_switch}:{to_port} is a link port");
+        }
+        let from = {
+            let mut net = self.shared.net();
+            if let Some(&other) = net.host_at.get(&to) {
+                if other != h {
+                    bail!(
+                        "{to_switch}:{to_port} already has host {}",
+                        net.hosts[other].stack.name
+                    );
+                }
+                return Ok(());
+            }
+            let from = net.hosts[h].at;
+            net.host_at.remove(&from);
+            net.host_at.insert(to, h);
+            net.hosts[h].at = to;
+            from
+        };
+        self.switches[from.0].sw.delete_port(from.1);
+        let dpid = self.switches[to.0].dpid;
+        self.switches[to.0].sw.add_port(emu::port(dpid, to_port));
+        Ok(())
+    }
+
+    /// Closes every switch connection, ends the fabric's task and waits for all of them.
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+        for s in &mut self.switches {
+            s.sw.close().await;
+        }
+    }
+}
+
+impl Drop for EmuFabric {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        // The switches' handles abort their tasks when dropped.
+    }
+}
+
+/// The fabric's task: frames between switches and hosts, host timers, commands.
+async fn run(
+    shared: Arc<Shared>,
+    injectors: Vec<Injector>,
+    by_dpid: HashMap<u64, usize>,
+    links: Arc<HashMap<(usize, u32), (usize, u32)>>,
+    mut egress: mpsc::UnboundedReceiver<Egress>,
+    mut cmds: mpsc::UnboundedReceiver<FabricCmd>,
+    cancel: CancellationToken,
+) {
+    let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+    loop {
+        let wake = shared
+            .net()
+            .next_timeout()
+            .map_or_else(far, tokio::time::Instant::from_std);
+        // Frames a host sends: (switch, port, frame).
+        let mut out: Vec<(usize, u32, Vec<u8>)> = Vec::new();
+        tokio::select! {
+            e = egress.recv() => {
+                let Some(e) = e else { break };
+                let Some(&sw) = by_dpid.get(&e.dpid) else { continue };
+                if let Some(&(peer, port)) = links.get(&(sw, e.port)) {
+                    injectors[peer].inject(port, e.frame);
+                } else {
+                    let mut net = shared.net();
+                    if let Some(&h) = net.host_at.get(&(sw, e.port)) {
+                        let slot = &mut net.hosts[h];
+                        let at = slot.at;
+                        for f in slot.stack.receive(&e.frame, Instant::now()) {
+                            out.push((at.0, at.1, f));
+                        }
+                    }
+                }
+            }
+            c = cmds.recv() => {
+                let Some(c) = c else { break };
+                let mut net = shared.net();
+                match c {
+                    FabricCmd::Probe { host, dst, ttl, reply } => {
+                        net.next_probe_id = net.next_probe_id.wrapping_add(1);
+                        let id = net.next_probe_id;
+                        let slot = &mut net.hosts[host];
+                        let at = slot.at;
+                        for f in slot.stack.start_probe(dst, ttl, id, 1, reply, Instant::now()) {
+                            out.push((at.0, at.1, f));
+                        }
+                    }
+                    FabricCmd::Raw { host, frame } => {
+                        let at = net.hosts[host].at;
+                        out.push((at.0, at.1, frame));
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                let now = Instant::now();
+                let mut net = shared.net();
+                for slot in &mut net.hosts {
+                    let at = slot.at;
+                    for f in slot.stack.on_timeout(now) {
+                        out.push((at.0, at.1, f));
+                    }
+                }
+            }
+            _ = cancel.cancelled() => break,
+        }
+        for (sw, port, f) in out {
+            injectors[sw].inject(port, f);
+        }
+        shared.bump();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::GATEWAY_MAC;
+
+    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 2]);
+    const ME: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 2);
+    const GW: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 1);
+    const PEER: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 3);
+    const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 3]);
+    const FAR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    fn host() -> HostStack {
+        HostStack::new("b", MAC, vec![(ME, 24)], Some(GW), HostConfig::default())
+    }
+
+    fn arp(
+        op: u16,
+        sha: MacAddr,
+        spa: Ipv4Addr,
+        tha: MacAddr,
+        tpa: Ipv4Addr,
+        dst: MacAddr,
+    ) -> Vec<u8> {
+        Arp {
+            op,
+            sha,
+            spa,
+            tha,
+            tpa,
+        }
+        .frame(dst, sha, ETH_ARP)
+    }
+
+    fn parse_arp(f: &[u8]) -> (MacAddr, Arp) {
+        let e = Ethernet::parse(f).unwrap();
+        assert_eq!(e.ethertype, ETH_ARP);
+        (e.dst, Arp::parse(e.payload).unwrap())
+    }
+
+    fn parse_ip(f: &[u8]) -> (MacAddr, Ipv4Addr, Ipv4Addr, u8, Vec<u8>) {
+        let e = Ethernet::parse(f).unwrap();
+        assert_eq!(e.ethertype, ETH_IPV4);
+        let ip = Ipv4::parse(e.payload).unwrap();
+        assert_eq!(checksum(ip.header), 0);
+        (e.dst, ip.src, ip.dst, ip.ttl, ip.payload.to_vec())
+    }
+
+    #[test]
+    fn answers_arp_for_its_address_and_learns_the_asker() {
+        let mut h = host();
+        let now = Instant::now();
+        let out = h.receive(
+            &arp(
+                ARP_REQUEST,
+                GATEWAY_MAC,
+                GW,
+                MacAddr::ZERO,
+                ME,
+                MacAddr::BROADCAST,
+            ),
+            now,
+        );
+        assert_eq!(out.len(), 1);
+        let (dst, a) = parse_arp(&out[0]);
+        assert_eq!(
+            (dst, a.op, a.sha, a.spa, a.tha, a.tpa),
+            (GATEWAY_MAC, ARP_REPLY, MAC, ME, GATEWAY_MAC, GW)
+        );
+        assert_eq!(h.arp_cache(now).get(&GW), Some(&GATEWAY_MAC));
+        // A request for someone else is not answered and teaches nothing new.
+        let out = h.receive(
+            &arp(
+                ARP_REQUEST,
+                PEER_MAC,
+                PEER,
+                MacAddr::ZERO,
+                FAR,
+                MacAddr::BROADCAST,
+            ),
+            now,
+        );
+        assert!(out.is_empty());
+        assert!(!h.arp_cache(now).contains_key(&PEER));
+        // Frames for another MAC are recorded but dropped.
+        let out = h.receive(
+            &arp(ARP_REQUEST, PEER_MAC, PEER, MacAddr::ZERO, ME, PEER_MAC),
+            now,
+        );
+        assert!(out.is_empty());
+        assert_eq!(h.received().len(), 3);
+    }
+
+    #[test]
+    fn gratuitous_arp_updates_only_existing_entries_and_entries_expire() {
+        let mut h = host();
+        let t0 = Instant::now();
+        let evil = MacAddr([2, 0xee, 0, 0, 0, 1]);
+        // Unknown address: a gratuitous ARP or an unsolicited reply creates nothing.
+        h.receive(
+            &arp(
+                ARP_REQUEST,
+                evil,
+                PEER,
+                MacAddr::ZERO,
+                PEER,
+                MacAddr::BROADCAST,
+            ),
+            t0,
+        );
+        h.receive(&arp(ARP_REPLY, evil, PEER, MAC, ME, MAC), t0);
+        assert!(h.arp_cache(t0).is_empty());
+        // Known address: a gratuitous ARP replaces it at once; a plain reply only after locktime.
+        h.receive(
+            &arp(
+                ARP_REQUEST,
+                GATEWAY_MAC,
+                GW,
+                MacAddr::ZERO,
+                ME,
+                MacAddr::BROADCAST,
+            ),
+            t0,
+        );
+        h.receive(
+            &arp(ARP_REPLY, evil, GW, MAC, ME, MAC),
+            t0 + Duration::from_millis(100),
+        );
+        assert_eq!(h.arp_cache(t0).get(&GW), Some(&GATEWAY_MAC), "locktime");
+        h.receive(
+            &arp(ARP_REQUEST, evil, GW, MacAddr::ZERO, GW, MacAddr::BROADCAST),
+            t0 + Duration::from_millis(200),
+        );
+        let t1 = t0 + Duration::from_millis(200);
+        assert_eq!(h.arp_cache(t1).get(&GW), Some(&evil), "gratuitous");
+        let later = t1 + HostConfig::default().arp_lifetime;
+        assert!(h.arp_cache(later).is_empty(), "expired");
+    }
+
+    #[test]
+    fn resolves_the_next_hop_queueing_packets_and_retries_then_gives_up() {
+        let mut h = host();
+        let t0 = Instant::now();
+        let (tx, mut rx) = oneshot::channel();
+        // Off-subnet: ARP for the gateway, the echo request waits.
+        let out = h.start_probe(FAR, 64, 7, 1, tx, t0);
+        assert_eq!(out.len(), 1);
+        let (dst, a) = parse_arp(&out[0]);
+        assert_eq!(
+            (dst, a.op, a.spa, a.tpa),
+            (MacAddr::BROADCAST, ARP_REQUEST, ME, GW)
+        );
+        assert_eq!(h.poll_timeout(), Some(t0 + Duration::from_secs(1)));
+        // The answer releases it, addressed to the gateway's MAC, TTL 64.
+        let out = h.receive(&arp(ARP_REPLY, GATEWAY_MAC, GW, MAC, ME, MAC), t0);
+        assert_eq!(out.len(), 1);
+        let (dst, src, to, ttl, icmp) = parse_ip(&out[0]);
+        assert_eq!(
+            (dst, src, to, ttl, icmp[0]),
+            (GATEWAY_MAC, ME, FAR, 64, ICMP_ECHO_REQUEST)
+        );
+        assert_eq!(
+            Ipv4::parse(&out[0][14..]).unwrap().payload.len(),
+            64,
+            "like ping: 56 data bytes"
+        );
+        // The echo reply resolves the probe.
+        let reply = packet::icmp(ICMP_ECHO_REPLY, 0, [0, 7, 0, 1], &icmp[8..]);
+        let pkt = ipv4_packet(FAR, ME, IP_ICMP, 62, 1, false, &reply);
+        h.receive(
+            &eth_frame(MAC, GATEWAY_MAC, ETH_IPV4, &pkt),
+            t0 + Duration::from_millis(3),
+        );
+        match rx.try_recv().unwrap() {
+            ProbeOutcome::Reply(r) => {
+                assert_eq!((r.from, r.ttl, r.rtt), (FAR, 62, Duration::from_millis(3)))
+            }
+            o => panic!("{o:?}"),
+        }
+        // On-link, nobody answers: 3 requests one second apart, then unreachable.
+        let (tx, mut rx) = oneshot::channel();
+        assert_eq!(h.start_probe(PEER, 64, 8, 1, tx, t0).len(), 1);
+        let mut requests = 1;
+        let mut t = t0;
+        while let Some(next) = h.poll_timeout() {
+            t = next;
+            requests += h.on_timeout(t).len();
+        }
+        assert_eq!(requests, 3);
+        assert_eq!(t, t0 + Duration::from_secs(3));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            ProbeOutcome::Error {
+                from: ME,
+                icmp_type: ICMP_DEST_UNREACHABLE,
+                code: ICMP_HOST_UNREACHABLE
+            }
+        );
+    }
+
+    #[test]
+    fn answers_echo_and_matches_time_exceeded_to_its_probe() {
+        let mut h = host();
+        let t0 = Instant::now();
+        h.receive(
+            &arp(
+                ARP_REQUEST,
+                GATEWAY_MAC,
+                GW,
+                MacAddr::ZERO,
+                ME,
+                MacAddr::BROADCAST,
+            ),
+            t0,
+        );
+        // An echo request from afar is answered via the gateway, from the pinged address.
+        let req = packet::icmp(ICMP_ECHO_REQUEST, 0, [0, 9, 0, 4], b"abcdefgh");
+        let pkt = ipv4_packet(FAR, ME, IP_ICMP, 61, 1, true, &req);
+        let out = h.receive(&eth_frame(MAC, GATEWAY_MAC, ETH_IPV4, &pkt), t0);
+        let (dst, src, to, ttl, icmp) = parse_ip(&out[0]);
+        assert_eq!((dst, src, to, ttl), (GATEWAY_MAC, ME, FAR, 64));
+        assert_eq!(
+            (icmp[0], &icmp[4..8], &icmp[8..]),
+            (ICMP_ECHO_REPLY, &[0, 9, 0, 4][..], &b"abcdefgh"[..])
+        );
+        assert_eq!(checksum(&icmp), 0);
+        // A corrupted header checksum is dropped.
+        let mut bad = pkt.clone();
+        bad[10] ^= 1;
+        assert!(h
+            .receive(&eth_frame(MAC, GATEWAY_MAC, ETH_IPV4, &bad), t0)
+            .is_empty());
+        // TTL 1 probe: the gateway's time exceeded, quoting it, ends the probe.
+        let (tx, mut rx) = oneshot::channel();
+        let out = h.start_probe(FAR, 1, 11, 1, tx, t0);
+        let sent = Ipv4::parse(&out[0][14..]).unwrap();
+        assert_eq!(sent.ttl, 1);
+        let te = packet::icmp(ICMP_TIME_EXCEEDED, 0, [0; 4], &packet::icmp_quote(&sent));
+        let pkt = ipv4_packet(GW, ME, IP_ICMP, 64, 1, false, &te);
+        h.receive(&eth_frame(MAC, GATEWAY_MAC, ETH_IPV4, &pkt), t0);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            ProbeOutcome::Error {
+                from: GW,
+                icmp_type: ICMP_TIME_EXCEEDED,
+                code: 0
+            }
+        );
+    }
+}
