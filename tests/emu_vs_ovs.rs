@@ -32,7 +32,7 @@ use std::process::{Child, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::ovs_fabric::{self, ControllerProcess, OvsFabric};
+use common::ovs_fabric::{self, OvsFabric};
 use servswitch::emu_fabric::{EmuFabric, ProbeOutcome, ICMP_DEST_UNREACHABLE};
 use servswitch::packet::{Ethernet, Ipv4, ETH_IPV4, ICMP_TIME_EXCEEDED, IP_ICMP};
 use servswitch::plan::Fabric;
@@ -327,24 +327,7 @@ fn flow_lines(text: &str) -> BTreeSet<String> {
 }
 
 fn run_ovs(t: &Topology, controller: &Path, probes: &[Probe]) -> Run {
-    let ctl = ControllerProcess::start(controller, &[]);
-    let f = OvsFabric::build(t, Some(ctl.of_port)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for s in &t.switches {
-        loop {
-            let flows = f.dump_flows(&s.name).unwrap_or_default();
-            if flows.contains("priority=800,ip actions=goto_table:1") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never got its pipeline:\n{flows}\ncontroller log:\n{}",
-                s.name,
-                ctl.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+    let (ctl, f) = ovs_fabric::start_routed(t, controller);
     let sniffers: Vec<(String, Sniffer)> = t
         .hosts
         .iter()

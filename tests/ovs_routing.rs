@@ -8,7 +8,7 @@ mod common;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::ovs_fabric::{self, ControllerProcess, OvsFabric};
 use servswitch::topology::Topology;
@@ -19,31 +19,6 @@ fn topo(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("topologies")
         .join(name)
-}
-
-/// Builds `fabric_topology` as OVS, runs the controller on `controller_topology`, and waits
-/// until every switch is connected and has its pipeline.
-fn up(fabric_topology: &Topology, controller_topology: &Path) -> (ControllerProcess, OvsFabric) {
-    let ctl = ControllerProcess::start(controller_topology, &[]);
-    let fabric = OvsFabric::build(fabric_topology, Some(ctl.of_port)).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for s in &fabric_topology.switches {
-        loop {
-            let flows = fabric.dump_flows(&s.name).unwrap_or_default();
-            // The router sends a switch's table in plan order; this entry comes last.
-            if flows.contains("table=2, priority=0 actions=drop") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} never got its pipeline:\n{flows}\ncontroller log:\n{}",
-                s.name,
-                ctl.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    (ctl, fabric)
 }
 
 /// The TTL of the first echo reply `ping` printed.
@@ -107,7 +82,7 @@ fn paper_testbed_routes_every_pair() {
     }
     let path = topo("paper-testbed.toml");
     let t = Topology::load(&path).unwrap();
-    let (ctl, f) = up(&t, &path);
+    let (ctl, f) = ovs_fabric::start_routed(&t, &path);
 
     // What `servswitch plan` prints is what Open vSwitch holds, line for line.
     for s in &t.switches {
@@ -250,7 +225,7 @@ fn silent_host_gets_the_first_packet_and_spoofs_change_nothing() {
         "\n[[host]]\nname = \"x\"\nmac = \"02:00:00:00:10:05\"\nip = \"192.168.10.5\"\nat = \"r2:5\"\n",
     );
     let with_x = Topology::parse(&text).unwrap();
-    let (ctl, f) = up(&with_x, &path);
+    let (ctl, f) = ovs_fabric::start_routed(&with_x, &path);
 
     // x has sent nothing; the very first echo request reaches it.
     let (sent, got) = f.ping("e", Ipv4Addr::new(192, 168, 10, 5), 1);
@@ -318,7 +293,7 @@ fn three_tier_routes_every_pair() {
     }
     let path = topo("three-tier.toml");
     let t = Topology::load(&path).unwrap();
-    let (ctl, f) = up(&t, &path);
+    let (ctl, f) = ovs_fabric::start_routed(&t, &path);
     all_pairs(&f, &t, &ctl);
     // Rack 1 to rack 8 crosses blocks: t1, a1, c1, a3, t8 route it.
     let h8 = t

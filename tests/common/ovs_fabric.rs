@@ -965,3 +965,31 @@ impl Drop for ControllerProcess {
         }
     }
 }
+
+/// Starts the real controller on `controller_topology`, builds `fabric_topology` as Open
+/// vSwitch, and waits (20 s at most) until every switch holds its whole pipeline: the router
+/// sends a switch's table in plan order, and `table=2, priority=0` comes last.
+pub fn start_routed(
+    fabric_topology: &Topology,
+    controller_topology: &Path,
+) -> (ControllerProcess, OvsFabric) {
+    let ctl = ControllerProcess::start(controller_topology, &[]);
+    let fabric = OvsFabric::build(fabric_topology, Some(ctl.of_port)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for s in &fabric_topology.switches {
+        loop {
+            let flows = fabric.dump_flows(&s.name).unwrap_or_default();
+            if flows.contains("table=2, priority=0 actions=drop") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never got its pipeline:\n{flows}\ncontroller log:\n{}",
+                s.name,
+                ctl.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    (ctl, fabric)
+}
