@@ -17,5 +17,6 @@ pub mod router;
 pub mod runtime;
 pub mod server;
 pub mod session;
+pub mod store;
 pub mod tls;
 pub mod topology;

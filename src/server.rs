@@ -60,9 +60,12 @@ pub fn run(opts: Options) -> Result<()> {
         (None, Some(a)) => a,
         (None, None) => api::parse_addr("--api", api::DEFAULT_API)?,
     };
+    // Read before anything listens: a state that cannot be read stops the start, so nothing
+    // is ever sent that contradicts it.
     if let Some(dir) = &opts.state {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("--state {}: cannot create the directory", dir.display()))?;
+        let (store, state) = crate::store::Store::open(dir)
+            .map_err(|e| anyhow::anyhow!("--state {}: {e}", dir.display()))?;
+        info!(file = %store.path().display(), migrated_vms = state.vms.len(), "state loaded");
     }
     let tls = match &opts.tls {
         Some((c, k, a)) => Some(crate::tls::acceptor(c, k, a)?),

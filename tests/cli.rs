@@ -187,3 +187,29 @@ fn check_config_on_shipped_topologies() {
         "{err}"
     );
 }
+
+/// `run --state DIR` with a state file it cannot trust refuses to start, in one line.
+#[test]
+fn run_refuses_a_corrupt_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("servswitch-state.json"), b"{ half").unwrap();
+    let topo = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/paper-testbed.toml");
+    let out = servswitch(
+        &[
+            "run",
+            "--topology",
+            topo.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--api",
+            "127.0.0.1:0",
+            "--state",
+            tmp.path().to_str().unwrap(),
+        ],
+        b"",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a servswitch state file"), "{err}");
+}
