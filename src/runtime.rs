@@ -404,7 +404,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
         };
         // Best effort: say goodbye (e.g. HELLO_FAILED) before the socket drops.
         let _ = self.flush().await;
-        let _ = self.stream.shutdown().await;
+        // A TLS close_notify is a write too: bounded like every write.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
         self.cleanup();
         reason
     }
