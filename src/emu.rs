@@ -1107,7 +1107,7 @@ mod tests {
     }
 
     fn ip_frame(ttl: u8) -> Vec<u8> {
-        use crate::emu_fabric::{eth_frame, ipv4_packet};
+        use crate::packet::{eth_frame, ipv4_packet};
         let icmp = crate::packet::icmp(8, 0, [0, 1, 0, 1], b"payload!");
         let ip = ipv4_packet(
             std::net::Ipv4Addr::new(10, 0, 0, 1),

@@ -53,8 +53,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::emu::{self, Egress, EmuConfig, EmuSwitch, Injector, SwitchSpec, Wire};
 use crate::packet::{
-    self, checksum, Arp, Ethernet, Ipv4, ARP_REPLY, ARP_REQUEST, ETH_ARP, ETH_IPV4,
-    ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_TIME_EXCEEDED, IP_ICMP,
+    self, checksum, eth_frame, ipv4_packet, Arp, Ethernet, Ipv4, ARP_REPLY, ARP_REQUEST, ETH_ARP,
+    ETH_IPV4, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_TIME_EXCEEDED, IP_ICMP,
 };
 use crate::topology::Topology;
 
@@ -62,9 +62,6 @@ use crate::topology::Topology;
 pub const ICMP_DEST_UNREACHABLE: u8 = 3;
 /// Code "host unreachable" of [`ICMP_DEST_UNREACHABLE`].
 pub const ICMP_HOST_UNREACHABLE: u8 = 1;
-
-/// Frames shorter than this are padded (Ethernet minimum without FCS).
-const MIN_FRAME: usize = 60;
 
 // ---------------------------------------------------------------------------------------------
 // Host stack
@@ -213,43 +210,6 @@ fn mask(len: u8) -> u32 {
 
 fn same_prefix(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
     u32::from(a) & mask(len) == u32::from(b) & mask(len)
-}
-
-/// An Ethernet frame around `payload`, padded to the minimum size.
-pub fn eth_frame(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity((14 + payload.len()).max(MIN_FRAME));
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&ethertype.to_be_bytes());
-    f.extend_from_slice(payload);
-    if f.len() < MIN_FRAME {
-        f.resize(MIN_FRAME, 0);
-    }
-    f
-}
-
-/// An IPv4 packet (no options) with its header checksum.
-pub fn ipv4_packet(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    protocol: u8,
-    ttl: u8,
-    id: u16,
-    dont_fragment: bool,
-    payload: &[u8],
-) -> Vec<u8> {
-    let total = u16::try_from(20 + payload.len()).unwrap_or(u16::MAX);
-    let mut p = Vec::with_capacity(usize::from(total));
-    p.extend_from_slice(&[0x45, 0]);
-    p.extend_from_slice(&total.to_be_bytes());
-    p.extend_from_slice(&id.to_be_bytes());
-    p.extend_from_slice(&[if dont_fragment { 0x40 } else { 0 }, 0, ttl, protocol, 0, 0]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    let c = checksum(&p);
-    p[10..12].copy_from_slice(&c.to_be_bytes());
-    p.extend_from_slice(payload);
-    p
 }
 
 /// What `ping` (iputils) puts in an echo request: 8 bytes of timestamp, then 0x10, 0x11, ...

@@ -93,18 +93,14 @@ impl Arp {
 
     /// The whole Ethernet frame carrying this ARP (`ethertype` ARP or RARP), padded to 60.
     pub fn frame(&self, eth_dst: MacAddr, eth_src: MacAddr, ethertype: u16) -> Vec<u8> {
-        let mut f = Vec::with_capacity(MIN_FRAME);
-        f.extend_from_slice(&eth_dst.0);
-        f.extend_from_slice(&eth_src.0);
-        f.extend_from_slice(&ethertype.to_be_bytes());
-        f.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
-        f.extend_from_slice(&self.op.to_be_bytes());
-        f.extend_from_slice(&self.sha.0);
-        f.extend_from_slice(&self.spa.octets());
-        f.extend_from_slice(&self.tha.0);
-        f.extend_from_slice(&self.tpa.octets());
-        f.resize(MIN_FRAME, 0);
-        f
+        let mut a = Vec::with_capacity(28);
+        a.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
+        a.extend_from_slice(&self.op.to_be_bytes());
+        a.extend_from_slice(&self.sha.0);
+        a.extend_from_slice(&self.spa.octets());
+        a.extend_from_slice(&self.tha.0);
+        a.extend_from_slice(&self.tpa.octets());
+        eth_frame(eth_dst, eth_src, ethertype, &a)
     }
 }
 
@@ -161,6 +157,45 @@ pub fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// An Ethernet frame around `payload`, padded to the minimum size.
+pub fn eth_frame(dst: MacAddr, src: MacAddr, ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity((14 + payload.len()).max(MIN_FRAME));
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(payload);
+    if f.len() < MIN_FRAME {
+        f.resize(MIN_FRAME, 0);
+    }
+    f
+}
+
+/// An IPv4 packet (no options) with its header checksum.
+pub fn ipv4_packet(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    ttl: u8,
+    id: u16,
+    dont_fragment: bool,
+    payload: &[u8],
+) -> Vec<u8> {
+    let total = u16::try_from(20 + payload.len()).unwrap_or(u16::MAX);
+    let mut p = Vec::with_capacity(usize::from(total));
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&total.to_be_bytes());
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&[if dont_fragment { 0x40 } else { 0 }, 0, ttl, protocol, 0, 0]);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    let c = checksum(&p);
+    if let Some(s) = p.get_mut(10..12) {
+        s.copy_from_slice(&c.to_be_bytes());
+    }
+    p.extend_from_slice(payload);
+    p
+}
+
 /// An Ethernet frame with an IPv4 packet (no options, DF clear, TTL 64) around `payload`.
 pub fn ipv4_frame(
     eth_dst: MacAddr,
@@ -170,26 +205,8 @@ pub fn ipv4_frame(
     protocol: u8,
     payload: &[u8],
 ) -> Vec<u8> {
-    let total = 20 + payload.len();
-    let mut f = Vec::with_capacity(14 + total.max(46));
-    f.extend_from_slice(&eth_dst.0);
-    f.extend_from_slice(&eth_src.0);
-    f.extend_from_slice(&ETH_IPV4.to_be_bytes());
-    let h = f.len();
-    f.extend_from_slice(&[0x45, 0]);
-    f.extend_from_slice(&(total.min(u16::MAX as usize) as u16).to_be_bytes());
-    f.extend_from_slice(&[0, 0, 0, 0, 64, protocol, 0, 0]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&dst.octets());
-    let c = checksum(f.get(h..h + 20).unwrap_or_default());
-    if let Some(s) = f.get_mut(h + 10..h + 12) {
-        s.copy_from_slice(&c.to_be_bytes());
-    }
-    f.extend_from_slice(payload);
-    if f.len() < MIN_FRAME {
-        f.resize(MIN_FRAME, 0);
-    }
-    f
+    let ip = ipv4_packet(src, dst, protocol, 64, 0, false, payload);
+    eth_frame(eth_dst, eth_src, ETH_IPV4, &ip)
 }
 
 /// An ICMP message (type, code, 4 bytes of rest-of-header, data) with its checksum.
