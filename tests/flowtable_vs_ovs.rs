@@ -18,6 +18,8 @@
 //! dead test processes are removed first. Skipped with a message when not root or without Open
 //! vSwitch, unless `CI=true`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
@@ -41,19 +43,8 @@ use servswitch::topology::Topology;
 // ---------------------------------------------------------------------------------------------
 // Environment
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
-
 fn unavailable_reason() -> Option<String> {
-    if !is_root() {
+    if !common::env::is_root() {
         return Some("not running as root".into());
     }
     for (cmd, args) in [
@@ -71,18 +62,9 @@ fn unavailable_reason() -> Option<String> {
     None
 }
 
-/// True when the test can run; otherwise says why it is skipped, or panics when `CI=true`.
+/// True when the test can run (see `common::env::runnable`).
 fn available(test: &str) -> bool {
-    match unavailable_reason() {
-        None => true,
-        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: {reason} (CI=true: this is a failure, not a skip)")
-        }
-        Some(reason) => {
-            eprintln!("skipping {test}: {reason}");
-            false
-        }
-    }
+    common::env::runnable(test, unavailable_reason())
 }
 
 /// Runs a command (with `input` on stdin); its stdout, or a message with everything it said.

@@ -18,6 +18,8 @@
 //! lock and run one at a time. Without root, `ovs-vsctl`, or a running Open vSwitch they print
 //! a skip notice and pass, unless `CI=true`, where each of those is a failure.
 
+mod common;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -63,13 +65,7 @@ fn setup(test: &str) -> Option<MutexGuard<'static, ()>> {
 }
 
 fn missing_prerequisite() -> Option<String> {
-    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_string);
-    if euid.as_deref() != Some("0") {
+    if !common::env::is_root() {
         return Some("not running as root (OVS bridges need it)".into());
     }
     match Command::new("ovs-vsctl")

@@ -1,3 +1,4 @@
 //! Support code shared by integration tests (`mod common;`).
 
+pub mod env;
 pub mod ovs_fabric;

@@ -34,7 +34,7 @@ const VSCTL_TIMEOUT: &str = "--timeout=20";
 
 /// Why the real fabric cannot be built here, or `None` when it can.
 pub fn unavailable_reason() -> Option<String> {
-    if !is_root() {
+    if !super::env::is_root() {
         return Some("not running as root".into());
     }
     for (what, cmd, args) in [
@@ -62,30 +62,9 @@ pub fn unavailable_reason() -> Option<String> {
     None
 }
 
-/// True when the fabric can be built. Otherwise prints why `test` is skipped and returns false,
-/// or panics with the reason when the environment variable `CI` is `true`.
+/// True when the fabric can be built (see [`super::env::runnable`]).
 pub fn available(test: &str) -> bool {
-    match unavailable_reason() {
-        None => true,
-        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: {reason} (CI=true: this is a failure, not a skip)")
-        }
-        Some(reason) => {
-            eprintln!("skipping {test}: {reason}");
-            false
-        }
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
+    super::env::runnable(test, unavailable_reason())
 }
 
 /// Runs a command; its stdout when it exits 0, otherwise one message with the command line,

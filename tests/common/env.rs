@@ -1,0 +1,30 @@
+//! Whether this machine can run the tests that need root and Open vSwitch, and the one rule
+//! for when it cannot: skip with a message, except under `CI=true`, where it is a failure.
+#![allow(dead_code)]
+
+/// Whether the test runs with effective user id 0.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// True when `missing` is `None`. Otherwise prints why `test` is skipped and returns false, or
+/// panics with the reason when the environment variable `CI` is `true`.
+pub fn runnable(test: &str, missing: Option<String>) -> bool {
+    match missing {
+        None => true,
+        Some(reason) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{test}: {reason} (CI=true: this is a failure, not a skip)")
+        }
+        Some(reason) => {
+            eprintln!("skipping {test}: {reason}");
+            false
+        }
+    }
+}
