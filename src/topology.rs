@@ -10,7 +10,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use ofp13::MacAddr;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An OpenFlow datapath id, written as an integer or as `00:00:00:00:00:00:00:01`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -69,6 +69,26 @@ impl<'de> Deserialize<'de> for Dpid {
     }
 }
 
+/// Serde through the text form (`Display` / `FromStr`), as the topology file writes it.
+macro_rules! serde_as_text {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d)?
+                    .parse()
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_as_text!(PortRef);
+serde_as_text!(Prefix);
+
 /// `[controller]`: listen addresses, overridable by flags.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -105,8 +125,7 @@ pub struct SwitchConf {
 }
 
 /// A `switch:port` reference.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortRef {
     pub switch: String,
     pub port: u32,
@@ -115,12 +134,6 @@ pub struct PortRef {
 impl fmt::Display for PortRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.switch, self.port)
-    }
-}
-
-impl From<PortRef> for String {
-    fn from(p: PortRef) -> String {
-        p.to_string()
     }
 }
 
@@ -145,14 +158,6 @@ impl FromStr for PortRef {
     }
 }
 
-impl<'de> Deserialize<'de> for PortRef {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
-
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkConf {
@@ -161,8 +166,7 @@ pub struct LinkConf {
 }
 
 /// An IPv4 prefix `a.b.c.d/len`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(into = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Prefix {
     pub addr: Ipv4Addr,
     pub len: u8,
@@ -191,12 +195,6 @@ impl fmt::Display for Prefix {
     }
 }
 
-impl From<Prefix> for String {
-    fn from(p: Prefix) -> String {
-        p.to_string()
-    }
-}
-
 impl FromStr for Prefix {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -222,14 +220,6 @@ impl FromStr for Prefix {
             ));
         }
         Ok(p)
-    }
-}
-
-impl<'de> Deserialize<'de> for Prefix {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -530,6 +520,15 @@ at = "r3:3"
         assert_eq!(t.switches[1].dpid, Dpid(3));
         assert_eq!(t.switches[1].dpid.to_string(), "00:00:00:00:00:00:00:03");
         assert_eq!(t.switch_by_dpid(3).unwrap().name, "r3");
+        // Written back, ports and prefixes keep their text form and parse again.
+        let text = toml::to_string(&t).unwrap();
+        assert!(
+            text.contains("a = \"r1:1\"") && text.contains("prefix = \"192.168.11.0/24\""),
+            "{text}"
+        );
+        let again = Topology::parse(&text).unwrap();
+        assert_eq!(again.links[0].b, t.links[0].b);
+        assert_eq!(again.subnets[0].prefix, t.subnets[0].prefix);
     }
 
     #[test]
