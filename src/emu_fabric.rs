@@ -30,7 +30,19 @@
 //! - answers ICMP echo requests (TTL 64, from the address that was pinged) and matches echo
 //!   replies and ICMP errors (time exceeded, unreachable) to its own probes by identifier and
 //!   sequence number, as `ping` does;
+//! - accepts ICMP redirects as Linux does (`accept_redirects=1`, `shared_media=1`): codes 0-3
+//!   alike, for the destination D of the quoted datagram (which it sent), only from D's current
+//!   gateway, to a new gateway G that is unicast and not the old one (not necessarily on-link).
+//!   With a valid ARP entry for G it installs a route exception "D via G" (same source address)
+//!   for [`HostConfig::redirect_timeout`] ([`EmuFabric::redirects`]); without one it only asks
+//!   for G, and a later redirect installs the exception;
+//! - ignores RARP (counted as dropped) and never answers ARP for an address not its own;
 //! - records every frame delivered to its port, for its own MAC or not ([`EmuFabric::received`]).
+//!
+//! **Migration.** [`EmuFabric::migrate_host`] moves a host's port like a live-migrated VM and
+//! has it broadcast QEMU's RARP announcement (`net/announce.c`) from the new port, as QEMU does
+//! when the VM resumes; [`EmuFabric::announce`] sends one more (QEMU sends about five, at 0,
+//! 50, 200, 450 and 800 ms; the fabric sends them when told, without timers).
 //!
 //! **Determinism.** No randomness: probe identifiers count up, ARP timers are fixed. Nothing
 //! waits on a fixed sleep: [`EmuFabric::wait_until`] re-checks its condition whenever a switch
@@ -54,7 +66,8 @@ use tokio_util::sync::CancellationToken;
 use crate::emu::{self, Egress, EmuConfig, EmuSwitch, Injector, SwitchSpec, Wire};
 use crate::packet::{
     self, checksum, eth_frame, ipv4_packet, Arp, Ethernet, Ipv4, ARP_REPLY, ARP_REQUEST, ETH_ARP,
-    ETH_IPV4, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_TIME_EXCEEDED, IP_ICMP,
+    ETH_IPV4, ETH_RARP, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_REDIRECT, ICMP_TIME_EXCEEDED,
+    IP_ICMP, IP_TCP, IP_UDP,
 };
 use crate::topology::Topology;
 
@@ -83,6 +96,13 @@ pub struct HostConfig {
     pub arp_queue: usize,
     /// TTL of the packets the host originates (Linux: `ip_default_ttl`, 64).
     pub ttl: u8,
+    /// Whether ICMP redirects are honoured (Linux: `accept_redirects`, on for a host that does
+    /// not forward).
+    pub accept_redirects: bool,
+    /// How long the route exception a redirect installs lasts (Linux: `ip_rt_gc_timeout`,
+    /// sysctl `net.ipv4.route.gc_timeout`, 300 s); a later redirect for the same destination
+    /// restarts it.
+    pub redirect_timeout: Duration,
 }
 
 impl Default for HostConfig {
@@ -94,6 +114,8 @@ impl Default for HostConfig {
             arp_tries: 3,
             arp_queue: 101,
             ttl: 64,
+            accept_redirects: true,
+            redirect_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -170,11 +192,31 @@ enum Neigh {
         queue: VecDeque<Vec<u8>>,
         sent: u32,
         next: Instant,
+        /// The sender address of the requests (that of the first one).
+        src: Ipv4Addr,
     },
     Valid {
         mac: MacAddr,
         updated: Instant,
     },
+}
+
+/// A route exception installed by an ICMP redirect (Linux: a `fib_nh_exception`).
+#[derive(Debug, Clone, Copy)]
+struct RouteException {
+    gateway: Ipv4Addr,
+    expires: Instant,
+}
+
+/// Where a packet for one destination goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Route {
+    /// The neighbour its frame is addressed to.
+    hop: Ipv4Addr,
+    /// The source address of packets the host originates for it.
+    src: Ipv4Addr,
+    /// Whether `hop` is a gateway (the default one or a redirect's), not the destination.
+    via_gateway: bool,
 }
 
 #[derive(Debug)]
@@ -194,6 +236,8 @@ pub struct HostStack {
     gateway: Option<Ipv4Addr>,
     cfg: HostConfig,
     neigh: HashMap<Ipv4Addr, Neigh>,
+    /// Route exceptions from redirects: destination -> gateway.
+    redirects: BTreeMap<Ipv4Addr, RouteException>,
     received: Vec<Received>,
     probes: HashMap<(u16, u16), Waiter>,
     ip_id: u16,
@@ -236,6 +280,7 @@ impl HostStack {
             gateway,
             cfg,
             neigh: HashMap::new(),
+            redirects: BTreeMap::new(),
             received: Vec::new(),
             probes: HashMap::new(),
             ip_id: 0,
@@ -268,6 +313,42 @@ impl HostStack {
         self.addrs.iter().any(|(a, _)| *a == ip)
     }
 
+    /// QEMU's announcement of this host after a live migration ([`packet::rarp_announce`]).
+    pub fn announce(&self) -> Vec<u8> {
+        packet::rarp_announce(self.mac)
+    }
+
+    /// The route exceptions ICMP redirects installed: destination -> new gateway. Expired ones
+    /// are removed by the next [`HostStack::on_timeout`], [`HostStack::receive`] or
+    /// [`HostStack::start_probe`] (and are not used from their expiry on).
+    pub fn redirects(&self) -> BTreeMap<Ipv4Addr, Ipv4Addr> {
+        self.redirects
+            .iter()
+            .map(|(d, r)| (*d, r.gateway))
+            .collect()
+    }
+
+    fn expire_redirects(&mut self, now: Instant) {
+        self.redirects.retain(|_, r| now < r.expires);
+    }
+
+    /// Whether `ip` is a unicast address from this host's point of view (Linux:
+    /// `inet_addr_type(ip) == RTN_UNICAST`): not 0.0.0.0/8, multicast, 255.255.255.255,
+    /// loopback, one of its own addresses, or the network or broadcast address of one of its
+    /// prefixes (shorter than /31).
+    fn is_unicast(&self, ip: Ipv4Addr) -> bool {
+        let directed_broadcast = self.addrs.iter().any(|(a, l)| {
+            let host = u32::from(ip) & !mask(*l);
+            *l < 31 && same_prefix(*a, ip, *l) && (host == 0 || host == !mask(*l))
+        });
+        !(ip.octets()[0] == 0
+            || ip.is_multicast()
+            || ip.is_broadcast()
+            || ip.is_loopback()
+            || self.is_mine(ip)
+            || directed_broadcast)
+    }
+
     /// The resolved ARP entries valid at `now`, by address.
     pub fn arp_cache(&self, now: Instant) -> BTreeMap<Ipv4Addr, MacAddr> {
         self.neigh
@@ -284,10 +365,16 @@ impl HostStack {
     }
 
     /// The next hop for `dst` and the source address to use: on-link destinations directly,
-    /// everything else via the gateway. `None` when there is no route.
-    fn route(&self, dst: Ipv4Addr) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    /// everything else via the gateway, or via the gateway a redirect named for `dst` (a route
+    /// exception, valid until it expires; the source address stays that of the route). `None`
+    /// when there is no route.
+    fn route(&self, dst: Ipv4Addr, now: Instant) -> Option<Route> {
         if let Some((a, _)) = self.addrs.iter().find(|(a, l)| same_prefix(*a, dst, *l)) {
-            return Some((dst, *a));
+            return Some(Route {
+                hop: dst,
+                src: *a,
+                via_gateway: false,
+            });
         }
         let gw = self.gateway?;
         let (a, _) = self
@@ -295,7 +382,15 @@ impl HostStack {
             .iter()
             .find(|(a, l)| same_prefix(*a, gw, *l))
             .or(self.addrs.first())?;
-        Some((gw, *a))
+        let hop = match self.redirects.get(&dst) {
+            Some(r) if now < r.expires => r.gateway,
+            _ => gw,
+        };
+        Some(Route {
+            hop,
+            src: *a,
+            via_gateway: true,
+        })
     }
 
     fn arp_request(&self, src: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
@@ -340,6 +435,7 @@ impl HostStack {
                         queue: VecDeque::from([pkt]),
                         sent: 1,
                         next: now + self.cfg.arp_retrans,
+                        src,
                     },
                 );
                 vec![self.arp_request(src, next_hop)]
@@ -357,7 +453,12 @@ impl HostStack {
         payload: &[u8],
         now: Instant,
     ) -> Vec<Vec<u8>> {
-        let Some((hop, route_src)) = self.route(dst) else {
+        let Some(Route {
+            hop,
+            src: route_src,
+            ..
+        }) = self.route(dst, now)
+        else {
             self.dropped += 1;
             return Vec::new();
         };
@@ -387,6 +488,7 @@ impl HostStack {
     ) -> Vec<Vec<u8>> {
         self.probes
             .retain(|_, w| w.reply.as_ref().is_some_and(|r| !r.is_closed()));
+        self.expire_redirects(now);
         if self.is_mine(dst) {
             // Answered by the host itself, over loopback.
             let _ = reply.send(ProbeOutcome::Reply(PingReply {
@@ -396,7 +498,7 @@ impl HostStack {
             }));
             return Vec::new();
         }
-        let Some((_, src)) = self.route(dst) else {
+        let Some(Route { src, .. }) = self.route(dst, now) else {
             let _ = reply.send(ProbeOutcome::Timeout);
             return Vec::new();
         };
@@ -430,6 +532,7 @@ impl HostStack {
             at: now,
             frame: frame.to_vec(),
         });
+        self.expire_redirects(now);
         let Some(eth) = Ethernet::parse(frame) else {
             self.dropped += 1;
             return Vec::new();
@@ -447,6 +550,11 @@ impl HostStack {
                 }
             },
             ETH_IPV4 => self.on_ipv4(eth.payload, now),
+            // Linux has no RARP handler: a migrated VM's announcement is not for the host.
+            ETH_RARP => {
+                self.dropped += 1;
+                Vec::new()
+            }
             _ => {
                 self.dropped += 1;
                 Vec::new()
@@ -543,6 +651,7 @@ impl HostStack {
                 });
                 Vec::new()
             }
+            ICMP_REDIRECT => self.on_redirect(ip.src, ip.payload, now),
             ICMP_TIME_EXCEEDED | ICMP_DEST_UNREACHABLE => {
                 // The quote: the offending datagram's header and first 8 bytes.
                 let quote = &ip.payload[8..];
@@ -567,7 +676,83 @@ impl HostStack {
         }
     }
 
-    /// When [`HostStack::on_timeout`] next has something to do.
+    /// The redirect's destination, new gateway and route source address if Linux would act
+    /// on it (`__ip_do_redirect`, net/ipv4/route.c); `None` if it would ignore it.
+    fn check_redirect(
+        &self,
+        from: Ipv4Addr,
+        icmp: &[u8],
+        now: Instant,
+    ) -> Option<(Ipv4Addr, Ipv4Addr, Ipv4Addr)> {
+        // Net, host, and their TOS variants, alike (Linux looks at `code & 7`).
+        if !self.cfg.accept_redirects || icmp.get(1)? & 7 > 3 {
+            return None;
+        }
+        let new_gw = Ipv4Addr::from(<[u8; 4]>::try_from(icmp.get(4..8)?).ok()?);
+        // The quote: the redirected datagram's header and 8 bytes (`icmp_socket_deliver`),
+        // from this host, of a protocol whose error handler acts on redirects.
+        let quote = icmp.get(8..)?;
+        let ihl = usize::from(quote.first()? & 0x0f) * 4;
+        if quote.len() < ihl.max(20) + 8 {
+            return None;
+        }
+        if !matches!(quote[9], IP_ICMP | IP_TCP | IP_UDP) {
+            return None;
+        }
+        let src = Ipv4Addr::from(<[u8; 4]>::try_from(&quote[12..16]).ok()?);
+        let dst = Ipv4Addr::from(<[u8; 4]>::try_from(&quote[16..20]).ok()?);
+        if !src.is_unspecified() && !self.is_mine(src) {
+            return None; // the output route lookup fails for a foreign source
+        }
+        // Only the current gateway of `dst` may redirect it; on-link destinations have none.
+        let route = self.route(dst, now)?;
+        if !route.via_gateway || route.hop != from || new_gw == from {
+            return None;
+        }
+        // shared_media=1: the new gateway need not be on-link, only unicast.
+        if !self.is_unicast(new_gw) {
+            return None;
+        }
+        Some((dst, new_gw, route.src))
+    }
+
+    /// An ICMP redirect from `from`. If Linux would act on it: with a valid neighbour entry
+    /// for the new gateway, the route exception "`dst` via new gateway" is installed (or
+    /// renewed); without one, none is, and the new gateway is asked for (`neigh_event_send`),
+    /// so only a later redirect, once it is resolved, installs the exception. Ignored
+    /// redirects count as dropped.
+    fn on_redirect(&mut self, from: Ipv4Addr, icmp: &[u8], now: Instant) -> Vec<Vec<u8>> {
+        let Some((dst, gateway, src)) = self.check_redirect(from, icmp, now) else {
+            self.dropped += 1;
+            return Vec::new();
+        };
+        match self.neigh.get(&gateway) {
+            // NUD_VALID includes STALE: an entry past its lifetime still counts.
+            Some(Neigh::Valid { .. }) => {
+                let expires = now + self.cfg.redirect_timeout;
+                self.redirects
+                    .insert(dst, RouteException { gateway, expires });
+                Vec::new()
+            }
+            // Already being resolved.
+            Some(Neigh::Incomplete { .. }) => Vec::new(),
+            None => {
+                self.neigh.insert(
+                    gateway,
+                    Neigh::Incomplete {
+                        queue: VecDeque::new(),
+                        sent: 1,
+                        next: now + self.cfg.arp_retrans,
+                        src,
+                    },
+                );
+                vec![self.arp_request(src, gateway)]
+            }
+        }
+    }
+
+    /// When [`HostStack::on_timeout`] next has something to do (an ARP retransmission or
+    /// give-up, or a route exception's expiry).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.neigh
             .values()
@@ -575,11 +760,14 @@ impl HostStack {
                 Neigh::Incomplete { next, .. } => Some(*next),
                 Neigh::Valid { .. } => None,
             })
+            .chain(self.redirects.values().map(|r| r.expires))
             .min()
     }
 
-    /// ARP retransmissions and give-ups due at `now`. Returns the frames to send.
+    /// ARP retransmissions and give-ups due at `now`, and route exceptions that expire. Returns
+    /// the frames to send.
     pub fn on_timeout(&mut self, now: Instant) -> Vec<Vec<u8>> {
+        self.expire_redirects(now);
         let mut out = Vec::new();
         let mut failed = Vec::new();
         let due: Vec<Ipv4Addr> = self
@@ -589,13 +777,16 @@ impl HostStack {
             .map(|(ip, _)| *ip)
             .collect();
         for ip in due {
-            let src = self.route(ip).map_or(Ipv4Addr::UNSPECIFIED, |(_, s)| s);
             let tries = self.cfg.arp_tries;
             let retrans = self.cfg.arp_retrans;
-            if let Some(Neigh::Incomplete { sent, next, .. }) = self.neigh.get_mut(&ip) {
+            if let Some(Neigh::Incomplete {
+                sent, next, src, ..
+            }) = self.neigh.get_mut(&ip)
+            {
                 if *sent < tries {
                     *sent += 1;
                     *next = now + retrans;
+                    let src = *src;
                     out.push(self.arp_request(src, ip));
                     continue;
                 }
@@ -1023,6 +1214,31 @@ impl EmuFabric {
         Ok(())
     }
 
+    /// Live-migrates a host to `to_switch`'s port `to_port`, as QEMU/KVM does: the port moves
+    /// ([`EmuFabric::move_host`]), then the host broadcasts QEMU's RARP announcement
+    /// ([`packet::rarp_announce`]) from its new port, the first of QEMU's rounds (it sends
+    /// about five, at 0, 50, 200, 450 and 800 ms: [`EmuFabric::announce`] sends the others).
+    /// The RARP enters the new switch after its PORT_STATUS ADD.
+    pub fn migrate_host(&self, host: &str, to_switch: &str, to_port: u32) -> anyhow::Result<()> {
+        self.move_host(host, to_switch, to_port)?;
+        self.announce(host);
+        Ok(())
+    }
+
+    /// The host broadcasts one more RARP announcement from where it is now (one of QEMU's
+    /// repeated rounds after a migration).
+    pub fn announce(&self, host: &str) {
+        let h = self.host_idx(host);
+        let frame = self.shared.net().hosts[h].stack.announce();
+        let _ = self.cmd.send(FabricCmd::Raw { host: h, frame });
+    }
+
+    /// The host's route exceptions from ICMP redirects: destination -> gateway.
+    pub fn redirects(&self, host: &str) -> BTreeMap<Ipv4Addr, Ipv4Addr> {
+        let h = self.host_idx(host);
+        self.shared.net().hosts[h].stack.redirects()
+    }
+
     /// Closes every switch connection, ends the fabric's task and waits for all of them.
     pub async fn shutdown(mut self) {
         self.cancel.cancel();
@@ -1121,6 +1337,7 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::{ICMP_REDIRECT_HOST, RARP_REQUEST};
     use crate::plan::GATEWAY_MAC;
 
     const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 2]);
@@ -1366,5 +1583,453 @@ mod tests {
                 code: 0
             }
         );
+    }
+    // --- ICMP redirects, RARP ------------------------------------------------------------------
+
+    /// The gateway of the neighbouring subnet: off-link for the host (shared_media=1).
+    const G: Ipv4Addr = Ipv4Addr::new(192, 168, 11, 1);
+    const G_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 0xfe]);
+    const SEC: Duration = Duration::from_secs(1);
+
+    /// `ip` asks the host for its address: the host answers and holds an entry for `ip`.
+    fn learn(h: &mut HostStack, ip: Ipv4Addr, mac: MacAddr, now: Instant) {
+        let req = arp(ARP_REQUEST, mac, ip, MacAddr::ZERO, ME, MacAddr::BROADCAST);
+        assert_eq!(h.receive(&req, now).len(), 1);
+    }
+
+    /// Sends an echo request to `dst` whose next hop is resolved; returns its frame.
+    fn probe(h: &mut HostStack, dst: Ipv4Addr, id: u16, now: Instant) -> Vec<u8> {
+        let (tx, _rx) = oneshot::channel();
+        let out = h.start_probe(dst, 64, id, 1, tx, now);
+        assert_eq!(out.len(), 1);
+        out.into_iter().next().unwrap()
+    }
+
+    /// The IPv4 packet of a frame.
+    fn ip_of(frame: &[u8]) -> Vec<u8> {
+        let e = Ethernet::parse(frame).unwrap();
+        let ip = Ipv4::parse(e.payload).unwrap();
+        [ip.header, ip.payload].concat()
+    }
+
+    /// An ICMP echo request from `src` to `dst`, as the quoted datagram of a redirect.
+    fn datagram(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8) -> Vec<u8> {
+        let echo = packet::icmp(ICMP_ECHO_REQUEST, 0, [0, 1, 0, 1], &ping_data(1));
+        ipv4_packet(src, dst, protocol, 64, 1, true, &echo)
+    }
+
+    /// A redirect (type 5, `code`) from `from` to the host: `new_gw` for the quoted datagram.
+    fn redirect(from: Ipv4Addr, code: u8, new_gw: Ipv4Addr, quoted: &[u8]) -> Vec<u8> {
+        let q = packet::icmp_quote(&Ipv4::parse(quoted).unwrap());
+        let icmp = packet::icmp(ICMP_REDIRECT, code, new_gw.octets(), &q);
+        let pkt = ipv4_packet(from, ME, IP_ICMP, 64, 9, false, &icmp);
+        eth_frame(MAC, GATEWAY_MAC, ETH_IPV4, &pkt)
+    }
+
+    #[test]
+    fn redirect_to_an_unresolved_gateway_asks_for_it_and_a_second_redirect_installs_it() {
+        let t0 = Instant::now();
+        let mut h = host();
+        learn(&mut h, GW, GATEWAY_MAC, t0);
+        let sent = probe(&mut h, FAR, 1, t0);
+        assert_eq!(parse_ip(&sent).0, GATEWAY_MAC);
+        let sent = ip_of(&sent);
+        let dropped = h.dropped();
+
+        // G has no entry: Linux installs nothing, it asks for G (from D's route's source).
+        let out = h.receive(&redirect(GW, ICMP_REDIRECT_HOST, G, &sent), t0);
+        assert_eq!(out.len(), 1);
+        let (dst, a) = parse_arp(&out[0]);
+        assert_eq!(
+            (dst, a.op, a.sha, a.spa, a.tpa),
+            (MacAddr::BROADCAST, ARP_REQUEST, MAC, ME, G)
+        );
+        assert!(h.redirects().is_empty());
+        assert_eq!(parse_ip(&probe(&mut h, FAR, 2, t0)).0, GATEWAY_MAC);
+        // The same redirect while G is being resolved asks for nothing more.
+        assert!(h
+            .receive(&redirect(GW, ICMP_REDIRECT_HOST, G, &sent), t0)
+            .is_empty());
+        assert!(h.redirects().is_empty());
+
+        // G answers (nothing was queued for it); the next redirect installs the exception.
+        let t1 = t0 + Duration::from_millis(5);
+        assert!(h
+            .receive(&arp(ARP_REPLY, G_MAC, G, MAC, ME, MAC), t1)
+            .is_empty());
+        assert_eq!(h.arp_cache(t1).get(&G), Some(&G_MAC));
+        assert!(h
+            .receive(&redirect(GW, ICMP_REDIRECT_HOST, G, &sent), t1)
+            .is_empty());
+        assert_eq!(h.redirects(), BTreeMap::from([(FAR, G)]));
+        assert_eq!(h.dropped(), dropped, "none of them was ignored");
+
+        // FAR now goes to G's MAC, still from ME; other destinations via the gateway.
+        let (dst, src, to, ..) = parse_ip(&probe(&mut h, FAR, 3, t1));
+        assert_eq!((dst, src, to), (G_MAC, ME, FAR));
+        let other = Ipv4Addr::new(10, 0, 0, 3);
+        assert_eq!(parse_ip(&probe(&mut h, other, 4, t1)).0, GATEWAY_MAC);
+
+        // FAR's gateway is G now: the old gateway's redirects are ignored, G's are not.
+        let elsewhere = Ipv4Addr::new(192, 168, 10, 9);
+        assert!(h
+            .receive(&redirect(GW, ICMP_REDIRECT_HOST, elsewhere, &sent), t1)
+            .is_empty());
+        assert_eq!(h.dropped(), dropped + 1);
+        assert_eq!(h.redirects(), BTreeMap::from([(FAR, G)]));
+        let t2 = t1 + 10 * SEC;
+        assert!(h
+            .receive(&redirect(G, ICMP_REDIRECT_HOST, GW, &sent), t2)
+            .is_empty());
+        assert_eq!(h.redirects(), BTreeMap::from([(FAR, GW)]));
+        assert!(h
+            .receive(&redirect(GW, ICMP_REDIRECT_HOST, G, &sent), t2)
+            .is_empty());
+        assert_eq!(h.redirects(), BTreeMap::from([(FAR, G)]));
+
+        // The exception lasts ip_rt_gc_timeout (300 s) from the last redirect.
+        let expires = t2 + HostConfig::default().redirect_timeout;
+        assert_eq!(h.poll_timeout(), Some(expires));
+        assert_eq!(h.route(FAR, expires - SEC).unwrap().hop, G);
+        assert!(h.on_timeout(expires - SEC).is_empty());
+        assert_eq!(h.redirects().len(), 1);
+        assert_eq!(h.route(FAR, expires).unwrap().hop, GW);
+        assert!(h.on_timeout(expires).is_empty());
+        assert!(h.redirects().is_empty());
+        assert_eq!(h.poll_timeout(), None);
+    }
+
+    #[test]
+    fn redirect_codes_0_to_3_alike_and_a_stale_entry_counts_as_valid() {
+        let t0 = Instant::now();
+        for code in 0..=3 {
+            let mut h = host();
+            learn(&mut h, GW, GATEWAY_MAC, t0);
+            learn(&mut h, G, G_MAC, t0);
+            // A minute later both entries are past their lifetime (Linux: STALE, still
+            // NUD_VALID).
+            let t = t0 + 60 * SEC;
+            assert!(h.arp_cache(t).is_empty());
+            let q = datagram(ME, FAR, IP_ICMP);
+            assert!(h.receive(&redirect(GW, code, G, &q), t).is_empty());
+            assert_eq!(h.redirects(), BTreeMap::from([(FAR, G)]), "code {code}");
+            let r = h.route(FAR, t).unwrap();
+            assert_eq!((r.hop, r.src, r.via_gateway), (G, ME, true));
+        }
+        // UDP and TCP datagrams are redirected too.
+        for proto in [IP_UDP, IP_TCP] {
+            let mut h = host();
+            learn(&mut h, G, G_MAC, t0);
+            let q = datagram(ME, FAR, proto);
+            h.receive(&redirect(GW, ICMP_REDIRECT_HOST, G, &q), t0);
+            assert_eq!(h.redirects(), BTreeMap::from([(FAR, G)]));
+        }
+    }
+
+    #[test]
+    fn redirects_linux_ignores() {
+        let t0 = Instant::now();
+        // An unresolved, acceptable new gateway: accepting would send an ARP request for it.
+        let g2 = Ipv4Addr::new(192, 168, 11, 77);
+        let far = datagram(ME, FAR, IP_ICMP);
+        let truncated = {
+            let q = packet::icmp_quote(&Ipv4::parse(&far).unwrap());
+            let icmp = packet::icmp(ICMP_REDIRECT, 1, g2.octets(), &q[..24]);
+            let pkt = ipv4_packet(GW, ME, IP_ICMP, 64, 9, false, &icmp);
+            eth_frame(MAC, GATEWAY_MAC, ETH_IPV4, &pkt)
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("not from D's gateway", redirect(PEER, 1, g2, &far)),
+            ("code 4", redirect(GW, 4, g2, &far)),
+            ("new gateway = old", redirect(GW, 1, GW, &far)),
+            ("0.0.0.0", redirect(GW, 1, Ipv4Addr::UNSPECIFIED, &far)),
+            ("0/8", redirect(GW, 1, Ipv4Addr::new(0, 1, 2, 3), &far)),
+            (
+                "multicast",
+                redirect(GW, 1, Ipv4Addr::new(224, 0, 0, 5), &far),
+            ),
+            ("broadcast", redirect(GW, 1, Ipv4Addr::BROADCAST, &far)),
+            ("loopback", redirect(GW, 1, Ipv4Addr::LOCALHOST, &far)),
+            ("its own address", redirect(GW, 1, ME, &far)),
+            (
+                "subnet broadcast",
+                redirect(GW, 1, Ipv4Addr::new(192, 168, 10, 255), &far),
+            ),
+            (
+                "subnet address",
+                redirect(GW, 1, Ipv4Addr::new(192, 168, 10, 0), &far),
+            ),
+            (
+                "on-link destination (no gateway)",
+                redirect(GW, 1, g2, &datagram(ME, PEER, IP_ICMP)),
+            ),
+            (
+                "on-link destination, from itself",
+                redirect(PEER, 1, g2, &datagram(ME, PEER, IP_ICMP)),
+            ),
+            (
+                "quoted source not its own",
+                redirect(GW, 1, g2, &datagram(PEER, FAR, IP_ICMP)),
+            ),
+            (
+                "quoted protocol without a handler (GRE)",
+                redirect(GW, 1, g2, &datagram(ME, FAR, 47)),
+            ),
+            ("quote without its 8 bytes", truncated),
+        ];
+        for (why, frame) in cases {
+            let mut h = host();
+            learn(&mut h, GW, GATEWAY_MAC, t0);
+            let dropped = h.dropped();
+            assert!(h.receive(&frame, t0).is_empty(), "{why}");
+            assert!(h.redirects().is_empty(), "{why}");
+            assert_eq!(h.dropped(), dropped + 1, "{why}");
+            assert_eq!(h.poll_timeout(), None, "{why}: nothing asked for");
+        }
+        // accept_redirects=0
+        let cfg = HostConfig {
+            accept_redirects: false,
+            ..HostConfig::default()
+        };
+        let mut h = HostStack::new("b", MAC, vec![(ME, 24)], Some(GW), cfg);
+        learn(&mut h, G, G_MAC, t0);
+        assert!(h.receive(&redirect(GW, 1, G, &far), t0).is_empty());
+        assert!(h.redirects().is_empty());
+    }
+
+    #[test]
+    fn redirect_arp_uses_the_source_address_of_the_redirected_route() {
+        let t0 = Instant::now();
+        // The first address is elsewhere; D's route (via GW) has source ME.
+        let other = Ipv4Addr::new(172, 16, 0, 5);
+        let mut h = HostStack::new(
+            "b",
+            MAC,
+            vec![(other, 16), (ME, 24)],
+            Some(GW),
+            HostConfig::default(),
+        );
+        learn(&mut h, GW, GATEWAY_MAC, t0);
+        let q = datagram(ME, FAR, IP_ICMP);
+        let mut requests = h.receive(&redirect(GW, 1, G, &q), t0);
+        let mut t = t0;
+        while let Some(next) = h.poll_timeout() {
+            t = next;
+            requests.extend(h.on_timeout(t));
+        }
+        assert_eq!(requests.len(), 3, "arp_tries");
+        assert_eq!(t, t0 + 3 * SEC);
+        for r in &requests {
+            let (_, a) = parse_arp(r);
+            assert_eq!((a.spa, a.tpa), (ME, G));
+        }
+        // G never answered: no exception; a new redirect asks again.
+        assert!(h.redirects().is_empty());
+        assert_eq!(h.receive(&redirect(GW, 1, G, &q), t).len(), 1);
+    }
+
+    #[test]
+    fn ignores_rarp_and_answers_arp_only_for_its_own_addresses() {
+        let t0 = Instant::now();
+        let mut h = host();
+        learn(&mut h, GW, GATEWAY_MAC, t0);
+        learn(&mut h, G, G_MAC, t0);
+        h.receive(&redirect(GW, 1, G, &datagram(ME, FAR, IP_ICMP)), t0);
+        assert_eq!(h.redirects(), BTreeMap::from([(FAR, G)]));
+        assert_eq!(h.announce(), packet::rarp_announce(MAC));
+        let (cache, seen, dropped) = (h.arp_cache(t0), h.received().len(), h.dropped());
+
+        // QEMU's announcement of another VM, of itself, RARP opcodes in ARP frames: ignored.
+        let rarp_reply = Arp {
+            op: 4,
+            sha: PEER_MAC,
+            spa: PEER,
+            tha: MAC,
+            tpa: ME,
+        };
+        let frames = [
+            packet::rarp_announce(PEER_MAC),
+            h.announce(),
+            rarp_reply.frame(MAC, PEER_MAC, ETH_RARP),
+            rarp_reply.frame(MAC, PEER_MAC, ETH_ARP),
+            arp(
+                RARP_REQUEST,
+                PEER_MAC,
+                PEER,
+                PEER_MAC,
+                ME,
+                MacAddr::BROADCAST,
+            ),
+        ];
+        for f in &frames {
+            assert!(h.receive(f, t0).is_empty());
+        }
+        assert_eq!(h.dropped(), dropped + frames.len() as u64);
+        assert_eq!(h.received().len(), seen + frames.len(), "still recorded");
+        assert_eq!(h.arp_cache(t0), cache);
+
+        // ARP requests for any address but its own go unanswered (gateways, the redirect's
+        // destination and new gateway, neighbours, broadcast, nothing).
+        for target in [
+            GW,
+            G,
+            FAR,
+            PEER,
+            Ipv4Addr::new(192, 168, 10, 255),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::LOCALHOST,
+        ] {
+            let req = arp(
+                ARP_REQUEST,
+                PEER_MAC,
+                PEER,
+                MacAddr::ZERO,
+                target,
+                MacAddr::BROADCAST,
+            );
+            assert!(h.receive(&req, t0).is_empty(), "{target}");
+            let unicast = arp(ARP_REQUEST, PEER_MAC, PEER, MAC, target, MAC);
+            assert!(h.receive(&unicast, t0).is_empty(), "{target}");
+        }
+        assert!(!h.arp_cache(t0).contains_key(&PEER));
+        // Its own address is answered.
+        let req = arp(
+            ARP_REQUEST,
+            PEER_MAC,
+            PEER,
+            MacAddr::ZERO,
+            ME,
+            MacAddr::BROADCAST,
+        );
+        assert_eq!(parse_arp(&h.receive(&req, t0)[0]).1.spa, ME);
+    }
+
+    /// Records what the switches send the controller; installs a table-miss entry that sends
+    /// to the controller and floods.
+    struct Recorder(watch::Sender<Vec<(u64, ofp13::Message)>>);
+
+    impl crate::runtime::App for Recorder {
+        fn switch_up(&self, _sw: &crate::runtime::SwitchHandle) -> Vec<ofp13::Body> {
+            let actions = vec![
+                ofp13::Action::output(ofp13::port::CONTROLLER),
+                ofp13::Action::output(ofp13::port::FLOOD),
+            ];
+            vec![ofp13::Body::FlowMod(ofp13::FlowMod {
+                priority: 0,
+                instructions: vec![ofp13::Instruction::ApplyActions { actions }],
+                ..ofp13::FlowMod::default()
+            })]
+        }
+        fn message(
+            &self,
+            sw: &crate::runtime::SwitchHandle,
+            msg: &ofp13::Message,
+        ) -> Vec<ofp13::Body> {
+            self.0.send_modify(|v| v.push((sw.dpid().0, msg.clone())));
+            Vec::new()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migrate_host_announces_from_the_new_port_and_repeats_are_harmless() {
+        use ofp13::Body;
+        const WAIT: Duration = Duration::from_secs(10);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("topologies")
+            .join("paper-testbed.toml");
+        let t = Topology::load(&path).unwrap();
+        let (tx, mut seen) = watch::channel(Vec::new());
+        let ctl = crate::runtime::Controller::new(
+            t.clone(),
+            crate::runtime::RuntimeConfig::default(),
+            Arc::new(Recorder(tx)),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let c = Arc::clone(&ctl);
+        let serve = tokio::spawn(async move { c.serve(listener, None).await });
+        let f = EmuFabric::build(&t, addr).await.unwrap();
+        f.wait_connected(WAIT).await.unwrap();
+        let switches = ["r1", "r2", "r3"];
+        assert!(
+            f.wait_until(WAIT, |f| switches.iter().all(|s| f.flows(s).len() == 1))
+                .await
+        );
+
+        let vm = f.host("vm");
+        assert_eq!((vm.switch.as_str(), vm.port), ("r3", 3));
+        assert!(f.migrate_host("vm", "r2", 1).is_err(), "a link port");
+        f.migrate_host("vm", "r2", 5).unwrap();
+        let moved = f.host("vm");
+        assert_eq!((moved.switch.as_str(), moved.port), ("r2", 5));
+        // QEMU's four further rounds.
+        for _ in 0..4 {
+            f.announce("vm");
+        }
+        let rarp = packet::rarp_announce(vm.mac);
+
+        // Flooded over the tree: every other host gets all five, ignores them, sends nothing.
+        let others = ["e", "b", "d", "vm2"];
+        assert!(
+            f.wait_until(WAIT, |f| others.iter().all(|h| f.received(h).len() >= 5))
+                .await
+        );
+        // Each switch hands each copy to the controller: r2 from the VM's new port, r1 and r3
+        // from their link ports.
+        let packet_ins = |v: &[(u64, ofp13::Message)], dpid: u64| -> Vec<(u32, Vec<u8>)> {
+            v.iter()
+                .filter(|(d, _)| *d == dpid)
+                .filter_map(|(_, m)| match &m.body {
+                    Body::PacketIn(p) => Some((p.in_port().unwrap_or(0), p.data.to_vec())),
+                    _ => None,
+                })
+                .collect()
+        };
+        let all = tokio::time::timeout(
+            WAIT,
+            seen.wait_for(|v| (1..=3).all(|d| packet_ins(v, d).len() >= 5)),
+        )
+        .await
+        .expect("packet-ins")
+        .unwrap()
+        .clone();
+        for (dpid, in_port) in [(1, 1), (2, 5), (3, 1)] {
+            assert_eq!(
+                packet_ins(&all, dpid),
+                vec![(in_port, rarp.clone()); 5],
+                "dpid {dpid}"
+            );
+        }
+        // The old port went away before, the new one came before the first RARP.
+        let port_status = |dpid: u64, port_no: u32, reason: u8| {
+            all.iter().position(|(d, m)| {
+                *d == dpid
+                    && matches!(&m.body, Body::PortStatus(p)
+                        if p.desc.port_no == port_no && p.reason == reason)
+            })
+        };
+        let first_in = all
+            .iter()
+            .position(|(d, m)| *d == 2 && matches!(m.body, Body::PacketIn(_)));
+        assert!(port_status(3, 3, ofp13::OFPPR_DELETE).is_some());
+        assert!(port_status(2, 5, ofp13::OFPPR_ADD).unwrap() < first_in.unwrap());
+
+        for h in others {
+            let r = f.received(h);
+            assert_eq!(r.len(), 5, "{h}");
+            assert!(r.iter().all(|r| r.frame == rarp), "{h}");
+            let dropped = f.shared.net().hosts[f.host_idx(h)].stack.dropped();
+            assert_eq!(dropped, 5, "{h}");
+            assert!(f.arp_cache(h).is_empty(), "{h}");
+        }
+        assert!(
+            f.received("vm").is_empty(),
+            "flooding skips the ingress port"
+        );
+        assert!(f.redirects("vm").is_empty());
+
+        f.shutdown().await;
+        ctl.shutdown(Duration::from_secs(5)).await;
+        let _ = serve.await;
     }
 }

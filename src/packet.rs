@@ -10,12 +10,16 @@ pub const ETH_ARP: u16 = 0x0806;
 pub const ETH_RARP: u16 = 0x8035;
 pub const ETH_VLAN: u16 = 0x8100;
 pub const IP_ICMP: u8 = 1;
+pub const IP_TCP: u8 = 6;
+pub const IP_UDP: u8 = 17;
 pub const ARP_REQUEST: u16 = 1;
 pub const ARP_REPLY: u16 = 2;
 /// RARP "reverse request", what QEMU sends to announce a migrated VM.
 pub const RARP_REQUEST: u16 = 3;
 pub const ICMP_ECHO_REPLY: u8 = 0;
 pub const ICMP_REDIRECT: u8 = 5;
+/// Code "redirect datagrams for the host" of [`ICMP_REDIRECT`] (RFC 792).
+pub const ICMP_REDIRECT_HOST: u8 = 1;
 pub const ICMP_ECHO_REQUEST: u8 = 8;
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
 
@@ -222,6 +226,21 @@ pub fn icmp(ty: u8, code: u8, rest: [u8; 4], data: &[u8]) -> Vec<u8> {
     m
 }
 
+/// What QEMU (`net/announce.c`, `qemu_announce_self`) broadcasts for a NIC after a live
+/// migration: a 60-byte RARP "reverse request" (opcode 3) from `mac`, with `mac` as sender and
+/// target hardware address, both protocol addresses 0.0.0.0, zero padding. It carries no IP
+/// address: whoever reads it must already know which addresses `mac` has.
+pub fn rarp_announce(mac: MacAddr) -> Vec<u8> {
+    Arp {
+        op: RARP_REQUEST,
+        sha: mac,
+        spa: Ipv4Addr::UNSPECIFIED,
+        tha: mac,
+        tpa: Ipv4Addr::UNSPECIFIED,
+    }
+    .frame(MacAddr::BROADCAST, mac, ETH_RARP)
+}
+
 /// The part of an offending datagram an ICMP error quotes: its header and 8 bytes of payload.
 pub fn icmp_quote(ip: &Ipv4<'_>) -> Vec<u8> {
     let mut q = ip.header.to_vec();
@@ -262,6 +281,32 @@ mod tests {
         assert_eq!((e.ethertype, e.src), (ETH_RARP, vm));
         assert_eq!(Arp::parse(e.payload).unwrap().op, RARP_REQUEST);
         assert!(Arp::parse(&f[14..20]).is_none());
+    }
+
+    #[test]
+    fn rarp_announce_is_qemus_frame_byte_for_byte() {
+        let vm = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+        let f = rarp_announce(vm);
+        // net/announce.c: eth header, then htype 1, ptype 0x0800, hlen 6, plen 4, op 3,
+        // sha = mac, spa = 0, tha = mac, tpa = 0, zero padding to 60 bytes.
+        let mut want = vec![0xff; 6];
+        want.extend_from_slice(&vm.0);
+        want.extend_from_slice(&[0x80, 0x35, 0, 1, 8, 0, 6, 4, 0, 3]);
+        want.extend_from_slice(&vm.0);
+        want.extend_from_slice(&[0; 4]);
+        want.extend_from_slice(&vm.0);
+        want.extend_from_slice(&[0; 4]);
+        want.resize(60, 0);
+        assert_eq!(f, want);
+        let e = Ethernet::parse(&f).unwrap();
+        assert_eq!(
+            (e.dst, e.src, e.ethertype),
+            (MacAddr::BROADCAST, vm, ETH_RARP)
+        );
+        let a = Arp::parse(e.payload).unwrap();
+        assert_eq!((a.op, a.sha, a.tha), (RARP_REQUEST, vm, vm));
+        assert!(a.spa.is_unspecified() && a.tpa.is_unspecified());
+        assert!(!a.is_gratuitous(), "0.0.0.0 announces no address");
     }
 
     #[test]
