@@ -124,50 +124,49 @@ pub struct HostView {
     pub origin: String,
 }
 
-/// Every known host, one entry per MAC address, ordered by first address. A host is at home
-/// until the migration issue moves it: `location` equals `home`, `care_of` is empty.
+/// Every known host, one entry per MAC address, ordered by first address. `home` is the
+/// switch of its home subnet (and the port it was at there); `location` where it is now;
+/// `care_of` its care-of addresses while it is away.
 pub fn hosts(router: &Router) -> Vec<HostView> {
     let topo = &router.fabric.topology;
-    let mut by_mac: std::collections::BTreeMap<String, HostView> = Default::default();
-    for (h, origin) in router.hosts() {
-        let e = by_mac.entry(h.mac.to_string()).or_insert_with(|| {
+    router
+        .host_states()
+        .into_iter()
+        .map(|h| {
             let name = topo
                 .hosts
                 .iter()
                 .find(|c| c.mac == h.mac)
-                .map_or_else(|| h.ip.to_string(), |c| c.name.clone());
-            let subnet = router.fabric.subnet_of(h.ip).map(|s| s.name.clone());
+                .map(|c| c.name.clone())
+                .or_else(|| h.ips.first().map(|ip| ip.to_string()))
+                .unwrap_or_else(|| h.mac.to_string());
+            let subnet = h
+                .ips
+                .first()
+                .and_then(|ip| router.fabric.subnet_of(*ip))
+                .map(|s| s.name.clone());
             HostView {
                 name,
                 mac: h.mac.to_string(),
-                ips: Vec::new(),
+                ips: h.ips.iter().map(|ip| ip.to_string()).collect(),
                 home: PlaceView {
                     subnet,
-                    switch: h.switch.clone(),
-                    port: h.port,
+                    switch: h.home.0,
+                    port: h.home.1,
                 },
                 location: PlaceView {
                     subnet: None,
-                    switch: h.switch.clone(),
-                    port: h.port,
+                    switch: h.location.0,
+                    port: h.location.1,
                 },
-                care_of: Vec::new(),
-                origin: match origin {
+                care_of: h.care_of.iter().map(|c| c.to_string()).collect(),
+                origin: match h.origin {
                     crate::router::Origin::Configured => "configured".into(),
                     crate::router::Origin::Learned => "learned".into(),
                 },
             }
-        });
-        e.ips.push(h.ip.to_string());
-    }
-    let mut v: Vec<HostView> = by_mac.into_values().collect();
-    v.sort_by_key(|h| {
-        h.ips
-            .first()
-            .and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok())
-            .map(u32::from)
-    });
-    v
+        })
+        .collect()
 }
 
 async fn get_hosts(State(st): State<ApiState>) -> Json<Vec<HostView>> {
@@ -233,11 +232,57 @@ async fn get_flows(
     }
 }
 
+/// Body of `POST /api/v1/migrations`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationRequest {
+    /// A host name, one of its addresses, or its MAC.
+    pub host: String,
+    /// `SWITCH:PORT`.
+    pub to: String,
+}
+
+/// Migrates a host; answers after every affected switch acknowledged (barrier).
+async fn post_migration(
+    State(st): State<ApiState>,
+    body: Result<Json<MigrationRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(router) = st.router.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no routing app runs in this controller".into(),
+        );
+    };
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bad request body: {}", e.body_text()),
+            )
+        }
+    };
+    let to: crate::topology::PortRef = match req.to.parse() {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("\"to\": {e}")),
+    };
+    match router.migrate(&req.host, &to).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => error(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            e.to_string(),
+        ),
+    }
+}
+
 async fn get_metrics(State(st): State<ApiState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.ctl.metrics.render(st.ctl.registry.len()),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
+        let mut text = st.ctl.metrics.render(st.ctl.registry.len());
+        if let Some(r) = &st.router {
+            text.push_str(&r.metrics_text());
+        }
+        text
+    })
         .into_response()
 }
 
@@ -255,6 +300,7 @@ pub fn routes(state: ApiState) -> axum::Router {
         .route("/api/v1/switches", get(get_switches))
         .route("/api/v1/hosts", get(get_hosts))
         .route("/api/v1/flows/{switch}", get(get_flows))
+        .route("/api/v1/migrations", axum::routing::post(post_migration))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)
         .with_state(state)

@@ -2480,15 +2480,15 @@ mod tests {
         assert_eq!(ports(&t.process(2, &from_d(GW, "192.168.10.2", 64))), [1]);
         assert_eq!(
             packet_ins(&t.process(2, &from_d(GW, "192.168.11.1", 64))),
-            [(OFPR_ACTION, 2, COOKIE_ROUTE)]
+            [(OFPR_ACTION, 4, COOKIE_ROUTE)]
         );
         assert_eq!(
             packet_ins(&t.process(2, &from_d(GW, "192.168.11.99", 64))),
-            [(OFPR_ACTION, 2, COOKIE_ROUTE)]
+            [(OFPR_ACTION, 4, COOKIE_ROUTE)]
         );
         assert_eq!(
             packet_ins(&t.process(2, &from_d(GW, "192.168.10.2", 1))),
-            [(OFPR_INVALID_TTL, 2, COOKIE_ROUTE)]
+            [(OFPR_INVALID_TTL, 4, COOKIE_ROUTE)]
         );
         assert!(t.process(2, &from_d(GW, "8.8.8.8", 64)).is_empty());
         let arp = arp_frame(ARP_REQUEST, "192.168.11.1", ETH_ARP);

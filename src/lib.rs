@@ -5,12 +5,16 @@
 
 pub mod api;
 pub mod careof;
+pub mod client;
 pub mod codec_cli;
+pub mod demo;
 pub mod emu;
 pub mod emu_fabric;
 pub mod flowtable;
 pub mod gen;
 pub mod metrics;
+pub mod migrate;
+pub mod mobility;
 pub mod packet;
 pub mod plan;
 pub mod router;

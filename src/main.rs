@@ -25,6 +25,13 @@ struct Cli {
 enum Command {
     /// Run the controller until SIGINT or SIGTERM.
     Run(RunArgs),
+    /// The paper's migration and its eight communication cases on an emulated fabric (no root,
+    /// no Open vSwitch); prints a table, exits 0 only when every case passes.
+    Demo {
+        /// The topology file (TOML).
+        #[arg(long, default_value = "topologies/paper-testbed.toml")]
+        topology: PathBuf,
+    },
     /// Print a generated three-tier fabric (topology TOML) for benchmarks and tests.
     GenTopology {
         #[arg(long, default_value_t = 500)]
@@ -47,6 +54,21 @@ enum Command {
         /// Only this switch, without a header line (diffable with ovs-ofctl's output).
         #[arg(long)]
         switch: Option<String>,
+        /// Plan the tables after migrating HOST (name, address or MAC) to SWITCH:PORT;
+        /// repeatable, applied in order.
+        #[arg(long, value_name = "HOST=SWITCH:PORT")]
+        migrate: Vec<String>,
+    },
+    /// Migrate a host through a running controller's REST API (POST /api/v1/migrations).
+    Migrate {
+        /// The host: its name, one of its addresses, or its MAC.
+        host: String,
+        /// Where it now is: SWITCH:PORT.
+        #[arg(long, value_name = "SWITCH:PORT")]
+        to: String,
+        /// The controller's REST API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
     },
     /// Validate a topology file; on error print the bad entry's path and why, exit 1.
     CheckConfig {
@@ -124,6 +146,13 @@ fn run(cli: Cli) -> Result<()> {
             drop(out);
             return servswitch::server::run(args.into_options()?);
         }
+        Command::Demo { topology } => {
+            drop(out);
+            if servswitch::demo::run(&topology)? {
+                return Ok(());
+            }
+            anyhow::bail!("some cases failed");
+        }
         Command::GenTopology {
             racks,
             hosts_per_rack,
@@ -141,11 +170,25 @@ fn run(cli: Cli) -> Result<()> {
             spec.validate().map_err(|e| anyhow::anyhow!(e))?;
             out.write_all(spec.toml().as_bytes())?;
         }
-        Command::Plan { topology, switch } => {
+        Command::Plan {
+            topology,
+            switch,
+            migrate,
+        } => {
             let t = servswitch::topology::Topology::load(&topology)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let fabric = servswitch::plan::Fabric::new(&t);
-            let hosts = fabric.configured_hosts();
+            let router = servswitch::router::Router::new(servswitch::plan::Fabric::new(&t));
+            for m in &migrate {
+                let (host, to) = m
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--migrate {m:?}: use HOST=SWITCH:PORT"))?;
+                let to: servswitch::topology::PortRef = to
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--migrate {m:?}: {e}"))?;
+                router
+                    .plan_move(host, &to)
+                    .map_err(|e| anyhow::anyhow!("--migrate {m:?}: {e}"))?;
+            }
             match switch {
                 Some(name) => {
                     if !t.switches.iter().any(|s| s.name == name) {
@@ -154,19 +197,32 @@ fn run(cli: Cli) -> Result<()> {
                             topology.display()
                         );
                     }
-                    for f in fabric.switch_plan(&name, &hosts) {
+                    for f in router.switch_plan(&name) {
                         writeln!(out, " {}", f.text())?;
                     }
                 }
                 None => {
                     for s in &t.switches {
                         writeln!(out, "# {} (dpid {}, {})", s.name, s.dpid, s.tier)?;
-                        for f in fabric.switch_plan(&s.name, &hosts) {
+                        for f in router.switch_plan(&s.name) {
                             writeln!(out, " {}", f.text())?;
                         }
                     }
                 }
             }
+        }
+        Command::Migrate { host, to, api } => {
+            let body = serde_json::json!({ "host": host, "to": to }).to_string();
+            let (status, text) =
+                servswitch::client::request(&api, "POST", "/api/v1/migrations", Some(&body))?;
+            if status != 200 {
+                let msg = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                    .unwrap_or(text);
+                anyhow::bail!("migration refused ({status}): {msg}");
+            }
+            writeln!(out, "{}", text.trim_end())?;
         }
         Command::CheckConfig { file } => {
             let t =

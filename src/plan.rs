@@ -22,18 +22,29 @@ use crate::topology::{Prefix, SubnetConf, Topology};
 pub const GATEWAY_MAC: MacAddr = MacAddr([0x02, 0x53, 0x53, 0x00, 0x00, 0x01]);
 
 pub const TABLE_CLASSIFY: u8 = 0;
+/// From hosts: same-switch switching, destination rewrites (M -> M*), redirect copies.
 pub const TABLE_FROM_HOST: u8 = 1;
-pub const TABLE_ROUTE: u8 = 2;
+/// Source rewrites of migrated VMs on their way into the fabric (M -> M*).
+pub const TABLE_SOURCE: u8 = 2;
+/// Source rewrites back to the home address before delivery to hosts (M* -> M).
+pub const TABLE_TO_HOST: u8 = 3;
+pub const TABLE_ROUTE: u8 = 4;
 
 /// Cookies say who owns a flow: `0x5353` ("SS") in the top 16 bits, then the kind.
 pub const COOKIE_MASK_KIND: u64 = 0xffff_ffff_0000_0000;
 pub const COOKIE_PIPELINE: u64 = 0x5353_0001_0000_0000;
 pub const COOKIE_ROUTE: u64 = 0x5353_0002_0000_0000;
 pub const COOKIE_HOST: u64 = 0x5353_0003_0000_0000;
+/// The address rewrites and home-agent route of one migrated VM address (+ the home address).
+pub const COOKIE_MOBILITY: u64 = 0x5353_0004_0000_0000;
+/// Copies to the controller that make it send ICMP redirects (+ the home address).
+pub const COOKIE_REDIRECT: u64 = 0x5353_0005_0000_0000;
 
 /// Priorities in the route table: longest prefix first, gateway addresses above all.
-const PRIO_GATEWAY: u16 = 2000;
-const PRIO_PREFIX_BASE: u16 = 1000;
+pub(crate) const PRIO_GATEWAY: u16 = 2000;
+pub(crate) const PRIO_PREFIX_BASE: u16 = 1000;
+/// Table 0: a known host's frames from its own port.
+pub(crate) const PRIO_SOURCE_KNOWN: u16 = 850;
 
 /// One flow entry as servswitch plans it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,11 +85,11 @@ impl Flow {
     }
 }
 
-fn apply(actions: Vec<Action>) -> Vec<Instruction> {
+pub(crate) fn apply(actions: Vec<Action>) -> Vec<Instruction> {
     vec![Instruction::ApplyActions { actions }]
 }
 
-fn goto(table_id: u8) -> Vec<Instruction> {
+pub(crate) fn goto(table_id: u8) -> Vec<Instruction> {
     vec![Instruction::GotoTable { table_id }]
 }
 
@@ -86,7 +97,7 @@ fn to_controller() -> Vec<Instruction> {
     apply(vec![Action::output(port::CONTROLLER)])
 }
 
-fn ip_dst(p: &Prefix) -> Vec<Oxm> {
+pub(crate) fn ip_dst(p: &Prefix) -> Vec<Oxm> {
     let mask = Ipv4Addr::from(p.mask());
     vec![
         Oxm::EthType(crate::packet::ETH_IPV4, None),
@@ -228,17 +239,28 @@ impl Fabric {
                     Oxm::InPort(p, None),
                     Oxm::EthType(crate::packet::ETH_IPV4, None),
                 ],
-                goto(TABLE_ROUTE),
+                goto(TABLE_TO_HOST),
             ));
         }
+        // IPv4 from a host the switch does not know at that port (a new host, or a VM that
+        // has just moved here): forwarded, and a copy tells the controller.
         v.push(pipe(
             TABLE_CLASSIFY,
             800,
             vec![Oxm::EthType(crate::packet::ETH_IPV4, None)],
-            goto(TABLE_FROM_HOST),
+            vec![
+                Instruction::ApplyActions {
+                    actions: vec![Action::output(port::CONTROLLER)],
+                },
+                Instruction::GotoTable {
+                    table_id: TABLE_FROM_HOST,
+                },
+            ],
         ));
         v.push(pipe(TABLE_CLASSIFY, 0, vec![], vec![]));
-        v.push(pipe(TABLE_FROM_HOST, 0, vec![], goto(TABLE_ROUTE)));
+        v.push(pipe(TABLE_FROM_HOST, 0, vec![], goto(TABLE_SOURCE)));
+        v.push(pipe(TABLE_SOURCE, 0, vec![], goto(TABLE_TO_HOST)));
+        v.push(pipe(TABLE_TO_HOST, 0, vec![], goto(TABLE_ROUTE)));
         v.push(pipe(TABLE_ROUTE, 0, vec![], vec![]));
 
         for s in self.subnets_of(switch) {
@@ -292,9 +314,20 @@ impl Fabric {
     /// addressed to its MAC go straight to its port (switched, TTL untouched). Table 2: routed
     /// packets for its address: TTL decremented first (so a packet whose TTL runs out reaches
     /// the controller unmodified, with its sender's MAC), then the gateway's and its own MAC.
-    pub fn host_flows(&self, h: &HostLoc) -> [Flow; 2] {
+    pub fn host_flows(&self, h: &HostLoc) -> [Flow; 3] {
         let cookie = COOKIE_HOST | u32::from(h.ip) as u64;
         [
+            Flow {
+                table_id: TABLE_CLASSIFY,
+                priority: PRIO_SOURCE_KNOWN,
+                cookie,
+                match_: Match::new(vec![
+                    Oxm::InPort(h.port, None),
+                    Oxm::EthSrc(h.mac, None),
+                    Oxm::EthType(crate::packet::ETH_IPV4, None),
+                ]),
+                instructions: goto(TABLE_FROM_HOST),
+            },
             Flow {
                 table_id: TABLE_FROM_HOST,
                 priority: 500,
@@ -340,21 +373,10 @@ impl Fabric {
         v
     }
 
-    /// One switch's table given the hosts (those on other switches are ignored), in the
-    /// order `plan` prints (see [`sort_flows`]).
+    /// One switch's table given the hosts, all at home (those on other switches are
+    /// ignored), in the order `plan` prints (see [`sort_flows`]).
     pub fn switch_plan(&self, switch: &str, hosts: &[HostLoc]) -> Vec<Flow> {
-        let mut flows = self.base_flows(switch);
-        // A host with several addresses needs one switching entry: the first one wins.
-        let mut seen = std::collections::HashSet::new();
-        for h in hosts.iter().filter(|h| h.switch == switch) {
-            for f in self.host_flows(h) {
-                if seen.insert((f.table_id, ofp13::text::match_text(&f.match_, f.priority))) {
-                    flows.push(f);
-                }
-            }
-        }
-        sort_flows(&mut flows);
-        flows
+        crate::mobility::switch_plan(self, switch, &crate::mobility::vms_at_home(hosts))
     }
 
     /// Every switch's table given these hosts.
@@ -378,17 +400,23 @@ pub fn sort_flows(flows: &mut [Flow]) {
     });
 }
 
+/// The paper testbed's fabric, for unit tests.
+#[cfg(test)]
+pub(crate) fn paper_fabric() -> Fabric {
+    let t = Topology::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/topologies/paper-testbed.toml"
+    )))
+    .unwrap_or_else(|e| panic!("{e}"));
+    Fabric::new(&t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn paper() -> Fabric {
-        let t = Topology::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/topologies/paper-testbed.toml"
-        )))
-        .unwrap();
-        Fabric::new(&t)
+        paper_fabric()
     }
 
     #[test]
@@ -409,21 +437,26 @@ mod tests {
         let want = [
             "cookie=0x5353000100000000, priority=1000,arp actions=CONTROLLER:65535",
             "cookie=0x5353000100000000, priority=1000,rarp actions=CONTROLLER:65535",
-            "cookie=0x5353000100000000, priority=900,ip,in_port=1 actions=goto_table:2",
-            "cookie=0x5353000100000000, priority=800,ip actions=goto_table:1",
+            "cookie=0x5353000100000000, priority=900,ip,in_port=1 actions=goto_table:3",
+            "cookie=0x53530003c0a80b02, priority=850,ip,in_port=2,dl_src=02:00:00:00:11:02 actions=goto_table:1",
+            "cookie=0x53530003c0a80b03, priority=850,ip,in_port=3,dl_src=02:00:00:00:11:03 actions=goto_table:1",
+            "cookie=0x53530003c0a80b04, priority=850,ip,in_port=4,dl_src=02:00:00:00:11:04 actions=goto_table:1",
+            "cookie=0x5353000100000000, priority=800,ip actions=CONTROLLER:65535,goto_table:1",
             "cookie=0x5353000100000000, priority=0 actions=drop",
             "cookie=0x53530003c0a80b02, table=1, priority=500,dl_dst=02:00:00:00:11:02 actions=output:2",
             "cookie=0x53530003c0a80b03, table=1, priority=500,dl_dst=02:00:00:00:11:03 actions=output:3",
             "cookie=0x53530003c0a80b04, table=1, priority=500,dl_dst=02:00:00:00:11:04 actions=output:4",
             "cookie=0x5353000100000000, table=1, priority=0 actions=goto_table:2",
-            "cookie=0x5353000200000000, table=2, priority=2000,ip,nw_dst=192.168.11.1 actions=CONTROLLER:65535",
-            "cookie=0x53530003c0a80b02, table=2, priority=1032,ip,nw_dst=192.168.11.2 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:02->eth_dst,output:2",
-            "cookie=0x53530003c0a80b03, table=2, priority=1032,ip,nw_dst=192.168.11.3 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:03->eth_dst,output:3",
-            "cookie=0x53530003c0a80b04, table=2, priority=1032,ip,nw_dst=192.168.11.4 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:04->eth_dst,output:4",
-            "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=10.0.0.0/24 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1",
-            "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=192.168.10.0/24 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1",
-            "cookie=0x5353000200000000, table=2, priority=1024,ip,nw_dst=192.168.11.0/24 actions=CONTROLLER:65535",
-            "cookie=0x5353000100000000, table=2, priority=0 actions=drop",
+            "cookie=0x5353000100000000, table=2, priority=0 actions=goto_table:3",
+            "cookie=0x5353000100000000, table=3, priority=0 actions=goto_table:4",
+            "cookie=0x5353000200000000, table=4, priority=2000,ip,nw_dst=192.168.11.1 actions=CONTROLLER:65535",
+            "cookie=0x53530003c0a80b02, table=4, priority=1032,ip,nw_dst=192.168.11.2 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:02->eth_dst,output:2",
+            "cookie=0x53530003c0a80b03, table=4, priority=1032,ip,nw_dst=192.168.11.3 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:03->eth_dst,output:3",
+            "cookie=0x53530003c0a80b04, table=4, priority=1032,ip,nw_dst=192.168.11.4 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:04->eth_dst,output:4",
+            "cookie=0x5353000200000000, table=4, priority=1024,ip,nw_dst=10.0.0.0/24 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1",
+            "cookie=0x5353000200000000, table=4, priority=1024,ip,nw_dst=192.168.10.0/24 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1",
+            "cookie=0x5353000200000000, table=4, priority=1024,ip,nw_dst=192.168.11.0/24 actions=CONTROLLER:65535",
+            "cookie=0x5353000100000000, table=4, priority=0 actions=drop",
         ];
         assert_eq!(r3, want);
         for flows in plan.values() {

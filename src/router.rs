@@ -4,22 +4,32 @@
 //! from [`crate::plan`]. Handlers are pure in the Faucet sense: an event in, the OpenFlow
 //! messages for that switch out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ofp13::{port, Action, AsyncConfig, Body, FlowMod, Message, PacketOut, NO_BUFFER};
 use tracing::{debug, info};
 
+use crate::careof::CareOfPools;
+use crate::mobility::{self, Vm};
 use crate::packet::{self, Arp, Ethernet, Ipv4};
-use crate::plan::{Fabric, HostLoc, GATEWAY_MAC};
-use crate::runtime::{App, SwitchHandle};
+use crate::plan::{
+    Fabric, HostLoc, COOKIE_MASK_KIND, COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
+};
+use crate::runtime::{App, Controller, SwitchHandle};
 
 /// How many packets are held per unresolved address, and for how long.
 const HOLD_MAX: usize = 16;
 const HOLD_FOR: Duration = Duration::from_secs(3);
+/// ICMP redirects per (sender, destination): at most one per interval, and a burst of this
+/// many, then silence for the quiet period (Linux's ip_rt_redirect_* in spirit: a host that
+/// ignores redirects is not flooded with them).
+const REDIRECT_INTERVAL: Duration = Duration::from_millis(20);
+const REDIRECT_BURST: u32 = 10;
+const REDIRECT_QUIET: Duration = Duration::from_secs(20);
 
 /// Where a binding came from: the topology file's are fixed; learned ones can be forgotten
 /// when their port goes away.
@@ -35,27 +45,105 @@ struct Held {
     packets: Vec<(u32, Bytes)>,
 }
 
+/// A VM away from the switch of its home subnet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AwayState {
+    pub(crate) away: mobility::Away,
+    /// Where it was at home (shown by the API; a return may be to any port of that switch).
+    pub(crate) home: (String, u32),
+    /// The subnet its care-of addresses come from.
+    pub(crate) care_of_subnet: String,
+}
+
 #[derive(Debug, Default)]
-struct State {
-    hosts: HashMap<Ipv4Addr, (HostLoc, Origin)>,
+pub(crate) struct State {
+    /// Every address's binding: where the host with that address is now.
+    pub(crate) hosts: HashMap<Ipv4Addr, (HostLoc, Origin)>,
+    /// VMs away from home, by MAC.
+    pub(crate) away: HashMap<ofp13::MacAddr, AwayState>,
+    pub(crate) pools: CareOfPools,
+    /// Migrations installed, and refused or failed.
+    pub(crate) migrations_done: u64,
+    pub(crate) migrations_failed: u64,
+    /// Bumped by every migration (the store writes only newer states).
+    pub(crate) version: u64,
+    /// VMs whose migration is being installed (repeated announcements are ignored).
+    pub(crate) migrating: HashSet<ofp13::MacAddr>,
+    /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
+    redirects: HashMap<(Ipv4Addr, Ipv4Addr), (Instant, u32)>,
     /// Packets waiting for an address to be resolved, by (switch, address).
     held: HashMap<(String, Ipv4Addr), Held>,
+}
+
+impl State {
+    /// The VM with this MAC: its addresses (ascending), location and care-of addresses.
+    pub(crate) fn vm(&self, mac: ofp13::MacAddr) -> Option<Vm> {
+        let mut ips: Vec<&HostLoc> = self
+            .hosts
+            .values()
+            .filter(|(h, _)| h.mac == mac)
+            .map(|(h, _)| h)
+            .collect();
+        ips.sort_by_key(|h| h.ip);
+        let first = ips.first()?;
+        Some(Vm {
+            mac,
+            ips: ips.iter().map(|h| h.ip).collect(),
+            switch: first.switch.clone(),
+            port: first.port,
+            away: self.away.get(&mac).map(|a| a.away.clone()),
+        })
+    }
+
+    /// Every host as a VM.
+    pub(crate) fn vms(&self) -> Vec<Vm> {
+        let macs: std::collections::BTreeSet<ofp13::MacAddr> =
+            self.hosts.values().map(|(h, _)| h.mac).collect();
+        macs.into_iter().filter_map(|m| self.vm(m)).collect()
+    }
+}
+
+/// One host as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostState {
+    pub mac: ofp13::MacAddr,
+    pub ips: Vec<Ipv4Addr>,
+    pub origin: Origin,
+    pub location: (String, u32),
+    pub home: (String, u32),
+    pub care_of: Vec<Ipv4Addr>,
+}
+
+/// How an ARP request is answered.
+enum ArpAnswer {
+    Mac(ofp13::MacAddr),
+    /// Unknown address of a local subnet: the gateway (this address) asks for it.
+    Resolve(Ipv4Addr),
+    Nothing,
 }
 
 /// The switch's port numbers, asked for only when a packet must go out of every host port
 /// (reading them clones the port table, which the hot path avoids).
 pub type Ports<'a> = &'a dyn Fn() -> Vec<u32>;
 
-/// The routing app.
+/// The routing and mobility app.
 pub struct Router {
     pub fabric: Fabric,
     names: HashMap<u64, String>,
-    state: Mutex<State>,
+    pub(crate) state: Mutex<State>,
+    /// Where migrations are recorded before any flow is sent (`--state DIR`).
+    pub(crate) store: Option<crate::migrate::Durable>,
+    /// The controller, to reach other switches than the one an event came from.
+    pub(crate) ctl: OnceLock<Weak<Controller>>,
+    pub(crate) me: OnceLock<Weak<Router>>,
 }
 
 impl Router {
     pub fn new(fabric: Fabric) -> Router {
-        let mut st = State::default();
+        let mut st = State {
+            pools: CareOfPools::new(&fabric.topology.subnets),
+            ..State::default()
+        };
         for h in fabric.configured_hosts() {
             st.hosts.insert(h.ip, (h, Origin::Configured));
         }
@@ -69,7 +157,74 @@ impl Router {
             fabric,
             names,
             state: Mutex::new(st),
+            store: None,
+            ctl: OnceLock::new(),
+            me: OnceLock::new(),
         }
+    }
+
+    /// Lets the router reach every switch (migrations install on several) and start
+    /// migrations from packet-ins. Call once, after [`Controller::new`].
+    pub fn attach(self: &Arc<Self>, ctl: &Arc<Controller>) {
+        let _ = self.ctl.set(Arc::downgrade(ctl));
+        let _ = self.me.set(Arc::downgrade(self));
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every host as the API shows it: addresses, where it is, where home is, care-of.
+    pub fn host_states(&self) -> Vec<HostState> {
+        let st = self.lock();
+        let mut v: Vec<HostState> = st
+            .vms()
+            .into_iter()
+            .map(|vm| {
+                let origin = vm
+                    .ips
+                    .first()
+                    .and_then(|ip| st.hosts.get(ip))
+                    .map_or(Origin::Learned, |(_, o)| *o);
+                let a = st.away.get(&vm.mac);
+                HostState {
+                    mac: vm.mac,
+                    origin,
+                    location: (vm.switch.clone(), vm.port),
+                    home: a.map_or((vm.switch.clone(), vm.port), |a| a.home.clone()),
+                    care_of: a.map(|a| a.away.care_of.clone()).unwrap_or_default(),
+                    ips: vm.ips,
+                }
+            })
+            .collect();
+        v.sort_by_key(|h| h.ips.first().copied());
+        v
+    }
+
+    /// Whether a migration of this MAC is being installed.
+    pub fn is_migrating(&self, mac: ofp13::MacAddr) -> bool {
+        self.lock().migrating.contains(&mac)
+    }
+
+    /// The router's lines for `/metrics` (Prometheus text format).
+    pub fn metrics_text(&self) -> String {
+        let st = self.lock();
+        format!(
+            "# HELP servswitch_migrations_total Migrations installed.\n# TYPE servswitch_migrations_total counter\nservswitch_migrations_total {}\n\
+             # HELP servswitch_migrations_failed_total Migrations refused or not installed.\n# TYPE servswitch_migrations_failed_total counter\nservswitch_migrations_failed_total {}\n\
+             # HELP servswitch_vms_away VMs away from their home subnet.\n# TYPE servswitch_vms_away gauge\nservswitch_vms_away {}\n\
+             # HELP servswitch_hosts Known hosts (one per MAC).\n# TYPE servswitch_hosts gauge\nservswitch_hosts {}\n",
+            st.migrations_done,
+            st.migrations_failed,
+            st.away.len(),
+            st.hosts.values().map(|(h, _)| h.mac).collect::<HashSet<_>>().len(),
+        )
+    }
+
+    /// One switch's whole planned table given everything the router knows now.
+    pub fn switch_plan(&self, switch: &str) -> Vec<crate::plan::Flow> {
+        let vms = self.lock().vms();
+        mobility::switch_plan(&self.fabric, switch, &vms)
     }
 
     /// Every known host binding.
@@ -107,6 +262,10 @@ impl Router {
             return Vec::new();
         }
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.pools.holder(ip).is_some() {
+            debug!(%ip, claimed_by = %mac, "ignoring a claim for a care-of address");
+            return Vec::new();
+        }
         if let Some((h, _)) = st.hosts.get(&ip) {
             if h.switch != name || h.port != in_port || h.mac != mac {
                 debug!(%ip, claimed_by = %mac, port = in_port, bound_to = %h.mac, bound_port = h.port,
@@ -154,27 +313,8 @@ impl Router {
         if arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
             return out;
         }
-        let Some(s) = self
-            .fabric
-            .subnets_of(name)
-            .find(|s| s.prefix.contains(arp.tpa))
-        else {
-            return out;
-        };
-        // The gateway answers with the fabric's gateway MAC; a known host of the same subnet
-        // is answered with its own MAC (no flooding); an unknown one is asked for.
-        let answer = if s.gateway == arp.tpa {
-            Some(GATEWAY_MAC)
-        } else {
-            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            match st.hosts.get(&arp.tpa) {
-                Some((h, _)) if h.switch == name && h.mac != arp.sha => Some(h.mac),
-                Some(_) => return out,
-                None => None,
-            }
-        };
-        match answer {
-            Some(mac) => {
+        match self.arp_answer(name, arp) {
+            ArpAnswer::Mac(mac) => {
                 let reply = Arp {
                     op: packet::ARP_REPLY,
                     sha: mac,
@@ -187,9 +327,59 @@ impl Router {
                     reply.frame(arp.sha, mac, packet::ETH_ARP),
                 ));
             }
-            None => out.extend(self.resolve(name, ports, s.gateway, arp.tpa)),
+            ArpAnswer::Resolve(gateway) => out.extend(self.resolve(name, ports, gateway, arp.tpa)),
+            ArpAnswer::Nothing => {}
         }
         out
+    }
+
+    /// Who answers an ARP request at switch `name`, in this order:
+    /// 1. a host that is at this switch now (any subnet: migrated VMs included, so two VMs of
+    ///    one home network on the same foreign switch, or a VM and a foreign host after an ICMP
+    ///    redirect, talk directly): its own MAC;
+    /// 2. a gateway of this switch's subnets: the gateway MAC;
+    /// 3. the asker is a VM away from home here, asking for an address of its home network
+    ///    (its gateway, or any other host there, cases 1 and 3): the gateway MAC (proxy);
+    /// 4. a VM of this switch's subnets that is away (case 4): the gateway MAC (proxy);
+    /// 5. an unknown address of this switch's subnets: the gateway asks for it.
+    fn arp_answer(&self, name: &str, arp: &Arp) -> ArpAnswer {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let target = st.hosts.get(&arp.tpa).map(|(h, _)| h);
+        if let Some(h) = target {
+            if h.switch == name {
+                return if h.mac == arp.sha {
+                    ArpAnswer::Nothing
+                } else {
+                    ArpAnswer::Mac(h.mac)
+                };
+            }
+        }
+        let local = self
+            .fabric
+            .subnets_of(name)
+            .find(|s| s.prefix.contains(arp.tpa));
+        if local.is_some_and(|s| s.gateway == arp.tpa) {
+            return ArpAnswer::Mac(GATEWAY_MAC);
+        }
+        let asker_away_here = st.away.contains_key(&arp.sha)
+            && st
+                .hosts
+                .get(&arp.spa)
+                .is_some_and(|(h, _)| h.mac == arp.sha && h.switch == name);
+        if asker_away_here
+            && self
+                .fabric
+                .subnet_of(arp.spa)
+                .is_some_and(|s| s.prefix.contains(arp.tpa))
+        {
+            return ArpAnswer::Mac(GATEWAY_MAC);
+        }
+        match (local, target) {
+            (Some(_), Some(h)) if st.away.contains_key(&h.mac) => ArpAnswer::Mac(GATEWAY_MAC),
+            (Some(_), Some(_)) => ArpAnswer::Nothing, // bound elsewhere, not here
+            (Some(s), None) => ArpAnswer::Resolve(s.gateway),
+            (None, _) => ArpAnswer::Nothing,
+        }
     }
 
     /// An ARP request from the gateway for `ip`, out of every host port of the switch.
@@ -252,7 +442,7 @@ impl Router {
                     eth.src,
                     GATEWAY_MAC,
                     s.gateway,
-                    ip.src,
+                    self.fabric_address(name, in_port, ip.src),
                     packet::IP_ICMP,
                     &icmp,
                 );
@@ -318,17 +508,130 @@ impl Router {
                 _ => Vec::new(),
             };
         }
+        // A known VM's frame on a host port where it is not: it has moved (QEMU's RARP, Xen's
+        // gratuitous ARP, or any first packet); the migration runs in its own task.
+        if !self.fabric.is_link_port(name, in_port) && in_port <= port::MAX {
+            self.detect_move(name, in_port, &eth);
+        }
         match eth.ethertype {
             packet::ETH_ARP => match Arp::parse(eth.payload) {
                 Some(arp) => self.on_arp(name, ports, in_port, &eth, &arp),
                 None => Vec::new(),
             },
             packet::ETH_IPV4 => match Ipv4::parse(eth.payload) {
+                // A copy from table 0 (an IPv4 source the switch does not know at that port)
+                // only teaches; the packet itself went on through the pipeline.
+                Some(ip)
+                    if pi.table_id == crate::plan::TABLE_CLASSIFY
+                        && pi.cookie == COOKIE_PIPELINE =>
+                {
+                    self.learn(name, in_port, ip.src, eth.src)
+                }
+                Some(ip) if pi.cookie & COOKIE_MASK_KIND == COOKIE_REDIRECT => {
+                    self.redirect(name, in_port, &eth, &ip)
+                }
                 Some(ip) => self.on_ipv4(name, ports, in_port, &eth, &ip, &pi.data),
                 None => Vec::new(),
             },
             _ => Vec::new(),
         }
+    }
+
+    /// The destination address for a packet the controller sends to `dst` out of `port` of
+    /// `name`: a VM away from home is reached through the fabric by its care-of address (a
+    /// link does not know its home address; the foreign switch rewrites it back).
+    fn fabric_address(&self, name: &str, port: u32, dst: Ipv4Addr) -> Ipv4Addr {
+        if !self.fabric.is_link_port(name, port) {
+            return dst;
+        }
+        let st = self.lock();
+        let Some((h, _)) = st.hosts.get(&dst) else {
+            return dst;
+        };
+        let Some(a) = st.away.get(&h.mac) else {
+            return dst;
+        };
+        st.vm(h.mac)
+            .and_then(|vm| vm.ips.iter().position(|ip| *ip == dst))
+            .and_then(|i| a.away.care_of.get(i).copied())
+            .unwrap_or(dst)
+    }
+
+    /// Starts a migration when `eth` comes from a known host's MAC on a host port of a switch
+    /// where that host is not (a repeat of an announcement already being handled does
+    /// nothing).
+    fn detect_move(&self, name: &str, in_port: u32, eth: &Ethernet<'_>) {
+        if eth.src.is_multicast() || self.fabric.subnets_of(name).next().is_none() {
+            return;
+        }
+        {
+            let st = self.lock();
+            let Some((h, _)) = st.hosts.values().find(|(h, _)| h.mac == eth.src) else {
+                return;
+            };
+            if (h.switch.as_str(), h.port) == (name, in_port) || st.migrating.contains(&eth.src) {
+                return;
+            }
+        }
+        let (Some(me), Some(rt)) = (
+            self.me.get().and_then(Weak::upgrade),
+            tokio::runtime::Handle::try_current().ok(),
+        ) else {
+            return;
+        };
+        let to = crate::topology::PortRef {
+            switch: name.to_string(),
+            port: in_port,
+        };
+        let mac = eth.src;
+        let kind = match eth.ethertype {
+            packet::ETH_RARP => "rarp",
+            packet::ETH_ARP => "arp",
+            _ => "frame",
+        };
+        info!(%mac, to = %to, trigger = kind, "host seen at a new port: migrating");
+        rt.spawn(async move {
+            if let Err(e) = me.migrate_mac(mac, &to).await {
+                info!(%mac, to = %to, error = %e, "migration not done");
+            }
+        });
+    }
+
+    /// An ICMP redirect for a packet between a VM and a host of the foreign subnet it is in
+    /// (cases 5 and 6): from the sender's gateway, naming the destination itself as the
+    /// better first hop, so the two talk directly (Linux accepts a redirect to an address
+    /// outside its subnet with the default shared_media=1).
+    fn redirect(&self, name: &str, in_port: u32, eth: &Ethernet<'_>, ip: &Ipv4<'_>) -> Vec<Body> {
+        let Some(gw) = self.fabric.subnet_of(ip.src).map(|s| s.gateway) else {
+            return Vec::new();
+        };
+        {
+            let mut st = self.lock();
+            let now = Instant::now();
+            let e = st.redirects.entry((ip.src, ip.dst)).or_insert((now, 0));
+            if e.1 > 0 {
+                let since = now.duration_since(e.0);
+                if e.1 >= REDIRECT_BURST && since < REDIRECT_QUIET {
+                    return Vec::new();
+                }
+                if since < REDIRECT_INTERVAL {
+                    return Vec::new();
+                }
+                if since >= REDIRECT_QUIET {
+                    e.1 = 0;
+                }
+            }
+            *e = (now, e.1 + 1);
+        }
+        debug!(switch = name, from = %ip.src, to = %ip.dst, "ICMP redirect");
+        let icmp = packet::icmp(
+            packet::ICMP_REDIRECT,
+            1, // for the host
+            ip.dst.octets(),
+            &packet::icmp_quote(ip),
+        );
+        let f = packet::ipv4_frame(eth.src, GATEWAY_MAC, gw, ip.src, packet::IP_ICMP, &icmp);
+        vec![packet_out(in_port, f)]
     }
 
     /// ICMP time exceeded for a packet whose TTL ran out at this switch.
@@ -365,7 +668,8 @@ impl Router {
         } else {
             eth.src
         };
-        let f = packet::ipv4_frame(dst_mac, GATEWAY_MAC, from, ip.src, packet::IP_ICMP, &icmp);
+        let to = self.fabric_address(name, in_port, ip.src);
+        let f = packet::ipv4_frame(dst_mac, GATEWAY_MAC, from, to, packet::IP_ICMP, &icmp);
         vec![packet_out(in_port, f)]
     }
 }
@@ -395,7 +699,6 @@ impl App for Router {
         let Some(name) = self.name_of(sw) else {
             return Vec::new();
         };
-        let hosts: Vec<HostLoc> = self.hosts().into_iter().map(|(h, _)| h).collect();
         let mut out = vec![Body::SetAsync(AsyncConfig {
             // no_match, action and invalid_ttl packet-ins; every port status; every removal.
             packet_in_mask: [0b111, 0],
@@ -403,8 +706,7 @@ impl App for Router {
             flow_removed_mask: [0b1111, 0],
         })];
         out.extend(
-            self.fabric
-                .switch_plan(name, &hosts)
+            self.switch_plan(name)
                 .into_iter()
                 .map(|f| Body::FlowMod(f.add())),
         );
@@ -428,7 +730,10 @@ impl App for Router {
                     .hosts
                     .iter()
                     .filter(|(_, (h, o))| {
-                        *o == Origin::Learned && h.switch == name && h.port == ps.desc.port_no
+                        *o == Origin::Learned
+                            && h.switch == name
+                            && h.port == ps.desc.port_no
+                            && !st.away.contains_key(&h.mac)
                     })
                     .map(|(ip, _)| *ip)
                     .collect();
@@ -521,8 +826,8 @@ mod tests {
         let out = r.packet_in("r2", &r2_ports, &pin(5, 0, f));
         assert_eq!(
             flow_mods(&out),
-            2,
-            "switching and routing entry for the new host"
+            3,
+            "source, switching and routing entries for the new host"
         );
         let po = packet_outs(&out);
         assert_eq!(po.len(), 1);
@@ -622,7 +927,7 @@ mod tests {
         }
         .frame(GATEWAY_MAC, X_MAC, packet::ETH_ARP);
         let out = r.packet_in("r2", &r2_ports, &pin(5, 0, reply));
-        assert_eq!(flow_mods(&out), 2);
+        assert_eq!(flow_mods(&out), 3);
         let po = packet_outs(&out);
         assert_eq!(po.len(), 2);
         for p in po {

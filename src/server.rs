@@ -62,10 +62,15 @@ pub fn run(opts: Options) -> Result<()> {
     };
     // Read before anything listens: a state that cannot be read stops the start, so nothing
     // is ever sent that contradicts it.
+    let mut router = Router::new(Fabric::new(&topology));
     if let Some(dir) = &opts.state {
         let (store, state) = crate::store::Store::open(dir)
             .map_err(|e| anyhow::anyhow!("--state {}: {e}", dir.display()))?;
+        router
+            .restore(&state)
+            .map_err(|e| anyhow::anyhow!("--state {}: {e}", store.path().display()))?;
         info!(file = %store.path().display(), migrated_vms = state.vms.len(), "state loaded");
+        router = router.with_store(store);
     }
     let tls = match &opts.tls {
         Some((c, k, a)) => Some(crate::tls::acceptor(c, k, a)?),
@@ -91,8 +96,9 @@ pub fn run(opts: Options) -> Result<()> {
         let api_listener = TcpListener::bind(api_addr)
             .await
             .with_context(|| format!("cannot listen for the REST API on {api_addr}"))?;
-        let router = Arc::new(Router::new(Fabric::new(&topology)));
+        let router = Arc::new(router);
         let ctl = Controller::new(topology, config, router.clone());
+        router.attach(&ctl);
         info!(
             openflow = %of.local_addr().unwrap_or(listen),
             api = %api_listener.local_addr().unwrap_or(api_addr),

@@ -1,0 +1,647 @@
+//! Migrations: choosing care-of addresses, recording the move durably, and installing the
+//! difference between the VM's flow entries before and after ([`crate::mobility`]) in an order
+//! that never black-holes traffic:
+//! 1. the switch the VM is now at (its delivery and rewrites), barrier;
+//! 2. new and changed entries everywhere else (ingress rewrites, the home agent), barriers;
+//! 3. entries that are no longer wanted, barriers;
+//!
+//! then gratuitous ARPs so that no cache waits to expire. A migration to where the VM already
+//! is does nothing (QEMU repeats its announcement about five times), and one VM migrates at
+//! a time (a second request while one is installed is refused with 409).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ofp13::{port, Action, Body, MacAddr, PacketOut, NO_BUFFER};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::careof::CareOfError;
+use crate::mobility::{self, Away, SwitchDiff, Vm};
+use crate::packet::{self, Arp};
+use crate::plan::GATEWAY_MAC;
+use crate::router::{AwayState, Origin, Router, State};
+use crate::store::{Place, Store, VmRecord};
+use crate::topology::PortRef;
+
+/// Why a migration was not done. Nothing was changed in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("no host {0:?} (give a host name, one of its addresses, or its MAC)")]
+    UnknownHost(String),
+    #[error("{0}")]
+    BadTarget(String),
+    #[error("a migration of {0} is already being installed")]
+    InProgress(String),
+    #[error(transparent)]
+    CareOf(#[from] CareOfError),
+    #[error("the state could not be saved, nothing was changed: {0}")]
+    Store(String),
+    #[error("the controller is not running")]
+    NotRunning,
+}
+
+impl MigrateError {
+    /// The HTTP status that fits.
+    pub fn status(&self) -> u16 {
+        match self {
+            MigrateError::UnknownHost(_) => 404,
+            MigrateError::BadTarget(_) => 400,
+            MigrateError::InProgress(_) | MigrateError::CareOf(_) => 409,
+            MigrateError::Store(_) => 500,
+            MigrateError::NotRunning => 503,
+        }
+    }
+}
+
+/// What `POST /api/v1/migrations` answers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub host: String,
+    pub from: String,
+    pub to: String,
+    pub care_of: Vec<String>,
+    /// The switches that acknowledged their changes (barrier replies), in the order sent.
+    pub switches: Vec<String>,
+    /// Switches that were not connected: they get their whole table when they come back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
+    pub flow_mods: usize,
+    pub elapsed_us: u64,
+}
+
+/// The state store with the version last written, so a slow writer never overwrites a newer
+/// state with an older one.
+pub struct Durable {
+    store: Store,
+    written: Mutex<u64>,
+}
+
+impl Durable {
+    pub fn new(store: Store) -> Durable {
+        Durable {
+            store,
+            written: Mutex::new(0),
+        }
+    }
+}
+
+/// The store's view of the VMs away from home.
+pub(crate) fn records(router: &Router, st: &State) -> crate::store::State {
+    let mut out = crate::store::State {
+        format: crate::store::FORMAT,
+        ..Default::default()
+    };
+    for (mac, a) in &st.away {
+        let Some(vm) = st.vm(*mac) else { continue };
+        let name = host_name(router, *mac, &vm);
+        out.vms.insert(
+            mac.to_string(),
+            VmRecord {
+                name,
+                mac: *mac,
+                home_subnet: vm
+                    .ips
+                    .first()
+                    .and_then(|ip| router.fabric.subnet_of(*ip))
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default(),
+                ips: vm.ips.clone(),
+                home: Place {
+                    switch: a.home.0.clone(),
+                    port: a.home.1,
+                },
+                location: Place {
+                    switch: vm.switch.clone(),
+                    port: vm.port,
+                },
+                care_of_subnet: a.care_of_subnet.clone(),
+                care_of: a.away.care_of.clone(),
+            },
+        );
+    }
+    out
+}
+
+fn host_name(router: &Router, mac: MacAddr, vm: &Vm) -> String {
+    router
+        .fabric
+        .topology
+        .hosts
+        .iter()
+        .find(|h| h.mac == mac)
+        .map(|h| h.name.clone())
+        .or_else(|| vm.ips.first().map(|ip| ip.to_string()))
+        .unwrap_or_else(|| mac.to_string())
+}
+
+/// What was decided under the lock, to be installed after it.
+struct Prepared {
+    name: String,
+    before: Vm,
+    after: Vm,
+    diff: BTreeMap<String, SwitchDiff>,
+    snapshot: crate::store::State,
+    version: u64,
+    undo: Undo,
+}
+
+/// How to put the state back if the move cannot be recorded.
+struct Undo {
+    hosts: Vec<(Ipv4Addr, (crate::plan::HostLoc, Origin))>,
+    away: Option<AwayState>,
+    pools: crate::careof::CareOfPools,
+}
+
+impl Router {
+    /// Restores VMs recorded away from home (at start, before any switch connects).
+    pub fn restore(&mut self, saved: &crate::store::State) -> anyhow::Result<()> {
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for r in saved.vms.values() {
+            if r.care_of.len() != r.ips.len() {
+                anyhow::bail!(
+                    "{}: {} care-of addresses for {} addresses",
+                    r.name,
+                    r.care_of.len(),
+                    r.ips.len()
+                );
+            }
+            if !st
+                .pools
+                .restore(&r.care_of_subnet, &r.mac.to_string(), &r.care_of)
+            {
+                anyhow::bail!(
+                    "{}: care-of addresses {:?} conflict with the topology or another VM",
+                    r.name,
+                    r.care_of
+                );
+            }
+            for ip in &r.ips {
+                let origin = st.hosts.get(ip).map_or(Origin::Learned, |(_, o)| *o);
+                st.hosts.insert(
+                    *ip,
+                    (
+                        crate::plan::HostLoc {
+                            ip: *ip,
+                            mac: r.mac,
+                            switch: r.location.switch.clone(),
+                            port: r.location.port,
+                        },
+                        origin,
+                    ),
+                );
+            }
+            st.away.insert(
+                r.mac,
+                AwayState {
+                    away: Away {
+                        care_of: r.care_of.clone(),
+                        cover: mobility::default_cover(&self.fabric, &r.location.switch, &r.ips),
+                    },
+                    home: (r.home.switch.clone(), r.home.port),
+                    care_of_subnet: r.care_of_subnet.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Uses `store` for every migration from now on.
+    pub fn with_store(mut self, store: Store) -> Router {
+        self.store = Some(Durable::new(store));
+        self
+    }
+
+    /// Finds a host by name, address or MAC.
+    pub fn find_host(&self, sel: &str) -> Option<MacAddr> {
+        if let Some(h) = self.fabric.topology.hosts.iter().find(|h| h.name == sel) {
+            return Some(h.mac);
+        }
+        let st = self.lock();
+        if let Ok(ip) = sel.parse::<Ipv4Addr>() {
+            return st.hosts.get(&ip).map(|(h, _)| h.mac);
+        }
+        let mac: MacAddr = sel.parse().ok()?;
+        st.hosts.values().any(|(h, _)| h.mac == mac).then_some(mac)
+    }
+
+    /// Migrates the host `sel` (name, address or MAC) to `to`.
+    pub async fn migrate(&self, sel: &str, to: &PortRef) -> Result<MigrationReport, MigrateError> {
+        let mac = self
+            .find_host(sel)
+            .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
+        self.migrate_mac(mac, to).await
+    }
+
+    /// Migrates the host with this MAC to `to`.
+    pub async fn migrate_mac(
+        &self,
+        mac: MacAddr,
+        to: &PortRef,
+    ) -> Result<MigrationReport, MigrateError> {
+        let r = self.migrate_inner(mac, to).await;
+        let mut st = self.lock();
+        match &r {
+            Ok(rep) if rep.flow_mods > 0 || rep.from != rep.to => st.migrations_done += 1,
+            Ok(_) => {}
+            Err(_) => st.migrations_failed += 1,
+        }
+        r
+    }
+
+    async fn migrate_inner(
+        &self,
+        mac: MacAddr,
+        to: &PortRef,
+    ) -> Result<MigrationReport, MigrateError> {
+        let t0 = Instant::now();
+        let p = match self.prepare(mac, to)? {
+            Ok(p) => p,
+            Err(noop) => return Ok(noop),
+        };
+        // Durable before any flow is sent; a failure puts everything back.
+        if let Some(d) = &self.store {
+            let mut written = d.written.lock().unwrap_or_else(|e| e.into_inner());
+            if p.version > *written {
+                if let Err(e) = d.store.save(&p.snapshot) {
+                    drop(written);
+                    self.undo(mac, p.undo);
+                    return Err(MigrateError::Store(e.to_string()));
+                }
+                *written = p.version;
+            }
+        }
+        let result = self.install(&p, to, t0).await;
+        self.lock().migrating.remove(&mac);
+        result
+    }
+
+    /// Decides the move under the state lock: `Ok(Err(report))` when there is nothing to do.
+    fn prepare(
+        &self,
+        mac: MacAddr,
+        to: &PortRef,
+    ) -> Result<Result<Prepared, MigrationReport>, MigrateError> {
+        let fabric = &self.fabric;
+        let Some(conf) = fabric
+            .topology
+            .switches
+            .iter()
+            .find(|s| s.name == to.switch)
+        else {
+            return Err(MigrateError::BadTarget(format!(
+                "no switch named {:?}",
+                to.switch
+            )));
+        };
+        if to.port == 0 || to.port > port::MAX {
+            return Err(MigrateError::BadTarget(format!(
+                "{to}: not a valid port number"
+            )));
+        }
+        if fabric.is_link_port(&to.switch, to.port) {
+            return Err(MigrateError::BadTarget(format!(
+                "{to} is a switch-to-switch link, not a host port"
+            )));
+        }
+        let target_subnet = fabric
+            .subnets_of(&to.switch)
+            .find(|s| s.ports.as_ref().is_some_and(|p| p.contains(&to.port)))
+            .or_else(|| fabric.subnets_of(&to.switch).find(|s| s.ports.is_none()))
+            .cloned();
+        let Some(target_subnet) = target_subnet else {
+            return Err(MigrateError::BadTarget(format!(
+                "{to}: {} ({}) is the gateway of no subnet with that port; hosts live on access ports",
+                conf.name, conf.tier
+            )));
+        };
+        let mut st = self.lock();
+        let before = st
+            .vm(mac)
+            .ok_or_else(|| MigrateError::UnknownHost(mac.to_string()))?;
+        let name = host_name(self, mac, &before);
+        if st.migrating.contains(&mac) {
+            return Err(MigrateError::InProgress(name));
+        }
+        if let Some(other) = st
+            .hosts
+            .values()
+            .find(|(h, _)| h.switch == to.switch && h.port == to.port && h.mac != mac)
+        {
+            return Err(MigrateError::BadTarget(format!(
+                "{to} is where host {} ({}) is",
+                other.0.ip, other.0.mac
+            )));
+        }
+        let from = format!("{}:{}", before.switch, before.port);
+        if (before.switch.as_str(), before.port) == (to.switch.as_str(), to.port) {
+            return Ok(Err(MigrationReport {
+                host: name,
+                from: from.clone(),
+                to: from,
+                care_of: st
+                    .away
+                    .get(&mac)
+                    .map(|a| a.away.care_of.iter().map(|c| c.to_string()).collect())
+                    .unwrap_or_default(),
+                switches: Vec::new(),
+                pending: Vec::new(),
+                flow_mods: 0,
+                elapsed_us: 0,
+            }));
+        }
+        let at_home = before
+            .ips
+            .iter()
+            .all(|ip| fabric.subnet_of(*ip).is_some_and(|s| s.switch == to.switch));
+        let undo = Undo {
+            hosts: before
+                .ips
+                .iter()
+                .filter_map(|ip| st.hosts.get(ip).map(|h| (*ip, h.clone())))
+                .collect(),
+            away: st.away.get(&mac).cloned(),
+            pools: st.pools.clone(),
+        };
+        let owner = mac.to_string();
+        let old = st.away.get(&mac).cloned();
+        let new_away = if at_home {
+            None
+        } else {
+            let keep = old
+                .as_ref()
+                .filter(|a| a.care_of_subnet == target_subnet.name);
+            let care_of = match keep {
+                Some(a) => a.away.care_of.clone(),
+                None => {
+                    let hosts = &st.hosts;
+                    let in_use = |a: Ipv4Addr| hosts.contains_key(&a);
+                    let mut pools = st.pools.clone();
+                    let got = pools.take(&target_subnet.name, &owner, before.ips.len(), in_use)?;
+                    if let Some(a) = &old {
+                        pools.release(&a.care_of_subnet, &owner);
+                    }
+                    st.pools = pools;
+                    got
+                }
+            };
+            Some(AwayState {
+                away: Away {
+                    care_of,
+                    cover: mobility::default_cover(fabric, &to.switch, &before.ips),
+                },
+                home: old
+                    .as_ref()
+                    .map_or((before.switch.clone(), before.port), |a| a.home.clone()),
+                care_of_subnet: target_subnet.name.clone(),
+            })
+        };
+        if new_away.is_none() {
+            if let Some(a) = &old {
+                st.pools.release(&a.care_of_subnet, &owner);
+            }
+        }
+        let after = Vm {
+            switch: to.switch.clone(),
+            port: to.port,
+            away: new_away.as_ref().map(|a| a.away.clone()),
+            ..before.clone()
+        };
+        let diff = mobility::diff(
+            &mobility::by_switch(mobility::vm_flows(fabric, &before)),
+            &mobility::by_switch(mobility::vm_flows(fabric, &after)),
+        );
+        for ip in &before.ips {
+            if let Some((h, _)) = st.hosts.get_mut(ip) {
+                h.switch = to.switch.clone();
+                h.port = to.port;
+            }
+        }
+        match new_away {
+            Some(a) => st.away.insert(mac, a),
+            None => st.away.remove(&mac),
+        };
+        st.migrating.insert(mac);
+        let snapshot = if self.store.is_some() {
+            records(self, &st)
+        } else {
+            Default::default()
+        };
+        st.version += 1;
+        let version = st.version;
+        Ok(Ok(Prepared {
+            name,
+            before,
+            after,
+            diff,
+            snapshot,
+            version,
+            undo,
+        }))
+    }
+
+    /// Records a move without installing anything (for `plan --migrate`: the tables a
+    /// controller would have after it).
+    pub fn plan_move(&self, sel: &str, to: &PortRef) -> Result<(), MigrateError> {
+        let mac = self
+            .find_host(sel)
+            .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
+        if self.prepare(mac, to)?.is_ok() {
+            self.lock().migrating.remove(&mac);
+        }
+        Ok(())
+    }
+
+    fn undo(&self, mac: MacAddr, u: Undo) {
+        let mut st = self.lock();
+        for (ip, h) in u.hosts {
+            st.hosts.insert(ip, h);
+        }
+        match u.away {
+            Some(a) => st.away.insert(mac, a),
+            None => st.away.remove(&mac),
+        };
+        st.pools = u.pools;
+        st.migrating.remove(&mac);
+    }
+
+    /// Sends the difference in three steps with a barrier per switch and step.
+    async fn install(
+        &self,
+        p: &Prepared,
+        to: &PortRef,
+        t0: Instant,
+    ) -> Result<MigrationReport, MigrateError> {
+        let ctl = self
+            .ctl
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or(MigrateError::NotRunning)?;
+        let dpid = |name: &str| {
+            self.fabric
+                .topology
+                .switches
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.dpid.0)
+        };
+        let mut steps: Vec<Vec<(String, Vec<Body>)>> = vec![Vec::new(), Vec::new(), Vec::new()];
+        let mut flow_mods = 0;
+        for (sw, d) in &p.diff {
+            flow_mods += d.len();
+            if *sw == to.switch {
+                steps[0].push((
+                    sw.clone(),
+                    d.flow_mods().into_iter().map(Body::FlowMod).collect(),
+                ));
+                continue;
+            }
+            if !d.adds.is_empty() {
+                steps[1].push((
+                    sw.clone(),
+                    d.adds.iter().map(|f| Body::FlowMod(f.add())).collect(),
+                ));
+            }
+            if !d.deletes.is_empty() {
+                steps[2].push((
+                    sw.clone(),
+                    d.deletes
+                        .iter()
+                        .map(|f| Body::FlowMod(mobility::delete_strict(f)))
+                        .collect(),
+                ));
+            }
+        }
+        let mut switches: Vec<String> = Vec::new();
+        let mut pending: Vec<String> = Vec::new();
+        for step in steps {
+            let mut set = tokio::task::JoinSet::new();
+            for (sw, batch) in step {
+                let handle = dpid(&sw).and_then(|d| ctl.registry.get(d));
+                let Some(h) = handle else {
+                    if !pending.contains(&sw) {
+                        pending.push(sw);
+                    }
+                    continue;
+                };
+                set.spawn(async move {
+                    let ok = h.send(batch).await.is_ok() && h.barrier().await.is_ok();
+                    (sw, ok)
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                let Ok((sw, ok)) = r else { continue };
+                if ok {
+                    if !switches.contains(&sw) {
+                        switches.push(sw);
+                    }
+                } else if !pending.contains(&sw) {
+                    warn!(switch = %sw, "switch did not acknowledge its migration entries; it is reconciled when it reconnects");
+                    pending.push(sw);
+                }
+            }
+        }
+        switches.retain(|s| !pending.contains(s));
+        self.announce(&ctl, p, dpid).await;
+        let elapsed_us = t0.elapsed().as_micros() as u64;
+        info!(
+            host = %p.name,
+            from = %format!("{}:{}", p.before.switch, p.before.port),
+            to = %to,
+            care_of = ?p.after.away.as_ref().map(|a| &a.care_of),
+            flow_mods,
+            elapsed_us,
+            "migrated"
+        );
+        Ok(MigrationReport {
+            host: p.name.clone(),
+            from: format!("{}:{}", p.before.switch, p.before.port),
+            to: to.to_string(),
+            care_of: p
+                .after
+                .away
+                .as_ref()
+                .map(|a| a.care_of.iter().map(|c| c.to_string()).collect())
+                .unwrap_or_default(),
+            switches,
+            pending,
+            flow_mods,
+            elapsed_us,
+        })
+    }
+
+    /// Gratuitous ARPs after the move: to the VM, for each of its home gateways (so its cache
+    /// holds the gateway MAC, whatever it held); on the home network for each of its addresses
+    /// (the gateway MAC while it is away, its own MAC when it is back), so no host there waits
+    /// for a cache entry to expire.
+    async fn announce(
+        &self,
+        ctl: &crate::runtime::Controller,
+        p: &Prepared,
+        dpid: impl Fn(&str) -> Option<u64>,
+    ) {
+        let vm = &p.after;
+        let mut per_switch: BTreeMap<String, Vec<Body>> = BTreeMap::new();
+        for ip in &vm.ips {
+            let Some(home) = self.fabric.subnet_of(*ip) else {
+                continue;
+            };
+            if vm.away.is_some() {
+                per_switch.entry(vm.switch.clone()).or_default().push(garp(
+                    GATEWAY_MAC,
+                    home.gateway,
+                    vec![vm.port],
+                ));
+            }
+            let sha = if vm.away.is_some() {
+                GATEWAY_MAC
+            } else {
+                vm.mac
+            };
+            let Some(h) = dpid(&home.switch).and_then(|d| ctl.registry.get(d)) else {
+                continue;
+            };
+            let ports: Vec<u32> = h
+                .info
+                .ports()
+                .iter()
+                .map(|p| p.port_no)
+                .filter(|&n| n <= port::MAX && !self.fabric.is_link_port(&home.switch, n))
+                .filter(|&n| !(home.switch == vm.switch && n == vm.port))
+                .filter(|&n| home.ports.as_ref().is_none_or(|ps| ps.contains(&n)))
+                .collect();
+            if !ports.is_empty() {
+                per_switch
+                    .entry(home.switch.clone())
+                    .or_default()
+                    .push(garp(sha, *ip, ports));
+            }
+        }
+        for (sw, batch) in per_switch {
+            if let Some(h) = dpid(&sw).and_then(|d| ctl.registry.get(d)) {
+                let _ = h.send(batch).await;
+            }
+        }
+    }
+}
+
+/// A gratuitous ARP request (sender = target = `ip`, as Linux and Xen send them) from `mac`,
+/// out of `ports`.
+fn garp(mac: MacAddr, ip: Ipv4Addr, ports: Vec<u32>) -> Body {
+    let a = Arp {
+        op: packet::ARP_REQUEST,
+        sha: mac,
+        spa: ip,
+        tha: MacAddr::ZERO,
+        tpa: ip,
+    };
+    Body::PacketOut(PacketOut {
+        buffer_id: NO_BUFFER,
+        in_port: port::CONTROLLER,
+        actions: ports.into_iter().map(Action::output).collect(),
+        data: Bytes::from(a.frame(MacAddr::BROADCAST, mac, packet::ETH_ARP)),
+    })
+}

@@ -1,0 +1,539 @@
+//! Service Switching's flow entries for one VM (paper section IV), as a pure function of where
+//! the VM is: [`vm_flows`]. A migration is the difference between the entries before and after
+//! ([`diff`]), so moving back home returns every table exactly to its state before, and a
+//! switch's whole table ([`switch_plan`]) is the fabric's base pipeline plus every VM's entries
+//! for it. See docs/migration.md.
+//!
+//! For a VM M with home address M (home switch SH) now at foreign switch SF with care-of M*,
+//! and its cover C (SF, SH and the edge switches: the switches whose hosts get the optimal
+//! path; everything else reaches M through SH, the home agent):
+//! - every switch S of C but SF: table 1 `nw_dst=M` -> M* (traffic entering from hosts);
+//!   table 3 `nw_src=M*,nw_dst=P` -> M for each subnet P of S (replies, before delivery).
+//! - SF: M's host entries (table 0 source, table 1 switching); table 1 `nw_dst=M` -> M* for
+//!   its own hosts; table 2 `nw_src=M,nw_dst=P` -> M* for each subnet P of the other cover
+//!   switches (only there is the care-of address rewritten back); table 4 delivery of M*
+//!   (M* -> M, Ethernet rewrite, output); table 1 copies to the controller for traffic between
+//!   M and SF's own subnets, which answers them with ICMP redirects (cases 5 and 6).
+//! - SH: table 4 `nw_dst=M` -> M* and on toward SF (the home agent: packets from switches
+//!   outside the cover arrive here by M's home prefix).
+//!
+//! Aggregation and core switches without subnets never carry a per-VM entry: between access
+//! and core only M* is seen for cover traffic.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+use ofp13::{port, Action, FlowMod, Instruction, MacAddr, Match, Oxm};
+
+use crate::packet::ETH_IPV4;
+use crate::plan::{
+    apply, ip_dst, sort_flows, Fabric, Flow, HostLoc, COOKIE_MOBILITY, COOKIE_REDIRECT,
+    GATEWAY_MAC, PRIO_PREFIX_BASE, TABLE_FROM_HOST, TABLE_ROUTE, TABLE_SOURCE, TABLE_TO_HOST,
+};
+use crate::topology::{Prefix, Tier};
+
+/// Table 1: destination rewrite M -> M* (above redirect copies of other traffic, below the
+/// same-switch switching entries at 500).
+const PRIO_DNAT: u16 = 450;
+/// Table 1: a copy to the controller of traffic from a local host to M (plus M's rewrite).
+const PRIO_REDIRECT_TO_VM: u16 = 460;
+/// Table 1: a copy to the controller of traffic from M to a local subnet.
+const PRIO_REDIRECT_FROM_VM: u16 = 400;
+/// Tables 2 and 3: source rewrites.
+const PRIO_SNAT: u16 = 400;
+
+/// A VM away from home: where its care-of addresses are and which switches rewrite for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Away {
+    /// One care-of address per home address, in the same order as [`Vm::ips`].
+    pub care_of: Vec<Ipv4Addr>,
+    /// The switches that rewrite its addresses (always its location and home switches).
+    pub cover: BTreeSet<String>,
+}
+
+/// A host as the mobility planner sees it: its addresses, where it is now, and (when it is in
+/// a subnet that is not its home) its care-of addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vm {
+    pub mac: MacAddr,
+    pub ips: Vec<Ipv4Addr>,
+    pub switch: String,
+    pub port: u32,
+    pub away: Option<Away>,
+}
+
+impl Vm {
+    fn loc(&self, ip: Ipv4Addr) -> HostLoc {
+        HostLoc {
+            ip,
+            mac: self.mac,
+            switch: self.switch.clone(),
+            port: self.port,
+        }
+    }
+}
+
+/// The switches that rewrite for a VM away from its home switch(es) by default: where it is,
+/// its home switches, and every edge switch (a non-access switch with subnets of its own,
+/// such as the core router carrying the external network).
+pub fn default_cover(fabric: &Fabric, at: &str, ips: &[Ipv4Addr]) -> BTreeSet<String> {
+    let mut c = BTreeSet::from([at.to_string()]);
+    for ip in ips {
+        if let Some(s) = fabric.subnet_of(*ip) {
+            c.insert(s.switch.clone());
+        }
+    }
+    for sw in &fabric.topology.switches {
+        if sw.tier != Tier::Access && fabric.subnets_of(&sw.name).next().is_some() {
+            c.insert(sw.name.clone());
+        }
+    }
+    c
+}
+
+fn ip_match(fields: Vec<Oxm>) -> Match {
+    let mut v = vec![Oxm::EthType(ETH_IPV4, None)];
+    v.extend(fields);
+    Match::new(v)
+}
+
+fn prefix_oxm_dst(p: &Prefix) -> Oxm {
+    Oxm::Ipv4Dst(p.addr, (p.len < 32).then(|| Ipv4Addr::from(p.mask())))
+}
+
+fn prefix_oxm_src(p: &Prefix) -> Oxm {
+    Oxm::Ipv4Src(p.addr, (p.len < 32).then(|| Ipv4Addr::from(p.mask())))
+}
+
+fn set(field: Oxm) -> Action {
+    Action::SetField { field }
+}
+
+/// Every flow entry a VM needs, by switch. At home these are its ordinary host entries.
+pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
+    let mut out = Vec::new();
+    let Some(away) = &vm.away else {
+        for ip in &vm.ips {
+            for f in fabric.host_flows(&vm.loc(*ip)) {
+                out.push((vm.switch.clone(), f));
+            }
+        }
+        return out;
+    };
+    let sf = vm.switch.as_str();
+    let sf_subnets: Vec<Prefix> = fabric.subnets_of(sf).map(|s| s.prefix).collect();
+    for (i, &ip) in vm.ips.iter().enumerate() {
+        let [source, switching, _home_delivery] = fabric.host_flows(&vm.loc(ip));
+        out.push((sf.to_string(), source));
+        out.push((sf.to_string(), switching));
+        let Some(&co) = away.care_of.get(i) else {
+            continue;
+        };
+        let cookie = COOKIE_MOBILITY | u64::from(u32::from(ip));
+        let redirect = COOKIE_REDIRECT | u64::from(u32::from(ip));
+        let dnat = Flow {
+            table_id: TABLE_FROM_HOST,
+            priority: PRIO_DNAT,
+            cookie,
+            match_: ip_match(vec![Oxm::Ipv4Dst(ip, None)]),
+            instructions: vec![
+                Instruction::ApplyActions {
+                    actions: vec![set(Oxm::Ipv4Dst(co, None))],
+                },
+                Instruction::GotoTable {
+                    table_id: TABLE_SOURCE,
+                },
+            ],
+        };
+        // The foreign switch: delivery of M* as M, its own hosts' traffic to M rewritten like
+        // everywhere else, and copies for redirects between M and the foreign subnets.
+        out.push((sf.to_string(), dnat.clone()));
+        out.push((
+            sf.to_string(),
+            Flow {
+                table_id: TABLE_ROUTE,
+                priority: PRIO_PREFIX_BASE + 32,
+                cookie,
+                match_: ip_match(vec![Oxm::Ipv4Dst(co, None)]),
+                instructions: apply(vec![
+                    Action::DecNwTtl,
+                    set(Oxm::Ipv4Dst(ip, None)),
+                    set(Oxm::EthSrc(GATEWAY_MAC, None)),
+                    set(Oxm::EthDst(vm.mac, None)),
+                    Action::output(vm.port),
+                ]),
+            },
+        ));
+        for p in &sf_subnets {
+            if p.contains(ip) {
+                continue;
+            }
+            out.push((
+                sf.to_string(),
+                Flow {
+                    table_id: TABLE_FROM_HOST,
+                    priority: PRIO_REDIRECT_FROM_VM,
+                    cookie: redirect,
+                    match_: ip_match(vec![Oxm::Ipv4Src(ip, None), prefix_oxm_dst(p)]),
+                    instructions: vec![
+                        Instruction::ApplyActions {
+                            actions: vec![Action::output(port::CONTROLLER)],
+                        },
+                        Instruction::GotoTable {
+                            table_id: TABLE_SOURCE,
+                        },
+                    ],
+                },
+            ));
+            out.push((
+                sf.to_string(),
+                Flow {
+                    table_id: TABLE_FROM_HOST,
+                    priority: PRIO_REDIRECT_TO_VM,
+                    cookie: redirect,
+                    match_: ip_match(vec![prefix_oxm_src(p), Oxm::Ipv4Dst(ip, None)]),
+                    instructions: vec![
+                        Instruction::ApplyActions {
+                            actions: vec![
+                                Action::output(port::CONTROLLER),
+                                set(Oxm::Ipv4Dst(co, None)),
+                            ],
+                        },
+                        Instruction::GotoTable {
+                            table_id: TABLE_SOURCE,
+                        },
+                    ],
+                },
+            ));
+        }
+        for s in away.cover.iter().filter(|s| s.as_str() != sf) {
+            for sub in fabric.subnets_of(s) {
+                // Leaving the foreign switch toward a cover switch's subnet: M -> M*.
+                out.push((
+                    sf.to_string(),
+                    Flow {
+                        table_id: TABLE_SOURCE,
+                        priority: PRIO_SNAT,
+                        cookie,
+                        match_: ip_match(vec![Oxm::Ipv4Src(ip, None), prefix_oxm_dst(&sub.prefix)]),
+                        instructions: vec![
+                            Instruction::ApplyActions {
+                                actions: vec![set(Oxm::Ipv4Src(co, None))],
+                            },
+                            Instruction::GotoTable {
+                                table_id: TABLE_TO_HOST,
+                            },
+                        ],
+                    },
+                ));
+                // Arriving at that subnet's switch: M* -> M before delivery.
+                out.push((
+                    s.clone(),
+                    Flow {
+                        table_id: TABLE_TO_HOST,
+                        priority: PRIO_SNAT,
+                        cookie,
+                        match_: ip_match(vec![Oxm::Ipv4Src(co, None), prefix_oxm_dst(&sub.prefix)]),
+                        instructions: vec![
+                            Instruction::ApplyActions {
+                                actions: vec![set(Oxm::Ipv4Src(ip, None))],
+                            },
+                            Instruction::GotoTable {
+                                table_id: TABLE_ROUTE,
+                            },
+                        ],
+                    },
+                ));
+            }
+            out.push((s.clone(), dnat.clone()));
+        }
+        // The home switch: the home agent for traffic from outside the cover.
+        if let Some(home) = fabric.subnet_of(ip) {
+            if home.switch != sf {
+                if let Some(p) = fabric.next_hop(&home.switch, sf) {
+                    let agent = |in_port: Option<u32>| {
+                        let mut fields = ip_dst(&Prefix { addr: ip, len: 32 });
+                        let (priority, out) = match in_port {
+                            // OpenFlow never sends a packet back out of the port it came in
+                            // on unless told IN_PORT: traffic from the link toward SF turns
+                            // around here.
+                            Some(l) => {
+                                fields.insert(0, Oxm::InPort(l, None));
+                                (PRIO_PREFIX_BASE + 33, port::IN_PORT)
+                            }
+                            None => (PRIO_PREFIX_BASE + 32, p),
+                        };
+                        Flow {
+                            table_id: TABLE_ROUTE,
+                            priority,
+                            cookie,
+                            match_: Match::new(fields),
+                            instructions: apply(vec![
+                                Action::DecNwTtl,
+                                set(Oxm::Ipv4Dst(co, None)),
+                                set(Oxm::EthSrc(GATEWAY_MAC, None)),
+                                set(Oxm::EthDst(GATEWAY_MAC, None)),
+                                Action::output(out),
+                            ]),
+                        }
+                    };
+                    out.push((home.switch.clone(), agent(None)));
+                    out.push((home.switch.clone(), agent(Some(p))));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The key that identifies a flow entry in a table (OpenFlow's "identical" entries).
+fn key(f: &Flow) -> (u8, u16, Vec<u8>) {
+    let mut m = Vec::with_capacity(32);
+    f.match_.emit(&mut m);
+    (f.table_id, f.priority, m)
+}
+
+/// Deduplicates one switch's entries (a VM with several addresses has one switching entry;
+/// the first of identical entries wins), keeping order.
+fn dedup(flows: Vec<Flow>) -> Vec<Flow> {
+    let mut seen = BTreeSet::new();
+    flows.into_iter().filter(|f| seen.insert(key(f))).collect()
+}
+
+/// Groups `(switch, flow)` pairs by switch, deduplicated.
+pub fn by_switch(flows: Vec<(String, Flow)>) -> BTreeMap<String, Vec<Flow>> {
+    let mut m: BTreeMap<String, Vec<Flow>> = BTreeMap::new();
+    for (s, f) in flows {
+        m.entry(s).or_default().push(f);
+    }
+    m.into_iter().map(|(s, v)| (s, dedup(v))).collect()
+}
+
+/// What one switch must be sent to go from `before` to `after`: entries that are new or
+/// changed (an `OFPFC_ADD` replaces an identical entry in place, so there is no gap), and
+/// entries that are gone (strict deletes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SwitchDiff {
+    pub adds: Vec<Flow>,
+    pub deletes: Vec<Flow>,
+}
+
+impl SwitchDiff {
+    pub fn is_empty(&self) -> bool {
+        self.adds.is_empty() && self.deletes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.adds.len() + self.deletes.len()
+    }
+
+    /// The flow mods: adds first, then deletes.
+    pub fn flow_mods(&self) -> Vec<FlowMod> {
+        let mut v: Vec<FlowMod> = self.adds.iter().map(Flow::add).collect();
+        v.extend(self.deletes.iter().map(delete_strict));
+        v
+    }
+}
+
+/// A strict delete of exactly this entry.
+pub fn delete_strict(f: &Flow) -> FlowMod {
+    FlowMod {
+        command: ofp13::OFPFC_DELETE_STRICT,
+        table_id: f.table_id,
+        priority: f.priority,
+        match_: f.match_.clone(),
+        ..FlowMod::default()
+    }
+}
+
+/// Per switch, what changes between two sets of entries.
+pub fn diff(
+    before: &BTreeMap<String, Vec<Flow>>,
+    after: &BTreeMap<String, Vec<Flow>>,
+) -> BTreeMap<String, SwitchDiff> {
+    let empty = Vec::new();
+    let mut out = BTreeMap::new();
+    let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for name in names {
+        let b = before.get(name).unwrap_or(&empty);
+        let a = after.get(name).unwrap_or(&empty);
+        let bk: BTreeMap<_, &Flow> = b.iter().map(|f| (key(f), f)).collect();
+        let ak: BTreeMap<_, &Flow> = a.iter().map(|f| (key(f), f)).collect();
+        let mut d = SwitchDiff::default();
+        for (k, f) in &ak {
+            match bk.get(k) {
+                Some(old) if old.cookie == f.cookie && old.instructions == f.instructions => {}
+                _ => d.adds.push((*f).clone()),
+            }
+        }
+        for (k, f) in &bk {
+            if !ak.contains_key(k) {
+                d.deletes.push((*f).clone());
+            }
+        }
+        if !d.is_empty() {
+            out.insert(name.clone(), d);
+        }
+    }
+    out
+}
+
+/// One switch's whole table: the base pipeline and routes plus every VM's entries there, in
+/// the order `plan` prints.
+pub fn switch_plan(fabric: &Fabric, switch: &str, vms: &[Vm]) -> Vec<Flow> {
+    let mut flows = fabric.base_flows(switch);
+    for vm in vms {
+        flows.extend(
+            vm_flows(fabric, vm)
+                .into_iter()
+                .filter(|(s, _)| s == switch)
+                .map(|(_, f)| f),
+        );
+    }
+    let mut flows = dedup(flows);
+    sort_flows(&mut flows);
+    flows
+}
+
+/// Groups per-address host bindings into VMs (one per MAC), addresses in ascending order.
+pub fn vms_at_home(hosts: &[HostLoc]) -> Vec<Vm> {
+    let mut m: BTreeMap<MacAddr, Vm> = BTreeMap::new();
+    for h in hosts {
+        let e = m.entry(h.mac).or_insert_with(|| Vm {
+            mac: h.mac,
+            ips: Vec::new(),
+            switch: h.switch.clone(),
+            port: h.port,
+            away: None,
+        });
+        e.ips.push(h.ip);
+    }
+    let mut v: Vec<Vm> = m.into_values().collect();
+    for vm in &mut v {
+        vm.ips.sort();
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Topology;
+
+    fn paper() -> Fabric {
+        crate::plan::paper_fabric()
+    }
+
+    fn vm_home(f: &Fabric) -> Vm {
+        vms_at_home(&f.configured_hosts())
+            .into_iter()
+            .find(|v| v.ips == [Ipv4Addr::new(192, 168, 11, 3)])
+            .unwrap()
+    }
+
+    fn moved(f: &Fabric, mut vm: Vm, sw: &str, port: u32, co: Ipv4Addr) -> Vm {
+        vm.switch = sw.into();
+        vm.port = port;
+        vm.away = Some(Away {
+            care_of: vec![co],
+            cover: default_cover(f, sw, &vm.ips),
+        });
+        vm
+    }
+
+    #[test]
+    fn the_paper_migration_touches_three_switches_and_goes_back_exactly() {
+        let f = paper();
+        let home = vm_home(&f);
+        let away = moved(&f, home.clone(), "r2", 3, Ipv4Addr::new(192, 168, 10, 192));
+        let b = by_switch(vm_flows(&f, &home));
+        let a = by_switch(vm_flows(&f, &away));
+        let d = diff(&b, &a);
+        assert_eq!(d.keys().collect::<Vec<_>>(), ["r1", "r2", "r3"]);
+        // Going back is the exact inverse.
+        let back = diff(&a, &b);
+        for (sw, fwd) in &d {
+            let rev = &back[sw];
+            assert_eq!(
+                fwd.adds.len(),
+                rev.deletes.len() + changed(fwd, rev),
+                "{sw}"
+            );
+        }
+        // Every entry is valid OpenFlow (prerequisites for the rewrites).
+        for fl in a.values().flatten() {
+            fl.match_.check().unwrap();
+        }
+        let mut r1 = a["r1"].clone();
+        sort_flows(&mut r1);
+        let text: Vec<String> = r1.iter().map(Flow::text).collect();
+        assert_eq!(
+            text,
+            [
+                "cookie=0x53530004c0a80b03, table=1, priority=450,ip,nw_dst=192.168.11.3 actions=set_field:192.168.10.192->ip_dst,goto_table:2",
+                "cookie=0x53530004c0a80b03, table=3, priority=400,ip,nw_src=192.168.10.192,nw_dst=10.0.0.0/24 actions=set_field:192.168.11.3->ip_src,goto_table:4",
+            ]
+        );
+    }
+
+    fn changed(fwd: &SwitchDiff, rev: &SwitchDiff) -> usize {
+        // Entries replaced in place (same key) appear as adds both ways.
+        fwd.adds
+            .iter()
+            .filter(|f| rev.adds.iter().any(|g| key(g) == key(f)))
+            .count()
+    }
+
+    #[test]
+    fn home_agent_replaces_the_home_delivery_in_place() {
+        let f = paper();
+        let home = vm_home(&f);
+        let away = moved(&f, home.clone(), "r2", 3, Ipv4Addr::new(192, 168, 10, 192));
+        let d = diff(
+            &by_switch(vm_flows(&f, &home)),
+            &by_switch(vm_flows(&f, &away)),
+        );
+        let r3 = &d["r3"];
+        // The route entry for M is replaced (an ADD over the same match), never deleted.
+        assert!(r3.deletes.iter().all(|fl| fl.table_id != TABLE_ROUTE));
+        let agent = r3
+            .adds
+            .iter()
+            .find(|fl| fl.table_id == TABLE_ROUTE)
+            .unwrap();
+        assert_eq!(
+            agent.text(),
+            "cookie=0x53530004c0a80b03, table=4, priority=1032,ip,nw_dst=192.168.11.3 actions=dec_ttl,set_field:192.168.10.192->ip_dst,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1"
+        );
+        // Its switching and source entries at home are deleted.
+        assert_eq!(r3.deletes.len(), 2);
+    }
+
+    #[test]
+    fn aggregation_and_core_without_subnets_carry_nothing() {
+        let t = Topology::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/topologies/three-tier.toml"
+        )))
+        .unwrap();
+        let f = Fabric::new(&t);
+        let hosts = f.configured_hosts();
+        let vm = vms_at_home(&hosts).into_iter().next().unwrap();
+        let target = t
+            .switches
+            .iter()
+            .rfind(|s| s.tier == Tier::Access && s.name != vm.switch)
+            .unwrap()
+            .name
+            .clone();
+        let away = moved(&f, vm, &target, 40, Ipv4Addr::new(10, 99, 0, 1));
+        for (sw, _) in vm_flows(&f, &away) {
+            let conf = t.switches.iter().find(|s| s.name == sw).unwrap();
+            assert!(
+                f.subnets_of(&sw).next().is_some(),
+                "{sw} ({:?}) has a per-VM entry",
+                conf.tier
+            );
+        }
+    }
+}
