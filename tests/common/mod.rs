@@ -2,3 +2,4 @@
 
 pub mod env;
 pub mod ovs_fabric;
+pub mod traffic;

@@ -43,6 +43,7 @@ pub fn unavailable_reason() -> Option<String> {
         ("network namespaces", "ip", &["netns", "list"][..]),
         ("ethtool", "ethtool", &["--version"][..]),
         ("ping", "ping", &["-V"][..]),
+        ("python3", "python3", &["--version"][..]),
     ] {
         match Command::new(cmd).args(args).output() {
             Ok(o) if o.status.success() => {}
@@ -783,6 +784,95 @@ impl OvsFabric {
         }
     }
 
+    /// A live migration as a hypervisor performs it: [`OvsFabric::move_host`], then one
+    /// QEMU self-announce RARP from inside the host ([`OvsFabric::announce`]). Fails if the
+    /// move changed anything inside the host (MAC, addresses, routes, link state, transmit
+    /// checksum offload: see [`OvsFabric::host_state`]).
+    pub fn migrate_host(
+        &mut self,
+        host: &str,
+        to_switch: &str,
+        to_port: u32,
+    ) -> Result<(), String> {
+        let before = self.host_state(host)?;
+        self.move_host(host, to_switch, to_port)?;
+        let after = self.host_state(host)?;
+        if before != after {
+            return Err(format!(
+                "moving {host} changed its namespace:\nbefore {before:?}\nafter  {after:?}"
+            ));
+        }
+        self.announce(host)
+    }
+
+    /// Sends one RARP exactly as QEMU's `net/announce.c` does after a live migration
+    /// ([`rarp_frame`] of the host's MAC) from the host's `eth0`, through an AF_PACKET raw
+    /// socket inside its namespace.
+    pub fn announce(&self, host: &str) -> Result<(), String> {
+        let frame = rarp_frame(&self.host(host).mac)?;
+        let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+        let py = "import socket,sys\n\
+                  s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+                  s.bind(('eth0',0))\n\
+                  f=bytes.fromhex(sys.argv[1])\n\
+                  n=s.send(f)\n\
+                  sys.exit(0 if n==len(f) else 3)\n";
+        self.exec(host, &[python3(), "-c", py, &hex]).map(|_| ())
+    }
+
+    /// What a move must leave alone inside a host's namespace.
+    pub fn host_state(&self, host: &str) -> Result<HostState, String> {
+        let ns = self.ns(host).to_string();
+        let link = run("ip", &["-n", &ns, "-o", "link", "show", "dev", "eth0"])?;
+        let mac = link
+            .split("link/ether ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .ok_or_else(|| format!("{host}: no MAC in {link:?}"))?
+            .to_string();
+        let flags = link
+            .split('<')
+            .nth(1)
+            .and_then(|s| s.split('>').next())
+            .unwrap_or("");
+        let link_up =
+            flags.split(',').any(|f| f == "UP") && flags.split(',').any(|f| f == "LOWER_UP");
+        let addrs = run(
+            "ip",
+            &["-n", &ns, "-o", "-4", "addr", "show", "dev", "eth0"],
+        )?
+        .lines()
+        .filter_map(|l| l.split("inet ").nth(1)?.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+        let routes = run("ip", &["-n", &ns, "-4", "route", "show", "table", "all"])?
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        let features = self.exec(host, &["ethtool", "-k", "eth0"])?;
+        let tx_checksum_off = features
+            .lines()
+            .any(|l| l.trim_start().starts_with("tx-checksumming: off"));
+        Ok(HostState {
+            mac,
+            link_up,
+            addrs,
+            routes,
+            tx_checksum_off,
+        })
+    }
+
+    /// A port's received-packet counter (`ovs-ofctl -O OpenFlow13 dump-ports SWITCH PORT`).
+    pub fn port_rx_packets(&self, switch: &str, port: u32) -> Result<u64, String> {
+        let out = self.ofctl("dump-ports", switch, &[&port.to_string()])?;
+        out.split("rx pkts=")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| format!("no rx pkts in {out:?}"))
+    }
+
     /// Removes everything this instance created and reports what could not be removed.
     /// Dropping does the same, silently.
     pub fn teardown(mut self) -> Result<(), String> {
@@ -799,6 +889,66 @@ impl Drop for OvsFabric {
             }
         }
     }
+}
+
+/// What a move must leave alone inside a host's namespace ([`OvsFabric::host_state`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostState {
+    /// `eth0`'s MAC.
+    pub mac: String,
+    /// `eth0` is UP and LOWER_UP.
+    pub link_up: bool,
+    /// IPv4 addresses of `eth0`, `A.B.C.D/LEN`.
+    pub addrs: Vec<String>,
+    /// `ip -4 route show table all`, line by line.
+    pub routes: Vec<String>,
+    /// `ethtool -k eth0` says `tx-checksumming: off`.
+    pub tx_checksum_off: bool,
+}
+
+/// The frame QEMU sends per NIC after a live migration (`net/announce.c`,
+/// `announce_self_create`): broadcast, source MAC = the VM, ethertype 0x8035 (RARP), htype 1,
+/// ptype 0x0800, hlen 6, plen 4, opcode 3 (reverse request), sender and target hardware
+/// address = the VM's MAC, both protocol addresses 0.0.0.0, zero padding to 60 bytes.
+pub fn rarp_frame(mac: &str) -> Result<[u8; 60], String> {
+    let m: Vec<u8> = mac
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad MAC {mac:?}: {e}"))?;
+    if m.len() != 6 {
+        return Err(format!("bad MAC {mac:?}"));
+    }
+    let mut f = [0u8; 60];
+    f[0..6].fill(0xff);
+    f[6..12].copy_from_slice(&m);
+    f[12..14].copy_from_slice(&0x8035u16.to_be_bytes());
+    f[14..16].copy_from_slice(&1u16.to_be_bytes());
+    f[16..18].copy_from_slice(&0x0800u16.to_be_bytes());
+    f[18] = 6;
+    f[19] = 4;
+    f[20..22].copy_from_slice(&3u16.to_be_bytes());
+    f[22..28].copy_from_slice(&m);
+    // 28..32: sender IP 0.0.0.0
+    f[32..38].copy_from_slice(&m);
+    // 38..42: target IP 0.0.0.0; 42..60: padding
+    Ok(f)
+}
+
+/// The absolute path of the Python 3 interpreter on `PATH` (resolved once, so a version
+/// manager's shim is not between a spawned child's pid and the interpreter).
+pub fn python3() -> &'static str {
+    static PY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PY.get_or_init(|| {
+        Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "python3".to_string())
+    })
 }
 
 /// ofport (None when unassigned, -1 or empty) and error column of every interface.
@@ -947,7 +1097,7 @@ impl Drop for ControllerProcess {
 
 /// Starts the real controller on `controller_topology`, builds `fabric_topology` as Open
 /// vSwitch, and waits (20 s at most) until every switch holds its whole pipeline: the router
-/// sends a switch's table in plan order, and `table=2, priority=0` comes last.
+/// sends a switch's table in plan order, and the route table's miss entry comes last.
 pub fn start_routed(
     fabric_topology: &Topology,
     controller_topology: &Path,
@@ -958,7 +1108,11 @@ pub fn start_routed(
     for s in &fabric_topology.switches {
         loop {
             let flows = fabric.dump_flows(&s.name).unwrap_or_default();
-            if flows.contains("table=2, priority=0 actions=drop") {
+            let last = format!(
+                "table={}, priority=0 actions=drop",
+                servswitch::plan::TABLE_ROUTE
+            );
+            if flows.contains(&last) {
                 break;
             }
             assert!(

@@ -1,0 +1,918 @@
+//! Traffic that tests run across an [`OvsFabric`] and measure: a TCP echo stream that must
+//! survive (a migration, say) without a reconnect, a fast pinger that counts losses, and a
+//! packet capture on hosts' interfaces without tcpdump (so a test can assert that an address,
+//! e.g. a care-of address, never reaches any host).
+//!
+//! Everything runs as python3 or ping inside the hosts' namespaces; the scripts are the string
+//! constants below, written to a temporary directory named with the fabric's prefix. Every
+//! process is stopped again on drop, also when a test panics.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::ovs_fabric::{python3, OvsFabric};
+
+/// How long a stopping client may wait for the echoes still on their way.
+const DRAIN_SECS: f64 = 2.0;
+
+/// TCP echo server: `ECHO_SERVER PORT READY_FILE LOG_FILE`. Echoes every connection until
+/// killed; logs `accepted PEER` and `closed PEER bytes=N WHY` lines.
+pub const ECHO_SERVER: &str = r#"
+import os, socket, sys, threading
+port, ready, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+lock = threading.Lock()
+def note(line):
+    with lock, open(log, 'a') as f:
+        f.write(line + '\n')
+def serve(c, peer):
+    n, why = 0, 'eof'
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            c.sendall(b)
+            n += len(b)
+    except OSError as e:
+        why = repr(e)
+    note('closed %s:%d bytes=%d %s' % (peer[0], peer[1], n, why))
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', port))
+s.listen(16)
+open(ready, 'w').close()
+while True:
+    c, peer = s.accept()
+    note('accepted %s:%d' % peer)
+    threading.Thread(target=serve, args=(c, peer), daemon=True).start()
+"#;
+
+/// TCP echo client: `ECHO_CLIENT DST PORT SECONDS STOP_FILE RESULT_FILE UP_FILE DRAIN`.
+/// Connects once (no reconnect, ever), sends `%08d\n` every 10 ms and checks that the echoes
+/// come back in order; stops after SECONDS (0: never), when STOP_FILE exists or on
+/// SIGTERM/SIGINT, then waits up to DRAIN seconds for the echoes still missing. Touches UP_FILE
+/// at the first echo; writes its report as JSON to RESULT_FILE (atomically) and exits 0.
+/// Any socket error, EOF or wrong echo ends it with `open: false`.
+pub const ECHO_CLIENT: &str = r#"
+import json, os, select, signal, socket, sys, time
+dst, port, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+stop_file, out, up_file, drain = sys.argv[4], sys.argv[5], sys.argv[6], float(sys.argv[7])
+INTERVAL = 0.01
+stopping = False
+def on_signal(*_):
+    global stopping
+    stopping = True
+signal.signal(signal.SIGTERM, on_signal)
+signal.signal(signal.SIGINT, on_signal)
+r = {'connected': False, 'open': False, 'sent': 0, 'echoed': 0, 'max_gap_ms': 0.0,
+     'error': None, 'duration_ms': 0.0}
+t0 = time.monotonic()
+def finish():
+    r['duration_ms'] = round((time.monotonic() - t0) * 1000, 3)
+    with open(out + '.tmp', 'w') as f:
+        json.dump(r, f)
+    os.rename(out + '.tmp', out)
+    sys.exit(0)
+try:
+    s = socket.create_connection((dst, port), timeout=5)
+except OSError as e:
+    r['error'] = 'connect: %s' % (e,)
+    finish()
+r['connected'] = r['open'] = True
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+s.setblocking(False)
+pending, inbuf = b'', b''
+last = None
+def gap(now):
+    if last is not None:
+        r['max_gap_ms'] = max(r['max_gap_ms'], round((now - last) * 1000, 3))
+start = time.monotonic()
+next_send = start
+deadline = start + duration if duration > 0 else float('inf')
+drain_until = None
+try:
+    while True:
+        now = time.monotonic()
+        if drain_until is None and (stopping or now >= deadline or os.path.exists(stop_file)):
+            drain_until = now + drain
+        if drain_until is not None and ((r['echoed'] == r['sent'] and not pending) or now >= drain_until):
+            break
+        if drain_until is None and now >= next_send:
+            pending += b'%08d\n' % r['sent']
+            if r['sent'] == 0:
+                last = now
+            r['sent'] += 1
+            next_send = max(next_send + INTERVAL, now)
+        timeout = 0.05 if drain_until is not None else max(0.0, min(next_send - now, 0.05))
+        rl, wl, _ = select.select([s], [s] if pending else [], [], timeout)
+        if wl:
+            try:
+                pending = pending[s.send(pending):]
+            except BlockingIOError:
+                pass
+        if rl:
+            try:
+                data = s.recv(65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                raise ConnectionError('connection closed by the peer')
+            inbuf += data
+            now = time.monotonic()
+            while b'\n' in inbuf:
+                line, inbuf = inbuf.split(b'\n', 1)
+                if line != b'%08d' % r['echoed']:
+                    raise ConnectionError('echo %r, expected %08d' % (line, r['echoed']))
+                gap(now)
+                last = now
+                r['echoed'] += 1
+                if r['echoed'] == 1:
+                    open(up_file, 'w').close()
+    if r['echoed'] < r['sent']:
+        gap(time.monotonic())
+except OSError as e:
+    r['open'] = False
+    r['error'] = '%s: %s' % (type(e).__name__, e)
+    gap(time.monotonic())
+try:
+    s.close()
+except OSError:
+    pass
+finish()
+"#;
+
+/// Sniffer: `SNIFFER IFNAME OUT_FILE READY_FILE`. One line per IPv4, ARP or RARP frame seen on
+/// IFNAME (both directions): `UNIXTIME in|out ETHERTYPE SRC_MAC DST_MAC SRC DST PROTO TTL HEX`,
+/// where for ARP/RARP SRC/DST are the sender/target protocol addresses, PROTO is the opcode
+/// and TTL 0; HEX is the whole frame. Stops on SIGTERM after draining its socket.
+pub const SNIFFER: &str = r#"
+import select, signal, socket, sys, time
+ifname, out, ready = sys.argv[1], sys.argv[2], sys.argv[3]
+ETH_P_ALL, PACKET_OUTGOING = 3, 4
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind((ifname, ETH_P_ALL))
+stopping = False
+def on_term(*_):
+    global stopping
+    stopping = True
+signal.signal(signal.SIGTERM, on_term)
+signal.signal(signal.SIGINT, on_term)
+f = open(out, 'w', buffering=1)
+ip = lambda b: '.'.join(map(str, b))
+mac = lambda b: ':'.join('%02x' % x for x in b)
+open(ready, 'w').close()
+while True:
+    r, _, _ = select.select([s], [], [], 0.05)
+    if not r and stopping:
+        break
+    while True:
+        try:
+            d, a = s.recvfrom(65535, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            break
+        if a[0] != ifname or len(d) < 14:
+            continue
+        et = int.from_bytes(d[12:14], 'big')
+        if et == 0x0800 and len(d) >= 34:
+            src, dst, proto, ttl = d[26:30], d[30:34], d[23], d[22]
+        elif et in (0x0806, 0x8035) and len(d) >= 42:
+            src, dst, proto, ttl = d[28:32], d[38:42], int.from_bytes(d[20:22], 'big'), 0
+        else:
+            continue
+        f.write('%.6f %s %04x %s %s %s %s %d %d %s\n' % (
+            time.time(), 'out' if a[2] == PACKET_OUTGOING else 'in', et, mac(d[6:12]),
+            mac(d[0:6]), ip(src), ip(dst), proto, ttl, d.hex()))
+f.close()
+"#;
+
+// ---------------------------------------------------------------------------------------
+// Process plumbing
+
+fn tempdir(fabric: &OvsFabric, what: &str) -> Result<tempfile::TempDir, String> {
+    tempfile::Builder::new()
+        .prefix(&format!("{}-{what}-", fabric.prefix()))
+        .tempdir()
+        .map_err(|e| format!("tempdir: {e}"))
+}
+
+fn write_script(dir: &Path, name: &str, text: &str) -> Result<PathBuf, String> {
+    let p = dir.join(name);
+    std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(p)
+}
+
+fn file(path: &Path) -> Result<std::fs::File, String> {
+    std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Sends a signal to one child (the child itself: `ip netns exec` execs its command).
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{sig}"), &child.id().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `sig`, up to `grace` to exit, then SIGKILL. The exit status if it exited by itself.
+fn terminate(child: &mut Child, sig: &str, grace: Duration) -> Option<ExitStatus> {
+    if let Ok(Some(s)) = child.try_wait() {
+        return Some(s);
+    }
+    signal(child, sig);
+    if let Some(s) = wait_timeout(child, grace) {
+        return Some(s);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Waits until `path` exists; fails early if `child` exits, or at the timeout.
+fn wait_for_file(
+    path: &Path,
+    child: &mut Child,
+    timeout: Duration,
+    what: &str,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if path.exists() {
+            return Ok(());
+        }
+        if let Ok(Some(s)) = child.try_wait() {
+            if path.exists() {
+                return Ok(());
+            }
+            return Err(format!("{what} exited ({s}) before it was ready"));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("{what} not ready after {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+// ---------------------------------------------------------------------------------------
+// TCP echo stream
+
+/// What [`TcpStream::stop`] reports.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct StreamReport {
+    /// The one connection attempt succeeded.
+    pub connected: bool,
+    /// No error, EOF or wrong echo until the end (the client never reconnects).
+    pub open: bool,
+    pub sent: u64,
+    pub echoed: u64,
+    /// Longest time without an echo: between two echoes, from the first message to the first
+    /// echo, and from the last echo to the end when echoes were still missing.
+    pub max_gap_ms: f64,
+    /// Why the stream broke.
+    pub error: Option<String>,
+    pub duration_ms: f64,
+    /// Connections the server accepted (1 for an unbroken stream).
+    #[serde(default)]
+    pub server_connections: u32,
+    /// The server's log: `accepted` / `closed` lines.
+    #[serde(default)]
+    pub server_log: String,
+}
+
+impl StreamReport {
+    /// Connected once, never broke, every message echoed, one connection on the server.
+    pub fn unbroken(&self) -> bool {
+        self.connected
+            && self.open
+            && self.error.is_none()
+            && self.sent > 0
+            && self.echoed == self.sent
+            && self.server_connections == 1
+    }
+}
+
+/// A TCP connection from one host to an echo server on another, carrying a numbered message
+/// every 10 ms until stopped. The client connects exactly once: any reset, EOF or timeout is
+/// reported as a broken stream, never papered over by a reconnect.
+pub struct TcpStream {
+    server: Child,
+    client: Child,
+    stop_file: PathBuf,
+    result: PathBuf,
+    server_log: PathBuf,
+    client_err: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TcpStream {
+    /// Starts the echo server in `server_host` on `port`, then the client in `client_host`
+    /// towards `dst:port`; returns once the first echo came back (at most 10 s).
+    pub fn start(
+        fabric: &OvsFabric,
+        server_host: &str,
+        client_host: &str,
+        dst: Ipv4Addr,
+        port: u16,
+    ) -> Result<TcpStream, String> {
+        Self::start_for(fabric, server_host, client_host, dst, port, None)
+    }
+
+    /// Like [`TcpStream::start`]; with `duration` the client stops sending by itself then.
+    pub fn start_for(
+        fabric: &OvsFabric,
+        server_host: &str,
+        client_host: &str,
+        dst: Ipv4Addr,
+        port: u16,
+        duration: Option<Duration>,
+    ) -> Result<TcpStream, String> {
+        let dir = tempdir(fabric, "tcp")?;
+        let d = dir.path();
+        let server_py = write_script(d, "echo_server.py", ECHO_SERVER)?;
+        let client_py = write_script(d, "echo_client.py", ECHO_CLIENT)?;
+        let (ready, server_log, server_err) = (
+            d.join("server.ready"),
+            d.join("server.log"),
+            d.join("server.err"),
+        );
+        let mut server = fabric
+            .command(
+                server_host,
+                &[
+                    python3(),
+                    p(&server_py),
+                    &port.to_string(),
+                    p(&ready),
+                    p(&server_log),
+                ],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file(&server_err)?)
+            .spawn()
+            .map_err(|e| format!("starting the echo server: {e}"))?;
+        if let Err(e) = wait_for_file(&ready, &mut server, Duration::from_secs(10), "echo server") {
+            terminate(&mut server, "KILL", Duration::from_secs(1));
+            return Err(format!("{e}: {}", read(&server_err).trim()));
+        }
+        let (stop_file, result, up, client_err) = (
+            d.join("client.stop"),
+            d.join("client.json"),
+            d.join("client.up"),
+            d.join("client.err"),
+        );
+        let secs = duration.map_or(0.0, |t| t.as_secs_f64()).to_string();
+        let client = fabric
+            .command(
+                client_host,
+                &[
+                    python3(),
+                    p(&client_py),
+                    &dst.to_string(),
+                    &port.to_string(),
+                    &secs,
+                    p(&stop_file),
+                    p(&result),
+                    p(&up),
+                    &DRAIN_SECS.to_string(),
+                ],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file(&client_err)?)
+            .spawn();
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => {
+                terminate(&mut server, "KILL", Duration::from_secs(1));
+                return Err(format!("starting the echo client: {e}"));
+            }
+        };
+        let mut s = TcpStream {
+            server,
+            client,
+            stop_file,
+            result,
+            server_log,
+            client_err,
+            _dir: dir,
+        };
+        if let Err(e) = wait_for_file(&up, &mut s.client, Duration::from_secs(10), "echo client") {
+            return Err(format!(
+                "{e}: result {} stderr {}",
+                read(&s.result).trim(),
+                read(&s.client_err).trim()
+            ));
+        }
+        Ok(s)
+    }
+
+    /// Starts, lets it run for `duration`, stops.
+    pub fn run_for(
+        fabric: &OvsFabric,
+        server_host: &str,
+        client_host: &str,
+        dst: Ipv4Addr,
+        port: u16,
+        duration: Duration,
+    ) -> Result<StreamReport, String> {
+        let s = Self::start(fabric, server_host, client_host, dst, port)?;
+        std::thread::sleep(duration);
+        s.stop()
+    }
+
+    /// Whether the client is still sending (it ends by itself only on error or after its
+    /// duration).
+    pub fn running(&mut self) -> bool {
+        matches!(self.client.try_wait(), Ok(None))
+    }
+
+    /// Stops sending, waits for the missing echoes (at most 2 s), stops the server, reports.
+    pub fn stop(mut self) -> Result<StreamReport, String> {
+        let _ = std::fs::write(&self.stop_file, b"");
+        let grace = Duration::from_secs_f64(DRAIN_SECS + 5.0);
+        let status = terminate(&mut self.client, "TERM", grace);
+        // Only now: a server gone first would look like a broken stream.
+        terminate(&mut self.server, "TERM", Duration::from_secs(2));
+        let text = read(&self.result);
+        let mut r: StreamReport = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "echo client ({status:?}) left no report ({e}): {text:?}, stderr: {}",
+                read(&self.client_err).trim()
+            )
+        })?;
+        r.server_log = read(&self.server_log);
+        r.server_connections = r
+            .server_log
+            .lines()
+            .filter(|l| l.starts_with("accepted "))
+            .count() as u32;
+        Ok(r)
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        terminate(&mut self.client, "KILL", Duration::from_secs(1));
+        terminate(&mut self.server, "KILL", Duration::from_secs(1));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pinger
+
+/// What [`Pinger::stop`] reports. An echo request counts as lost when it got no reply and
+/// was sent more than the wait (1 s) before the stop; younger unanswered ones are in flight.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PingReport {
+    pub transmitted: u32,
+    /// Distinct sequence numbers answered.
+    pub received: u32,
+    pub lost: u32,
+    pub in_flight: u32,
+    /// Longest run of consecutive lost sequence numbers.
+    pub longest_loss_run: u32,
+    /// Longest time between two replies (and from the last reply to the stop when requests
+    /// after it were lost), in ms.
+    pub max_reply_gap_ms: f64,
+    /// ICMP errors ping printed (`From X icmp_seq=N Destination Host Unreachable`, ...).
+    pub icmp_errors: u32,
+    /// Sequence numbers that were lost, ascending.
+    pub lost_seqs: Vec<u32>,
+}
+
+/// `ping -n -O -D -i 0.01 -W 1 DST` in a host's namespace, in the background.
+pub struct Pinger {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pinger {
+    /// Starts pinging `dst` from `host`; returns once ping has started (not necessarily
+    /// answered: see [`Pinger::wait_replies`]).
+    pub fn start(fabric: &OvsFabric, host: &str, dst: Ipv4Addr) -> Result<Pinger, String> {
+        let dir = tempdir(fabric, "ping")?;
+        let (out, err) = (dir.path().join("ping.out"), dir.path().join("ping.err"));
+        let child = fabric
+            .command(
+                host,
+                &[
+                    "ping",
+                    "-n",
+                    "-O",
+                    "-D",
+                    "-i",
+                    "0.01",
+                    "-W",
+                    "1",
+                    &dst.to_string(),
+                ],
+            )
+            .stdin(Stdio::null())
+            .stdout(file(&out)?)
+            .stderr(file(&err)?)
+            .spawn()
+            .map_err(|e| format!("starting ping: {e}"))?;
+        let mut pinger = Pinger {
+            child,
+            out,
+            err,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !read(&pinger.out).starts_with("PING ") {
+            if let Ok(Some(s)) = pinger.child.try_wait() {
+                return Err(format!(
+                    "ping {dst} from {host} exited ({s}): {}",
+                    read(&pinger.err).trim()
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("ping {dst} from {host} did not start"));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(pinger)
+    }
+
+    /// Replies seen so far.
+    pub fn replies(&self) -> u32 {
+        parse_ping_run(&read(&self.out), unix_now(), 1.0).received
+    }
+
+    /// Waits until at least `n` replies came back.
+    pub fn wait_replies(&mut self, n: u32, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.replies() >= n {
+                return Ok(());
+            }
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Err(format!("ping exited ({s}): {}", read(&self.err).trim()));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "fewer than {n} replies after {timeout:?}:\n{}",
+                    read(&self.out)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops ping (SIGINT) and reports.
+    pub fn stop(mut self) -> Result<PingReport, String> {
+        let stopped_at = unix_now();
+        let early = self.child.try_wait().ok().flatten();
+        terminate(&mut self.child, "INT", Duration::from_secs(3));
+        let text = read(&self.out);
+        if let Some(s) = early {
+            return Err(format!(
+                "ping had exited before the stop ({s}): {}\n{text}",
+                read(&self.err).trim()
+            ));
+        }
+        Ok(parse_ping_run(&text, stopped_at, 1.0))
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        terminate(&mut self.child, "KILL", Duration::from_secs(1));
+    }
+}
+
+/// Parses the output of `ping -n -O -D` stopped at unix time `stopped_at`; requests
+/// unanswered for less than `wait` seconds at the stop are in flight, not lost.
+pub fn parse_ping_run(text: &str, stopped_at: f64, wait: f64) -> PingReport {
+    let mut replies: BTreeMap<u32, f64> = BTreeMap::new();
+    let mut no_answer: BTreeMap<u32, f64> = BTreeMap::new();
+    let mut transmitted = None;
+    let mut icmp_errors = 0;
+    let mut max_seq = 0;
+    for line in text.lines() {
+        if let Some((tx, _)) = line.split_once(" packets transmitted, ") {
+            transmitted = tx.trim().parse().ok();
+            continue;
+        }
+        let Some(rest) = line.strip_prefix('[') else {
+            continue;
+        };
+        let Some((ts, msg)) = rest.split_once("] ") else {
+            continue;
+        };
+        let Ok(ts) = ts.parse::<f64>() else { continue };
+        let seq = msg
+            .split("icmp_seq=")
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|s| s.parse::<u32>().ok());
+        let Some(seq) = seq else { continue };
+        max_seq = max_seq.max(seq);
+        if msg.starts_with("no answer yet") {
+            no_answer.insert(seq, ts);
+        } else if msg.contains(" bytes from ") {
+            replies.entry(seq).or_insert(ts);
+        } else if msg.starts_with("From ") {
+            icmp_errors += 1;
+        }
+    }
+    let transmitted = transmitted.unwrap_or(max_seq).max(max_seq);
+    let mut r = PingReport {
+        transmitted,
+        received: replies.len() as u32,
+        icmp_errors,
+        ..PingReport::default()
+    };
+    let mut run = 0;
+    for seq in 1..=transmitted {
+        if replies.contains_key(&seq) {
+            run = 0;
+        } else if no_answer
+            .get(&seq)
+            .is_some_and(|ts| ts + wait <= stopped_at)
+        {
+            r.lost += 1;
+            r.lost_seqs.push(seq);
+            run += 1;
+            r.longest_loss_run = r.longest_loss_run.max(run);
+        } else {
+            r.in_flight += 1;
+        }
+    }
+    let mut times: Vec<f64> = replies.values().copied().collect();
+    times.sort_by(f64::total_cmp);
+    for w in times.windows(2) {
+        r.max_reply_gap_ms = r.max_reply_gap_ms.max((w[1] - w[0]) * 1000.0);
+    }
+    let last_reply = replies.keys().next_back().copied().unwrap_or(0);
+    if r.lost_seqs.last().is_some_and(|s| *s > last_reply) {
+        if let Some(t) = times.last() {
+            r.max_reply_gap_ms = r.max_reply_gap_ms.max((stopped_at - t) * 1000.0);
+        }
+    }
+    r
+}
+
+// ---------------------------------------------------------------------------------------
+// Capture
+
+/// One frame a [`Capture`] saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packet {
+    /// Unix time it was read.
+    pub time: f64,
+    /// Arrived on the interface (false: sent from it).
+    pub incoming: bool,
+    /// 0x0800 IPv4, 0x0806 ARP, 0x8035 RARP.
+    pub ethertype: u16,
+    pub src_mac: String,
+    pub dst_mac: String,
+    /// IPv4 source, or the ARP/RARP sender protocol address.
+    pub src: Ipv4Addr,
+    /// IPv4 destination, or the ARP/RARP target protocol address.
+    pub dst: Ipv4Addr,
+    /// IP protocol, or the ARP/RARP opcode.
+    pub proto: u16,
+    /// IPv4 TTL (0 for ARP/RARP).
+    pub ttl: u8,
+    /// The whole frame.
+    pub frame: Vec<u8>,
+}
+
+impl Packet {
+    pub fn is_ipv4(&self) -> bool {
+        self.ethertype == 0x0800
+    }
+
+    /// Whether the address occurs anywhere after the Ethernet header: IP source or
+    /// destination, ARP fields, an ICMP error's quoted header, a redirect's gateway, payload.
+    pub fn mentions(&self, ip: Ipv4Addr) -> bool {
+        let o = ip.octets();
+        self.frame
+            .get(14..)
+            .is_some_and(|b| b.windows(4).any(|w| w == o))
+    }
+}
+
+/// Parses one line of [`SNIFFER`]'s output.
+pub fn parse_capture_line(line: &str) -> Option<Packet> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() != 10 {
+        return None;
+    }
+    let frame = (0..f[9].len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(f[9].get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    Some(Packet {
+        time: f[0].parse().ok()?,
+        incoming: match f[1] {
+            "in" => true,
+            "out" => false,
+            _ => return None,
+        },
+        ethertype: u16::from_str_radix(f[2], 16).ok()?,
+        src_mac: f[3].to_string(),
+        dst_mac: f[4].to_string(),
+        src: f[5].parse().ok()?,
+        dst: f[6].parse().ok()?,
+        proto: f[7].parse().ok()?,
+        ttl: f[8].parse().ok()?,
+        frame,
+    })
+}
+
+/// A sniffer (python3, AF_PACKET) on one host's `eth0` inside its namespace, or on the
+/// switch side of its veth, recording every IPv4, ARP and RARP frame in both directions.
+pub struct Capture {
+    pub host: String,
+    /// The interface, as seen where the sniffer runs.
+    pub ifname: String,
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Capture {
+    /// Captures on `host`'s `eth0`, inside its namespace: what the host receives and sends.
+    pub fn start(fabric: &OvsFabric, host: &str) -> Result<Capture, String> {
+        let mut c = Self::spawn(fabric, host, true)?;
+        c.wait_ready()?;
+        Ok(c)
+    }
+
+    /// Captures on the bridge end of `host`'s veth, in the root namespace: the frames exactly
+    /// as the host put them on the wire (`incoming`) and as the switch delivers them
+    /// (outgoing). Survives [`OvsFabric::move_host`] (the veth stays the same).
+    pub fn start_switch_side(fabric: &OvsFabric, host: &str) -> Result<Capture, String> {
+        let mut c = Self::spawn(fabric, host, false)?;
+        c.wait_ready()?;
+        Ok(c)
+    }
+
+    /// One capture inside every host's namespace, started together.
+    pub fn start_all(fabric: &OvsFabric) -> Result<CaptureSet, String> {
+        let mut caps = BTreeMap::new();
+        for h in fabric.hosts() {
+            caps.insert(h.name.clone(), Self::spawn(fabric, &h.name, true)?);
+        }
+        for c in caps.values_mut() {
+            c.wait_ready()?;
+        }
+        Ok(CaptureSet { caps })
+    }
+
+    fn spawn(fabric: &OvsFabric, host: &str, inside: bool) -> Result<Capture, String> {
+        let dir = tempdir(fabric, &format!("cap-{host}"))?;
+        let d = dir.path();
+        let py = write_script(d, "sniffer.py", SNIFFER)?;
+        let (out, ready, err) = (d.join("packets"), d.join("ready"), d.join("sniffer.err"));
+        let ifname = if inside {
+            "eth0".to_string()
+        } else {
+            fabric.host(host).veth.clone()
+        };
+        let args = [python3(), p(&py), &ifname, p(&out), p(&ready)];
+        let mut cmd = if inside {
+            fabric.command(host, &args)
+        } else {
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]);
+            c
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file(&err)?)
+            .spawn()
+            .map_err(|e| format!("starting the sniffer for {host}: {e}"))?;
+        Ok(Capture {
+            host: host.to_string(),
+            ifname,
+            child,
+            out,
+            err,
+            _dir: dir,
+        })
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let ready = self.out.with_file_name("ready");
+        let what = format!("sniffer on {} ({})", self.host, self.ifname);
+        wait_for_file(&ready, &mut self.child, Duration::from_secs(10), &what)
+            .map_err(|e| format!("{e}: {}", read(&self.err).trim()))
+    }
+
+    /// What it recorded so far (it keeps running).
+    pub fn packets(&self) -> Vec<Packet> {
+        read(&self.out)
+            .lines()
+            .filter_map(parse_capture_line)
+            .collect()
+    }
+
+    /// Stops the sniffer (after it drained its socket) and returns everything it recorded.
+    pub fn stop(mut self) -> Result<Vec<Packet>, String> {
+        let early = self.child.try_wait().ok().flatten();
+        let status = terminate(&mut self.child, "TERM", Duration::from_secs(3));
+        if early.is_some() || !status.is_some_and(|s| s.success()) {
+            return Err(format!(
+                "sniffer on {} ({}) {}: {}",
+                self.host,
+                self.ifname,
+                if early.is_some() {
+                    format!("died early ({status:?})")
+                } else {
+                    format!("did not stop cleanly ({status:?})")
+                },
+                read(&self.err).trim()
+            ));
+        }
+        Ok(self.packets())
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        terminate(&mut self.child, "KILL", Duration::from_secs(1));
+    }
+}
+
+/// One [`Capture`] per host ([`Capture::start_all`]).
+pub struct CaptureSet {
+    caps: BTreeMap<String, Capture>,
+}
+
+impl CaptureSet {
+    pub fn hosts(&self) -> BTreeSet<String> {
+        self.caps.keys().cloned().collect()
+    }
+
+    /// Stops every sniffer: host name → its packets.
+    pub fn stop(self) -> Result<BTreeMap<String, Vec<Packet>>, String> {
+        let mut all = BTreeMap::new();
+        let mut errors = Vec::new();
+        for (h, c) in self.caps {
+            match c.stop() {
+                Ok(p) => {
+                    all.insert(h, p);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(all)
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+}
+
+/// Every (host, packet) of a [`CaptureSet::stop`] result that mentions `ip` anywhere.
+pub fn mentioning(captures: &BTreeMap<String, Vec<Packet>>, ip: Ipv4Addr) -> Vec<(String, Packet)> {
+    captures
+        .iter()
+        .flat_map(|(h, ps)| {
+            ps.iter()
+                .filter(|p| p.mentions(ip))
+                .map(move |p| (h.clone(), p.clone()))
+        })
+        .collect()
+}
