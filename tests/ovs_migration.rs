@@ -45,6 +45,16 @@ fn migrations(ctl: &ControllerProcess) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether the API shows every switch connected.
+fn all_connected(ctl: &ControllerProcess) -> bool {
+    let Ok((200, body)) = ctl.api_get("/api/v1/switches") else {
+        return false;
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v.as_array()
+        .is_some_and(|a| !a.is_empty() && a.iter().all(|s| s["connected"] == true))
+}
+
 /// The care-of addresses the controller holds now.
 fn care_of(ctl: &ControllerProcess) -> Vec<Ipv4Addr> {
     let (_, body) = ctl.api_get("/api/v1/hosts").unwrap();
@@ -387,4 +397,53 @@ fn api_migration_and_the_cli_client() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("404") && err.contains("nobody"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn state_survives_a_controller_kill_and_nothing_changes() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("state_survives_a_controller_kill_and_nothing_changes") {
+        return;
+    }
+    let (path, t) = testbed();
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap().to_string();
+    let (mut ctl, mut f) = ovs_fabric::start_routed_with(&t, &path, &["--state", &dir]);
+    pings(&f, &ctl, "e", VM);
+    migrate(&ctl, &mut f, "vm", "r2", 3);
+    let held = care_of(&ctl);
+    let saved = std::fs::read_to_string(state.path().join("servswitch-state.json")).unwrap();
+    assert!(saved.contains(&held[0].to_string()), "{saved}");
+    let tables: Vec<String> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|s| sorted(&f.dump_flows(s).unwrap()))
+        .collect();
+    // Killed: the switches keep forwarding (fail-mode secure) with the tables they have.
+    let mut pinger = Pinger::start(&f, "e", VM).unwrap();
+    pinger.wait_replies(10, Duration::from_secs(5)).unwrap();
+    ctl.kill9();
+    std::thread::sleep(Duration::from_millis(300));
+    let ctl = ctl.restart(&path, &["--state", &dir]);
+    let t0 = Instant::now();
+    while !all_connected(&ctl) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "switches did not come back:\n{}",
+            ctl.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let p = pinger.stop().unwrap();
+    assert_eq!(p.lost, 0, "{p:?}\ncontroller log:\n{}", ctl.log());
+    // The restarted controller knows the VM is away, with the same care-of address, and
+    // wants exactly the tables that are there.
+    assert_eq!(care_of(&ctl), held);
+    let after: Vec<String> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|s| sorted(&f.dump_flows(s).unwrap()))
+        .collect();
+    assert_eq!(tables, after);
+    pings(&f, &ctl, "vm", E);
+    pings(&f, &ctl, "d", VM);
 }

@@ -1004,10 +1004,23 @@ impl ControllerProcess {
     /// Starts `servswitch run --topology FILE --listen 127.0.0.1:P --api 127.0.0.1:Q EXTRA...`
     /// and waits until the REST API answers.
     pub fn start(topology: &Path, extra: &[&str]) -> ControllerProcess {
+        Self::start_on(topology, free_port(), free_port(), extra)
+    }
+
+    /// Kills it with SIGKILL (no clean shutdown) and waits for it to be gone.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A new controller on the same OpenFlow and API ports (the switches reconnect to it).
+    pub fn restart(&self, topology: &Path, extra: &[&str]) -> ControllerProcess {
+        Self::start_on(topology, self.of_port, self.api_port, extra)
+    }
+
+    fn start_on(topology: &Path, of_port: u16, api_port: u16, extra: &[&str]) -> ControllerProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("servswitch.log");
-        let of_port = free_port();
-        let api_port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_servswitch"))
             .arg("run")
             .arg("--topology")
@@ -1102,7 +1115,16 @@ pub fn start_routed(
     fabric_topology: &Topology,
     controller_topology: &Path,
 ) -> (ControllerProcess, OvsFabric) {
-    let ctl = ControllerProcess::start(controller_topology, &[]);
+    start_routed_with(fabric_topology, controller_topology, &[])
+}
+
+/// [`start_routed`] with extra flags for `servswitch run`.
+pub fn start_routed_with(
+    fabric_topology: &Topology,
+    controller_topology: &Path,
+    extra: &[&str],
+) -> (ControllerProcess, OvsFabric) {
+    let ctl = ControllerProcess::start(controller_topology, extra);
     let fabric = OvsFabric::build(fabric_topology, Some(ctl.of_port)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     for s in &fabric_topology.switches {
