@@ -181,17 +181,14 @@ impl Router {
             }
             for ip in &r.ips {
                 let origin = st.hosts.get(ip).map_or(Origin::Learned, |(_, o)| *o);
-                st.hosts.insert(
-                    *ip,
-                    (
-                        crate::plan::HostLoc {
-                            ip: *ip,
-                            mac: r.mac,
-                            switch: r.location.switch.clone(),
-                            port: r.location.port,
-                        },
-                        origin,
-                    ),
+                st.bind(
+                    crate::plan::HostLoc {
+                        ip: *ip,
+                        mac: r.mac,
+                        switch: r.location.switch.clone(),
+                        port: r.location.port,
+                    },
+                    origin,
                 );
             }
             st.away.insert(
@@ -225,7 +222,7 @@ impl Router {
             return st.hosts.get(&ip).map(|(h, _)| h.mac);
         }
         let mac: MacAddr = sel.parse().ok()?;
-        st.hosts.values().any(|(h, _)| h.mac == mac).then_some(mac)
+        st.knows_mac(mac).then_some(mac)
     }
 
     /// Migrates the host `sel` (name, address or MAC) to `to`.
@@ -425,6 +422,8 @@ impl Router {
             None => st.away.remove(&mac),
         };
         st.migrating.insert(mac);
+        st.previous
+            .insert(mac, ((before.switch.clone(), before.port), Instant::now()));
         let snapshot = if self.store.is_some() {
             records(self, &st)
         } else {
@@ -457,8 +456,8 @@ impl Router {
 
     fn undo(&self, mac: MacAddr, u: Undo) {
         let mut st = self.lock();
-        for (ip, h) in u.hosts {
-            st.hosts.insert(ip, h);
+        for (_, (loc, origin)) in u.hosts {
+            st.bind(loc, origin);
         }
         match u.away {
             Some(a) => st.away.insert(mac, a),
@@ -545,8 +544,9 @@ impl Router {
             }
         }
         switches.retain(|s| !pending.contains(s));
-        self.announce(&ctl, p, dpid).await;
+        // Converged: the last barrier reply is in. The gratuitous ARPs follow.
         let elapsed_us = t0.elapsed().as_micros() as u64;
+        self.announce(&ctl, p, dpid).await;
         info!(
             host = %p.name,
             from = %format!("{}:{}", p.before.switch, p.before.port),
@@ -608,9 +608,10 @@ impl Router {
                 .info
                 .ports()
                 .iter()
-                .map(|p| p.port_no)
+                .map(|desc| desc.port_no)
                 .filter(|&n| n <= port::MAX && !self.fabric.is_link_port(&home.switch, n))
                 .filter(|&n| !(home.switch == vm.switch && n == vm.port))
+                .filter(|&n| !(home.switch == p.before.switch && n == p.before.port))
                 .filter(|&n| home.ports.as_ref().is_none_or(|ps| ps.contains(&n)))
                 .collect();
             if !ports.is_empty() {

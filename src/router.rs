@@ -30,6 +30,9 @@ const HOLD_FOR: Duration = Duration::from_secs(3);
 const REDIRECT_INTERVAL: Duration = Duration::from_millis(20);
 const REDIRECT_BURST: u32 = 10;
 const REDIRECT_QUIET: Duration = Duration::from_secs(20);
+/// How long ordinary frames of a VM at the port it left are taken for its last words there
+/// rather than a move back (announcements, RARP or gratuitous ARP, always count).
+pub(crate) const PREVIOUS_GRACE: Duration = Duration::from_secs(10);
 
 /// Where a binding came from: the topology file's are fixed; learned ones can be forgotten
 /// when their port goes away.
@@ -57,8 +60,11 @@ pub(crate) struct AwayState {
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
-    /// Every address's binding: where the host with that address is now.
+    /// Every address's binding: where the host with that address is now. Change it only
+    /// through [`State::bind`] and [`State::unbind`], which keep `macs` in step.
     pub(crate) hosts: HashMap<Ipv4Addr, (HostLoc, Origin)>,
+    /// The addresses of each MAC (the packet-in path looks hosts up by MAC).
+    macs: HashMap<ofp13::MacAddr, std::collections::BTreeSet<Ipv4Addr>>,
     /// VMs away from home, by MAC.
     pub(crate) away: HashMap<ofp13::MacAddr, AwayState>,
     pub(crate) pools: CareOfPools,
@@ -67,6 +73,10 @@ pub(crate) struct State {
     pub(crate) migrations_failed: u64,
     /// Bumped by every migration (the store writes only newer states).
     pub(crate) version: u64,
+    /// Where each VM was before its last migration, and when it left: until
+    /// [`PREVIOUS_GRACE`] has passed, ordinary frames from there do not move it back (an
+    /// orchestrator may call the API before the hypervisor switches over).
+    pub(crate) previous: HashMap<ofp13::MacAddr, ((String, u32), Instant)>,
     /// VMs whose migration is being installed (repeated announcements are ignored).
     pub(crate) migrating: HashSet<ofp13::MacAddr>,
     /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
@@ -76,29 +86,52 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Binds an address to a host (replacing any earlier binding of that address).
+    pub(crate) fn bind(&mut self, loc: HostLoc, origin: Origin) {
+        self.unbind(loc.ip);
+        self.macs.entry(loc.mac).or_default().insert(loc.ip);
+        self.hosts.insert(loc.ip, (loc, origin));
+    }
+
+    /// Forgets an address's binding.
+    pub(crate) fn unbind(&mut self, ip: Ipv4Addr) -> Option<(HostLoc, Origin)> {
+        let old = self.hosts.remove(&ip)?;
+        if let Some(set) = self.macs.get_mut(&old.0.mac) {
+            set.remove(&ip);
+            if set.is_empty() {
+                self.macs.remove(&old.0.mac);
+            }
+        }
+        Some(old)
+    }
+
+    /// Whether any address is bound to this MAC.
+    pub(crate) fn knows_mac(&self, mac: ofp13::MacAddr) -> bool {
+        self.macs.contains_key(&mac)
+    }
+
+    /// How many hosts (MACs) are known.
+    pub(crate) fn host_count(&self) -> usize {
+        self.macs.len()
+    }
+
     /// The VM with this MAC: its addresses (ascending), location and care-of addresses.
     pub(crate) fn vm(&self, mac: ofp13::MacAddr) -> Option<Vm> {
-        let mut ips: Vec<&HostLoc> = self
-            .hosts
-            .values()
-            .filter(|(h, _)| h.mac == mac)
-            .map(|(h, _)| h)
-            .collect();
-        ips.sort_by_key(|h| h.ip);
-        let first = ips.first()?;
+        let ips: Vec<Ipv4Addr> = self.macs.get(&mac)?.iter().copied().collect();
+        let (first, _) = self.hosts.get(ips.first()?)?;
         Some(Vm {
             mac,
-            ips: ips.iter().map(|h| h.ip).collect(),
             switch: first.switch.clone(),
             port: first.port,
+            ips,
             away: self.away.get(&mac).map(|a| a.away.clone()),
         })
     }
 
-    /// Every host as a VM.
+    /// Every host as a VM, by MAC.
     pub(crate) fn vms(&self) -> Vec<Vm> {
-        let macs: std::collections::BTreeSet<ofp13::MacAddr> =
-            self.hosts.values().map(|(h, _)| h.mac).collect();
+        let mut macs: Vec<ofp13::MacAddr> = self.macs.keys().copied().collect();
+        macs.sort();
         macs.into_iter().filter_map(|m| self.vm(m)).collect()
     }
 }
@@ -145,7 +178,7 @@ impl Router {
             ..State::default()
         };
         for h in fabric.configured_hosts() {
-            st.hosts.insert(h.ip, (h, Origin::Configured));
+            st.bind(h, Origin::Configured);
         }
         let names = fabric
             .topology
@@ -217,7 +250,7 @@ impl Router {
             st.migrations_done,
             st.migrations_failed,
             st.away.len(),
-            st.hosts.values().map(|(h, _)| h.mac).collect::<HashSet<_>>().len(),
+            st.host_count(),
         )
     }
 
@@ -286,7 +319,7 @@ impl Router {
             .iter()
             .map(|f| Body::FlowMod(f.add()))
             .collect();
-        st.hosts.insert(ip, (loc, Origin::Learned));
+        st.bind(loc, Origin::Learned);
         if let Some(held) = st.held.remove(&(name.to_string(), ip)) {
             for (in_port, data) in held.packets {
                 out.push(reinject(in_port, data));
@@ -566,11 +599,18 @@ impl Router {
         }
         {
             let st = self.lock();
-            let Some((h, _)) = st.hosts.values().find(|(h, _)| h.mac == eth.src) else {
+            let Some(vm) = st.vm(eth.src) else {
                 return;
             };
-            if (h.switch.as_str(), h.port) == (name, in_port) || st.migrating.contains(&eth.src) {
+            if (vm.switch.as_str(), vm.port) == (name, in_port) || st.migrating.contains(&eth.src) {
                 return;
+            }
+            if !announcement(eth) {
+                if let Some(((sw, port), left)) = st.previous.get(&eth.src) {
+                    if (sw.as_str(), *port) == (name, in_port) && left.elapsed() < PREVIOUS_GRACE {
+                        return;
+                    }
+                }
             }
         }
         let (Some(me), Some(rt)) = (
@@ -674,6 +714,19 @@ impl Router {
     }
 }
 
+/// Whether a frame is a hypervisor's announcement of a moved VM: QEMU's RARP or a broadcast
+/// gratuitous ARP (Xen). A host's unicast reply to a request for its own address is not.
+fn announcement(eth: &Ethernet<'_>) -> bool {
+    match eth.ethertype {
+        packet::ETH_RARP => true,
+        packet::ETH_ARP => {
+            eth.dst == ofp13::MacAddr::BROADCAST
+                && Arp::parse(eth.payload).is_some_and(|a| a.is_gratuitous())
+        }
+        _ => false,
+    }
+}
+
 /// Sends `frame` out of `port`.
 fn packet_out(port: u32, frame: Vec<u8>) -> Body {
     Body::PacketOut(PacketOut {
@@ -738,7 +791,7 @@ impl App for Router {
                     .map(|(ip, _)| *ip)
                     .collect();
                 gone.iter()
-                    .filter_map(|ip| st.hosts.remove(ip))
+                    .filter_map(|ip| st.unbind(*ip))
                     .map(|(h, _)| {
                         info!(switch = %name, ip = %h.ip, port = h.port, "host forgotten: its port went down");
                         // Both of the host's entries carry its cookie.

@@ -458,3 +458,38 @@ async fn three_tier_migrations_inside_and_across_blocks() {
     }
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_before_the_switchover_is_not_undone_by_the_vms_last_frames() {
+    let lab = Lab::start(&topo("paper-testbed.toml")).await.unwrap();
+    // The orchestrator calls first; the VM still runs at its old port for a while.
+    let to = PortRef {
+        switch: "r2".into(),
+        port: 3,
+    };
+    let rep = lab.router.migrate("vm", &to).await.unwrap();
+    assert_eq!(rep.to, "r2:3");
+    // Its ordinary traffic from the old port does not move it back ...
+    let _ = lab
+        .fabric
+        .ping("vm", Ipv4Addr::new(192, 168, 11, 2), Duration::from_secs(1))
+        .await;
+    assert!(lab
+        .fabric
+        .ping("d", Ipv4Addr::new(192, 168, 11, 1), Duration::from_secs(2))
+        .await
+        .is_some());
+    let vm = lab
+        .router
+        .host_states()
+        .into_iter()
+        .find(|h| h.ips[0] == VM)
+        .unwrap();
+    assert_eq!(vm.location, ("r2".to_string(), 3));
+    // ... and the real switchover (port moves, RARP) finds it already there: no migration.
+    let before = lab.router.metrics_text();
+    lab.migrate("vm", "r2", 3).await.unwrap();
+    assert_eq!(lab.router.metrics_text(), before);
+    passed(&lab, &lab.case(1, "C* -> E", "vm", "e").await);
+    lab.stop().await;
+}
