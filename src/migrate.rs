@@ -120,6 +120,10 @@ pub(crate) fn records(router: &Router, st: &State) -> crate::store::State {
                 },
                 care_of_subnet: a.care_of_subnet.clone(),
                 care_of: a.away.care_of.clone(),
+                cover: {
+                    let default = mobility::default_cover(&router.fabric, &vm.switch, &vm.ips);
+                    a.away.cover.difference(&default).cloned().collect()
+                },
             },
         );
     }
@@ -196,7 +200,17 @@ impl Router {
                 AwayState {
                     away: Away {
                         care_of: r.care_of.clone(),
-                        cover: mobility::default_cover(&self.fabric, &r.location.switch, &r.ips),
+                        cover: {
+                            let mut c =
+                                mobility::default_cover(&self.fabric, &r.location.switch, &r.ips);
+                            c.extend(
+                                r.cover
+                                    .iter()
+                                    .filter(|s| self.fabric.subnets_of(s).next().is_some())
+                                    .cloned(),
+                            );
+                            c
+                        },
                     },
                     home: (r.home.switch.clone(), r.home.port),
                     care_of_subnet: r.care_of_subnet.clone(),
@@ -422,6 +436,7 @@ impl Router {
             None => st.away.remove(&mac),
         };
         st.migrating.insert(mac);
+        st.cover_tried.retain(|(m, _), _| *m != mac);
         st.previous
             .insert(mac, ((before.switch.clone(), before.port), Instant::now()));
         let snapshot = if self.store.is_some() {
@@ -467,31 +482,87 @@ impl Router {
         st.migrating.remove(&mac);
     }
 
-    /// Sends the difference in three steps with a barrier per switch and step.
-    async fn install(
-        &self,
-        p: &Prepared,
-        to: &PortRef,
-        t0: Instant,
-    ) -> Result<MigrationReport, MigrateError> {
-        let ctl = self
-            .ctl
-            .get()
-            .and_then(std::sync::Weak::upgrade)
-            .ok_or(MigrateError::NotRunning)?;
-        let dpid = |name: &str| {
-            self.fabric
-                .topology
-                .switches
-                .iter()
-                .find(|s| s.name == name)
-                .map(|s| s.dpid.0)
+    /// Adds `switch` to the cover of the VM with this MAC: its hosts then reach the VM by
+    /// its care-of address directly instead of through the home switch (route optimisation,
+    /// started by the home agent's copy of their first packet). Installs that switch's
+    /// entries first (so that a source rewritten to M* toward it is always rewritten back),
+    /// then the foreign switch's. Returns the number of flow mods (0 when nothing to do).
+    pub async fn extend_cover(&self, mac: MacAddr, switch: &str) -> Result<usize, MigrateError> {
+        let (diff, snapshot, version) = {
+            let mut st = self.lock();
+            let Some(vm) = st.vm(mac) else {
+                return Ok(0);
+            };
+            if st.migrating.contains(&mac)
+                || self.fabric.subnets_of(switch).next().is_none()
+                || vm.away.as_ref().is_none_or(|a| a.cover.contains(switch))
+            {
+                return Ok(0);
+            }
+            let mut after = vm.clone();
+            if let Some(a) = after.away.as_mut() {
+                a.cover.insert(switch.to_string());
+            }
+            let diff = mobility::diff(
+                &mobility::by_switch(mobility::vm_flows(&self.fabric, &vm)),
+                &mobility::by_switch(mobility::vm_flows(&self.fabric, &after)),
+            );
+            if let (Some(a), Some(new)) = (st.away.get_mut(&mac), after.away) {
+                a.away = new;
+            }
+            st.migrating.insert(mac);
+            st.version += 1;
+            let snapshot = if self.store.is_some() {
+                records(self, &st)
+            } else {
+                Default::default()
+            };
+            (diff, snapshot, st.version)
         };
+        if let Some(d) = &self.store {
+            let mut written = d.written.lock().unwrap_or_else(|e| e.into_inner());
+            if version > *written {
+                if let Err(e) = d.store.save(&snapshot) {
+                    warn!(error = %e, "state not saved; the wider cover is installed anyway (it is only an optimisation)");
+                } else {
+                    *written = version;
+                }
+            }
+        }
+        let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
+            self.lock().migrating.remove(&mac);
+            return Err(MigrateError::NotRunning);
+        };
+        let (_, _, n) = self.send_in_order(&ctl, &diff, switch).await;
+        self.lock().migrating.remove(&mac);
+        info!(%mac, switch, flow_mods = n, "cover extended: the switch's hosts reach the VM directly");
+        Ok(n)
+    }
+
+    fn dpid(&self, name: &str) -> Option<u64> {
+        self.fabric
+            .topology
+            .switches
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.dpid.0)
+    }
+
+    /// Sends `diff` in three steps, a barrier per switch and step: everything for `first`;
+    /// then new and changed entries elsewhere; then deletions. Returns the switches that
+    /// acknowledged, those that did not (or are not connected), and the number of flow mods.
+    pub(crate) async fn send_in_order(
+        &self,
+        ctl: &crate::runtime::Controller,
+        diff: &BTreeMap<String, SwitchDiff>,
+        first: &str,
+    ) -> (Vec<String>, Vec<String>, usize) {
+        let dpid = |name: &str| self.dpid(name);
         let mut steps: Vec<Vec<(String, Vec<Body>)>> = vec![Vec::new(), Vec::new(), Vec::new()];
         let mut flow_mods = 0;
-        for (sw, d) in &p.diff {
+        for (sw, d) in diff {
             flow_mods += d.len();
-            if *sw == to.switch {
+            if *sw == first {
                 steps[0].push((
                     sw.clone(),
                     d.flow_mods().into_iter().map(Body::FlowMod).collect(),
@@ -544,6 +615,23 @@ impl Router {
             }
         }
         switches.retain(|s| !pending.contains(s));
+        (switches, pending, flow_mods)
+    }
+
+    /// Sends the difference in three steps with a barrier per switch and step.
+    async fn install(
+        &self,
+        p: &Prepared,
+        to: &PortRef,
+        t0: Instant,
+    ) -> Result<MigrationReport, MigrateError> {
+        let ctl = self
+            .ctl
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .ok_or(MigrateError::NotRunning)?;
+        let dpid = |name: &str| self.dpid(name);
+        let (switches, pending, flow_mods) = self.send_in_order(&ctl, &p.diff, &to.switch).await;
         // Converged: the last barrier reply is in. The gratuitous ARPs follow.
         let elapsed_us = t0.elapsed().as_micros() as u64;
         self.announce(&ctl, p, dpid).await;

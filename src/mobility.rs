@@ -268,7 +268,10 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                             priority,
                             cookie,
                             match_: Match::new(fields),
+                            // A copy to the controller: the sender's switch is not in
+                            // the cover yet, and is added (route optimisation).
                             instructions: apply(vec![
+                                Action::output(port::CONTROLLER),
                                 Action::DecNwTtl,
                                 set(Oxm::Ipv4Dst(co, None)),
                                 set(Oxm::EthSrc(GATEWAY_MAC, None)),
@@ -503,7 +506,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             agent.text(),
-            "cookie=0x53530004c0a80b03, table=4, priority=1032,ip,nw_dst=192.168.11.3 actions=dec_ttl,set_field:192.168.10.192->ip_dst,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1"
+            "cookie=0x53530004c0a80b03, table=4, priority=1032,ip,nw_dst=192.168.11.3 actions=CONTROLLER:65535,dec_ttl,set_field:192.168.10.192->ip_dst,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1"
         );
         // Its switching and source entries at home are deleted.
         assert_eq!(r3.deletes.len(), 2);

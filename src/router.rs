@@ -33,6 +33,8 @@ const REDIRECT_QUIET: Duration = Duration::from_secs(20);
 /// How long ordinary frames of a VM at the port it left are taken for its last words there
 /// rather than a move back (announcements, RARP or gratuitous ARP, always count).
 pub(crate) const PREVIOUS_GRACE: Duration = Duration::from_secs(10);
+/// How long before a switch that could not be added to a VM's cover is tried again.
+const COVER_RETRY: Duration = Duration::from_secs(5);
 
 /// Where a binding came from: the topology file's are fixed; learned ones can be forgotten
 /// when their port goes away.
@@ -77,6 +79,8 @@ pub(crate) struct State {
     /// [`PREVIOUS_GRACE`] has passed, ordinary frames from there do not move it back (an
     /// orchestrator may call the API before the hypervisor switches over).
     pub(crate) previous: HashMap<ofp13::MacAddr, ((String, u32), Instant)>,
+    /// When a switch was last added to a VM's cover (or tried).
+    pub(crate) cover_tried: HashMap<(ofp13::MacAddr, String), Instant>,
     /// VMs whose migration is being installed (repeated announcements are ignored).
     pub(crate) migrating: HashSet<ofp13::MacAddr>,
     /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
@@ -563,6 +567,10 @@ impl Router {
                 Some(ip) if pi.cookie & COOKIE_MASK_KIND == COOKIE_REDIRECT => {
                     self.redirect(name, in_port, &eth, &ip)
                 }
+                Some(ip) if pi.cookie & COOKIE_MASK_KIND == crate::plan::COOKIE_MOBILITY => {
+                    self.home_agent_copy(&ip);
+                    Vec::new()
+                }
                 Some(ip) => self.on_ipv4(name, ports, in_port, &eth, &ip, &pi.data),
                 None => Vec::new(),
             },
@@ -588,6 +596,49 @@ impl Router {
             .and_then(|vm| vm.ips.iter().position(|ip| *ip == dst))
             .and_then(|i| a.away.care_of.get(i).copied())
             .unwrap_or(dst)
+    }
+
+    /// A packet the home agent forwarded to a VM away from home: the switch it came from is
+    /// added to the VM's cover (once; a failed attempt is retried after a while).
+    fn home_agent_copy(&self, ip: &Ipv4<'_>) {
+        let (mac, from) = {
+            let mut st = self.lock();
+            let Some(mac) = st.hosts.get(&ip.dst).map(|(h, _)| h.mac) else {
+                return;
+            };
+            // The sender's switch: where it is if it is a known host, else its subnet's.
+            let from = st
+                .hosts
+                .get(&ip.src)
+                .map(|(h, _)| h.switch.clone())
+                .or_else(|| self.fabric.subnet_of(ip.src).map(|s| s.switch.clone()));
+            let Some(from) = from else { return };
+            if st.migrating.contains(&mac) {
+                return;
+            }
+            let now = Instant::now();
+            let key = (mac, from.clone());
+            if st
+                .cover_tried
+                .get(&key)
+                .is_some_and(|t| now.duration_since(*t) < COVER_RETRY)
+            {
+                return;
+            }
+            st.cover_tried.insert(key, now);
+            (mac, from)
+        };
+        let (Some(me), Some(rt)) = (
+            self.me.get().and_then(Weak::upgrade),
+            tokio::runtime::Handle::try_current().ok(),
+        ) else {
+            return;
+        };
+        rt.spawn(async move {
+            if let Err(e) = me.extend_cover(mac, &from).await {
+                debug!(%mac, switch = %from, error = %e, "cover not extended");
+            }
+        });
     }
 
     /// Starts a migration when `eth` comes from a known host's MAC on a host port of a switch

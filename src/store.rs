@@ -38,6 +38,9 @@ pub struct VmRecord {
     /// The foreign subnet the care-of addresses belong to.
     pub care_of_subnet: String,
     pub care_of: Vec<Ipv4Addr>,
+    /// Switches that rewrite for it beyond the default (correspondents' switches).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cover: Vec<String>,
 }
 
 /// Everything kept across restarts.
@@ -169,6 +172,7 @@ mod tests {
             },
             care_of_subnet: "foreign".into(),
             care_of: vec![Ipv4Addr::new(192, 168, 10, 192)],
+            cover: Vec::new(),
         }
     }
 

@@ -455,6 +455,24 @@ async fn three_tier_migrations_inside_and_across_blocks() {
             lab.hosts_that_saw(&co).is_empty(),
             "care-of seen with C at {target}"
         );
+        // Every access switch whose hosts talked to C now rewrites for it (the home agent's
+        // copies added them to its cover); switches without subnets carry nothing of C's.
+        let dnat = format!("ip,nw_dst={c_ip} actions=set_field:");
+        let r = &lab.router;
+        let covered = lab
+            .fabric
+            .wait_until(Duration::from_secs(5), |f| {
+                t.switches.iter().all(|s| {
+                    let has = f.dump_flows(&s.name).contains(&dnat);
+                    let talks = r.fabric.subnets_of(&s.name).next().is_some();
+                    has == talks
+                })
+            })
+            .await;
+        assert!(
+            covered,
+            "C at {target}: not every talking switch rewrites, or a switch without subnets does"
+        );
     }
     lab.stop().await;
 }
