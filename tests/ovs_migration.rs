@@ -297,8 +297,12 @@ fn tcp_stream_stays_open_and_outage_is_at_most_two_pings() {
         .iter()
         .map(|s| sorted(&f.dump_flows(s).unwrap()))
         .collect();
-    // A TCP stream E -> VM (server in the VM) and ping -i 0.01 from E and from D.
-    let stream = TcpStream::start(&f, "vm", "e", VM, 5001).unwrap();
+    // TCP streams to the VM from E, D and B (servers in the VM), and ping -i 0.01 from E
+    // and from D.
+    let streams: Vec<(&str, TcpStream)> = [("e", 5001), ("d", 5002), ("b", 5003)]
+        .into_iter()
+        .map(|(h, port)| (h, TcpStream::start(&f, "vm", h, VM, port).unwrap()))
+        .collect();
     let mut from_e = Pinger::start(&f, "e", VM).unwrap();
     let mut from_d = Pinger::start(&f, "d", VM).unwrap();
     from_e.wait_replies(20, Duration::from_secs(5)).unwrap();
@@ -310,10 +314,13 @@ fn tcp_stream_stays_open_and_outage_is_at_most_two_pings() {
     std::thread::sleep(Duration::from_millis(500));
     let e = from_e.stop().unwrap();
     let d = from_d.stop().unwrap();
-    let s = stream.stop().unwrap();
     println!("migration {took:?}, back {took_back:?}");
-    println!("ping e -> vm: {e:?}\nping d -> vm: {d:?}\ntcp e -> vm: {s:?}");
-    assert!(s.unbroken(), "{s:?}\ncontroller log:\n{}", ctl.log());
+    println!("ping e -> vm: {e:?}\nping d -> vm: {d:?}");
+    for (h, stream) in streams {
+        let s = stream.stop().unwrap();
+        println!("tcp {h} -> vm: {s:?}");
+        assert!(s.unbroken(), "{h}: {s:?}\ncontroller log:\n{}", ctl.log());
+    }
     for (who, p) in [("e", &e), ("d", &d)] {
         assert!(p.transmitted > 50, "{who}: {p:?}");
         assert!(
