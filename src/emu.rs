@@ -506,6 +506,17 @@ impl SwitchCore {
                     })
                     .collect()
             }
+            MultipartRequestBody::Aggregate(req) => {
+                let flows = self.tables.flow_stats(req);
+                vec![part(
+                    0,
+                    MultipartReplyBody::Aggregate(ofp13::AggregateStats {
+                        packet_count: flows.iter().map(|f| f.packet_count).sum(),
+                        byte_count: flows.iter().map(|f| f.byte_count).sum(),
+                        flow_count: u32::try_from(flows.len()).unwrap_or(u32::MAX),
+                    }),
+                )]
+            }
             MultipartRequestBody::Desc => vec![part(
                 0,
                 MultipartReplyBody::Desc(Box::new(Desc {

@@ -17,6 +17,7 @@ pub mod migrate;
 pub mod mobility;
 pub mod packet;
 pub mod plan;
+pub mod reconcile;
 pub mod router;
 pub mod runtime;
 pub mod server;

@@ -104,6 +104,10 @@ struct RunArgs {
     /// Directory for state that must survive a restart (created if missing).
     #[arg(long)]
     state: Option<PathBuf>,
+    /// Compare each switch's table with the plan every this many seconds and repair any
+    /// drift (0: only when a switch connects).
+    #[arg(long, default_value_t = 5.0)]
+    audit_interval: f64,
     /// Accept switches whose datapath id is not in the topology, as unmanaged.
     #[arg(long)]
     accept_unmanaged: bool,
@@ -263,6 +267,9 @@ impl RunArgs {
         if !(self.echo_interval.is_finite() && self.echo_interval > 0.0) {
             anyhow::bail!("--echo-interval must be a positive number of seconds");
         }
+        if !(self.audit_interval.is_finite() && self.audit_interval >= 0.0) {
+            anyhow::bail!("--audit-interval must be a number of seconds, 0 or more");
+        }
         if self.echo_misses == 0 {
             anyhow::bail!("--echo-misses must be at least 1");
         }
@@ -275,6 +282,8 @@ impl RunArgs {
             listen: self.listen,
             api: self.api,
             state: self.state,
+            audit: (self.audit_interval > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(self.audit_interval)),
             accept_unmanaged: self.accept_unmanaged,
             echo_interval: std::time::Duration::from_secs_f64(self.echo_interval),
             echo_misses: self.echo_misses,

@@ -2,8 +2,8 @@
 //! difference between the VM's flow entries before and after ([`crate::mobility`]) in an order
 //! that never black-holes traffic:
 //! 1. the switch the VM is now at (its delivery and rewrites), barrier;
-//! 2. new and changed entries everywhere else (ingress rewrites, the home agent), barriers;
-//! 3. entries that are no longer wanted, barriers;
+//! 2. every other switch in parallel (ingress rewrites, the home agent; on each switch new and
+//!    changed entries before the deletions), a barrier each;
 //!
 //! then gratuitous ARPs so that no cache waits to expire. A migration to where the VM already
 //! is does nothing (QEMU repeats its announcement about five times), and one VM migrates at
@@ -132,12 +132,9 @@ pub(crate) fn records(router: &Router, st: &State) -> crate::store::State {
 
 fn host_name(router: &Router, mac: MacAddr, vm: &Vm) -> String {
     router
-        .fabric
-        .topology
-        .hosts
-        .iter()
-        .find(|h| h.mac == mac)
-        .map(|h| h.name.clone())
+        .names_by_mac
+        .get(&mac)
+        .cloned()
         .or_else(|| vm.ips.first().map(|ip| ip.to_string()))
         .unwrap_or_else(|| mac.to_string())
 }
@@ -155,9 +152,12 @@ struct Prepared {
 
 /// How to put the state back if the move cannot be recorded.
 struct Undo {
-    hosts: Vec<(Ipv4Addr, (crate::plan::HostLoc, Origin))>,
+    /// Where the VM was.
+    from: (String, u32),
     away: Option<AwayState>,
-    pools: crate::careof::CareOfPools,
+    /// The subnet care-of addresses were taken from, and those given back (subnet, addresses).
+    taken: Option<String>,
+    released: Option<(String, Vec<Ipv4Addr>)>,
 }
 
 impl Router {
@@ -228,8 +228,8 @@ impl Router {
 
     /// Finds a host by name, address or MAC.
     pub fn find_host(&self, sel: &str) -> Option<MacAddr> {
-        if let Some(h) = self.fabric.topology.hosts.iter().find(|h| h.name == sel) {
-            return Some(h.mac);
+        if let Some(mac) = self.macs_by_name.get(sel) {
+            return Some(*mac);
         }
         let st = self.lock();
         if let Ok(ip) = sel.parse::<Ipv4Addr>() {
@@ -297,12 +297,7 @@ impl Router {
         to: &PortRef,
     ) -> Result<Result<Prepared, MigrationReport>, MigrateError> {
         let fabric = &self.fabric;
-        let Some(conf) = fabric
-            .topology
-            .switches
-            .iter()
-            .find(|s| s.name == to.switch)
-        else {
+        let Some(conf) = fabric.switch(&to.switch) else {
             return Err(MigrateError::BadTarget(format!(
                 "no switch named {:?}",
                 to.switch
@@ -337,14 +332,11 @@ impl Router {
         if st.migrating.contains(&mac) {
             return Err(MigrateError::InProgress(name));
         }
-        if let Some(other) = st
-            .hosts
-            .values()
-            .find(|(h, _)| h.switch == to.switch && h.port == to.port && h.mac != mac)
-        {
+        if let Some(other) = st.host_at(&to.switch, to.port).filter(|m| *m != mac) {
+            let ip = st.vm(other).and_then(|v| v.ips.first().copied());
             return Err(MigrateError::BadTarget(format!(
-                "{to} is where host {} ({}) is",
-                other.0.ip, other.0.mac
+                "{to} is where host {} ({other}) is",
+                ip.map_or_else(|| "?".to_string(), |ip| ip.to_string())
             )));
         }
         let from = format!("{}:{}", before.switch, before.port);
@@ -369,14 +361,12 @@ impl Router {
             .iter()
             .all(|ip| fabric.subnet_of(*ip).is_some_and(|s| s.switch == to.switch));
         let undo = Undo {
-            hosts: before
-                .ips
-                .iter()
-                .filter_map(|ip| st.hosts.get(ip).map(|h| (*ip, h.clone())))
-                .collect(),
+            from: (before.switch.clone(), before.port),
             away: st.away.get(&mac).cloned(),
-            pools: st.pools.clone(),
+            taken: None,
+            released: None,
         };
+        let mut undo = undo;
         let owner = mac.to_string();
         let old = st.away.get(&mac).cloned();
         let new_away = if at_home {
@@ -388,14 +378,16 @@ impl Router {
             let care_of = match keep {
                 Some(a) => a.away.care_of.clone(),
                 None => {
-                    let hosts = &st.hosts;
-                    let in_use = |a: Ipv4Addr| hosts.contains_key(&a);
-                    let mut pools = st.pools.clone();
-                    let got = pools.take(&target_subnet.name, &owner, before.ips.len(), in_use)?;
+                    // All or nothing: an exhausted pool fails here with nothing changed.
+                    let State { hosts, pools, .. } = &mut *st;
+                    let got = pools.take(&target_subnet.name, &owner, before.ips.len(), |a| {
+                        hosts.contains_key(&a)
+                    })?;
+                    undo.taken = Some(target_subnet.name.clone());
                     if let Some(a) = &old {
-                        pools.release(&a.care_of_subnet, &owner);
+                        let gone = st.pools.release(&a.care_of_subnet, &owner);
+                        undo.released = Some((a.care_of_subnet.clone(), gone));
                     }
-                    st.pools = pools;
                     got
                 }
             };
@@ -412,7 +404,8 @@ impl Router {
         };
         if new_away.is_none() {
             if let Some(a) = &old {
-                st.pools.release(&a.care_of_subnet, &owner);
+                let gone = st.pools.release(&a.care_of_subnet, &owner);
+                undo.released = Some((a.care_of_subnet.clone(), gone));
             }
         }
         let after = Vm {
@@ -425,12 +418,7 @@ impl Router {
             &mobility::by_switch(mobility::vm_flows(fabric, &before)),
             &mobility::by_switch(mobility::vm_flows(fabric, &after)),
         );
-        for ip in &before.ips {
-            if let Some((h, _)) = st.hosts.get_mut(ip) {
-                h.switch = to.switch.clone();
-                h.port = to.port;
-            }
-        }
+        st.relocate(mac, &to.switch, to.port);
         match new_away {
             Some(a) => st.away.insert(mac, a),
             None => st.away.remove(&mac),
@@ -471,14 +459,18 @@ impl Router {
 
     fn undo(&self, mac: MacAddr, u: Undo) {
         let mut st = self.lock();
-        for (_, (loc, origin)) in u.hosts {
-            st.bind(loc, origin);
-        }
+        st.relocate(mac, &u.from.0, u.from.1);
         match u.away {
             Some(a) => st.away.insert(mac, a),
             None => st.away.remove(&mac),
         };
-        st.pools = u.pools;
+        let owner = mac.to_string();
+        if let Some(subnet) = u.taken {
+            st.pools.release(&subnet, &owner);
+        }
+        if let Some((subnet, addrs)) = u.released {
+            st.pools.restore(&subnet, &owner, &addrs);
+        }
         st.migrating.remove(&mac);
     }
 
@@ -488,13 +480,24 @@ impl Router {
     /// entries first (so that a source rewritten to M* toward it is always rewritten back),
     /// then the foreign switch's. Returns the number of flow mods (0 when nothing to do).
     pub async fn extend_cover(&self, mac: MacAddr, switch: &str) -> Result<usize, MigrateError> {
+        // Another extension (or a migration) of this VM is being installed: wait for it, a
+        // little; a migration resets the cover anyway.
+        let mut waited = 0;
+        while self.is_migrating(mac) && waited < 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            waited += 1;
+        }
         let (diff, snapshot, version) = {
             let mut st = self.lock();
             let Some(vm) = st.vm(mac) else {
                 return Ok(0);
             };
-            if st.migrating.contains(&mac)
-                || self.fabric.subnets_of(switch).next().is_none()
+            if st.migrating.contains(&mac) {
+                // Still busy: the next copy tries again.
+                st.cover_tried.remove(&(mac, switch.to_string()));
+                return Ok(0);
+            }
+            if self.fabric.subnets_of(switch).next().is_none()
                 || vm.away.as_ref().is_none_or(|a| a.cover.contains(switch))
             {
                 return Ok(0);
@@ -548,9 +551,9 @@ impl Router {
             .map(|s| s.dpid.0)
     }
 
-    /// Sends `diff` in three steps, a barrier per switch and step: everything for `first`;
-    /// then new and changed entries elsewhere; then deletions. Returns the switches that
-    /// acknowledged, those that did not (or are not connected), and the number of flow mods.
+    /// Sends `diff` in two steps, a barrier per switch and step: everything for `first`; then
+    /// everything for the others, in parallel. Returns the switches that acknowledged, those
+    /// that did not (or are not connected), and the number of flow mods.
     pub(crate) async fn send_in_order(
         &self,
         ctl: &crate::runtime::Controller,
@@ -558,52 +561,48 @@ impl Router {
         first: &str,
     ) -> (Vec<String>, Vec<String>, usize) {
         let dpid = |name: &str| self.dpid(name);
-        let mut steps: Vec<Vec<(String, Vec<Body>)>> = vec![Vec::new(), Vec::new(), Vec::new()];
+        let mut steps: Vec<Vec<(String, Vec<Body>)>> = vec![Vec::new(), Vec::new()];
         let mut flow_mods = 0;
         for (sw, d) in diff {
             flow_mods += d.len();
-            if *sw == first {
-                steps[0].push((
-                    sw.clone(),
-                    d.flow_mods().into_iter().map(Body::FlowMod).collect(),
-                ));
-                continue;
-            }
-            if !d.adds.is_empty() {
-                steps[1].push((
-                    sw.clone(),
-                    d.adds.iter().map(|f| Body::FlowMod(f.add())).collect(),
-                ));
-            }
-            if !d.deletes.is_empty() {
-                steps[2].push((
-                    sw.clone(),
-                    d.deletes
-                        .iter()
-                        .map(|f| Body::FlowMod(mobility::delete_strict(f)))
-                        .collect(),
-                ));
-            }
+            // Within a switch, adds go before deletes (a switch applies its messages in
+            // order), so what replaces an entry is there before the entry goes.
+            let batch = d.flow_mods().into_iter().map(Body::FlowMod).collect();
+            steps[usize::from(*sw != first)].push((sw.clone(), batch));
         }
         let mut switches: Vec<String> = Vec::new();
         let mut pending: Vec<String> = Vec::new();
         for step in steps {
-            let mut set = tokio::task::JoinSet::new();
+            let mut ready = Vec::new();
             for (sw, batch) in step {
-                let handle = dpid(&sw).and_then(|d| ctl.registry.get(d));
-                let Some(h) = handle else {
-                    if !pending.contains(&sw) {
-                        pending.push(sw);
-                    }
-                    continue;
-                };
-                set.spawn(async move {
-                    let ok = h.send(batch).await.is_ok() && h.barrier().await.is_ok();
-                    (sw, ok)
-                });
+                match dpid(&sw).and_then(|d| ctl.registry.get(d)) {
+                    Some(h) => ready.push((sw, batch, h)),
+                    None if !pending.contains(&sw) => pending.push(sw),
+                    None => {}
+                }
             }
-            while let Some(r) = set.join_next().await {
-                let Ok((sw, ok)) = r else { continue };
+            let mut done = Vec::with_capacity(ready.len());
+            if ready.len() == 1 {
+                // One switch (the common case): no task to spawn.
+                for (sw, batch, h) in ready {
+                    let ok = h.send(batch).await.is_ok() && h.barrier().await.is_ok();
+                    done.push((sw, ok));
+                }
+            } else {
+                let mut set = tokio::task::JoinSet::new();
+                for (sw, batch, h) in ready {
+                    set.spawn(async move {
+                        let ok = h.send(batch).await.is_ok() && h.barrier().await.is_ok();
+                        (sw, ok)
+                    });
+                }
+                while let Some(r) = set.join_next().await {
+                    if let Ok(d) = r {
+                        done.push(d);
+                    }
+                }
+            }
+            for (sw, ok) in done {
                 if ok {
                     if !switches.contains(&sw) {
                         switches.push(sw);
@@ -618,7 +617,7 @@ impl Router {
         (switches, pending, flow_mods)
     }
 
-    /// Sends the difference in three steps with a barrier per switch and step.
+    /// Sends the difference in two steps with a barrier per switch and step.
     async fn install(
         &self,
         p: &Prepared,

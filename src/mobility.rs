@@ -30,7 +30,7 @@ use crate::plan::{
     apply, ip_dst, sort_flows, Fabric, Flow, HostLoc, COOKIE_MOBILITY, COOKIE_REDIRECT,
     GATEWAY_MAC, PRIO_PREFIX_BASE, TABLE_FROM_HOST, TABLE_ROUTE, TABLE_SOURCE, TABLE_TO_HOST,
 };
-use crate::topology::{Prefix, Tier};
+use crate::topology::Prefix;
 
 /// Table 1: destination rewrite M -> M* (above redirect copies of other traffic, below the
 /// same-switch switching entries at 500).
@@ -83,11 +83,7 @@ pub fn default_cover(fabric: &Fabric, at: &str, ips: &[Ipv4Addr]) -> BTreeSet<St
             c.insert(s.switch.clone());
         }
     }
-    for sw in &fabric.topology.switches {
-        if sw.tier != Tier::Access && fabric.subnets_of(&sw.name).next().is_some() {
-            c.insert(sw.name.clone());
-        }
-    }
+    c.extend(fabric.edges().iter().cloned());
     c
 }
 
@@ -385,7 +381,11 @@ pub fn diff(
 /// the order `plan` prints.
 pub fn switch_plan(fabric: &Fabric, switch: &str, vms: &[Vm]) -> Vec<Flow> {
     let mut flows = fabric.base_flows(switch);
-    for vm in vms {
+    // A VM at home has entries only where it is.
+    for vm in vms
+        .iter()
+        .filter(|v| v.away.is_some() || v.switch == switch)
+    {
         flows.extend(
             vm_flows(fabric, vm)
                 .into_iter()
@@ -525,7 +525,7 @@ mod tests {
         let target = t
             .switches
             .iter()
-            .rfind(|s| s.tier == Tier::Access && s.name != vm.switch)
+            .rfind(|s| s.tier == crate::topology::Tier::Access && s.name != vm.switch)
             .unwrap()
             .name
             .clone();

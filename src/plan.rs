@@ -123,6 +123,10 @@ pub struct Fabric {
     links: Vec<BTreeMap<u32, (usize, u32)>>,
     /// next_hop[a][b]: the port of a on a shortest path to b (None for a == b or unreachable).
     next_hop: Vec<Vec<Option<u32>>>,
+    /// For each switch, the indexes of the subnets it is the gateway of.
+    subnets: Vec<Vec<usize>>,
+    /// Switches that are not access switches but carry subnets (the fabric's edge).
+    edges: Vec<String>,
 }
 
 impl Fabric {
@@ -167,11 +171,26 @@ impl Fabric {
                     .map(|(&p, _)| p);
             }
         }
+        let mut subnets = vec![Vec::new(); n];
+        for (i, s) in topology.subnets.iter().enumerate() {
+            if let Some(&sw) = index.get(&s.switch) {
+                subnets[sw].push(i);
+            }
+        }
+        let edges = topology
+            .switches
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| s.tier != crate::topology::Tier::Access && !subnets[*i].is_empty())
+            .map(|(_, s)| s.name.clone())
+            .collect();
         Fabric {
             topology: topology.clone(),
             index,
             links,
             next_hop,
+            subnets,
+            edges,
         }
     }
 
@@ -196,12 +215,31 @@ impl Fabric {
         self.next_hop[a][b]
     }
 
-    /// The subnets a switch is the gateway of.
+    /// The subnets a switch is the gateway of (in file order).
     pub fn subnets_of<'a>(&'a self, switch: &'a str) -> impl Iterator<Item = &'a SubnetConf> + 'a {
-        self.topology
-            .subnets
-            .iter()
-            .filter(move |s| s.switch == switch)
+        self.index
+            .get(switch)
+            .and_then(|&i| self.subnets.get(i))
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.topology.subnets.get(i))
+    }
+
+    /// The edge: switches that are not access switches but are the gateway of a subnet
+    /// (the paper's R1 with the external network).
+    pub fn edges(&self) -> &[String] {
+        &self.edges
+    }
+
+    /// A switch's datapath id.
+    pub fn dpid_of(&self, switch: &str) -> Option<u64> {
+        self.switch(switch).map(|s| s.dpid.0)
+    }
+
+    /// A switch's entry in the topology.
+    pub fn switch(&self, name: &str) -> Option<&crate::topology::SwitchConf> {
+        let &i = self.index.get(name)?;
+        self.topology.switches.get(i)
     }
 
     /// The subnet an address belongs to.

@@ -33,6 +33,8 @@ const REDIRECT_QUIET: Duration = Duration::from_secs(20);
 /// How long ordinary frames of a VM at the port it left are taken for its last words there
 /// rather than a move back (announcements, RARP or gratuitous ARP, always count).
 pub(crate) const PREVIOUS_GRACE: Duration = Duration::from_secs(10);
+/// How often a connected switch's table is compared with the plan (ONOS polls every 5 s).
+pub const DEFAULT_AUDIT: Duration = Duration::from_secs(5);
 /// How long before a switch that could not be added to a VM's cover is tried again.
 const COVER_RETRY: Duration = Duration::from_secs(5);
 
@@ -67,6 +69,8 @@ pub(crate) struct State {
     pub(crate) hosts: HashMap<Ipv4Addr, (HostLoc, Origin)>,
     /// The addresses of each MAC (the packet-in path looks hosts up by MAC).
     macs: HashMap<ofp13::MacAddr, std::collections::BTreeSet<Ipv4Addr>>,
+    /// Which host is at each port of each switch.
+    at: HashMap<String, std::collections::BTreeMap<u32, ofp13::MacAddr>>,
     /// VMs away from home, by MAC.
     pub(crate) away: HashMap<ofp13::MacAddr, AwayState>,
     pub(crate) pools: CareOfPools,
@@ -94,7 +98,51 @@ impl State {
     pub(crate) fn bind(&mut self, loc: HostLoc, origin: Origin) {
         self.unbind(loc.ip);
         self.macs.entry(loc.mac).or_default().insert(loc.ip);
+        self.at
+            .entry(loc.switch.clone())
+            .or_default()
+            .insert(loc.port, loc.mac);
         self.hosts.insert(loc.ip, (loc, origin));
+    }
+
+    /// Moves every address of `mac` to (`switch`, `port`).
+    pub(crate) fn relocate(&mut self, mac: ofp13::MacAddr, switch: &str, port: u32) {
+        let Some(ips) = self.macs.get(&mac) else {
+            return;
+        };
+        for ip in ips {
+            if let Some((h, _)) = self.hosts.get_mut(ip) {
+                if let Some(ports) = self.at.get_mut(&h.switch) {
+                    if ports.get(&h.port) == Some(&mac) {
+                        ports.remove(&h.port);
+                    }
+                }
+                h.switch = switch.to_string();
+                h.port = port;
+            }
+        }
+        self.at
+            .entry(switch.to_string())
+            .or_default()
+            .insert(port, mac);
+    }
+
+    /// The host at (`switch`, `port`), if any.
+    pub(crate) fn host_at(&self, switch: &str, port: u32) -> Option<ofp13::MacAddr> {
+        self.at.get(switch)?.get(&port).copied()
+    }
+
+    /// The VMs whose entries may be on `switch`: those there, and every VM away from home.
+    pub(crate) fn vms_for(&self, switch: &str) -> Vec<Vm> {
+        let mut macs: Vec<ofp13::MacAddr> = self
+            .at
+            .get(switch)
+            .map(|p| p.values().copied().collect())
+            .unwrap_or_default();
+        macs.extend(self.away.keys().copied());
+        macs.sort();
+        macs.dedup();
+        macs.into_iter().filter_map(|m| self.vm(m)).collect()
     }
 
     /// Forgets an address's binding.
@@ -104,6 +152,11 @@ impl State {
             set.remove(&ip);
             if set.is_empty() {
                 self.macs.remove(&old.0.mac);
+                if let Some(ports) = self.at.get_mut(&old.0.switch) {
+                    if ports.get(&old.0.port) == Some(&old.0.mac) {
+                        ports.remove(&old.0.port);
+                    }
+                }
             }
         }
         Some(old)
@@ -173,6 +226,12 @@ pub struct Router {
     /// The controller, to reach other switches than the one an event came from.
     pub(crate) ctl: OnceLock<Weak<Controller>>,
     pub(crate) me: OnceLock<Weak<Router>>,
+    /// Configured hosts' names by MAC, and MACs by name.
+    pub(crate) names_by_mac: HashMap<ofp13::MacAddr, String>,
+    pub(crate) macs_by_name: HashMap<String, ofp13::MacAddr>,
+    /// How often each switch's table is compared with the plan after its first
+    /// reconciliation (None: only on connect).
+    pub(crate) audit: Option<Duration>,
 }
 
 impl Router {
@@ -190,14 +249,40 @@ impl Router {
             .iter()
             .map(|s| (s.dpid.0, s.name.clone()))
             .collect();
+        let names_by_mac = fabric
+            .topology
+            .hosts
+            .iter()
+            .map(|h| (h.mac, h.name.clone()))
+            .collect();
+        let macs_by_name = fabric
+            .topology
+            .hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.mac))
+            .collect();
         Router {
             fabric,
             names,
+            names_by_mac,
+            macs_by_name,
             state: Mutex::new(st),
             store: None,
             ctl: OnceLock::new(),
             me: OnceLock::new(),
+            audit: Some(DEFAULT_AUDIT),
         }
+    }
+
+    /// Sets the audit interval (None: reconcile only when a switch connects).
+    pub fn with_audit(mut self, every: Option<Duration>) -> Router {
+        self.audit = every;
+        self
+    }
+
+    /// Whether any migration is being installed now.
+    pub fn migrations_in_progress(&self) -> bool {
+        !self.lock().migrating.is_empty()
     }
 
     /// Lets the router reach every switch (migrations install on several) and start
@@ -260,7 +345,7 @@ impl Router {
 
     /// One switch's whole planned table given everything the router knows now.
     pub fn switch_plan(&self, switch: &str) -> Vec<crate::plan::Flow> {
-        let vms = self.lock().vms();
+        let vms = self.lock().vms_for(switch);
         mobility::switch_plan(&self.fabric, switch, &vms)
     }
 
@@ -809,6 +894,12 @@ impl App for Router {
             port_status_mask: [0b111, 0b111],
             flow_removed_mask: [0b1111, 0],
         })];
+        // With a runtime to run it in, the table is reconciled (read, then only the
+        // difference sent); otherwise (a router used on its own) the plan is sent whole.
+        if self.me.get().is_some() && tokio::runtime::Handle::try_current().is_ok() {
+            self.spawn_reconcile(sw.clone(), name.to_string(), self.audit);
+            return out;
+        }
         out.extend(
             self.switch_plan(name)
                 .into_iter()

@@ -27,6 +27,8 @@ pub struct Options {
     pub listen: Option<String>,
     pub api: Option<String>,
     pub state: Option<PathBuf>,
+    /// How often each switch's table is compared with the plan (None: only on connect).
+    pub audit: Option<Duration>,
     pub accept_unmanaged: bool,
     pub echo_interval: Duration,
     pub echo_misses: u32,
@@ -62,7 +64,7 @@ pub fn run(opts: Options) -> Result<()> {
     };
     // Read before anything listens: a state that cannot be read stops the start, so nothing
     // is ever sent that contradicts it.
-    let mut router = Router::new(Fabric::new(&topology));
+    let mut router = Router::new(Fabric::new(&topology)).with_audit(opts.audit);
     if let Some(dir) = &opts.state {
         let (store, state) = crate::store::Store::open(dir)
             .map_err(|e| anyhow::anyhow!("--state {}: {e}", dir.display()))?;

@@ -425,6 +425,7 @@ fn state_survives_a_controller_kill_and_nothing_changes() {
         .iter()
         .map(|s| sorted(&f.dump_flows(s).unwrap()))
         .collect();
+    let durations_before = durations(&f, "r2");
     // Killed: the switches keep forwarding (fail-mode secure) with the tables they have.
     let mut pinger = Pinger::start(&f, "e", VM).unwrap();
     pinger.wait_replies(10, Duration::from_secs(5)).unwrap();
@@ -451,6 +452,96 @@ fn state_survives_a_controller_kill_and_nothing_changes() {
         .map(|s| sorted(&f.dump_flows(s).unwrap()))
         .collect();
     assert_eq!(tables, after);
+    // Reconciled, not reinstalled: nothing was sent to any switch, and every entry is the
+    // same entry as before (its duration kept growing).
+    let log = ctl.log();
+    let reconciled: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("table reconciled"))
+        .collect();
+    assert_eq!(reconciled.len(), 3, "{log}");
+    for l in &reconciled {
+        assert!(
+            l.contains("added=0") && l.contains("modified=0") && l.contains("deleted=0"),
+            "{l}"
+        );
+    }
+    let durations_after = durations(&f, "r2");
+    assert_eq!(durations_before.len(), durations_after.len());
+    for (flow, d0) in &durations_before {
+        let d1 = durations_after[flow];
+        assert!(
+            d1 > *d0,
+            "{flow}: duration {d0} s before, {d1} s after the restart"
+        );
+    }
     pings(&f, &ctl, "vm", E);
     pings(&f, &ctl, "d", VM);
+}
+
+/// Each entry's duration (seconds), by its --no-stats text.
+fn durations(f: &OvsFabric, switch: &str) -> std::collections::BTreeMap<String, f64> {
+    let with = f
+        .ofctl("dump-flows", switch, &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    with.lines()
+        .filter_map(|l| {
+            let d: f64 = l
+                .split("duration=")
+                .nth(1)?
+                .split('s')
+                .next()?
+                .parse()
+                .ok()?;
+            // Drop the statistics to get the entry's identity.
+            let key: Vec<&str> = l
+                .trim()
+                .split(", ")
+                .filter(|p| {
+                    ![
+                        "duration=",
+                        "n_packets=",
+                        "n_bytes=",
+                        "idle_age=",
+                        "hard_age=",
+                    ]
+                    .iter()
+                    .any(|s| p.starts_with(s))
+                })
+                .collect();
+            Some((key.join(", "), d))
+        })
+        .collect()
+}
+
+#[test]
+fn a_table_changed_behind_the_controller_is_repaired() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("a_table_changed_behind_the_controller_is_repaired") {
+        return;
+    }
+    let (path, t) = testbed();
+    let (ctl, mut f) = ovs_fabric::start_routed_with(&t, &path, &["--audit-interval", "1"]);
+    migrate(&ctl, &mut f, "vm", "r2", 3);
+    let want = sorted(&f.dump_flows("r2").unwrap());
+    // An operator wipes one bridge and adds a flow of their own on another.
+    f.ofctl("del-flows", "r2", &[]).unwrap();
+    f.ofctl("add-flow", "r1", &["table=0,priority=5,udp,actions=drop"])
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let r2 = sorted(&f.dump_flows("r2").unwrap());
+        let r1 = f.dump_flows("r1").unwrap();
+        if r2 == want && !r1.contains("udp") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "not repaired:\n{r2}\n{r1}\ncontroller log:\n{}",
+            ctl.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("repaired in {:?}", t0.elapsed());
+    pings(&f, &ctl, "e", VM);
 }

@@ -1,0 +1,287 @@
+//! Reconciliation: a switch's live table is read (flow-stats multipart) and only the
+//! difference to the plan is sent: strict deletes of entries that should not be there, adds
+//! of missing ones, adds over entries whose cookie or actions differ (an `OFPFC_ADD` with the
+//! same match and priority replaces in place). Never a blanket delete, so a controller restart
+//! or a switch reconnect leaves a correct table untouched (counters and durations keep
+//! running). Done on every connect, and then every audit interval (as ONOS's flow-rule audit
+//! does) so that a table changed behind the controller's back (`ovs-ofctl del-flows`) is
+//! repaired: each round counts the switch's entries (one aggregate-stats request) and reads
+//! the whole table only when the count is off, or every 12th round (a modified entry keeps
+//! the count).
+//!
+//! An entry is identified by (table, priority, match with its fields in canonical order: a
+//! switch may report them in another order than they were sent) and is right when its cookie
+//! and instructions are the planned ones.
+
+use std::time::Duration;
+
+use ofp13::{
+    Body, FlowMod, FlowStats, FlowStatsRequest, MultipartReplyBody, MultipartRequest,
+    MultipartRequestBody,
+};
+use tracing::{debug, info, warn};
+
+use crate::plan::Flow;
+use crate::router::Router;
+use crate::runtime::SwitchHandle;
+
+/// What one reconciliation changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Entries already right.
+    pub kept: usize,
+    pub added: usize,
+    pub modified: usize,
+    pub deleted: usize,
+}
+
+impl Reconciled {
+    pub fn changed(&self) -> usize {
+        self.added + self.modified + self.deleted
+    }
+}
+
+/// A flow entry's identity in its table: table, priority, and the match with its fields in a
+/// canonical order (a switch may report them in another order than they were sent).
+type Key = (u8, u16, Vec<u8>);
+
+fn key(table: u8, priority: u16, m: &ofp13::Match) -> Key {
+    let mut fields: Vec<&ofp13::Oxm> = m.fields.iter().collect();
+    fields.sort_by_key(|f| f.header());
+    let mut bytes = Vec::with_capacity(48);
+    for f in fields {
+        f.emit(&mut bytes);
+    }
+    (table, priority, bytes)
+}
+
+/// The difference between a live table and a plan, as flow mods in the order they are sent:
+/// adds and modifications in plan order (the route table's miss entry last, as on a first
+/// install), then deletes. An entry is right when its cookie and instructions are the
+/// planned ones (compared as values, not as text: an audit of a large fabric reads hundreds
+/// of thousands of entries).
+pub fn difference(live: &[FlowStats], plan: &[Flow]) -> (Vec<FlowMod>, Reconciled) {
+    let live_by_key: std::collections::HashMap<Key, &FlowStats> = live
+        .iter()
+        .map(|f| (key(f.table_id, f.priority, &f.match_), f))
+        .collect();
+    let mut planned_keys = std::collections::HashSet::with_capacity(plan.len());
+    let mut out = Vec::new();
+    let mut r = Reconciled::default();
+    for f in plan {
+        let k = key(f.table_id, f.priority, &f.match_);
+        match live_by_key.get(&k) {
+            Some(l)
+                if l.cookie == f.cookie
+                    && l.instructions == f.instructions
+                    && l.flags == 0
+                    && l.idle_timeout == 0
+                    && l.hard_timeout == 0 =>
+            {
+                r.kept += 1
+            }
+            Some(_) => {
+                r.modified += 1;
+                out.push(f.add());
+            }
+            None => {
+                r.added += 1;
+                out.push(f.add());
+            }
+        }
+        planned_keys.insert(k);
+    }
+    let mut extra: Vec<(&Key, &&FlowStats)> = live_by_key
+        .iter()
+        .filter(|(k, _)| !planned_keys.contains(*k))
+        .collect();
+    extra.sort_by(|a, b| a.0.cmp(b.0));
+    for (_, f) in extra {
+        r.deleted += 1;
+        out.push(FlowMod {
+            command: ofp13::OFPFC_DELETE_STRICT,
+            table_id: f.table_id,
+            priority: f.priority,
+            match_: f.match_.clone(),
+            ..FlowMod::default()
+        });
+    }
+    (out, r)
+}
+
+/// How many flow entries the switch holds (one aggregate-stats request: a cheap first look
+/// before reading the whole table).
+pub async fn count_flows(h: &SwitchHandle) -> Result<u32, String> {
+    let req = Body::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Aggregate(
+        FlowStatsRequest::all(),
+    )));
+    let parts = h.request(req).await.map_err(|e| e.to_string())?;
+    for m in parts {
+        if let Body::MultipartReply(r) = m.body {
+            if let MultipartReplyBody::Aggregate(a) = r.body {
+                return Ok(a.flow_count);
+            }
+        }
+    }
+    Err("no aggregate stats in the reply".into())
+}
+
+/// A whole-table audit every this many rounds; the rounds between only count entries.
+const FULL_AUDIT_EVERY: u32 = 12;
+
+/// Reads every flow entry of the switch.
+pub async fn read_table(h: &SwitchHandle) -> Result<Vec<FlowStats>, String> {
+    let req = Body::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
+        FlowStatsRequest::all(),
+    )));
+    let parts = h.request(req).await.map_err(|e| e.to_string())?;
+    let mut flows = Vec::new();
+    for m in parts {
+        if let Body::MultipartReply(r) = m.body {
+            if let MultipartReplyBody::Flow(f) = r.body {
+                flows.extend(f);
+            }
+        }
+    }
+    Ok(flows)
+}
+
+impl Router {
+    /// Brings one switch's table to the plan: read, compare, send the difference, barrier.
+    pub async fn reconcile(&self, h: &SwitchHandle, name: &str) -> Result<Reconciled, String> {
+        let live = read_table(h).await?;
+        // The plan is taken after the table was read: anything the router added to its state
+        // before sending it to the switch is then in the plan too (at worst added twice).
+        let plan = self.switch_plan(name);
+        let (mods, r) = difference(&live, &plan);
+        if !mods.is_empty() {
+            h.send(mods.into_iter().map(Body::FlowMod).collect())
+                .await
+                .map_err(|e| e.to_string())?;
+            h.barrier().await.map_err(|e| e.to_string())?;
+        }
+        Ok(r)
+    }
+
+    /// Reconciles the switch now, then every `audit` (while it stays connected), skipping a
+    /// round while a migration is being installed (it sends its own entries in its order).
+    pub(crate) fn spawn_reconcile(&self, h: SwitchHandle, name: String, audit: Option<Duration>) {
+        let (Some(me), Ok(rt)) = (
+            self.me.get().and_then(std::sync::Weak::upgrade),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        rt.spawn(async move {
+            match me.reconcile(&h, &name).await {
+                Ok(r) => info!(
+                    switch = %name,
+                    kept = r.kept,
+                    added = r.added,
+                    modified = r.modified,
+                    deleted = r.deleted,
+                    "table reconciled"
+                ),
+                Err(e) => warn!(switch = %name, error = %e, "table not reconciled"),
+            }
+            let Some(every) = audit else { return };
+            let mut until_full = FULL_AUDIT_EVERY;
+            loop {
+                tokio::time::sleep(every).await;
+                if h.is_closed() {
+                    return;
+                }
+                if me.migrations_in_progress() {
+                    continue;
+                }
+                // Most rounds only count the entries (a deleted or added entry shows); every
+                // FULL_AUDIT_EVERY-th reads the table (a modified entry shows too).
+                until_full = until_full.saturating_sub(1);
+                if until_full > 0 {
+                    let want = me.switch_plan(&name).len();
+                    match count_flows(&h).await {
+                        Ok(n) if n as usize == want => continue,
+                        Ok(_) | Err(_) => {}
+                    }
+                }
+                until_full = FULL_AUDIT_EVERY;
+                match me.reconcile(&h, &name).await {
+                    Ok(r) if r.changed() > 0 => warn!(
+                        switch = %name,
+                        added = r.added,
+                        modified = r.modified,
+                        deleted = r.deleted,
+                        "audit: the table had drifted from the plan; repaired"
+                    ),
+                    Ok(_) => debug!(switch = %name, "audit: table as planned"),
+                    Err(e) => {
+                        if h.is_closed() {
+                            return;
+                        }
+                        warn!(switch = %name, error = %e, "audit failed");
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ofp13::{Instruction, Match, Oxm};
+
+    fn stats(f: &Flow) -> FlowStats {
+        FlowStats {
+            table_id: f.table_id,
+            duration_sec: 7,
+            duration_nsec: 0,
+            priority: f.priority,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            cookie: f.cookie,
+            packet_count: 3,
+            byte_count: 180,
+            match_: f.match_.clone(),
+            instructions: f.instructions.clone(),
+        }
+    }
+
+    #[test]
+    fn only_the_difference_is_sent() {
+        let fabric = crate::plan::paper_fabric();
+        let plan = fabric.switch_plan("r3", &fabric.configured_hosts());
+        let live: Vec<FlowStats> = plan.iter().map(stats).collect();
+        // The same table (counters and durations aside): nothing to send.
+        let (mods, r) = difference(&live, &plan);
+        assert!(mods.is_empty());
+        assert_eq!(r.kept, plan.len());
+        // Match fields reported in another order are the same entry.
+        let mut reordered = live.clone();
+        for f in &mut reordered {
+            f.match_.fields.reverse();
+        }
+        assert!(difference(&reordered, &plan).0.is_empty());
+        // One missing, one changed, one extra (not ours).
+        let mut drifted = live.clone();
+        drifted.remove(0);
+        drifted[3].instructions = vec![Instruction::GotoTable { table_id: 4 }];
+        drifted.push(FlowStats {
+            cookie: 0x1234,
+            match_: Match::new(vec![Oxm::InPort(9, None)]),
+            priority: 7,
+            ..stats(&plan[0])
+        });
+        let (mods, r) = difference(&drifted, &plan);
+        assert_eq!((r.added, r.modified, r.deleted), (1, 1, 1), "{r:?}");
+        assert_eq!(mods.len(), 3);
+        let del = mods.last().unwrap();
+        assert_eq!(
+            (del.command, del.priority, del.cookie),
+            (ofp13::OFPFC_DELETE_STRICT, 7, 0),
+            "strict delete of exactly the extra entry, never a blanket one"
+        );
+        assert!(mods[..2].iter().all(|m| m.command == ofp13::OFPFC_ADD));
+    }
+}
