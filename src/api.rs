@@ -182,6 +182,8 @@ fn error(status: StatusCode, msg: String) -> Response {
 pub struct FlowsQuery {
     /// `text` for ovs-ofctl dump-flows syntax; JSON otherwise.
     pub format: Option<String>,
+    /// With `format=text`: `false` leaves out durations and counters (as `--no-stats`).
+    pub stats: Option<bool>,
 }
 
 /// The live flow table, read from the switch with a flow-stats multipart request.
@@ -216,10 +218,11 @@ async fn get_flows(
     }
     match q.format.as_deref() {
         Some("text") => {
+            let stats = q.stats.unwrap_or(true);
             let mut text = String::new();
             for f in &flows {
                 text.push(' ');
-                text.push_str(&ofp13::text::flow_stats_line(f, true));
+                text.push_str(&ofp13::text::flow_stats_line(f, stats));
                 text.push('\n');
             }
             ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
@@ -230,6 +233,31 @@ async fn get_flows(
             format!("format={other:?}: use text or json"),
         ),
     }
+}
+
+/// The table the controller wants on a switch now (with every migration and learned host),
+/// in `ovs-ofctl dump-flows --no-stats` syntax and `plan`'s order: what `verify` compares
+/// the live table with.
+async fn get_plan(
+    State(st): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    if !st.ctl.topology.switches.iter().any(|s| s.name == name) {
+        return error(StatusCode::NOT_FOUND, format!("no switch named {name:?}"));
+    }
+    let Some(router) = &st.router else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no routing app runs in this controller".into(),
+        );
+    };
+    let mut text = String::new();
+    for f in router.switch_plan(&name) {
+        text.push(' ');
+        text.push_str(&f.text());
+        text.push('\n');
+    }
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
 /// Body of `POST /api/v1/migrations`.
@@ -301,6 +329,7 @@ pub fn routes(state: ApiState) -> axum::Router {
         .route("/api/v1/hosts", get(get_hosts))
         .route("/api/v1/flows/{switch}", get(get_flows))
         .route("/api/v1/migrations", axum::routing::post(post_migration))
+        .route("/api/v1/plan/{switch}", get(get_plan))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)
         .with_state(state)

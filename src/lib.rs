@@ -25,3 +25,4 @@ pub mod session;
 pub mod store;
 pub mod tls;
 pub mod topology;
+pub mod verify;

@@ -59,6 +59,15 @@ enum Command {
         #[arg(long, value_name = "HOST=SWITCH:PORT")]
         migrate: Vec<String>,
     },
+    /// Compare each live flow table with the controller's plan; exit 1 and a diff on drift.
+    Verify {
+        /// The controller's REST API.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        api: String,
+        /// Only this switch.
+        #[arg(long)]
+        switch: Option<String>,
+    },
     /// Migrate a host through a running controller's REST API (POST /api/v1/migrations).
     Migrate {
         /// The host: its name, one of its addresses, or its MAC.
@@ -213,6 +222,12 @@ fn run(cli: Cli) -> Result<()> {
                         }
                     }
                 }
+            }
+        }
+        Command::Verify { api, switch } => {
+            if !servswitch::verify::run(&api, switch.as_deref(), &mut out)? {
+                out.flush()?;
+                anyhow::bail!("tables differ from the plan");
             }
         }
         Command::Migrate { host, to, api } => {

@@ -40,6 +40,12 @@ pub const COOKIE_MOBILITY: u64 = 0x5353_0004_0000_0000;
 /// Copies to the controller that make it send ICMP redirects (+ the home address).
 pub const COOKIE_REDIRECT: u64 = 0x5353_0005_0000_0000;
 
+/// Whether an entry's cookie is servswitch's (kinds `0x5353_00xx`): reconciliation deletes
+/// only those; anyone else's entries are left alone (and shown by `verify`).
+pub fn is_ours(cookie: u64) -> bool {
+    cookie >> 40 == 0x53_5300
+}
+
 /// Priorities in the route table: longest prefix first, gateway addresses above all.
 pub(crate) const PRIO_GATEWAY: u16 = 2000;
 pub(crate) const PRIO_PREFIX_BASE: u16 = 1000;

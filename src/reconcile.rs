@@ -9,6 +9,10 @@
 //! the whole table only when the count is off, or every 12th round (a modified entry keeps
 //! the count).
 //!
+//! Only servswitch's own entries (cookies `0x5353_00xx...`, see `plan::is_ours`) are ever
+//! deleted; another application's or an operator's entries are left alone and counted
+//! (`servswitch verify` lists them).
+//!
 //! An entry is identified by (table, priority, match with its fields in canonical order: a
 //! switch may report them in another order than they were sent) and is right when its cookie
 //! and instructions are the planned ones.
@@ -33,6 +37,8 @@ pub struct Reconciled {
     pub added: usize,
     pub modified: usize,
     pub deleted: usize,
+    /// Entries that are not servswitch's (another cookie): left alone.
+    pub foreign: usize,
 }
 
 impl Reconciled {
@@ -97,6 +103,10 @@ pub fn difference(live: &[FlowStats], plan: &[Flow]) -> (Vec<FlowMod>, Reconcile
         .collect();
     extra.sort_by(|a, b| a.0.cmp(b.0));
     for (_, f) in extra {
+        if !crate::plan::is_ours(f.cookie) {
+            r.foreign += 1;
+            continue;
+        }
         r.deleted += 1;
         out.push(FlowMod {
             command: ofp13::OFPFC_DELETE_STRICT,
@@ -180,6 +190,7 @@ impl Router {
                     added = r.added,
                     modified = r.modified,
                     deleted = r.deleted,
+                    foreign = r.foreign,
                     "table reconciled"
                 ),
                 Err(e) => warn!(switch = %name, error = %e, "table not reconciled"),
@@ -268,19 +279,30 @@ mod tests {
         drifted.remove(0);
         drifted[3].instructions = vec![Instruction::GotoTable { table_id: 4 }];
         drifted.push(FlowStats {
-            cookie: 0x1234,
+            cookie: crate::plan::COOKIE_HOST | 0x0a00_0009,
             match_: Match::new(vec![Oxm::InPort(9, None)]),
             priority: 7,
             ..stats(&plan[0])
         });
+        // Someone else's entry is left alone.
+        drifted.push(FlowStats {
+            cookie: 0x1234,
+            match_: Match::new(vec![Oxm::InPort(8, None)]),
+            priority: 7,
+            ..stats(&plan[0])
+        });
         let (mods, r) = difference(&drifted, &plan);
-        assert_eq!((r.added, r.modified, r.deleted), (1, 1, 1), "{r:?}");
+        assert_eq!(
+            (r.added, r.modified, r.deleted, r.foreign),
+            (1, 1, 1, 1),
+            "{r:?}"
+        );
         assert_eq!(mods.len(), 3);
         let del = mods.last().unwrap();
         assert_eq!(
             (del.command, del.priority, del.cookie),
             (ofp13::OFPFC_DELETE_STRICT, 7, 0),
-            "strict delete of exactly the extra entry, never a blanket one"
+            "strict delete of exactly the extra entry of ours, never a blanket one"
         );
         assert!(mods[..2].iter().all(|m| m.command == ofp13::OFPFC_ADD));
     }

@@ -1,0 +1,92 @@
+//! `servswitch verify`: every live flow table compared with what the controller plans for it
+//! (`GET /api/v1/flows/{switch}?format=text&stats=false` against `GET /api/v1/plan/{switch}`),
+//! as sets of `ovs-ofctl dump-flows --no-stats` lines. Prints one line per switch and, on
+//! drift, the entries planned but missing (`-`) and present but not planned (`+`).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+
+use crate::client::request;
+
+fn get(api: &str, path: &str) -> Result<String> {
+    let (status, body) = request(api, "GET", path, None)?;
+    if status != 200 {
+        let msg = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or(body);
+        bail!("GET {path}: {status}: {msg}");
+    }
+    Ok(body)
+}
+
+fn lines(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Compares every switch (or one) and writes the report; Ok(true) when every table is as
+/// planned.
+pub fn run(api: &str, only: Option<&str>, out: &mut impl Write) -> Result<bool> {
+    let switches: serde_json::Value = serde_json::from_str(&get(api, "/api/v1/switches")?)
+        .context("GET /api/v1/switches: not JSON")?;
+    let all: Vec<(String, bool)> = switches
+        .as_array()
+        .context("GET /api/v1/switches: not a list")?
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.get("name")?.as_str()?.to_string(),
+                s.get("connected")?.as_bool()?,
+            ))
+        })
+        .collect();
+    let chosen: Vec<&(String, bool)> = match only {
+        Some(name) => {
+            let found: Vec<_> = all.iter().filter(|(n, _)| n == name).collect();
+            if found.is_empty() {
+                bail!("--switch {name:?}: the controller has no such switch");
+            }
+            found
+        }
+        None => all.iter().collect(),
+    };
+    let mut ok = true;
+    for (name, connected) in chosen {
+        if !connected {
+            writeln!(out, "{name}: not connected")?;
+            ok = false;
+            continue;
+        }
+        let plan = lines(&get(api, &format!("/api/v1/plan/{name}"))?);
+        let live = lines(&get(
+            api,
+            &format!("/api/v1/flows/{name}?format=text&stats=false"),
+        )?);
+        let missing: Vec<&String> = plan.difference(&live).collect();
+        let extra: Vec<&String> = live.difference(&plan).collect();
+        if missing.is_empty() && extra.is_empty() {
+            writeln!(out, "{name}: ok ({} entries)", plan.len())?;
+            continue;
+        }
+        ok = false;
+        writeln!(
+            out,
+            "{name}: DRIFT: {} planned entries missing, {} entries not planned",
+            missing.len(),
+            extra.len()
+        )?;
+        for l in missing {
+            writeln!(out, "  - {l}")?;
+        }
+        for l in extra {
+            writeln!(out, "  + {l}")?;
+        }
+    }
+    Ok(ok)
+}
