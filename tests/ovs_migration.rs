@@ -615,3 +615,122 @@ fn verify_reports_drift_with_a_diff() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("r9"), "{stderr}");
 }
+
+/// Waits until `servswitch verify` passes (every table as planned), or panics after `secs`.
+fn wait_verified(ctl: &ControllerProcess, secs: u64) -> Duration {
+    let api = format!("http://127.0.0.1:{}", ctl.api_port);
+    let t0 = Instant::now();
+    loop {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_servswitch"))
+            .args(["verify", "--api", &api])
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "tables never matched the plan:\n{}\ncontroller log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            ctl.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_switch_cut_off_during_a_migration_is_consistent_once_back() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("a_switch_cut_off_during_a_migration_is_consistent_once_back") {
+        return;
+    }
+    let (path, t) = testbed();
+    let (ctl, mut f) = ovs_fabric::start_routed_with(&t, &path, &["--audit-interval", "0"]);
+    // The edge switch r1 loses its controller; the VM moves meanwhile.
+    f.set_controller_port("r1", None).unwrap();
+    let t0 = Instant::now();
+    while all_connected(&ctl) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "r1 never went away");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let api = format!("http://127.0.0.1:{}", ctl.api_port);
+    let (status, body) = servswitch::client::request(
+        &api,
+        "POST",
+        "/api/v1/migrations",
+        Some(r#"{"host":"vm","to":"r2:3"}"#),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let rep: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(rep["pending"], serde_json::json!(["r1"]), "{body}");
+    f.migrate_host("vm", "r2", 3).unwrap();
+    // r1 still forwards with its old table (fail-mode secure) ...
+    assert!(!f.dump_flows("r1").unwrap().contains("192.168.10.192"));
+    // ... and once back, it is reconciled to the plan, and E reaches the VM.
+    f.set_controller_port("r1", Some(ctl.of_port)).unwrap();
+    let took = wait_verified(&ctl, 15);
+    println!("r1 consistent {took:?} after it was given its controller back");
+    pings(&f, &ctl, "e", VM);
+    pings(&f, &ctl, "vm", E);
+}
+
+#[test]
+fn the_state_survives_a_kill_at_any_point_of_a_migration() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("the_state_survives_a_kill_at_any_point_of_a_migration") {
+        return;
+    }
+    let (path, t) = testbed();
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap().to_string();
+    let (mut ctl, _f) = ovs_fabric::start_routed_with(&t, &path, &["--state", &dir]);
+    // Kill -9 at delays spread over a migration's life on OVS (about 0.5 ms), before,
+    // during and after the state write and the flow mods.
+    for (i, delay_us) in [0u64, 50, 100, 200, 300, 400, 600, 900, 1500, 3000]
+        .into_iter()
+        .enumerate()
+    {
+        let to = if i % 2 == 0 { "r2:3" } else { "r3:3" };
+        let api = format!("http://127.0.0.1:{}", ctl.api_port);
+        let body = format!(r#"{{"host":"vm","to":"{to}"}}"#);
+        let post = std::thread::spawn(move || {
+            servswitch::client::request(&api, "POST", "/api/v1/migrations", Some(&body))
+        });
+        std::thread::sleep(Duration::from_micros(delay_us));
+        ctl.kill9();
+        let _ = post.join();
+        // The state file is whole (old or new), and a restarted controller brings every
+        // table to what that state plans.
+        let saved =
+            std::fs::read_to_string(state.path().join("servswitch-state.json")).unwrap_or_default();
+        if !saved.is_empty() {
+            serde_json::from_str::<serde_json::Value>(&saved).unwrap_or_else(|e| {
+                panic!("state file torn after a kill at {delay_us} us: {e}\n{saved}")
+            });
+        }
+        ctl = ctl.restart(&path, &["--state", &dir]);
+        let t0 = Instant::now();
+        while !all_connected(&ctl) {
+            assert!(t0.elapsed() < Duration::from_secs(20), "{}", ctl.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        wait_verified(&ctl, 15);
+        // Where the controller thinks the VM is agrees with its care-of addresses.
+        let (_, hosts) = ctl.api_get("/api/v1/hosts").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&hosts).unwrap();
+        let vm = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["name"] == "vm")
+            .unwrap()
+            .clone();
+        let away = vm["location"]["switch"] != "r3";
+        assert_eq!(
+            away,
+            !vm["care_of"].as_array().unwrap().is_empty(),
+            "kill at {delay_us} us: {vm}"
+        );
+    }
+}

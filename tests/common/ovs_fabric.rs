@@ -704,6 +704,13 @@ impl OvsFabric {
         )
     }
 
+    /// Points the switch's controller connection at a closed port (`None`) or back at the
+    /// fabric's controller (`Some(port)`): cutting one switch off and bringing it back.
+    pub fn set_controller_port(&self, switch: &str, port: Option<u16>) -> Result<(), String> {
+        let target = format!("target=\"tcp:127.0.0.1:{}\"", port.unwrap_or(1));
+        vsctl(&["set", "controller", self.bridge_or_name(switch), &target]).map(|_| ())
+    }
+
     /// Whether the switch's bridge is connected to its controller now.
     pub fn is_connected(&self, switch: &str) -> bool {
         vsctl(&[
