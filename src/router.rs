@@ -30,6 +30,8 @@ const HOLD_FOR: Duration = Duration::from_secs(3);
 const REDIRECT_INTERVAL: Duration = Duration::from_millis(20);
 const REDIRECT_BURST: u32 = 10;
 const REDIRECT_QUIET: Duration = Duration::from_secs(20);
+/// Above this many remembered (sender, destination) pairs, quiet ones are forgotten.
+const REDIRECT_PAIRS: usize = 4096;
 /// How long ordinary frames of a VM at the port it left are taken for its last words there
 /// rather than a move back (announcements, RARP or gratuitous ARP, always count).
 pub(crate) const PREVIOUS_GRACE: Duration = Duration::from_secs(10);
@@ -784,6 +786,11 @@ impl Router {
         {
             let mut st = self.lock();
             let now = Instant::now();
+            if st.redirects.len() >= REDIRECT_PAIRS {
+                // Forget pairs that have been quiet long enough to start afresh anyway.
+                st.redirects
+                    .retain(|_, (last, _)| now.duration_since(*last) < REDIRECT_QUIET);
+            }
             let e = st.redirects.entry((ip.src, ip.dst)).or_insert((now, 0));
             if e.1 > 0 {
                 let since = now.duration_since(e.0);
