@@ -1,0 +1,1094 @@
+//! `ofload`: a cbench-like load generator for OpenFlow 1.3 controllers.
+//!
+//! N emulated switches connect to a controller over real TCP and complete a real handshake
+//! (HELLO, FEATURES_REPLY with the topology's datapath id, PORT_DESC, BARRIER), answer what
+//! the controller sends afterwards (ECHO, BARRIER, ROLE, GET_CONFIG, GET_ASYNC, flow-stats
+//! with an empty table, aggregate stats with flow_count 0, DESC; FLOW_MODs are accepted,
+//! counted and otherwise ignored), and send PACKET_INs of one workload. Every response is
+//! checked (type, output port, addresses); wrong ones are counted apart. See docs/loadgen.md.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::{Bytes, BytesMut};
+use clap::{Parser, ValueEnum};
+use ofp13::{
+    Action, AggregateStats, Body, Desc, ErrorMsg, FlowMod, Instruction, MacAddr, Match, Message,
+    MultipartReply, MultipartReplyBody, MultipartRequestBody, Oxm, PacketIn, PacketOut, Port,
+    SwitchConfig, SwitchFeatures, MAX_MESSAGE_LEN, NO_BUFFER,
+};
+use servswitch::packet::{self, Arp, Ethernet};
+use servswitch::plan::GATEWAY_MAC;
+use servswitch::topology::Topology;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long servswitch holds packets for an unresolved address (router.rs `HOLD_FOR`, 3 s)
+/// plus a margin: an address is asked for again only after this long.
+const UNRESOLVED_REUSE: Duration = Duration::from_millis(3200);
+/// Latency histogram: 1 µs buckets below this many µs, then 1 ms buckets up to 60 s.
+const HIST_US: usize = 1 << 16;
+const HIST_LEN: usize = HIST_US + 60_000;
+
+fn bucket(us: u64) -> usize {
+    if (us as usize) < HIST_US {
+        us as usize
+    } else {
+        HIST_US + ((us / 1000) as usize).min(HIST_LEN - HIST_US - 1)
+    }
+}
+
+fn bucket_us(i: usize) -> u64 {
+    if i < HIST_US {
+        i as u64
+    } else {
+        (i - HIST_US) as u64 * 1000
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    /// ARP request for the gateway -> PACKET_OUT with the ARP reply (gateway MAC) to the port.
+    Arp,
+    /// IPv4 to an unknown address of the subnet -> PACKET_OUT with the gateway's ARP request
+    /// out of every host port.
+    Unresolved,
+    /// First packet of a new host to a host of another rack -> its 3 host FLOW_MODs.
+    Newflow,
+    /// RARP of a known VM at a new port (foreign rack, then home again) -> FLOW_MODs for the
+    /// VM at that port, then a BARRIER_REQUEST, on the switch that sent the RARP.
+    Migration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// `--window` requests in flight per switch.
+    Throughput,
+    /// One request in flight per switch.
+    Latency,
+}
+
+/// A cbench-like OpenFlow 1.3 load generator that checks every response.
+#[derive(Parser, Debug)]
+#[command(name = "ofload", version)]
+struct Args {
+    /// The controller's OpenFlow address.
+    #[arg(long, default_value = "127.0.0.1:6653")]
+    controller: String,
+    /// The topology file (the controller's TOML): datapath ids, subnets, gateways, hosts.
+    #[arg(long)]
+    topology: PathBuf,
+    /// How many switches send load: the first N switches (by dpid) owning a subnet and hosts.
+    #[arg(long, default_value_t = 16)]
+    switches: usize,
+    #[arg(long, value_enum, default_value_t = Workload::Arp)]
+    workload: Workload,
+    #[arg(long, value_enum, default_value_t = Mode::Throughput)]
+    mode: Mode,
+    /// Requests in flight per switch in throughput mode.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Seconds of load before measuring starts (after every switch is up).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Worker threads of the generator (1: a single-threaded runtime).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// A request unanswered this long is counted as timed out and its slot freed.
+    #[arg(long, default_value_t = 1000)]
+    timeout_ms: u64,
+    /// Also connect every other switch of the topology (idle: they only answer). Always on
+    /// for `migration`, whose flow mods go to other switches too.
+    #[arg(long)]
+    all_switches: bool,
+    /// Free host ports added to each switch after its highest configured port (for new
+    /// hosts and migrated VMs); 0: as many as the largest rack has hosts (at least 4).
+    #[arg(long, default_value_t = 0)]
+    spare_ports: u32,
+}
+
+/// A configured host at a loaded switch.
+#[derive(Debug, Clone)]
+struct Host {
+    mac: MacAddr,
+    ip: Ipv4Addr,
+    port: u32,
+    gateway: Ipv4Addr,
+}
+
+/// A VM of the migration workload: home and foreign place.
+#[derive(Debug, Clone)]
+struct Vm {
+    mac: MacAddr,
+    ips: Vec<Ipv4Addr>,
+    home: (usize, u32),
+    foreign: (usize, u32),
+}
+
+const HOME_IDLE: u8 = 0;
+const MOVING_AWAY: u8 = 1;
+const AWAY_IDLE: u8 = 2;
+const MOVING_HOME: u8 = 3;
+
+/// One emulated switch as the topology describes it.
+#[derive(Debug, Clone)]
+struct SwInfo {
+    idx: usize,
+    name: String,
+    dpid: u64,
+    nports: u32,
+    /// Ports that are not links: where the controller floods an ARP request.
+    host_ports: Vec<u32>,
+    hosts: Vec<Host>,
+    /// (prefix address, mask, gateway) of the switch's first subnet.
+    subnet: Option<(u32, u32, Ipv4Addr)>,
+    spare_first: u32,
+    loaded: bool,
+}
+
+struct Ctx {
+    addr: SocketAddr,
+    workload: Workload,
+    window: usize,
+    timeout: Duration,
+    measuring: AtomicBool,
+    stop: AtomicBool,
+    up: AtomicUsize,
+    switches: Vec<SwInfo>,
+    vms: Vec<Vm>,
+    vm_state: Vec<AtomicU8>,
+    /// A host of another rack, per loaded switch (newflow's destination).
+    far_host: HashMap<usize, Ipv4Addr>,
+    /// Per switch: wakes its task when a VM it may move next became free (migration).
+    wake: Vec<tokio::sync::Notify>,
+}
+
+impl Ctx {
+    /// Sets VM `k`'s state and wakes both switches that may move it next.
+    fn vm_done(&self, k: usize, state: u8) {
+        if let (Some(s), Some(vm)) = (self.vm_state.get(k), self.vms.get(k)) {
+            s.store(state, Relaxed);
+            for i in [vm.home.0, vm.foreign.0] {
+                if let Some(w) = self.wake.get(i) {
+                    w.notify_one();
+                }
+            }
+        }
+    }
+}
+
+/// Counters of one switch; merged at the end.
+#[derive(Default)]
+struct Stats {
+    sent: u64,
+    ok: u64,
+    wrong: u64,
+    timeouts: u64,
+    flow_mods: u64,
+    barriers: u64,
+    stats_requests: u64,
+    other: u64,
+    hist: Vec<u64>,
+    max_us: u64,
+    /// When the last checked response of the measured period arrived.
+    last_ok: Option<Instant>,
+    first_wrong: Option<String>,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            hist: vec![0; HIST_LEN],
+            ..Stats::default()
+        }
+    }
+    fn merge(&mut self, o: &Stats) {
+        self.sent += o.sent;
+        self.ok += o.ok;
+        self.wrong += o.wrong;
+        self.timeouts += o.timeouts;
+        self.flow_mods += o.flow_mods;
+        self.barriers += o.barriers;
+        self.stats_requests += o.stats_requests;
+        self.other += o.other;
+        for (a, b) in self.hist.iter_mut().zip(&o.hist) {
+            *a += b;
+        }
+        self.max_us = self.max_us.max(o.max_us);
+        self.last_ok = self.last_ok.max(o.last_ok);
+        if self.first_wrong.is_none() {
+            self.first_wrong.clone_from(&o.first_wrong);
+        }
+    }
+    fn percentile(&self, p: f64) -> u64 {
+        let total: u64 = self.hist.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let want = ((total as f64) * p).ceil().max(1.0) as u64;
+        let mut acc = 0;
+        for (i, n) in self.hist.iter().enumerate() {
+            acc += n;
+            if acc >= want {
+                return bucket_us(i);
+            }
+        }
+        self.max_us
+    }
+}
+
+fn ip_u32(ip: Ipv4Addr) -> u32 {
+    u32::from(ip)
+}
+
+fn load_switches(topo: &Topology, n: usize, spare: u32) -> Result<Vec<SwInfo>> {
+    let mut maxport: HashMap<&str, u32> = HashMap::new();
+    let mut links: HashMap<&str, HashSet<u32>> = HashMap::new();
+    for l in &topo.links {
+        for e in [&l.a, &l.b] {
+            let m = maxport.entry(e.switch.as_str()).or_default();
+            *m = (*m).max(e.port);
+            links.entry(e.switch.as_str()).or_default().insert(e.port);
+        }
+    }
+    for h in &topo.hosts {
+        let m = maxport.entry(h.at.switch.as_str()).or_default();
+        *m = (*m).max(h.at.port);
+    }
+    let largest_rack = topo
+        .switches
+        .iter()
+        .map(|s| topo.hosts.iter().filter(|h| h.at.switch == s.name).count())
+        .max()
+        .unwrap_or(0) as u32;
+    let spare = if spare == 0 {
+        largest_rack.max(4)
+    } else {
+        spare
+    };
+    let mut sws: Vec<_> = topo.switches.iter().collect();
+    sws.sort_by_key(|s| s.dpid.0);
+    let mut out = Vec::new();
+    let mut loaded = 0;
+    for s in sws {
+        let name = s.name.as_str();
+        let sub = topo.subnets.iter().find(|x| x.switch == name);
+        let mut hosts = Vec::new();
+        for h in topo.hosts.iter().filter(|h| h.at.switch == name) {
+            for ip in h.addresses() {
+                if let Some(sn) = topo
+                    .subnets
+                    .iter()
+                    .find(|x| x.switch == name && x.prefix.contains(ip))
+                {
+                    hosts.push(Host {
+                        mac: h.mac,
+                        ip,
+                        port: h.at.port,
+                        gateway: sn.gateway,
+                    });
+                }
+            }
+        }
+        let max = maxport.get(name).copied().unwrap_or(0);
+        let nports = max + spare;
+        let lp = links.get(name).cloned().unwrap_or_default();
+        let is_loaded = loaded < n && sub.is_some() && !hosts.is_empty();
+        if is_loaded {
+            loaded += 1;
+        }
+        out.push(SwInfo {
+            idx: out.len(),
+            name: name.to_string(),
+            dpid: s.dpid.0,
+            nports,
+            host_ports: (1..=nports).filter(|p| !lp.contains(p)).collect(),
+            hosts,
+            subnet: sub.map(|x| (ip_u32(x.prefix.addr), x.prefix.mask(), x.gateway)),
+            spare_first: max + 1,
+            loaded: is_loaded,
+        });
+    }
+    if loaded < n {
+        bail!("the topology has only {loaded} switches with a subnet and hosts; --switches {n} asked for more");
+    }
+    Ok(out)
+}
+
+fn packet_in(in_port: u32, frame: Vec<u8>) -> Vec<u8> {
+    Message::new(
+        0,
+        Body::PacketIn(PacketIn {
+            buffer_id: NO_BUFFER,
+            total_len: frame.len() as u16,
+            reason: ofp13::OFPR_NO_MATCH,
+            table_id: 0,
+            cookie: 0,
+            match_: Match::new(vec![Oxm::InPort(in_port, None)]),
+            data: Bytes::from(frame),
+        }),
+    )
+    .to_bytes()
+}
+
+/// Free addresses of a switch's subnet: not the network, broadcast, gateway or a configured
+/// host.
+fn free_addresses(sw: &SwInfo, topo_ips: &HashSet<Ipv4Addr>) -> Vec<Ipv4Addr> {
+    let Some((net, mask, gw)) = sw.subnet else {
+        return Vec::new();
+    };
+    let size = (!mask).saturating_add(1);
+    (1..size.saturating_sub(1))
+        .map(|i| Ipv4Addr::from(net + i))
+        .filter(|ip| *ip != gw && !topo_ips.contains(ip))
+        .collect()
+}
+
+/// What a switch sends; keys identify requests in flight.
+enum Gen {
+    Idle,
+    Arp {
+        pins: Vec<Vec<u8>>,
+        by_ip: HashMap<Ipv4Addr, usize>,
+        next: usize,
+    },
+    Unresolved {
+        pool: Vec<Ipv4Addr>,
+        by_ip: HashMap<Ipv4Addr, usize>,
+        last: Vec<Option<Instant>>,
+        next: usize,
+    },
+    Newflow {
+        pool: Vec<Ipv4Addr>,
+        by_ip: HashMap<Ipv4Addr, usize>,
+        by_mac: HashMap<MacAddr, usize>,
+        seen: HashMap<usize, u32>,
+        next: usize,
+    },
+    Migration {
+        /// (vm index, this switch is its home)
+        cands: Vec<(usize, bool)>,
+        by_mac: HashMap<MacAddr, usize>,
+        by_ip: HashMap<Ipv4Addr, usize>,
+        /// VMs whose flow mods for the new port arrived (waiting for the barrier).
+        seen: HashSet<usize>,
+        next: usize,
+    },
+}
+
+fn new_host_mac(dpid: u64, i: usize) -> MacAddr {
+    let d = dpid.to_be_bytes();
+    let i = (i as u32).to_be_bytes();
+    MacAddr([0x0e, d[6], d[7], i[1], i[2], i[3]])
+}
+
+fn make_gen(ctx: &Ctx, sw: &SwInfo, topo_ips: &HashSet<Ipv4Addr>) -> Gen {
+    if !sw.loaded {
+        return Gen::Idle;
+    }
+    match ctx.workload {
+        Workload::Arp => Gen::Arp {
+            pins: sw
+                .hosts
+                .iter()
+                .map(|h| {
+                    let f = Arp {
+                        op: packet::ARP_REQUEST,
+                        sha: h.mac,
+                        spa: h.ip,
+                        tha: MacAddr::ZERO,
+                        tpa: h.gateway,
+                    }
+                    .frame(MacAddr::BROADCAST, h.mac, packet::ETH_ARP);
+                    packet_in(h.port, f)
+                })
+                .collect(),
+            by_ip: sw
+                .hosts
+                .iter()
+                .enumerate()
+                .map(|(i, h)| (h.ip, i))
+                .collect(),
+            next: 0,
+        },
+        Workload::Unresolved => {
+            let pool = free_addresses(sw, topo_ips);
+            Gen::Unresolved {
+                by_ip: pool.iter().enumerate().map(|(i, ip)| (*ip, i)).collect(),
+                last: vec![None; pool.len()],
+                pool,
+                next: 0,
+            }
+        }
+        Workload::Newflow => {
+            let pool = free_addresses(sw, topo_ips);
+            Gen::Newflow {
+                by_ip: pool.iter().enumerate().map(|(i, ip)| (*ip, i)).collect(),
+                by_mac: (0..pool.len())
+                    .map(|i| (new_host_mac(sw.dpid, i), i))
+                    .collect(),
+                pool,
+                seen: HashMap::new(),
+                next: 0,
+            }
+        }
+        Workload::Migration => {
+            let mut cands = Vec::new();
+            let mut by_mac = HashMap::new();
+            let mut by_ip = HashMap::new();
+            for (i, vm) in ctx.vms.iter().enumerate() {
+                let home = vm.home.0 == sw.idx;
+                if home || vm.foreign.0 == sw.idx {
+                    cands.push((i, home));
+                    by_mac.insert(vm.mac, i);
+                    for ip in &vm.ips {
+                        by_ip.insert(*ip, i);
+                    }
+                }
+            }
+            Gen::Migration {
+                cands,
+                by_mac,
+                by_ip,
+                seen: HashSet::new(),
+                next: 0,
+            }
+        }
+    }
+}
+
+impl Gen {
+    /// The next request: (key, packet-in bytes), or None when none can be sent now.
+    fn next(&mut self, ctx: &Ctx, sw: &SwInfo, now: Instant) -> Option<(usize, Vec<u8>)> {
+        match self {
+            Gen::Idle => None,
+            Gen::Arp { pins, next, .. } => {
+                let k = *next % pins.len();
+                *next = next.wrapping_add(1);
+                Some((k, pins.get(k)?.clone()))
+            }
+            Gen::Unresolved {
+                pool, last, next, ..
+            } => {
+                if pool.is_empty() {
+                    return None;
+                }
+                let k = *next % pool.len();
+                let slot = last.get_mut(k)?;
+                if slot.is_some_and(|t| now.duration_since(t) < UNRESOLVED_REUSE) {
+                    return None;
+                }
+                *slot = Some(now);
+                *next += 1;
+                let h = sw.hosts.get(k % sw.hosts.len())?;
+                let dst = *pool.get(k)?;
+                let icmp = packet::icmp(packet::ICMP_ECHO_REQUEST, 0, [0, 1, 0, 1], b"ofload");
+                let f = packet::ipv4_frame(GATEWAY_MAC, h.mac, h.ip, dst, packet::IP_ICMP, &icmp);
+                Some((k, packet_in(h.port, f)))
+            }
+            Gen::Newflow { pool, next, .. } => {
+                let k = *next;
+                let ip = *pool.get(k)?;
+                *next += 1;
+                let dst = *ctx.far_host.get(&sw.idx)?;
+                let icmp = packet::icmp(packet::ICMP_ECHO_REQUEST, 0, [0, 1, 0, 1], b"ofload");
+                let f = packet::ipv4_frame(
+                    GATEWAY_MAC,
+                    new_host_mac(sw.dpid, k),
+                    ip,
+                    dst,
+                    packet::IP_ICMP,
+                    &icmp,
+                );
+                Some((k, packet_in(sw.spare_first, f)))
+            }
+            Gen::Migration { cands, next, .. } => {
+                for _ in 0..cands.len() {
+                    let (vi, home) = *cands.get(*next % cands.len())?;
+                    *next += 1;
+                    let vm = ctx.vms.get(vi)?;
+                    let st = ctx.vm_state.get(vi)?;
+                    let (from, to, port) = if home {
+                        (AWAY_IDLE, MOVING_HOME, vm.home.1)
+                    } else {
+                        (HOME_IDLE, MOVING_AWAY, vm.foreign.1)
+                    };
+                    if st.compare_exchange(from, to, Relaxed, Relaxed).is_ok() {
+                        return Some((vi, packet_in(port, packet::rarp_announce(vm.mac))));
+                    }
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The switch's answers to what the controller sends (other than the workload's responses).
+fn answer(sw: &SwInfo, m: &Message, st: &mut Stats, out: &mut Vec<u8>) {
+    let reply = |body| Message::new(m.xid, body);
+    let r = match &m.body {
+        Body::EchoRequest(d) => Some(reply(Body::EchoReply(d.clone()))),
+        Body::FeaturesRequest => Some(reply(Body::FeaturesReply(SwitchFeatures {
+            datapath_id: sw.dpid,
+            n_buffers: 0,
+            n_tables: 254,
+            auxiliary_id: 0,
+            capabilities: 0x4f,
+            reserved: 0,
+        }))),
+        Body::GetConfigRequest => Some(reply(Body::GetConfigReply(SwitchConfig {
+            flags: 0,
+            miss_send_len: 0xffff,
+        }))),
+        Body::BarrierRequest => {
+            st.barriers += 1;
+            Some(reply(Body::BarrierReply))
+        }
+        Body::RoleRequest(r) => Some(reply(Body::RoleReply(*r))),
+        Body::GetAsyncRequest => Some(reply(Body::GetAsyncReply(servswitch::emu::DEFAULT_ASYNC))),
+        Body::MultipartRequest(req) => {
+            let body = match &req.body {
+                MultipartRequestBody::PortDesc => Some(MultipartReplyBody::PortDesc(
+                    (1..=sw.nports)
+                        .map(|p| servswitch::emu::port(sw.dpid, p))
+                        .collect::<Vec<Port>>(),
+                )),
+                MultipartRequestBody::Flow(_) => {
+                    st.stats_requests += 1;
+                    Some(MultipartReplyBody::Flow(Vec::new()))
+                }
+                MultipartRequestBody::Aggregate(_) => {
+                    st.stats_requests += 1;
+                    Some(MultipartReplyBody::Aggregate(AggregateStats {
+                        packet_count: 0,
+                        byte_count: 0,
+                        flow_count: 0,
+                    }))
+                }
+                MultipartRequestBody::Desc => Some(MultipartReplyBody::Desc(Box::new(Desc {
+                    mfr_desc: "ofload".into(),
+                    hw_desc: "emulated switch".into(),
+                    sw_desc: env!("CARGO_PKG_VERSION").into(),
+                    serial_num: format!("{:016x}", sw.dpid),
+                    dp_desc: sw.name.clone(),
+                }))),
+                _ => None,
+            };
+            Some(match body {
+                Some(body) => reply(Body::MultipartReply(MultipartReply { flags: 0, body })),
+                None => {
+                    let bytes = m.to_bytes();
+                    let data = Bytes::copy_from_slice(bytes.get(..64).unwrap_or(&bytes));
+                    reply(Body::Error(ErrorMsg::new(1, 2, data)))
+                }
+            })
+        }
+        Body::FlowMod(_) | Body::GroupMod(_) | Body::MeterMod(_) => {
+            st.flow_mods += 1;
+            None
+        }
+        Body::Hello(_) | Body::SetConfig(_) | Body::SetAsync(_) | Body::PacketOut(_) => None,
+        _ => {
+            st.other += 1;
+            None
+        }
+    };
+    if let Some(r) = r {
+        r.emit(out);
+    }
+}
+
+/// The output ports of a PACKET_OUT, in order.
+fn outputs(po: &PacketOut) -> Vec<u32> {
+    po.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Output { port, .. } => Some(*port),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Addresses and ports a FLOW_MOD mentions: (MACs, IPv4 addresses, ports).
+fn mentions(fm: &FlowMod) -> (Vec<MacAddr>, Vec<Ipv4Addr>, Vec<u32>) {
+    let (mut macs, mut ips, mut ports) = (Vec::new(), Vec::new(), Vec::new());
+    let mut oxm = |o: &Oxm| match o {
+        Oxm::EthSrc(m, _) | Oxm::EthDst(m, _) => macs.push(*m),
+        Oxm::Ipv4Src(ip, _) | Oxm::Ipv4Dst(ip, _) => ips.push(*ip),
+        Oxm::InPort(p, _) => ports.push(*p),
+        _ => {}
+    };
+    fm.match_.fields.iter().for_each(&mut oxm);
+    let mut out_ports = Vec::new();
+    for ins in &fm.instructions {
+        if let Instruction::ApplyActions { actions } | Instruction::WriteActions { actions } = ins {
+            for a in actions {
+                match a {
+                    Action::SetField { field } => oxm(field),
+                    Action::Output { port, .. } => out_ports.push(*port),
+                    _ => {}
+                }
+            }
+        }
+    }
+    ports.extend(out_ports);
+    (macs, ips, ports)
+}
+
+/// Requests in flight: (key, sent).
+struct InFlight(VecDeque<(usize, Instant)>);
+
+impl InFlight {
+    fn take(&mut self, key: usize) -> Option<Instant> {
+        let i = self.0.iter().position(|(k, _)| *k == key)?;
+        self.0.remove(i).map(|(_, t)| t)
+    }
+}
+
+fn record(ctx: &Ctx, st: &mut Stats, sent: Instant, now: Instant) {
+    if !ctx.measuring.load(Relaxed) {
+        return;
+    }
+    st.ok += 1;
+    st.last_ok = Some(now);
+    let us = now.duration_since(sent).as_micros() as u64;
+    st.max_us = st.max_us.max(us);
+    if let Some(b) = st.hist.get_mut(bucket(us)) {
+        *b += 1;
+    }
+}
+
+fn wrong(ctx: &Ctx, st: &mut Stats, why: impl FnOnce() -> String) {
+    if ctx.measuring.load(Relaxed) {
+        st.wrong += 1;
+    }
+    if st.first_wrong.is_none() {
+        st.first_wrong = Some(why());
+    }
+}
+
+/// Checks one message against the workload; returns false if it is not a workload response.
+fn check(
+    ctx: &Ctx,
+    sw: &SwInfo,
+    gen: &mut Gen,
+    fl: &mut InFlight,
+    m: &Message,
+    st: &mut Stats,
+    now: Instant,
+) {
+    match (&m.body, gen) {
+        (Body::PacketOut(po), Gen::Arp { by_ip, .. }) => {
+            let arp = Ethernet::parse(&po.data)
+                .filter(|e| e.ethertype == packet::ETH_ARP)
+                .and_then(|e| Some((e.dst, e.src, Arp::parse(e.payload)?)));
+            let Some((edst, esrc, a)) = arp else {
+                return wrong(ctx, st, || format!("PACKET_OUT without ARP: {po:?}"));
+            };
+            let Some(&k) = by_ip.get(&a.tpa) else {
+                return wrong(ctx, st, || format!("ARP reply to an unknown host: {a:?}"));
+            };
+            let Some(h) = sw.hosts.get(k) else { return };
+            let good = a.op == packet::ARP_REPLY
+                && a.sha == GATEWAY_MAC
+                && a.spa == h.gateway
+                && a.tha == h.mac
+                && edst == h.mac
+                && esrc == GATEWAY_MAC
+                && outputs(po) == [h.port];
+            if !good {
+                return wrong(ctx, st, || format!("bad ARP reply for {h:?}: {a:?} {po:?}"));
+            }
+            match fl.take(k) {
+                Some(t) => record(ctx, st, t, now),
+                None => wrong(ctx, st, || format!("unsolicited ARP reply {a:?}")),
+            }
+        }
+        (Body::PacketOut(po), Gen::Unresolved { by_ip, .. }) => {
+            let arp = Ethernet::parse(&po.data)
+                .filter(|e| e.ethertype == packet::ETH_ARP)
+                .and_then(|e| Some((e.dst, e.src, Arp::parse(e.payload)?)));
+            let Some((edst, esrc, a)) = arp else {
+                return wrong(ctx, st, || format!("PACKET_OUT without ARP: {po:?}"));
+            };
+            let Some(&k) = by_ip.get(&a.tpa) else {
+                return wrong(ctx, st, || {
+                    format!("ARP request for an unexpected address {a:?}")
+                });
+            };
+            let gw = sw.subnet.map(|s| s.2);
+            let mut ports = outputs(po);
+            ports.sort_unstable();
+            let good = a.op == packet::ARP_REQUEST
+                && a.sha == GATEWAY_MAC
+                && Some(a.spa) == gw
+                && edst == MacAddr::BROADCAST
+                && esrc == GATEWAY_MAC
+                && ports == sw.host_ports;
+            if !good {
+                return wrong(ctx, st, || format!("bad ARP request: {a:?} {ports:?}"));
+            }
+            match fl.take(k) {
+                Some(t) => record(ctx, st, t, now),
+                None => wrong(ctx, st, || format!("unsolicited ARP request {a:?}")),
+            }
+        }
+        (
+            Body::FlowMod(fm),
+            Gen::Newflow {
+                by_ip,
+                by_mac,
+                seen,
+                pool,
+                ..
+            },
+        ) => {
+            let (macs, ips, ports) = mentions(fm);
+            let key = ips
+                .iter()
+                .find_map(|ip| by_ip.get(ip))
+                .or_else(|| macs.iter().find_map(|m| by_mac.get(m)))
+                .copied();
+            let Some(k) = key else { return };
+            if !fl.0.iter().any(|(x, _)| *x == k) {
+                return; // e.g. the audit re-installing a host learned earlier
+            }
+            let good = fm.command == ofp13::OFPFC_ADD
+                && ports.contains(&sw.spare_first)
+                && (ips.is_empty() || pool.get(k).is_some_and(|ip| ips.contains(ip)))
+                && (macs.is_empty() || macs.contains(&new_host_mac(sw.dpid, k)));
+            if !good {
+                return wrong(ctx, st, || format!("bad flow mod for a new host: {fm:?}"));
+            }
+            let n = seen.entry(k).or_default();
+            *n += 1;
+            if *n == 3 {
+                seen.remove(&k);
+                if let Some(t) = fl.take(k) {
+                    record(ctx, st, t, now);
+                }
+            }
+        }
+        (
+            Body::FlowMod(fm),
+            Gen::Migration {
+                by_ip,
+                by_mac,
+                seen,
+                ..
+            },
+        ) => {
+            let (macs, ips, ports) = mentions(fm);
+            let key = macs
+                .iter()
+                .find_map(|m| by_mac.get(m))
+                .or_else(|| ips.iter().find_map(|ip| by_ip.get(ip)))
+                .copied();
+            let Some(k) = key else { return };
+            let Some(vm) = ctx.vms.get(k) else { return };
+            let port = if vm.home.0 == sw.idx
+                && ctx.vm_state.get(k).map(|s| s.load(Relaxed)) == Some(MOVING_HOME)
+            {
+                vm.home.1
+            } else {
+                vm.foreign.1
+            };
+            if fl.0.iter().any(|(x, _)| *x == k) && ports.contains(&port) {
+                seen.insert(k);
+            }
+        }
+        (Body::BarrierRequest, Gen::Migration { seen, .. }) => {
+            for k in seen.drain() {
+                if let Some(t) = fl.take(k) {
+                    record(ctx, st, t, now);
+                    if let Some(s) = ctx.vm_state.get(k) {
+                        let done = if s.load(Relaxed) == MOVING_AWAY {
+                            AWAY_IDLE
+                        } else {
+                            HOME_IDLE
+                        };
+                        ctx.vm_done(k, done);
+                    }
+                }
+            }
+        }
+        (Body::PacketOut(po), _) => {
+            if ctx.measuring.load(Relaxed) {
+                st.other += 1;
+            }
+            let _ = po;
+        }
+        _ => {}
+    }
+}
+
+async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
+    let sw = ctx.switches.get(idx).context("switch index")?;
+    let mut st = Stats::new();
+    let mut sock = TcpStream::connect(ctx.addr)
+        .await
+        .with_context(|| format!("connecting to {}", ctx.addr))?;
+    sock.set_nodelay(true)?;
+    let mut rbuf = BytesMut::with_capacity(256 * 1024);
+    let mut wbuf = Vec::with_capacity(64 * 1024);
+    Message::new(1, Body::Hello(ofp13::Hello::of13())).emit(&mut wbuf);
+    let mut fl = InFlight(VecDeque::with_capacity(ctx.window));
+    let (mut port_desc_done, mut up) = (false, false);
+    let mut features_at: Option<Instant> = None;
+    while !ctx.stop.load(Relaxed) {
+        let now = Instant::now();
+        // servswitch ends its handshake with PORT_DESC and a BARRIER; a controller that
+        // sends no barrier (os-ken) is taken as up 300 ms after the FEATURES_REPLY.
+        if !up && features_at.is_some_and(|t| now.duration_since(t) > Duration::from_millis(300)) {
+            up = true;
+            ctx.up.fetch_add(1, Relaxed);
+        }
+        if up {
+            while let Some((_, t)) = fl.0.front() {
+                if now.duration_since(*t) < ctx.timeout {
+                    break;
+                }
+                if let Some((k, _)) = fl.0.pop_front() {
+                    if ctx.measuring.load(Relaxed) {
+                        st.timeouts += 1;
+                    }
+                    // A migration that timed out is taken as done (it may still complete).
+                    if let Some(s) = ctx.vm_state.get(k) {
+                        let v = s.load(Relaxed);
+                        if v == MOVING_AWAY || v == MOVING_HOME {
+                            ctx.vm_done(
+                                k,
+                                if v == MOVING_AWAY {
+                                    AWAY_IDLE
+                                } else {
+                                    HOME_IDLE
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            while fl.0.len() < ctx.window {
+                let Some((k, bytes)) = gen.next(&ctx, sw, now) else {
+                    break;
+                };
+                wbuf.extend_from_slice(&bytes);
+                fl.0.push_back((k, now));
+                if ctx.measuring.load(Relaxed) {
+                    st.sent += 1;
+                }
+            }
+        }
+        if !wbuf.is_empty() {
+            sock.write_all(&wbuf).await?;
+            wbuf.clear();
+        }
+        let wake = ctx.wake.get(idx).context("wake")?;
+        let n = tokio::select! {
+            r = sock.read_buf(&mut rbuf) => r?,
+            _ = wake.notified(), if ctx.workload == Workload::Migration => continue,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => continue,
+        };
+        if n == 0 {
+            if ctx.stop.load(Relaxed) {
+                break;
+            }
+            bail!("{}: the controller closed the connection", sw.name);
+        }
+        let now = Instant::now();
+        while let Some(m) = ofp13::decode_frame(&mut rbuf, MAX_MESSAGE_LEN)? {
+            if matches!(&m.body, Body::MultipartRequest(r) if matches!(r.body, MultipartRequestBody::PortDesc))
+            {
+                port_desc_done = true;
+            }
+            if matches!(m.body, Body::FeaturesRequest) && features_at.is_none() {
+                features_at = Some(now);
+            }
+            if !up && port_desc_done && matches!(m.body, Body::BarrierRequest) {
+                up = true;
+                ctx.up.fetch_add(1, Relaxed);
+            }
+            answer(sw, &m, &mut st, &mut wbuf);
+            check(&ctx, sw, &mut gen, &mut fl, &m, &mut st, now);
+        }
+    }
+    Ok(st)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let topo = Topology::load(&args.topology)
+        .with_context(|| format!("loading {}", args.topology.display()))?;
+    let addr: SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(&args.controller)?
+        .next()
+        .context("controller address")?;
+    let switches = load_switches(&topo, args.switches, args.spare_ports)?;
+    let topo_ips: HashSet<Ipv4Addr> = topo.hosts.iter().flat_map(|h| h.addresses()).collect();
+    let loaded: Vec<usize> = switches
+        .iter()
+        .filter(|s| s.loaded)
+        .map(|s| s.idx)
+        .collect();
+    let mut vms = Vec::new();
+    if args.workload == Workload::Migration {
+        let n = loaded.len();
+        if n < 2 {
+            bail!("migration needs at least 2 loaded switches");
+        }
+        for (i, &s) in loaded.iter().enumerate() {
+            let f = *loaded.get((i + n / 2) % n).context("foreign")?;
+            let sw = switches.get(s).context("switch")?;
+            let fsw = switches.get(f).context("switch")?;
+            let mut seen = HashSet::new();
+            for h in &sw.hosts {
+                if !seen.insert(h.mac) {
+                    continue;
+                }
+                let k = seen.len() as u32 - 1;
+                if fsw.spare_first + k > fsw.nports {
+                    break;
+                }
+                let ips = sw
+                    .hosts
+                    .iter()
+                    .filter(|x| x.mac == h.mac)
+                    .map(|x| x.ip)
+                    .collect();
+                vms.push(Vm {
+                    mac: h.mac,
+                    ips,
+                    home: (s, h.port),
+                    foreign: (f, fsw.spare_first + k),
+                });
+            }
+        }
+    }
+    let mut far_host = HashMap::new();
+    for (i, &s) in loaded.iter().enumerate() {
+        let other = *loaded.get((i + 1) % loaded.len()).context("rack")?;
+        if let Some(h) = switches.get(other).and_then(|x| x.hosts.first()) {
+            if other != s {
+                far_host.insert(s, h.ip);
+            }
+        }
+    }
+    let window = match args.mode {
+        Mode::Throughput => args.window.max(1),
+        Mode::Latency => 1,
+    };
+    let connect_all = args.all_switches || args.workload == Workload::Migration;
+    let ctx = Arc::new(Ctx {
+        addr,
+        workload: args.workload,
+        window,
+        timeout: Duration::from_millis(args.timeout_ms),
+        measuring: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        up: AtomicUsize::new(0),
+        vm_state: vms.iter().map(|_| AtomicU8::new(HOME_IDLE)).collect(),
+        vms,
+        wake: switches
+            .iter()
+            .map(|_| tokio::sync::Notify::new())
+            .collect(),
+        switches,
+        far_host,
+    });
+    let rt = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()?
+    };
+    let stats = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for sw in ctx.switches.iter().filter(|s| s.loaded || connect_all) {
+            let gen = make_gen(&ctx, sw, &topo_ips);
+            tasks.push(tokio::spawn(switch(ctx.clone(), sw.idx, gen)));
+        }
+        let total = tasks.len();
+        let t0 = Instant::now();
+        while ctx.up.load(Relaxed) < total {
+            if t0.elapsed() > Duration::from_secs(20) {
+                bail!(
+                    "only {} of {total} switches came up in 20 s",
+                    ctx.up.load(Relaxed)
+                );
+            }
+            if let Some(t) = tasks.iter().find(|t| t.is_finished()) {
+                let _ = t;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
+        ctx.measuring.store(true, Relaxed);
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+        ctx.measuring.store(false, Relaxed);
+        let elapsed = start.elapsed().as_secs_f64();
+        ctx.stop.store(true, Relaxed);
+        let mut all = Stats::new();
+        for t in tasks {
+            match tokio::time::timeout(Duration::from_secs(2), t).await {
+                Ok(Ok(Ok(s))) => all.merge(&s),
+                Ok(Ok(Err(e))) => bail!("switch failed: {e:#}"),
+                Ok(Err(e)) => bail!("switch task: {e}"),
+                Err(_) => bail!("a switch did not stop"),
+            }
+        }
+        // newflow runs out of new addresses: its rate is over the time it had work.
+        let elapsed = match (args.workload, all.last_ok) {
+            (Workload::Newflow, Some(t)) => t.duration_since(start).as_secs_f64().min(elapsed),
+            _ => elapsed,
+        };
+        Ok((all, elapsed, total))
+    })?;
+    let (st, elapsed, total) = stats;
+    let rate = st.ok as f64 / elapsed;
+    println!(
+        "ofload: workload {:?}, {:?} mode ({} in flight per switch), {} loaded switches ({} connected), {:.1} s measured after {:.1} s warm-up, controller {}",
+        args.workload, args.mode, window, loaded.len(), total, elapsed, args.warmup, addr
+    );
+    println!(
+        "checked responses: {} ({:.0}/s); wrong {}; timed out {}; requests sent {}",
+        st.ok, rate, st.wrong, st.timeouts, st.sent
+    );
+    println!(
+        "latency: p50 {} us, p99 {} us, max {} us",
+        st.percentile(0.5),
+        st.percentile(0.99),
+        st.max_us
+    );
+    println!(
+        "also received (whole run): {} flow/group/meter mods, {} barriers, {} flow/aggregate stats requests, {} other",
+        st.flow_mods, st.barriers, st.stats_requests, st.other
+    );
+    if let Some(w) = &st.first_wrong {
+        println!("first wrong response: {w}");
+    }
+    println!(
+        "RESULT workload={:?} mode={:?} switches={} responses_per_s={:.0} p50_us={} p99_us={} wrong={} timeouts={}",
+        args.workload,
+        args.mode,
+        loaded.len(),
+        rate,
+        st.percentile(0.5),
+        st.percentile(0.99),
+        st.wrong,
+        st.timeouts
+    );
+    Ok(())
+}
