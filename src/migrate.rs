@@ -253,6 +253,36 @@ impl Router {
         mac: MacAddr,
         to: &PortRef,
     ) -> Result<MigrationReport, MigrateError> {
+        let r = self.migrate_counted(mac, to).await;
+        // Announced elsewhere meanwhile: follow it, in a task of its own.
+        if let Some(next) = self.take_next_move(mac, to) {
+            if let (Some(me), Ok(rt)) = (
+                self.me.get().and_then(std::sync::Weak::upgrade),
+                tokio::runtime::Handle::try_current(),
+            ) {
+                rt.spawn(async move {
+                    let mut to = next;
+                    loop {
+                        if let Err(e) = me.migrate_counted(mac, &to).await {
+                            info!(%mac, to = %to, error = %e, "migration not done");
+                        }
+                        match me.take_next_move(mac, &to) {
+                            Some(n) => to = n,
+                            None => break,
+                        }
+                    }
+                });
+            }
+        }
+        r
+    }
+
+    /// A migration, counted in the metrics.
+    async fn migrate_counted(
+        &self,
+        mac: MacAddr,
+        to: &PortRef,
+    ) -> Result<MigrationReport, MigrateError> {
         let r = self.migrate_inner(mac, to).await;
         let mut st = self.lock();
         match &r {
@@ -261,6 +291,18 @@ impl Router {
             Err(_) => st.migrations_failed += 1,
         }
         r
+    }
+
+    /// Where the VM was announced while a move to `to` was installed, if that is elsewhere.
+    fn take_next_move(&self, mac: MacAddr, to: &PortRef) -> Option<PortRef> {
+        let mut st = self.lock();
+        if st.migrating.contains(&mac) {
+            return None; // another move is running; it takes it when it ends
+        }
+        st.next_move
+            .remove(&mac)
+            .filter(|(sw, port)| (sw.as_str(), *port) != (to.switch.as_str(), to.port))
+            .map(|(switch, port)| PortRef { switch, port })
     }
 
     async fn migrate_inner(

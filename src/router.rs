@@ -85,6 +85,8 @@ pub(crate) struct State {
     /// [`PREVIOUS_GRACE`] has passed, ordinary frames from there do not move it back (an
     /// orchestrator may call the API before the hypervisor switches over).
     pub(crate) previous: HashMap<ofp13::MacAddr, ((String, u32), Instant)>,
+    /// Where a VM was announced while its migration was being installed: the next move.
+    pub(crate) next_move: HashMap<ofp13::MacAddr, (String, u32)>,
     /// When a switch was last added to a VM's cover (or tried).
     pub(crate) cover_tried: HashMap<(ofp13::MacAddr, String), Instant>,
     /// VMs whose migration is being installed (repeated announcements are ignored).
@@ -736,11 +738,20 @@ impl Router {
             return;
         }
         {
-            let st = self.lock();
+            let mut st = self.lock();
             let Some(vm) = st.vm(eth.src) else {
                 return;
             };
-            if (vm.switch.as_str(), vm.port) == (name, in_port) || st.migrating.contains(&eth.src) {
+            if st.migrating.contains(&eth.src) {
+                // An announcement from somewhere else while a move is installed: the VM
+                // moved again (or the move was announced before an API call finished);
+                // it is followed once the current one is done.
+                if announcement(eth) {
+                    st.next_move.insert(eth.src, (name.to_string(), in_port));
+                }
+                return;
+            }
+            if (vm.switch.as_str(), vm.port) == (name, in_port) {
                 return;
             }
             if !announcement(eth) {

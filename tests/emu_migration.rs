@@ -511,3 +511,27 @@ async fn api_before_the_switchover_is_not_undone_by_the_vms_last_frames() {
     passed(&lab, &lab.case(1, "C* -> E", "vm", "e").await);
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_announced_again_while_its_move_installs_ends_where_it_last_was() {
+    let lab = Lab::start(&topo("paper-testbed.toml")).await.unwrap();
+    let mac = lab.fabric.host("vm").mac;
+    // Two moves back to back: the second RARP arrives while the first is being installed
+    // (or just after); either way the VM must end at its last port.
+    lab.fabric.migrate_host("vm", "r2", 3).unwrap();
+    lab.fabric.migrate_host("vm", "r2", 5).unwrap();
+    let r = &lab.router;
+    assert!(
+        lab.fabric
+            .wait_until(Duration::from_secs(5), |_| !r.is_migrating(mac)
+                && r.host_states()
+                    .iter()
+                    .any(|h| h.mac == mac && h.location == ("r2".to_string(), 5)))
+            .await,
+        "{:?}",
+        r.host_states()
+    );
+    lab.wait_planned().await.unwrap();
+    passed(&lab, &lab.case(2, "E -> C*", "e", "vm").await);
+    lab.stop().await;
+}
