@@ -6,8 +6,9 @@
 //!    changed entries before the deletions), a barrier each;
 //!
 //! then gratuitous ARPs so that no cache waits to expire. A migration to where the VM already
-//! is does nothing (QEMU repeats its announcement about five times), and one VM migrates at
-//! a time (a second request while one is installed is refused with 409).
+//! is does nothing (QEMU repeats its announcement about five times). A VM migrates one move
+//! at a time: a second API request while one is installed is refused with 409, and an
+//! announcement from yet another port is followed once the running move ends.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -165,6 +166,21 @@ impl Router {
     pub fn restore(&mut self, saved: &crate::store::State) -> anyhow::Result<()> {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         for r in saved.vms.values() {
+            if self.fabric.subnets_of(&r.location.switch).next().is_none() {
+                anyhow::bail!(
+                    "{}: recorded at {}:{}, which is not a switch with subnets in this topology",
+                    r.name,
+                    r.location.switch,
+                    r.location.port
+                );
+            }
+            if let Some(ip) = r
+                .ips
+                .iter()
+                .find(|ip| self.fabric.subnet_of(**ip).is_none())
+            {
+                anyhow::bail!("{}: address {ip} is in no subnet of this topology", r.name);
+            }
             if r.care_of.len() != r.ips.len() {
                 anyhow::bail!(
                     "{}: {} care-of addresses for {} addresses",
@@ -427,7 +443,7 @@ impl Router {
                     })?;
                     undo.taken = Some(target_subnet.name.clone());
                     if let Some(a) = &old {
-                        let gone = st.pools.release(&a.care_of_subnet, &owner);
+                        let gone = st.release_care_of(&a.care_of_subnet, &owner);
                         undo.released = Some((a.care_of_subnet.clone(), gone));
                     }
                     got
@@ -446,7 +462,7 @@ impl Router {
         };
         if new_away.is_none() {
             if let Some(a) = &old {
-                let gone = st.pools.release(&a.care_of_subnet, &owner);
+                let gone = st.release_care_of(&a.care_of_subnet, &owner);
                 undo.released = Some((a.care_of_subnet.clone(), gone));
             }
         }

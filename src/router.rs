@@ -35,6 +35,8 @@ const REDIRECT_PAIRS: usize = 4096;
 /// How long ordinary frames of a VM at the port it left are taken for its last words there
 /// rather than a move back (announcements, RARP or gratuitous ARP, always count).
 pub(crate) const PREVIOUS_GRACE: Duration = Duration::from_secs(10);
+/// How long a released care-of address is still treated as one (packets in flight).
+const CARE_OF_AFTERLIFE: Duration = Duration::from_secs(60);
 /// How often a connected switch's table is compared with the plan (ONOS polls every 5 s).
 pub const DEFAULT_AUDIT: Duration = Duration::from_secs(5);
 /// How long before a switch that could not be added to a VM's cover is tried again.
@@ -85,6 +87,9 @@ pub(crate) struct State {
     /// [`PREVIOUS_GRACE`] has passed, ordinary frames from there do not move it back (an
     /// orchestrator may call the API before the hypervisor switches over).
     pub(crate) previous: HashMap<ofp13::MacAddr, ((String, u32), Instant)>,
+    /// Care-of addresses given back, and when: for a while packets in flight may still
+    /// carry them, and nobody may be asked for them.
+    pub(crate) released_care_of: HashMap<Ipv4Addr, Instant>,
     /// Where a VM was announced while its migration was being installed: the next move.
     pub(crate) next_move: HashMap<ofp13::MacAddr, (String, u32)>,
     /// When a switch was last added to a VM's cover (or tried).
@@ -164,6 +169,29 @@ impl State {
             }
         }
         Some(old)
+    }
+
+    /// Whether `ip` is a care-of address now, or was one a short while ago.
+    pub(crate) fn is_care_of(&self, ip: Ipv4Addr) -> bool {
+        self.pools.holder(ip).is_some()
+            || self
+                .released_care_of
+                .get(&ip)
+                .is_some_and(|t| t.elapsed() < CARE_OF_AFTERLIFE)
+    }
+
+    /// Gives back the care-of addresses `owner` holds in `subnet`, remembering them.
+    pub(crate) fn release_care_of(&mut self, subnet: &str, owner: &str) -> Vec<Ipv4Addr> {
+        let gone = self.pools.release(subnet, owner);
+        let now = Instant::now();
+        if self.released_care_of.len() > 4096 {
+            self.released_care_of
+                .retain(|_, t| now.duration_since(*t) < CARE_OF_AFTERLIFE);
+        }
+        for a in &gone {
+            self.released_care_of.insert(*a, now);
+        }
+        gone
     }
 
     /// Whether any address is bound to this MAC.
@@ -500,6 +528,9 @@ impl Router {
         {
             return ArpAnswer::Mac(GATEWAY_MAC);
         }
+        if target.is_none() && st.is_care_of(arp.tpa) {
+            return ArpAnswer::Nothing; // no host has it; asking would show it to them
+        }
         match (local, target) {
             (Some(_), Some(h)) if st.away.contains_key(&h.mac) => ArpAnswer::Mac(GATEWAY_MAC),
             (Some(_), Some(_)) => ArpAnswer::Nothing, // bound elsewhere, not here
@@ -585,7 +616,14 @@ impl Router {
         {
             let known = {
                 let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                st.hosts.get(&ip.dst).map(|(h, _)| h.switch == name)
+                let known = st.hosts.get(&ip.dst).map(|(h, _)| h.switch == name);
+                if known.is_none() && st.is_care_of(ip.dst) {
+                    // A packet for a care-of address that is no longer delivered here (the
+                    // VM moved on while it was in flight): dropped. Never asked for by ARP,
+                    // which would show the address to the hosts.
+                    return out;
+                }
+                known
             };
             match known {
                 Some(true) => out.push(reinject(in_port, frame.clone())),
@@ -1149,6 +1187,41 @@ mod tests {
                 (1, &[Action::output(port::TABLE)][..])
             );
             assert_eq!(&p.data[..], &frame[..]);
+        }
+    }
+
+    #[test]
+    fn a_care_of_address_is_never_asked_for() {
+        let r = router();
+        let co = Ipv4Addr::new(192, 168, 10, 192);
+        let taken = r.lock().pools.take("foreign", "vm", 1, |_| false).unwrap();
+        assert_eq!(taken, [co]);
+        let icmp = packet::icmp(packet::ICMP_ECHO_REQUEST, 0, [0, 1, 0, 1], b"late");
+        let late = packet::ipv4_frame(
+            GATEWAY_MAC,
+            GATEWAY_MAC,
+            Ipv4Addr::new(10, 0, 0, 2),
+            co,
+            packet::IP_ICMP,
+            &icmp,
+        );
+        let ask = arp(
+            packet::ARP_REQUEST,
+            MacAddr([2, 0, 0, 0, 0x10, 2]),
+            Ipv4Addr::new(192, 168, 10, 2),
+            co,
+        );
+        for held in [true, false] {
+            if !held {
+                // Given back: packets in flight may still carry it.
+                assert_eq!(r.lock().release_care_of("foreign", "vm"), [co]);
+            }
+            // A packet that reached the old foreign switch after the VM moved on is dropped,
+            // and nobody is asked for the address (the hosts would see it).
+            let out = r.packet_in("r2", &r2_ports, &pin(1, 0, late.clone()));
+            assert!(packet_outs(&out).is_empty(), "held={held}");
+            let out = r.packet_in("r2", &r2_ports, &pin(2, 0, ask.clone()));
+            assert!(packet_outs(&out).is_empty(), "held={held}");
         }
     }
 

@@ -213,3 +213,78 @@ fn run_refuses_a_corrupt_state() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("not a servswitch state file"), "{err}");
 }
+
+/// A state file that does not fit the topology stops `run` with one line, before anything
+/// listens; so do the command-line mistakes of `migrate` and `plan --migrate`.
+#[test]
+fn bad_state_and_migration_arguments_are_one_line_and_exit_1() {
+    let topo = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/paper-testbed.toml");
+    let topo = topo.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("servswitch-state.json"),
+        r#"{"format":1,"vms":{"02:00:00:00:11:03":{"name":"vm","mac":"02:00:00:00:11:03",
+        "ips":["192.168.11.3"],"home_subnet":"home","home":{"switch":"r3","port":3},
+        "location":{"switch":"r9","port":3},"care_of_subnet":"foreign",
+        "care_of":["192.168.10.192"]}}}"#,
+    )
+    .unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "run",
+                "--topology",
+                topo,
+                "--listen",
+                "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
+                "--state",
+                dir.path().to_str().unwrap(),
+            ],
+            "r9:3",
+        ),
+        (
+            vec!["plan", "--topology", topo, "--migrate", "nobody=r2:3"],
+            "nobody",
+        ),
+        (
+            vec!["plan", "--topology", topo, "--migrate", "vm=r2:1"],
+            "link",
+        ),
+        (
+            vec!["plan", "--topology", topo, "--migrate", "vm"],
+            "HOST=SWITCH:PORT",
+        ),
+        (
+            vec![
+                "migrate",
+                "vm",
+                "--to",
+                "r2:3",
+                "--api",
+                "http://127.0.0.1:1",
+            ],
+            "cannot reach",
+        ),
+        (
+            vec!["verify", "--api", "http://127.0.0.1:1"],
+            "cannot reach",
+        ),
+        (
+            vec!["run", "--topology", topo, "--audit-interval=-1"],
+            "audit",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = servswitch(&args, b"");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        let last = err.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("servswitch: error:") && last.contains(want),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
