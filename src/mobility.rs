@@ -5,8 +5,9 @@
 //! for it. See docs/migration.md.
 //!
 //! For a VM M with home address M (home switch SH) now at foreign switch SF with care-of M*,
-//! and its cover C (SF, SH and the edge switches: the switches whose hosts get the optimal
-//! path; everything else reaches M through SH, the home agent):
+//! and its cover C (SF, SH, the edge switches, and the switches added when their hosts
+//! talked to M: the switches whose hosts get the optimal path; everything else reaches M
+//! through SH, the home agent, whose copies to the controller add their switch to C):
 //! - every switch S of C but SF: table 1 `nw_dst=M` -> M* (traffic entering from hosts);
 //!   table 3 `nw_src=M*,nw_dst=P` -> M for each subnet P of S (replies, before delivery).
 //! - SF: M's host entries (table 0 source, table 1 switching); table 1 `nw_dst=M` -> M* for
@@ -14,8 +15,9 @@
 //!   switches (only there is the care-of address rewritten back); table 4 delivery of M*
 //!   (M* -> M, Ethernet rewrite, output); table 1 copies to the controller for traffic between
 //!   M and SF's own subnets, which answers them with ICMP redirects (cases 5 and 6).
-//! - SH: table 4 `nw_dst=M` -> M* and on toward SF (the home agent: packets from switches
-//!   outside the cover arrive here by M's home prefix).
+//! - SH: table 4 `nw_dst=M` -> a copy to the controller, M* and on toward SF (the home
+//!   agent: packets from switches outside the cover arrive here by M's home prefix), with a
+//!   twin for packets that arrive on the link toward SF (`output:IN_PORT`).
 //!
 //! Aggregation and core switches without subnets never carry a per-VM entry: between access
 //! and core only M* is seen for cover traffic.
