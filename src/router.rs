@@ -194,6 +194,12 @@ impl State {
         gone
     }
 
+    /// Where the host with this MAC is, without building its [`Vm`].
+    pub(crate) fn location(&self, mac: ofp13::MacAddr) -> Option<(&str, u32)> {
+        let ip = self.macs.get(&mac)?.iter().next()?;
+        self.hosts.get(ip).map(|(h, _)| (h.switch.as_str(), h.port))
+    }
+
     /// Whether any address is bound to this MAC.
     pub(crate) fn knows_mac(&self, mac: ofp13::MacAddr) -> bool {
         self.macs.contains_key(&mac)
@@ -777,9 +783,11 @@ impl Router {
         }
         {
             let mut st = self.lock();
-            let Some(vm) = st.vm(eth.src) else {
+            // Every ARP and IPv4 packet-in passes here: a lookup, no allocation.
+            let Some((at_switch, at_port)) = st.location(eth.src) else {
                 return;
             };
+            let here = (at_switch == name, at_port == in_port);
             if st.migrating.contains(&eth.src) {
                 // An announcement from somewhere else while a move is installed: the VM
                 // moved again (or the move was announced before an API call finished);
@@ -789,7 +797,7 @@ impl Router {
                 }
                 return;
             }
-            if (vm.switch.as_str(), vm.port) == (name, in_port) {
+            if here == (true, true) {
                 return;
             }
             if !announcement(eth) {
