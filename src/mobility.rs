@@ -25,11 +25,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use ofp13::{port, Action, FlowMod, Instruction, MacAddr, Match, Oxm};
+use ofp13::{port, Action, FlowMod, MacAddr, Match, Oxm};
 
 use crate::packet::ETH_IPV4;
 use crate::plan::{
-    apply, ip_dst, sort_flows, Fabric, Flow, HostLoc, COOKIE_MOBILITY, COOKIE_REDIRECT,
+    apply, apply_then, ip_dst, sort_flows, Fabric, Flow, HostLoc, COOKIE_MOBILITY, COOKIE_REDIRECT,
     GATEWAY_MAC, PRIO_PREFIX_BASE, TABLE_FROM_HOST, TABLE_ROUTE, TABLE_SOURCE, TABLE_TO_HOST,
 };
 use crate::topology::Prefix;
@@ -134,14 +134,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
             priority: PRIO_DNAT,
             cookie,
             match_: ip_match(vec![Oxm::Ipv4Dst(ip, None)]),
-            instructions: vec![
-                Instruction::ApplyActions {
-                    actions: vec![set(Oxm::Ipv4Dst(co, None))],
-                },
-                Instruction::GotoTable {
-                    table_id: TABLE_SOURCE,
-                },
-            ],
+            instructions: apply_then(vec![set(Oxm::Ipv4Dst(co, None))], TABLE_SOURCE),
         };
         // The foreign switch: delivery of M* as M, its own hosts' traffic to M rewritten like
         // everywhere else, and copies for redirects between M and the foreign subnets.
@@ -173,14 +166,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                     priority: PRIO_REDIRECT_FROM_VM,
                     cookie: redirect,
                     match_: ip_match(vec![Oxm::Ipv4Src(ip, None), prefix_oxm_dst(p)]),
-                    instructions: vec![
-                        Instruction::ApplyActions {
-                            actions: vec![Action::output(port::CONTROLLER)],
-                        },
-                        Instruction::GotoTable {
-                            table_id: TABLE_SOURCE,
-                        },
-                    ],
+                    instructions: apply_then(vec![Action::output(port::CONTROLLER)], TABLE_SOURCE),
                 },
             ));
             out.push((
@@ -190,17 +176,13 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                     priority: PRIO_REDIRECT_TO_VM,
                     cookie: redirect,
                     match_: ip_match(vec![prefix_oxm_src(p), Oxm::Ipv4Dst(ip, None)]),
-                    instructions: vec![
-                        Instruction::ApplyActions {
-                            actions: vec![
-                                Action::output(port::CONTROLLER),
-                                set(Oxm::Ipv4Dst(co, None)),
-                            ],
-                        },
-                        Instruction::GotoTable {
-                            table_id: TABLE_SOURCE,
-                        },
-                    ],
+                    instructions: apply_then(
+                        vec![
+                            Action::output(port::CONTROLLER),
+                            set(Oxm::Ipv4Dst(co, None)),
+                        ],
+                        TABLE_SOURCE,
+                    ),
                 },
             ));
         }
@@ -214,14 +196,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                         priority: PRIO_SNAT,
                         cookie,
                         match_: ip_match(vec![Oxm::Ipv4Src(ip, None), prefix_oxm_dst(&sub.prefix)]),
-                        instructions: vec![
-                            Instruction::ApplyActions {
-                                actions: vec![set(Oxm::Ipv4Src(co, None))],
-                            },
-                            Instruction::GotoTable {
-                                table_id: TABLE_TO_HOST,
-                            },
-                        ],
+                        instructions: apply_then(vec![set(Oxm::Ipv4Src(co, None))], TABLE_TO_HOST),
                     },
                 ));
                 // Arriving at that subnet's switch: M* -> M before delivery.
@@ -232,14 +207,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                         priority: PRIO_SNAT,
                         cookie,
                         match_: ip_match(vec![Oxm::Ipv4Src(co, None), prefix_oxm_dst(&sub.prefix)]),
-                        instructions: vec![
-                            Instruction::ApplyActions {
-                                actions: vec![set(Oxm::Ipv4Src(ip, None))],
-                            },
-                            Instruction::GotoTable {
-                                table_id: TABLE_ROUTE,
-                            },
-                        ],
+                        instructions: apply_then(vec![set(Oxm::Ipv4Src(ip, None))], TABLE_ROUTE),
                     },
                 ));
             }

@@ -95,6 +95,14 @@ pub(crate) fn apply(actions: Vec<Action>) -> Vec<Instruction> {
     vec![Instruction::ApplyActions { actions }]
 }
 
+/// Apply `actions` now, then continue in `table_id`.
+pub(crate) fn apply_then(actions: Vec<Action>, table_id: u8) -> Vec<Instruction> {
+    vec![
+        Instruction::ApplyActions { actions },
+        Instruction::GotoTable { table_id },
+    ]
+}
+
 pub(crate) fn goto(table_id: u8) -> Vec<Instruction> {
     vec![Instruction::GotoTable { table_id }]
 }
@@ -292,14 +300,7 @@ impl Fabric {
             TABLE_CLASSIFY,
             800,
             vec![Oxm::EthType(crate::packet::ETH_IPV4, None)],
-            vec![
-                Instruction::ApplyActions {
-                    actions: vec![Action::output(port::CONTROLLER)],
-                },
-                Instruction::GotoTable {
-                    table_id: TABLE_FROM_HOST,
-                },
-            ],
+            apply_then(vec![Action::output(port::CONTROLLER)], TABLE_FROM_HOST),
         ));
         v.push(pipe(TABLE_CLASSIFY, 0, vec![], vec![]));
         v.push(pipe(TABLE_FROM_HOST, 0, vec![], goto(TABLE_SOURCE)));

@@ -63,10 +63,8 @@ async fn controller(
 
 /// The flow entries the controller plans for `switch`, as dump-flows lines.
 fn planned(router: &Router, switch: &str) -> BTreeSet<String> {
-    let hosts: Vec<_> = router.hosts().into_iter().map(|(h, _)| h).collect();
     router
-        .fabric
-        .switch_plan(switch, &hosts)
+        .switch_plan(switch)
         .iter()
         .map(|f| f.text())
         .collect()

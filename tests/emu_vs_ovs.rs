@@ -426,13 +426,11 @@ async fn run_emu(t: &Topology, controller: &Topology, probes: &[Probe]) -> Run {
     let serve = tokio::spawn(async move { c.serve(listener, None).await });
     let f = EmuFabric::build(t, addr).await.unwrap();
     f.wait_connected(Duration::from_secs(10)).await.unwrap();
-    let hosts: Vec<_> = router.hosts().into_iter().map(|(h, _)| h).collect();
     let ready = f
         .wait_until(Duration::from_secs(10), |f| {
             t.switches.iter().all(|s| {
                 let want: BTreeSet<String> = router
-                    .fabric
-                    .switch_plan(&s.name, &hosts)
+                    .switch_plan(&s.name)
                     .iter()
                     .map(|fl| fl.text())
                     .collect();

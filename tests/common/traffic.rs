@@ -21,35 +21,7 @@ const DRAIN_SECS: f64 = 2.0;
 
 /// TCP echo server: `ECHO_SERVER PORT READY_FILE LOG_FILE`. Echoes every connection until
 /// killed; logs `accepted PEER` and `closed PEER bytes=N WHY` lines.
-pub const ECHO_SERVER: &str = r#"
-import os, socket, sys, threading
-port, ready, log = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-lock = threading.Lock()
-def note(line):
-    with lock, open(log, 'a') as f:
-        f.write(line + '\n')
-def serve(c, peer):
-    n, why = 0, 'eof'
-    try:
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            c.sendall(b)
-            n += len(b)
-    except OSError as e:
-        why = repr(e)
-    note('closed %s:%d bytes=%d %s' % (peer[0], peer[1], n, why))
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', port))
-s.listen(16)
-open(ready, 'w').close()
-while True:
-    c, peer = s.accept()
-    note('accepted %s:%d' % peer)
-    threading.Thread(target=serve, args=(c, peer), daemon=True).start()
-"#;
+pub const ECHO_SERVER: &str = include_str!("../traffic/echo_server.py");
 
 /// TCP echo client: `ECHO_CLIENT DST PORT SECONDS STOP_FILE RESULT_FILE UP_FILE DRAIN`.
 /// Connects once (no reconnect, ever), sends `%08d\n` every 10 ms and checks that the echoes
@@ -57,138 +29,13 @@ while True:
 /// SIGTERM/SIGINT, then waits up to DRAIN seconds for the echoes still missing. Touches UP_FILE
 /// at the first echo; writes its report as JSON to RESULT_FILE (atomically) and exits 0.
 /// Any socket error, EOF or wrong echo ends it with `open: false`.
-pub const ECHO_CLIENT: &str = r#"
-import json, os, select, signal, socket, sys, time
-dst, port, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-stop_file, out, up_file, drain = sys.argv[4], sys.argv[5], sys.argv[6], float(sys.argv[7])
-INTERVAL = 0.01
-stopping = False
-def on_signal(*_):
-    global stopping
-    stopping = True
-signal.signal(signal.SIGTERM, on_signal)
-signal.signal(signal.SIGINT, on_signal)
-r = {'connected': False, 'open': False, 'sent': 0, 'echoed': 0, 'max_gap_ms': 0.0,
-     'error': None, 'duration_ms': 0.0}
-t0 = time.monotonic()
-def finish():
-    r['duration_ms'] = round((time.monotonic() - t0) * 1000, 3)
-    with open(out + '.tmp', 'w') as f:
-        json.dump(r, f)
-    os.rename(out + '.tmp', out)
-    sys.exit(0)
-try:
-    s = socket.create_connection((dst, port), timeout=5)
-except OSError as e:
-    r['error'] = 'connect: %s' % (e,)
-    finish()
-r['connected'] = r['open'] = True
-s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-s.setblocking(False)
-pending, inbuf = b'', b''
-last = None
-def gap(now):
-    if last is not None:
-        r['max_gap_ms'] = max(r['max_gap_ms'], round((now - last) * 1000, 3))
-start = time.monotonic()
-next_send = start
-deadline = start + duration if duration > 0 else float('inf')
-drain_until = None
-try:
-    while True:
-        now = time.monotonic()
-        if drain_until is None and (stopping or now >= deadline or os.path.exists(stop_file)):
-            drain_until = now + drain
-        if drain_until is not None and ((r['echoed'] == r['sent'] and not pending) or now >= drain_until):
-            break
-        if drain_until is None and now >= next_send:
-            pending += b'%08d\n' % r['sent']
-            if r['sent'] == 0:
-                last = now
-            r['sent'] += 1
-            next_send = max(next_send + INTERVAL, now)
-        timeout = 0.05 if drain_until is not None else max(0.0, min(next_send - now, 0.05))
-        rl, wl, _ = select.select([s], [s] if pending else [], [], timeout)
-        if wl:
-            try:
-                pending = pending[s.send(pending):]
-            except BlockingIOError:
-                pass
-        if rl:
-            try:
-                data = s.recv(65536)
-            except BlockingIOError:
-                continue
-            if not data:
-                raise ConnectionError('connection closed by the peer')
-            inbuf += data
-            now = time.monotonic()
-            while b'\n' in inbuf:
-                line, inbuf = inbuf.split(b'\n', 1)
-                if line != b'%08d' % r['echoed']:
-                    raise ConnectionError('echo %r, expected %08d' % (line, r['echoed']))
-                gap(now)
-                last = now
-                r['echoed'] += 1
-                if r['echoed'] == 1:
-                    open(up_file, 'w').close()
-    if r['echoed'] < r['sent']:
-        gap(time.monotonic())
-except OSError as e:
-    r['open'] = False
-    r['error'] = '%s: %s' % (type(e).__name__, e)
-    gap(time.monotonic())
-try:
-    s.close()
-except OSError:
-    pass
-finish()
-"#;
+pub const ECHO_CLIENT: &str = include_str!("../traffic/echo_client.py");
 
 /// Sniffer: `SNIFFER IFNAME OUT_FILE READY_FILE`. One line per IPv4, ARP or RARP frame seen on
 /// IFNAME (both directions): `UNIXTIME in|out ETHERTYPE SRC_MAC DST_MAC SRC DST PROTO TTL HEX`,
 /// where for ARP/RARP SRC/DST are the sender/target protocol addresses, PROTO is the opcode
 /// and TTL 0; HEX is the whole frame. Stops on SIGTERM after draining its socket.
-pub const SNIFFER: &str = r#"
-import select, signal, socket, sys, time
-ifname, out, ready = sys.argv[1], sys.argv[2], sys.argv[3]
-ETH_P_ALL, PACKET_OUTGOING = 3, 4
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
-s.bind((ifname, ETH_P_ALL))
-stopping = False
-def on_term(*_):
-    global stopping
-    stopping = True
-signal.signal(signal.SIGTERM, on_term)
-signal.signal(signal.SIGINT, on_term)
-f = open(out, 'w', buffering=1)
-ip = lambda b: '.'.join(map(str, b))
-mac = lambda b: ':'.join('%02x' % x for x in b)
-open(ready, 'w').close()
-while True:
-    r, _, _ = select.select([s], [], [], 0.05)
-    if not r and stopping:
-        break
-    while True:
-        try:
-            d, a = s.recvfrom(65535, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            break
-        if a[0] != ifname or len(d) < 14:
-            continue
-        et = int.from_bytes(d[12:14], 'big')
-        if et == 0x0800 and len(d) >= 34:
-            src, dst, proto, ttl = d[26:30], d[30:34], d[23], d[22]
-        elif et in (0x0806, 0x8035) and len(d) >= 42:
-            src, dst, proto, ttl = d[28:32], d[38:42], int.from_bytes(d[20:22], 'big'), 0
-        else:
-            continue
-        f.write('%.6f %s %04x %s %s %s %s %d %d %s\n' % (
-            time.time(), 'out' if a[2] == PACKET_OUTGOING else 'in', et, mac(d[6:12]),
-            mac(d[0:6]), ip(src), ip(dst), proto, ttl, d.hex()))
-f.close()
-"#;
+pub const SNIFFER: &str = include_str!("../traffic/sniffer.py");
 
 // ---------------------------------------------------------------------------------------
 // Process plumbing
