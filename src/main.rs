@@ -120,6 +120,9 @@ struct RunArgs {
     /// Accept switches whose datapath id is not in the topology, as unmanaged.
     #[arg(long)]
     accept_unmanaged: bool,
+    /// Threads that serve switch connections and the API [default: the number of CPUs].
+    #[arg(long)]
+    workers: Option<usize>,
     /// Probe a switch silent for this many seconds with an echo request.
     #[arg(long, default_value_t = 5.0)]
     echo_interval: f64,
@@ -285,6 +288,9 @@ impl RunArgs {
         if !(self.audit_interval.is_finite() && self.audit_interval >= 0.0) {
             anyhow::bail!("--audit-interval must be a number of seconds, 0 or more");
         }
+        if self.workers == Some(0) {
+            anyhow::bail!("--workers must be at least 1");
+        }
         if self.echo_misses == 0 {
             anyhow::bail!("--echo-misses must be at least 1");
         }
@@ -300,6 +306,7 @@ impl RunArgs {
             audit: (self.audit_interval > 0.0)
                 .then(|| std::time::Duration::from_secs_f64(self.audit_interval)),
             accept_unmanaged: self.accept_unmanaged,
+            workers: self.workers,
             echo_interval: std::time::Duration::from_secs_f64(self.echo_interval),
             echo_misses: self.echo_misses,
             master_generation: self.master_generation,

@@ -43,7 +43,47 @@ fn slot(msg_type: u8) -> usize {
     (msg_type as usize).min(TYPES - 1)
 }
 
+/// Message counts of one connection's batch, added to the shared counters once per batch:
+/// two worker threads incrementing the same atomics per message kept its cache line moving
+/// between cores (docs/performance.md).
+#[derive(Debug, Default)]
+pub struct Tally {
+    counts: [u64; TYPES],
+    any: bool,
+}
+
+impl Tally {
+    pub fn count(&mut self, msg_type: u8) {
+        if let Some(c) = self.counts.get_mut(slot(msg_type)) {
+            *c += 1;
+            self.any = true;
+        }
+    }
+
+    /// Adds the counts to `to` and starts again from zero.
+    fn drain_into(&mut self, to: &[AtomicU64; TYPES]) {
+        if !std::mem::take(&mut self.any) {
+            return;
+        }
+        for (c, t) in self.counts.iter_mut().zip(to) {
+            if *c > 0 {
+                t.fetch_add(std::mem::take(c), Relaxed);
+            }
+        }
+    }
+}
+
 impl Metrics {
+    /// Adds a batch of received messages.
+    pub fn messages_in_batch(&self, tally: &mut Tally) {
+        tally.drain_into(&self.msgs_in);
+    }
+
+    /// Adds a batch of sent messages.
+    pub fn messages_out_batch(&self, tally: &mut Tally) {
+        tally.drain_into(&self.msgs_out);
+    }
+
     pub fn message_in(&self, msg_type: u8) {
         if let Some(c) = self.msgs_in.get(slot(msg_type)) {
             c.fetch_add(1, Relaxed);

@@ -97,14 +97,19 @@ impl Arp {
 
     /// The whole Ethernet frame carrying this ARP (`ethertype` ARP or RARP), padded to 60.
     pub fn frame(&self, eth_dst: MacAddr, eth_src: MacAddr, ethertype: u16) -> Vec<u8> {
-        let mut a = Vec::with_capacity(28);
-        a.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
-        a.extend_from_slice(&self.op.to_be_bytes());
-        a.extend_from_slice(&self.sha.0);
-        a.extend_from_slice(&self.spa.octets());
-        a.extend_from_slice(&self.tha.0);
-        a.extend_from_slice(&self.tpa.octets());
-        eth_frame(eth_dst, eth_src, ethertype, &a)
+        // One allocation: the Ethernet header, the ARP body and the padding in place.
+        let mut f = Vec::with_capacity(MIN_FRAME);
+        f.extend_from_slice(&eth_dst.0);
+        f.extend_from_slice(&eth_src.0);
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
+        f.extend_from_slice(&self.op.to_be_bytes());
+        f.extend_from_slice(&self.sha.0);
+        f.extend_from_slice(&self.spa.octets());
+        f.extend_from_slice(&self.tha.0);
+        f.extend_from_slice(&self.tpa.octets());
+        f.resize(MIN_FRAME, 0);
+        f
     }
 }
 

@@ -128,11 +128,18 @@ pub struct HostLoc {
     pub port: u32,
 }
 
+/// A hash map with a fast hasher (foldhash, seeded per process) for the packet-in path's
+/// lookups: switch names, addresses, MACs. std's SipHash showed as 12% of the controller's
+/// time under ARP load (docs/performance.md).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A hash set with the same hasher.
+pub type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
 /// The fabric's graph and routes, computed once from a topology.
 #[derive(Debug, Clone)]
 pub struct Fabric {
     pub topology: Topology,
-    index: HashMap<String, usize>,
+    index: FastMap<String, usize>,
     /// For each switch, its link ports and where they lead: port -> (switch, port).
     links: Vec<BTreeMap<u32, (usize, u32)>>,
     /// next_hop[a][b]: the port of a on a shortest path to b (None for a == b or unreachable).
@@ -147,7 +154,7 @@ impl Fabric {
     /// Builds the link graph and all-pairs next hops (a breadth-first search from every switch;
     /// ties go to the lowest port number, so plans are deterministic).
     pub fn new(topology: &Topology) -> Fabric {
-        let index: HashMap<String, usize> = topology
+        let index: FastMap<String, usize> = topology
             .switches
             .iter()
             .enumerate()

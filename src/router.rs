@@ -4,9 +4,8 @@
 //! from [`crate::plan`]. Handlers are pure in the Faucet sense: an event in, the OpenFlow
 //! messages for that switch out.
 
-use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,6 +18,7 @@ use crate::packet::{self, Arp, Ethernet, Ipv4};
 use crate::plan::{
     Fabric, HostLoc, COOKIE_MASK_KIND, COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
 };
+use crate::plan::{FastMap, FastSet};
 use crate::runtime::{App, Controller, SwitchHandle};
 
 /// How many packets are held per unresolved address, and for how long.
@@ -70,13 +70,13 @@ pub(crate) struct AwayState {
 pub(crate) struct State {
     /// Every address's binding: where the host with that address is now. Change it only
     /// through [`State::bind`] and [`State::unbind`], which keep `macs` in step.
-    pub(crate) hosts: HashMap<Ipv4Addr, (HostLoc, Origin)>,
+    pub(crate) hosts: FastMap<Ipv4Addr, (HostLoc, Origin)>,
     /// The addresses of each MAC (the packet-in path looks hosts up by MAC).
-    macs: HashMap<ofp13::MacAddr, std::collections::BTreeSet<Ipv4Addr>>,
+    macs: FastMap<ofp13::MacAddr, std::collections::BTreeSet<Ipv4Addr>>,
     /// Which host is at each port of each switch.
-    at: HashMap<String, std::collections::BTreeMap<u32, ofp13::MacAddr>>,
+    at: FastMap<String, std::collections::BTreeMap<u32, ofp13::MacAddr>>,
     /// VMs away from home, by MAC.
-    pub(crate) away: HashMap<ofp13::MacAddr, AwayState>,
+    pub(crate) away: FastMap<ofp13::MacAddr, AwayState>,
     pub(crate) pools: CareOfPools,
     /// Migrations installed, and refused or failed.
     pub(crate) migrations_done: u64,
@@ -86,20 +86,20 @@ pub(crate) struct State {
     /// Where each VM was before its last migration, and when it left: until
     /// [`PREVIOUS_GRACE`] has passed, ordinary frames from there do not move it back (an
     /// orchestrator may call the API before the hypervisor switches over).
-    pub(crate) previous: HashMap<ofp13::MacAddr, ((String, u32), Instant)>,
+    pub(crate) previous: FastMap<ofp13::MacAddr, ((String, u32), Instant)>,
     /// Care-of addresses given back, and when: for a while packets in flight may still
     /// carry them, and nobody may be asked for them.
-    pub(crate) released_care_of: HashMap<Ipv4Addr, Instant>,
+    pub(crate) released_care_of: FastMap<Ipv4Addr, Instant>,
     /// Where a VM was announced while its migration was being installed: the next move.
-    pub(crate) next_move: HashMap<ofp13::MacAddr, (String, u32)>,
+    pub(crate) next_move: FastMap<ofp13::MacAddr, (String, u32)>,
     /// When a switch was last added to a VM's cover (or tried).
-    pub(crate) cover_tried: HashMap<(ofp13::MacAddr, String), Instant>,
+    pub(crate) cover_tried: FastMap<(ofp13::MacAddr, String), Instant>,
     /// VMs whose migration is being installed (repeated announcements are ignored).
-    pub(crate) migrating: HashSet<ofp13::MacAddr>,
+    pub(crate) migrating: FastSet<ofp13::MacAddr>,
     /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
-    redirects: HashMap<(Ipv4Addr, Ipv4Addr), (Instant, u32)>,
+    redirects: FastMap<(Ipv4Addr, Ipv4Addr), (Instant, u32)>,
     /// Packets waiting for an address to be resolved, by (switch, address).
-    held: HashMap<(String, Ipv4Addr), Held>,
+    held: FastMap<(String, Ipv4Addr), Held>,
 }
 
 impl State {
@@ -257,16 +257,16 @@ pub type Ports<'a> = &'a dyn Fn() -> Vec<u32>;
 /// The routing and mobility app.
 pub struct Router {
     pub fabric: Fabric,
-    names: HashMap<u64, String>,
-    pub(crate) state: Mutex<State>,
+    names: FastMap<u64, String>,
+    pub(crate) state: RwLock<State>,
     /// Where migrations are recorded before any flow is sent (`--state DIR`).
     pub(crate) store: Option<crate::migrate::Durable>,
     /// The controller, to reach other switches than the one an event came from.
     pub(crate) ctl: OnceLock<Weak<Controller>>,
     pub(crate) me: OnceLock<Weak<Router>>,
     /// Configured hosts' names by MAC, and MACs by name.
-    pub(crate) names_by_mac: HashMap<ofp13::MacAddr, String>,
-    pub(crate) macs_by_name: HashMap<String, ofp13::MacAddr>,
+    pub(crate) names_by_mac: FastMap<ofp13::MacAddr, String>,
+    pub(crate) macs_by_name: FastMap<String, ofp13::MacAddr>,
     /// How often each switch's table is compared with the plan after its first
     /// reconciliation (None: only on connect).
     pub(crate) audit: Option<Duration>,
@@ -304,7 +304,7 @@ impl Router {
             names,
             names_by_mac,
             macs_by_name,
-            state: Mutex::new(st),
+            state: RwLock::new(st),
             store: None,
             ctl: OnceLock::new(),
             me: OnceLock::new(),
@@ -330,8 +330,14 @@ impl Router {
         let _ = self.me.set(Arc::downgrade(self));
     }
 
-    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The state, to change it.
+    pub(crate) fn lock(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The state, to read it (packet-ins that change nothing share it).
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Every host as the API shows it: addresses, where it is, where home is, care-of.
@@ -389,7 +395,7 @@ impl Router {
 
     /// Every known host binding.
     pub fn hosts(&self) -> Vec<(HostLoc, Origin)> {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = self.read();
         let mut v: Vec<_> = st.hosts.values().cloned().collect();
         v.sort_by_key(|(h, _)| h.ip);
         v
@@ -421,7 +427,7 @@ impl Router {
         {
             return Vec::new();
         }
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock();
         if st.pools.holder(ip).is_some() {
             debug!(%ip, claimed_by = %mac, "ignoring a claim for a care-of address");
             return Vec::new();
@@ -473,7 +479,55 @@ impl Router {
         if arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
             return out;
         }
-        match self.arp_answer(name, arp) {
+        let answer = self.arp_answer(&self.read(), name, arp);
+        out.extend(self.arp_reply(name, ports, in_port, arp, answer));
+        out
+    }
+
+    /// The common ARP request, decided under one shared read of the state: a host asking
+    /// from the port where it is bound, with the address it is bound to, and not moving.
+    /// For it the full path would learn nothing and see no move, so only the answer is
+    /// left. None: anything else (the full path decides).
+    fn arp_fast(
+        &self,
+        name: &str,
+        ports: Ports<'_>,
+        in_port: u32,
+        eth: &Ethernet<'_>,
+    ) -> Option<Vec<Body>> {
+        let arp = Arp::parse(eth.payload)?;
+        if eth.src != arp.sha || arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
+            return None;
+        }
+        let answer = {
+            let st = self.read();
+            let (h, _) = st.hosts.get(&arp.spa)?;
+            let bound_here = h.mac == arp.sha && h.port == in_port && h.switch == name;
+            if !bound_here
+                || st.location(arp.sha) != Some((name, in_port))
+                || st.migrating.contains(&arp.sha)
+            {
+                return None;
+            }
+            self.arp_answer(&st, name, &arp)
+        };
+        Some(
+            self.arp_reply(name, ports, in_port, &arp, answer)
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    /// What answers an ARP request from `in_port`, once [`Router::arp_answer`] has decided.
+    fn arp_reply(
+        &self,
+        name: &str,
+        ports: Ports<'_>,
+        in_port: u32,
+        arp: &Arp,
+        answer: ArpAnswer,
+    ) -> Option<Body> {
+        match answer {
             ArpAnswer::Mac(mac) => {
                 let reply = Arp {
                     op: packet::ARP_REPLY,
@@ -482,15 +536,14 @@ impl Router {
                     tha: arp.sha,
                     tpa: arp.spa,
                 };
-                out.push(packet_out(
+                Some(packet_out(
                     in_port,
                     reply.frame(arp.sha, mac, packet::ETH_ARP),
-                ));
+                ))
             }
-            ArpAnswer::Resolve(gateway) => out.extend(self.resolve(name, ports, gateway, arp.tpa)),
-            ArpAnswer::Nothing => {}
+            ArpAnswer::Resolve(gateway) => self.resolve(name, ports, gateway, arp.tpa),
+            ArpAnswer::Nothing => None,
         }
-        out
     }
 
     /// Who answers an ARP request at switch `name`, in this order:
@@ -502,8 +555,7 @@ impl Router {
     ///    (its gateway, or any other host there, cases 1 and 3): the gateway MAC (proxy);
     /// 4. a VM of this switch's subnets that is away (case 4): the gateway MAC (proxy);
     /// 5. an unknown address of this switch's subnets: the gateway asks for it.
-    fn arp_answer(&self, name: &str, arp: &Arp) -> ArpAnswer {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    fn arp_answer(&self, st: &State, name: &str, arp: &Arp) -> ArpAnswer {
         let target = st.hosts.get(&arp.tpa).map(|(h, _)| h);
         if let Some(h) = target {
             if h.switch == name {
@@ -621,7 +673,7 @@ impl Router {
             .find(|s| s.prefix.contains(ip.dst))
         {
             let known = {
-                let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let st = self.read();
                 let known = st.hosts.get(&ip.dst).map(|(h, _)| h.switch == name);
                 if known.is_none() && st.is_care_of(ip.dst) {
                     // A packet for a care-of address that is no longer delivered here (the
@@ -636,7 +688,7 @@ impl Router {
                 Some(false) => {} // bound elsewhere: the route flows will carry later packets.
                 None => {
                     let first = {
-                        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut st = self.lock();
                         let now = Instant::now();
                         st.held
                             .retain(|_, h| now.duration_since(h.since) < HOLD_FOR);
@@ -678,9 +730,15 @@ impl Router {
                 _ => Vec::new(),
             };
         }
+        let host_port = in_port <= port::MAX && !self.fabric.is_link_port(name, in_port);
+        if host_port && eth.ethertype == packet::ETH_ARP {
+            if let Some(out) = self.arp_fast(name, ports, in_port, &eth) {
+                return out;
+            }
+        }
         // A known VM's frame on a host port where it is not: it has moved (QEMU's RARP, Xen's
         // gratuitous ARP, or any first packet); the migration runs in its own task.
-        if !self.fabric.is_link_port(name, in_port) && in_port <= port::MAX {
+        if host_port {
             self.detect_move(name, in_port, &eth);
         }
         match eth.ethertype {
@@ -984,7 +1042,7 @@ impl App for Router {
             }
             Body::PortStatus(ps) if ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up() => {
                 // Forget hosts learned on a port that went away, and their delivery flows.
-                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut st = self.lock();
                 let gone: Vec<Ipv4Addr> = st
                     .hosts
                     .iter()
@@ -1107,6 +1165,46 @@ mod tests {
             .hosts()
             .iter()
             .any(|(h, o)| h.ip == X_IP && h.port == 5 && *o == Origin::Learned));
+    }
+
+    #[test]
+    fn the_fast_arp_path_answers_as_the_full_path_and_only_for_bound_askers() {
+        let r = router();
+        let b_mac = MacAddr([2, 0, 0, 0, 0x10, 2]);
+        let b_ip = Ipv4Addr::new(192, 168, 10, 2);
+        let c_ip = Ipv4Addr::new(192, 168, 10, 3);
+        // b is configured at r2:2. Every target it may ask for: the gateway, a host of its
+        // subnet, a free address (resolved), a host elsewhere.
+        for tpa in [
+            Ipv4Addr::new(192, 168, 10, 1),
+            c_ip,
+            Ipv4Addr::new(192, 168, 10, 77),
+            Ipv4Addr::new(10, 0, 0, 2),
+        ] {
+            let f = arp(packet::ARP_REQUEST, b_mac, b_ip, tpa);
+            let eth = Ethernet::parse(&f).unwrap();
+            let a = Arp::parse(eth.payload).unwrap();
+            let fast = r.arp_fast("r2", &r2_ports, 2, &eth).expect("bound asker");
+            let full = r.on_arp("r2", &r2_ports, 2, &eth, &a);
+            assert_eq!(fast, full, "asking for {tpa}");
+        }
+        // Not bound there (another port, another MAC, an unknown address), a reply, a
+        // gratuitous ARP: the full path decides.
+        for (port, mac, spa, tpa, op) in [
+            (5, b_mac, b_ip, c_ip, packet::ARP_REQUEST),
+            (2, X_MAC, b_ip, c_ip, packet::ARP_REQUEST),
+            (2, b_mac, X_IP, c_ip, packet::ARP_REQUEST),
+            (2, b_mac, b_ip, c_ip, packet::ARP_REPLY),
+            (2, b_mac, b_ip, b_ip, packet::ARP_REQUEST),
+        ] {
+            let f = arp(op, mac, spa, tpa);
+            let eth = Ethernet::parse(&f).unwrap();
+            assert_eq!(r.arp_fast("r2", &r2_ports, port, &eth), None);
+        }
+        // A VM whose migration is being installed: the full path (it may be a next move).
+        r.lock().migrating.insert(b_mac);
+        let f = arp(packet::ARP_REQUEST, b_mac, b_ip, c_ip);
+        assert_eq!(r.arp_fast("r2", &r2_ports, 2, &Ethernet::parse(&f).unwrap()), None);
     }
 
     #[test]

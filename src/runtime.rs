@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Tally};
 use crate::session::{CloseReason, Event, ReplyError, Session, SessionConfig, State};
 use crate::topology::{Dpid, Topology};
 
@@ -412,11 +412,18 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
 
     /// Decodes every whole message in the read buffer and feeds the session.
     fn decode(&mut self) {
+        // One clock read and one update of the shared counters per read, not per message.
+        let now = Instant::now();
+        let mut tally = Tally::default();
+        self.decode_batch(now, &mut tally);
+        self.ctl.metrics.messages_in_batch(&mut tally);
+    }
+
+    fn decode_batch(&mut self, now: Instant, tally: &mut Tally) {
         loop {
-            let now = Instant::now();
             match ofp13::decode_frame(&mut self.rbuf, MAX_MESSAGE_LEN) {
                 Ok(Some(msg)) => {
-                    self.ctl.metrics.message_in(msg.body.msg_type());
+                    tally.count(msg.body.msg_type());
                     if let Body::Error(e) = &msg.body {
                         self.ctl.metrics.switch_errors.fetch_add(1, Relaxed);
                         let (t, _) = e.names();
@@ -506,10 +513,12 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
     }
 
     async fn flush(&mut self) -> std::io::Result<()> {
+        let mut tally = Tally::default();
         while let Some(m) = self.session.poll_transmit() {
-            self.ctl.metrics.message_out(m.body.msg_type());
+            tally.count(m.body.msg_type());
             m.emit(&mut self.wbuf);
         }
+        self.ctl.metrics.messages_out_batch(&mut tally);
         if self.wbuf.is_empty() {
             return Ok(());
         }

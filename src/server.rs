@@ -30,6 +30,8 @@ pub struct Options {
     /// How often each switch's table is compared with the plan (None: only on connect).
     pub audit: Option<Duration>,
     pub accept_unmanaged: bool,
+    /// Worker threads of the runtime (None: one per CPU).
+    pub workers: Option<usize>,
     pub echo_interval: Duration,
     pub echo_misses: u32,
     pub master_generation: Option<u64>,
@@ -88,7 +90,11 @@ pub fn run(opts: Options) -> Result<()> {
         accept_unmanaged: opts.accept_unmanaged,
         ..RuntimeConfig::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = opts.workers {
+        rt.worker_threads(n);
+    }
+    let rt = rt
         .enable_all()
         .build()
         .context("starting the async runtime")?;
