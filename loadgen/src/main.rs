@@ -4,13 +4,14 @@
 //! (HELLO, FEATURES_REPLY with the topology's datapath id, PORT_DESC, BARRIER), answer what
 //! the controller sends afterwards (ECHO, BARRIER, ROLE, GET_CONFIG, GET_ASYNC, flow-stats
 //! with an empty table, aggregate stats with flow_count 0, DESC; FLOW_MODs are accepted,
-//! counted and otherwise ignored), and send PACKET_INs of one workload. Every response is
-//! checked (type, output port, addresses); wrong ones are counted apart. See docs/loadgen.md.
+//! counted and otherwise ignored, except that the migration workload keeps the entries naming
+//! its VMs to check against), and send PACKET_INs of one workload. Every response is checked
+//! (type, output port, addresses); wrong ones are counted apart. See docs/loadgen.md.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,8 @@ use tokio::net::TcpStream;
 /// How long servswitch holds packets for an unresolved address (router.rs `HOLD_FOR`, 3 s)
 /// plus a margin: an address is asked for again only after this long.
 const UNRESOLVED_REUSE: Duration = Duration::from_millis(3200);
+/// The controller counts as done with what it was sending after this long without a message.
+const QUIET: Duration = Duration::from_millis(100);
 /// Latency histogram: 1 µs buckets below this many µs, then 1 ms buckets up to 60 s.
 const HIST_US: usize = 1 << 16;
 const HIST_LEN: usize = HIST_US + 60_000;
@@ -60,8 +63,9 @@ enum Workload {
     Unresolved,
     /// First packet of a new host to a host of another rack -> its 3 host FLOW_MODs.
     Newflow,
-    /// RARP of a known VM at a new port (foreign rack, then home again) -> FLOW_MODs for the
-    /// VM at that port, then a BARRIER_REQUEST, on the switch that sent the RARP.
+    /// RARP of a known VM at a new port (foreign rack, then home again) -> on the switch that
+    /// sent the RARP, a flow entry that delivers the VM out of that port (installed after the
+    /// RARP: the switch's table had none at some point since), then a BARRIER_REQUEST.
     Migration,
 }
 
@@ -159,7 +163,17 @@ struct Ctx {
     workload: Workload,
     window: usize,
     timeout: Duration,
+    /// Every switch is up: requests may be sent.
+    go: AtomicBool,
     measuring: AtomicBool,
+    /// The measured period is over: no new requests; those in flight are answered or time out.
+    draining: AtomicBool,
+    /// Switches with nothing in flight while draining.
+    drained: AtomicUsize,
+    /// When any switch last received a message (µs since `t0`): the run ends when the
+    /// controller has gone quiet, not in the middle of what it is sending.
+    last_rx_us: AtomicU64,
+    t0: Instant,
     stop: AtomicBool,
     up: AtomicUsize,
     switches: Vec<SwInfo>,
@@ -172,6 +186,12 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// How long no switch has received anything.
+    fn quiet_for(&self) -> Duration {
+        let last = self.t0 + Duration::from_micros(self.last_rx_us.load(Relaxed));
+        last.elapsed()
+    }
+
     /// Sets VM `k`'s state and wakes both switches that may move it next.
     fn vm_done(&self, k: usize, state: u8) {
         if let (Some(s), Some(vm)) = (self.vm_state.get(k), self.vms.get(k)) {
@@ -378,10 +398,156 @@ enum Gen {
         cands: Vec<(usize, bool)>,
         by_mac: HashMap<MacAddr, usize>,
         by_ip: HashMap<Ipv4Addr, usize>,
-        /// VMs whose flow mods for the new port arrived (waiting for the barrier).
-        seen: HashSet<usize>,
+        /// This switch's flow entries that name one of those VMs, as the FLOW_MODs left them.
+        table: VmTable,
+        /// Moves to this switch in flight, by VM.
+        moves: HashMap<usize, Move>,
         next: usize,
     },
+}
+
+/// A move of a VM to this switch (its RARP was sent here).
+#[derive(Debug, Clone, Copy)]
+struct Move {
+    /// The VM's port here.
+    port: u32,
+    /// This switch is the VM's home (the move is back home).
+    home: bool,
+    /// Since the RARP was sent, the table has had no entry delivering the VM at `port`: an
+    /// entry that delivers it from now on was installed for this move (not left over from
+    /// the VM's previous stay here, or sent by an earlier audit).
+    armed: bool,
+}
+
+/// A flow entry's identity in its table: table, priority, match fields in canonical order.
+type EntryKey = (u8, u16, Vec<u8>);
+
+fn entry_key(table: u8, priority: u16, m: &Match) -> EntryKey {
+    let mut fields: Vec<&Oxm> = m.fields.iter().collect();
+    fields.sort_by_key(|f| f.header());
+    let mut bytes = Vec::with_capacity(48);
+    for f in fields {
+        f.emit(&mut bytes);
+    }
+    (table, priority, bytes)
+}
+
+/// One modelled flow entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    vm: usize,
+    cookie: u64,
+    fields: Vec<Oxm>,
+    /// The ports its actions output to.
+    outputs: Vec<u32>,
+}
+
+/// The entries of one emulated switch's table that name a VM of the migration workload (by
+/// its MAC or one of its addresses, in the match or in a set-field action), kept as an
+/// OpenFlow 1.3 switch applies FLOW_MODs: ADD replaces an identical entry, MODIFY changes
+/// instructions, DELETE_STRICT removes exactly one entry, DELETE every entry it covers.
+#[derive(Debug, Default)]
+struct VmTable {
+    entries: HashMap<EntryKey, Entry>,
+}
+
+const TABLE_ALL: u8 = 0xff;
+
+impl VmTable {
+    /// Whether an entry delivers VM `vm` out of `port`.
+    fn delivers(&self, vm: usize, port: u32) -> bool {
+        self.entries
+            .values()
+            .any(|e| e.vm == vm && e.outputs.contains(&port))
+    }
+
+    /// Whether a non-strict FLOW_MOD (its table, cookie and match) covers entry `e`.
+    fn covers(fm: &FlowMod, key: &EntryKey, e: &Entry) -> bool {
+        (fm.table_id == TABLE_ALL || fm.table_id == key.0)
+            && (e.cookie & fm.cookie_mask) == (fm.cookie & fm.cookie_mask)
+            && fm.match_.fields.iter().all(|f| e.fields.contains(f))
+    }
+
+    /// Whether a delete's out_port filter lets it remove `e`.
+    fn out_port_allows(fm: &FlowMod, e: &Entry) -> bool {
+        fm.out_port == ofp13::port::ANY || e.outputs.contains(&fm.out_port)
+    }
+
+    /// Applies a FLOW_MOD that names `named` (a VM of this switch, if any); returns the VMs
+    /// whose entries changed.
+    fn apply(&mut self, fm: &FlowMod, named: Option<usize>) -> Vec<usize> {
+        let mut changed = Vec::new();
+        let key = entry_key(fm.table_id, fm.priority, &fm.match_);
+        match fm.command {
+            ofp13::OFPFC_ADD => {
+                let old = match named {
+                    Some(vm) => {
+                        changed.push(vm);
+                        self.entries.insert(
+                            key,
+                            Entry {
+                                vm,
+                                cookie: fm.cookie,
+                                fields: fm.match_.fields.clone(),
+                                outputs: instruction_outputs(&fm.instructions),
+                            },
+                        )
+                    }
+                    // Replaced by an entry that names none of them.
+                    None => self.entries.remove(&key),
+                };
+                changed.extend(old.map(|e| e.vm));
+            }
+            ofp13::OFPFC_MODIFY_STRICT => {
+                if let Some(e) = self.entries.get_mut(&key) {
+                    e.outputs = instruction_outputs(&fm.instructions);
+                    changed.push(e.vm);
+                }
+            }
+            ofp13::OFPFC_MODIFY => {
+                for (k, e) in self.entries.iter_mut() {
+                    if fm.table_id == k.0 && Self::covers(fm, k, e) {
+                        e.outputs = instruction_outputs(&fm.instructions);
+                        changed.push(e.vm);
+                    }
+                }
+            }
+            ofp13::OFPFC_DELETE_STRICT
+                if self
+                    .entries
+                    .get(&key)
+                    .is_some_and(|e| Self::out_port_allows(fm, e)) =>
+            {
+                changed.extend(self.entries.remove(&key).map(|e| e.vm));
+            }
+            ofp13::OFPFC_DELETE => {
+                self.entries.retain(|k, e| {
+                    let gone = Self::covers(fm, k, e) && Self::out_port_allows(fm, e);
+                    if gone {
+                        changed.push(e.vm);
+                    }
+                    !gone
+                });
+            }
+            _ => {}
+        }
+        changed
+    }
+}
+
+/// The output ports of a flow entry's actions.
+fn instruction_outputs(instructions: &[Instruction]) -> Vec<u32> {
+    let mut v = Vec::new();
+    for ins in instructions {
+        if let Instruction::ApplyActions { actions } | Instruction::WriteActions { actions } = ins {
+            for a in actions {
+                if let Action::Output { port, .. } = a {
+                    v.push(*port);
+                }
+            }
+        }
+    }
+    v
 }
 
 fn new_host_mac(dpid: u64, i: usize) -> MacAddr {
@@ -458,7 +624,8 @@ fn make_gen(ctx: &Ctx, sw: &SwInfo, topo_ips: &HashSet<Ipv4Addr>) -> Gen {
                 cands,
                 by_mac,
                 by_ip,
-                seen: HashSet::new(),
+                table: VmTable::default(),
+                moves: HashMap::new(),
                 next: 0,
             }
         }
@@ -510,7 +677,13 @@ impl Gen {
                 );
                 Some((k, packet_in(sw.spare_first, f)))
             }
-            Gen::Migration { cands, next, .. } => {
+            Gen::Migration {
+                cands,
+                table,
+                moves,
+                next,
+                ..
+            } => {
                 for _ in 0..cands.len() {
                     let (vi, home) = *cands.get(*next % cands.len())?;
                     *next += 1;
@@ -522,6 +695,14 @@ impl Gen {
                         (HOME_IDLE, MOVING_AWAY, vm.foreign.1)
                     };
                     if st.compare_exchange(from, to, Relaxed, Relaxed).is_ok() {
+                        moves.insert(
+                            vi,
+                            Move {
+                                port,
+                                home,
+                                armed: !table.delivers(vi, port),
+                            },
+                        );
                         return Some((vi, packet_in(port, packet::rarp_announce(vm.mac))));
                     }
                 }
@@ -782,41 +963,60 @@ fn check(
             Gen::Migration {
                 by_ip,
                 by_mac,
-                seen,
+                table,
+                moves,
                 ..
             },
         ) => {
-            let (macs, ips, ports) = mentions(fm);
-            let key = macs
+            let (macs, ips, _) = mentions(fm);
+            let named = macs
                 .iter()
                 .find_map(|m| by_mac.get(m))
                 .or_else(|| ips.iter().find_map(|ip| by_ip.get(ip)))
                 .copied();
-            let Some(k) = key else { return };
-            let Some(vm) = ctx.vms.get(k) else { return };
-            let port = if vm.home.0 == sw.idx
-                && ctx.vm_state.get(k).map(|s| s.load(Relaxed)) == Some(MOVING_HOME)
+            // An entry for a VM of this switch that outputs to a host port of this switch
+            // other than the VM's own: the controller put it somewhere it was never announced.
+            if let (Some(k), ofp13::OFPFC_ADD | ofp13::OFPFC_MODIFY | ofp13::OFPFC_MODIFY_STRICT) =
+                (named, fm.command)
             {
-                vm.home.1
-            } else {
-                vm.foreign.1
-            };
-            if fl.0.iter().any(|(x, _)| *x == k) && ports.contains(&port) {
-                seen.insert(k);
+                if let Some(vm) = ctx.vms.get(k) {
+                    let own = if vm.home.0 == sw.idx {
+                        vm.home.1
+                    } else {
+                        vm.foreign.1
+                    };
+                    let outs = instruction_outputs(&fm.instructions);
+                    if outs.iter().any(|p| *p != own && sw.host_ports.contains(p)) {
+                        wrong(ctx, st, || {
+                            format!(
+                                "flow mod delivers VM {} at port {outs:?} of {}, not {own}: {fm:?}",
+                                vm.mac, sw.name
+                            )
+                        });
+                    }
+                }
+            }
+            for k in table.apply(fm, named) {
+                if let Some(m) = moves.get_mut(&k) {
+                    if !table.delivers(k, m.port) {
+                        m.armed = true;
+                    }
+                }
             }
         }
-        (Body::BarrierRequest, Gen::Migration { seen, .. }) => {
-            for k in seen.drain() {
+        (Body::BarrierRequest, Gen::Migration { table, moves, .. }) => {
+            // The moves whose delivery was installed after the RARP and is in place now.
+            let done: Vec<(usize, bool)> = moves
+                .iter()
+                .filter(|(k, m)| m.armed && table.delivers(**k, m.port))
+                .map(|(k, m)| (*k, m.home))
+                .collect();
+            for (k, home) in done {
+                moves.remove(&k);
+                // None: it had timed out (and was counted so).
                 if let Some(t) = fl.take(k) {
                     record(ctx, st, t, now);
-                    if let Some(s) = ctx.vm_state.get(k) {
-                        let done = if s.load(Relaxed) == MOVING_AWAY {
-                            AWAY_IDLE
-                        } else {
-                            HOME_IDLE
-                        };
-                        ctx.vm_done(k, done);
-                    }
+                    ctx.vm_done(k, if home { HOME_IDLE } else { AWAY_IDLE });
                 }
             }
         }
@@ -843,6 +1043,7 @@ async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
     let mut fl = InFlight(VecDeque::with_capacity(ctx.window));
     let (mut port_desc_done, mut up) = (false, false);
     let mut features_at: Option<Instant> = None;
+    let mut drained = false;
     while !ctx.stop.load(Relaxed) {
         let now = Instant::now();
         // servswitch ends its handshake with PORT_DESC and a BARRIER; a controller that
@@ -857,7 +1058,7 @@ async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
                     break;
                 }
                 if let Some((k, _)) = fl.0.pop_front() {
-                    if ctx.measuring.load(Relaxed) {
+                    if ctx.measuring.load(Relaxed) || ctx.draining.load(Relaxed) {
                         st.timeouts += 1;
                     }
                     // A migration that timed out is taken as done (it may still complete).
@@ -876,7 +1077,8 @@ async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
                     }
                 }
             }
-            while fl.0.len() < ctx.window {
+            let sending = ctx.go.load(Relaxed) && !ctx.draining.load(Relaxed);
+            while sending && fl.0.len() < ctx.window {
                 let Some((k, bytes)) = gen.next(&ctx, sw, now) else {
                     break;
                 };
@@ -891,6 +1093,10 @@ async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
             sock.write_all(&wbuf).await?;
             wbuf.clear();
         }
+        if !drained && fl.0.is_empty() && ctx.draining.load(Relaxed) {
+            drained = true;
+            ctx.drained.fetch_add(1, Relaxed);
+        }
         let wake = ctx.wake.get(idx).context("wake")?;
         let n = tokio::select! {
             r = sock.read_buf(&mut rbuf) => r?,
@@ -904,6 +1110,8 @@ async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
             bail!("{}: the controller closed the connection", sw.name);
         }
         let now = Instant::now();
+        ctx.last_rx_us
+            .store(now.duration_since(ctx.t0).as_micros() as u64, Relaxed);
         while let Some(m) = ofp13::decode_frame(&mut rbuf, MAX_MESSAGE_LEN)? {
             if matches!(&m.body, Body::MultipartRequest(r) if matches!(r.body, MultipartRequestBody::PortDesc))
             {
@@ -990,7 +1198,12 @@ fn main() -> Result<()> {
         workload: args.workload,
         window,
         timeout: Duration::from_millis(args.timeout_ms),
+        go: AtomicBool::new(false),
         measuring: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+        drained: AtomicUsize::new(0),
+        last_rx_us: AtomicU64::new(0),
+        t0: Instant::now(),
         stop: AtomicBool::new(false),
         up: AtomicUsize::new(0),
         vm_state: vms.iter().map(|_| AtomicU8::new(HOME_IDLE)).collect(),
@@ -1033,12 +1246,33 @@ fn main() -> Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        // Load starts when every switch is up (a migration's flow mods go to other switches)
+        // and the controller has installed their tables (it has sent nothing for a while): a
+        // migration's check needs the switch's entries from before the RARP (an initial
+        // table computed before a move but arriving after the next RARP would otherwise look
+        // like that move's entries).
+        let settle = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < settle && ctx.quiet_for() < QUIET {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        ctx.go.store(true, Relaxed);
         tokio::time::sleep(Duration::from_secs_f64(args.warmup)).await;
         ctx.measuring.store(true, Relaxed);
         let start = Instant::now();
         tokio::time::sleep(Duration::from_secs_f64(args.seconds)).await;
+        ctx.draining.store(true, Relaxed);
         ctx.measuring.store(false, Relaxed);
         let elapsed = start.elapsed().as_secs_f64();
+        // Drain: what is in flight is answered (or times out, counted), then the controller
+        // finishes what it was sending (a migration's second step, its barriers) before the
+        // switches disconnect, so a run never ends in the middle of the controller's work.
+        let give_up = Instant::now() + ctx.timeout + Duration::from_secs(2);
+        while Instant::now() < give_up {
+            if ctx.drained.load(Relaxed) >= total && ctx.quiet_for() >= QUIET {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         ctx.stop.store(true, Relaxed);
         let mut all = Stats::new();
         for t in tasks {
@@ -1091,4 +1325,220 @@ fn main() -> Result<()> {
         st.timeouts
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VM_MAC: MacAddr = MacAddr([2, 0, 0, 1, 0, 0]);
+    const VM_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 10);
+
+    fn sw_info(idx: usize, name: &str) -> SwInfo {
+        SwInfo {
+            idx,
+            name: name.into(),
+            dpid: idx as u64 + 1,
+            nports: 8,
+            // Ports 1 and 2 are links.
+            host_ports: (3..=8).collect(),
+            hosts: Vec::new(),
+            subnet: None,
+            spare_first: 5,
+            loaded: true,
+        }
+    }
+
+    /// Two switches; one VM at home at port 3 of t1, moving to port 5 of t2.
+    fn ctx() -> Ctx {
+        let switches = vec![sw_info(0, "t1"), sw_info(1, "t2")];
+        Ctx {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            workload: Workload::Migration,
+            window: 8,
+            timeout: Duration::from_secs(1),
+            go: AtomicBool::new(true),
+            measuring: AtomicBool::new(true),
+            draining: AtomicBool::new(false),
+            drained: AtomicUsize::new(0),
+            last_rx_us: AtomicU64::new(0),
+            t0: Instant::now(),
+            stop: AtomicBool::new(false),
+            up: AtomicUsize::new(0),
+            vms: vec![Vm {
+                mac: VM_MAC,
+                ips: vec![VM_IP],
+                home: (0, 3),
+                foreign: (1, 5),
+            }],
+            vm_state: vec![AtomicU8::new(HOME_IDLE)],
+            far_host: HashMap::new(),
+            wake: switches
+                .iter()
+                .map(|_| tokio::sync::Notify::new())
+                .collect(),
+            switches,
+        }
+    }
+
+    /// servswitch's switching entry for the VM at `port` (table 1, eth_dst -> output).
+    fn switching(command: u8, port: u32) -> Message {
+        Message::new(
+            0,
+            Body::FlowMod(FlowMod {
+                command,
+                table_id: 1,
+                priority: 500,
+                match_: Match::new(vec![Oxm::EthDst(VM_MAC, None)]),
+                instructions: vec![Instruction::ApplyActions {
+                    actions: vec![Action::output(port)],
+                }],
+                ..FlowMod::default()
+            }),
+        )
+    }
+
+    /// servswitch's source entry (in_port, eth_src): names the port but delivers nothing.
+    fn source(command: u8, port: u32) -> Message {
+        Message::new(
+            0,
+            Body::FlowMod(FlowMod {
+                command,
+                table_id: 0,
+                priority: 100,
+                match_: Match::new(vec![Oxm::InPort(port, None), Oxm::EthSrc(VM_MAC, None)]),
+                instructions: vec![Instruction::GotoTable { table_id: 1 }],
+                ..FlowMod::default()
+            }),
+        )
+    }
+
+    fn barrier() -> Message {
+        Message::new(0, Body::BarrierRequest)
+    }
+
+    /// Switch `idx` sends the VM's RARP; then it receives `msgs`. Returns its stats, and
+    /// whether the move is still in flight.
+    fn run(ctx: &Ctx, idx: usize, before: &[Message], msgs: &[Message]) -> (Stats, bool) {
+        let sw = &ctx.switches[idx];
+        let mut gen = make_gen(ctx, sw, &HashSet::new());
+        let mut fl = InFlight(VecDeque::new());
+        let mut st = Stats::new();
+        let now = Instant::now();
+        for m in before {
+            check(ctx, sw, &mut gen, &mut fl, m, &mut st, now);
+        }
+        let (k, _) = gen.next(ctx, sw, now).expect("a RARP to send");
+        fl.0.push_back((k, now));
+        for m in msgs {
+            check(ctx, sw, &mut gen, &mut fl, m, &mut st, now);
+        }
+        (st, !fl.0.is_empty())
+    }
+
+    #[test]
+    fn delivery_at_the_new_port_then_a_barrier_completes_the_move() {
+        let ctx = ctx();
+        let (st, pending) = run(
+            &ctx,
+            1,
+            &[],
+            &[
+                source(ofp13::OFPFC_ADD, 5),
+                switching(ofp13::OFPFC_ADD, 5),
+                barrier(),
+            ],
+        );
+        assert_eq!((st.ok, st.wrong, pending), (1, 0, false));
+        assert_eq!(ctx.vm_state[0].load(Relaxed), AWAY_IDLE);
+    }
+
+    #[test]
+    fn no_barrier_no_completion_and_deletes_are_no_delivery() {
+        let ctx = ctx();
+        let (st, pending) = run(&ctx, 1, &[], &[switching(ofp13::OFPFC_ADD, 5)]);
+        assert_eq!((st.ok, pending), (0, true));
+        // The old rule's false positive: strict deletes naming the port (the VM leaving it).
+        let ctx = self::ctx();
+        let (st, pending) = run(
+            &ctx,
+            1,
+            &[],
+            &[
+                source(ofp13::OFPFC_DELETE_STRICT, 5),
+                switching(ofp13::OFPFC_DELETE_STRICT, 5),
+                barrier(),
+            ],
+        );
+        assert_eq!((st.ok, pending), (0, true));
+        // Only a source entry: the port is named, but nothing is delivered there.
+        let ctx = self::ctx();
+        let (st, pending) = run(&ctx, 1, &[], &[source(ofp13::OFPFC_ADD, 5), barrier()]);
+        assert_eq!((st.ok, pending), (0, true));
+    }
+
+    #[test]
+    fn a_leftover_delivery_counts_only_once_removed_and_installed_again() {
+        // Back home: t1 still has the VM's home entries (the previous move's second step,
+        // which removes them, is not in yet), and an audit re-sends them.
+        let ctx = ctx();
+        ctx.vm_state[0].store(AWAY_IDLE, Relaxed);
+        let home = [switching(ofp13::OFPFC_ADD, 3)];
+        let (st, pending) = run(&ctx, 0, &home, &[switching(ofp13::OFPFC_ADD, 3), barrier()]);
+        assert_eq!(
+            (st.ok, pending),
+            (0, true),
+            "nothing was installed for this move"
+        );
+        let ctx = self::ctx();
+        ctx.vm_state[0].store(AWAY_IDLE, Relaxed);
+        let (st, pending) = run(
+            &ctx,
+            0,
+            &home,
+            &[
+                // The previous move's second step: the VM leaves t1.
+                switching(ofp13::OFPFC_DELETE_STRICT, 3),
+                barrier(),
+                // This move's first step.
+                switching(ofp13::OFPFC_ADD, 3),
+                barrier(),
+            ],
+        );
+        assert_eq!((st.ok, st.wrong, pending), (1, 0, false));
+        assert_eq!(ctx.vm_state[0].load(Relaxed), HOME_IDLE);
+    }
+
+    #[test]
+    fn a_non_strict_delete_removes_what_it_covers() {
+        let ctx = ctx();
+        let del_all = Message::new(
+            0,
+            Body::FlowMod(FlowMod {
+                command: ofp13::OFPFC_DELETE,
+                table_id: TABLE_ALL,
+                ..FlowMod::default()
+            }),
+        );
+        ctx.vm_state[0].store(AWAY_IDLE, Relaxed);
+        let home = [switching(ofp13::OFPFC_ADD, 3)];
+        let (st, _) = run(
+            &ctx,
+            0,
+            &home,
+            &[del_all, switching(ofp13::OFPFC_ADD, 3), barrier()],
+        );
+        assert_eq!(st.ok, 1);
+    }
+
+    #[test]
+    fn delivery_at_another_host_port_is_wrong() {
+        let ctx = ctx();
+        let (st, pending) = run(&ctx, 1, &[], &[switching(ofp13::OFPFC_ADD, 6), barrier()]);
+        assert_eq!((st.ok, st.wrong, pending), (0, 1, true));
+        // A link port (the home agent's tunnel toward the VM) is not a host port.
+        let ctx = self::ctx();
+        let (st, _) = run(&ctx, 1, &[], &[switching(ofp13::OFPFC_ADD, 2)]);
+        assert_eq!(st.wrong, 0);
+    }
 }
