@@ -855,6 +855,12 @@ impl Router {
                 }
                 return;
             }
+            if announcement(eth) {
+                // The VM's latest word on where it is: a location queued while an earlier
+                // move was installing is older, and must not be followed after this one
+                // (the move that queued it may not have taken it yet).
+                st.next_move.remove(&eth.src);
+            }
             if here == (true, true) {
                 return;
             }
@@ -1204,7 +1210,27 @@ mod tests {
         // A VM whose migration is being installed: the full path (it may be a next move).
         r.lock().migrating.insert(b_mac);
         let f = arp(packet::ARP_REQUEST, b_mac, b_ip, c_ip);
-        assert_eq!(r.arp_fast("r2", &r2_ports, 2, &Ethernet::parse(&f).unwrap()), None);
+        assert_eq!(
+            r.arp_fast("r2", &r2_ports, 2, &Ethernet::parse(&f).unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn an_announcement_outside_a_move_drops_an_older_queued_move() {
+        // b (configured at r2:2) was announced at r3:9 while an earlier move was installing;
+        // that move has ended, and before it took the queued location b announces itself
+        // at r2:2 again. The queued location is older than that word: it must go.
+        let r = router();
+        let b_mac = MacAddr([2, 0, 0, 0, 0x10, 2]);
+        r.lock().next_move.insert(b_mac, ("r3".to_string(), 9));
+        let out = r.packet_in("r2", &r2_ports, &pin(2, 0, packet::rarp_announce(b_mac)));
+        assert!(out.is_empty());
+        assert_eq!(r.lock().next_move.get(&b_mac), None);
+        // While a move is installing, an announcement elsewhere is queued, not dropped.
+        r.lock().migrating.insert(b_mac);
+        r.packet_in("r2", &r2_ports, &pin(5, 0, packet::rarp_announce(b_mac)));
+        assert_eq!(r.lock().next_move.get(&b_mac), Some(&("r2".to_string(), 5)));
     }
 
     #[test]
