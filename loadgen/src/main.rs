@@ -8,6 +8,7 @@
 //! its VMs to check against), and send PACKET_INs of one workload. Every response is checked
 //! (type, output port, addresses); wrong ones are counted apart. See docs/loadgen.md.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ use ofp13::{
     SwitchConfig, SwitchFeatures, MAX_MESSAGE_LEN, NO_BUFFER,
 };
 use servswitch::packet::{self, Arp, Ethernet};
-use servswitch::plan::GATEWAY_MAC;
+use servswitch::plan::{FastMap, GATEWAY_MAC};
 use servswitch::topology::Topology;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -377,7 +378,7 @@ enum Gen {
     Idle,
     Arp {
         pins: Vec<Vec<u8>>,
-        by_ip: HashMap<Ipv4Addr, usize>,
+        by_ip: FastMap<Ipv4Addr, usize>,
         next: usize,
     },
     Unresolved {
@@ -633,14 +634,15 @@ fn make_gen(ctx: &Ctx, sw: &SwInfo, topo_ips: &HashSet<Ipv4Addr>) -> Gen {
 }
 
 impl Gen {
-    /// The next request: (key, packet-in bytes), or None when none can be sent now.
-    fn next(&mut self, ctx: &Ctx, sw: &SwInfo, now: Instant) -> Option<(usize, Vec<u8>)> {
+    /// The next request: (key, packet-in bytes), or None when none can be sent now. The
+    /// ARP workload's packet-ins are built once and lent, not copied.
+    fn next(&mut self, ctx: &Ctx, sw: &SwInfo, now: Instant) -> Option<(usize, Cow<'_, [u8]>)> {
         match self {
             Gen::Idle => None,
             Gen::Arp { pins, next, .. } => {
                 let k = *next % pins.len();
                 *next = next.wrapping_add(1);
-                Some((k, pins.get(k)?.clone()))
+                Some((k, Cow::Borrowed(pins.get(k)?.as_slice())))
             }
             Gen::Unresolved {
                 pool, last, next, ..
@@ -659,7 +661,7 @@ impl Gen {
                 let dst = *pool.get(k)?;
                 let icmp = packet::icmp(packet::ICMP_ECHO_REQUEST, 0, [0, 1, 0, 1], b"ofload");
                 let f = packet::ipv4_frame(GATEWAY_MAC, h.mac, h.ip, dst, packet::IP_ICMP, &icmp);
-                Some((k, packet_in(h.port, f)))
+                Some((k, Cow::Owned(packet_in(h.port, f))))
             }
             Gen::Newflow { pool, next, .. } => {
                 let k = *next;
@@ -675,7 +677,7 @@ impl Gen {
                     packet::IP_ICMP,
                     &icmp,
                 );
-                Some((k, packet_in(sw.spare_first, f)))
+                Some((k, Cow::Owned(packet_in(sw.spare_first, f))))
             }
             Gen::Migration {
                 cands,
@@ -703,7 +705,10 @@ impl Gen {
                                 armed: !table.delivers(vi, port),
                             },
                         );
-                        return Some((vi, packet_in(port, packet::rarp_announce(vm.mac))));
+                        return Some((
+                            vi,
+                            Cow::Owned(packet_in(port, packet::rarp_announce(vm.mac))),
+                        ));
                     }
                 }
                 None
@@ -788,6 +793,39 @@ fn answer(sw: &SwInfo, m: &Message, st: &mut Stats, out: &mut Vec<u8>) {
 }
 
 /// The output ports of a PACKET_OUT, in order.
+/// The asking host's index when `frame` is a PACKET_OUT that answers it exactly as the
+/// `arp` check requires (read straight from the wire: ofp_packet_out, one 16-byte output
+/// action to the host's port, then the Ethernet/ARP reply). None: let the full check decide.
+fn good_arp_reply(sw: &SwInfo, by_ip: &FastMap<Ipv4Addr, usize>, frame: &[u8]) -> Option<usize> {
+    const OFPT_PACKET_OUT: u8 = 13;
+    const HEAD: usize = 8 + 16; // ofp_header, buffer_id, in_port, actions_len, pad
+    if frame.get(1) != Some(&OFPT_PACKET_OUT) {
+        return None;
+    }
+    let u16_at = |i: usize| Some(u16::from_be_bytes(frame.get(i..i + 2)?.try_into().ok()?));
+    let u32_at = |i: usize| Some(u32::from_be_bytes(frame.get(i..i + 4)?.try_into().ok()?));
+    // actions_len 16: exactly one action, which must be OFPAT_OUTPUT (type 0, length 16).
+    if u16_at(16)? != 16 || u16_at(HEAD)? != 0 || u16_at(HEAD + 2)? != 16 {
+        return None;
+    }
+    let port = u32_at(HEAD + 4)?;
+    let eth = Ethernet::parse(frame.get(HEAD + 16..)?)?;
+    if eth.ethertype != packet::ETH_ARP {
+        return None;
+    }
+    let a = Arp::parse(eth.payload)?;
+    let k = *by_ip.get(&a.tpa)?;
+    let h = sw.hosts.get(k)?;
+    let good = a.op == packet::ARP_REPLY
+        && a.sha == GATEWAY_MAC
+        && a.spa == h.gateway
+        && a.tha == h.mac
+        && eth.dst == h.mac
+        && eth.src == GATEWAY_MAC
+        && port == h.port;
+    good.then_some(k)
+}
+
 fn outputs(po: &PacketOut) -> Vec<u32> {
     po.actions
         .iter()
@@ -1044,6 +1082,10 @@ async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
     let (mut port_desc_done, mut up) = (false, false);
     let mut features_at: Option<Instant> = None;
     let mut drained = false;
+    // Wakes the loop at least every 20 ms (time-outs, start, drain) with one timer, not a
+    // new timer per turn.
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !ctx.stop.load(Relaxed) {
         let now = Instant::now();
         // servswitch ends its handshake with PORT_DESC and a BARRIER; a controller that
@@ -1101,7 +1143,7 @@ async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
         let n = tokio::select! {
             r = sock.read_buf(&mut rbuf) => r?,
             _ = wake.notified(), if ctx.workload == Workload::Migration => continue,
-            _ = tokio::time::sleep(Duration::from_millis(20)) => continue,
+            _ = tick.tick() => continue,
         };
         if n == 0 {
             if ctx.stop.load(Relaxed) {
@@ -1112,7 +1154,21 @@ async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
         let now = Instant::now();
         ctx.last_rx_us
             .store(now.duration_since(ctx.t0).as_micros() as u64, Relaxed);
-        while let Some(m) = ofp13::decode_frame(&mut rbuf, MAX_MESSAGE_LEN)? {
+        while let Some(frame) = ofp13::message::split_frame(&mut rbuf, MAX_MESSAGE_LEN)? {
+            // The ARP workload's answers are checked on the wire bytes, without decoding
+            // them into messages; anything not plainly right takes the full check below.
+            if let Gen::Arp { by_ip, .. } = &gen {
+                if let Some(k) = good_arp_reply(sw, by_ip, &frame) {
+                    match fl.take(k) {
+                        Some(t) => record(&ctx, &mut st, t, now),
+                        None => wrong(&ctx, &mut st, || {
+                            format!("unsolicited ARP reply to host {k}")
+                        }),
+                    }
+                    continue;
+                }
+            }
+            let m = Message::parse(&frame)?;
             if matches!(&m.body, Body::MultipartRequest(r) if matches!(r.body, MultipartRequestBody::PortDesc))
             {
                 port_desc_done = true;
