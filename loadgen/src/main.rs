@@ -1405,6 +1405,63 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_wire_check_of_arp_replies_takes_only_exact_answers() {
+        let host = Host {
+            ip: Ipv4Addr::new(10, 0, 1, 5),
+            mac: MacAddr([2, 0, 0, 1, 0, 5]),
+            gateway: Ipv4Addr::new(10, 0, 1, 1),
+            port: 4,
+        };
+        let mut sw = sw_info(0, "t1");
+        sw.hosts.push(host.clone());
+        let by_ip: FastMap<Ipv4Addr, usize> = [(host.ip, 0)].into_iter().collect();
+        let reply = |port: u32, sha: MacAddr, extra: Option<Action>| {
+            let frame = Arp {
+                op: packet::ARP_REPLY,
+                sha,
+                spa: host.gateway,
+                tha: host.mac,
+                tpa: host.ip,
+            }
+            .frame(host.mac, sha, packet::ETH_ARP);
+            let mut actions = vec![Action::output(port)];
+            actions.extend(extra);
+            let mut out = Vec::new();
+            Message::new(
+                7,
+                Body::PacketOut(PacketOut {
+                    buffer_id: ofp13::NO_BUFFER,
+                    in_port: ofp13::port::CONTROLLER,
+                    actions,
+                    data: Bytes::from(frame),
+                }),
+            )
+            .emit(&mut out);
+            out
+        };
+        assert_eq!(
+            good_arp_reply(&sw, &by_ip, &reply(4, GATEWAY_MAC, None)),
+            Some(0)
+        );
+        // Wrong port, wrong sender: not taken (the full check then counts them wrong).
+        assert_eq!(
+            good_arp_reply(&sw, &by_ip, &reply(3, GATEWAY_MAC, None)),
+            None
+        );
+        let other = MacAddr([2, 0, 0, 9, 9, 9]);
+        assert_eq!(good_arp_reply(&sw, &by_ip, &reply(4, other, None)), None);
+        // A second action: left to the full check, which reads every action.
+        let two = reply(4, GATEWAY_MAC, Some(Action::output(5)));
+        assert_eq!(good_arp_reply(&sw, &by_ip, &two), None);
+        // Cut short anywhere before the end of the ARP body: never a panic, never taken
+        // (the Ethernet padding after it carries nothing).
+        let good = reply(4, GATEWAY_MAC, None);
+        for n in 0..24 + 16 + 14 + 28 {
+            assert_eq!(good_arp_reply(&sw, &by_ip, good.get(..n).unwrap()), None);
+        }
+    }
+
     /// Two switches; one VM at home at port 3 of t1, moving to port 5 of t2.
     fn ctx() -> Ctx {
         let switches = vec![sw_info(0, "t1"), sw_info(1, "t2")];
