@@ -27,13 +27,15 @@ use ofp13::{
 use servswitch::packet::{self, Arp, Ethernet};
 use servswitch::plan::{FastMap, GATEWAY_MAC};
 use servswitch::topology::Topology;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// How long servswitch holds packets for an unresolved address (router.rs `HOLD_FOR`, 3 s)
 /// plus a margin: an address is asked for again only after this long.
 const UNRESOLVED_REUSE: Duration = Duration::from_millis(3200);
 /// The controller counts as done with what it was sending after this long without a message.
+/// Bytes of requests made but not yet taken by the socket, beyond which no more are made.
+const UNSENT_MAX: usize = 64 * 1024;
 const QUIET: Duration = Duration::from_millis(100);
 /// Latency histogram: 1 µs buckets below this many µs, then 1 ms buckets up to 60 s.
 const HIST_US: usize = 1 << 16;
@@ -95,7 +97,8 @@ struct Args {
     workload: Workload,
     #[arg(long, value_enum, default_value_t = Mode::Throughput)]
     mode: Mode,
-    /// Requests in flight per switch in throughput mode.
+    /// Requests in flight per switch in throughput mode; 0: unbounded (as many as the
+    /// socket takes, cbench's throughput mode).
     #[arg(long, default_value_t = 64)]
     window: usize,
     /// Measured seconds (after the warm-up).
@@ -1071,14 +1074,16 @@ fn check(
 async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
     let sw = ctx.switches.get(idx).context("switch index")?;
     let mut st = Stats::new();
-    let mut sock = TcpStream::connect(ctx.addr)
+    let sock = TcpStream::connect(ctx.addr)
         .await
         .with_context(|| format!("connecting to {}", ctx.addr))?;
     sock.set_nodelay(true)?;
     let mut rbuf = BytesMut::with_capacity(256 * 1024);
     let mut wbuf = Vec::with_capacity(64 * 1024);
+    // How much of wbuf the socket has taken.
+    let mut woff = 0;
     Message::new(1, Body::Hello(ofp13::Hello::of13())).emit(&mut wbuf);
-    let mut fl = InFlight(VecDeque::with_capacity(ctx.window));
+    let mut fl = InFlight(VecDeque::with_capacity(ctx.window.min(4096)));
     let (mut port_desc_done, mut up) = (false, false);
     let mut features_at: Option<Instant> = None;
     let mut drained = false;
@@ -1120,7 +1125,9 @@ async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
                 }
             }
             let sending = ctx.go.load(Relaxed) && !ctx.draining.load(Relaxed);
-            while sending && fl.0.len() < ctx.window {
+            // Unbounded (window 0): requests are made while the socket takes them, so
+            // what is in flight is bounded by the kernel's buffers, as in cbench.
+            while sending && fl.0.len() < ctx.window && wbuf.len() - woff < UNSENT_MAX {
                 let Some((k, bytes)) = gen.next(&ctx, sw, now) else {
                     break;
                 };
@@ -1131,17 +1138,41 @@ async fn switch(ctx: Arc<Ctx>, idx: usize, mut gen: Gen) -> Result<Stats> {
                 }
             }
         }
-        if !wbuf.is_empty() {
-            sock.write_all(&wbuf).await?;
+        // Write what the socket takes now; the rest waits until it is writable, and reading
+        // goes on meanwhile (neither side can wedge the other with full buffers).
+        while woff < wbuf.len() {
+            match sock.try_write(wbuf.get(woff..).unwrap_or_default()) {
+                Ok(n) => woff += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if woff == wbuf.len() {
             wbuf.clear();
+            woff = 0;
         }
         if !drained && fl.0.is_empty() && ctx.draining.load(Relaxed) {
             drained = true;
             ctx.drained.fetch_add(1, Relaxed);
         }
         let wake = ctx.wake.get(idx).context("wake")?;
+        let interest = if woff < wbuf.len() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
         let n = tokio::select! {
-            r = sock.read_buf(&mut rbuf) => r?,
+            r = sock.ready(interest) => {
+                if !r?.is_readable() {
+                    continue; // writable: the top of the loop writes
+                }
+                rbuf.reserve(64 * 1024);
+                match sock.try_read_buf(&mut rbuf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
             _ = wake.notified(), if ctx.workload == Workload::Migration => continue,
             _ = tick.tick() => continue,
         };
@@ -1245,7 +1276,8 @@ fn main() -> Result<()> {
         }
     }
     let window = match args.mode {
-        Mode::Throughput => args.window.max(1),
+        Mode::Throughput if args.window == 0 => usize::MAX,
+        Mode::Throughput => args.window,
         Mode::Latency => 1,
     };
     let connect_all = args.all_switches || args.workload == Workload::Migration;
@@ -1350,7 +1382,14 @@ fn main() -> Result<()> {
     let rate = st.ok as f64 / elapsed;
     println!(
         "ofload: workload {:?}, {:?} mode ({} in flight per switch), {} loaded switches ({} connected), {:.1} s measured after {:.1} s warm-up, controller {}",
-        args.workload, args.mode, window, loaded.len(), total, elapsed, args.warmup, addr
+        args.workload,
+        args.mode,
+        if window == usize::MAX { "unbounded".to_string() } else { window.to_string() },
+        loaded.len(),
+        total,
+        elapsed,
+        args.warmup,
+        addr
     );
     println!(
         "checked responses: {} ({:.0}/s); wrong {}; timed out {}; requests sent {}",
