@@ -33,9 +33,9 @@ use tokio::net::TcpStream;
 /// How long servswitch holds packets for an unresolved address (router.rs `HOLD_FOR`, 3 s)
 /// plus a margin: an address is asked for again only after this long.
 const UNRESOLVED_REUSE: Duration = Duration::from_millis(3200);
-/// The controller counts as done with what it was sending after this long without a message.
 /// Bytes of requests made but not yet taken by the socket, beyond which no more are made.
 const UNSENT_MAX: usize = 64 * 1024;
+/// The controller counts as done with what it was sending after this long without a message.
 const QUIET: Duration = Duration::from_millis(100);
 /// Latency histogram: 1 µs buckets below this many µs, then 1 ms buckets up to 60 s.
 const HIST_US: usize = 1 << 16;
