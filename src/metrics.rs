@@ -84,18 +84,6 @@ impl Metrics {
         tally.drain_into(&self.msgs_out);
     }
 
-    pub fn message_in(&self, msg_type: u8) {
-        if let Some(c) = self.msgs_in.get(slot(msg_type)) {
-            c.fetch_add(1, Relaxed);
-        }
-    }
-
-    pub fn message_out(&self, msg_type: u8) {
-        if let Some(c) = self.msgs_out.get(slot(msg_type)) {
-            c.fetch_add(1, Relaxed);
-        }
-    }
-
     pub fn messages_in(&self, msg_type: u8) -> u64 {
         self.msgs_in
             .get(slot(msg_type))
@@ -199,10 +187,15 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.message_in(10);
-        m.message_in(10);
-        m.message_out(14);
-        m.message_in(200);
+        let (mut rx, mut tx) = (Tally::default(), Tally::default());
+        rx.count(10);
+        rx.count(10);
+        tx.count(14);
+        rx.count(200);
+        m.messages_in_batch(&mut rx);
+        m.messages_out_batch(&mut tx);
+        // A drained tally adds nothing a second time.
+        m.messages_in_batch(&mut rx);
         let t = m.render(3);
         assert!(t.contains("servswitch_messages_received_total{type=\"OFPT_PACKET_IN\"} 2"));
         assert!(t.contains("servswitch_messages_sent_total{type=\"OFPT_FLOW_MOD\"} 1"));

@@ -49,9 +49,9 @@ impl Reconciled {
 
 /// A flow entry's identity in its table: table, priority, and the match with its fields in a
 /// canonical order (a switch may report them in another order than they were sent).
-type Key = (u8, u16, Vec<u8>);
+pub type Key = (u8, u16, Vec<u8>);
 
-fn key(table: u8, priority: u16, m: &ofp13::Match) -> Key {
+pub fn key(table: u8, priority: u16, m: &ofp13::Match) -> Key {
     let mut fields: Vec<&ofp13::Oxm> = m.fields.iter().collect();
     fields.sort_by_key(|f| f.header());
     let mut bytes = Vec::with_capacity(48);

@@ -839,38 +839,31 @@ impl Router {
         if eth.src.is_multicast() || self.fabric.subnets_of(name).next().is_none() {
             return;
         }
-        {
+        let announced = announcement(eth);
+        let moved = if announced {
+            // An announcement may change what is queued: under the write lock.
             let mut st = self.lock();
-            // Every ARP and IPv4 packet-in passes here: a lookup, no allocation.
-            let Some((at_switch, at_port)) = st.location(eth.src) else {
+            if st.location(eth.src).is_none() {
                 return;
-            };
-            let here = (at_switch == name, at_port == in_port);
+            }
             if st.migrating.contains(&eth.src) {
-                // An announcement from somewhere else while a move is installed: the VM
-                // moved again (or the move was announced before an API call finished);
-                // it is followed once the current one is done.
-                if announcement(eth) {
-                    st.next_move.insert(eth.src, (name.to_string(), in_port));
-                }
+                // From somewhere else while a move is installed: the VM moved again (or the
+                // move was announced before an API call finished); it is followed once the
+                // current one is done.
+                st.next_move.insert(eth.src, (name.to_string(), in_port));
                 return;
             }
-            if announcement(eth) {
-                // The VM's latest word on where it is: a location queued while an earlier
-                // move was installing is older, and must not be followed after this one
-                // (the move that queued it may not have taken it yet).
-                st.next_move.remove(&eth.src);
-            }
-            if here == (true, true) {
-                return;
-            }
-            if !announcement(eth) {
-                if let Some(((sw, port), left)) = st.previous.get(&eth.src) {
-                    if (sw.as_str(), *port) == (name, in_port) && left.elapsed() < PREVIOUS_GRACE {
-                        return;
-                    }
-                }
-            }
+            // The VM's latest word on where it is: a location queued while an earlier move
+            // was installing is older, and must not be followed after this one (the move
+            // that queued it may not have taken it yet).
+            st.next_move.remove(&eth.src);
+            seen_elsewhere(&st, name, in_port, eth.src, true)
+        } else {
+            // Every other ARP and IPv4 packet-in passes here: a shared read, no allocation.
+            seen_elsewhere(&self.read(), name, in_port, eth.src, false)
+        };
+        if !moved {
+            return;
         }
         let (Some(me), Some(rt)) = (
             self.me.get().and_then(Weak::upgrade),
@@ -976,6 +969,29 @@ impl Router {
         let f = packet::ipv4_frame(dst_mac, GATEWAY_MAC, from, to, packet::IP_ICMP, &icmp);
         vec![packet_out(in_port, f)]
     }
+}
+
+/// Whether a known host's frame at `name:in_port` shows it moved there: it is bound
+/// elsewhere and not being moved already; an ordinary frame (not an announcement) from where
+/// it was before its last move is a straggler for [`PREVIOUS_GRACE`], not a move back.
+fn seen_elsewhere(
+    st: &State,
+    name: &str,
+    in_port: u32,
+    mac: ofp13::MacAddr,
+    announced: bool,
+) -> bool {
+    let Some(at) = st.location(mac) else {
+        return false;
+    };
+    if st.migrating.contains(&mac) || at == (name, in_port) {
+        return false;
+    }
+    let straggler = !announced
+        && st.previous.get(&mac).is_some_and(|((sw, port), left)| {
+            (sw.as_str(), *port) == (name, in_port) && left.elapsed() < PREVIOUS_GRACE
+        });
+    !straggler
 }
 
 /// Whether a frame is a hypervisor's announcement of a moved VM: QEMU's RARP or a broadcast

@@ -26,6 +26,9 @@ use ofp13::{
 };
 use servswitch::packet::{self, Arp, Ethernet};
 use servswitch::plan::{FastMap, GATEWAY_MAC};
+// A flow entry's identity (table, priority, match in canonical order), as the controller's
+// reconciliation keys them.
+use servswitch::reconcile;
 use servswitch::topology::Topology;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -423,19 +426,6 @@ struct Move {
     armed: bool,
 }
 
-/// A flow entry's identity in its table: table, priority, match fields in canonical order.
-type EntryKey = (u8, u16, Vec<u8>);
-
-fn entry_key(table: u8, priority: u16, m: &Match) -> EntryKey {
-    let mut fields: Vec<&Oxm> = m.fields.iter().collect();
-    fields.sort_by_key(|f| f.header());
-    let mut bytes = Vec::with_capacity(48);
-    for f in fields {
-        f.emit(&mut bytes);
-    }
-    (table, priority, bytes)
-}
-
 /// One modelled flow entry.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -452,7 +442,7 @@ struct Entry {
 /// instructions, DELETE_STRICT removes exactly one entry, DELETE every entry it covers.
 #[derive(Debug, Default)]
 struct VmTable {
-    entries: HashMap<EntryKey, Entry>,
+    entries: HashMap<reconcile::Key, Entry>,
 }
 
 const TABLE_ALL: u8 = 0xff;
@@ -466,7 +456,7 @@ impl VmTable {
     }
 
     /// Whether a non-strict FLOW_MOD (its table, cookie and match) covers entry `e`.
-    fn covers(fm: &FlowMod, key: &EntryKey, e: &Entry) -> bool {
+    fn covers(fm: &FlowMod, key: &reconcile::Key, e: &Entry) -> bool {
         (fm.table_id == TABLE_ALL || fm.table_id == key.0)
             && (e.cookie & fm.cookie_mask) == (fm.cookie & fm.cookie_mask)
             && fm.match_.fields.iter().all(|f| e.fields.contains(f))
@@ -481,7 +471,7 @@ impl VmTable {
     /// whose entries changed.
     fn apply(&mut self, fm: &FlowMod, named: Option<usize>) -> Vec<usize> {
         let mut changed = Vec::new();
-        let key = entry_key(fm.table_id, fm.priority, &fm.match_);
+        let key = reconcile::key(fm.table_id, fm.priority, &fm.match_);
         match fm.command {
             ofp13::OFPFC_ADD => {
                 let old = match named {
@@ -812,21 +802,31 @@ fn good_arp_reply(sw: &SwInfo, by_ip: &FastMap<Ipv4Addr, usize>, frame: &[u8]) -
         return None;
     }
     let port = u32_at(HEAD + 4)?;
-    let eth = Ethernet::parse(frame.get(HEAD + 16..)?)?;
+    let (edst, esrc, a) = arp_in(frame.get(HEAD + 16..)?)?;
+    let k = *by_ip.get(&a.tpa)?;
+    let h = sw.hosts.get(k)?;
+    answers_host(h, edst, esrc, &a, &[port]).then_some(k)
+}
+
+/// The Ethernet destination, source and ARP body of a frame carrying ARP.
+fn arp_in(frame: &[u8]) -> Option<(MacAddr, MacAddr, Arp)> {
+    let eth = Ethernet::parse(frame)?;
     if eth.ethertype != packet::ETH_ARP {
         return None;
     }
-    let a = Arp::parse(eth.payload)?;
-    let k = *by_ip.get(&a.tpa)?;
-    let h = sw.hosts.get(k)?;
-    let good = a.op == packet::ARP_REPLY
+    Some((eth.dst, eth.src, Arp::parse(eth.payload)?))
+}
+
+/// Whether an ARP frame sent out of `ports` is the gateway's reply to host `h`, as the `arp`
+/// workload requires.
+fn answers_host(h: &Host, edst: MacAddr, esrc: MacAddr, a: &Arp, ports: &[u32]) -> bool {
+    a.op == packet::ARP_REPLY
         && a.sha == GATEWAY_MAC
         && a.spa == h.gateway
         && a.tha == h.mac
-        && eth.dst == h.mac
-        && eth.src == GATEWAY_MAC
-        && port == h.port;
-    good.then_some(k)
+        && edst == h.mac
+        && esrc == GATEWAY_MAC
+        && ports == [h.port]
 }
 
 fn outputs(po: &PacketOut) -> Vec<u32> {
@@ -909,24 +909,14 @@ fn check(
 ) {
     match (&m.body, gen) {
         (Body::PacketOut(po), Gen::Arp { by_ip, .. }) => {
-            let arp = Ethernet::parse(&po.data)
-                .filter(|e| e.ethertype == packet::ETH_ARP)
-                .and_then(|e| Some((e.dst, e.src, Arp::parse(e.payload)?)));
-            let Some((edst, esrc, a)) = arp else {
+            let Some((edst, esrc, a)) = arp_in(&po.data) else {
                 return wrong(ctx, st, || format!("PACKET_OUT without ARP: {po:?}"));
             };
             let Some(&k) = by_ip.get(&a.tpa) else {
                 return wrong(ctx, st, || format!("ARP reply to an unknown host: {a:?}"));
             };
             let Some(h) = sw.hosts.get(k) else { return };
-            let good = a.op == packet::ARP_REPLY
-                && a.sha == GATEWAY_MAC
-                && a.spa == h.gateway
-                && a.tha == h.mac
-                && edst == h.mac
-                && esrc == GATEWAY_MAC
-                && outputs(po) == [h.port];
-            if !good {
+            if !answers_host(h, edst, esrc, &a, &outputs(po)) {
                 return wrong(ctx, st, || format!("bad ARP reply for {h:?}: {a:?} {po:?}"));
             }
             match fl.take(k) {
@@ -935,10 +925,7 @@ fn check(
             }
         }
         (Body::PacketOut(po), Gen::Unresolved { by_ip, .. }) => {
-            let arp = Ethernet::parse(&po.data)
-                .filter(|e| e.ethertype == packet::ETH_ARP)
-                .and_then(|e| Some((e.dst, e.src, Arp::parse(e.payload)?)));
-            let Some((edst, esrc, a)) = arp else {
+            let Some((edst, esrc, a)) = arp_in(&po.data) else {
                 return wrong(ctx, st, || format!("PACKET_OUT without ARP: {po:?}"));
             };
             let Some(&k) = by_ip.get(&a.tpa) else {
