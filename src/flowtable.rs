@@ -761,7 +761,7 @@ impl Packet {
 // ---------------------------------------------------------------------------------------------
 // Flow entries
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     priority: u16,
     cookie: u64,
@@ -1179,7 +1179,7 @@ fn check_actions(actions: &[Action], consistent_with: Option<&Match>) -> Result<
 // The tables
 
 /// The flow tables of one switch and the ports it can send to.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FlowTables {
     tables: Vec<Vec<Entry>>,
     ports: Vec<u32>,
@@ -1359,7 +1359,7 @@ impl FlowTables {
     }
 
     /// Runs a frame received on `in_port` through the pipeline from table 0.
-    pub fn process(&mut self, in_port: u32, frame: &[u8]) -> Vec<Effect> {
+    pub fn process(&self, in_port: u32, frame: &[u8]) -> Vec<Effect> {
         let Some(pkt) = Packet::new(in_port, frame) else {
             return Vec::new();
         };

@@ -24,5 +24,7 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod tls;
+pub mod transitions;
 pub mod topology;
+pub mod update;
 pub mod verify;

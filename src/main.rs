@@ -58,6 +58,11 @@ enum Command {
         /// repeatable, applied in order.
         #[arg(long, value_name = "HOST=SWITCH:PORT")]
         migrate: Vec<String>,
+        /// Check every state each --migrate's update lets the fabric pass through: no host
+        /// sees a care-of address, nothing loops, no other host's traffic is dropped, and
+        /// the moved host is reachable after it. Exit 1 with the first violation.
+        #[arg(long, requires = "migrate")]
+        check_transitions: bool,
     },
     /// Compare each live flow table with the controller's plan; exit 1 and a diff on drift.
     Verify {
@@ -190,6 +195,7 @@ fn run(cli: Cli) -> Result<()> {
             topology,
             switch,
             migrate,
+            check_transitions,
         } => {
             let t = servswitch::topology::Topology::load(&topology)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -201,9 +207,34 @@ fn run(cli: Cli) -> Result<()> {
                 let to: servswitch::topology::PortRef = to
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--migrate {m:?}: {e}"))?;
-                router
-                    .plan_move(host, &to)
+                if !check_transitions {
+                    router
+                        .plan_move(host, &to)
+                        .map_err(|e| anyhow::anyhow!("--migrate {m:?}: {e}"))?;
+                    continue;
+                }
+                let r = router
+                    .plan_move_checked(host, &to)
                     .map_err(|e| anyhow::anyhow!("--migrate {m:?}: {e}"))?;
+                match r {
+                    Ok(rep) => writeln!(
+                        out,
+                        "# --migrate {m}: every transient state checked: {} switches changed, \
+                         {} positions, {} packets, {} lookups{}, in {:.1} ms; {} of the moved \
+                         host's packets can be lost while it runs",
+                        rep.switches,
+                        rep.positions,
+                        rep.packets,
+                        rep.lookups,
+                        if rep.all_pairs { ", every pair of hosts" } else { "" },
+                        rep.elapsed.as_secs_f64() * 1e3,
+                        rep.lossy
+                    )?,
+                    Err(f) => {
+                        out.flush()?;
+                        anyhow::bail!("--migrate {m}: {f}");
+                    }
+                }
             }
             match switch {
                 Some(name) => {

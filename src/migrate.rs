@@ -21,12 +21,14 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::careof::CareOfError;
-use crate::mobility::{self, Away, SwitchDiff, Vm};
+use crate::mobility::{self, Away, Vm};
 use crate::packet::{self, Arp};
 use crate::plan::GATEWAY_MAC;
 use crate::router::{AwayState, Origin, Router, State};
 use crate::store::{Place, Store, VmRecord};
 use crate::topology::PortRef;
+use crate::transitions::{Failure, Report};
+use crate::update::Schedule;
 
 /// Why a migration was not done. Nothing was changed in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +147,7 @@ struct Prepared {
     name: String,
     before: Vm,
     after: Vm,
-    diff: BTreeMap<String, SwitchDiff>,
+    schedule: Schedule,
     snapshot: crate::store::State,
     version: u64,
     undo: Undo,
@@ -496,7 +498,7 @@ impl Router {
             name,
             before,
             after,
-            diff,
+            schedule: Schedule::phased(&diff),
             snapshot,
             version,
             undo,
@@ -504,15 +506,50 @@ impl Router {
     }
 
     /// Records a move without installing anything (for `plan --migrate`: the tables a
-    /// controller would have after it).
-    pub fn plan_move(&self, sel: &str, to: &PortRef) -> Result<(), MigrateError> {
+    /// controller would have after it). Returns the update a controller would send.
+    pub fn plan_move(&self, sel: &str, to: &PortRef) -> Result<Schedule, MigrateError> {
         let mac = self
             .find_host(sel)
             .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
-        if self.prepare(mac, to)?.is_ok() {
-            self.lock().migrating.remove(&mac);
+        match self.prepare(mac, to)? {
+            Ok(p) => {
+                self.lock().migrating.remove(&mac);
+                Ok(p.schedule)
+            }
+            Err(_) => Ok(Schedule::default()),
         }
-        Ok(())
+    }
+
+    /// Plans a move like [`Router::plan_move`] and checks every state its update lets the
+    /// fabric pass through (`plan --check-transitions`), with the host at its old place or
+    /// its new one while the update runs.
+    pub fn plan_move_checked(
+        &self,
+        sel: &str,
+        to: &PortRef,
+    ) -> Result<Result<Report, Failure>, MigrateError> {
+        let mac = self
+            .find_host(sel)
+            .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
+        let before = self.tables();
+        let from = self.read().location(mac).map(|(s, p)| (s.to_string(), p));
+        let mut care_of = self.care_of_addresses();
+        let schedule = self.plan_move(sel, to)?;
+        care_of.extend(self.care_of_addresses());
+        let after = self.tables();
+        let mut endpoints = self.endpoints();
+        for e in endpoints.iter_mut().filter(|e| e.mac == mac) {
+            e.moving = true;
+            e.also_at = from.clone().filter(|f| *f != e.at);
+        }
+        Ok(crate::transitions::check(&crate::transitions::Check {
+            fabric: &self.fabric,
+            before: &before,
+            schedule: &schedule,
+            after: &after,
+            endpoints: &endpoints,
+            care_of: &care_of,
+        }))
     }
 
     fn undo(&self, mac: MacAddr, u: Undo) {
@@ -594,7 +631,7 @@ impl Router {
             self.lock().migrating.remove(&mac);
             return Err(MigrateError::NotRunning);
         };
-        let (_, _, n) = self.send_in_order(&ctl, &diff, switch).await;
+        let (_, _, n) = self.send_schedule(&ctl, &Schedule::phased(&diff)).await;
         self.lock().migrating.remove(&mac);
         info!(%mac, switch, flow_mods = n, "cover extended: the switch's hosts reach the VM directly");
         Ok(n)
@@ -609,33 +646,25 @@ impl Router {
             .map(|s| s.dpid.0)
     }
 
-    /// Sends `diff` in two steps, a barrier per switch and step: everything for `first`; then
-    /// everything for the others, in parallel. Returns the switches that acknowledged, those
-    /// that did not (or are not connected), and the number of flow mods.
-    pub(crate) async fn send_in_order(
+    /// Sends an update wave by wave ([`Schedule::waves`]), each batch followed by a barrier,
+    /// the batches of a wave in parallel, a wave only once the one before is acknowledged.
+    /// Returns the switches that acknowledged, those that did not (or are not connected),
+    /// and the number of flow mods.
+    pub(crate) async fn send_schedule(
         &self,
         ctl: &crate::runtime::Controller,
-        diff: &BTreeMap<String, SwitchDiff>,
-        first: &str,
+        schedule: &Schedule,
     ) -> (Vec<String>, Vec<String>, usize) {
-        let dpid = |name: &str| self.dpid(name);
-        let mut steps: Vec<Vec<(String, Vec<Body>)>> = vec![Vec::new(), Vec::new()];
-        let mut flow_mods = 0;
-        for (sw, d) in diff {
-            flow_mods += d.len();
-            // Within a switch, adds go before deletes (a switch applies its messages in
-            // order), so what replaces an entry is there before the entry goes.
-            let batch = d.flow_mods().into_iter().map(Body::FlowMod).collect();
-            steps[usize::from(*sw != first)].push((sw.clone(), batch));
-        }
         let mut switches: Vec<String> = Vec::new();
         let mut pending: Vec<String> = Vec::new();
-        for step in steps {
+        for wave in schedule.waves() {
             let mut ready = Vec::new();
-            for (sw, batch) in step {
-                match dpid(&sw).and_then(|d| ctl.registry.get(d)) {
-                    Some(h) => ready.push((sw, batch, h)),
-                    None if !pending.contains(&sw) => pending.push(sw),
+            for i in wave {
+                let b = &schedule.batches[i];
+                let batch: Vec<Body> = b.mods.iter().cloned().map(Body::FlowMod).collect();
+                match self.dpid(&b.switch).and_then(|d| ctl.registry.get(d)) {
+                    Some(h) => ready.push((b.switch.clone(), batch, h)),
+                    None if !pending.contains(&b.switch) => pending.push(b.switch.clone()),
                     None => {}
                 }
             }
@@ -672,7 +701,7 @@ impl Router {
             }
         }
         switches.retain(|s| !pending.contains(s));
-        (switches, pending, flow_mods)
+        (switches, pending, schedule.flow_mods())
     }
 
     /// Sends the difference in two steps with a barrier per switch and step.
@@ -688,7 +717,7 @@ impl Router {
             .and_then(std::sync::Weak::upgrade)
             .ok_or(MigrateError::NotRunning)?;
         let dpid = |name: &str| self.dpid(name);
-        let (switches, pending, flow_mods) = self.send_in_order(&ctl, &p.diff, &to.switch).await;
+        let (switches, pending, flow_mods) = self.send_schedule(&ctl, &p.schedule).await;
         // Converged: the last barrier reply is in. The gratuitous ARPs follow.
         let elapsed_us = t0.elapsed().as_micros() as u64;
         self.announce(&ctl, p, dpid).await;

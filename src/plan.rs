@@ -230,6 +230,14 @@ impl Fabric {
             .is_some_and(|&i| self.links[i].contains_key(&port))
     }
 
+    /// Where a link port of `switch` leads: the switch and port at its other end.
+    pub fn peer(&self, switch: &str, port: u32) -> Option<(&str, u32)> {
+        let &i = self.index.get(switch)?;
+        let &(j, p) = self.links.get(i)?.get(&port)?;
+        let name = self.topology.switches.get(j)?.name.as_str();
+        Some((name, p))
+    }
+
     /// The port of `from` on a shortest path toward `to`.
     pub fn next_hop(&self, from: &str, to: &str) -> Option<u32> {
         let (a, b) = (*self.index.get(from)?, *self.index.get(to)?);

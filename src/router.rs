@@ -393,6 +393,54 @@ impl Router {
         mobility::switch_plan(&self.fabric, switch, &vms)
     }
 
+    /// Every switch's whole planned table given everything the router knows now.
+    pub fn tables(&self) -> std::collections::BTreeMap<String, Vec<crate::plan::Flow>> {
+        let st = self.read();
+        self.fabric
+            .topology
+            .switches
+            .iter()
+            .map(|s| {
+                let vms = st.vms_for(&s.name);
+                (
+                    s.name.clone(),
+                    mobility::switch_plan(&self.fabric, &s.name, &vms),
+                )
+            })
+            .collect()
+    }
+
+    /// Every known host as the transient-state checker sees it: where it is now (none
+    /// moving; the caller marks those that do).
+    pub fn endpoints(&self) -> Vec<crate::transitions::Endpoint> {
+        let st = self.read();
+        st.vms()
+            .into_iter()
+            .map(|vm| crate::transitions::Endpoint {
+                name: self
+                    .names_by_mac
+                    .get(&vm.mac)
+                    .cloned()
+                    .or_else(|| vm.ips.first().map(|ip| ip.to_string()))
+                    .unwrap_or_else(|| vm.mac.to_string()),
+                mac: vm.mac,
+                ips: vm.ips,
+                at: (vm.switch, vm.port),
+                also_at: None,
+                moving: false,
+            })
+            .collect()
+    }
+
+    /// Every care-of address held now.
+    pub fn care_of_addresses(&self) -> std::collections::BTreeSet<Ipv4Addr> {
+        self.read()
+            .away
+            .values()
+            .flat_map(|a| a.away.care_of.iter().copied())
+            .collect()
+    }
+
     /// Every known host binding.
     pub fn hosts(&self) -> Vec<(HostLoc, Origin)> {
         let st = self.read();

@@ -1,0 +1,423 @@
+//! Updates that span switches, and the order that keeps them invisible to hosts.
+//!
+//! A migration, a return home, a move on to a third subnet, a cover that grows or shrinks, and
+//! a restarted controller's reconciliation all change several switches' tables. Switches apply
+//! their flow mods one at a time and independently of each other, so the fabric passes through
+//! every mix of old and new entries the order allows. A [`Schedule`] is that order: batches of
+//! flow mods, one switch each, where a batch starts only after the batches it names are
+//! acknowledged (barrier replies). [`Schedule::phased`] builds the order every update uses, and
+//! `crate::transitions` checks, packet by packet, every state a schedule lets the fabric pass
+//! through.
+//!
+//! Every entry servswitch installs plays one of three [`Role`]s for the care-of address M* of a
+//! VM away from home:
+//! - a *producer* writes M* into packets: the ingress rewrites `nw_dst=M -> M*`, the foreign
+//!   switch's source rewrite `nw_src=M -> M*`, the home agent;
+//! - a *consumer* takes M* out again before any host can see it: the foreign switch's delivery
+//!   `nw_dst=M* -> M`, the cover switches' restores `nw_src=M* -> M`;
+//! - everything else (host entries, redirect copies, the pipeline, routes) is *neutral*.
+//!
+//! A packet carries M* only between a producer and a consumer, so the phases are:
+//! 1. consumers in, producers out, and every neutral change;
+//! 2. producers in;
+//! 3. consumers out.
+//!
+//! In every mix of states this allows, each producer's consumers are installed before the
+//! producer and removed after it, so no host receives M*. See docs/migration.md ("Phases").
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ofp13::{Action, FlowMod, Instruction, Oxm};
+
+use crate::mobility::SwitchDiff;
+use crate::plan::{Flow, COOKIE_MASK_KIND, COOKIE_MOBILITY, COOKIE_REDIRECT};
+
+/// What an entry does with care-of addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Writes a care-of address into packets.
+    Producer,
+    /// Matches a care-of address and writes the home address back.
+    Consumer,
+    Neutral,
+}
+
+/// The role of an entry with this cookie and these instructions. Only servswitch's per-VM
+/// entries have one: their cookie carries the VM's home address M, and an entry that sets an
+/// IPv4 address other than M writes a care-of address (producer), one that sets M takes it
+/// out (consumer). An entry that did both would be a producer (none does).
+pub fn role(cookie: u64, instructions: &[Instruction]) -> Role {
+    let kind = cookie & COOKIE_MASK_KIND;
+    if kind != COOKIE_MOBILITY && kind != COOKIE_REDIRECT {
+        return Role::Neutral;
+    }
+    let home = Ipv4Addr::from(cookie as u32);
+    let mut role = Role::Neutral;
+    for (ip, _) in set_addresses(instructions) {
+        if ip != home {
+            return Role::Producer;
+        }
+        role = Role::Consumer;
+    }
+    role
+}
+
+/// The role of a planned entry.
+pub fn flow_role(f: &Flow) -> Role {
+    role(f.cookie, &f.instructions)
+}
+
+/// Which IPv4 field an address is written to or matched in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    Src,
+    Dst,
+}
+
+/// The IPv4 addresses an entry's actions write, with the field.
+pub fn set_addresses(instructions: &[Instruction]) -> impl Iterator<Item = (Ipv4Addr, Field)> + '_ {
+    instructions
+        .iter()
+        .flat_map(|i| match i {
+            Instruction::ApplyActions { actions } | Instruction::WriteActions { actions } => {
+                actions.as_slice()
+            }
+            _ => &[],
+        })
+        .filter_map(|a| match a {
+            Action::SetField {
+                field: Oxm::Ipv4Src(ip, _),
+            } => Some((*ip, Field::Src)),
+            Action::SetField {
+                field: Oxm::Ipv4Dst(ip, _),
+            } => Some((*ip, Field::Dst)),
+            _ => None,
+        })
+}
+
+/// The exact IPv4 addresses a match pins, with the field.
+pub fn matched_addresses(m: &ofp13::Match) -> impl Iterator<Item = (Ipv4Addr, Field)> + '_ {
+    m.fields.iter().filter_map(|f| match f {
+        Oxm::Ipv4Src(ip, None) => Some((*ip, Field::Src)),
+        Oxm::Ipv4Dst(ip, None) => Some((*ip, Field::Dst)),
+        _ => None,
+    })
+}
+
+/// The care-of addresses a producer writes, with the field (empty for other entries).
+pub fn produced(f: &Flow) -> Vec<(Ipv4Addr, Field)> {
+    if flow_role(f) != Role::Producer {
+        return Vec::new();
+    }
+    let home = Ipv4Addr::from(f.cookie as u32);
+    set_addresses(&f.instructions)
+        .filter(|(ip, _)| *ip != home)
+        .collect()
+}
+
+/// The care-of addresses a consumer takes out, with the field it matches them in.
+pub fn consumed(f: &Flow) -> Vec<(Ipv4Addr, Field)> {
+    if flow_role(f) != Role::Consumer {
+        return Vec::new();
+    }
+    let home = Ipv4Addr::from(f.cookie as u32);
+    let written: Vec<Field> = set_addresses(&f.instructions).map(|(_, fl)| fl).collect();
+    matched_addresses(&f.match_)
+        .filter(|(ip, fl)| *ip != home && written.contains(fl))
+        .collect()
+}
+
+/// One switch's flow mods, sent together and acknowledged by one barrier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub switch: String,
+    /// For people: which phase of the update (1, 2, 3) the batch belongs to.
+    pub phase: u8,
+    pub mods: Vec<FlowMod>,
+    /// Indexes of the batches that must be acknowledged before this one is sent. A switch's
+    /// own batches are applied in the order they are listed, whatever this says.
+    pub after: Vec<usize>,
+    /// Sent only after [`DRAIN`] more: by then no packet that met a switch before the batches
+    /// this one waits for were applied is still in the fabric (in flight, or handled by a
+    /// datapath cache entry of the old tables).
+    pub drain: bool,
+}
+
+/// How long the last phase waits after the one before it: longer than any packet stays in the
+/// fabric, and than Open vSwitch takes to bring its datapath caches in line with a changed
+/// table (its revalidators run on every table change, and at the latest every 500 ms,
+/// `other_config:max-revalidator`).
+pub const DRAIN: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// An update that spans switches: batches and the order between them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Schedule {
+    pub batches: Vec<Batch>,
+}
+
+/// Phase 1's entries of one switch, in the order they are sent: producers out first (less
+/// is written from the very first message on), then consumers in, then the neutral changes.
+fn phase_one(d: &SwitchDiff) -> Vec<FlowMod> {
+    let mut out: Vec<FlowMod> = Vec::new();
+    // An entry replaced in place by a non-producer stops producing too.
+    let producer_out = d
+        .deletes
+        .iter()
+        .filter(|f| flow_role(f) == Role::Producer)
+        .map(crate::mobility::delete_strict);
+    out.extend(producer_out);
+    out.extend(
+        d.adds
+            .iter()
+            .filter(|f| flow_role(f) == Role::Consumer)
+            .map(Flow::add),
+    );
+    out.extend(
+        d.adds
+            .iter()
+            .filter(|f| flow_role(f) == Role::Neutral)
+            .map(Flow::add),
+    );
+    out.extend(
+        d.deletes
+            .iter()
+            .filter(|f| flow_role(f) == Role::Neutral)
+            .map(crate::mobility::delete_strict),
+    );
+    out
+}
+
+impl Schedule {
+    /// The order every update uses: phase 1 (consumers in, producers out, neutral changes),
+    /// phase 2 (producers in), phase 3 (consumers out), each phase starting when every batch
+    /// of the one before has been acknowledged. Switches are in name order within a phase.
+    pub fn phased(diff: &BTreeMap<String, SwitchDiff>) -> Schedule {
+        let mut phases: [Vec<(String, Vec<FlowMod>)>; 3] = Default::default();
+        for (sw, d) in diff {
+            let one = phase_one(d);
+            let two: Vec<FlowMod> = d
+                .adds
+                .iter()
+                .filter(|f| flow_role(f) == Role::Producer)
+                .map(Flow::add)
+                .collect();
+            let three: Vec<FlowMod> = d
+                .deletes
+                .iter()
+                .filter(|f| flow_role(f) == Role::Consumer)
+                .map(crate::mobility::delete_strict)
+                .collect();
+            for (i, mods) in [one, two, three].into_iter().enumerate() {
+                if !mods.is_empty() {
+                    phases[i].push((sw.clone(), mods));
+                }
+            }
+        }
+        let [one, two, three] = phases;
+        Schedule::from_phases(vec![(one, false), (two, false), (three, true)])
+    }
+
+    /// Batches in phases: every batch of a phase waits for every batch of the previous
+    /// non-empty phase; a phase marked `true` also waits for [`DRAIN`]. Phases are numbered
+    /// from 1 in the order given.
+    pub fn from_phases(phases: Vec<(Vec<(String, Vec<FlowMod>)>, bool)>) -> Schedule {
+        let mut batches: Vec<Batch> = Vec::new();
+        let mut previous: Vec<usize> = Vec::new();
+        for (i, (phase, drain)) in phases.into_iter().enumerate() {
+            let mut this = Vec::new();
+            for (switch, mods) in phase {
+                if mods.is_empty() {
+                    continue;
+                }
+                this.push(batches.len());
+                batches.push(Batch {
+                    switch,
+                    phase: u8::try_from(i + 1).unwrap_or(u8::MAX),
+                    mods,
+                    after: previous.clone(),
+                    drain,
+                });
+            }
+            if !this.is_empty() {
+                previous = this;
+            }
+        }
+        Schedule { batches }
+    }
+
+    /// Flow mods in all.
+    pub fn flow_mods(&self) -> usize {
+        self.batches.iter().map(|b| b.mods.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    /// The batches grouped into waves that can be sent together: a wave's batches wait only
+    /// for batches of earlier waves. For a phased schedule, one wave per phase.
+    pub fn waves(&self) -> Vec<Vec<usize>> {
+        let mut wave_of: Vec<usize> = Vec::with_capacity(self.batches.len());
+        let mut last_of_switch: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, b) in self.batches.iter().enumerate() {
+            let mut w = 0;
+            for &a in &b.after {
+                if let Some(&wa) = wave_of.get(a) {
+                    w = w.max(wa + 1);
+                }
+            }
+            // A switch's batches go out in order; each needs the one before acknowledged.
+            if let Some(&prev) = last_of_switch.get(b.switch.as_str()) {
+                w = w.max(wave_of[prev] + 1);
+            }
+            last_of_switch.insert(&b.switch, i);
+            wave_of.push(w);
+        }
+        let n = wave_of.iter().max().map_or(0, |m| m + 1);
+        let mut waves = vec![Vec::new(); n];
+        for (i, w) in wave_of.into_iter().enumerate() {
+            waves[w].push(i);
+        }
+        waves
+    }
+
+    /// The schedule as text: one line per flow mod, grouped by batch.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        for (i, b) in self.batches.iter().enumerate() {
+            s.push_str(&format!(
+                "batch {i}: phase {} on {}{}{}\n",
+                b.phase,
+                b.switch,
+                if b.drain { ", drained" } else { "" },
+                if b.after.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (after {:?})", b.after)
+                }
+            ));
+            for m in &b.mods {
+                s.push_str(&format!("  {}\n", mod_text(m)));
+            }
+        }
+        s
+    }
+}
+
+/// A flow mod as one line: the command and the entry, in ovs-ofctl syntax.
+pub fn mod_text(m: &FlowMod) -> String {
+    let verb = match m.command {
+        ofp13::OFPFC_ADD => "add",
+        ofp13::OFPFC_DELETE_STRICT => "delete_strict",
+        ofp13::OFPFC_DELETE => "delete",
+        ofp13::OFPFC_MODIFY => "modify",
+        ofp13::OFPFC_MODIFY_STRICT => "modify_strict",
+        _ => "?",
+    };
+    let line = ofp13::text::flow_line(&ofp13::text::FlowLine {
+        table_id: m.table_id,
+        cookie: m.cookie,
+        idle_timeout: m.idle_timeout,
+        hard_timeout: m.hard_timeout,
+        flags: m.flags,
+        priority: m.priority,
+        match_: &m.match_,
+        instructions: &m.instructions,
+        stats: None,
+    });
+    format!("{verb} {line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mobility::{by_switch, default_cover, diff, vm_flows, vms_at_home, Away, Vm};
+    use crate::plan::paper_fabric;
+
+    fn vm_moves() -> (Vm, Vm) {
+        let f = paper_fabric();
+        let home = vms_at_home(&f.configured_hosts())
+            .into_iter()
+            .find(|v| v.ips == [Ipv4Addr::new(192, 168, 11, 3)])
+            .unwrap();
+        let mut away = home.clone();
+        away.switch = "r2".into();
+        away.port = 9;
+        away.away = Some(Away {
+            care_of: vec![Ipv4Addr::new(192, 168, 10, 192)],
+            cover: default_cover(&f, "r2", &away.ips),
+        });
+        (home, away)
+    }
+
+    #[test]
+    fn every_per_vm_entry_has_the_role_its_rewrite_gives_it() {
+        let f = paper_fabric();
+        let (_, away) = vm_moves();
+        let mut roles = BTreeMap::new();
+        for (sw, fl) in vm_flows(&f, &away) {
+            *roles
+                .entry((sw, fl.table_id, flow_role(&fl)))
+                .or_insert(0) += 1;
+        }
+        let get = |sw: &str, t: u8, r: Role| roles.get(&(sw.to_string(), t, r)).copied();
+        // The foreign switch delivers M* (consumer), rewrites M -> M* for its own hosts and
+        // toward cover subnets (producers).
+        assert_eq!(get("r2", 4, Role::Consumer), Some(1));
+        assert_eq!(get("r2", 2, Role::Producer), Some(2));
+        assert_eq!(get("r2", 1, Role::Producer), Some(2), "DNAT and the redirect copy");
+        // Every other cover switch restores (consumer) and rewrites toward M* (producer).
+        for sw in ["r1", "r3"] {
+            assert_eq!(get(sw, 3, Role::Consumer), Some(1), "{sw}");
+            assert_eq!(get(sw, 1, Role::Producer), Some(1), "{sw}");
+        }
+        assert_eq!(get("r3", 4, Role::Producer), Some(2), "the home agent and its twin");
+        for (_, fl) in vm_flows(&f, &away) {
+            if flow_role(&fl) == Role::Consumer {
+                assert_eq!(consumed(&fl).len(), 1, "{}", fl.text());
+            }
+            if flow_role(&fl) == Role::Producer {
+                assert_eq!(produced(&fl).len(), 1, "{}", fl.text());
+            }
+        }
+    }
+
+    #[test]
+    fn phases_put_consumers_first_producers_second_consumer_deletes_last() {
+        let f = paper_fabric();
+        let (home, away) = vm_moves();
+        let b = by_switch(vm_flows(&f, &home));
+        let a = by_switch(vm_flows(&f, &away));
+        let out = Schedule::phased(&diff(&b, &a));
+        let phase_of = |want: Role, add: bool| -> Vec<u8> {
+            out.batches
+                .iter()
+                .flat_map(|bt| {
+                    bt.mods
+                        .iter()
+                        .filter(move |m| {
+                            (m.command == ofp13::OFPFC_ADD) == add
+                                && role(m.cookie, &m.instructions) == want
+                        })
+                        .map(move |_| bt.phase)
+                })
+                .collect()
+        };
+        assert!(phase_of(Role::Consumer, true).iter().all(|p| *p == 1));
+        assert!(phase_of(Role::Producer, true).iter().all(|p| *p == 2));
+        assert!(!phase_of(Role::Producer, true).is_empty());
+        // Going home: producers go in phase 1 (deletes carry no instructions: their role
+        // comes from the entry they delete), consumers last.
+        let back = Schedule::phased(&diff(&a, &b));
+        assert_eq!(back.batches.iter().map(|b| b.phase).max(), Some(3));
+        assert!(back
+            .batches
+            .iter()
+            .filter(|b| b.phase == 2)
+            .all(|b| b.mods.is_empty()));
+        // Waves follow the phases.
+        assert_eq!(out.waves().len(), 2);
+        assert_eq!(back.waves().len(), 2);
+    }
+}
