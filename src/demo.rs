@@ -149,12 +149,17 @@ pub struct CaseResult {
     pub why: String,
 }
 
+/// The drain before an update's last phase on the emulated fabric.
+pub const EMULATED_DRAIN: Duration = Duration::from_millis(100);
+
 impl Lab {
     /// Starts the controller on a loopback port and the emulated fabric of `t`, and waits
     /// until every switch is connected and holds its planned table.
     pub async fn start(t: &Topology) -> Result<Lab> {
         let roles = Roles::pick(t).ok();
-        let router = Arc::new(Router::new(Fabric::new(t)));
+        // The emulated switches have no datapath caches and carry a packet within
+        // milliseconds: a short drain before an update's last phase is enough.
+        let router = Arc::new(Router::new(Fabric::new(t)).with_drain(EMULATED_DRAIN));
         let ctl = Controller::new(t.clone(), RuntimeConfig::default(), router.clone());
         router.attach(&ctl);
         let listener = TcpListener::bind("127.0.0.1:0").await?;

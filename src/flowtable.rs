@@ -1953,7 +1953,7 @@ mod tests {
             ]
         };
         // TCP
-        let mut t = rewrite(
+        let t = rewrite(
             vec![Oxm::IpProto(IP_TCP, None)],
             nat(Oxm::TcpSrc(8080, None), Oxm::TcpDst(443, None)),
         );
@@ -1968,7 +1968,7 @@ mod tests {
         assert_eq!(checksum(&f[14..34]), 0, "IPv4 header checksum");
         assert_eq!(l4_residue(f), 0, "TCP checksum");
         // UDP with a checksum, and UDP without one (it stays 0).
-        let mut t = rewrite(
+        let t = rewrite(
             vec![Oxm::IpProto(IP_UDP, None)],
             nat(Oxm::UdpSrc(53, None), Oxm::UdpDst(5353, None)),
         );
@@ -1983,7 +1983,7 @@ mod tests {
         let fx = t.process(1, &no_csum);
         assert_eq!(&only_frame(&fx)[40..42], &[0, 0]);
         // ICMP type/code, ECN and TTL.
-        let mut t = rewrite(
+        let t = rewrite(
             vec![Oxm::IpProto(IP_ICMP, None)],
             vec![
                 Oxm::Icmpv4Type(0, None),
@@ -1999,7 +1999,7 @@ mod tests {
 
     #[test]
     fn a_wrong_checksum_stays_wrong() {
-        let mut t = switch(&[flow(
+        let t = switch(&[flow(
             0,
             1,
             vec![ipv4()],
@@ -2036,7 +2036,7 @@ mod tests {
                 ],
             )
         };
-        let mut t = switch(&[
+        let t = switch(&[
             FlowMod {
                 cookie: 0x66,
                 ..flow(
@@ -2088,7 +2088,7 @@ mod tests {
 
     #[test]
     fn outputs_controller_flood_and_in_port() {
-        let mut t = switch(&[
+        let t = switch(&[
             flow(
                 0,
                 9,
@@ -2151,7 +2151,7 @@ mod tests {
     fn action_set_runs_at_the_end_in_ovs_order() {
         let write = |actions| Instruction::WriteActions { actions };
         let goto = |t| Instruction::GotoTable { table_id: t };
-        let mut t = switch(&[
+        let t = switch(&[
             FlowMod {
                 cookie: 0xc0,
                 ..flow(
@@ -2224,7 +2224,7 @@ mod tests {
 
     #[test]
     fn write_metadata_feeds_later_tables_and_packet_ins() {
-        let mut t = switch(&[
+        let t = switch(&[
             flow(
                 0,
                 1,
@@ -2327,14 +2327,14 @@ mod tests {
 
     #[test]
     fn a_table_loop_drops_the_packet() {
-        let mut t = switch(&[flow(0, 1, vec![], apply(vec![out(1), out(port::TABLE)]))]);
+        let t = switch(&[flow(0, 1, vec![], apply(vec![out(1), out(port::TABLE)]))]);
         assert!(t.process(2, &icmp_frame("10.0.0.2", 64)).is_empty());
         assert_eq!(t.dump(0)[0].packet_count, u64::from(MAX_DEPTH) + 1);
     }
 
     #[test]
     fn flow_stats_select_like_delete() {
-        let mut t = switch(&[
+        let t = switch(&[
             FlowMod {
                 cookie: 1,
                 ..flow(0, 1, vec![ipv4()], apply(vec![out(2)]))
@@ -2395,7 +2395,7 @@ mod tests {
 
     #[test]
     fn arp_rarp_vlan_and_runts() {
-        let mut t = switch(&[
+        let t = switch(&[
             flow(
                 0,
                 3,

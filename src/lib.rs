@@ -24,7 +24,7 @@ pub mod server;
 pub mod session;
 pub mod store;
 pub mod tls;
-pub mod transitions;
 pub mod topology;
+pub mod transitions;
 pub mod update;
 pub mod verify;

@@ -226,7 +226,11 @@ fn run(cli: Cli) -> Result<()> {
                         rep.positions,
                         rep.packets,
                         rep.lookups,
-                        if rep.all_pairs { ", every pair of hosts" } else { "" },
+                        if rep.all_pairs {
+                            ", every pair of hosts"
+                        } else {
+                            ""
+                        },
                         rep.elapsed.as_secs_f64() * 1e3,
                         rep.lossy
                     )?,

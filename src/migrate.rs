@@ -10,15 +10,15 @@
 //! at a time: a second API request while one is installed is refused with 409, and an
 //! announcement from yet another port is followed once the running move ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
 use ofp13::{port, Action, Body, MacAddr, PacketOut, NO_BUFFER};
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::careof::CareOfError;
 use crate::mobility::{self, Away, Vm};
@@ -28,7 +28,7 @@ use crate::router::{AwayState, Origin, Router, State};
 use crate::store::{Place, Store, VmRecord};
 use crate::topology::PortRef;
 use crate::transitions::{Failure, Report};
-use crate::update::Schedule;
+use crate::update::{role, Role, Schedule};
 
 /// Why a migration was not done. Nothing was changed in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,18 @@ pub struct MigrationReport {
     pub pending: Vec<String>,
     pub flow_mods: usize,
     pub elapsed_us: u64,
+    /// When the update has a last phase (entries that match care-of addresses no longer in
+    /// use, removed once no packet rewritten to them can be left): the milliseconds after the
+    /// answer it starts, and the switches it goes to. The tables equal the plan only after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<Cleanup>,
+}
+
+/// The drained last phase of a migration, still to come when the API answers.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Cleanup {
+    pub after_ms: u64,
+    pub switches: Vec<String>,
 }
 
 /// The state store with the version last written, so a slow writer never overwrites a newer
@@ -147,7 +159,7 @@ struct Prepared {
     name: String,
     before: Vm,
     after: Vm,
-    schedule: Schedule,
+    update: Update,
     snapshot: crate::store::State,
     version: u64,
     undo: Undo,
@@ -301,7 +313,11 @@ impl Router {
         mac: MacAddr,
         to: &PortRef,
     ) -> Result<MigrationReport, MigrateError> {
-        let r = self.migrate_inner(mac, to).await;
+        let lock = self.vm_lock(mac);
+        let r = {
+            let _one_at_a_time = lock.lock().await;
+            self.migrate_inner(mac, to).await
+        };
         let mut st = self.lock();
         match &r {
             Ok(rep) if rep.flow_mods > 0 || rep.from != rep.to => st.migrations_done += 1,
@@ -329,9 +345,27 @@ impl Router {
         to: &PortRef,
     ) -> Result<MigrationReport, MigrateError> {
         let t0 = Instant::now();
-        let p = match self.prepare(mac, to)? {
-            Ok(p) => p,
-            Err(noop) => return Ok(noop),
+        if self.ctl.get().and_then(std::sync::Weak::upgrade).is_none() {
+            return Err(MigrateError::NotRunning);
+        }
+        // A pool whose free addresses are all still draining (given back by an update whose
+        // last phase has not run) is free again within the drain: wait for it, once.
+        let deadline = Instant::now() + self.drain * 2;
+        let p = loop {
+            let done = self.updates_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            match self.prepare(mac, to, true) {
+                Ok(Ok(p)) => break p,
+                Ok(Err(noop)) => return Ok(noop),
+                Err(MigrateError::CareOf(e))
+                    if !self.read().draining.is_empty() && Instant::now() < deadline =>
+                {
+                    debug!(%mac, error = %e, "waiting for care-of addresses to drain");
+                    let _ = tokio::time::timeout_at(deadline.into(), done).await;
+                }
+                Err(e) => return Err(e),
+            }
         };
         // Durable before any flow is sent; a failure puts everything back.
         if let Some(d) = &self.store {
@@ -339,7 +373,7 @@ impl Router {
             if p.version > *written {
                 if let Err(e) = d.store.save(&p.snapshot) {
                     drop(written);
-                    self.undo(mac, p.undo);
+                    self.undo(mac, p.undo, &p.update);
                     return Err(MigrateError::Store(e.to_string()));
                 }
                 *written = p.version;
@@ -351,10 +385,13 @@ impl Router {
     }
 
     /// Decides the move under the state lock: `Ok(Err(report))` when there is nothing to do.
+    /// `live`: the update will be sent (its switches are marked as installing, the care-of
+    /// addresses it gives back drain); otherwise it is only planned.
     fn prepare(
         &self,
         mac: MacAddr,
         to: &PortRef,
+        live: bool,
     ) -> Result<Result<Prepared, MigrationReport>, MigrateError> {
         let fabric = &self.fabric;
         let Some(conf) = fabric.switch(&to.switch) else {
@@ -414,6 +451,7 @@ impl Router {
                 pending: Vec::new(),
                 flow_mods: 0,
                 elapsed_us: 0,
+                cleanup: None,
             }));
         }
         let at_home = before
@@ -439,9 +477,14 @@ impl Router {
                 Some(a) => a.away.care_of.clone(),
                 None => {
                     // All or nothing: an exhausted pool fails here with nothing changed.
-                    let State { hosts, pools, .. } = &mut *st;
+                    let State {
+                        hosts,
+                        pools,
+                        draining,
+                        ..
+                    } = &mut *st;
                     let got = pools.take(&target_subnet.name, &owner, before.ips.len(), |a| {
-                        hosts.contains_key(&a)
+                        hosts.contains_key(&a) || draining.contains(&a)
                     })?;
                     undo.taken = Some(target_subnet.name.clone());
                     if let Some(a) = &old {
@@ -474,10 +517,12 @@ impl Router {
             away: new_away.as_ref().map(|a| a.away.clone()),
             ..before.clone()
         };
-        let diff = mobility::diff(
-            &mobility::by_switch(mobility::vm_flows(fabric, &before)),
-            &mobility::by_switch(mobility::vm_flows(fabric, &after)),
-        );
+        let released = undo
+            .released
+            .as_ref()
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default();
+        let update = Update::begin(&mut st, fabric, &before, &after, released, live);
         st.relocate(mac, &to.switch, to.port);
         match new_away {
             Some(a) => st.away.insert(mac, a),
@@ -498,7 +543,7 @@ impl Router {
             name,
             before,
             after,
-            schedule: Schedule::phased(&diff),
+            update,
             snapshot,
             version,
             undo,
@@ -511,10 +556,10 @@ impl Router {
         let mac = self
             .find_host(sel)
             .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
-        match self.prepare(mac, to)? {
+        match self.prepare(mac, to, false)? {
             Ok(p) => {
                 self.lock().migrating.remove(&mac);
-                Ok(p.schedule)
+                Ok(p.update.schedule)
             }
             Err(_) => Ok(Schedule::default()),
         }
@@ -552,8 +597,9 @@ impl Router {
         }))
     }
 
-    fn undo(&self, mac: MacAddr, u: Undo) {
+    fn undo(&self, mac: MacAddr, u: Undo, update: &Update) {
         let mut st = self.lock();
+        update.abandon(&mut st, &self.fabric.topology.switches);
         st.relocate(mac, &u.from.0, u.from.1);
         match u.away {
             Some(a) => st.away.insert(mac, a),
@@ -569,72 +615,74 @@ impl Router {
         st.migrating.remove(&mac);
     }
 
-    /// Adds `switch` to the cover of the VM with this MAC: its hosts then reach the VM by
-    /// its care-of address directly instead of through the home switch (route optimisation,
-    /// started by the home agent's copy of their first packet). Installs that switch's
-    /// entries first (so that a source rewritten to M* toward it is always rewritten back),
-    /// then the foreign switch's. Returns the number of flow mods (0 when nothing to do).
-    pub async fn extend_cover(&self, mac: MacAddr, switch: &str) -> Result<usize, MigrateError> {
-        // Another extension (or a migration) of this VM is being installed: wait for it, a
-        // little; a migration resets the cover anyway.
-        let mut waited = 0;
-        while self.is_migrating(mac) && waited < 200 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            waited += 1;
-        }
-        let (diff, snapshot, version) = {
-            let mut st = self.lock();
-            let Some(vm) = st.vm(mac) else {
-                return Ok(0);
-            };
-            if st.migrating.contains(&mac) {
-                // Still busy: the next copy tries again.
-                st.cover_tried.remove(&(mac, switch.to_string()));
-                return Ok(0);
-            }
-            if self.fabric.subnets_of(switch).next().is_none()
-                || vm.away.as_ref().is_none_or(|a| a.cover.contains(switch))
-            {
-                return Ok(0);
-            }
-            let mut after = vm.clone();
-            if let Some(a) = after.away.as_mut() {
-                a.cover.insert(switch.to_string());
-            }
-            let diff = mobility::diff(
-                &mobility::by_switch(mobility::vm_flows(&self.fabric, &vm)),
-                &mobility::by_switch(mobility::vm_flows(&self.fabric, &after)),
-            );
-            if let (Some(a), Some(new)) = (st.away.get_mut(&mac), after.away) {
-                a.away = new;
-            }
-            st.migrating.insert(mac);
-            st.version += 1;
-            let snapshot = if self.store.is_some() {
-                records(self, &st)
-            } else {
-                Default::default()
-            };
-            (diff, snapshot, st.version)
-        };
-        if let Some(d) = &self.store {
-            let mut written = d.written.lock().unwrap_or_else(|e| e.into_inner());
-            if version > *written {
-                if let Err(e) = d.store.save(&snapshot) {
-                    warn!(error = %e, "state not saved; the wider cover is installed anyway (it is only an optimisation)");
+    /// The lock that makes a VM's migrations and cover changes run one at a time.
+    pub(crate) fn vm_lock(&self, mac: MacAddr) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.vm_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(mac).or_default().clone()
+    }
+
+    /// The VM's cover task: adds the switches wanted in its cover (their hosts then reach the
+    /// VM by its care-of address directly instead of through the home switch: route
+    /// optimisation, started by the home agent's copy of their first packet), all that are
+    /// wanted at once, until none is. Each change is one update in phases, so a source
+    /// rewritten to M* toward a new cover switch is always rewritten back there.
+    pub(crate) async fn change_covers(&self, mac: MacAddr) {
+        loop {
+            let lock = self.vm_lock(mac);
+            let _one_at_a_time = lock.lock().await;
+            let (update, snapshot, version, added) = {
+                let mut st = self.lock();
+                let wanted = st.cover_wanted.remove(&mac).unwrap_or_default();
+                if wanted.is_empty() {
+                    st.cover_busy.remove(&mac);
+                    return;
+                }
+                let Some(vm) = st.vm(mac) else { continue };
+                let Some(away) = &vm.away else { continue };
+                let added: BTreeSet<String> = wanted
+                    .into_iter()
+                    .filter(|s| {
+                        !away.cover.contains(s) && self.fabric.subnets_of(s).next().is_some()
+                    })
+                    .collect();
+                if added.is_empty() {
+                    continue;
+                }
+                let mut after = vm.clone();
+                if let Some(a) = after.away.as_mut() {
+                    a.cover.extend(added.iter().cloned());
+                }
+                let update = Update::begin(&mut st, &self.fabric, &vm, &after, Vec::new(), true);
+                if let (Some(a), Some(new)) = (st.away.get_mut(&mac), after.away) {
+                    a.away = new;
+                }
+                st.version += 1;
+                let snapshot = if self.store.is_some() {
+                    records(self, &st)
                 } else {
-                    *written = version;
+                    Default::default()
+                };
+                (update, snapshot, st.version, added)
+            };
+            if let Some(d) = &self.store {
+                let mut written = d.written.lock().unwrap_or_else(|e| e.into_inner());
+                if version > *written {
+                    if let Err(e) = d.store.save(&snapshot) {
+                        warn!(error = %e, "state not saved; the wider cover is installed anyway (it is only an optimisation)");
+                    } else {
+                        *written = version;
+                    }
                 }
             }
+            let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
+                let mut st = self.lock();
+                update.abandon(&mut st, &self.fabric.topology.switches);
+                st.cover_busy.remove(&mac);
+                return;
+            };
+            let (_, _, n) = self.send_update(&ctl, &update).await;
+            info!(%mac, switches = ?added, flow_mods = n, "cover extended: those switches' hosts reach the VM directly");
         }
-        let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
-            self.lock().migrating.remove(&mac);
-            return Err(MigrateError::NotRunning);
-        };
-        let (_, _, n) = self.send_schedule(&ctl, &Schedule::phased(&diff)).await;
-        self.lock().migrating.remove(&mac);
-        info!(%mac, switch, flow_mods = n, "cover extended: the switch's hosts reach the VM directly");
-        Ok(n)
     }
 
     fn dpid(&self, name: &str) -> Option<u64> {
@@ -646,62 +694,167 @@ impl Router {
             .map(|s| s.dpid.0)
     }
 
-    /// Sends an update wave by wave ([`Schedule::waves`]), each batch followed by a barrier,
-    /// the batches of a wave in parallel, a wave only once the one before is acknowledged.
-    /// Returns the switches that acknowledged, those that did not (or are not connected),
-    /// and the number of flow mods.
-    pub(crate) async fn send_schedule(
+    /// The lock that keeps a switch's reconciliation and the batches updates send it apart
+    /// (a reconciliation reads the table, then sends what differs from the plan it read;
+    /// a batch sent in between would be undone).
+    pub(crate) fn switch_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.switch_locks.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Sends an update wave by wave ([`Schedule::waves`]): the batches of a wave in parallel,
+    /// each followed by a barrier, a wave only once the one before is acknowledged. A
+    /// producer is sent only when every switch with its consumers is ready; one that is not
+    /// waits in the switch's table's place for [`Router::catch_up`]. The drained last wave
+    /// goes after [`DRAIN`] in a task of its own, and only if every earlier batch was
+    /// acknowledged (otherwise its consumer entries stay until the fabric is quiet; see
+    /// reconcile.rs). Returns the switches that acknowledged, those that did not (or are not
+    /// connected), and the number of flow mods of the schedule.
+    pub(crate) async fn send_update(
+        &self,
+        ctl: &Arc<crate::runtime::Controller>,
+        u: &Update,
+    ) -> (Vec<String>, Vec<String>, usize) {
+        let waves = u.schedule.waves();
+        let split = waves
+            .iter()
+            .position(|w| w.iter().any(|&i| u.schedule.batches[i].drain))
+            .unwrap_or(waves.len());
+        let mut acked: Vec<String> = Vec::new();
+        let mut failed: Vec<String> = Vec::new();
+        for wave in &waves[..split] {
+            self.send_wave(ctl, u, wave, &mut acked, &mut failed).await;
+        }
+        let later: Vec<Vec<usize>> = waves[split..].to_vec();
+        let me = self.me.get().and_then(std::sync::Weak::upgrade);
+        match me {
+            Some(me) if !later.is_empty() && failed.is_empty() => {
+                let ctl = ctl.clone();
+                let u = u.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(me.drain).await;
+                    let (mut a, mut f) = (Vec::new(), Vec::new());
+                    for wave in &later {
+                        me.send_wave(&ctl, &u, wave, &mut a, &mut f).await;
+                    }
+                    if !f.is_empty() {
+                        warn!(switches = ?f, "last phase not acknowledged; those switches are reconciled when they reconnect");
+                    }
+                    me.end_update(&u);
+                });
+            }
+            _ => {
+                if !later.is_empty() {
+                    warn!(failed = ?failed, "an update's consumer entries that are no longer needed stay until the fabric is quiet");
+                }
+                self.end_update(u);
+            }
+        }
+        acked.retain(|s| !failed.contains(s));
+        (acked, failed, u.schedule.flow_mods())
+    }
+
+    /// Sends one wave. Producers whose consumers are not ready everywhere are held back.
+    async fn send_wave(
         &self,
         ctl: &crate::runtime::Controller,
-        schedule: &Schedule,
-    ) -> (Vec<String>, Vec<String>, usize) {
-        let mut switches: Vec<String> = Vec::new();
-        let mut pending: Vec<String> = Vec::new();
-        for wave in schedule.waves() {
-            let mut ready = Vec::new();
-            for i in wave {
-                let b = &schedule.batches[i];
-                let batch: Vec<Body> = b.mods.iter().cloned().map(Body::FlowMod).collect();
+        u: &Update,
+        wave: &[usize],
+        acked: &mut Vec<String>,
+        failed: &mut Vec<String>,
+    ) {
+        let mut jobs = Vec::new();
+        {
+            let mut st = self.lock();
+            for &i in wave {
+                let b = &u.schedule.batches[i];
+                let ready = u
+                    .deps
+                    .iter()
+                    .filter(|d| **d != b.switch)
+                    .all(|d| st.ready_for(d, u.mac));
+                let mods: Vec<ofp13::FlowMod> = b
+                    .mods
+                    .iter()
+                    .filter(|m| {
+                        ready
+                            || m.command != ofp13::OFPFC_ADD
+                            || role(m.cookie, &m.instructions) != Role::Producer
+                    })
+                    .cloned()
+                    .collect();
+                if mods.len() < b.mods.len() {
+                    debug!(switch = %b.switch, held = b.mods.len() - mods.len(), "producers held until the switches with their consumers are ready");
+                    st.behind.insert(b.switch.clone());
+                }
+                if mods.is_empty() {
+                    continue;
+                }
                 match self.dpid(&b.switch).and_then(|d| ctl.registry.get(d)) {
-                    Some(h) => ready.push((b.switch.clone(), batch, h)),
-                    None if !pending.contains(&b.switch) => pending.push(b.switch.clone()),
+                    Some(h) => jobs.push((i, mods, h, self.switch_lock(&b.switch))),
+                    None if !failed.contains(&b.switch) => failed.push(b.switch.clone()),
                     None => {}
                 }
             }
-            let mut done = Vec::with_capacity(ready.len());
-            if ready.len() == 1 {
-                // One switch (the common case): no task to spawn.
-                for (sw, batch, h) in ready {
-                    let ok = h.send(batch).await.is_ok() && h.barrier().await.is_ok();
-                    done.push((sw, ok));
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for (i, mods, h, lock) in jobs {
+            set.spawn(async move {
+                let _serial = lock.lock().await;
+                let batch = mods.into_iter().map(Body::FlowMod).collect();
+                let ok = h.send(batch).await.is_ok() && h.barrier().await.is_ok();
+                (i, ok)
+            });
+        }
+        let mut done: Vec<(usize, bool)> = Vec::with_capacity(wave.len());
+        while let Some(r) = set.join_next().await {
+            if let Ok(d) = r {
+                done.push(d);
+            }
+        }
+        let mut st = self.lock();
+        for (i, ok) in done {
+            let sw = &u.schedule.batches[i].switch;
+            if ok {
+                if !acked.contains(sw) {
+                    acked.push(sw.clone());
                 }
             } else {
-                let mut set = tokio::task::JoinSet::new();
-                for (sw, batch, h) in ready {
-                    set.spawn(async move {
-                        let ok = h.send(batch).await.is_ok() && h.barrier().await.is_ok();
-                        (sw, ok)
-                    });
-                }
-                while let Some(r) = set.join_next().await {
-                    if let Ok(d) = r {
-                        done.push(d);
-                    }
-                }
-            }
-            for (sw, ok) in done {
-                if ok {
-                    if !switches.contains(&sw) {
-                        switches.push(sw);
-                    }
-                } else if !pending.contains(&sw) {
-                    warn!(switch = %sw, "switch did not acknowledge its migration entries; it is reconciled when it reconnects");
-                    pending.push(sw);
+                warn!(switch = %sw, "switch did not acknowledge an update's batch; it is reconciled when it reconnects");
+                // Its table is unknown now: not ready until reconciled again.
+                st.reconciled.remove(sw);
+                if !failed.contains(sw) {
+                    failed.push(sw.clone());
                 }
             }
         }
-        switches.retain(|s| !pending.contains(s));
-        (switches, pending, schedule.flow_mods())
+        // The consumers this update adds are in (or their switch is not ready anyway).
+        for &i in wave {
+            let sw = &u.schedule.batches[i].switch;
+            if u.marked.contains(sw) && u.schedule.batches[i].phase == 1 {
+                if let Some(n) = st.installing.get_mut(&(sw.clone(), u.mac)) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        }
+        st.installing.retain(|_, n| *n > 0);
+        st.refresh_quiet(&self.fabric.topology.switches, Instant::now());
+        let behind = !st.behind.is_empty();
+        drop(st);
+        if behind {
+            self.catch_up();
+        }
+    }
+
+    /// The end of an update: the care-of addresses it gave back may be handed out again.
+    fn end_update(&self, u: &Update) {
+        {
+            let mut st = self.lock();
+            st.updates = st.updates.saturating_sub(1);
+            for a in &u.released {
+                st.draining.remove(a);
+            }
+        }
+        self.updates_done.notify_waiters();
     }
 
     /// Sends the difference in two steps with a barrier per switch and step.
@@ -711,13 +864,13 @@ impl Router {
         to: &PortRef,
         t0: Instant,
     ) -> Result<MigrationReport, MigrateError> {
-        let ctl = self
-            .ctl
-            .get()
-            .and_then(std::sync::Weak::upgrade)
-            .ok_or(MigrateError::NotRunning)?;
+        let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
+            p.update
+                .abandon(&mut self.lock(), &self.fabric.topology.switches);
+            return Err(MigrateError::NotRunning);
+        };
         let dpid = |name: &str| self.dpid(name);
-        let (switches, pending, flow_mods) = self.send_schedule(&ctl, &p.schedule).await;
+        let (switches, pending, flow_mods) = self.send_update(&ctl, &p.update).await;
         // Converged: the last barrier reply is in. The gratuitous ARPs follow.
         let elapsed_us = t0.elapsed().as_micros() as u64;
         self.announce(&ctl, p, dpid).await;
@@ -740,6 +893,7 @@ impl Router {
                 .as_ref()
                 .map(|a| a.care_of.iter().map(|c| c.to_string()).collect())
                 .unwrap_or_default(),
+            cleanup: cleanup(&p.update.schedule, self.drain, &pending),
             switches,
             pending,
             flow_mods,
@@ -800,6 +954,107 @@ impl Router {
                 let _ = h.send(batch).await;
             }
         }
+    }
+}
+
+/// The drained last phase of `schedule` as the API reports it (none when a switch did not
+/// acknowledge: then it is left to reconciliation).
+fn cleanup(schedule: &Schedule, drain: std::time::Duration, failed: &[String]) -> Option<Cleanup> {
+    let mut switches: Vec<String> = schedule
+        .batches
+        .iter()
+        .filter(|b| b.drain)
+        .map(|b| b.switch.clone())
+        .collect();
+    switches.dedup();
+    (!switches.is_empty() && failed.is_empty()).then(|| Cleanup {
+        after_ms: drain.as_millis() as u64,
+        switches,
+    })
+}
+
+/// An update of one VM's entries decided under the state lock, to be sent with
+/// [`Router::send_update`].
+#[derive(Debug, Clone)]
+pub(crate) struct Update {
+    /// The VM whose entries change.
+    pub(crate) mac: MacAddr,
+    pub(crate) schedule: Schedule,
+    /// The switches with the VM's consumer entries once the update is done (its location and
+    /// cover): its producers are sent only while all of them are ready.
+    pub(crate) deps: BTreeSet<String>,
+    /// Switches not ready until this update's phase 1 is acknowledged there (it adds
+    /// consumers).
+    pub(crate) marked: Vec<String>,
+    /// Care-of addresses the update gives back: nobody gets them before its last phase.
+    pub(crate) released: Vec<Ipv4Addr>,
+    /// Whether it is counted in the state (it will be sent).
+    live: bool,
+}
+
+impl Update {
+    /// Under the state lock: the update that takes a VM's entries from `before` to `after`.
+    /// When `live`, the switches it adds consumers to are not ready until it has, the
+    /// addresses it releases drain, and the audit waits for it.
+    pub(crate) fn begin(
+        st: &mut State,
+        fabric: &crate::plan::Fabric,
+        before: &Vm,
+        after: &Vm,
+        released: Vec<Ipv4Addr>,
+        live: bool,
+    ) -> Update {
+        let diff = mobility::diff(
+            &mobility::by_switch(mobility::vm_flows(fabric, before)),
+            &mobility::by_switch(mobility::vm_flows(fabric, after)),
+        );
+        let schedule = Schedule::phased(&diff);
+        let marked: Vec<String> = schedule
+            .batches
+            .iter()
+            .filter(|b| {
+                b.phase == 1
+                    && b.mods.iter().any(|m| {
+                        m.command == ofp13::OFPFC_ADD
+                            && role(m.cookie, &m.instructions) == Role::Consumer
+                    })
+            })
+            .map(|b| b.switch.clone())
+            .collect();
+        if live {
+            for sw in &marked {
+                *st.installing.entry((sw.clone(), after.mac)).or_default() += 1;
+            }
+            st.updates += 1;
+            st.draining.extend(released.iter().copied());
+            st.refresh_quiet(&fabric.topology.switches, Instant::now());
+        }
+        Update {
+            mac: after.mac,
+            schedule,
+            deps: mobility::consumer_switches(after),
+            marked,
+            released,
+            live,
+        }
+    }
+
+    /// Takes back what [`Update::begin`] counted, for an update that is not sent.
+    pub(crate) fn abandon(&self, st: &mut State, switches: &[crate::topology::SwitchConf]) {
+        if !self.live {
+            return;
+        }
+        for sw in &self.marked {
+            if let Some(n) = st.installing.get_mut(&(sw.clone(), self.mac)) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        st.installing.retain(|_, n| *n > 0);
+        st.updates = st.updates.saturating_sub(1);
+        for a in &self.released {
+            st.draining.remove(a);
+        }
+        st.refresh_quiet(switches, Instant::now());
     }
 }
 

@@ -255,6 +255,19 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
     out
 }
 
+/// The switches with a VM's consumer entries (those that take its care-of addresses out
+/// again): where it is, and its cover. None when it is at home.
+pub fn consumer_switches(vm: &Vm) -> BTreeSet<String> {
+    match &vm.away {
+        Some(a) => {
+            let mut s = a.cover.clone();
+            s.insert(vm.switch.clone());
+            s
+        }
+        None => BTreeSet::new(),
+    }
+}
+
 /// The key that identifies a flow entry in a table (OpenFlow's "identical" entries).
 fn key(f: &Flow) -> (u8, u16, Vec<u8>) {
     let mut m = Vec::with_capacity(32);

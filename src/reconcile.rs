@@ -28,6 +28,7 @@ use tracing::{debug, info, warn};
 use crate::plan::Flow;
 use crate::router::Router;
 use crate::runtime::SwitchHandle;
+use crate::update::{flow_role, role, Role};
 
 /// What one reconciliation changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,6 +40,10 @@ pub struct Reconciled {
     pub deleted: usize,
     /// Entries that are not servswitch's (another cookie): left alone.
     pub foreign: usize,
+    /// Planned producers not installed yet: a switch with their consumers is not ready.
+    pub held: usize,
+    /// Consumer entries the plan no longer has, left until the fabric is quiet.
+    pub deferred: usize,
 }
 
 impl Reconciled {
@@ -61,22 +66,52 @@ pub fn key(table: u8, priority: u16, m: &ofp13::Match) -> Key {
     (table, priority, bytes)
 }
 
-/// The difference between a live table and a plan, as flow mods in the order they are sent:
-/// adds and modifications in plan order (the route table's miss entry last, as on a first
-/// install), then deletes. An entry is right when its cookie and instructions are the
-/// planned ones (compared as values, not as text: an audit of a large fabric reads hundreds
-/// of thousands of entries).
+/// What a reconciliation may change now, for care-of addresses (see crate::update).
+pub struct Allow<'a> {
+    /// Whether a planned producer may be installed: every switch with its consumers is ready.
+    pub producer: &'a dyn Fn(&Flow) -> bool,
+    /// Whether consumer entries the plan does not have may be deleted: no switch can still
+    /// hold a producer of their address, nor a packet it rewrote be in the fabric.
+    pub delete_consumers: bool,
+}
+
+/// Everything may change now.
+pub const ANY: Allow<'static> = Allow {
+    producer: &|_| true,
+    delete_consumers: true,
+};
+
+/// The difference between a live table and a plan ([`difference_in_order`] with nothing held
+/// back).
 pub fn difference(live: &[FlowStats], plan: &[Flow]) -> (Vec<FlowMod>, Reconciled) {
+    difference_in_order(live, plan, &ANY)
+}
+
+/// The difference between a live table and a plan, as flow mods in the order they are sent,
+/// the phases of an update within one switch: producers out; consumers in; other adds and
+/// modifications (in plan order: the route table's miss entry last, as on a first install);
+/// other deletes; producers in (those `allow` lets in; a held one leaves its live entry as
+/// it is); consumers out (if `allow` lets them). An entry is right when its cookie and
+/// instructions are the planned ones (compared as values, not as text: an audit of a large
+/// fabric reads hundreds of thousands of entries).
+pub fn difference_in_order(
+    live: &[FlowStats],
+    plan: &[Flow],
+    allow: &Allow<'_>,
+) -> (Vec<FlowMod>, Reconciled) {
     let live_by_key: std::collections::HashMap<Key, &FlowStats> = live
         .iter()
         .map(|f| (key(f.table_id, f.priority, &f.match_), f))
         .collect();
     let mut planned_keys = std::collections::HashSet::with_capacity(plan.len());
-    let mut out = Vec::new();
+    // The six steps, in order.
+    let mut step: [Vec<FlowMod>; 6] = Default::default();
     let mut r = Reconciled::default();
     for f in plan {
         let k = key(f.table_id, f.priority, &f.match_);
-        match live_by_key.get(&k) {
+        let old = live_by_key.get(&k);
+        planned_keys.insert(k);
+        match old {
             Some(l)
                 if l.cookie == f.cookie
                     && l.instructions == f.instructions
@@ -84,18 +119,30 @@ pub fn difference(live: &[FlowStats], plan: &[Flow]) -> (Vec<FlowMod>, Reconcile
                     && l.idle_timeout == 0
                     && l.hard_timeout == 0 =>
             {
-                r.kept += 1
+                r.kept += 1;
+                continue;
             }
-            Some(_) => {
-                r.modified += 1;
-                out.push(f.add());
-            }
-            None => {
-                r.added += 1;
-                out.push(f.add());
-            }
+            _ => {}
         }
-        planned_keys.insert(k);
+        let i = match flow_role(f) {
+            Role::Producer if !(allow.producer)(f) => {
+                r.held += 1;
+                continue;
+            }
+            Role::Producer => 4,
+            Role::Consumer => 1,
+            Role::Neutral
+                if old.is_some_and(|l| role(l.cookie, &l.instructions) == Role::Producer) =>
+            {
+                0
+            }
+            Role::Neutral => 2,
+        };
+        match old {
+            Some(_) => r.modified += 1,
+            None => r.added += 1,
+        }
+        step[i].push(f.add());
     }
     let mut extra: Vec<(&Key, &&FlowStats)> = live_by_key
         .iter()
@@ -107,8 +154,17 @@ pub fn difference(live: &[FlowStats], plan: &[Flow]) -> (Vec<FlowMod>, Reconcile
             r.foreign += 1;
             continue;
         }
+        let i = match role(f.cookie, &f.instructions) {
+            Role::Producer => 0,
+            Role::Consumer if !allow.delete_consumers => {
+                r.deferred += 1;
+                continue;
+            }
+            Role::Consumer => 5,
+            Role::Neutral => 3,
+        };
         r.deleted += 1;
-        out.push(FlowMod {
+        step[i].push(FlowMod {
             command: ofp13::OFPFC_DELETE_STRICT,
             table_id: f.table_id,
             priority: f.priority,
@@ -116,7 +172,7 @@ pub fn difference(live: &[FlowStats], plan: &[Flow]) -> (Vec<FlowMod>, Reconcile
             ..FlowMod::default()
         });
     }
-    (out, r)
+    (step.into_iter().flatten().collect(), r)
 }
 
 /// How many flow entries the switch holds (one aggregate-stats request: a cheap first look
@@ -157,20 +213,116 @@ pub async fn read_table(h: &SwitchHandle) -> Result<Vec<FlowStats>, String> {
 }
 
 impl Router {
-    /// Brings one switch's table to the plan: read, compare, send the difference, barrier.
+    /// Brings one switch's table to the plan: read, compare, send the difference, barrier;
+    /// then the switch is ready (it holds its consumers). Producers whose consumers are not
+    /// ready everywhere wait, and consumers no longer planned wait for the fabric to be quiet
+    /// ([`crate::router::State::quiet`]): the switch is then *behind*, and caught up when
+    /// that changes ([`Router::catch_up`]).
     pub async fn reconcile(&self, h: &SwitchHandle, name: &str) -> Result<Reconciled, String> {
+        let lock = self.switch_lock(name);
+        let _serial = lock.lock().await;
         let live = read_table(h).await?;
         // The plan is taken after the table was read: anything the router added to its state
         // before sending it to the switch is then in the plan too (at worst added twice).
-        let plan = self.switch_plan(name);
-        let (mods, r) = difference(&live, &plan);
+        let (mods, r) = {
+            let st = self.read();
+            let vms = st.vms_for(name);
+            let plan = crate::mobility::switch_plan(&self.fabric, name, &vms);
+            let producer = |f: &Flow| {
+                let home = std::net::Ipv4Addr::from(f.cookie as u32);
+                let vm = st.hosts.get(&home).and_then(|(h, _)| st.vm(h.mac));
+                vm.is_none_or(|vm| {
+                    crate::mobility::consumer_switches(&vm)
+                        .iter()
+                        .filter(|s| s.as_str() != name)
+                        .all(|s| st.ready_for(s, vm.mac))
+                })
+            };
+            difference_in_order(
+                &live,
+                &plan,
+                &Allow {
+                    producer: &producer,
+                    delete_consumers: st.quiet(std::time::Instant::now(), self.drain),
+                },
+            )
+        };
         if !mods.is_empty() {
             h.send(mods.into_iter().map(Body::FlowMod).collect())
                 .await
                 .map_err(|e| e.to_string())?;
             h.barrier().await.map_err(|e| e.to_string())?;
         }
+        let (became_ready, retry_in) = {
+            let mut st = self.lock();
+            let was = st.ready(name);
+            if !h.is_closed() {
+                st.reconciled.insert(name.to_string());
+            }
+            if r.held + r.deferred > 0 {
+                st.behind.insert(name.to_string());
+            } else {
+                st.behind.remove(name);
+            }
+            st.refresh_quiet(&self.fabric.topology.switches, std::time::Instant::now());
+            let retry_in = (r.deferred > 0)
+                .then_some(st.quiet_since)
+                .flatten()
+                .map(|t| self.drain.saturating_sub(t.elapsed()));
+            (!was && st.ready(name), retry_in)
+        };
+        if became_ready {
+            self.catch_up();
+        }
+        if let Some(wait) = retry_in {
+            self.reconcile_later(name, wait);
+        }
         Ok(r)
+    }
+
+    /// Reconciles every switch that is behind the plan (but none twice at once: each waits
+    /// for its switch's lock).
+    pub(crate) fn catch_up(&self) {
+        let behind: Vec<String> = self.read().behind.iter().cloned().collect();
+        for name in behind {
+            self.reconcile_later(&name, Duration::ZERO);
+        }
+    }
+
+    /// Reconciles `name` after `wait`, in a task of its own, if it is connected then.
+    fn reconcile_later(&self, name: &str, wait: Duration) {
+        let (Some(me), Some(ctl), Ok(rt)) = (
+            self.me.get().and_then(std::sync::Weak::upgrade),
+            self.ctl.get().and_then(std::sync::Weak::upgrade),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let Some(dpid) = self.fabric.dpid_of(name) else {
+            return;
+        };
+        let name = name.to_string();
+        rt.spawn(async move {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let Some(h) = ctl.registry.get(dpid) else {
+                return;
+            };
+            match me.reconcile(&h, &name).await {
+                Ok(r) if r.changed() > 0 => info!(
+                    switch = %name,
+                    added = r.added,
+                    modified = r.modified,
+                    deleted = r.deleted,
+                    held = r.held,
+                    deferred = r.deferred,
+                    "caught up with the plan"
+                ),
+                Ok(_) => {}
+                Err(e) => debug!(switch = %name, error = %e, "not caught up"),
+            }
+        });
     }
 
     /// Reconciles the switch now, then every `audit` (while it stays connected), skipping a
@@ -191,6 +343,8 @@ impl Router {
                     modified = r.modified,
                     deleted = r.deleted,
                     foreign = r.foreign,
+                    held = r.held,
+                    deferred = r.deferred,
                     "table reconciled"
                 ),
                 Err(e) => warn!(switch = %name, error = %e, "table not reconciled"),

@@ -94,8 +94,27 @@ pub(crate) struct State {
     pub(crate) next_move: FastMap<ofp13::MacAddr, (String, u32)>,
     /// When a switch was last added to a VM's cover (or tried).
     pub(crate) cover_tried: FastMap<(ofp13::MacAddr, String), Instant>,
+    /// Switches whose hosts talk to a VM through its home agent, to be added to its cover.
+    pub(crate) cover_wanted: FastMap<ofp13::MacAddr, std::collections::BTreeSet<String>>,
+    /// VMs whose cover a task is changing now (it takes what is wanted until nothing is).
+    pub(crate) cover_busy: FastSet<ofp13::MacAddr>,
     /// VMs whose migration is being installed (repeated announcements are ignored).
     pub(crate) migrating: FastSet<ofp13::MacAddr>,
+    /// Switches connected and reconciled since they connected.
+    pub(crate) reconciled: FastSet<String>,
+    /// Per (switch, VM), updates whose consumer entries there are not acknowledged yet.
+    pub(crate) installing: FastMap<(String, ofp13::MacAddr), u32>,
+    /// Switches whose table is behind the plan on purpose: producers waiting for the switches
+    /// with their consumers to be ready, or consumers no longer planned waiting until no
+    /// producer of their address can be left (see [`State::quiet`]).
+    pub(crate) behind: FastSet<String>,
+    /// Since when every switch of the fabric is ready (None: one is not).
+    pub(crate) quiet_since: Option<Instant>,
+    /// Care-of addresses given back by updates whose last phase has not run yet: nobody
+    /// gets them meanwhile (that phase deletes entries that match them).
+    pub(crate) draining: FastSet<Ipv4Addr>,
+    /// Updates being installed, their drained last phase included (the audit waits).
+    pub(crate) updates: u32,
     /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
     redirects: FastMap<(Ipv4Addr, Ipv4Addr), (Instant, u32)>,
     /// Packets waiting for an address to be resolved, by (switch, address).
@@ -169,6 +188,36 @@ impl State {
             }
         }
         Some(old)
+    }
+
+    /// Whether a switch holds every consumer entry of the VM with this MAC that its plan
+    /// has: connected, reconciled since, and no update of the VM's consumers there
+    /// unacknowledged. The VM's producers elsewhere are installed only once it is.
+    pub(crate) fn ready_for(&self, switch: &str, mac: ofp13::MacAddr) -> bool {
+        self.reconciled.contains(switch)
+            && !self.installing.contains_key(&(switch.to_string(), mac))
+    }
+
+    /// Whether a switch holds every consumer entry of its plan.
+    pub(crate) fn ready(&self, switch: &str) -> bool {
+        self.reconciled.contains(switch) && !self.installing.keys().any(|(s, _)| s == switch)
+    }
+
+    /// Whether every switch has been ready for at least `drain`: then no switch can hold a
+    /// producer that the plan does not have, nor can a packet it rewrote still be in the
+    /// fabric, and consumer entries the plan does not have may go.
+    pub(crate) fn quiet(&self, now: Instant, drain: Duration) -> bool {
+        self.quiet_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= drain)
+    }
+
+    /// Brings [`State::quiet_since`] up to date after a switch's readiness changed.
+    pub(crate) fn refresh_quiet(&mut self, switches: &[crate::topology::SwitchConf], now: Instant) {
+        if switches.iter().all(|s| self.ready(&s.name)) {
+            self.quiet_since.get_or_insert(now);
+        } else {
+            self.quiet_since = None;
+        }
     }
 
     /// Whether `ip` is a care-of address now, or was one a short while ago.
@@ -270,6 +319,14 @@ pub struct Router {
     /// How often each switch's table is compared with the plan after its first
     /// reconciliation (None: only on connect).
     pub(crate) audit: Option<Duration>,
+    /// One per switch: its reconciliation and the batches updates send it never interleave.
+    pub(crate) switch_locks: FastMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// One per VM: its migrations and cover changes run one at a time, in arrival order.
+    pub(crate) vm_locks: std::sync::Mutex<FastMap<ofp13::MacAddr, Arc<tokio::sync::Mutex<()>>>>,
+    /// How long the drained last phase of an update waits ([`crate::update::DRAIN`]).
+    pub(crate) drain: Duration,
+    /// Woken when an update ends (care-of addresses it gave back are free again).
+    pub(crate) updates_done: tokio::sync::Notify,
 }
 
 impl Router {
@@ -286,6 +343,12 @@ impl Router {
             .switches
             .iter()
             .map(|s| (s.dpid.0, s.name.clone()))
+            .collect();
+        let fabric_switch_locks = fabric
+            .topology
+            .switches
+            .iter()
+            .map(|s| (s.name.clone(), Arc::default()))
             .collect();
         let names_by_mac = fabric
             .topology
@@ -309,7 +372,18 @@ impl Router {
             ctl: OnceLock::new(),
             me: OnceLock::new(),
             audit: Some(DEFAULT_AUDIT),
+            switch_locks: fabric_switch_locks,
+            vm_locks: Default::default(),
+            drain: crate::update::DRAIN,
+            updates_done: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Sets how long the last phase of an update waits (the default, [`crate::update::DRAIN`],
+    /// covers Open vSwitch's datapath caches; an emulated fabric has none).
+    pub fn with_drain(mut self, drain: Duration) -> Router {
+        self.drain = drain;
+        self
     }
 
     /// Sets the audit interval (None: reconcile only when a switch connects).
@@ -318,9 +392,11 @@ impl Router {
         self
     }
 
-    /// Whether any migration is being installed now.
+    /// Whether any update (a migration, a cover change, the drained last phase of one) is
+    /// being installed now.
     pub fn migrations_in_progress(&self) -> bool {
-        !self.lock().migrating.is_empty()
+        let st = self.read();
+        !st.migrating.is_empty() || st.updates > 0
     }
 
     /// Lets the router reach every switch (migrations install on several) and start
@@ -838,9 +914,10 @@ impl Router {
     }
 
     /// A packet the home agent forwarded to a VM away from home: the switch it came from is
-    /// added to the VM's cover (once; a failed attempt is retried after a while).
+    /// added to the VM's cover (once; a failed attempt is retried after a while), by the VM's
+    /// cover task, which takes every switch wanted meanwhile in one update.
     fn home_agent_copy(&self, ip: &Ipv4<'_>) {
-        let (mac, from) = {
+        let mac = {
             let mut st = self.lock();
             let Some(mac) = st.hosts.get(&ip.dst).map(|(h, _)| h.mac) else {
                 return;
@@ -852,9 +929,6 @@ impl Router {
                 .map(|(h, _)| h.switch.clone())
                 .or_else(|| self.fabric.subnet_of(ip.src).map(|s| s.switch.clone()));
             let Some(from) = from else { return };
-            if st.migrating.contains(&mac) {
-                return;
-            }
             let now = Instant::now();
             let key = (mac, from.clone());
             if st
@@ -865,19 +939,20 @@ impl Router {
                 return;
             }
             st.cover_tried.insert(key, now);
-            (mac, from)
+            st.cover_wanted.entry(mac).or_default().insert(from);
+            if !st.cover_busy.insert(mac) {
+                return; // its task takes it
+            }
+            mac
         };
         let (Some(me), Some(rt)) = (
             self.me.get().and_then(Weak::upgrade),
             tokio::runtime::Handle::try_current().ok(),
         ) else {
+            self.lock().cover_busy.remove(&mac);
             return;
         };
-        rt.spawn(async move {
-            if let Err(e) = me.extend_cover(mac, &from).await {
-                debug!(%mac, switch = %from, error = %e, "cover not extended");
-            }
-        });
+        rt.spawn(async move { me.change_covers(mac).await });
     }
 
     /// Starts a migration when `eth` comes from a known host's MAC on a host port of a switch
@@ -1097,8 +1172,21 @@ impl App for Router {
                 .into_iter()
                 .map(|f| Body::FlowMod(f.add())),
         );
+        // Sent whole, in order, before anything else: as good as reconciled.
+        let mut st = self.lock();
+        st.reconciled.insert(name.to_string());
+        st.refresh_quiet(&self.fabric.topology.switches, Instant::now());
         info!(switch = %name, flows = out.len() - 1, "pipeline installed");
         out
+    }
+
+    fn switch_down(&self, dpid: u64) {
+        let Some(name) = self.names.get(&dpid) else {
+            return;
+        };
+        let mut st = self.lock();
+        st.reconciled.remove(name);
+        st.refresh_quiet(&self.fabric.topology.switches, Instant::now());
     }
 
     fn message(&self, sw: &SwitchHandle, msg: &Message) -> Vec<Body> {

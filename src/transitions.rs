@@ -42,8 +42,7 @@ use ofp13::{port, Action, FlowMod, Instruction, MacAddr, Oxm};
 
 use crate::flowtable::{Effect, FlowTables};
 use crate::packet::{
-    self, Arp, Ethernet, Ipv4, ARP_REQUEST, ETH_ARP, ETH_IPV4, ICMP_ECHO_REQUEST,
-    IP_ICMP, IP_TCP,
+    self, Arp, Ethernet, Ipv4, ARP_REQUEST, ETH_ARP, ETH_IPV4, ICMP_ECHO_REQUEST, IP_ICMP, IP_TCP,
 };
 use crate::plan::{Fabric, Flow, GATEWAY_MAC};
 use crate::update::Schedule;
@@ -150,14 +149,14 @@ pub struct Violation {
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ViolationKind::CareOfAtHost { host, src, dst } => write!(
-                f,
-                "host {host} receives a care-of address ({src} -> {dst})"
-            )?,
-            ViolationKind::Loop => write!(f, "the packet loops")?,
-            ViolationKind::UninvolvedDropped { at } => {
-                write!(f, "traffic of hosts the update does not concern is dropped at {at}")?
+            ViolationKind::CareOfAtHost { host, src, dst } => {
+                write!(f, "host {host} receives a care-of address ({src} -> {dst})")?
             }
+            ViolationKind::Loop => write!(f, "the packet loops")?,
+            ViolationKind::UninvolvedDropped { at } => write!(
+                f,
+                "traffic of hosts the update does not concern is dropped at {at}"
+            )?,
             ViolationKind::Misdelivered { host, dst } => {
                 write!(f, "host {host} receives a packet for {dst}")?
             }
@@ -624,7 +623,12 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
         for proto in [IP_ICMP, IP_TCP] {
             id = id.wrapping_add(1);
             let payload = if proto == IP_ICMP {
-                packet::icmp(ICMP_ECHO_REQUEST, 0, [0, 1, (id >> 8) as u8, id as u8], b"ss")
+                packet::icmp(
+                    ICMP_ECHO_REQUEST,
+                    0,
+                    [0, 1, (id >> 8) as u8, id as u8],
+                    b"ss",
+                )
             } else {
                 tcp_syn(40000 + (id % 20000), 80)
             };
@@ -663,10 +667,7 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
                     tpa: src,
                 }
                 .frame(MacAddr::BROADCAST, ea.mac, ETH_ARP);
-                for (frame, what) in [
-                    (arp, "ARP"),
-                    (packet::rarp_announce(ea.mac), "RARP"),
-                ] {
+                for (frame, what) in [(arp, "ARP"), (packet::rarp_announce(ea.mac), "RARP")] {
                     out.push(Probe {
                         at: (si, at.1),
                         frame,
@@ -680,7 +681,17 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
             for &src in &ea.ips {
                 let gw = fabric.subnet_of(src).map(|s| s.gateway);
                 if let Some(gw) = gw {
-                    push(&mut out, a, at, is_final, src, gw, GATEWAY_MAC, Dest::Gateway, ea.moving);
+                    push(
+                        &mut out,
+                        a,
+                        at,
+                        is_final,
+                        src,
+                        gw,
+                        GATEWAY_MAC,
+                        Dest::Gateway,
+                        ea.moving,
+                    );
                 }
                 for &b in &chosen {
                     if a == b {
@@ -697,13 +708,33 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
                     }
                     for &dst in &eb.ips {
                         for eth in [GATEWAY_MAC, eb.mac] {
-                            push(&mut out, a, at, is_final, src, dst, eth, Dest::Host(b), involved);
+                            push(
+                                &mut out,
+                                a,
+                                at,
+                                is_final,
+                                src,
+                                dst,
+                                eth,
+                                Dest::Host(b),
+                                involved,
+                            );
                         }
                     }
                 }
                 if ea.moving || !pinned {
                     for &u in &unknowns {
-                        push(&mut out, a, at, is_final, src, u, GATEWAY_MAC, Dest::Unknown, ea.moving);
+                        push(
+                            &mut out,
+                            a,
+                            at,
+                            is_final,
+                            src,
+                            u,
+                            GATEWAY_MAC,
+                            Dest::Unknown,
+                            ea.moving,
+                        );
                     }
                 }
             }
@@ -729,10 +760,18 @@ struct Visit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Leaf {
     /// Output to a host port; the endpoints there (maybe none).
-    Port { switch: usize, port: u32, frame: Vec<u8> },
+    Port {
+        switch: usize,
+        port: u32,
+        frame: Vec<u8>,
+    },
     /// A packet-in; `copy` when the switch also sent the packet on.
-    Controller { copy: bool },
-    Dropped { switch: usize },
+    Controller {
+        copy: bool,
+    },
+    Dropped {
+        switch: usize,
+    },
     Loop,
 }
 
@@ -805,7 +844,13 @@ impl<'a> Model<'a> {
         }
     }
 
-    fn violation(&self, kind: ViolationKind, probe: &Probe, chain: &[Visit], at: &[usize]) -> Failure {
+    fn violation(
+        &self,
+        kind: ViolationKind,
+        probe: &Probe,
+        chain: &[Visit],
+        at: &[usize],
+    ) -> Failure {
         Failure::Violation(Box::new(Violation {
             kind,
             packet: probe.text.clone(),
@@ -852,11 +897,9 @@ impl<'a> Model<'a> {
             When::After => vec![last],
             When::During => (0..=last)
                 .filter(|&p| {
-                    chain.iter().all(|v| {
-                        v.positions
-                            .iter()
-                            .any(|&pe| self.fits_after(v, pe, sw, p))
-                    })
+                    chain
+                        .iter()
+                        .all(|v| v.positions.iter().any(|&pe| self.fits_after(v, pe, sw, p)))
                 })
                 .collect(),
         };
@@ -894,7 +937,9 @@ impl<'a> Model<'a> {
                             .peer(name, out)
                             .and_then(|(peer, pp)| Some((*self.index.get(peer)?, pp)))
                         {
-                            Some((pi, pp)) => self.walk(when, chain, pi, pp, frame, leaves, lookups),
+                            Some((pi, pp)) => {
+                                self.walk(when, chain, pi, pp, frame, leaves, lookups)
+                            }
                             None => leaves.push((
                                 Leaf::Port {
                                     switch: sw,
@@ -960,7 +1005,14 @@ impl<'a> Model<'a> {
     /// a probe addressed to it; a copy to the controller is neither.
     fn arrives(&self, probe: &Probe, leaf: &Leaf) -> bool {
         match (&probe.dest, leaf) {
-            (Dest::Host(b), Leaf::Port { switch, port, frame }) => {
+            (
+                Dest::Host(b),
+                Leaf::Port {
+                    switch,
+                    port,
+                    frame,
+                },
+            ) => {
                 let e = &self.c.endpoints[*b];
                 let sent = Ethernet::parse(&probe.frame)
                     .and_then(|x| Ipv4::parse(x.payload))
@@ -998,7 +1050,11 @@ impl<'a> Model<'a> {
                     at: self.switches[*switch].name.clone(),
                 })
             }
-            Leaf::Port { switch, port, frame } => {
+            Leaf::Port {
+                switch,
+                port,
+                frame,
+            } => {
                 let eth = Ethernet::parse(frame)?;
                 let receivers = self.receivers.get(&(*switch, *port));
                 if receivers.is_none_or(|v| v.is_empty()) && !probe.involved && strict {
@@ -1056,7 +1112,11 @@ impl<'a> Model<'a> {
         Err(self.violation(
             ViolationKind::FinalUndelivered {
                 expected,
-                got: if got.is_empty() { "it vanishes".into() } else { format!("it ends: {got}") },
+                got: if got.is_empty() {
+                    "it vanishes".into()
+                } else {
+                    format!("it ends: {got}")
+                },
             },
             probe,
             &chain,
@@ -1066,7 +1126,11 @@ impl<'a> Model<'a> {
 
     fn leaf_text(&self, l: &Leaf) -> String {
         match l {
-            Leaf::Port { switch, port, frame } => {
+            Leaf::Port {
+                switch,
+                port,
+                frame,
+            } => {
                 let s = &self.switches[*switch].name;
                 let addrs = Ethernet::parse(frame)
                     .and_then(|e| {

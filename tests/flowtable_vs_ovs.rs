@@ -1412,7 +1412,7 @@ fn rewritten_frames_are_byte_identical_to_open_vswitch() {
         bad[41] ^= 0x33;
         add("udp with a wrong checksum", bad);
         // A UDP checksum that the rewrites turn into 0 is sent as 0xffff: find one.
-        let mut engine = engine_with(&extra_flows(), &(1..=4).collect());
+        let engine = engine_with(&extra_flows(), &(1..=4).collect());
         let zeroed = (1..=0xffffu16).find_map(|c| {
             let mut f = l4_frame(17, m1, m2, a, b, (1234, 80));
             f[40..42].copy_from_slice(&c.to_be_bytes());

@@ -138,7 +138,10 @@ fn compare(f: &OvsFabric, g: &Golden) -> Result<(), String> {
 }
 
 /// POSTs one `HOST=SWITCH:PORT` to /api/v1/migrations; the answer comes after the barriers.
-fn post_migration(ctl: &ControllerProcess, m: &str) {
+/// POSTs a migration; returns when its last phase is due to have been sent (the answer
+/// comes after every other phase's barriers; a drained last phase follows `cleanup.after_ms`
+/// later).
+fn post_migration(ctl: &ControllerProcess, m: &str) -> Option<Instant> {
     let (host, to) = m.split_once('=').expect("HOST=SWITCH:PORT");
     let body = serde_json::json!({ "host": host, "to": to }).to_string();
     let api = format!("http://127.0.0.1:{}", ctl.api_port);
@@ -151,6 +154,10 @@ fn post_migration(ctl: &ControllerProcess, m: &str) {
         "POST {body}: {text}\ncontroller log:\n{}",
         ctl.log()
     );
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["cleanup"]["after_ms"]
+        .as_u64()
+        .map(|ms| Instant::now() + Duration::from_millis(ms))
 }
 
 /// Builds `topologies/<stem>.toml` on Open vSwitch and walks through its golden files.
@@ -193,7 +200,8 @@ fn check(test: &str, stem: &str) {
     );
 
     // Each later golden file extends the previous one's migrations; POST the new ones. The
-    // API answers after the barriers, so the tables are complete right away.
+    // API answers after the barriers, so the tables are complete right away, but for a last
+    // phase that the answer announces (`cleanup`): that is waited for.
     let mut done: Vec<String> = goldens[0].migrations.clone();
     assert!(done.is_empty(), "{}: migrations at start", goldens[0].file);
     for g in &goldens[1..] {
@@ -204,12 +212,24 @@ fn check(test: &str, stem: &str) {
             g.migrations,
             done
         );
+        let mut cleanup = None;
         for m in &g.migrations[done.len()..] {
-            post_migration(&ctl, m);
+            cleanup = post_migration(&ctl, m).or(cleanup);
         }
         done = g.migrations.clone();
-        if let Err(e) = compare(&f, g) {
-            panic!("{e}\ncontroller log:\n{}", ctl.log());
+        if let Some(at) = cleanup {
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+        }
+        // The last phase's barrier: within a few seconds of being due on a loaded machine.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match compare(&f, g) {
+                Ok(()) => break,
+                Err(e) if cleanup.is_none() || Instant::now() >= deadline => {
+                    panic!("{e}\ncontroller log:\n{}", ctl.log())
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
         }
         println!(
             "{stem}: after {} the {} switches match {}",

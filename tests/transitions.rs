@@ -16,8 +16,12 @@ use servswitch::transitions::{self, Check, Failure, Report, ViolationKind};
 use servswitch::update::Schedule;
 
 fn topology(file: &str) -> Topology {
-    Topology::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies").join(file))
-        .unwrap_or_else(|e| panic!("{file}: {e}"))
+    Topology::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("topologies")
+            .join(file),
+    )
+    .unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 fn generated(racks: u32, hosts: u32) -> Topology {
@@ -39,7 +43,13 @@ fn free_port(t: &Topology, switch: &str, nth: u32) -> u32 {
         .iter()
         .filter(|h| h.at.switch == switch)
         .map(|h| h.at.port)
-        .chain(t.links.iter().flat_map(|l| [&l.a, &l.b]).filter(|r| r.switch == switch).map(|r| r.port))
+        .chain(
+            t.links
+                .iter()
+                .flat_map(|l| [&l.a, &l.b])
+                .filter(|r| r.switch == switch)
+                .map(|r| r.port),
+        )
         .collect();
     let named: Option<Vec<u32>> = t
         .subnets
@@ -242,7 +252,9 @@ fn the_order_used_before_is_rejected_a_care_of_address_reaches_a_host() {
     };
     let a = around(&r, "vm", &to);
     a.check(&a.planned).expect("the phased order is safe");
-    let err = a.check(&old_order(&a, "r2")).expect_err("the old order must fail");
+    let err = a
+        .check(&old_order(&a, "r2"))
+        .expect_err("the old order must fail");
     assert!(is_care_of_leak(&err), "{err}");
     let text = err.to_string();
     println!("{text}");
@@ -259,7 +271,9 @@ fn the_order_used_before_is_rejected_a_care_of_address_reaches_a_host() {
     };
     let a = around(&r, "h1-0", &to);
     a.check(&a.planned).expect("the phased order is safe");
-    let err = a.check(&old_order(&a, "t8")).expect_err("the old order must fail");
+    let err = a
+        .check(&old_order(&a, "t8"))
+        .expect_err("the old order must fail");
     assert!(is_care_of_leak(&err), "{err}");
 }
 
@@ -292,12 +306,16 @@ fn the_last_phase_needs_its_drain_a_packet_in_flight_meets_the_removed_restore()
     for b in &mut undrained.batches {
         b.drain = false;
     }
-    let err = a.check(&undrained).expect_err("without the drain it must fail");
+    let err = a
+        .check(&undrained)
+        .expect_err("without the drain it must fail");
     assert!(is_care_of_leak(&err), "{err}");
     // And all at once, in one wave: also rejected.
     let diff = mobility::diff(&a.before, &a.after);
     let at_once = Schedule::from_phases(vec![(
-        diff.iter().map(|(s, d)| (s.clone(), d.flow_mods())).collect(),
+        diff.iter()
+            .map(|(s, d)| (s.clone(), d.flow_mods()))
+            .collect(),
         false,
     )]);
     assert!(a.check(&at_once).is_err());

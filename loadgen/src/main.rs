@@ -420,9 +420,10 @@ struct Move {
     port: u32,
     /// This switch is the VM's home (the move is back home).
     home: bool,
-    /// Since the RARP was sent, the table has had no entry delivering the VM at `port`: an
-    /// entry that delivers it from now on was installed for this move (not left over from
-    /// the VM's previous stay here, or sent by an earlier audit).
+    /// Since the RARP was sent, an entry delivering the VM at `port` was installed (added or
+    /// changed), or the table had none at some point: one that delivers it from now on was
+    /// installed for this move (not left over from the VM's previous stay here, such as the
+    /// delivery of its previous care-of address, which servswitch removes only after a drain).
     armed: bool,
 }
 
@@ -1024,9 +1025,18 @@ fn check(
                     }
                 }
             }
+            // An ADD that puts in an entry the table did not have as it is (a re-sent
+            // identical entry, as from an audit, installs nothing).
+            let outs = instruction_outputs(&fm.instructions);
+            let installs = fm.command == ofp13::OFPFC_ADD
+                && table
+                    .entries
+                    .get(&reconcile::key(fm.table_id, fm.priority, &fm.match_))
+                    .is_none_or(|e| e.cookie != fm.cookie || e.outputs != outs);
             for k in table.apply(fm, named) {
                 if let Some(m) = moves.get_mut(&k) {
-                    if !table.delivers(k, m.port) {
+                    let installed = installs && named == Some(k) && outs.contains(&m.port);
+                    if installed || !table.delivers(k, m.port) {
                         m.armed = true;
                     }
                 }
@@ -1646,6 +1656,54 @@ mod tests {
         );
         assert_eq!((st.ok, st.wrong, pending), (1, 0, false));
         assert_eq!(ctx.vm_state[0].load(Relaxed), HOME_IDLE);
+    }
+
+    #[test]
+    fn a_new_delivery_beside_a_leftover_one_completes_the_move() {
+        // Back at t2 within the drain of its previous stay there: the delivery of its previous
+        // care-of address is still in the table when the RARP comes; the delivery of the new
+        // one (another match) is installed for this move.
+        let delivery = |care_of: [u8; 4], command: u8| {
+            Message::new(
+                0,
+                Body::FlowMod(FlowMod {
+                    command,
+                    table_id: 4,
+                    priority: 1032,
+                    match_: Match::new(vec![
+                        Oxm::EthType(0x0800, None),
+                        Oxm::Ipv4Dst(care_of.into(), None),
+                    ]),
+                    instructions: vec![Instruction::ApplyActions {
+                        actions: vec![
+                            Action::SetField {
+                                field: Oxm::EthDst(VM_MAC, None),
+                            },
+                            Action::output(5),
+                        ],
+                    }],
+                    ..FlowMod::default()
+                }),
+            )
+        };
+        let ctx = ctx();
+        let leftover = [delivery([10, 0, 2, 2], ofp13::OFPFC_ADD)];
+        let (st, pending) = run(
+            &ctx,
+            1,
+            &leftover,
+            &[delivery([10, 0, 2, 3], ofp13::OFPFC_ADD), barrier()],
+        );
+        assert_eq!((st.ok, st.wrong, pending), (1, 0, false));
+        // The leftover alone, sent again, installs nothing.
+        let ctx = self::ctx();
+        let (st, pending) = run(
+            &ctx,
+            1,
+            &leftover,
+            &[delivery([10, 0, 2, 2], ofp13::OFPFC_ADD), barrier()],
+        );
+        assert_eq!((st.ok, pending), (0, true));
     }
 
     #[test]
