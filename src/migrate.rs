@@ -967,7 +967,7 @@ fn cleanup(schedule: &Schedule, drain: std::time::Duration, failed: &[String]) -
         .map(|b| b.switch.clone())
         .collect();
     switches.dedup();
-    (!switches.is_empty() && failed.is_empty()).then(|| Cleanup {
+    (!switches.is_empty() && failed.is_empty()).then_some(Cleanup {
         after_ms: drain.as_millis() as u64,
         switches,
     })
