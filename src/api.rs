@@ -122,6 +122,9 @@ pub struct HostView {
     pub care_of: Vec<String>,
     /// `configured` (topology file) or `learned`.
     pub origin: String,
+    /// False for a learned host whose port went away: kept (with its last location) for
+    /// the detached grace, movable by announcement or API meanwhile.
+    pub attached: bool,
 }
 
 /// Every known host, one entry per MAC address, ordered by first address. `home` is the
@@ -164,6 +167,7 @@ pub fn hosts(router: &Router) -> Vec<HostView> {
                     crate::router::Origin::Configured => "configured".into(),
                     crate::router::Origin::Learned => "learned".into(),
                 },
+                attached: h.attached,
             }
         })
         .collect()
@@ -303,6 +307,36 @@ async fn post_migration(
     }
 }
 
+/// Forgets a learned host (by name, address or MAC) and removes its entries: 204; 404 for
+/// an unknown host, 409 for one declared in the topology file.
+async fn delete_host(
+    State(st): State<ApiState>,
+    axum::extract::Path(sel): axum::extract::Path<String>,
+) -> Response {
+    let Some(router) = st.router.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no routing app runs in this controller".into(),
+        );
+    };
+    let Some(mac) = router.find_host(&sel) else {
+        return error(StatusCode::NOT_FOUND, format!("no host {sel:?}"));
+    };
+    match router.forget(mac, None).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(crate::migrate::ForgetError::Unknown) => {
+            error(StatusCode::NOT_FOUND, format!("no host {sel:?}"))
+        }
+        Err(e @ crate::migrate::ForgetError::Declared) => {
+            error(StatusCode::CONFLICT, format!("{sel}: {e}"))
+        }
+    }
+}
+
+async fn get_healthz() -> &'static str {
+    "ok"
+}
+
 async fn get_metrics(State(st): State<ApiState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], {
         let mut text = st.ctl.metrics.render(st.ctl.registry.len());
@@ -327,6 +361,8 @@ pub fn routes(state: ApiState) -> axum::Router {
     axum::Router::new()
         .route("/api/v1/switches", get(get_switches))
         .route("/api/v1/hosts", get(get_hosts))
+        .route("/api/v1/hosts/{host}", axum::routing::delete(delete_host))
+        .route("/healthz", get(get_healthz))
         .route("/api/v1/flows/{switch}", get(get_flows))
         .route("/api/v1/migrations", axum::routing::post(post_migration))
         .route("/api/v1/plan/{switch}", get(get_plan))

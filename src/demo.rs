@@ -152,15 +152,36 @@ pub struct CaseResult {
 /// The drain before an update's last phase on the emulated fabric.
 pub const EMULATED_DRAIN: Duration = Duration::from_millis(100);
 
+/// How a [`Lab`] differs from the plain one.
+#[derive(Debug, Clone, Default)]
+pub struct LabOptions {
+    /// Hosts of the topology that the controller is not told of: the emulated fabric has
+    /// them, the controller learns them from their traffic.
+    pub learned: Vec<String>,
+    /// `--detached-grace` (None: the default).
+    pub detached_grace: Option<Duration>,
+}
+
 impl Lab {
     /// Starts the controller on a loopback port and the emulated fabric of `t`, and waits
     /// until every switch is connected and holds its planned table.
     pub async fn start(t: &Topology) -> Result<Lab> {
+        Lab::start_with(t, LabOptions::default()).await
+    }
+
+    /// [`Lab::start`], with options.
+    pub async fn start_with(t: &Topology, o: LabOptions) -> Result<Lab> {
         let roles = Roles::pick(t).ok();
+        let mut told = t.clone();
+        told.hosts.retain(|h| !o.learned.contains(&h.name));
         // The emulated switches have no datapath caches and carry a packet within
         // milliseconds: a short drain before an update's last phase is enough.
-        let router = Arc::new(Router::new(Fabric::new(t)).with_drain(EMULATED_DRAIN));
-        let ctl = Controller::new(t.clone(), RuntimeConfig::default(), router.clone());
+        let mut router = Router::new(Fabric::new(&told)).with_drain(EMULATED_DRAIN);
+        if let Some(g) = o.detached_grace {
+            router = router.with_detached_grace(g);
+        }
+        let router = Arc::new(router);
+        let ctl = Controller::new(told, RuntimeConfig::default(), router.clone());
         router.attach(&ctl);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;

@@ -830,21 +830,60 @@ pub struct HostInfo {
     pub mac: MacAddr,
     pub addrs: Vec<(Ipv4Addr, u8)>,
     pub gateway: Option<Ipv4Addr>,
+    /// Where it is plugged in (or was last, when it is not).
     pub switch: String,
     pub port: u32,
+    pub plugged: bool,
 }
 
 struct HostSlot {
     stack: HostStack,
-    /// (switch index, port)
+    /// (switch index, port): where it is plugged in, or was last.
     at: (usize, u32),
+    /// Whether its port exists (a host is unplugged between a hypervisor deleting its port
+    /// and adding it elsewhere).
+    plugged: bool,
 }
 
 struct Net {
     hosts: Vec<HostSlot>,
-    /// (switch index, port) -> host index
-    host_at: HashMap<(usize, u32), usize>,
+    /// (switch index, port) -> the hosts plugged in there (several behind one port act as
+    /// on a hub: each hears what the others send).
+    host_at: HashMap<(usize, u32), Vec<usize>>,
     next_probe_id: u16,
+}
+
+impl Net {
+    /// Takes host `h` off its port; true when the port has nobody left (it goes away).
+    fn unplug(&mut self, h: usize) -> bool {
+        let slot = &mut self.hosts[h];
+        if !slot.plugged {
+            return false;
+        }
+        slot.plugged = false;
+        let at = slot.at;
+        let left = self.host_at.get_mut(&at).map(|v| {
+            v.retain(|x| *x != h);
+            v.is_empty()
+        });
+        if left == Some(true) {
+            self.host_at.remove(&at);
+        }
+        left.unwrap_or(false)
+    }
+
+    /// Plugs host `h` in at `at`; true when the port is new (it appears).
+    fn plug(&mut self, h: usize, at: (usize, u32)) -> bool {
+        let slot = &mut self.hosts[h];
+        slot.at = at;
+        slot.plugged = true;
+        let v = self.host_at.entry(at).or_default();
+        let new = v.is_empty();
+        if !v.contains(&h) {
+            v.push(h);
+        }
+        new
+    }
 }
 
 impl Net {
@@ -960,13 +999,12 @@ impl EmuFabric {
                 gateway.get_or_insert(s.gateway);
             }
             ports[at.0].insert(at.1);
-            if host_at.insert(at, hosts.len()).is_some() {
-                bail!("host {}: port {} has another host", h.name, h.at);
-            }
+            host_at.entry(at).or_insert_with(Vec::new).push(hosts.len());
             host_index.insert(h.name.clone(), hosts.len());
             hosts.push(HostSlot {
                 stack: HostStack::new(&h.name, h.mac, addrs, gateway, cfg.host.clone()),
                 at,
+                plugged: true,
             });
         }
 
@@ -1146,6 +1184,7 @@ impl EmuFabric {
             gateway: h.stack.gateway,
             switch: self.switches[h.at.0].name.clone(),
             port: h.at.1,
+            plugged: h.plugged,
         }
     }
 
@@ -1185,32 +1224,66 @@ impl EmuFabric {
     pub fn move_host(&self, host: &str, to_switch: &str, to_port: u32) -> anyhow::Result<()> {
         let h = self.host_idx(host);
         let to = (self.sw(to_switch)?, to_port);
-        if to_port == 0 || to_port > ofp13::port::MAX {
-            bail!("port {to_port} is not a valid port number");
-        }
-        if self.links.contains_key(&to) {
-            bail!("{to_switch}:{to_port} is a link port");
-        }
-        let from = {
-            let mut net = self.shared.net();
-            if let Some(&other) = net.host_at.get(&to) {
-                if other != h {
-                    bail!(
-                        "{to_switch}:{to_port} already has host {}",
-                        net.hosts[other].stack.name
-                    );
-                }
+        self.check_port(to)?;
+        {
+            let net = self.shared.net();
+            if net.hosts[h].plugged && net.hosts[h].at == to {
                 return Ok(());
             }
-            let from = net.hosts[h].at;
-            net.host_at.remove(&from);
-            net.host_at.insert(to, h);
-            net.hosts[h].at = to;
-            from
+        }
+        self.unplug(host);
+        self.plug(host, to_switch, to_port)
+    }
+
+    fn check_port(&self, at: (usize, u32)) -> anyhow::Result<()> {
+        if at.1 == 0 || at.1 > ofp13::port::MAX {
+            bail!("port {} is not a valid port number", at.1);
+        }
+        if self.links.contains_key(&at) {
+            bail!("{}:{} is a link port", self.switches[at.0].name, at.1);
+        }
+        Ok(())
+    }
+
+    /// Takes a host off its port, as a hypervisor deletes a VM's port: the port goes away
+    /// (PORT_STATUS DELETE) unless other hosts are behind it. The host sends and receives
+    /// nothing until it is plugged in again.
+    pub fn unplug(&self, host: &str) {
+        let h = self.host_idx(host);
+        let (gone, at) = {
+            let mut net = self.shared.net();
+            let at = net.hosts[h].at;
+            (net.unplug(h), at)
         };
-        self.switches[from.0].sw.delete_port(from.1);
-        let dpid = self.switches[to.0].dpid;
-        self.switches[to.0].sw.add_port(emu::port(dpid, to_port));
+        if gone {
+            self.switches[at.0].sw.delete_port(at.1);
+        }
+    }
+
+    /// The host is at `switch:port` from now on, without any port appearing or going away
+    /// (a test drives the ports itself, with [`EmuSwitch::add_port`] and
+    /// [`EmuSwitch::delete_port`], to put a hypervisor's events in any order).
+    pub fn reattach(&self, host: &str, switch: &str, port: u32) -> anyhow::Result<()> {
+        let h = self.host_idx(host);
+        let to = (self.sw(switch)?, port);
+        self.check_port(to)?;
+        let mut net = self.shared.net();
+        net.unplug(h);
+        net.plug(h, to);
+        Ok(())
+    }
+
+    /// Plugs a host in at `switch:port` (the port appears, PORT_STATUS ADD, unless other
+    /// hosts are behind it already).
+    pub fn plug(&self, host: &str, switch: &str, port: u32) -> anyhow::Result<()> {
+        let h = self.host_idx(host);
+        let to = (self.sw(switch)?, port);
+        self.check_port(to)?;
+        let new = self.shared.net().plug(h, to);
+        if new {
+            let dpid = self.switches[to.0].dpid;
+            self.switches[to.0].sw.add_port(emu::port(dpid, port));
+        }
         Ok(())
     }
 
@@ -1287,7 +1360,8 @@ async fn run(
                     injectors[peer].inject(port, e.frame);
                 } else {
                     let mut net = shared.net();
-                    if let Some(&h) = net.host_at.get(&(sw, e.port)) {
+                    let here = net.host_at.get(&(sw, e.port)).cloned().unwrap_or_default();
+                    for h in here {
                         let slot = &mut net.hosts[h];
                         let at = slot.at;
                         for f in slot.stack.receive(&e.frame, Instant::now()) {
@@ -1305,13 +1379,16 @@ async fn run(
                         let id = net.next_probe_id;
                         let slot = &mut net.hosts[host];
                         let at = slot.at;
-                        for f in slot.stack.start_probe(dst, ttl, id, 1, reply, Instant::now()) {
-                            out.push((at.0, at.1, f));
+                        let frames = slot.stack.start_probe(dst, ttl, id, 1, reply, Instant::now());
+                        if slot.plugged {
+                            out.extend(frames.into_iter().map(|f| (at.0, at.1, f)));
                         }
                     }
                     FabricCmd::Raw { host, frame } => {
-                        let at = net.hosts[host].at;
-                        out.push((at.0, at.1, frame));
+                        let slot = &net.hosts[host];
+                        if slot.plugged {
+                            out.push((slot.at.0, slot.at.1, frame));
+                        }
                     }
                 }
             }
@@ -1320,14 +1397,36 @@ async fn run(
                 let mut net = shared.net();
                 for slot in &mut net.hosts {
                     let at = slot.at;
-                    for f in slot.stack.on_timeout(now) {
-                        out.push((at.0, at.1, f));
+                    let frames = slot.stack.on_timeout(now);
+                    if slot.plugged {
+                        out.extend(frames.into_iter().map(|f| (at.0, at.1, f)));
                     }
                 }
             }
             _ = cancel.cancelled() => break,
         }
-        for (sw, port, f) in out {
+        // What a host sends goes to its switch, and to the other hosts behind its port (a
+        // hub), whose answers go the same way.
+        let mut queue: VecDeque<(usize, u32, Vec<u8>)> = out.into();
+        let mut budget = 1024;
+        while let Some((sw, port, f)) = queue.pop_front() {
+            {
+                let mut net = shared.net();
+                let here = net.host_at.get(&(sw, port)).cloned().unwrap_or_default();
+                if here.len() > 1 && budget > 0 {
+                    let src = Ethernet::parse(&f).map(|e| e.src);
+                    for h in here {
+                        let slot = &mut net.hosts[h];
+                        if Some(slot.stack.mac) == src {
+                            continue;
+                        }
+                        budget -= 1;
+                        for r in slot.stack.receive(&f, Instant::now()) {
+                            queue.push_back((sw, port, r));
+                        }
+                    }
+                }
+            }
             injectors[sw].inject(port, f);
         }
         shared.bump();

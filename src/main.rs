@@ -146,6 +146,10 @@ struct RunArgs {
     /// OpenFlow over TLS: the CA that signs switch certificates (PEM); switches must present one.
     #[arg(long, requires = "tls_cert")]
     tls_ca: Option<PathBuf>,
+    /// Keep a learned host whose port went down or away for this many seconds (movable by
+    /// announcement or API meanwhile), then forget it with its entries.
+    #[arg(long, default_value_t = 600.0, value_name = "SECS")]
+    detached_grace: f64,
 }
 
 fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
@@ -329,6 +333,9 @@ impl RunArgs {
         if self.echo_misses == 0 {
             anyhow::bail!("--echo-misses must be at least 1");
         }
+        if !(self.detached_grace.is_finite() && self.detached_grace >= 0.0) {
+            anyhow::bail!("--detached-grace must be a number of seconds, 0 or more");
+        }
         let tls = match (self.tls_cert, self.tls_key, self.tls_ca) {
             (Some(c), Some(k), Some(a)) => Some((c, k, a)),
             _ => None,
@@ -346,6 +353,7 @@ impl RunArgs {
             echo_misses: self.echo_misses,
             master_generation: self.master_generation,
             tls,
+            detached_grace: std::time::Duration::from_secs_f64(self.detached_grace),
         })
     }
 }

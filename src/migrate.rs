@@ -60,6 +60,15 @@ impl MigrateError {
     }
 }
 
+/// Why a host was not forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ForgetError {
+    #[error("no such host")]
+    Unknown,
+    #[error("the host is declared in the topology file; only learned hosts are forgotten")]
+    Declared,
+}
+
 /// What `POST /api/v1/migrations` answers.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MigrationReport {
@@ -429,13 +438,7 @@ impl Router {
         if st.migrating.contains(&mac) {
             return Err(MigrateError::InProgress(name));
         }
-        if let Some(other) = st.host_at(&to.switch, to.port).filter(|m| *m != mac) {
-            let ip = st.vm(other).and_then(|v| v.ips.first().copied());
-            return Err(MigrateError::BadTarget(format!(
-                "{to} is where host {} ({other}) is",
-                ip.map_or_else(|| "?".to_string(), |ip| ip.to_string())
-            )));
-        }
+        // Other hosts may be at that port too (behind a hypervisor's bridge): they stay.
         let from = format!("{}:{}", before.switch, before.port);
         if (before.switch.as_str(), before.port) == (to.switch.as_str(), to.port) {
             return Ok(Err(MigrationReport {
@@ -524,6 +527,10 @@ impl Router {
             .unwrap_or_default();
         let update = Update::begin(&mut st, fabric, &before, &after, released, live);
         st.relocate(mac, &to.switch, to.port);
+        if live {
+            // Wherever it was detached, it is where it is moved to now.
+            st.detached.remove(&mac);
+        }
         match new_away {
             Some(a) => st.away.insert(mac, a),
             None => st.away.remove(&mac),
@@ -613,6 +620,80 @@ impl Router {
             st.pools.restore(&subnet, &owner, &addrs);
         }
         st.migrating.remove(&mac);
+    }
+
+    /// Forgets a learned host and removes its entries (the whole fabric's, if it is away),
+    /// in the phases of any update. `since`: called when the detached grace that began
+    /// then has passed; nothing happens if the host was seen again meanwhile (or detached
+    /// again later). Without it (`DELETE /api/v1/hosts/...`), at once.
+    pub async fn forget(&self, mac: MacAddr, since: Option<Instant>) -> Result<(), ForgetError> {
+        let lock = self.vm_lock(mac);
+        let _one_at_a_time = lock.lock().await;
+        let (update, snapshot, version, name) = {
+            let mut st = self.lock();
+            let vm = st.vm(mac).ok_or(ForgetError::Unknown)?;
+            let origin = vm
+                .ips
+                .first()
+                .and_then(|ip| st.hosts.get(ip))
+                .map(|(_, o)| *o);
+            if origin != Some(Origin::Learned) {
+                return Err(ForgetError::Declared);
+            }
+            if since.is_some() && st.detached.get(&mac).copied() != since {
+                return Ok(()); // seen again since, or detached anew (its own timer runs)
+            }
+            let name = host_name(self, mac, &vm);
+            let released = match st.away.remove(&mac) {
+                Some(a) => st.release_care_of(&a.care_of_subnet, &mac.to_string()),
+                None => Vec::new(),
+            };
+            let diff = mobility::diff(
+                &mobility::by_switch(mobility::vm_flows(&self.fabric, &vm)),
+                &BTreeMap::new(),
+            );
+            let update = Update::new(
+                &mut st,
+                &self.fabric,
+                mac,
+                &diff,
+                BTreeSet::new(),
+                released,
+                true,
+            );
+            for ip in &vm.ips {
+                st.unbind(*ip);
+            }
+            st.detached.remove(&mac);
+            st.previous.remove(&mac);
+            st.next_move.remove(&mac);
+            st.cover_wanted.remove(&mac);
+            st.cover_tried.retain(|(m, _), _| *m != mac);
+            st.version += 1;
+            let snapshot = if self.store.is_some() {
+                records(self, &st)
+            } else {
+                Default::default()
+            };
+            (update, snapshot, st.version, name)
+        };
+        if let Some(d) = &self.store {
+            let mut written = d.written.lock().unwrap_or_else(|e| e.into_inner());
+            if version > *written {
+                if let Err(e) = d.store.save(&snapshot) {
+                    warn!(error = %e, "state not saved after forgetting a host");
+                } else {
+                    *written = version;
+                }
+            }
+        }
+        let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
+            update.abandon(&mut self.lock(), &self.fabric.topology.switches);
+            return Ok(());
+        };
+        let (_, _, n) = self.send_update(&ctl, &update).await;
+        info!(host = %name, %mac, flow_mods = n, detached_since = ?since.map(|t| t.elapsed()), "host forgotten with its entries");
+        Ok(())
     }
 
     /// The lock that makes a VM's migrations and cover changes run one at a time.
@@ -1008,7 +1089,29 @@ impl Update {
             &mobility::by_switch(mobility::vm_flows(fabric, before)),
             &mobility::by_switch(mobility::vm_flows(fabric, after)),
         );
-        let schedule = Schedule::phased(&diff);
+        Update::new(
+            st,
+            fabric,
+            after.mac,
+            &diff,
+            mobility::consumer_switches(after),
+            released,
+            live,
+        )
+    }
+
+    /// Under the state lock: the update that sends `diff`, the difference in the entries of
+    /// the VM with this MAC; `deps` the switches with its consumers once it is done.
+    pub(crate) fn new(
+        st: &mut State,
+        fabric: &crate::plan::Fabric,
+        mac: MacAddr,
+        diff: &BTreeMap<String, mobility::SwitchDiff>,
+        deps: BTreeSet<String>,
+        released: Vec<Ipv4Addr>,
+        live: bool,
+    ) -> Update {
+        let schedule = Schedule::phased(diff);
         let marked: Vec<String> = schedule
             .batches
             .iter()
@@ -1023,16 +1126,16 @@ impl Update {
             .collect();
         if live {
             for sw in &marked {
-                *st.installing.entry((sw.clone(), after.mac)).or_default() += 1;
+                *st.installing.entry((sw.clone(), mac)).or_default() += 1;
             }
             st.updates += 1;
             st.draining.extend(released.iter().copied());
             st.refresh_quiet(&fabric.topology.switches, Instant::now());
         }
         Update {
-            mac: after.mac,
+            mac,
             schedule,
-            deps: mobility::consumer_switches(after),
+            deps,
             marked,
             released,
             live,

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ofp13::{port, Action, AsyncConfig, Body, FlowMod, Message, PacketOut, NO_BUFFER};
+use ofp13::{port, Action, AsyncConfig, Body, Message, PacketOut, NO_BUFFER};
 use tracing::{debug, info};
 
 use crate::careof::CareOfPools;
@@ -39,6 +39,8 @@ pub(crate) const PREVIOUS_GRACE: Duration = Duration::from_secs(10);
 const CARE_OF_AFTERLIFE: Duration = Duration::from_secs(60);
 /// How often a connected switch's table is compared with the plan (ONOS polls every 5 s).
 pub const DEFAULT_AUDIT: Duration = Duration::from_secs(5);
+/// How long a learned host whose port went away is kept (`--detached-grace`).
+pub const DEFAULT_DETACHED_GRACE: Duration = Duration::from_secs(600);
 /// How long before a switch that could not be added to a VM's cover is tried again.
 const COVER_RETRY: Duration = Duration::from_secs(5);
 
@@ -73,8 +75,12 @@ pub(crate) struct State {
     pub(crate) hosts: FastMap<Ipv4Addr, (HostLoc, Origin)>,
     /// The addresses of each MAC (the packet-in path looks hosts up by MAC).
     macs: FastMap<ofp13::MacAddr, std::collections::BTreeSet<Ipv4Addr>>,
-    /// Which host is at each port of each switch.
-    at: FastMap<String, std::collections::BTreeMap<u32, ofp13::MacAddr>>,
+    /// Which hosts are at each port of each switch (several behind one port: a hypervisor's
+    /// bridge, hosts on a hub).
+    at: FastMap<
+        String,
+        std::collections::BTreeMap<u32, std::collections::BTreeSet<ofp13::MacAddr>>,
+    >,
     /// VMs away from home, by MAC.
     pub(crate) away: FastMap<ofp13::MacAddr, AwayState>,
     pub(crate) pools: CareOfPools,
@@ -98,6 +104,10 @@ pub(crate) struct State {
     pub(crate) cover_wanted: FastMap<ofp13::MacAddr, std::collections::BTreeSet<String>>,
     /// VMs whose cover a task is changing now (it takes what is wanted until nothing is).
     pub(crate) cover_busy: FastSet<ofp13::MacAddr>,
+    /// Learned hosts whose port went away (down or deleted), and since when: still bound to
+    /// their last place, movable by announcement or API, forgotten when the detached grace
+    /// has passed.
+    pub(crate) detached: FastMap<ofp13::MacAddr, Instant>,
     /// VMs whose migration is being installed (repeated announcements are ignored).
     pub(crate) migrating: FastSet<ofp13::MacAddr>,
     /// Switches connected and reconciled since they connected.
@@ -126,11 +136,28 @@ impl State {
     pub(crate) fn bind(&mut self, loc: HostLoc, origin: Origin) {
         self.unbind(loc.ip);
         self.macs.entry(loc.mac).or_default().insert(loc.ip);
-        self.at
-            .entry(loc.switch.clone())
-            .or_default()
-            .insert(loc.port, loc.mac);
+        self.place(&loc.switch, loc.port, loc.mac);
         self.hosts.insert(loc.ip, (loc, origin));
+    }
+
+    fn place(&mut self, switch: &str, port: u32, mac: ofp13::MacAddr) {
+        self.at
+            .entry(switch.to_string())
+            .or_default()
+            .entry(port)
+            .or_default()
+            .insert(mac);
+    }
+
+    fn unplace(&mut self, switch: &str, port: u32, mac: ofp13::MacAddr) {
+        if let Some(ports) = self.at.get_mut(switch) {
+            if let Some(set) = ports.get_mut(&port) {
+                set.remove(&mac);
+                if set.is_empty() {
+                    ports.remove(&port);
+                }
+            }
+        }
     }
 
     /// Moves every address of `mac` to (`switch`, `port`).
@@ -138,26 +165,27 @@ impl State {
         let Some(ips) = self.macs.get(&mac) else {
             return;
         };
+        let mut old = Vec::new();
         for ip in ips {
             if let Some((h, _)) = self.hosts.get_mut(ip) {
-                if let Some(ports) = self.at.get_mut(&h.switch) {
-                    if ports.get(&h.port) == Some(&mac) {
-                        ports.remove(&h.port);
-                    }
-                }
+                old.push((h.switch.clone(), h.port));
                 h.switch = switch.to_string();
                 h.port = port;
             }
         }
-        self.at
-            .entry(switch.to_string())
-            .or_default()
-            .insert(port, mac);
+        for (sw, p) in old {
+            self.unplace(&sw, p, mac);
+        }
+        self.place(switch, port, mac);
     }
 
-    /// The host at (`switch`, `port`), if any.
-    pub(crate) fn host_at(&self, switch: &str, port: u32) -> Option<ofp13::MacAddr> {
-        self.at.get(switch)?.get(&port).copied()
+    /// The hosts at (`switch`, `port`).
+    pub(crate) fn hosts_at(&self, switch: &str, port: u32) -> Vec<ofp13::MacAddr> {
+        self.at
+            .get(switch)
+            .and_then(|p| p.get(&port))
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The VMs whose entries may be on `switch`: those there, and every VM away from home.
@@ -165,7 +193,7 @@ impl State {
         let mut macs: Vec<ofp13::MacAddr> = self
             .at
             .get(switch)
-            .map(|p| p.values().copied().collect())
+            .map(|p| p.values().flatten().copied().collect())
             .unwrap_or_default();
         macs.extend(self.away.keys().copied());
         macs.sort();
@@ -180,11 +208,7 @@ impl State {
             set.remove(&ip);
             if set.is_empty() {
                 self.macs.remove(&old.0.mac);
-                if let Some(ports) = self.at.get_mut(&old.0.switch) {
-                    if ports.get(&old.0.port) == Some(&old.0.mac) {
-                        ports.remove(&old.0.port);
-                    }
-                }
+                self.unplace(&old.0.switch, old.0.port, old.0.mac);
             }
         }
         Some(old)
@@ -218,6 +242,11 @@ impl State {
         } else {
             self.quiet_since = None;
         }
+    }
+
+    /// Whether this MAC is detached (its port went away).
+    pub(crate) fn is_detached(&self, mac: ofp13::MacAddr) -> bool {
+        !self.detached.is_empty() && self.detached.contains_key(&mac)
     }
 
     /// Whether `ip` is a care-of address now, or was one a short while ago.
@@ -286,6 +315,8 @@ pub struct HostState {
     pub mac: ofp13::MacAddr,
     pub ips: Vec<Ipv4Addr>,
     pub origin: Origin,
+    /// False for a learned host whose port went away (kept for the detached grace).
+    pub attached: bool,
     pub location: (String, u32),
     pub home: (String, u32),
     pub care_of: Vec<Ipv4Addr>,
@@ -325,6 +356,8 @@ pub struct Router {
     pub(crate) vm_locks: std::sync::Mutex<FastMap<ofp13::MacAddr, Arc<tokio::sync::Mutex<()>>>>,
     /// How long the drained last phase of an update waits ([`crate::update::DRAIN`]).
     pub(crate) drain: Duration,
+    /// How long a learned host whose port went away is kept.
+    pub(crate) detached_grace: Duration,
     /// Woken when an update ends (care-of addresses it gave back are free again).
     pub(crate) updates_done: tokio::sync::Notify,
 }
@@ -375,6 +408,7 @@ impl Router {
             switch_locks: fabric_switch_locks,
             vm_locks: Default::default(),
             drain: crate::update::DRAIN,
+            detached_grace: DEFAULT_DETACHED_GRACE,
             updates_done: tokio::sync::Notify::new(),
         }
     }
@@ -383,6 +417,12 @@ impl Router {
     /// covers Open vSwitch's datapath caches; an emulated fabric has none).
     pub fn with_drain(mut self, drain: Duration) -> Router {
         self.drain = drain;
+        self
+    }
+
+    /// Sets how long a learned host whose port went away is kept (`--detached-grace`).
+    pub fn with_detached_grace(mut self, grace: Duration) -> Router {
+        self.detached_grace = grace;
         self
     }
 
@@ -432,6 +472,7 @@ impl Router {
                 HostState {
                     mac: vm.mac,
                     origin,
+                    attached: !st.detached.contains_key(&vm.mac),
                     location: (vm.switch.clone(), vm.port),
                     home: a.map_or((vm.switch.clone(), vm.port), |a| a.home.clone()),
                     care_of: a.map(|a| a.away.care_of.clone()).unwrap_or_default(),
@@ -913,6 +954,60 @@ impl Router {
             .unwrap_or(dst)
     }
 
+    /// A host port went away (`gone`) or came back. Learned hosts there are detached: kept,
+    /// bound to this place, movable by announcement or API, and forgotten with their entries
+    /// when [`Router::detached_grace`] has passed unless they were seen again meanwhile
+    /// (declared hosts stay as they are). A port that comes back attaches them again.
+    fn port_changed(&self, name: &str, port: u32, gone: bool) {
+        if self.fabric.is_link_port(name, port) {
+            return;
+        }
+        let now = Instant::now();
+        let detached: Vec<ofp13::MacAddr> = {
+            let mut st = self.lock();
+            let here = st.hosts_at(name, port);
+            if !gone {
+                for mac in here {
+                    if st.detached.remove(&mac).is_some() {
+                        info!(switch = %name, port, %mac, "host attached again: its port is back");
+                    }
+                }
+                return;
+            }
+            let learned: Vec<ofp13::MacAddr> = here
+                .into_iter()
+                .filter(|m| {
+                    st.macs
+                        .get(m)
+                        .and_then(|ips| ips.iter().next())
+                        .and_then(|ip| st.hosts.get(ip))
+                        .is_some_and(|(_, o)| *o == Origin::Learned)
+                })
+                .filter(|m| !st.detached.contains_key(m))
+                .collect();
+            for m in &learned {
+                st.detached.insert(*m, now);
+                info!(switch = %name, port, mac = %m, grace_s = self.detached_grace.as_secs(),
+                    "host detached: its port went away; kept until it shows up elsewhere or the grace ends");
+            }
+            learned
+        };
+        let (Some(me), Ok(rt)) = (
+            self.me.get().and_then(Weak::upgrade),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        for mac in detached {
+            let me = me.clone();
+            rt.spawn(async move {
+                tokio::time::sleep(me.detached_grace).await;
+                // Unknown: moved home and forgotten otherwise meanwhile; nothing left to do.
+                let _ = me.forget(mac, Some(now)).await;
+            });
+        }
+    }
+
     /// A packet the home agent forwarded to a VM away from home: the switch it came from is
     /// added to the VM's cover (once; a failed attempt is retried after a while), by the VM's
     /// cover task, which takes every switch wanted meanwhile in one update.
@@ -980,10 +1075,27 @@ impl Router {
             // was installing is older, and must not be followed after this one (the move
             // that queued it may not have taken it yet).
             st.next_move.remove(&eth.src);
-            seen_elsewhere(&st, name, in_port, eth.src, true)
+            let moved = seen_elsewhere(&st, name, in_port, eth.src, true);
+            if !moved
+                && st.location(eth.src) == Some((name, in_port))
+                && st.detached.remove(&eth.src).is_some()
+            {
+                info!(switch = %name, port = in_port, mac = %eth.src, "host attached again: announced at its port");
+            }
+            moved
         } else {
             // Every other ARP and IPv4 packet-in passes here: a shared read, no allocation.
-            seen_elsewhere(&self.read(), name, in_port, eth.src, false)
+            let st = self.read();
+            let moved = seen_elsewhere(&st, name, in_port, eth.src, false);
+            let back =
+                !moved && st.is_detached(eth.src) && st.location(eth.src) == Some((name, in_port));
+            drop(st);
+            if back {
+                // A detached host heard from where it was: its port works again.
+                self.lock().detached.remove(&eth.src);
+                info!(switch = %name, port = in_port, mac = %eth.src, "host attached again: heard from its port");
+            }
+            moved
         };
         if !moved {
             return;
@@ -1198,34 +1310,10 @@ impl App for Router {
                 let ports = || sw.info.ports().iter().map(|p| p.port_no).collect();
                 self.packet_in(name, &ports, pi)
             }
-            Body::PortStatus(ps) if ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up() => {
-                // Forget hosts learned on a port that went away, and their delivery flows.
-                let mut st = self.lock();
-                let gone: Vec<Ipv4Addr> = st
-                    .hosts
-                    .iter()
-                    .filter(|(_, (h, o))| {
-                        *o == Origin::Learned
-                            && h.switch == name
-                            && h.port == ps.desc.port_no
-                            && !st.away.contains_key(&h.mac)
-                    })
-                    .map(|(ip, _)| *ip)
-                    .collect();
-                gone.iter()
-                    .filter_map(|ip| st.unbind(*ip))
-                    .map(|(h, _)| {
-                        info!(switch = %name, ip = %h.ip, port = h.port, "host forgotten: its port went down");
-                        // Both of the host's entries carry its cookie.
-                        Body::FlowMod(FlowMod {
-                            command: ofp13::OFPFC_DELETE,
-                            table_id: ofp13::TABLE_ALL,
-                            cookie: self.fabric.host_flows(&h)[0].cookie,
-                            cookie_mask: u64::MAX,
-                            ..FlowMod::default()
-                        })
-                    })
-                    .collect()
+            Body::PortStatus(ps) => {
+                let gone = ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up();
+                self.port_changed(name, ps.desc.port_no, gone);
+                Vec::new()
             }
             _ => Vec::new(),
         }

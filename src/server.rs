@@ -37,6 +37,8 @@ pub struct Options {
     pub master_generation: Option<u64>,
     /// Certificate chain, key and switch CA, all PEM.
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// How long a learned host whose port went away is kept.
+    pub detached_grace: Duration,
 }
 
 /// Logs to stderr at the level `RUST_LOG` names (default `info`).
@@ -66,7 +68,9 @@ pub fn run(opts: Options) -> Result<()> {
     };
     // Read before anything listens: a state that cannot be read stops the start, so nothing
     // is ever sent that contradicts it.
-    let mut router = Router::new(Fabric::new(&topology)).with_audit(opts.audit);
+    let mut router = Router::new(Fabric::new(&topology))
+        .with_audit(opts.audit)
+        .with_detached_grace(opts.detached_grace);
     if let Some(dir) = &opts.state {
         let (store, state) = crate::store::Store::open(dir)
             .map_err(|e| anyhow::anyhow!("--state {}: {e}", dir.display()))?;
