@@ -128,8 +128,10 @@ async fn run(lab: &Lab, events: &[Ev]) {
     }
 }
 
-/// Every table, as sets of lines.
-fn tables(lab: &Lab) -> BTreeMap<String, BTreeSet<String>> {
+/// Every switch's table, as a set of lines.
+type Tables = BTreeMap<String, BTreeSet<String>>;
+
+fn tables(lab: &Lab) -> Tables {
     ["r1", "r2", "r3"]
         .iter()
         .map(|n| {
@@ -155,7 +157,7 @@ async fn a_learned_vm_moves_in_every_order_of_a_migrations_events_to_the_same_ta
         &[DelSrc, AddDst, PostWithRarp],
         &[AddDst, PostWithRarp, DelSrc],
     ];
-    let mut first: Option<(Vec<Ev>, BTreeMap<String, BTreeSet<String>>)> = None;
+    let mut first: Option<(Vec<Ev>, Tables)> = None;
     for order in orders {
         let lab = learned_vm(None).await;
         run(&lab, order).await;
