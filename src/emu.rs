@@ -353,6 +353,23 @@ impl SwitchCore {
         out
     }
 
+    /// When the next flow entry times out, if any has a timeout.
+    pub fn next_expiry(&self) -> Option<std::time::Instant> {
+        self.tables.next_expiry()
+    }
+
+    /// Removes the entries whose timeouts ran out by `now`; the FLOW_REMOVED messages to send
+    /// (those with `send_flow_rem`, as the async configuration allows).
+    pub fn expire(&mut self, now: std::time::Instant) -> Vec<Message> {
+        let removed = self.tables.expire(now);
+        let out = removed
+            .into_iter()
+            .filter(|r| self.wants(|a| a.flow_removed_mask, r.reason))
+            .map(|r| Message::new(0, Body::FlowRemoved(r)))
+            .collect();
+        self.deliver(out)
+    }
+
     /// A frame entering `in_port`: runs it through the flow tables. Returns the packet-ins to
     /// send (as the async configuration allows); frames to send out of ports queue up for
     /// [`SwitchCore::take_frames`]. A frame on a port the switch does not have is dropped.
@@ -908,7 +925,15 @@ async fn drive<S>(
             up = true;
             status.send_replace(Status::Up);
         }
+        let expiry = lock(&core)
+            .next_expiry()
+            .map_or_else(far_future, tokio::time::Instant::from_std);
         tokio::select! {
+            _ = tokio::time::sleep_until(expiry) => {
+                for m in lock(&core).expire(std::time::Instant::now()) {
+                    m.emit(&mut wbuf);
+                }
+            }
             r = stream.read_buf(&mut rbuf) => match r {
                 Ok(0) => break end(true, up, "the controller closed the connection".into()),
                 Ok(_) => {
@@ -946,6 +971,11 @@ async fn drive<S>(
     };
     drop(stream);
     status.send_replace(Status::Closed(closed));
+}
+
+/// An instant no timer reaches.
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + std::time::Duration::from_secs(86_400)
 }
 
 /// Feeds every whole message in `rbuf` to the core, appending its replies to `wbuf`.

@@ -60,13 +60,17 @@
 //! (`OFPBAC_BAD_OUT_GROUP`), VLAN/MPLS/PBB push and pop, copy-TTL and MPLS TTL actions
 //! (`OFPBAC_BAD_TYPE`), output to NORMAL (`OFPBAC_BAD_OUT_PORT`), experimenter instructions and
 //! actions, set-field on other fields (`OFPBAC_BAD_SET_TYPE`), matching on IPv6, MPLS, PBB,
-//! ND and non-basic OXM fields (`OFPBMC_BAD_FIELD`). Also absent: idle/hard timeouts (kept and
-//! reported, never enforced), flow-removed messages, meters, queues, per-port config
-//! (NO_FLOOD, NO_FWD), buffering.
+//! ND and non-basic OXM fields (`OFPBMC_BAD_FIELD`). Also absent: meters, queues, per-port
+//! config (NO_FLOOD, NO_FWD), buffering, FLOW_REMOVED for deletes.
+//!
+//! **Timeouts.** Idle and hard timeouts run from the time an entry is installed (idle: from
+//! its last match); [`FlowTables::expire`] removes the entries whose time is up and returns the
+//! FLOW_REMOVED messages of those with `send_flow_rem`; the caller decides when to call it
+//! ([`FlowTables::next_expiry`]).
 
 use std::cell::Cell;
 use std::net::Ipv4Addr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ofp13::action::OFPCML_NO_BUFFER;
@@ -76,9 +80,10 @@ use ofp13::instruction::{
 };
 use ofp13::oxm::OFPVID_PRESENT;
 use ofp13::{
-    group, port, Action, FlowMod, FlowStats, FlowStatsRequest, Instruction, MacAddr, Match, Oxm,
-    OxmField, PacketIn, PacketOut, NO_BUFFER, OFPFC_ADD, OFPFC_DELETE, OFPFC_DELETE_STRICT,
-    OFPFC_MODIFY, OFPFC_MODIFY_STRICT, OFPFF_CHECK_OVERLAP, OFPFF_RESET_COUNTS, OFPR_ACTION,
+    group, port, Action, FlowMod, FlowRemoved, FlowStats, FlowStatsRequest, Instruction, MacAddr,
+    Match, Oxm, OxmField, PacketIn, PacketOut, NO_BUFFER, OFPFC_ADD, OFPFC_DELETE,
+    OFPFC_DELETE_STRICT, OFPFC_MODIFY, OFPFC_MODIFY_STRICT, OFPFF_CHECK_OVERLAP,
+    OFPFF_RESET_COUNTS, OFPFF_SEND_FLOW_REM, OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT, OFPR_ACTION,
     OFPR_INVALID_TTL, OFPR_NO_MATCH, TABLE_ALL,
 };
 
@@ -775,6 +780,9 @@ struct Entry {
     packets: Cell<u64>,
     bytes: Cell<u64>,
     created: Instant,
+    /// When a packet last matched it (or when it was installed): its idle timeout runs from
+    /// here.
+    used: Cell<Instant>,
 }
 
 impl Entry {
@@ -791,6 +799,27 @@ impl Entry {
             packets: Cell::new(0),
             bytes: Cell::new(0),
             created: Instant::now(),
+            used: Cell::new(Instant::now()),
+        }
+    }
+
+    /// When it expires, if it has a timeout: the earlier of its idle and hard deadlines.
+    fn expiry(&self) -> Option<(Instant, u8)> {
+        let idle = (self.idle_timeout != 0).then(|| {
+            (
+                self.used.get() + Duration::from_secs(u64::from(self.idle_timeout)),
+                OFPRR_IDLE_TIMEOUT,
+            )
+        });
+        let hard = (self.hard_timeout != 0).then(|| {
+            (
+                self.created + Duration::from_secs(u64::from(self.hard_timeout)),
+                OFPRR_HARD_TIMEOUT,
+            )
+        });
+        match (idle, hard) {
+            (Some(i), Some(h)) => Some(if h.0 <= i.0 { h } else { i }),
+            (i, h) => i.or(h),
         }
     }
 
@@ -1006,6 +1035,9 @@ fn run_table(tables: &Tables, ctx: &mut Ctx<'_>, table_id: u8, deepens: bool) {
     entry
         .bytes
         .set(entry.bytes.get() + ctx.pkt.frame.len() as u64);
+    if entry.idle_timeout != 0 {
+        entry.used.set(Instant::now());
+    }
     let origin = Origin {
         table_id,
         cookie: entry.cookie,
@@ -1356,6 +1388,47 @@ impl FlowTables {
             });
         }
         Ok(())
+    }
+
+    /// The earliest time an entry expires (its idle or hard timeout), if any has one.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.tables
+            .iter()
+            .flatten()
+            .filter_map(|e| e.expiry().map(|(t, _)| t))
+            .min()
+    }
+
+    /// Removes every entry whose idle or hard timeout has run out by `now`, as a switch does;
+    /// returns the FLOW_REMOVED messages of those with `OFPFF_SEND_FLOW_REM` (reason
+    /// `OFPRR_IDLE_TIMEOUT` or `OFPRR_HARD_TIMEOUT`).
+    pub fn expire(&mut self, now: Instant) -> Vec<FlowRemoved> {
+        let mut out = Vec::new();
+        for (t, table) in self.tables.iter_mut().enumerate() {
+            table.retain(|e| {
+                let Some((at, reason)) = e.expiry().filter(|(at, _)| *at <= now) else {
+                    return true;
+                };
+                if e.flags & OFPFF_SEND_FLOW_REM != 0 {
+                    let age = at.saturating_duration_since(e.created);
+                    out.push(FlowRemoved {
+                        cookie: e.cookie,
+                        priority: e.priority,
+                        reason,
+                        table_id: u8::try_from(t).unwrap_or(u8::MAX),
+                        duration_sec: u32::try_from(age.as_secs()).unwrap_or(u32::MAX),
+                        duration_nsec: age.subsec_nanos(),
+                        idle_timeout: e.idle_timeout,
+                        hard_timeout: e.hard_timeout,
+                        packet_count: e.packets.get(),
+                        byte_count: e.bytes.get(),
+                        match_: e.match_.clone(),
+                    });
+                }
+                false
+            });
+        }
+        out
     }
 
     /// Runs a frame received on `in_port` through the pipeline from table 0.

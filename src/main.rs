@@ -58,10 +58,16 @@ enum Command {
         /// repeatable, applied in order.
         #[arg(long, value_name = "HOST=SWITCH:PORT")]
         migrate: Vec<String>,
-        /// Check every state each --migrate's update lets the fabric pass through: no host
-        /// sees a care-of address, nothing loops, no other host's traffic is dropped, and
-        /// the moved host is reachable after it. Exit 1 with the first violation.
-        #[arg(long, requires = "migrate")]
+        /// Plan VM HOST (moved by --migrate) with these switches in its cover beyond its
+        /// default one (their hosts talk to it): deterministic tables for what a running
+        /// controller adds when it sees that traffic; repeatable, applied after --migrate.
+        #[arg(long, value_name = "HOST=SWITCH[,SWITCH...]")]
+        cover: Vec<String>,
+        /// Check every state each update (--migrate, --cover) lets the fabric pass through:
+        /// no host sees a care-of address, nothing loops, no other host's traffic is
+        /// dropped, the moved host is reachable after it. The report goes to stderr; exit 1
+        /// with the first violation.
+        #[arg(long)]
         check_transitions: bool,
     },
     /// Compare each live flow table with the controller's plan; exit 1 and a diff on drift.
@@ -199,50 +205,75 @@ fn run(cli: Cli) -> Result<()> {
             topology,
             switch,
             migrate,
+            cover,
             check_transitions,
         } => {
             let t = servswitch::topology::Topology::load(&topology)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let router = servswitch::router::Router::new(servswitch::plan::Fabric::new(&t));
+            // Each update in turn, checked if asked; the report goes to stderr, so the
+            // tables on stdout stay diffable with ovs-ofctl's output.
+            let step = |what: &str,
+                        host: &str,
+                        make: &dyn Fn(
+                &servswitch::router::Router,
+            ) -> Result<
+                servswitch::update::Schedule,
+                servswitch::migrate::MigrateError,
+            >|
+             -> Result<()> {
+                if !check_transitions {
+                    make(&router).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+                    return Ok(());
+                }
+                let rep = router
+                    .plan_checked(host, make)
+                    .map_err(|e| anyhow::anyhow!("{what}: {e}"))?
+                    .map_err(|f| anyhow::anyhow!("{what}: {f}"))?;
+                eprintln!(
+                    "{what}: every transient state checked: {} switches changed, {} positions, \
+                     {} packets, {} lookups{}, in {:.1} ms; {} of the moved host's packets can \
+                     be lost while it runs",
+                    rep.switches,
+                    rep.positions,
+                    rep.packets,
+                    rep.lookups,
+                    if rep.all_pairs {
+                        ", every pair of hosts"
+                    } else {
+                        ""
+                    },
+                    rep.elapsed.as_secs_f64() * 1e3,
+                    rep.lossy
+                );
+                Ok(())
+            };
             for m in &migrate {
+                let what = format!("--migrate {m}");
                 let (host, to) = m
                     .split_once('=')
-                    .ok_or_else(|| anyhow::anyhow!("--migrate {m:?}: use HOST=SWITCH:PORT"))?;
-                let to: servswitch::topology::PortRef = to
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--migrate {m:?}: {e}"))?;
-                if !check_transitions {
-                    router
-                        .plan_move(host, &to)
-                        .map_err(|e| anyhow::anyhow!("--migrate {m:?}: {e}"))?;
-                    continue;
+                    .ok_or_else(|| anyhow::anyhow!("{what}: use HOST=SWITCH:PORT"))?;
+                let to: servswitch::topology::PortRef =
+                    to.parse().map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+                step(&what, host, &|r| r.plan_move(host, &to))?;
+            }
+            for c in &cover {
+                let what = format!("--cover {c}");
+                let (host, list) = c
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("{what}: use HOST=SWITCH[,SWITCH...]"))?;
+                let switches: Vec<String> = list
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if let Some(bad) = switches
+                    .iter()
+                    .find(|s| !t.switches.iter().any(|x| x.name == **s))
+                {
+                    anyhow::bail!("{what}: no switch {bad:?} in {}", topology.display());
                 }
-                let r = router
-                    .plan_move_checked(host, &to)
-                    .map_err(|e| anyhow::anyhow!("--migrate {m:?}: {e}"))?;
-                match r {
-                    Ok(rep) => writeln!(
-                        out,
-                        "# --migrate {m}: every transient state checked: {} switches changed, \
-                         {} positions, {} packets, {} lookups{}, in {:.1} ms; {} of the moved \
-                         host's packets can be lost while it runs",
-                        rep.switches,
-                        rep.positions,
-                        rep.packets,
-                        rep.lookups,
-                        if rep.all_pairs {
-                            ", every pair of hosts"
-                        } else {
-                            ""
-                        },
-                        rep.elapsed.as_secs_f64() * 1e3,
-                        rep.lossy
-                    )?,
-                    Err(f) => {
-                        out.flush()?;
-                        anyhow::bail!("--migrate {m}: {f}");
-                    }
-                }
+                step(&what, host, &|r| r.plan_cover(host, &switches))?;
             }
             match switch {
                 Some(name) => {

@@ -537,6 +537,8 @@ impl Router {
         };
         st.migrating.insert(mac);
         st.cover_tried.retain(|(m, _), _| *m != mac);
+        st.cover_wanted.remove(&mac);
+        st.cover_unwanted.remove(&mac);
         st.previous
             .insert(mac, ((before.switch.clone(), before.port), Instant::now()));
         let snapshot = if self.store.is_some() {
@@ -572,6 +574,42 @@ impl Router {
         }
     }
 
+    /// Records that the VM `sel` (away from home) has this cover beyond its default one,
+    /// without installing anything (`plan --cover`: the tables a controller has once those
+    /// switches' hosts have talked to it). Returns the update a controller would send.
+    pub fn plan_cover(&self, sel: &str, switches: &[String]) -> Result<Schedule, MigrateError> {
+        let mac = self
+            .find_host(sel)
+            .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
+        for s in switches {
+            if self.fabric.subnets_of(s).next().is_none() {
+                return Err(MigrateError::BadTarget(format!(
+                    "{s:?} is not a switch with subnets (only those rewrite for a VM)"
+                )));
+            }
+        }
+        let mut st = self.lock();
+        let vm = st
+            .vm(mac)
+            .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
+        if vm.away.is_none() {
+            return Err(MigrateError::BadTarget(format!(
+                "{sel} is at home: only a VM away from home has a cover"
+            )));
+        }
+        let mut cover = mobility::default_cover(&self.fabric, &vm.switch, &vm.ips);
+        cover.extend(switches.iter().cloned());
+        let mut after = vm.clone();
+        if let Some(a) = after.away.as_mut() {
+            a.cover = cover;
+        }
+        let update = Update::begin(&mut st, &self.fabric, &vm, &after, Vec::new(), false);
+        if let (Some(a), Some(new)) = (st.away.get_mut(&mac), after.away) {
+            a.away = new;
+        }
+        Ok(update.schedule)
+    }
+
     /// Plans a move like [`Router::plan_move`] and checks every state its update lets the
     /// fabric pass through (`plan --check-transitions`), with the host at its old place or
     /// its new one while the update runs.
@@ -580,13 +618,23 @@ impl Router {
         sel: &str,
         to: &PortRef,
     ) -> Result<Result<Report, Failure>, MigrateError> {
+        self.plan_checked(sel, |r| r.plan_move(sel, to))
+    }
+
+    /// Plans an update of the host `sel` with `make` (a move, a cover) and checks every
+    /// state it lets the fabric pass through.
+    pub fn plan_checked(
+        &self,
+        sel: &str,
+        make: impl FnOnce(&Router) -> Result<Schedule, MigrateError>,
+    ) -> Result<Result<Report, Failure>, MigrateError> {
         let mac = self
             .find_host(sel)
             .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
         let before = self.tables();
         let from = self.read().location(mac).map(|(s, p)| (s.to_string(), p));
         let mut care_of = self.care_of_addresses();
-        let schedule = self.plan_move(sel, to)?;
+        let schedule = make(self)?;
         care_of.extend(self.care_of_addresses());
         let after = self.tables();
         let mut endpoints = self.endpoints();
@@ -702,36 +750,54 @@ impl Router {
         locks.entry(mac).or_default().clone()
     }
 
-    /// The VM's cover task: adds the switches wanted in its cover (their hosts then reach the
-    /// VM by its care-of address directly instead of through the home switch: route
-    /// optimisation, started by the home agent's copy of their first packet), all that are
-    /// wanted at once, until none is. Each change is one update in phases, so a source
-    /// rewritten to M* toward a new cover switch is always rewritten back there.
+    /// The VM's cover task: takes out of its cover the switches whose rewrite idled out
+    /// (their hosts stopped talking to the VM), and adds the switches wanted in it (their
+    /// hosts then reach the VM by its care-of address directly instead of through the home
+    /// switch: route optimisation, started by the home agent's copy of their first packet),
+    /// all that are wanted at once, until nothing is. Each change is one update in phases,
+    /// so a source rewritten to M* toward a cover switch is always rewritten back there.
     pub(crate) async fn change_covers(&self, mac: MacAddr) {
         loop {
             let lock = self.vm_lock(mac);
             let _one_at_a_time = lock.lock().await;
-            let (update, snapshot, version, added) = {
+            let (update, snapshot, version, change) = {
                 let mut st = self.lock();
-                let wanted = st.cover_wanted.remove(&mac).unwrap_or_default();
-                if wanted.is_empty() {
+                // Removals first: a switch both unwanted and wanted again has lost its
+                // rewrite, which only a removal and a new addition put back.
+                let (unwanted, wanted) = match st.cover_unwanted.remove(&mac) {
+                    Some(u) => (u, BTreeSet::new()),
+                    None => (
+                        BTreeSet::new(),
+                        st.cover_wanted.remove(&mac).unwrap_or_default(),
+                    ),
+                };
+                if unwanted.is_empty() && wanted.is_empty() {
                     st.cover_busy.remove(&mac);
                     return;
                 }
                 let Some(vm) = st.vm(mac) else { continue };
                 let Some(away) = &vm.away else { continue };
-                let added: BTreeSet<String> = wanted
-                    .into_iter()
-                    .filter(|s| {
-                        !away.cover.contains(s) && self.fabric.subnets_of(s).next().is_some()
-                    })
-                    .collect();
-                if added.is_empty() {
+                let default = mobility::default_cover(&self.fabric, &vm.switch, &vm.ips);
+                let mut cover = away.cover.clone();
+                cover.retain(|s| default.contains(s) || !unwanted.contains(s));
+                cover.extend(
+                    wanted
+                        .into_iter()
+                        .filter(|s| self.fabric.subnets_of(s).next().is_some()),
+                );
+                if cover == away.cover {
                     continue;
                 }
+                let change: Vec<String> = cover
+                    .symmetric_difference(&away.cover)
+                    .map(|s| {
+                        let sign = if cover.contains(s) { '+' } else { '-' };
+                        format!("{sign}{s}")
+                    })
+                    .collect();
                 let mut after = vm.clone();
                 if let Some(a) = after.away.as_mut() {
-                    a.cover.extend(added.iter().cloned());
+                    a.cover = cover;
                 }
                 let update = Update::begin(&mut st, &self.fabric, &vm, &after, Vec::new(), true);
                 if let (Some(a), Some(new)) = (st.away.get_mut(&mac), after.away) {
@@ -743,13 +809,13 @@ impl Router {
                 } else {
                     Default::default()
                 };
-                (update, snapshot, st.version, added)
+                (update, snapshot, st.version, change)
             };
             if let Some(d) = &self.store {
                 let mut written = d.written.lock().unwrap_or_else(|e| e.into_inner());
                 if version > *written {
                     if let Err(e) = d.store.save(&snapshot) {
-                        warn!(error = %e, "state not saved; the wider cover is installed anyway (it is only an optimisation)");
+                        warn!(error = %e, "state not saved; the cover is changed anyway (it is only an optimisation)");
                     } else {
                         *written = version;
                     }
@@ -762,7 +828,7 @@ impl Router {
                 return;
             };
             let (_, _, n) = self.send_update(&ctl, &update).await;
-            info!(%mac, switches = ?added, flow_mods = n, "cover extended: those switches' hosts reach the VM directly");
+            info!(%mac, change = ?change, flow_mods = n, "cover changed");
         }
     }
 

@@ -120,6 +120,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
     };
     let sf = vm.switch.as_str();
     let sf_subnets: Vec<Prefix> = fabric.subnets_of(sf).map(|s| s.prefix).collect();
+    let default = default_cover(fabric, sf, &vm.ips);
     for (i, &ip) in vm.ips.iter().enumerate() {
         let [source, switching, _home_delivery] = fabric.host_flows(&vm.loc(ip));
         out.push((sf.to_string(), source));
@@ -135,6 +136,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
             cookie,
             match_: ip_match(vec![Oxm::Ipv4Dst(ip, None)]),
             instructions: apply_then(vec![set(Oxm::Ipv4Dst(co, None))], TABLE_SOURCE),
+            ..Default::default()
         };
         // The foreign switch: delivery of M* as M, its own hosts' traffic to M rewritten like
         // everywhere else, and copies for redirects between M and the foreign subnets.
@@ -153,6 +155,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                     set(Oxm::EthDst(vm.mac, None)),
                     Action::output(vm.port),
                 ]),
+                ..Default::default()
             },
         ));
         for p in &sf_subnets {
@@ -167,6 +170,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                     cookie: redirect,
                     match_: ip_match(vec![Oxm::Ipv4Src(ip, None), prefix_oxm_dst(p)]),
                     instructions: apply_then(vec![Action::output(port::CONTROLLER)], TABLE_SOURCE),
+                    ..Default::default()
                 },
             ));
             out.push((
@@ -183,6 +187,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                         ],
                         TABLE_SOURCE,
                     ),
+                    ..Default::default()
                 },
             ));
         }
@@ -197,6 +202,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                         cookie,
                         match_: ip_match(vec![Oxm::Ipv4Src(ip, None), prefix_oxm_dst(&sub.prefix)]),
                         instructions: apply_then(vec![set(Oxm::Ipv4Src(co, None))], TABLE_TO_HOST),
+                        ..Default::default()
                     },
                 ));
                 // Arriving at that subnet's switch: M* -> M before delivery.
@@ -208,10 +214,19 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                         cookie,
                         match_: ip_match(vec![Oxm::Ipv4Src(co, None), prefix_oxm_dst(&sub.prefix)]),
                         instructions: apply_then(vec![set(Oxm::Ipv4Src(ip, None))], TABLE_ROUTE),
+                        ..Default::default()
                     },
                 ));
             }
-            out.push((s.clone(), dnat.clone()));
+            // Beyond the default cover (a switch added because its hosts talked to the VM),
+            // the rewrite idles out once they stop; the controller hears of it
+            // (FLOW_REMOVED) and takes the switch out of the cover.
+            let mut d = dnat.clone();
+            if fabric.cover_idle != 0 && !default.contains(s) {
+                d.idle_timeout = fabric.cover_idle;
+                d.flags = ofp13::OFPFF_SEND_FLOW_REM;
+            }
+            out.push((s.clone(), d));
         }
         // The home switch: the home agent for traffic from outside the cover.
         if let Some(home) = fabric.subnet_of(ip) {
@@ -244,6 +259,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                                 set(Oxm::EthDst(GATEWAY_MAC, None)),
                                 Action::output(out),
                             ]),
+                            ..Default::default()
                         }
                     };
                     out.push((home.switch.clone(), agent(None)));
@@ -344,7 +360,11 @@ pub fn diff(
         let mut d = SwitchDiff::default();
         for (k, f) in &ak {
             match bk.get(k) {
-                Some(old) if old.cookie == f.cookie && old.instructions == f.instructions => {}
+                Some(old)
+                    if old.cookie == f.cookie
+                        && old.instructions == f.instructions
+                        && (old.idle_timeout, old.hard_timeout, old.flags)
+                            == (f.idle_timeout, f.hard_timeout, f.flags) => {}
                 _ => d.adds.push((*f).clone()),
             }
         }

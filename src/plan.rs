@@ -53,13 +53,19 @@ pub(crate) const PRIO_PREFIX_BASE: u16 = 1000;
 pub(crate) const PRIO_SOURCE_KNOWN: u16 = 850;
 
 /// One flow entry as servswitch plans it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Flow {
     pub table_id: u8,
     pub priority: u16,
     pub cookie: u64,
     pub match_: Match,
     pub instructions: Vec<Instruction>,
+    /// Seconds without a packet after which the switch removes it (0: never).
+    pub idle_timeout: u16,
+    /// Seconds after which the switch removes it (0: never).
+    pub hard_timeout: u16,
+    /// `OFPFF_*` (servswitch uses `OFPFF_SEND_FLOW_REM` on entries that expire).
+    pub flags: u16,
 }
 
 impl Flow {
@@ -69,6 +75,9 @@ impl Flow {
             cookie: self.cookie,
             table_id: self.table_id,
             priority: self.priority,
+            idle_timeout: self.idle_timeout,
+            hard_timeout: self.hard_timeout,
+            flags: self.flags,
             match_: self.match_.clone(),
             instructions: self.instructions.clone(),
             ..FlowMod::default()
@@ -80,9 +89,9 @@ impl Flow {
         ofp13::text::flow_line(&ofp13::text::FlowLine {
             table_id: self.table_id,
             cookie: self.cookie,
-            idle_timeout: 0,
-            hard_timeout: 0,
-            flags: 0,
+            idle_timeout: self.idle_timeout,
+            hard_timeout: self.hard_timeout,
+            flags: self.flags,
             priority: self.priority,
             match_: &self.match_,
             instructions: &self.instructions,
@@ -148,7 +157,14 @@ pub struct Fabric {
     subnets: Vec<Vec<usize>>,
     /// Switches that are not access switches but carry subnets (the fabric's edge).
     edges: Vec<String>,
+    /// Idle timeout (seconds) of the rewrite a VM's cover gets on a switch beyond its
+    /// default cover (0: never).
+    pub cover_idle: u16,
 }
+
+/// How long a switch added to a VM's cover keeps rewriting toward it once its hosts stop
+/// sending to the VM (`run --cover-idle`).
+pub const DEFAULT_COVER_IDLE: u16 = 60;
 
 impl Fabric {
     /// Builds the link graph and all-pairs next hops (a breadth-first search from every switch;
@@ -212,7 +228,14 @@ impl Fabric {
             next_hop,
             subnets,
             edges,
+            cover_idle: DEFAULT_COVER_IDLE,
         }
+    }
+
+    /// Sets the idle timeout of cover entries beyond a VM's default cover (0: never).
+    pub fn with_cover_idle(mut self, secs: u16) -> Fabric {
+        self.cover_idle = secs;
+        self
     }
 
     /// The link ports of a switch.
@@ -285,6 +308,7 @@ impl Fabric {
             cookie: COOKIE_PIPELINE,
             match_: Match::new(fields),
             instructions,
+            ..Default::default()
         };
         v.push(pipe(
             TABLE_CLASSIFY,
@@ -334,6 +358,7 @@ impl Fabric {
                 cookie: COOKIE_ROUTE,
                 match_: Match::new(ip_dst(&gw)),
                 instructions: to_controller(),
+                ..Default::default()
             });
             v.push(Flow {
                 table_id: TABLE_ROUTE,
@@ -341,6 +366,7 @@ impl Fabric {
                 cookie: COOKIE_ROUTE,
                 match_: Match::new(ip_dst(&s.prefix)),
                 instructions: to_controller(),
+                ..Default::default()
             });
         }
         for s in &self.topology.subnets {
@@ -365,6 +391,7 @@ impl Fabric {
                     },
                     Action::output(p),
                 ]),
+                ..Default::default()
             });
         }
         v
@@ -387,6 +414,7 @@ impl Fabric {
                     Oxm::EthType(crate::packet::ETH_IPV4, None),
                 ]),
                 instructions: goto(TABLE_FROM_HOST),
+                ..Default::default()
             },
             Flow {
                 table_id: TABLE_FROM_HOST,
@@ -394,6 +422,7 @@ impl Fabric {
                 cookie,
                 match_: Match::new(vec![Oxm::EthDst(h.mac, None)]),
                 instructions: apply(vec![Action::output(h.port)]),
+                ..Default::default()
             },
             Flow {
                 table_id: TABLE_ROUTE,
@@ -413,6 +442,7 @@ impl Fabric {
                     },
                     Action::output(h.port),
                 ]),
+                ..Default::default()
             },
         ]
     }

@@ -115,9 +115,9 @@ pub fn difference_in_order(
             Some(l)
                 if l.cookie == f.cookie
                     && l.instructions == f.instructions
-                    && l.flags == 0
-                    && l.idle_timeout == 0
-                    && l.hard_timeout == 0 =>
+                    && l.flags == f.flags
+                    && l.idle_timeout == f.idle_timeout
+                    && l.hard_timeout == f.hard_timeout =>
             {
                 r.kept += 1;
                 continue;

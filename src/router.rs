@@ -102,6 +102,9 @@ pub(crate) struct State {
     pub(crate) cover_tried: FastMap<(ofp13::MacAddr, String), Instant>,
     /// Switches whose hosts talk to a VM through its home agent, to be added to its cover.
     pub(crate) cover_wanted: FastMap<ofp13::MacAddr, std::collections::BTreeSet<String>>,
+    /// Switches whose hosts stopped talking to a VM (its rewrite there idled out), to be
+    /// taken out of its cover.
+    pub(crate) cover_unwanted: FastMap<ofp13::MacAddr, std::collections::BTreeSet<String>>,
     /// VMs whose cover a task is changing now (it takes what is wanted until nothing is).
     pub(crate) cover_busy: FastSet<ofp13::MacAddr>,
     /// Learned hosts whose port went away (down or deleted), and since when: still bound to
@@ -1008,6 +1011,53 @@ impl Router {
         }
     }
 
+    /// A switch removed an entry of ours. The rewrite toward a VM on a switch beyond its
+    /// default cover idled out: the switch's hosts stopped talking to the VM, and the VM's
+    /// cover task takes it out of the cover (its other entries go in the phases of any
+    /// update); the next packet they send brings it back.
+    fn flow_removed(&self, name: &str, fr: &ofp13::FlowRemoved) {
+        if fr.reason != ofp13::OFPRR_IDLE_TIMEOUT
+            || fr.cookie & COOKIE_MASK_KIND != crate::plan::COOKIE_MOBILITY
+            || fr.table_id != crate::plan::TABLE_FROM_HOST
+        {
+            return;
+        }
+        let home = Ipv4Addr::from(fr.cookie as u32);
+        let mac = {
+            let mut st = self.lock();
+            let Some(mac) = st.hosts.get(&home).map(|(h, _)| h.mac) else {
+                return;
+            };
+            let Some(vm) = st.vm(mac) else { return };
+            let beyond = vm.away.as_ref().is_some_and(|a| {
+                a.cover.contains(name)
+                    && !mobility::default_cover(&self.fabric, &vm.switch, &vm.ips).contains(name)
+            });
+            if !beyond {
+                return; // a leftover of an earlier cover
+            }
+            info!(switch = %name, %mac, idle_s = fr.idle_timeout, "cover entry idled out: the switch's hosts stopped talking to the VM");
+            st.cover_unwanted
+                .entry(mac)
+                .or_default()
+                .insert(name.to_string());
+            // Its hosts may start again at once: no waiting before it is added back.
+            st.cover_tried.remove(&(mac, name.to_string()));
+            if !st.cover_busy.insert(mac) {
+                return;
+            }
+            mac
+        };
+        let (Some(me), Some(rt)) = (
+            self.me.get().and_then(Weak::upgrade),
+            tokio::runtime::Handle::try_current().ok(),
+        ) else {
+            self.lock().cover_busy.remove(&mac);
+            return;
+        };
+        rt.spawn(async move { me.change_covers(mac).await });
+    }
+
     /// A packet the home agent forwarded to a VM away from home: the switch it came from is
     /// added to the VM's cover (once; a failed attempt is retried after a while), by the VM's
     /// cover task, which takes every switch wanted meanwhile in one update.
@@ -1024,6 +1074,14 @@ impl Router {
                 .map(|(h, _)| h.switch.clone())
                 .or_else(|| self.fabric.subnet_of(ip.src).map(|s| s.switch.clone()));
             let Some(from) = from else { return };
+            if st
+                .away
+                .get(&mac)
+                .is_some_and(|a| a.away.cover.contains(&from))
+            {
+                // Being installed there, or idled out (its FLOW_REMOVED takes it out).
+                return;
+            }
             let now = Instant::now();
             let key = (mac, from.clone());
             if st
@@ -1313,6 +1371,10 @@ impl App for Router {
             Body::PortStatus(ps) => {
                 let gone = ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up();
                 self.port_changed(name, ps.desc.port_no, gone);
+                Vec::new()
+            }
+            Body::FlowRemoved(fr) => {
+                self.flow_removed(name, fr);
                 Vec::new()
             }
             _ => Vec::new(),

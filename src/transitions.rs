@@ -985,6 +985,7 @@ impl<'a> Model<'a> {
                 }
             } else if probe.involved
                 && !lossy
+                && !matches!(leaf, Leaf::Controller { copy: true })
                 && !self.arrives(probe, leaf)
                 && self.assignment(chain).is_some()
             {

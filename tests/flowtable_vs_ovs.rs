@@ -1374,6 +1374,7 @@ fn flow_text(f: &FlowMod) -> String {
         cookie: f.cookie,
         match_: f.match_.clone(),
         instructions: f.instructions.clone(),
+        ..Default::default()
     }
     .text()
 }

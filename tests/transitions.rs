@@ -102,6 +102,21 @@ fn every_move(t: &Topology) -> usize {
             checked(&r, &h.name, &to);
             checks += 1;
         }
+        // The cover grows to every switch with subnets (their hosts talk to it), then shrinks
+        // back to the default one (they stopped), one switch less at a time.
+        if gws.iter().any(|s| *s != h.at.switch) {
+            let mut all: Vec<String> = gws.clone();
+            while !all.is_empty() {
+                let cover = all.clone();
+                match r.plan_checked(&h.name, |r| r.plan_cover(&h.name, &cover)) {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(f)) => panic!("{} cover {cover:?}: {f}", h.name),
+                    Err(e) => panic!("{} cover {cover:?}: not planned: {e}", h.name),
+                }
+                checks += 1;
+                all.pop();
+            }
+        }
         // From the last foreign place: to another port of the same switch, then home.
         if let Some(last) = gws.iter().rfind(|s| **s != h.at.switch) {
             let to = PortRef {
@@ -391,6 +406,9 @@ fn flow(f: &ofp13::FlowStats) -> servswitch::plan::Flow {
         cookie: f.cookie,
         match_: f.match_.clone(),
         instructions: f.instructions.clone(),
+        idle_timeout: f.idle_timeout,
+        hard_timeout: f.hard_timeout,
+        flags: f.flags,
     }
 }
 
@@ -400,9 +418,9 @@ fn stats(f: &servswitch::plan::Flow) -> ofp13::FlowStats {
         duration_sec: 0,
         duration_nsec: 0,
         priority: f.priority,
-        idle_timeout: 0,
-        hard_timeout: 0,
-        flags: 0,
+        idle_timeout: f.idle_timeout,
+        hard_timeout: f.hard_timeout,
+        flags: f.flags,
         cookie: f.cookie,
         packet_count: 0,
         byte_count: 0,

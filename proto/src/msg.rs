@@ -485,6 +485,12 @@ impl FlowMod {
     }
 }
 
+/// `ofp_flow_removed_reason` (OpenFlow 1.3.5 section 7.4.2).
+pub const OFPRR_IDLE_TIMEOUT: u8 = 0;
+pub const OFPRR_HARD_TIMEOUT: u8 = 1;
+pub const OFPRR_DELETE: u8 = 2;
+pub const OFPRR_GROUP_DELETE: u8 = 3;
+
 /// `OFPT_FLOW_REMOVED`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRemoved {
