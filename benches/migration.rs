@@ -163,6 +163,7 @@ fn vm_now(router: &Router, mac: ofp13::MacAddr) -> Option<Vm> {
     let away = (!h.care_of.is_empty()).then(|| Away {
         care_of: h.care_of.clone(),
         cover: default_cover(&router.fabric, &switch, &h.ips),
+        ..Default::default()
     });
     Some(Vm {
         mac,
@@ -449,6 +450,7 @@ fn rate(rt: &tokio::runtime::Runtime) {
                 } else {
                     [to.switch.clone(), vm.switch.clone()].into()
                 },
+                ..Default::default()
             }),
             ..vm.clone()
         }
@@ -759,6 +761,7 @@ async fn verify(router: &Router, ctl: &Controller, m: &Mover) -> String {
         away: Some(Away {
             care_of,
             cover: default_cover(&router.fabric, &m.away.switch, &ips),
+            ..Default::default()
         }),
     };
     let want = by_switch(vm_flows(&router.fabric, &after));

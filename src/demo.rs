@@ -160,6 +160,10 @@ pub struct LabOptions {
     pub learned: Vec<String>,
     /// `--detached-grace` (None: the default).
     pub detached_grace: Option<Duration>,
+    /// How the emulated hosts behave (None: like Linux with default sysctls).
+    pub host: Option<crate::emu_fabric::HostConfig>,
+    /// `--cover-idle` (None: the default).
+    pub cover_idle: Option<u16>,
 }
 
 impl Lab {
@@ -176,7 +180,11 @@ impl Lab {
         told.hosts.retain(|h| !o.learned.contains(&h.name));
         // The emulated switches have no datapath caches and carry a packet within
         // milliseconds: a short drain before an update's last phase is enough.
-        let mut router = Router::new(Fabric::new(&told)).with_drain(EMULATED_DRAIN);
+        let mut fabric = Fabric::new(&told);
+        if let Some(secs) = o.cover_idle {
+            fabric = fabric.with_cover_idle(secs);
+        }
+        let mut router = Router::new(fabric).with_drain(EMULATED_DRAIN);
         if let Some(g) = o.detached_grace {
             router = router.with_detached_grace(g);
         }
@@ -187,7 +195,14 @@ impl Lab {
         let addr: SocketAddr = listener.local_addr()?;
         let c = Arc::clone(&ctl);
         let serve = tokio::spawn(async move { c.serve(listener, None).await });
-        let fabric = EmuFabric::build(t, addr).await?;
+        let fabric = EmuFabric::build_with(
+            t,
+            addr,
+            crate::emu_fabric::FabricConfig {
+                host: o.host.unwrap_or_default(),
+            },
+        )
+        .await?;
         fabric.wait_connected(WAIT).await.map_err(|e| anyhow!(e))?;
         let lab = Lab {
             ctl,

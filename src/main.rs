@@ -156,6 +156,10 @@ struct RunArgs {
     /// announcement or API meanwhile), then forget it with its entries.
     #[arg(long, default_value_t = 600.0, value_name = "SECS")]
     detached_grace: f64,
+    /// A switch added to a VM's cover (its hosts talked to the VM) stops rewriting for it
+    /// after this many seconds without such traffic (0: never).
+    #[arg(long, default_value_t = servswitch::plan::DEFAULT_COVER_IDLE, value_name = "SECS")]
+    cover_idle: u16,
 }
 
 fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
@@ -385,6 +389,7 @@ impl RunArgs {
             master_generation: self.master_generation,
             tls,
             detached_grace: std::time::Duration::from_secs_f64(self.detached_grace),
+            cover_idle: self.cover_idle,
         })
     }
 }

@@ -250,6 +250,7 @@ impl Router {
                             );
                             c
                         },
+                        ..Default::default()
                     },
                     home: (r.home.switch.clone(), r.home.port),
                     care_of_subnet: r.care_of_subnet.clone(),
@@ -501,6 +502,7 @@ impl Router {
                 away: Away {
                     care_of,
                     cover: mobility::default_cover(fabric, &to.switch, &before.ips),
+                    ..Default::default()
                 },
                 home: old
                     .as_ref()
@@ -748,6 +750,40 @@ impl Router {
     pub(crate) fn vm_lock(&self, mac: MacAddr) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.vm_locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(mac).or_default().clone()
+    }
+
+    /// Stops copying the packets of a (source, destination) pair between the VM and a host
+    /// of its foreign subnet to the controller: their redirects are spent.
+    pub(crate) async fn quiet_redirects(&self, mac: MacAddr, pair: (Ipv4Addr, Ipv4Addr)) {
+        let lock = self.vm_lock(mac);
+        let _one_at_a_time = lock.lock().await;
+        let update = {
+            let mut st = self.lock();
+            let Some(vm) = st.vm(mac) else { return };
+            if vm.away.as_ref().is_none_or(|a| a.quiet.contains(&pair)) {
+                return;
+            }
+            let mut after = vm.clone();
+            if let Some(a) = after.away.as_mut() {
+                a.quiet.insert(pair);
+            }
+            let update = Update::begin(&mut st, &self.fabric, &vm, &after, Vec::new(), true);
+            if update.schedule.is_empty() {
+                update.abandon(&mut st, &self.fabric.topology.switches);
+                return; // not a pair of the foreign switch (any more)
+            }
+            if let (Some(a), Some(new)) = (st.away.get_mut(&mac), after.away) {
+                a.away = new;
+            }
+            update
+        };
+        let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
+            update.abandon(&mut self.lock(), &self.fabric.topology.switches);
+            return;
+        };
+        self.send_update(&ctl, &update).await;
+        info!(%mac, from = %pair.0, to = %pair.1, quiet_s = mobility::REDIRECT_QUIET.as_secs(),
+            "redirects spent: the pair's packets are no longer copied to the controller");
     }
 
     /// The VM's cover task: takes out of its cover the switches whose rewrite idled out

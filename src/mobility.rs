@@ -45,13 +45,21 @@ const PRIO_REDIRECT_FROM_VM: u16 = 400;
 const PRIO_SNAT: u16 = 400;
 
 /// A VM away from home: where its care-of addresses are and which switches rewrite for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Away {
     /// One care-of address per home address, in the same order as [`Vm::ips`].
     pub care_of: Vec<Ipv4Addr>,
     /// The switches that rewrite its addresses (always its location and home switches).
     pub cover: BTreeSet<String>,
+    /// (source, destination) pairs between the VM and a host of the foreign subnets whose
+    /// ICMP redirects are spent (the sender ignores them): their packets are no longer
+    /// copied to the controller, until [`REDIRECT_QUIET`] has passed.
+    pub quiet: BTreeSet<(Ipv4Addr, Ipv4Addr)>,
 }
+
+/// How long a (sender, destination) pair whose ICMP redirects are spent is not copied to
+/// the controller; then it may be redirected again (a burst of them, then quiet again).
+pub const REDIRECT_QUIET: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// A host as the mobility planner sees it: its addresses, where it is now, and (when it is in
 /// a subnet that is not its home) its care-of addresses.
@@ -187,6 +195,29 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                         ],
                         TABLE_SOURCE,
                     ),
+                    ..Default::default()
+                },
+            ));
+        }
+        // Pairs whose redirects are spent: the same rewrite without the copy, above it.
+        for &(src, dst) in &away.quiet {
+            let (priority, actions) = if dst == ip && sf_subnets.iter().any(|p| p.contains(src)) {
+                (PRIO_REDIRECT_TO_VM + 10, vec![set(Oxm::Ipv4Dst(co, None))])
+            } else if src == ip && sf_subnets.iter().any(|p| p.contains(dst)) {
+                (PRIO_REDIRECT_FROM_VM + 10, Vec::new())
+            } else {
+                continue;
+            };
+            out.push((
+                sf.to_string(),
+                Flow {
+                    table_id: TABLE_FROM_HOST,
+                    priority,
+                    cookie: redirect,
+                    match_: ip_match(vec![Oxm::Ipv4Src(src, None), Oxm::Ipv4Dst(dst, None)]),
+                    instructions: apply_then(actions, TABLE_SOURCE),
+                    hard_timeout: REDIRECT_QUIET.as_secs() as u16,
+                    flags: ofp13::OFPFF_SEND_FLOW_REM,
                     ..Default::default()
                 },
             ));
@@ -443,6 +474,7 @@ mod tests {
         vm.away = Some(Away {
             care_of: vec![co],
             cover: default_cover(f, sw, &vm.ips),
+            ..Away::default()
         });
         vm
     }

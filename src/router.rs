@@ -29,7 +29,7 @@ const HOLD_FOR: Duration = Duration::from_secs(3);
 /// ignores redirects is not flooded with them).
 const REDIRECT_INTERVAL: Duration = Duration::from_millis(20);
 const REDIRECT_BURST: u32 = 10;
-const REDIRECT_QUIET: Duration = Duration::from_secs(20);
+use crate::mobility::REDIRECT_QUIET;
 /// Above this many remembered (sender, destination) pairs, quiet ones are forgotten.
 const REDIRECT_PAIRS: usize = 4096;
 /// How long ordinary frames of a VM at the port it left are taken for its last words there
@@ -487,6 +487,11 @@ impl Router {
         v
     }
 
+    /// The switches that rewrite for a VM away from home (None when it is at home).
+    pub fn cover_of(&self, mac: ofp13::MacAddr) -> Option<std::collections::BTreeSet<String>> {
+        self.read().away.get(&mac).map(|a| a.away.cover.clone())
+    }
+
     /// Whether a migration of this MAC is being installed.
     pub fn is_migrating(&self, mac: ofp13::MacAddr) -> bool {
         self.lock().migrating.contains(&mac)
@@ -722,7 +727,9 @@ impl Router {
     /// 3. the asker is a VM away from home here, asking for an address of its home network
     ///    (its gateway, or any other host there, cases 1 and 3): the gateway MAC (proxy);
     /// 4. a VM of this switch's subnets that is away (case 4): the gateway MAC (proxy);
-    /// 5. an unknown address of this switch's subnets: the gateway asks for it.
+    /// 5. an unknown address of this switch's subnets: the gateway asks for it;
+    /// 6. a known host elsewhere, outside the asker's subnet (the asker holds an ICMP
+    ///    redirect to it from before one of them moved): the gateway MAC, so it is routed.
     fn arp_answer(&self, st: &State, name: &str, arp: &Arp) -> ArpAnswer {
         let target = st.hosts.get(&arp.tpa).map(|(h, _)| h);
         if let Some(h) = target {
@@ -761,6 +768,16 @@ impl Router {
             (Some(_), Some(h)) if st.away.contains_key(&h.mac) => ArpAnswer::Mac(GATEWAY_MAC),
             (Some(_), Some(_)) => ArpAnswer::Nothing, // bound elsewhere, not here
             (Some(s), None) => ArpAnswer::Resolve(s.gateway),
+            // A known host outside the asker's subnet, elsewhere: the asker holds a redirect
+            // to it (cases 5 and 6) that outlived the move of one of them. Routed, it works.
+            (None, Some(_))
+                if self
+                    .fabric
+                    .subnet_of(arp.spa)
+                    .is_some_and(|s| !s.prefix.contains(arp.tpa)) =>
+            {
+                ArpAnswer::Mac(GATEWAY_MAC)
+            }
             (None, _) => ArpAnswer::Nothing,
         }
     }
@@ -924,7 +941,7 @@ impl Router {
                     self.learn(name, in_port, ip.src, eth.src)
                 }
                 Some(ip) if pi.cookie & COOKIE_MASK_KIND == COOKIE_REDIRECT => {
-                    self.redirect(name, in_port, &eth, &ip)
+                    self.redirect(name, in_port, &eth, &ip, pi.cookie)
                 }
                 Some(ip) if pi.cookie & COOKIE_MASK_KIND == crate::plan::COOKIE_MOBILITY => {
                     self.home_agent_copy(&ip);
@@ -1011,11 +1028,47 @@ impl Router {
         }
     }
 
-    /// A switch removed an entry of ours. The rewrite toward a VM on a switch beyond its
+    /// The redirects of a (source, destination) pair of the VM whose redirect copies carry
+    /// `cookie` are spent: its task stops the pair's copies.
+    fn quiet_pair(&self, cookie: u64, pair: (Ipv4Addr, Ipv4Addr)) {
+        let home = Ipv4Addr::from(cookie as u32);
+        let Some(mac) = self.read().hosts.get(&home).map(|(h, _)| h.mac) else {
+            return;
+        };
+        let (Some(me), Some(rt)) = (
+            self.me.get().and_then(Weak::upgrade),
+            tokio::runtime::Handle::try_current().ok(),
+        ) else {
+            return;
+        };
+        rt.spawn(async move { me.quiet_redirects(mac, pair).await });
+    }
+
+    /// A switch removed an entry of ours: a quiet redirect pair whose time is up, or the
+    /// rewrite toward a VM on a switch beyond its
     /// default cover idled out: the switch's hosts stopped talking to the VM, and the VM's
     /// cover task takes it out of the cover (its other entries go in the phases of any
     /// update); the next packet they send brings it back.
     fn flow_removed(&self, name: &str, fr: &ofp13::FlowRemoved) {
+        if fr.reason == ofp13::OFPRR_HARD_TIMEOUT && fr.cookie & COOKIE_MASK_KIND == COOKIE_REDIRECT
+        {
+            // A quiet pair's time is up: its packets are copied (and redirected) again.
+            let (mut src, mut dst) = (None, None);
+            for f in &fr.match_.fields {
+                match f {
+                    ofp13::Oxm::Ipv4Src(a, None) => src = Some(*a),
+                    ofp13::Oxm::Ipv4Dst(a, None) => dst = Some(*a),
+                    _ => {}
+                }
+            }
+            if let (Some(src), Some(dst)) = (src, dst) {
+                let mut st = self.lock();
+                for a in st.away.values_mut() {
+                    a.away.quiet.remove(&(src, dst));
+                }
+            }
+            return;
+        }
         if fr.reason != ofp13::OFPRR_IDLE_TIMEOUT
             || fr.cookie & COOKIE_MASK_KIND != crate::plan::COOKIE_MOBILITY
             || fr.table_id != crate::plan::TABLE_FROM_HOST
@@ -1186,11 +1239,23 @@ impl Router {
     /// (cases 5 and 6): from the sender's gateway, naming the destination itself as the
     /// better first hop, so the two talk directly (Linux accepts a redirect to an address
     /// outside its subnet with the default shared_media=1).
-    fn redirect(&self, name: &str, in_port: u32, eth: &Ethernet<'_>, ip: &Ipv4<'_>) -> Vec<Body> {
+    ///
+    /// A pair whose burst is spent (the sender ignores redirects, or a TCP segment it quotes
+    /// was acknowledged already) is no longer copied to the controller at all for
+    /// [`REDIRECT_QUIET`]: the VM's task installs, above the copy, the same rewrite without
+    /// it ([`mobility::Away::quiet`]).
+    fn redirect(
+        &self,
+        name: &str,
+        in_port: u32,
+        eth: &Ethernet<'_>,
+        ip: &Ipv4<'_>,
+        cookie: u64,
+    ) -> Vec<Body> {
         let Some(gw) = self.fabric.subnet_of(ip.src).map(|s| s.gateway) else {
             return Vec::new();
         };
-        {
+        let spent = {
             let mut st = self.lock();
             let now = Instant::now();
             if st.redirects.len() >= REDIRECT_PAIRS {
@@ -1212,6 +1277,10 @@ impl Router {
                 }
             }
             *e = (now, e.1 + 1);
+            e.1 >= REDIRECT_BURST
+        };
+        if spent {
+            self.quiet_pair(cookie, (ip.src, ip.dst));
         }
         debug!(switch = name, from = %ip.src, to = %ip.dst, "ICMP redirect");
         let icmp = packet::icmp(
@@ -1533,6 +1602,34 @@ mod tests {
         r.lock().migrating.insert(b_mac);
         r.packet_in("r2", &r2_ports, &pin(5, 0, packet::rarp_announce(b_mac)));
         assert_eq!(r.lock().next_move.get(&b_mac), Some(&("r2".to_string(), 5)));
+    }
+
+    #[test]
+    fn a_host_asking_for_a_known_host_outside_its_subnet_gets_the_gateway() {
+        // b (192.168.10.2 at r2:2) holds a redirect to vm (192.168.11.3, home at r3) from
+        // when vm was at r2; vm has gone home. b's ARP for vm is answered with the gateway
+        // MAC, so b's packets are routed to it.
+        let r = router();
+        let b_mac = MacAddr([2, 0, 0, 0, 0x10, 2]);
+        let f = arp(
+            packet::ARP_REQUEST,
+            b_mac,
+            Ipv4Addr::new(192, 168, 10, 2),
+            Ipv4Addr::new(192, 168, 11, 3),
+        );
+        let out = r.packet_in("r2", &r2_ports, &pin(2, 0, f));
+        let po = packet_outs(&out);
+        assert_eq!(po.len(), 1);
+        let a = Arp::parse(Ethernet::parse(&po[0].data).unwrap().payload).unwrap();
+        assert_eq!((a.op, a.sha), (packet::ARP_REPLY, GATEWAY_MAC));
+        // An unknown address outside b's subnet: no answer (nothing says where it is).
+        let f = arp(
+            packet::ARP_REQUEST,
+            b_mac,
+            Ipv4Addr::new(192, 168, 10, 2),
+            Ipv4Addr::new(192, 168, 11, 99),
+        );
+        assert!(packet_outs(&r.packet_in("r2", &r2_ports, &pin(2, 0, f))).is_empty());
     }
 
     #[test]

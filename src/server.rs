@@ -39,6 +39,8 @@ pub struct Options {
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
     /// How long a learned host whose port went away is kept.
     pub detached_grace: Duration,
+    /// Idle timeout (seconds) of a VM's rewrite on switches beyond its default cover.
+    pub cover_idle: u16,
 }
 
 /// Logs to stderr at the level `RUST_LOG` names (default `info`).
@@ -68,7 +70,7 @@ pub fn run(opts: Options) -> Result<()> {
     };
     // Read before anything listens: a state that cannot be read stops the start, so nothing
     // is ever sent that contradicts it.
-    let mut router = Router::new(Fabric::new(&topology))
+    let mut router = Router::new(Fabric::new(&topology).with_cover_idle(opts.cover_idle))
         .with_audit(opts.audit)
         .with_detached_grace(opts.detached_grace);
     if let Some(dir) = &opts.state {

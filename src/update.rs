@@ -350,6 +350,7 @@ mod tests {
         away.away = Some(Away {
             care_of: vec![Ipv4Addr::new(192, 168, 10, 192)],
             cover: default_cover(&f, "r2", &away.ips),
+            ..Default::default()
         });
         (home, away)
     }

@@ -34,6 +34,7 @@ async fn learned_vm(grace: Option<Duration>) -> Lab {
         LabOptions {
             learned: vec!["vm".into()],
             detached_grace: grace,
+            ..LabOptions::default()
         },
     )
     .await
