@@ -483,7 +483,6 @@ async fn move_host_reports_the_ports() {
     let f = &rig.fabric;
     f.move_host("vm", "r2", 7).unwrap();
     assert!(f.move_host("vm", "r2", 1).is_err(), "a link port");
-    assert!(f.move_host("vm", "r3", 2).is_err(), "d's port");
     let vm = f.host("vm");
     assert_eq!((vm.switch.as_str(), vm.port), ("r2", 7));
     assert_eq!(vm.addrs, [(Ipv4Addr::new(192, 168, 11, 3), 24)]);
@@ -498,5 +497,10 @@ async fn move_host_reports_the_ports() {
         ports(2).contains(&7) && !ports(3).contains(&3)
     })
     .await;
+    // To d's port: behind it with d (a hub); that port stays, r2:7 goes.
+    f.move_host("vm", "r3", 2).unwrap();
+    let vm = f.host("vm");
+    assert_eq!((vm.switch.as_str(), vm.port, vm.plugged), ("r3", 2, true));
+    poll("r2:7 to go", || !ports(2).contains(&7) && ports(3).contains(&2)).await;
     rig.stop().await;
 }
