@@ -760,6 +760,7 @@ impl OvsFabric {
             .clone();
         vsctl(&[
             "--",
+            "--if-exists",
             "del-port",
             &veth,
             "--",
@@ -789,6 +790,19 @@ impl OvsFabric {
                 ))
             }
         }
+    }
+
+    /// Takes a host's veth off its bridge (the hypervisor deletes the VM's port: the switch
+    /// reports the port deleted); [`OvsFabric::plug`] puts it on one again.
+    pub fn unplug(&mut self, host: &str) -> Result<(), String> {
+        let veth = self.host(host).veth.clone();
+        vsctl(&["--", "--if-exists", "del-port", &veth])?;
+        Ok(())
+    }
+
+    /// Puts an unplugged host's veth on `to_switch`'s bridge as port `to_port`.
+    pub fn plug(&mut self, host: &str, to_switch: &str, to_port: u32) -> Result<(), String> {
+        self.move_host(host, to_switch, to_port)
     }
 
     /// A live migration as a hypervisor performs it: [`OvsFabric::move_host`], then one
@@ -1028,7 +1042,11 @@ impl ControllerProcess {
     fn start_on(topology: &Path, of_port: u16, api_port: u16, extra: &[&str]) -> ControllerProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("servswitch.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_servswitch"))
+        // SERVSWITCH_BIN runs another build under the same tests (to measure an older one).
+        let bin = std::env::var_os("SERVSWITCH_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_servswitch")));
+        let child = Command::new(bin)
             .arg("run")
             .arg("--topology")
             .arg(topology)

@@ -37,6 +37,10 @@ pub const ECHO_CLIENT: &str = include_str!("../traffic/echo_client.py");
 /// and TTL 0; HEX is the whole frame. Stops on SIGTERM after draining its socket.
 pub const SNIFFER: &str = include_str!("../traffic/sniffer.py");
 
+/// UDP source and sink: `UDP_FLOW recv PORT READY OUT` / `UDP_FLOW send DST PORT INTERVAL
+/// STOP OUT`; each writes a JSON report at its end.
+pub const UDP_FLOW: &str = include_str!("../traffic/udp_flow.py");
+
 // ---------------------------------------------------------------------------------------
 // Process plumbing
 
@@ -206,6 +210,19 @@ impl TcpStream {
         port: u16,
         duration: Option<Duration>,
     ) -> Result<TcpStream, String> {
+        Self::start_every(fabric, server_host, client_host, dst, port, duration, 0.01)
+    }
+
+    /// Like [`TcpStream::start_for`], a message every `interval` seconds.
+    pub fn start_every(
+        fabric: &OvsFabric,
+        server_host: &str,
+        client_host: &str,
+        dst: Ipv4Addr,
+        port: u16,
+        duration: Option<Duration>,
+        interval: f64,
+    ) -> Result<TcpStream, String> {
         let dir = tempdir(fabric, "tcp")?;
         let d = dir.path();
         let server_py = write_script(d, "echo_server.py", ECHO_SERVER)?;
@@ -255,6 +272,7 @@ impl TcpStream {
                     p(&result),
                     p(&up),
                     &DRAIN_SECS.to_string(),
+                    &interval.to_string(),
                 ],
             )
             .stdin(Stdio::null())
@@ -357,6 +375,9 @@ pub struct PingReport {
     pub max_reply_gap_ms: f64,
     /// ICMP errors ping printed (`From X icmp_seq=N Destination Host Unreachable`, ...).
     pub icmp_errors: u32,
+    /// ICMP redirects ping printed (`From GW icmp_seq=N Redirect Host(New nexthop: ...)`):
+    /// not errors, a better first hop (cases 5 and 6).
+    pub redirects: u32,
     /// Sequence numbers that were lost, ascending.
     pub lost_seqs: Vec<u32>,
 }
@@ -373,6 +394,16 @@ impl Pinger {
     /// Starts pinging `dst` from `host`; returns once ping has started (not necessarily
     /// answered: see [`Pinger::wait_replies`]).
     pub fn start(fabric: &OvsFabric, host: &str, dst: Ipv4Addr) -> Result<Pinger, String> {
+        Self::start_every(fabric, host, dst, "0.01")
+    }
+
+    /// Like [`Pinger::start`], one request every `interval` seconds (as ping's `-i` takes it).
+    pub fn start_every(
+        fabric: &OvsFabric,
+        host: &str,
+        dst: Ipv4Addr,
+        interval: &str,
+    ) -> Result<Pinger, String> {
         let dir = tempdir(fabric, "ping")?;
         let (out, err) = (dir.path().join("ping.out"), dir.path().join("ping.err"));
         let child = fabric
@@ -384,7 +415,7 @@ impl Pinger {
                     "-O",
                     "-D",
                     "-i",
-                    "0.01",
+                    interval,
                     "-W",
                     "1",
                     &dst.to_string(),
@@ -471,6 +502,7 @@ pub fn parse_ping_run(text: &str, stopped_at: f64, wait: f64) -> PingReport {
     let mut no_answer: BTreeMap<u32, f64> = BTreeMap::new();
     let mut transmitted = None;
     let mut icmp_errors = 0;
+    let mut redirects = 0;
     let mut max_seq = 0;
     for line in text.lines() {
         if let Some((tx, _)) = line.split_once(" packets transmitted, ") {
@@ -495,6 +527,8 @@ pub fn parse_ping_run(text: &str, stopped_at: f64, wait: f64) -> PingReport {
             no_answer.insert(seq, ts);
         } else if msg.contains(" bytes from ") {
             replies.entry(seq).or_insert(ts);
+        } else if msg.starts_with("From ") && msg.contains("Redirect") {
+            redirects += 1;
         } else if msg.starts_with("From ") {
             icmp_errors += 1;
         }
@@ -504,6 +538,7 @@ pub fn parse_ping_run(text: &str, stopped_at: f64, wait: f64) -> PingReport {
         transmitted,
         received: replies.len() as u32,
         icmp_errors,
+        redirects,
         ..PingReport::default()
     };
     let mut run = 0;
@@ -712,6 +747,19 @@ impl Capture {
                 read(&self.err).trim()
             ));
         }
+        let text = read(&self.out);
+        let drops: u64 = text
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("# drops "))
+            .and_then(|n| n.trim().parse().ok())
+            .ok_or_else(|| format!("sniffer on {} ({}) left no drop count", self.host, self.ifname))?;
+        if drops > 0 {
+            return Err(format!(
+                "sniffer on {} ({}) dropped {drops} frames: its capture proves nothing by what it lacks",
+                self.host, self.ifname
+            ));
+        }
         Ok(self.packets())
     }
 }
@@ -762,4 +810,111 @@ pub fn mentioning(captures: &BTreeMap<String, Vec<Packet>>, ip: Ipv4Addr) -> Vec
                 .map(move |p| (h.clone(), p.clone()))
         })
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// UDP flow
+
+/// What a [`UdpFlow`] reports.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct UdpReport {
+    pub sent: u64,
+    pub errors: u64,
+    pub received: u64,
+    /// The highest sequence number received (-1: none).
+    pub highest: i64,
+    /// Source addresses the sink saw.
+    pub sources: Vec<String>,
+}
+
+/// Numbered UDP datagrams from one host to a sink on another, one every `interval`.
+pub struct UdpFlow {
+    sink: Child,
+    source: Child,
+    stop_file: PathBuf,
+    sink_out: PathBuf,
+    source_out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl UdpFlow {
+    pub fn start(
+        fabric: &OvsFabric,
+        from: &str,
+        to: &str,
+        dst: Ipv4Addr,
+        port: u16,
+        interval: f64,
+    ) -> Result<UdpFlow, String> {
+        let dir = tempdir(fabric, "udp")?;
+        let d = dir.path();
+        let py = write_script(d, "udp_flow.py", UDP_FLOW)?;
+        let (ready, sink_out, source_out, stop_file) = (
+            d.join("sink.ready"),
+            d.join("sink.json"),
+            d.join("source.json"),
+            d.join("stop"),
+        );
+        let port_s = port.to_string();
+        let mut sink = fabric
+            .command(to, &[python3(), p(&py), "recv", &port_s, p(&ready), p(&sink_out)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting the UDP sink: {e}"))?;
+        if let Err(e) = wait_for_file(&ready, &mut sink, Duration::from_secs(10), "UDP sink") {
+            terminate(&mut sink, "KILL", Duration::from_secs(1));
+            return Err(e);
+        }
+        let source = fabric
+            .command(
+                from,
+                &[
+                    python3(),
+                    p(&py),
+                    "send",
+                    &dst.to_string(),
+                    &port_s,
+                    &interval.to_string(),
+                    p(&stop_file),
+                    p(&source_out),
+                ],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting the UDP source: {e}"))?;
+        Ok(UdpFlow {
+            sink,
+            source,
+            stop_file,
+            sink_out,
+            source_out,
+            _dir: dir,
+        })
+    }
+
+    /// Stops the source, lets the last datagrams arrive, stops the sink; reports both.
+    pub fn stop(mut self) -> Result<UdpReport, String> {
+        let _ = std::fs::write(&self.stop_file, b"");
+        terminate(&mut self.source, "TERM", Duration::from_secs(3));
+        std::thread::sleep(Duration::from_millis(300));
+        terminate(&mut self.sink, "TERM", Duration::from_secs(3));
+        let src: serde_json::Value = serde_json::from_str(&read(&self.source_out))
+            .map_err(|e| format!("UDP source left no report: {e}"))?;
+        let mut sink: serde_json::Value = serde_json::from_str(&read(&self.sink_out))
+            .map_err(|e| format!("UDP sink left no report: {e}"))?;
+        sink["sent"] = src["sent"].clone();
+        sink["errors"] = src["errors"].clone();
+        serde_json::from_value(sink).map_err(|e| format!("UDP reports: {e}"))
+    }
+}
+
+impl Drop for UdpFlow {
+    fn drop(&mut self) {
+        terminate(&mut self.source, "KILL", Duration::from_secs(1));
+        terminate(&mut self.sink, "KILL", Duration::from_secs(1));
+    }
 }

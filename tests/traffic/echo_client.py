@@ -1,7 +1,7 @@
 import json, os, select, signal, socket, sys, time
 dst, port, duration = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 stop_file, out, up_file, drain = sys.argv[4], sys.argv[5], sys.argv[6], float(sys.argv[7])
-INTERVAL = 0.01
+INTERVAL = float(sys.argv[8]) if len(sys.argv) > 8 else 0.01
 stopping = False
 def on_signal(*_):
     global stopping

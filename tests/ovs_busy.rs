@@ -1,0 +1,440 @@
+//! Busy VMs on real Open vSwitch (issue 13, item 5): VMs that keep sending while they move.
+//! A 7-switch fabric of its own (one core with the outside network, two aggregation
+//! switches, four racks); hosts in namespaces; the real `servswitch run`; every move made as
+//! a hypervisor makes it (the veth moves to another bridge, then QEMU's RARP from inside).
+//!
+//! - One VM through 20 consecutive migrations (to a foreign rack, on to another, home,
+//!   again), pinging every 2 ms an outside host, a host of its home network and another
+//!   rack's host, with a TCP connection it opened itself sending every 2 ms, and a UDP flow:
+//!   no host ever captures a care-of address (and no sniffer dropped a frame), the TCP
+//!   connections are never reset, and a `ping -i 0.01` from outside loses at most 2 pings per
+//!   migration.
+//! - Two VMs of one rack talking to each other (pings and TCP both ways) while both move.
+//! - A learned VM (not in the controller's topology) whose old port is deleted before it
+//!   announces itself at the new one.
+//!
+//! Needs root and a running Open vSwitch; skips without them, fails instead when CI=true.
+//! `SERVSWITCH_BIN=path` runs another build of the controller under the same tests.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::ovs_fabric::{self, ControllerProcess, OvsFabric};
+use common::traffic::{mentioning, Capture, PingReport, Pinger, TcpStream, UdpFlow};
+use servswitch::topology::Topology;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const TOPOLOGY: &str = r#"
+# A fabric of the busy-VM tests: one core (the outside network), two aggregation switches,
+# four racks.
+[[switch]]
+name = "c1"
+dpid = 1
+tier = "core"
+[[switch]]
+name = "a1"
+dpid = 2
+tier = "aggregation"
+[[switch]]
+name = "a2"
+dpid = 3
+tier = "aggregation"
+[[switch]]
+name = "t1"
+dpid = 4
+tier = "access"
+[[switch]]
+name = "t2"
+dpid = 5
+tier = "access"
+[[switch]]
+name = "t3"
+dpid = 6
+tier = "access"
+[[switch]]
+name = "t4"
+dpid = 7
+tier = "access"
+
+[[link]]
+a = "c1:1"
+b = "a1:1"
+[[link]]
+a = "c1:2"
+b = "a2:1"
+[[link]]
+a = "a1:2"
+b = "t1:1"
+[[link]]
+a = "a1:3"
+b = "t2:1"
+[[link]]
+a = "a2:2"
+b = "t3:1"
+[[link]]
+a = "a2:3"
+b = "t4:1"
+
+[[subnet]]
+name = "outside"
+switch = "c1"
+prefix = "172.20.0.0/24"
+gateway = "172.20.0.1"
+[[subnet]]
+name = "rack1"
+switch = "t1"
+prefix = "10.61.1.0/24"
+gateway = "10.61.1.1"
+[[subnet]]
+name = "rack2"
+switch = "t2"
+prefix = "10.61.2.0/24"
+gateway = "10.61.2.1"
+[[subnet]]
+name = "rack3"
+switch = "t3"
+prefix = "10.61.3.0/24"
+gateway = "10.61.3.1"
+[[subnet]]
+name = "rack4"
+switch = "t4"
+prefix = "10.61.4.0/24"
+gateway = "10.61.4.1"
+
+[[host]]
+name = "ext"
+mac = "02:61:00:00:00:02"
+ip = "172.20.0.2"
+at = "c1:5"
+[[host]]
+name = "vm"
+mac = "02:61:00:01:00:10"
+ip = "10.61.1.10"
+at = "t1:5"
+[[host]]
+name = "vm2"
+mac = "02:61:00:01:00:11"
+ip = "10.61.1.11"
+at = "t1:6"
+[[host]]
+name = "d"
+mac = "02:61:00:01:00:02"
+ip = "10.61.1.2"
+at = "t1:7"
+[[host]]
+name = "x"
+mac = "02:61:00:02:00:02"
+ip = "10.61.2.2"
+at = "t2:5"
+[[host]]
+name = "y"
+mac = "02:61:00:03:00:02"
+ip = "10.61.3.2"
+at = "t3:5"
+[[host]]
+name = "z"
+mac = "02:61:00:04:00:02"
+ip = "10.61.4.2"
+at = "t4:5"
+"#;
+
+const EXT: Ipv4Addr = Ipv4Addr::new(172, 20, 0, 2);
+const VM: Ipv4Addr = Ipv4Addr::new(10, 61, 1, 10);
+const VM2: Ipv4Addr = Ipv4Addr::new(10, 61, 1, 11);
+const D: Ipv4Addr = Ipv4Addr::new(10, 61, 1, 2);
+const X: Ipv4Addr = Ipv4Addr::new(10, 61, 2, 2);
+const Y: Ipv4Addr = Ipv4Addr::new(10, 61, 3, 2);
+const Z: Ipv4Addr = Ipv4Addr::new(10, 61, 4, 2);
+
+/// The topology written to a file (the controller reads a file), without `leave_out`'s
+/// hosts (those it learns).
+fn topology(leave_out: &[&str]) -> (tempfile::TempDir, PathBuf, Topology) {
+    let full = Topology::parse(TOPOLOGY).unwrap();
+    let mut told = full.clone();
+    told.hosts.retain(|h| !leave_out.contains(&h.name.as_str()));
+    let text = if leave_out.is_empty() {
+        TOPOLOGY.to_string()
+    } else {
+        toml::to_string(&told).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("busy.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path, full)
+}
+
+fn migrations(ctl: &ControllerProcess) -> u64 {
+    ctl.api_get("/metrics")
+        .ok()
+        .and_then(|(_, body)| {
+            body.lines()
+                .find_map(|l| l.strip_prefix("servswitch_migrations_total "))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn hosts(ctl: &ControllerProcess) -> serde_json::Value {
+    let (_, body) = ctl.api_get("/api/v1/hosts").unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Every care-of address the controller shows now.
+fn care_of(ctl: &ControllerProcess) -> BTreeSet<Ipv4Addr> {
+    hosts(ctl)
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|h| h["care_of"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().and_then(|s| s.parse().ok()))
+        .collect()
+}
+
+/// Moves `host` as a hypervisor does and waits until the controller has installed it.
+fn migrate(ctl: &ControllerProcess, f: &mut OvsFabric, host: &str, to: (&str, u32)) {
+    let n = migrations(ctl);
+    let t0 = Instant::now();
+    f.migrate_host(host, to.0, to.1).unwrap();
+    while migrations(ctl) == n {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{host} -> {}:{} not migrated\ncontroller log:\n{}",
+            to.0,
+            to.1,
+            ctl.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Lost pings grouped into outages (lost sequence numbers less than 10 apart: the moves are
+/// more than 30 apart at 10 ms): the size of each.
+fn outages(p: &PingReport) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::new();
+    let mut last: Option<u32> = None;
+    for &s in &p.lost_seqs {
+        match (last, out.last_mut()) {
+            (Some(l), Some(n)) if s - l < 10 => *n += 1,
+            _ => out.push(1),
+        }
+        last = Some(s);
+    }
+    out
+}
+
+/// No host captured any of `addrs`.
+fn no_host_saw(captures: &std::collections::BTreeMap<String, Vec<common::traffic::Packet>>, addrs: &BTreeSet<Ipv4Addr>, ctl: &ControllerProcess) {
+    for a in addrs {
+        let seen = mentioning(captures, *a);
+        assert!(
+            seen.is_empty(),
+            "care-of {a} reached a host: {} frames, first: {:?}\ncontroller log:\n{}",
+            seen.len(),
+            seen.first(),
+            ctl.log()
+        );
+    }
+}
+
+#[test]
+fn a_busy_vm_through_20_migrations_never_shows_a_care_of_address_nor_loses_a_connection() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("a_busy_vm_through_20_migrations") {
+        return;
+    }
+    let (_dir, path, t) = topology(&[]);
+    let (ctl, mut f) = ovs_fabric::start_routed(&t, &path);
+    let captures = Capture::start_all(&f).unwrap();
+    // The VM's own traffic: pings every 2 ms to the outside, its home network and another
+    // rack; TCP it opened to the outside and to rack 2, a message every 2 ms; UDP to rack 4.
+    let mut busy: Vec<(Ipv4Addr, Pinger)> = [EXT, D, Y]
+        .into_iter()
+        .map(|dst| (dst, Pinger::start_every(&f, "vm", dst, "0.002").unwrap()))
+        .collect();
+    for (_, p) in &mut busy {
+        p.wait_replies(20, Duration::from_secs(10)).unwrap();
+    }
+    let tcp: Vec<(&str, TcpStream)> = [("ext", EXT, 5301), ("x", X, 5302)]
+        .into_iter()
+        .map(|(h, dst, port)| {
+            (h, TcpStream::start_every(&f, h, "vm", dst, port, None, 0.002).unwrap())
+        })
+        .collect();
+    let udp = UdpFlow::start(&f, "vm", "z", Z, 5303, 0.002).unwrap();
+    // The outage: ping -i 0.01 from outside to the VM.
+    let mut outside = Pinger::start(&f, "ext", VM).unwrap();
+    outside.wait_replies(20, Duration::from_secs(10)).unwrap();
+
+    let tour = [("t3", 20), ("t4", 20), ("t1", 5), ("t2", 20), ("t3", 21)];
+    let mut seen_care_of = BTreeSet::new();
+    let t0 = Instant::now();
+    for i in 0..20 {
+        let to = tour[i % tour.len()];
+        migrate(&ctl, &mut f, "vm", to);
+        seen_care_of.extend(care_of(&ctl));
+        // Traffic flows at the new place before the next move (QEMU's later RARPs too).
+        std::thread::sleep(Duration::from_millis(300));
+        f.announce("vm").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("20 migrations in {:?}", t0.elapsed());
+    // Home at the end, and a moment for the last phase of the last move.
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = outside.stop().unwrap();
+    let busy: Vec<(Ipv4Addr, PingReport)> = busy
+        .into_iter()
+        .map(|(d, p)| (d, p.stop().unwrap()))
+        .collect();
+    let streams: Vec<(&str, common::traffic::StreamReport)> =
+        tcp.into_iter().map(|(h, s)| (h, s.stop().unwrap())).collect();
+    let udp = udp.stop().unwrap();
+    let caps = captures.stop().unwrap();
+
+    println!("ping -i 0.01 ext -> vm: {out:?}\noutages: {:?}", outages(&out));
+    for (d, p) in &busy {
+        println!("ping -i 0.002 vm -> {d}: sent {}, lost {}, outages {:?}", p.transmitted, p.lost, outages(p));
+    }
+    for (h, s) in &streams {
+        println!("tcp vm -> {h}: sent {}, echoed {}, max gap {} ms", s.sent, s.echoed, s.max_gap_ms);
+    }
+    println!("udp vm -> z: {udp:?}");
+    println!("care-of addresses used: {seen_care_of:?}");
+
+    // Hosts only ever saw home addresses.
+    assert!(seen_care_of.len() >= 3, "{seen_care_of:?}");
+    no_host_saw(&caps, &seen_care_of, &ctl);
+    assert_eq!(udp.sources, [VM.to_string()], "{udp:?}");
+    // The VM's own connections survived every move.
+    for (h, s) in &streams {
+        assert!(s.unbroken(), "tcp vm -> {h}: {s:?}\ncontroller log:\n{}", ctl.log());
+    }
+    // At most 2 pings lost per migration at 10 ms.
+    assert!(out.transmitted > 500, "{out:?}");
+    let o = outages(&out);
+    assert!(o.len() <= 20 && o.iter().all(|n| *n <= 2), "outages {o:?}: {out:?}\ncontroller log:\n{}", ctl.log());
+    assert_eq!(out.icmp_errors, 0, "{out:?}");
+    for (d, p) in &busy {
+        assert_eq!(p.icmp_errors, 0, "vm -> {d}: {p:?}");
+    }
+    assert!(udp.received > udp.sent * 9 / 10, "{udp:?}");
+    f.teardown().unwrap();
+}
+
+#[test]
+fn two_vms_talking_to_each_other_while_both_move() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("two_vms_talking_to_each_other_while_both_move") {
+        return;
+    }
+    let (_dir, path, t) = topology(&[]);
+    let (ctl, mut f) = ovs_fabric::start_routed(&t, &path);
+    let captures = Capture::start_all(&f).unwrap();
+    let mut pings = [
+        Pinger::start_every(&f, "vm", VM2, "0.005").unwrap(),
+        Pinger::start_every(&f, "vm2", VM, "0.005").unwrap(),
+    ];
+    for p in &mut pings {
+        p.wait_replies(20, Duration::from_secs(10)).unwrap();
+    }
+    let tcp = [
+        TcpStream::start_every(&f, "vm2", "vm", VM2, 5311, None, 0.005).unwrap(),
+        TcpStream::start_every(&f, "vm", "vm2", VM, 5312, None, 0.005).unwrap(),
+    ];
+    // Both leave home (one after the other), meet on one foreign rack, part, go home.
+    let moves = [
+        ("vm", ("t3", 20)),
+        ("vm2", ("t3", 21)),
+        ("vm", ("t4", 20)),
+        ("vm2", ("t2", 21)),
+        ("vm", ("t2", 20)),
+        ("vm2", ("t4", 21)),
+        ("vm", ("t1", 5)),
+        ("vm2", ("t1", 6)),
+    ];
+    let mut seen_care_of = BTreeSet::new();
+    for (h, to) in moves {
+        migrate(&ctl, &mut f, h, to);
+        seen_care_of.extend(care_of(&ctl));
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let [a, b] = pings;
+    let (a, b) = (a.stop().unwrap(), b.stop().unwrap());
+    let [s1, s2] = tcp;
+    let (s1, s2) = (s1.stop().unwrap(), s2.stop().unwrap());
+    let caps = captures.stop().unwrap();
+    println!("vm -> vm2: lost {} outages {:?}; vm2 -> vm: lost {} outages {:?}", a.lost, outages(&a), b.lost, outages(&b));
+    println!("care-of addresses used: {seen_care_of:?}");
+    no_host_saw(&caps, &seen_care_of, &ctl);
+    for s in [&s1, &s2] {
+        assert!(s.unbroken(), "{s:?}\ncontroller log:\n{}", ctl.log());
+    }
+    assert_eq!((a.icmp_errors, b.icmp_errors), (0, 0));
+    f.teardown().unwrap();
+}
+
+#[test]
+fn a_learned_vm_whose_old_port_is_deleted_before_it_announces_moves() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("a_learned_vm_whose_old_port_is_deleted_before_it_announces") {
+        return;
+    }
+    let (_dir, path, t) = topology(&["vm"]);
+    let (ctl, mut f) = ovs_fabric::start_routed(&t, &path);
+    // Learned from its first packets.
+    let (tx, rx) = f.ping("vm", EXT, 3);
+    assert!(rx > 0, "{rx} of {tx}");
+    let vm = |ctl: &ControllerProcess| {
+        hosts(ctl)
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["ips"][0] == VM.to_string())
+            .cloned()
+    };
+    let h = vm(&ctl).expect("learned");
+    assert_eq!((h["origin"].as_str(), h["attached"].as_bool()), (Some("learned"), Some(true)));
+    let stream = TcpStream::start_every(&f, "ext", "vm", EXT, 5321, None, 0.005).unwrap();
+    let mut outside = Pinger::start(&f, "ext", VM).unwrap();
+    outside.wait_replies(20, Duration::from_secs(10)).unwrap();
+    let captures = Capture::start_all(&f).unwrap();
+    // The hypervisor deletes the source port; the controller keeps the VM, detached.
+    f.unplug("vm").unwrap();
+    let t0 = Instant::now();
+    while vm(&ctl).is_some_and(|h| h["attached"] == true) {
+        assert!(t0.elapsed() < Duration::from_secs(5), "never detached:\n{}", ctl.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let h = vm(&ctl).expect("kept while detached");
+    assert_eq!(h["location"]["switch"], "t1");
+    // Then the destination port, then QEMU's RARP.
+    let n = migrations(&ctl);
+    f.plug("vm", "t3", 20).unwrap();
+    f.announce("vm").unwrap();
+    let t0 = Instant::now();
+    while migrations(&ctl) == n {
+        assert!(t0.elapsed() < Duration::from_secs(10), "not migrated:\n{}", ctl.log());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let co = care_of(&ctl);
+    std::thread::sleep(Duration::from_millis(1000));
+    let h = vm(&ctl).unwrap();
+    assert_eq!((h["location"]["switch"].as_str(), h["attached"].as_bool()), (Some("t3"), Some(true)));
+    let out = outside.stop().unwrap();
+    let s = stream.stop().unwrap();
+    let caps = captures.stop().unwrap();
+    println!("ping ext -> vm: {out:?}\ntcp vm -> ext: {s:?}");
+    no_host_saw(&caps, &co, &ctl);
+    assert!(s.unbroken(), "{s:?}\ncontroller log:\n{}", ctl.log());
+    for (from, to) in [("ext", VM), ("vm", D), ("d", VM), ("vm", Z)] {
+        let (tx, rx) = f.ping(from, to, 3);
+        assert_eq!(rx, tx, "{from} -> {to}");
+    }
+    f.teardown().unwrap();
+}
