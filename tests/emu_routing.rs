@@ -501,6 +501,9 @@ async fn move_host_reports_the_ports() {
     f.move_host("vm", "r3", 2).unwrap();
     let vm = f.host("vm");
     assert_eq!((vm.switch.as_str(), vm.port, vm.plugged), ("r3", 2, true));
-    poll("r2:7 to go", || !ports(2).contains(&7) && ports(3).contains(&2)).await;
+    poll("r2:7 to go", || {
+        !ports(2).contains(&7) && ports(3).contains(&2)
+    })
+    .await;
     rig.stop().await;
 }

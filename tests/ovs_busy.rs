@@ -229,7 +229,11 @@ fn outages(p: &PingReport) -> Vec<u32> {
 }
 
 /// No host captured any of `addrs`.
-fn no_host_saw(captures: &std::collections::BTreeMap<String, Vec<common::traffic::Packet>>, addrs: &BTreeSet<Ipv4Addr>, ctl: &ControllerProcess) {
+fn no_host_saw(
+    captures: &std::collections::BTreeMap<String, Vec<common::traffic::Packet>>,
+    addrs: &BTreeSet<Ipv4Addr>,
+    ctl: &ControllerProcess,
+) {
     for a in addrs {
         let seen = mentioning(captures, *a);
         assert!(
@@ -263,7 +267,10 @@ fn a_busy_vm_through_20_migrations_never_shows_a_care_of_address_nor_loses_a_con
     let tcp: Vec<(&str, TcpStream)> = [("ext", EXT, 5301), ("x", X, 5302)]
         .into_iter()
         .map(|(h, dst, port)| {
-            (h, TcpStream::start_every(&f, h, "vm", dst, port, None, 0.002).unwrap())
+            (
+                h,
+                TcpStream::start_every(&f, h, "vm", dst, port, None, 0.002).unwrap(),
+            )
         })
         .collect();
     let udp = UdpFlow::start(&f, "vm", "z", Z, 5303, 0.002).unwrap();
@@ -291,17 +298,30 @@ fn a_busy_vm_through_20_migrations_never_shows_a_care_of_address_nor_loses_a_con
         .into_iter()
         .map(|(d, p)| (d, p.stop().unwrap()))
         .collect();
-    let streams: Vec<(&str, common::traffic::StreamReport)> =
-        tcp.into_iter().map(|(h, s)| (h, s.stop().unwrap())).collect();
+    let streams: Vec<(&str, common::traffic::StreamReport)> = tcp
+        .into_iter()
+        .map(|(h, s)| (h, s.stop().unwrap()))
+        .collect();
     let udp = udp.stop().unwrap();
     let caps = captures.stop().unwrap();
 
-    println!("ping -i 0.01 ext -> vm: {out:?}\noutages: {:?}", outages(&out));
+    println!(
+        "ping -i 0.01 ext -> vm: {out:?}\noutages: {:?}",
+        outages(&out)
+    );
     for (d, p) in &busy {
-        println!("ping -i 0.002 vm -> {d}: sent {}, lost {}, outages {:?}", p.transmitted, p.lost, outages(p));
+        println!(
+            "ping -i 0.002 vm -> {d}: sent {}, lost {}, outages {:?}",
+            p.transmitted,
+            p.lost,
+            outages(p)
+        );
     }
     for (h, s) in &streams {
-        println!("tcp vm -> {h}: sent {}, echoed {}, max gap {} ms", s.sent, s.echoed, s.max_gap_ms);
+        println!(
+            "tcp vm -> {h}: sent {}, echoed {}, max gap {} ms",
+            s.sent, s.echoed, s.max_gap_ms
+        );
     }
     println!("udp vm -> z: {udp:?}");
     println!("care-of addresses used: {seen_care_of:?}");
@@ -312,12 +332,20 @@ fn a_busy_vm_through_20_migrations_never_shows_a_care_of_address_nor_loses_a_con
     assert_eq!(udp.sources, [VM.to_string()], "{udp:?}");
     // The VM's own connections survived every move.
     for (h, s) in &streams {
-        assert!(s.unbroken(), "tcp vm -> {h}: {s:?}\ncontroller log:\n{}", ctl.log());
+        assert!(
+            s.unbroken(),
+            "tcp vm -> {h}: {s:?}\ncontroller log:\n{}",
+            ctl.log()
+        );
     }
     // At most 2 pings lost per migration at 10 ms.
     assert!(out.transmitted > 500, "{out:?}");
     let o = outages(&out);
-    assert!(o.len() <= 20 && o.iter().all(|n| *n <= 2), "outages {o:?}: {out:?}\ncontroller log:\n{}", ctl.log());
+    assert!(
+        o.len() <= 20 && o.iter().all(|n| *n <= 2),
+        "outages {o:?}: {out:?}\ncontroller log:\n{}",
+        ctl.log()
+    );
     assert_eq!(out.icmp_errors, 0, "{out:?}");
     for (d, p) in &busy {
         assert_eq!(p.icmp_errors, 0, "vm -> {d}: {p:?}");
@@ -369,7 +397,13 @@ fn two_vms_talking_to_each_other_while_both_move() {
     let [s1, s2] = tcp;
     let (s1, s2) = (s1.stop().unwrap(), s2.stop().unwrap());
     let caps = captures.stop().unwrap();
-    println!("vm -> vm2: lost {} outages {:?}; vm2 -> vm: lost {} outages {:?}", a.lost, outages(&a), b.lost, outages(&b));
+    println!(
+        "vm -> vm2: lost {} outages {:?}; vm2 -> vm: lost {} outages {:?}",
+        a.lost,
+        outages(&a),
+        b.lost,
+        outages(&b)
+    );
     println!("care-of addresses used: {seen_care_of:?}");
     no_host_saw(&caps, &seen_care_of, &ctl);
     for s in [&s1, &s2] {
@@ -399,7 +433,10 @@ fn a_learned_vm_whose_old_port_is_deleted_before_it_announces_moves() {
             .cloned()
     };
     let h = vm(&ctl).expect("learned");
-    assert_eq!((h["origin"].as_str(), h["attached"].as_bool()), (Some("learned"), Some(true)));
+    assert_eq!(
+        (h["origin"].as_str(), h["attached"].as_bool()),
+        (Some("learned"), Some(true))
+    );
     let stream = TcpStream::start_every(&f, "ext", "vm", EXT, 5321, None, 0.005).unwrap();
     let mut outside = Pinger::start(&f, "ext", VM).unwrap();
     outside.wait_replies(20, Duration::from_secs(10)).unwrap();
@@ -408,7 +445,11 @@ fn a_learned_vm_whose_old_port_is_deleted_before_it_announces_moves() {
     f.unplug("vm").unwrap();
     let t0 = Instant::now();
     while vm(&ctl).is_some_and(|h| h["attached"] == true) {
-        assert!(t0.elapsed() < Duration::from_secs(5), "never detached:\n{}", ctl.log());
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "never detached:\n{}",
+            ctl.log()
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let h = vm(&ctl).expect("kept while detached");
@@ -419,13 +460,20 @@ fn a_learned_vm_whose_old_port_is_deleted_before_it_announces_moves() {
     f.announce("vm").unwrap();
     let t0 = Instant::now();
     while migrations(&ctl) == n {
-        assert!(t0.elapsed() < Duration::from_secs(10), "not migrated:\n{}", ctl.log());
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "not migrated:\n{}",
+            ctl.log()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let co = care_of(&ctl);
     std::thread::sleep(Duration::from_millis(1000));
     let h = vm(&ctl).unwrap();
-    assert_eq!((h["location"]["switch"].as_str(), h["attached"].as_bool()), (Some("t3"), Some(true)));
+    assert_eq!(
+        (h["location"]["switch"].as_str(), h["attached"].as_bool()),
+        (Some("t3"), Some(true))
+    );
     let out = outside.stop().unwrap();
     let s = stream.stop().unwrap();
     let caps = captures.stop().unwrap();
@@ -435,6 +483,160 @@ fn a_learned_vm_whose_old_port_is_deleted_before_it_announces_moves() {
     for (from, to) in [("ext", VM), ("vm", D), ("d", VM), ("vm", Z)] {
         let (tx, rx) = f.ping(from, to, 3);
         assert_eq!(rx, tx, "{from} -> {to}");
+    }
+    f.teardown().unwrap();
+}
+
+/// `servswitch_messages_received_total{type="OFPT_PACKET_IN"}`.
+fn packet_ins(ctl: &ControllerProcess) -> u64 {
+    ctl.api_get("/metrics")
+        .ok()
+        .and_then(|(_, body)| {
+            body.lines()
+                .find_map(|l| {
+                    l.strip_prefix("servswitch_messages_received_total{type=\"OFPT_PACKET_IN\"} ")
+                })
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn hosts_that_ignore_redirects_cost_no_packet_ins_after_a_second() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("hosts_that_ignore_redirects_cost_no_packet_ins_after_a_second") {
+        return;
+    }
+    let (_dir, path, t) = topology(&[]);
+    let (ctl, mut f) = ovs_fabric::start_routed(&t, &path);
+    // y ignores redirects altogether; the VM takes them, but Linux ignores a redirect that
+    // quotes an already acknowledged TCP segment, which on a fast network is most of them.
+    for (h, key) in [("y", "all"), ("y", "eth0")] {
+        f.exec(
+            h,
+            &[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.conf.{key}.accept_redirects=0"),
+            ],
+        )
+        .unwrap();
+    }
+    migrate(&ctl, &mut f, "vm", ("t3", 20));
+    std::thread::sleep(Duration::from_millis(1200)); // the move's last phase
+    let mut ping = Pinger::start(&f, "y", VM).unwrap();
+    ping.wait_replies(5, Duration::from_secs(5)).unwrap();
+    let tcp = TcpStream::start_every(&f, "y", "vm", Y, 5331, None, 0.005).unwrap();
+    // The first second: redirect bursts, then quiet.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = (packet_ins(&ctl), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let after = (packet_ins(&ctl), Instant::now());
+    let rate = (after.0 - before.0) as f64 / after.1.duration_since(before.1).as_secs_f64();
+    let p = ping.stop().unwrap();
+    let s = tcp.stop().unwrap();
+    println!(
+        "after the first second: {rate:.1} packet-ins/s; ping {p:?}; tcp sent {} echoed {}",
+        s.sent, s.echoed
+    );
+    assert!(s.unbroken(), "{s:?}");
+    assert_eq!(p.lost, 0, "{p:?}");
+    assert_eq!(
+        after.0 - before.0,
+        0,
+        "{rate:.1} packet-ins/s\ncontroller log:\n{}",
+        ctl.log()
+    );
+    f.teardown().unwrap();
+}
+
+#[test]
+fn hosts_redirected_to_a_vm_reach_it_within_a_second_after_it_leaves() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("hosts_redirected_to_a_vm_reach_it_within_a_second_after_it_leaves") {
+        return;
+    }
+    let (_dir, path, t) = topology(&[]);
+    let (ctl, mut f) = ovs_fabric::start_routed(&t, &path);
+    // Neighbour entries go stale within a second and are probed again soon after (Linux
+    // defaults: 30 s and 5 s), so the test sees the ARP the controller must answer for a
+    // peer that moved, not only the caches from before.
+    for h in ["y", "vm"] {
+        for kv in [
+            "net.ipv4.neigh.eth0.base_reachable_time_ms=300",
+            "net.ipv4.neigh.eth0.delay_first_probe_time=1",
+        ] {
+            f.exec(h, &["sysctl", "-qw", kv]).unwrap();
+        }
+    }
+    for (i, (to, back)) in [(("t3", 20), ("t4", 20)), (("t3", 21), ("t1", 5))]
+        .into_iter()
+        .enumerate()
+    {
+        migrate(&ctl, &mut f, "vm", to);
+        // y and the VM redirected to each other: pings both ways until Linux has the route
+        // exceptions (`ip route get` shows the peer as its own gateway's replacement).
+        let t0 = Instant::now();
+        let redirected = |h: &str, dst: Ipv4Addr| {
+            f.exec(h, &["ip", "-4", "route", "get", &dst.to_string()])
+                .is_ok_and(|o| o.contains(&format!("via {dst}")) || !o.contains(" via "))
+        };
+        while !(redirected("y", VM) && redirected("vm", Y)) {
+            assert!(t0.elapsed() < Duration::from_secs(5), "no redirect took");
+            f.ping("y", VM, 2);
+            f.ping("vm", Y, 2);
+        }
+        // The VM leaves: within a second, ICMP, UDP and new TCP connections work both ways.
+        migrate(&ctl, &mut f, "vm", back);
+        let t0 = Instant::now();
+        let (tx, rx) = f.ping("y", VM, 1);
+        let (tx2, rx2) = f.ping("vm", Y, 1);
+        let udp = UdpFlow::start(&f, "y", "vm", VM, 5340 + i as u16, 0.01).unwrap();
+        let tcp_in = TcpStream::start_for(
+            &f,
+            "vm",
+            "y",
+            VM,
+            5350 + i as u16,
+            Some(Duration::from_millis(200)),
+        );
+        let tcp_out = TcpStream::start_for(
+            &f,
+            "y",
+            "vm",
+            Y,
+            5360 + i as u16,
+            Some(Duration::from_millis(200)),
+        );
+        let took = t0.elapsed();
+        std::thread::sleep(Duration::from_millis(200));
+        let udp = udp.stop().unwrap();
+        let (tcp_in, tcp_out) = (
+            tcp_in.unwrap().stop().unwrap(),
+            tcp_out.unwrap().stop().unwrap(),
+        );
+        println!("vm to {back:?}: ping y->vm {rx}/{tx}, vm->y {rx2}/{tx2}, udp {udp:?}, new tcp both ways in {took:?}");
+        assert_eq!((rx, rx2), (tx, tx2), "pings");
+        assert!(
+            udp.received > 0 && udp.sources == [Y.to_string()],
+            "{udp:?}"
+        );
+        assert!(
+            tcp_in.unbroken() && tcp_out.unbroken(),
+            "{tcp_in:?} {tcp_out:?}"
+        );
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        // Once their caches have gone stale and been probed: still both ways.
+        std::thread::sleep(Duration::from_secs(3));
+        for (from, to) in [("y", VM), ("vm", Y)] {
+            let (tx, rx) = f.ping(from, to, 3);
+            assert_eq!(
+                rx,
+                tx,
+                "{from} -> {to} with stale caches\ncontroller log:\n{}",
+                ctl.log()
+            );
+        }
     }
     f.teardown().unwrap();
 }

@@ -753,7 +753,12 @@ impl Capture {
             .rev()
             .find_map(|l| l.strip_prefix("# drops "))
             .and_then(|n| n.trim().parse().ok())
-            .ok_or_else(|| format!("sniffer on {} ({}) left no drop count", self.host, self.ifname))?;
+            .ok_or_else(|| {
+                format!(
+                    "sniffer on {} ({}) left no drop count",
+                    self.host, self.ifname
+                )
+            })?;
         if drops > 0 {
             return Err(format!(
                 "sniffer on {} ({}) dropped {drops} frames: its capture proves nothing by what it lacks",
@@ -857,7 +862,10 @@ impl UdpFlow {
         );
         let port_s = port.to_string();
         let mut sink = fabric
-            .command(to, &[python3(), p(&py), "recv", &port_s, p(&ready), p(&sink_out)])
+            .command(
+                to,
+                &[python3(), p(&py), "recv", &port_s, p(&ready), p(&sink_out)],
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
