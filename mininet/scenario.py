@@ -175,6 +175,7 @@ class Run:
             self.fail('no care-of address was ever used')
         for h, a, first in seen:
             self.fail('%s saw the care-of address %s, first: %s' % (h, a, first))
+        self.api.wait_idle()
         after = self.net.tables()
         diff = []
         for sw, before in self.tables_before.items():

@@ -492,11 +492,23 @@ class Api:
     def switches(self):
         return self.get('/api/v1/switches')
 
-    def migrations(self):
+    def metric(self, name):
         for line in self.get('/metrics', raw=True).splitlines():
-            if line.startswith('servswitch_migrations_total '):
+            if line.startswith(name + ' '):
                 return int(float(line.split()[1]))
-        return 0
+        return None
+
+    def migrations(self):
+        return self.metric('servswitch_migrations_total') or 0
+
+    def wait_idle(self, timeout=10):
+        """Waits until no update is being installed (a migration's last phase follows its
+        answer by a drain): the tables are the plan then."""
+        deadline = time.monotonic() + timeout
+        while self.metric('servswitch_updates_in_progress'):
+            if time.monotonic() > deadline:
+                raise Error('updates still in progress after %ds' % timeout)
+            time.sleep(0.02)
 
 
 def parse_addr(s, default_port=6653):

@@ -504,11 +504,15 @@ impl Router {
             "# HELP servswitch_migrations_total Migrations installed.\n# TYPE servswitch_migrations_total counter\nservswitch_migrations_total {}\n\
              # HELP servswitch_migrations_failed_total Migrations refused or not installed.\n# TYPE servswitch_migrations_failed_total counter\nservswitch_migrations_failed_total {}\n\
              # HELP servswitch_vms_away VMs away from their home subnet.\n# TYPE servswitch_vms_away gauge\nservswitch_vms_away {}\n\
-             # HELP servswitch_hosts Known hosts (one per MAC).\n# TYPE servswitch_hosts gauge\nservswitch_hosts {}\n",
+             # HELP servswitch_hosts Known hosts (one per MAC).\n# TYPE servswitch_hosts gauge\nservswitch_hosts {}\n\
+             # HELP servswitch_updates_in_progress Updates being installed (migrations, cover changes, their drained last phases): the tables equal the plan when it is 0.\n# TYPE servswitch_updates_in_progress gauge\nservswitch_updates_in_progress {}\n\
+             # HELP servswitch_hosts_detached Learned hosts whose port went away, kept for the detached grace.\n# TYPE servswitch_hosts_detached gauge\nservswitch_hosts_detached {}\n",
             st.migrations_done,
             st.migrations_failed,
             st.away.len(),
             st.host_count(),
+            st.updates.max(st.migrating.len() as u32),
+            st.detached.len(),
         )
     }
 
