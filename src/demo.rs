@@ -164,6 +164,8 @@ pub struct LabOptions {
     pub host: Option<crate::emu_fabric::HostConfig>,
     /// `--cover-idle` (None: the default).
     pub cover_idle: Option<u16>,
+    /// The drain before an update's last phase (None: [`EMULATED_DRAIN`]).
+    pub drain: Option<Duration>,
 }
 
 impl Lab {
@@ -184,7 +186,7 @@ impl Lab {
         if let Some(secs) = o.cover_idle {
             fabric = fabric.with_cover_idle(secs);
         }
-        let mut router = Router::new(fabric).with_drain(EMULATED_DRAIN);
+        let mut router = Router::new(fabric).with_drain(o.drain.unwrap_or(EMULATED_DRAIN));
         if let Some(g) = o.detached_grace {
             router = router.with_detached_grace(g);
         }

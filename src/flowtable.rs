@@ -823,6 +823,11 @@ impl Entry {
         }
     }
 
+    /// Whether it has an idle or hard timeout.
+    fn expires(&self) -> bool {
+        self.idle_timeout != 0 || self.hard_timeout != 0
+    }
+
     /// A table-miss entry: priority 0, every field wildcarded.
     fn is_table_miss(&self) -> bool {
         self.priority == 0 && self.key.is_empty()
@@ -1215,6 +1220,9 @@ fn check_actions(actions: &[Action], consistent_with: Option<&Match>) -> Result<
 pub struct FlowTables {
     tables: Vec<Vec<Entry>>,
     ports: Vec<u32>,
+    /// Entries with an idle or hard timeout: [`FlowTables::next_expiry`] looks at none when
+    /// there are none (a switch asks at every turn of its loop).
+    timed: usize,
 }
 
 impl Default for FlowTables {
@@ -1229,6 +1237,7 @@ impl FlowTables {
     pub fn new(n_tables: u8) -> Self {
         FlowTables {
             tables: (0..n_tables).map(|_| Vec::new()).collect(),
+            timed: 0,
             ports: Vec::new(),
         }
     }
@@ -1329,6 +1338,7 @@ impl FlowTables {
             return Err((OFPET_FLOW_MOD_FAILED, OFPFMFC_OVERLAP));
         }
         let new = Entry::new(fm, key);
+        self.timed += usize::from(new.expires());
         if let Some(old) = table
             .iter_mut()
             .find(|e| e.priority == new.priority && e.key == new.key)
@@ -1338,6 +1348,7 @@ impl FlowTables {
                 new.packets.set(old.packets.get());
                 new.bytes.set(old.bytes.get());
             }
+            self.timed -= usize::from(old.expires());
             *old = new;
         } else {
             // After every entry of the same or higher priority: lookups take the first match.
@@ -1380,18 +1391,25 @@ impl FlowTables {
     fn delete(&mut self, fm: &FlowMod, strict: bool) -> Result<(), OfpError> {
         let range = self.table_range(fm.table_id, true)?;
         let key = normalize(&fm.match_)?;
+        let mut gone_timed = 0;
         for table in self.tables.get_mut(range).unwrap_or_default() {
             table.retain(|e| {
-                !(Self::selected(e, fm, &key, strict)
+                let gone = Self::selected(e, fm, &key, strict)
                     && e.outputs_to(fm.out_port)
-                    && e.uses_group(fm.out_group))
+                    && e.uses_group(fm.out_group);
+                gone_timed += usize::from(gone && e.expires());
+                !gone
             });
         }
+        self.timed -= gone_timed;
         Ok(())
     }
 
     /// The earliest time an entry expires (its idle or hard timeout), if any has one.
     pub fn next_expiry(&self) -> Option<Instant> {
+        if self.timed == 0 {
+            return None;
+        }
         self.tables
             .iter()
             .flatten()
@@ -1404,6 +1422,10 @@ impl FlowTables {
     /// `OFPRR_IDLE_TIMEOUT` or `OFPRR_HARD_TIMEOUT`).
     pub fn expire(&mut self, now: Instant) -> Vec<FlowRemoved> {
         let mut out = Vec::new();
+        if self.timed == 0 {
+            return out;
+        }
+        let mut expired = 0;
         for (t, table) in self.tables.iter_mut().enumerate() {
             table.retain(|e| {
                 let Some((at, reason)) = e.expiry().filter(|(at, _)| *at <= now) else {
@@ -1425,9 +1447,11 @@ impl FlowTables {
                         match_: e.match_.clone(),
                     });
                 }
+                expired += 1;
                 false
             });
         }
+        self.timed -= expired;
         out
     }
 
@@ -1548,6 +1572,55 @@ mod tests {
 
     fn out(p: u32) -> Action {
         Action::output(p)
+    }
+
+    #[test]
+    fn timeouts_expire_entries_and_report_those_that_ask() {
+        let mut t = FlowTables::new(8);
+        t.set_ports(&[1, 2]);
+        assert_eq!(t.next_expiry(), None, "nothing times out");
+        let idle = FlowMod {
+            idle_timeout: 1,
+            flags: ofp13::OFPFF_SEND_FLOW_REM,
+            cookie: 7,
+            ..flow(0, 10, vec![Oxm::InPort(1, None)], apply(vec![out(2)]))
+        };
+        let hard = FlowMod {
+            hard_timeout: 3,
+            ..flow(0, 11, vec![Oxm::InPort(2, None)], apply(vec![out(1)]))
+        };
+        t.apply_flow_mod(&idle).unwrap();
+        t.apply_flow_mod(&hard).unwrap();
+        let t0 = Instant::now();
+        let next = t.next_expiry().unwrap();
+        assert!(next >= t0 && next <= t0 + Duration::from_secs(1));
+        // A packet keeps the idle one alive.
+        std::thread::sleep(Duration::from_millis(20));
+        let frame = ipv4_frame(B, A, ip("10.0.0.1"), ip("10.0.0.2"), 1, &[0; 8]);
+        assert_eq!(t.process(1, &frame).len(), 1);
+        assert!(t.next_expiry().unwrap() > next);
+        // Past both: both go; only the one with send_flow_rem is reported.
+        let removed = t.expire(Instant::now() + Duration::from_secs(4));
+        assert_eq!(removed.len(), 1);
+        assert_eq!(
+            (removed[0].cookie, removed[0].reason, removed[0].priority),
+            (7, ofp13::OFPRR_IDLE_TIMEOUT, 10)
+        );
+        assert!(t.is_empty());
+        assert_eq!(t.next_expiry(), None);
+        // Replaced or deleted entries are no longer counted.
+        t.apply_flow_mod(&idle).unwrap();
+        t.apply_flow_mod(&flow(0, 10, vec![Oxm::InPort(1, None)], apply(vec![])))
+            .unwrap();
+        assert_eq!(t.next_expiry(), None, "replaced by one without a timeout");
+        t.apply_flow_mod(&hard).unwrap();
+        t.apply_flow_mod(&FlowMod {
+            command: OFPFC_DELETE,
+            table_id: TABLE_ALL,
+            ..FlowMod::default()
+        })
+        .unwrap();
+        assert_eq!(t.next_expiry(), None);
     }
 
     fn switch(flows: &[FlowMod]) -> FlowTables {

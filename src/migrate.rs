@@ -462,6 +462,7 @@ impl Router {
             .ips
             .iter()
             .all(|ip| fabric.subnet_of(*ip).is_some_and(|s| s.switch == to.switch));
+        let mut reused: Vec<(String, Ipv4Addr)> = Vec::new();
         let undo = Undo {
             from: (before.switch.clone(), before.port),
             away: st.away.get(&mac).cloned(),
@@ -480,16 +481,49 @@ impl Router {
             let care_of = match keep {
                 Some(a) => a.away.care_of.clone(),
                 None => {
-                    // All or nothing: an exhausted pool fails here with nothing changed.
+                    // Its own care-of addresses there, still draining from its last stay:
+                    // taken back (the update that took over their cleanup keeps their
+                    // entries). Otherwise new ones, all or nothing: an exhausted pool fails
+                    // here with nothing changed.
                     let State {
                         hosts,
                         pools,
                         draining,
+                        cleanups,
                         ..
                     } = &mut *st;
-                    let got = pools.take(&target_subnet.name, &owner, before.ips.len(), |a| {
-                        hosts.contains_key(&a) || draining.contains(&a)
-                    })?;
+                    let n = before.ips.len();
+                    let mine: Vec<Ipv4Addr> = cleanups
+                        .get(&mac)
+                        .map(|c| {
+                            c.released
+                                .iter()
+                                .filter(|(s, _)| *s == target_subnet.name)
+                                .map(|(_, a)| *a)
+                                .take(n)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let got = if live
+                        && mine.len() == n
+                        && pools.restore(&target_subnet.name, &owner, &mine)
+                    {
+                        if let Some(c) = cleanups.get_mut(&mac) {
+                            c.released.retain(|(_, a)| !mine.contains(a));
+                        }
+                        for a in &mine {
+                            draining.remove(a);
+                        }
+                        reused = mine
+                            .iter()
+                            .map(|a| (target_subnet.name.clone(), *a))
+                            .collect();
+                        mine
+                    } else {
+                        pools.take(&target_subnet.name, &owner, n, |a| {
+                            hosts.contains_key(&a) || draining.contains(&a)
+                        })?
+                    };
                     undo.taken = Some(target_subnet.name.clone());
                     if let Some(a) = &old {
                         let gone = st.release_care_of(&a.care_of_subnet, &owner);
@@ -525,9 +559,10 @@ impl Router {
         let released = undo
             .released
             .as_ref()
-            .map(|(_, a)| a.clone())
+            .map(|(s, a)| a.iter().map(|a| (s.clone(), *a)).collect())
             .unwrap_or_default();
-        let update = Update::begin(&mut st, fabric, &before, &after, released, live);
+        let mut update = Update::begin(&mut st, fabric, &before, &after, released, live);
+        update.reused = reused;
         st.relocate(mac, &to.switch, to.port);
         if live {
             // Wherever it was detached, it is where it is moved to now.
@@ -695,18 +730,19 @@ impl Router {
             }
             let name = host_name(self, mac, &vm);
             let released = match st.away.remove(&mac) {
-                Some(a) => st.release_care_of(&a.care_of_subnet, &mac.to_string()),
+                Some(a) => st
+                    .release_care_of(&a.care_of_subnet, &mac.to_string())
+                    .into_iter()
+                    .map(|ip| (a.care_of_subnet.clone(), ip))
+                    .collect(),
                 None => Vec::new(),
             };
-            let diff = mobility::diff(
-                &mobility::by_switch(mobility::vm_flows(&self.fabric, &vm)),
-                &BTreeMap::new(),
-            );
             let update = Update::new(
                 &mut st,
                 &self.fabric,
                 mac,
-                &diff,
+                mobility::by_switch(mobility::vm_flows(&self.fabric, &vm)),
+                BTreeMap::new(),
                 BTreeSet::new(),
                 released,
                 true,
@@ -910,26 +946,49 @@ impl Router {
         let later: Vec<Vec<usize>> = waves[split..].to_vec();
         let me = self.me.get().and_then(std::sync::Weak::upgrade);
         match me {
-            Some(me) if !later.is_empty() && failed.is_empty() => {
+            Some(me) if u.cleanup.is_some() && failed.is_empty() => {
                 let ctl = ctl.clone();
                 let u = u.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(me.drain).await;
-                    let (mut a, mut f) = (Vec::new(), Vec::new());
-                    for wave in &later {
-                        me.send_wave(&ctl, &u, wave, &mut a, &mut f).await;
+                    // After the VM's update in progress, if any: it may have taken this
+                    // cleanup over (then it sends what is left of it, in its own last phase).
+                    let lock = me.vm_lock(u.mac);
+                    let _one_at_a_time = lock.lock().await;
+                    let mine = {
+                        let mut st = me.lock();
+                        let mine = st.cleanups.get(&u.mac).map(|c| c.id) == u.cleanup;
+                        if mine {
+                            st.cleanups.remove(&u.mac);
+                        }
+                        mine
+                    };
+                    if mine {
+                        let (mut a, mut f) = (Vec::new(), Vec::new());
+                        for wave in &later {
+                            me.send_wave(&ctl, &u, wave, &mut a, &mut f).await;
+                        }
+                        if !f.is_empty() {
+                            warn!(switches = ?f, "last phase not acknowledged; those switches are reconciled when they reconnect");
+                        }
                     }
-                    if !f.is_empty() {
-                        warn!(switches = ?f, "last phase not acknowledged; those switches are reconciled when they reconnect");
-                    }
-                    me.end_update(&u);
+                    me.end_update(&u, mine);
                 });
             }
             _ => {
-                if !later.is_empty() {
-                    warn!(failed = ?failed, "an update's consumer entries that are no longer needed stay until the fabric is quiet");
+                // No last phase; or a switch did not acknowledge an earlier batch, and may
+                // still hold producers: the consumer entries stay until the fabric is quiet,
+                // when reconciliation deletes them.
+                let mut st = self.lock();
+                if st.cleanups.get(&u.mac).map(|c| c.id) == u.cleanup && u.cleanup.is_some() {
+                    if let Some(c) = st.cleanups.remove(&u.mac) {
+                        warn!(failed = ?failed, switches = ?c.flows.keys().collect::<Vec<_>>(),
+                            "an update's consumer entries that are no longer needed stay until the fabric is quiet");
+                        st.behind.extend(c.flows.into_keys());
+                    }
                 }
-                self.end_update(u);
+                drop(st);
+                self.end_update(u, true);
             }
         }
         acked.retain(|s| !failed.contains(s));
@@ -946,8 +1005,9 @@ impl Router {
         failed: &mut Vec<String>,
     ) {
         let mut jobs = Vec::new();
+        let mut held: Vec<String> = Vec::new();
         {
-            let mut st = self.lock();
+            let st = self.read();
             for &i in wave {
                 let b = &u.schedule.batches[i];
                 let ready = u
@@ -967,7 +1027,7 @@ impl Router {
                     .collect();
                 if mods.len() < b.mods.len() {
                     debug!(switch = %b.switch, held = b.mods.len() - mods.len(), "producers held until the switches with their consumers are ready");
-                    st.behind.insert(b.switch.clone());
+                    held.push(b.switch.clone());
                 }
                 if mods.is_empty() {
                     continue;
@@ -979,19 +1039,35 @@ impl Router {
                 }
             }
         }
-        let mut set = tokio::task::JoinSet::new();
-        for (i, mods, h, lock) in jobs {
-            set.spawn(async move {
-                let _serial = lock.lock().await;
-                let batch = mods.into_iter().map(Body::FlowMod).collect();
-                let ok = h.send(batch).await.is_ok() && h.barrier().await.is_ok();
-                (i, ok)
-            });
+        if !held.is_empty() {
+            self.lock().behind.extend(held);
         }
+        let one = |(i, mods, h, lock): (
+            usize,
+            Vec<ofp13::FlowMod>,
+            crate::runtime::SwitchHandle,
+            Arc<tokio::sync::Mutex<()>>,
+        )| async move {
+            let _serial = lock.lock().await;
+            let batch = mods.into_iter().map(Body::FlowMod).collect();
+            let ok = h.send(batch).await.is_ok() && h.barrier().await.is_ok();
+            (i, ok)
+        };
         let mut done: Vec<(usize, bool)> = Vec::with_capacity(wave.len());
-        while let Some(r) = set.join_next().await {
-            if let Ok(d) = r {
-                done.push(d);
+        if jobs.len() == 1 {
+            // One switch (common in a wave): no task to spawn.
+            for j in jobs {
+                done.push(one(j).await);
+            }
+        } else {
+            let mut set = tokio::task::JoinSet::new();
+            for j in jobs {
+                set.spawn(one(j));
+            }
+            while let Some(r) = set.join_next().await {
+                if let Ok(d) = r {
+                    done.push(d);
+                }
             }
         }
         let mut st = self.lock();
@@ -1014,12 +1090,9 @@ impl Router {
         for &i in wave {
             let sw = &u.schedule.batches[i].switch;
             if u.marked.contains(sw) && u.schedule.batches[i].phase == 1 {
-                if let Some(n) = st.installing.get_mut(&(sw.clone(), u.mac)) {
-                    *n = n.saturating_sub(1);
-                }
+                st.unmark_installing(u.mac, sw);
             }
         }
-        st.installing.retain(|_, n| *n > 0);
         st.refresh_quiet(&self.fabric.topology.switches, Instant::now());
         let behind = !st.behind.is_empty();
         drop(st);
@@ -1029,12 +1102,16 @@ impl Router {
     }
 
     /// The end of an update: the care-of addresses it gave back may be handed out again.
-    fn end_update(&self, u: &Update) {
+    /// The end of an update. `release`: the care-of addresses it gave back are free again
+    /// (not when a later update took over its cleanup: that one frees them).
+    fn end_update(&self, u: &Update, release: bool) {
         {
             let mut st = self.lock();
             st.updates = st.updates.saturating_sub(1);
-            for a in &u.released {
-                st.draining.remove(a);
+            if release {
+                for (_, a) in &u.released {
+                    st.draining.remove(a);
+                }
             }
         }
         self.updates_done.notify_waiters();
@@ -1156,6 +1233,17 @@ fn cleanup(schedule: &Schedule, drain: std::time::Duration, failed: &[String]) -
     })
 }
 
+/// An update's last phase while it waits for its drain: the consumer entries it deletes
+/// (still on the switches) and the care-of addresses it gives back (subnet, address). The
+/// VM's next update takes it over: its tables before include those entries, it may take the
+/// addresses back, and it deletes what it does not keep in its own last phase.
+#[derive(Debug, Clone, Default)]
+pub struct PendingCleanup {
+    id: u64,
+    flows: BTreeMap<String, Vec<crate::plan::Flow>>,
+    released: Vec<(String, Ipv4Addr)>,
+}
+
 /// An update of one VM's entries decided under the state lock, to be sent with
 /// [`Router::send_update`].
 #[derive(Debug, Clone)]
@@ -1169,8 +1257,15 @@ pub(crate) struct Update {
     /// Switches not ready until this update's phase 1 is acknowledged there (it adds
     /// consumers).
     pub(crate) marked: Vec<String>,
-    /// Care-of addresses the update gives back: nobody gets them before its last phase.
-    pub(crate) released: Vec<Ipv4Addr>,
+    /// Care-of addresses the update gives back (subnet, address), with those of a pending
+    /// cleanup it took over: nobody gets them before its last phase.
+    pub(crate) released: Vec<(String, Ipv4Addr)>,
+    /// Care-of addresses it took back from the VM's pending cleanup.
+    pub(crate) reused: Vec<(String, Ipv4Addr)>,
+    /// The pending cleanup it registered (its last phase), if any.
+    cleanup: Option<u64>,
+    /// The VM's pending cleanup it took over.
+    absorbed: Option<PendingCleanup>,
     /// Whether it is counted in the state (it will be sent).
     live: bool,
 }
@@ -1178,42 +1273,54 @@ pub(crate) struct Update {
 impl Update {
     /// Under the state lock: the update that takes a VM's entries from `before` to `after`.
     /// When `live`, the switches it adds consumers to are not ready until it has, the
-    /// addresses it releases drain, and the audit waits for it.
+    /// addresses it releases drain, the audit waits for it, and it takes over the VM's
+    /// pending cleanup.
     pub(crate) fn begin(
         st: &mut State,
         fabric: &crate::plan::Fabric,
         before: &Vm,
         after: &Vm,
-        released: Vec<Ipv4Addr>,
+        released: Vec<(String, Ipv4Addr)>,
         live: bool,
     ) -> Update {
-        let diff = mobility::diff(
-            &mobility::by_switch(mobility::vm_flows(fabric, before)),
-            &mobility::by_switch(mobility::vm_flows(fabric, after)),
-        );
         Update::new(
             st,
             fabric,
             after.mac,
-            &diff,
+            mobility::by_switch(mobility::vm_flows(fabric, before)),
+            mobility::by_switch(mobility::vm_flows(fabric, after)),
             mobility::consumer_switches(after),
             released,
             live,
         )
     }
 
-    /// Under the state lock: the update that sends `diff`, the difference in the entries of
-    /// the VM with this MAC; `deps` the switches with its consumers once it is done.
+    /// Under the state lock: the update from `before` to `after`, the entries of the VM with
+    /// this MAC by switch; `deps` the switches with its consumers once it is done.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         st: &mut State,
         fabric: &crate::plan::Fabric,
         mac: MacAddr,
-        diff: &BTreeMap<String, mobility::SwitchDiff>,
+        mut before: BTreeMap<String, Vec<crate::plan::Flow>>,
+        after: BTreeMap<String, Vec<crate::plan::Flow>>,
         deps: BTreeSet<String>,
-        released: Vec<Ipv4Addr>,
+        mut released: Vec<(String, Ipv4Addr)>,
         live: bool,
     ) -> Update {
-        let schedule = Schedule::phased(diff);
+        // The previous update's last phase has not run: its entries are still there.
+        let absorbed = if live { st.cleanups.remove(&mac) } else { None };
+        if let Some(c) = &absorbed {
+            for (sw, flows) in &c.flows {
+                before
+                    .entry(sw.clone())
+                    .or_default()
+                    .extend(flows.iter().cloned());
+            }
+            released.extend(c.released.iter().cloned());
+        }
+        let diff = mobility::diff(&before, &after);
+        let schedule = Schedule::phased(&diff);
         let marked: Vec<String> = schedule
             .batches
             .iter()
@@ -1226,12 +1333,39 @@ impl Update {
             })
             .map(|b| b.switch.clone())
             .collect();
+        let mut cleanup = None;
         if live {
             for sw in &marked {
-                *st.installing.entry((sw.clone(), mac)).or_default() += 1;
+                st.mark_installing(mac, sw);
             }
             st.updates += 1;
-            st.draining.extend(released.iter().copied());
+            st.draining.extend(released.iter().map(|(_, a)| *a));
+            let flows: BTreeMap<String, Vec<crate::plan::Flow>> = diff
+                .iter()
+                .map(|(sw, d)| {
+                    let gone: Vec<crate::plan::Flow> = d
+                        .deletes
+                        .iter()
+                        .filter(|f| crate::update::flow_role(f) == Role::Consumer)
+                        .cloned()
+                        .collect();
+                    (sw.clone(), gone)
+                })
+                .filter(|(_, v)| !v.is_empty())
+                .collect();
+            if !flows.is_empty() || !released.is_empty() {
+                st.next_cleanup += 1;
+                let id = st.next_cleanup;
+                st.cleanups.insert(
+                    mac,
+                    PendingCleanup {
+                        id,
+                        flows,
+                        released: released.clone(),
+                    },
+                );
+                cleanup = Some(id);
+            }
             st.refresh_quiet(&fabric.topology.switches, Instant::now());
         }
         Update {
@@ -1240,24 +1374,33 @@ impl Update {
             deps,
             marked,
             released,
+            reused: Vec::new(),
+            cleanup,
+            absorbed,
             live,
         }
     }
 
-    /// Takes back what [`Update::begin`] counted, for an update that is not sent.
+    /// Takes back what [`Update::new`] counted, for an update that is not sent: the VM's
+    /// pending cleanup it took over is pending again (with the addresses it took back).
     pub(crate) fn abandon(&self, st: &mut State, switches: &[crate::topology::SwitchConf]) {
         if !self.live {
             return;
         }
         for sw in &self.marked {
-            if let Some(n) = st.installing.get_mut(&(sw.clone(), self.mac)) {
-                *n = n.saturating_sub(1);
-            }
+            st.unmark_installing(self.mac, sw);
         }
-        st.installing.retain(|_, n| *n > 0);
         st.updates = st.updates.saturating_sub(1);
-        for a in &self.released {
+        if st.cleanups.get(&self.mac).map(|c| c.id) == self.cleanup {
+            st.cleanups.remove(&self.mac);
+        }
+        for (_, a) in &self.released {
             st.draining.remove(a);
+        }
+        if let Some(mut c) = self.absorbed.clone() {
+            c.released.extend(self.reused.iter().cloned());
+            st.draining.extend(c.released.iter().map(|(_, a)| *a));
+            st.cleanups.insert(self.mac, c);
         }
         st.refresh_quiet(switches, Instant::now());
     }

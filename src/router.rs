@@ -96,6 +96,8 @@ pub(crate) struct State {
     /// Care-of addresses given back, and when: for a while packets in flight may still
     /// carry them, and nobody may be asked for them.
     pub(crate) released_care_of: FastMap<Ipv4Addr, Instant>,
+    /// The same, oldest first, to forget them in order (amortised O(1) per release).
+    released_order: std::collections::VecDeque<(Instant, Ipv4Addr)>,
     /// Where a VM was announced while its migration was being installed: the next move.
     pub(crate) next_move: FastMap<ofp13::MacAddr, (String, u32)>,
     /// When a switch was last added to a VM's cover (or tried).
@@ -116,7 +118,7 @@ pub(crate) struct State {
     /// Switches connected and reconciled since they connected.
     pub(crate) reconciled: FastSet<String>,
     /// Per (switch, VM), updates whose consumer entries there are not acknowledged yet.
-    pub(crate) installing: FastMap<(String, ofp13::MacAddr), u32>,
+    installing: FastMap<ofp13::MacAddr, std::collections::BTreeMap<String, u32>>,
     /// Switches whose table is behind the plan on purpose: producers waiting for the switches
     /// with their consumers to be ready, or consumers no longer planned waiting until no
     /// producer of their address can be left (see [`State::quiet`]).
@@ -128,6 +130,11 @@ pub(crate) struct State {
     pub(crate) draining: FastSet<Ipv4Addr>,
     /// Updates being installed, their drained last phase included (the audit waits).
     pub(crate) updates: u32,
+    /// Per VM, the last phase of its latest update while it waits for its drain: the VM's
+    /// next update takes it over (its tables before include those entries).
+    pub(crate) cleanups: FastMap<ofp13::MacAddr, crate::migrate::PendingCleanup>,
+    /// Numbers the pending cleanups.
+    pub(crate) next_cleanup: u64,
     /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
     redirects: FastMap<(Ipv4Addr, Ipv4Addr), (Instant, u32)>,
     /// Packets waiting for an address to be resolved, by (switch, address).
@@ -222,12 +229,41 @@ impl State {
     /// unacknowledged. The VM's producers elsewhere are installed only once it is.
     pub(crate) fn ready_for(&self, switch: &str, mac: ofp13::MacAddr) -> bool {
         self.reconciled.contains(switch)
-            && !self.installing.contains_key(&(switch.to_string(), mac))
+            && self
+                .installing
+                .get(&mac)
+                .is_none_or(|m| !m.contains_key(switch))
+    }
+
+    /// An update of this VM adds consumers on `switch`: not ready for it until acknowledged.
+    pub(crate) fn mark_installing(&mut self, mac: ofp13::MacAddr, switch: &str) {
+        *self
+            .installing
+            .entry(mac)
+            .or_default()
+            .entry(switch.to_string())
+            .or_default() += 1;
+    }
+
+    /// That update's consumers on `switch` are acknowledged (or it was not sent).
+    pub(crate) fn unmark_installing(&mut self, mac: ofp13::MacAddr, switch: &str) {
+        if let Some(m) = self.installing.get_mut(&mac) {
+            if let Some(n) = m.get_mut(switch) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    m.remove(switch);
+                }
+            }
+            if m.is_empty() {
+                self.installing.remove(&mac);
+            }
+        }
     }
 
     /// Whether a switch holds every consumer entry of its plan.
     pub(crate) fn ready(&self, switch: &str) -> bool {
-        self.reconciled.contains(switch) && !self.installing.keys().any(|(s, _)| s == switch)
+        self.reconciled.contains(switch)
+            && !self.installing.values().any(|m| m.contains_key(switch))
     }
 
     /// Whether every switch has been ready for at least `drain`: then no switch can hold a
@@ -240,7 +276,9 @@ impl State {
 
     /// Brings [`State::quiet_since`] up to date after a switch's readiness changed.
     pub(crate) fn refresh_quiet(&mut self, switches: &[crate::topology::SwitchConf], now: Instant) {
-        if switches.iter().all(|s| self.ready(&s.name)) {
+        // Every switch ready: all reconciled (only topology switches are), and no update's
+        // consumers unacknowledged anywhere. O(1): it runs at every wave of every update.
+        if self.reconciled.len() >= switches.len() && self.installing.is_empty() {
             self.quiet_since.get_or_insert(now);
         } else {
             self.quiet_since = None;
@@ -265,11 +303,17 @@ impl State {
     pub(crate) fn release_care_of(&mut self, subnet: &str, owner: &str) -> Vec<Ipv4Addr> {
         let gone = self.pools.release(subnet, owner);
         let now = Instant::now();
-        if self.released_care_of.len() > 4096 {
-            self.released_care_of
-                .retain(|_, t| now.duration_since(*t) < CARE_OF_AFTERLIFE);
+        while let Some(&(t, a)) = self.released_order.front() {
+            if now.duration_since(t) < CARE_OF_AFTERLIFE {
+                break;
+            }
+            self.released_order.pop_front();
+            if self.released_care_of.get(&a) == Some(&t) {
+                self.released_care_of.remove(&a);
+            }
         }
         for a in &gone {
+            self.released_order.push_back((now, *a));
             self.released_care_of.insert(*a, now);
         }
         gone

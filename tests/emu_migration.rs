@@ -542,3 +542,43 @@ async fn a_vm_announced_again_while_its_move_installs_ends_where_it_last_was() {
     passed(&lab, &lab.case(2, "E -> C*", "e", "vm").await);
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_moving_back_within_the_drain_takes_its_care_of_address_back_at_once() {
+    // A foreign pool of one address: the VM's second stay needs the address its first stay
+    // gave back, whose last phase has not run yet (a drain of a minute here). The second
+    // move takes that cleanup over instead of waiting for it.
+    let mut t = topo("paper-testbed.toml");
+    for s in &mut t.subnets {
+        if s.name == "foreign" {
+            s.care_of_pool = Some("192.168.10.200/32".parse().unwrap());
+        }
+    }
+    let lab = Lab::start_with(
+        &t,
+        servswitch::demo::LabOptions {
+            drain: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (away, home): (PortRef, PortRef) = ("r2:3".parse().unwrap(), "r3:3".parse().unwrap());
+    // The orchestrator's way: the port moves, then the API call (no RARP).
+    for to in [&away, &home].repeat(5) {
+        lab.fabric.move_host("vm", &to.switch, to.port).unwrap();
+        // Milliseconds; without the takeover it would wait a minute for the drain.
+        let rep = tokio::time::timeout(Duration::from_secs(10), lab.router.migrate("vm", to))
+            .await
+            .expect("the move waited for a drain")
+            .unwrap();
+        if to == &away {
+            assert_eq!(rep.care_of, ["192.168.10.200"]);
+        }
+    }
+    lab.fabric.move_host("vm", &away.switch, away.port).unwrap();
+    lab.router.migrate("vm", &away).await.unwrap();
+    lab.wait_planned().await.unwrap();
+    passed(&lab, &lab.case(2, "E -> C*", "e", "vm").await);
+    lab.stop().await;
+}

@@ -66,6 +66,33 @@ fn free_port(t: &Topology, switch: &str, nth: u32) -> u32 {
     }
 }
 
+/// The topology, with two hosts in every subnet if it declares none (two-switches.toml: the
+/// controller would learn them).
+fn with_hosts(t: &Topology) -> Topology {
+    let mut t = t.clone();
+    if !t.hosts.is_empty() {
+        return t;
+    }
+    for (i, s) in t.subnets.clone().iter().enumerate() {
+        for k in 0..2u32 {
+            let ip = std::net::Ipv4Addr::from(u32::from(s.prefix.addr) + 10 + k);
+            let port = free_port(&t, &s.switch, 0);
+            t.hosts.push(servswitch::topology::HostConf {
+                name: format!("h{i}-{k}"),
+                mac: format!("02:ee:00:00:{i:02x}:{k:02x}").parse().unwrap(),
+                ip: Some(ip),
+                ips: None,
+                at: PortRef {
+                    switch: s.switch.clone(),
+                    port,
+                },
+            });
+        }
+    }
+    t.validate().unwrap();
+    t
+}
+
 /// Switches that are the gateway of a subnet.
 fn gateways(t: &Topology) -> Vec<String> {
     let mut v: Vec<String> = t.subnets.iter().map(|s| s.switch.clone()).collect();
@@ -89,11 +116,23 @@ fn checked(r: &Router, host: &str, to: &PortRef) -> Report {
 /// host of one switch moves away together and one of them moves on (co-migrated VMs, a VM
 /// among other VMs away).
 fn every_move(t: &Topology) -> usize {
+    let t = &with_hosts(t);
     let fabric = Fabric::new(t);
     let gws = gateways(t);
     let mut checks = 0;
     for h in &t.hosts {
         let r = Router::new(fabric.clone());
+        // Another port of its own switch, and back.
+        checked(
+            &r,
+            &h.name,
+            &PortRef {
+                switch: h.at.switch.clone(),
+                port: free_port(t, &h.at.switch, 4),
+            },
+        );
+        checked(&r, &h.name, &h.at);
+        checks += 2;
         for (i, sw) in gws.iter().filter(|s| **s != h.at.switch).enumerate() {
             let to = PortRef {
                 switch: sw.clone(),
