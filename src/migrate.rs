@@ -1,14 +1,17 @@
-//! Migrations: choosing care-of addresses, recording the move durably, and installing the
-//! difference between the VM's flow entries before and after ([`crate::mobility`]) in an order
-//! that never black-holes traffic:
-//! 1. the switch the VM is now at (its delivery and rewrites), barrier;
-//! 2. every other switch in parallel (ingress rewrites, the home agent; on each switch new and
-//!    changed entries before the deletions), a barrier each;
+//! Updates of a VM's entries, decided under the state lock and sent in phases
+//! ([`crate::update::Schedule::phased`]): migrations (choosing care-of addresses, recording
+//! the move durably), cover changes, quiet redirect pairs, forgetting a learned host. Each is
+//! the difference between the VM's flow entries before and after ([`crate::mobility`]);
+//! [`Router::send_update`] sends it so that no host ever sees a care-of address and nothing is
+//! black-holed: consumers in and producers out, then producers in (only while the switches
+//! with their consumers are ready), then, after a drain and in a task of its own, consumers
+//! out (docs/migration.md, "Phases"). After a migration, gratuitous ARPs so that no cache
+//! waits to expire.
 //!
-//! then gratuitous ARPs so that no cache waits to expire. A migration to where the VM already
-//! is does nothing (QEMU repeats its announcement about five times). A VM migrates one move
-//! at a time: a second API request while one is installed is refused with 409, and an
-//! announcement from yet another port is followed once the running move ends.
+//! A migration to where the VM already is does nothing (QEMU repeats its announcement about
+//! five times). A VM's updates run one at a time, in arrival order (a per-VM lock); an
+//! announcement from yet another port while one runs is followed once it ends. The next
+//! update of a VM takes over the pending last phase of its previous one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
