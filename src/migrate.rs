@@ -114,6 +114,20 @@ impl Durable {
             written: Mutex::new(0),
         }
     }
+
+    /// Writes `snapshot`, the state at `version`, unless a newer one was written already.
+    fn save(
+        &self,
+        snapshot: &crate::store::State,
+        version: u64,
+    ) -> Result<(), crate::store::StoreError> {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if version > *written {
+            self.store.save(snapshot)?;
+            *written = version;
+        }
+        Ok(())
+    }
 }
 
 /// The store's view of the VMs away from home.
@@ -381,16 +395,9 @@ impl Router {
             }
         };
         // Durable before any flow is sent; a failure puts everything back.
-        if let Some(d) = &self.store {
-            let mut written = d.written.lock().unwrap_or_else(|e| e.into_inner());
-            if p.version > *written {
-                if let Err(e) = d.store.save(&p.snapshot) {
-                    drop(written);
-                    self.undo(mac, p.undo, &p.update);
-                    return Err(MigrateError::Store(e.to_string()));
-                }
-                *written = p.version;
-            }
+        if let Some(Err(e)) = self.store.as_ref().map(|d| d.save(&p.snapshot, p.version)) {
+            self.undo(mac, p.undo, &p.update);
+            return Err(MigrateError::Store(e.to_string()));
         }
         let result = self.install(&p, to, t0).await;
         self.lock().migrating.remove(&mac);
@@ -766,15 +773,8 @@ impl Router {
             };
             (update, snapshot, st.version, name)
         };
-        if let Some(d) = &self.store {
-            let mut written = d.written.lock().unwrap_or_else(|e| e.into_inner());
-            if version > *written {
-                if let Err(e) = d.store.save(&snapshot) {
-                    warn!(error = %e, "state not saved after forgetting a host");
-                } else {
-                    *written = version;
-                }
-            }
+        if let Some(Err(e)) = self.store.as_ref().map(|d| d.save(&snapshot, version)) {
+            warn!(error = %e, "state not saved after forgetting a host");
         }
         let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
             update.abandon(&mut self.lock(), &self.fabric.topology.switches);
@@ -886,15 +886,8 @@ impl Router {
                 };
                 (update, snapshot, st.version, change)
             };
-            if let Some(d) = &self.store {
-                let mut written = d.written.lock().unwrap_or_else(|e| e.into_inner());
-                if version > *written {
-                    if let Err(e) = d.store.save(&snapshot) {
-                        warn!(error = %e, "state not saved; the cover is changed anyway (it is only an optimisation)");
-                    } else {
-                        *written = version;
-                    }
-                }
+            if let Some(Err(e)) = self.store.as_ref().map(|d| d.save(&snapshot, version)) {
+                warn!(error = %e, "state not saved; the cover is changed anyway (it is only an optimisation)");
             }
             let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
                 let mut st = self.lock();

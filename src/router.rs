@@ -1149,6 +1149,11 @@ impl Router {
             }
             mac
         };
+        self.start_cover_task(mac);
+    }
+
+    /// Runs the VM's cover task (`cover_busy` holds it already).
+    fn start_cover_task(&self, mac: ofp13::MacAddr) {
         let (Some(me), Some(rt)) = (
             self.me.get().and_then(Weak::upgrade),
             tokio::runtime::Handle::try_current().ok(),
@@ -1199,14 +1204,7 @@ impl Router {
             }
             mac
         };
-        let (Some(me), Some(rt)) = (
-            self.me.get().and_then(Weak::upgrade),
-            tokio::runtime::Handle::try_current().ok(),
-        ) else {
-            self.lock().cover_busy.remove(&mac);
-            return;
-        };
-        rt.spawn(async move { me.change_covers(mac).await });
+        self.start_cover_task(mac);
     }
 
     /// Starts a migration when `eth` comes from a known host's MAC on a host port of a switch
