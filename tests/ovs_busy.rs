@@ -640,3 +640,94 @@ fn hosts_redirected_to_a_vm_reach_it_within_a_second_after_it_leaves() {
     }
     f.teardown().unwrap();
 }
+
+#[test]
+fn a_cover_switch_whose_hosts_go_quiet_leaves_the_cover_on_open_vswitch() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("a_cover_switch_whose_hosts_go_quiet_leaves_the_cover") {
+        return;
+    }
+    let (_dir, path, t) = topology(&[]);
+    let (ctl, mut f) = ovs_fabric::start_routed_with(&t, &path, &["--cover-idle", "2"]);
+    migrate(&ctl, &mut f, "vm", ("t3", 20));
+    // x (rack 2, outside the VM's default cover) talks to it: t2 joins the cover, with a
+    // rewrite that idles out.
+    let dnat = format!("ip,nw_dst={VM} actions=set_field:");
+    let t0 = Instant::now();
+    while !f.dump_flows("t2").unwrap().contains(&dnat) {
+        assert!(t0.elapsed() < Duration::from_secs(5), "t2 never joined the cover\n{}", ctl.log());
+        f.ping("x", VM, 1);
+    }
+    let line = f
+        .dump_flows("t2")
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(&dnat))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("idle_timeout=2") && line.contains("send_flow_rem"), "{line}");
+    // Quiet: Open vSwitch removes it and says so; the controller takes t2 out of the cover
+    // (the restore goes after the drain) and the tables are the plan again.
+    let t0 = Instant::now();
+    while f.dump_flows("t2").unwrap().contains(&VM.to_string()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "t2 still has the VM's entries:\n{}\n{}",
+            f.dump_flows("t2").unwrap(),
+            ctl.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ctl.log().contains("cover entry idled out"), "{}", ctl.log());
+    let api = format!("http://127.0.0.1:{}", ctl.api_port);
+    let verify = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_servswitch"))
+            .args(["verify", "--api", &api])
+            .output()
+            .unwrap()
+    };
+    let t0 = Instant::now();
+    while !verify().status.success() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", String::from_utf8_lossy(&verify().stdout));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // x talks again: t2 is back in the cover at once, and x reaches the VM all along.
+    let (tx, rx) = f.ping("x", VM, 3);
+    assert_eq!(rx, tx);
+    let t0 = Instant::now();
+    while !f.dump_flows("t2").unwrap().contains(&dnat) {
+        assert!(t0.elapsed() < Duration::from_secs(5), "t2 did not come back\n{}", ctl.log());
+        f.ping("x", VM, 1);
+    }
+    f.teardown().unwrap();
+}
+
+#[test]
+fn deleting_a_host_through_the_api_forgets_learned_ones_only() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("deleting_a_host_through_the_api") {
+        return;
+    }
+    let (_dir, path, t) = topology(&["vm"]);
+    let (ctl, f) = ovs_fabric::start_routed(&t, &path);
+    let (_, rx) = f.ping("vm", EXT, 3);
+    assert!(rx > 0);
+    let api = format!("http://127.0.0.1:{}", ctl.api_port);
+    let delete = |host: &str| {
+        servswitch::client::request(&api, "DELETE", &format!("/api/v1/hosts/{host}"), None)
+            .unwrap()
+    };
+    assert_eq!(delete("d").0, 409, "a declared host");
+    assert_eq!(delete("10.61.9.9").0, 404, "nobody");
+    assert_eq!(delete("not-a-host").0, 404);
+    let (status, body) = delete(&VM.to_string());
+    assert_eq!(status, 204, "{body}");
+    let (_, hosts) = ctl.api_get("/api/v1/hosts").unwrap();
+    assert!(!hosts.contains(&VM.to_string()), "{hosts}");
+    assert!(!f.dump_flows("t1").unwrap().contains(&VM.to_string()));
+    // It comes back with its traffic.
+    let (_, rx) = f.ping("vm", EXT, 3);
+    assert!(rx > 0);
+    assert_eq!(ctl.api_get("/healthz").unwrap(), (200, "ok".to_string()));
+    f.teardown().unwrap();
+}
