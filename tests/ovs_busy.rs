@@ -655,7 +655,11 @@ fn a_cover_switch_whose_hosts_go_quiet_leaves_the_cover_on_open_vswitch() {
     let dnat = format!("ip,nw_dst={VM} actions=set_field:");
     let t0 = Instant::now();
     while !f.dump_flows("t2").unwrap().contains(&dnat) {
-        assert!(t0.elapsed() < Duration::from_secs(5), "t2 never joined the cover\n{}", ctl.log());
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "t2 never joined the cover\n{}",
+            ctl.log()
+        );
         f.ping("x", VM, 1);
     }
     let line = f
@@ -665,7 +669,10 @@ fn a_cover_switch_whose_hosts_go_quiet_leaves_the_cover_on_open_vswitch() {
         .find(|l| l.contains(&dnat))
         .unwrap()
         .to_string();
-    assert!(line.contains("idle_timeout=2") && line.contains("send_flow_rem"), "{line}");
+    assert!(
+        line.contains("idle_timeout=2") && line.contains("send_flow_rem"),
+        "{line}"
+    );
     // Quiet: Open vSwitch removes it and says so; the controller takes t2 out of the cover
     // (the restore goes after the drain) and the tables are the plan again.
     let t0 = Instant::now();
@@ -688,7 +695,11 @@ fn a_cover_switch_whose_hosts_go_quiet_leaves_the_cover_on_open_vswitch() {
     };
     let t0 = Instant::now();
     while !verify().status.success() {
-        assert!(t0.elapsed() < Duration::from_secs(5), "{}", String::from_utf8_lossy(&verify().stdout));
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{}",
+            String::from_utf8_lossy(&verify().stdout)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // x talks again: t2 is back in the cover at once, and x reaches the VM all along.
@@ -696,7 +707,11 @@ fn a_cover_switch_whose_hosts_go_quiet_leaves_the_cover_on_open_vswitch() {
     assert_eq!(rx, tx);
     let t0 = Instant::now();
     while !f.dump_flows("t2").unwrap().contains(&dnat) {
-        assert!(t0.elapsed() < Duration::from_secs(5), "t2 did not come back\n{}", ctl.log());
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "t2 did not come back\n{}",
+            ctl.log()
+        );
         f.ping("x", VM, 1);
     }
     f.teardown().unwrap();
@@ -714,8 +729,7 @@ fn deleting_a_host_through_the_api_forgets_learned_ones_only() {
     assert!(rx > 0);
     let api = format!("http://127.0.0.1:{}", ctl.api_port);
     let delete = |host: &str| {
-        servswitch::client::request(&api, "DELETE", &format!("/api/v1/hosts/{host}"), None)
-            .unwrap()
+        servswitch::client::request(&api, "DELETE", &format!("/api/v1/hosts/{host}"), None).unwrap()
     };
     assert_eq!(delete("d").0, 409, "a declared host");
     assert_eq!(delete("10.61.9.9").0, 404, "nobody");
