@@ -1348,7 +1348,7 @@ impl FlowTables {
                 new.packets.set(old.packets.get());
                 new.bytes.set(old.bytes.get());
             }
-            self.timed -= usize::from(old.expires());
+            self.timed = self.timed.saturating_sub(usize::from(old.expires()));
             *old = new;
         } else {
             // After every entry of the same or higher priority: lookups take the first match.
@@ -1401,7 +1401,7 @@ impl FlowTables {
                 !gone
             });
         }
-        self.timed -= gone_timed;
+        self.timed = self.timed.saturating_sub(gone_timed);
         Ok(())
     }
 
@@ -1451,7 +1451,7 @@ impl FlowTables {
                 false
             });
         }
-        self.timed -= expired;
+        self.timed = self.timed.saturating_sub(expired);
         out
     }
 

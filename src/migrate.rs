@@ -919,7 +919,7 @@ impl Router {
     /// Sends an update wave by wave ([`Schedule::waves`]): the batches of a wave in parallel,
     /// each followed by a barrier, a wave only once the one before is acknowledged. A
     /// producer is sent only when every switch with its consumers is ready; one that is not
-    /// waits in the switch's table's place for [`Router::catch_up`]. The drained last wave
+    /// waits, its switch marked, for [`Router::readiness_changed`]. The drained last wave
     /// goes after [`DRAIN`] in a task of its own, and only if every earlier batch was
     /// acknowledged (otherwise its consumer entries stay until the fabric is quiet; see
     /// reconcile.rs). Returns the switches that acknowledged, those that did not (or are not
@@ -980,7 +980,7 @@ impl Router {
                     if let Some(c) = st.cleanups.remove(&u.mac) {
                         warn!(failed = ?failed, switches = ?c.flows.keys().collect::<Vec<_>>(),
                             "an update's consumer entries that are no longer needed stay until the fabric is quiet");
-                        st.behind.extend(c.flows.into_keys());
+                        st.stale.extend(c.flows.into_keys());
                     }
                 }
                 drop(st);
@@ -1036,7 +1036,7 @@ impl Router {
             }
         }
         if !held.is_empty() {
-            self.lock().behind.extend(held);
+            self.lock().waiting.extend(held);
         }
         let one = |(i, mods, h, lock): (
             usize,
@@ -1083,25 +1083,24 @@ impl Router {
             }
         }
         // The consumers this update adds are in (or their switch is not ready anyway).
+        let mut unblocked = false;
         for &i in wave {
             let sw = &u.schedule.batches[i].switch;
             if u.marked.contains(sw) && u.schedule.batches[i].phase == 1 {
                 st.unmark_installing(u.mac, sw);
+                unblocked |= st.ready_for(sw, u.mac);
             }
         }
-        st.refresh_quiet(&self.fabric.topology.switches, Instant::now());
-        let behind = !st.behind.is_empty();
+        let quiet = st.refresh_quiet(&self.fabric.topology.switches, Instant::now());
         drop(st);
-        if behind {
-            self.catch_up();
-        }
+        self.readiness_changed(unblocked, quiet);
     }
 
     /// The end of an update: the care-of addresses it gave back may be handed out again.
     /// The end of an update. `release`: the care-of addresses it gave back are free again
     /// (not when a later update took over its cleanup: that one frees them).
     fn end_update(&self, u: &Update, release: bool) {
-        {
+        let quiet = {
             let mut st = self.lock();
             st.updates = st.updates.saturating_sub(1);
             if release {
@@ -1109,8 +1108,10 @@ impl Router {
                     st.draining.remove(a);
                 }
             }
-        }
+            st.refresh_quiet(&self.fabric.topology.switches, Instant::now())
+        };
         self.updates_done.notify_waiters();
+        self.readiness_changed(false, quiet);
     }
 
     /// Sends the difference in two steps with a barrier per switch and step.

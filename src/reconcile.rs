@@ -216,8 +216,8 @@ impl Router {
     /// Brings one switch's table to the plan: read, compare, send the difference, barrier;
     /// then the switch is ready (it holds its consumers). Producers whose consumers are not
     /// ready everywhere wait, and consumers no longer planned wait for the fabric to be quiet
-    /// ([`crate::router::State::quiet`]): the switch is then *behind*, and caught up when
-    /// that changes ([`Router::catch_up`]).
+    /// ([`crate::router::State::quiet`]); the switch is caught up when that changes
+    /// ([`Router::readiness_changed`]).
     pub async fn reconcile(&self, h: &SwitchHandle, name: &str) -> Result<Reconciled, String> {
         let lock = self.switch_lock(name);
         let _serial = lock.lock().await;
@@ -253,39 +253,61 @@ impl Router {
                 .map_err(|e| e.to_string())?;
             h.barrier().await.map_err(|e| e.to_string())?;
         }
-        let (became_ready, retry_in) = {
+        let (became_ready, quiet, retry_in) = {
             let mut st = self.lock();
             let was = st.ready(name);
             if !h.is_closed() {
                 st.reconciled.insert(name.to_string());
             }
-            if r.held + r.deferred > 0 {
-                st.behind.insert(name.to_string());
+            if r.held > 0 {
+                st.waiting.insert(name.to_string());
             } else {
-                st.behind.remove(name);
+                st.waiting.remove(name);
             }
-            st.refresh_quiet(&self.fabric.topology.switches, std::time::Instant::now());
+            if r.deferred > 0 {
+                st.stale.insert(name.to_string());
+            } else {
+                st.stale.remove(name);
+            }
+            let quiet = st.refresh_quiet(&self.fabric.topology.switches, std::time::Instant::now());
             let retry_in = (r.deferred > 0)
                 .then_some(st.quiet_since)
                 .flatten()
                 .map(|t| self.drain.saturating_sub(t.elapsed()));
-            (!was && st.ready(name), retry_in)
+            (!was && st.ready(name), quiet, retry_in)
         };
-        if became_ready {
-            self.catch_up();
-        }
+        self.readiness_changed(became_ready, quiet);
         if let Some(wait) = retry_in {
             self.reconcile_later(name, wait);
         }
         Ok(r)
     }
 
-    /// Reconciles every switch that is behind the plan (but none twice at once: each waits
-    /// for its switch's lock).
-    pub(crate) fn catch_up(&self) {
-        let behind: Vec<String> = self.read().behind.iter().cloned().collect();
-        for name in behind {
+    /// What a change of readiness may let switches catch up with: when a switch became
+    /// ready (`unblocked`), those whose producers wait are reconciled now; when the fabric has
+    /// just become quiet, those with stale consumers are reconciled once it has been so for a
+    /// drain.
+    pub(crate) fn readiness_changed(&self, unblocked: bool, quiet: bool) {
+        let (held, stale): (Vec<String>, Vec<String>) = {
+            let st = self.read();
+            (
+                if unblocked {
+                    st.waiting.iter().cloned().collect()
+                } else {
+                    Vec::new()
+                },
+                if quiet {
+                    st.stale.iter().cloned().collect()
+                } else {
+                    Vec::new()
+                },
+            )
+        };
+        for name in held {
             self.reconcile_later(&name, Duration::ZERO);
+        }
+        for name in stale {
+            self.reconcile_later(&name, self.drain);
         }
     }
 

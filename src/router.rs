@@ -119,10 +119,12 @@ pub(crate) struct State {
     pub(crate) reconciled: FastSet<String>,
     /// Per (switch, VM), updates whose consumer entries there are not acknowledged yet.
     installing: FastMap<ofp13::MacAddr, std::collections::BTreeMap<String, u32>>,
-    /// Switches whose table is behind the plan on purpose: producers waiting for the switches
-    /// with their consumers to be ready, or consumers no longer planned waiting until no
-    /// producer of their address can be left (see [`State::quiet`]).
-    pub(crate) behind: FastSet<String>,
+    /// Switches whose planned producers wait for the switches with their consumers to be
+    /// ready (they are reconciled when one becomes ready).
+    pub(crate) waiting: FastSet<String>,
+    /// Switches with consumer entries no longer planned, waiting until no producer of their
+    /// address can be left (see [`State::quiet`]; they are reconciled once it is).
+    pub(crate) stale: FastSet<String>,
     /// Since when every switch of the fabric is ready (None: one is not).
     pub(crate) quiet_since: Option<Instant>,
     /// Care-of addresses given back by updates whose last phase has not run yet: nobody
@@ -274,14 +276,26 @@ impl State {
             .is_some_and(|t| now.saturating_duration_since(t) >= drain)
     }
 
-    /// Brings [`State::quiet_since`] up to date after a switch's readiness changed.
-    pub(crate) fn refresh_quiet(&mut self, switches: &[crate::topology::SwitchConf], now: Instant) {
-        // Every switch ready: all reconciled (only topology switches are), and no update's
-        // consumers unacknowledged anywhere. O(1): it runs at every wave of every update.
-        if self.reconciled.len() >= switches.len() && self.installing.is_empty() {
+    /// Brings [`State::quiet_since`] up to date after a switch's readiness or the number of
+    /// updates changed; true when the fabric has just become quiet.
+    pub(crate) fn refresh_quiet(
+        &mut self,
+        switches: &[crate::topology::SwitchConf],
+        now: Instant,
+    ) -> bool {
+        // Every switch ready (all reconciled: only topology switches are; no update's
+        // consumers unacknowledged anywhere) and no update running, its drained last phase
+        // included (its consumers go then, not before). O(1): it runs at every wave.
+        if self.reconciled.len() >= switches.len()
+            && self.installing.is_empty()
+            && self.updates == 0
+        {
+            let began = self.quiet_since.is_none();
             self.quiet_since.get_or_insert(now);
+            began
         } else {
             self.quiet_since = None;
+            false
         }
     }
 
