@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use ofp13::{Body, Match, Message, Oxm, PacketIn, MAX_MESSAGE_LEN, NO_BUFFER};
-use servswitch::emu::{SwitchCore, SwitchSpec};
-use servswitch::gen::GenSpec;
+use servswitch::app::router::Router;
+use servswitch::emu::switch::{SwitchCore, SwitchSpec};
+use servswitch::fabric::gen::GenSpec;
+use servswitch::fabric::plan::{Fabric, GATEWAY_MAC};
+use servswitch::fabric::topology::Topology;
 use servswitch::packet::{self, Arp, Ethernet};
-use servswitch::plan::{Fabric, GATEWAY_MAC};
-use servswitch::router::Router;
-use servswitch::runtime::{Controller, RuntimeConfig};
-use servswitch::topology::Topology;
+use servswitch::switch::runtime::{Controller, RuntimeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -9,7 +9,7 @@
 //! ```
 //!
 //! 1. **Convergence on the paper testbed** (`topologies/paper-testbed.toml`, emulated fabric
-//!    [`servswitch::emu_fabric::EmuFabric`] over real TCP, controller in this process): host
+//!    [`servswitch::emu::fabric::EmuFabric`] over real TCP, controller in this process): host
 //!    `vm` moves between r2:3 and its home r3:3 `MIGRATIONS` times (default 2,000).
 //!    a. `router.migrate` called directly (the emulated host's port is moved first, without an
 //!    announcement): the report's `elapsed_us` (call to last barrier reply) and the wall time
@@ -30,7 +30,7 @@
 //!    flow mods per migration, latency under load, CPU per migration of the controller and
 //!    of the switch farm, and the planner alone.
 //! 3. **Flow entries per migrated VM** by switch role, from the pure planner
-//!    (`servswitch::mobility`), on the paper testbed and `topologies/three-tier.toml`.
+//!    (`servswitch::mobility::flows`), on the paper testbed and `topologies/three-tier.toml`.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -46,14 +46,16 @@ use ofp13::{
     Action, Body, FlowStats, FlowStatsRequest, Instruction, Message, MultipartReplyBody,
     MultipartRequest, MultipartRequestBody, Oxm,
 };
-use servswitch::emu::{self, EmuConfig, SwitchSpec};
-use servswitch::emu_fabric::EmuFabric;
-use servswitch::gen::GenSpec;
-use servswitch::mobility::{by_switch, default_cover, diff, vm_flows, vms_at_home, Away, Vm};
-use servswitch::plan::{Fabric, Flow, COOKIE_MASK_KIND, COOKIE_REDIRECT, TABLE_ROUTE};
-use servswitch::router::Router;
-use servswitch::runtime::{App, Controller, RuntimeConfig, SwitchHandle};
-use servswitch::topology::{PortRef, Tier, Topology};
+use servswitch::app::router::Router;
+use servswitch::emu::fabric::EmuFabric;
+use servswitch::emu::switch::{self as emu, EmuConfig, SwitchSpec};
+use servswitch::fabric::gen::GenSpec;
+use servswitch::fabric::plan::{Fabric, Flow, COOKIE_MASK_KIND, COOKIE_REDIRECT, TABLE_ROUTE};
+use servswitch::fabric::topology::{PortRef, Tier, Topology};
+use servswitch::mobility::flows::{
+    by_switch, default_cover, diff, vm_flows, vms_at_home, Away, Vm,
+};
+use servswitch::switch::runtime::{App, Controller, RuntimeConfig, SwitchHandle};
 
 const FARM: &str = "MIGRATION_BENCH_FARM";
 const PAPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/paper-testbed.toml");
@@ -183,7 +185,7 @@ fn table_is_plan(fab: &EmuFabric, router: &Router, switch: &str) -> bool {
 
 /// How long an update's last phase waits (the router's default).
 fn router_drain() -> Duration {
-    servswitch::update::DRAIN
+    servswitch::mobility::update::DRAIN
 }
 
 /// Whether a switch holds every entry the router plans for it (a migration's drained last

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::ovs_fabric;
-use servswitch::topology::Topology;
+use servswitch::fabric::topology::Topology;
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -58,7 +58,7 @@ fn main() {
         let body = format!(r#"{{"host":"vm","to":"{to}"}}"#);
         let t0 = Instant::now();
         let (status, text) =
-            servswitch::client::request(&api, "POST", "/api/v1/migrations", Some(&body))
+            servswitch::cli::client::request(&api, "POST", "/api/v1/migrations", Some(&body))
                 .unwrap_or_else(|e| panic!("{e}"));
         outside.push(t0.elapsed().as_secs_f64() * 1e6);
         assert_eq!(status, 200, "{text}");

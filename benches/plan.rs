@@ -8,9 +8,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use servswitch::gen::GenSpec;
-use servswitch::plan::Fabric;
-use servswitch::topology::Topology;
+use servswitch::fabric::gen::GenSpec;
+use servswitch::fabric::plan::Fabric;
+use servswitch::fabric::topology::Topology;
 
 struct Counting;
 static IN_USE: AtomicUsize = AtomicUsize::new(0);

@@ -6,7 +6,7 @@
 //! SERVSWITCH_BENCH_SWITCHES=200 cargo bench --bench switches # fewer
 //! ```
 //!
-//! The controller runs in this process. The switches (`servswitch::emu`) run in a child
+//! The controller runs in this process. The switches (`servswitch::emu::switch`) run in a child
 //! process — this binary re-executed with `SERVSWITCH_BENCH_FARM=<controller address>` — so
 //! that nothing of theirs is counted. Handshake time: from the moment the child is told to
 //! start connecting until the controller's registry holds every switch. Memory: the growth of
@@ -30,9 +30,9 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use servswitch::emu::{self, EmuConfig, SwitchSpec};
-use servswitch::runtime::{Controller, NoApp, RuntimeConfig};
-use servswitch::topology::{Dpid, SwitchConf, Tier, Topology};
+use servswitch::emu::switch::{self as emu, EmuConfig, SwitchSpec};
+use servswitch::fabric::topology::{Dpid, SwitchConf, Tier, Topology};
+use servswitch::switch::runtime::{Controller, NoApp, RuntimeConfig};
 
 /// Heap bytes currently allocated, through the system allocator.
 struct Counting;

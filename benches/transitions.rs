@@ -1,4 +1,4 @@
-//! The transient-state checker (src/transitions.rs): how long it takes to check every state of
+//! The transient-state checker (src/mobility/transitions.rs): how long it takes to check every state of
 //! one update, per kind of update, on the shipped topologies and on generated fabrics up to
 //! the 500-rack one (552 switches, 20,000 hosts). Reports, per topology and update, the best
 //! and median of 3 runs, with what was checked (switches changed, positions, probe packets,
@@ -7,11 +7,11 @@
 
 use std::time::Duration;
 
-use servswitch::gen::GenSpec;
-use servswitch::plan::Fabric;
-use servswitch::router::Router;
-use servswitch::topology::{PortRef, Topology};
-use servswitch::transitions::Report;
+use servswitch::app::router::Router;
+use servswitch::fabric::gen::GenSpec;
+use servswitch::fabric::plan::Fabric;
+use servswitch::fabric::topology::{PortRef, Topology};
+use servswitch::mobility::transitions::Report;
 
 /// A host of the first rack, a foreign access switch far away, another one, a free port.
 struct Case {
@@ -58,7 +58,7 @@ fn case(name: &str, topo: Topology) -> Option<Case> {
     let access = |s: &String| {
         topo.switches
             .iter()
-            .any(|x| x.name == *s && x.tier == servswitch::topology::Tier::Access)
+            .any(|x| x.name == *s && x.tier == servswitch::fabric::topology::Tier::Access)
     };
     let cover = gws.iter().find(|s| **s != away && access(s))?.clone();
     Some(Case {
@@ -82,7 +82,7 @@ fn run(
     r: &Router,
     what: &str,
     sel: &str,
-    f: &dyn Fn(&Router) -> servswitch::update::Schedule,
+    f: &dyn Fn(&Router) -> servswitch::mobility::update::Schedule,
 ) -> Report {
     match r.plan_checked(sel, |r| Ok(f(r))) {
         Ok(Ok(rep)) => rep,

@@ -7,7 +7,7 @@
     python3 mininet/scenario.py --topology FILE --controller 127.0.0.1:6653 [--api URL]
         uses a controller that is already running
 
-Roles are picked as src/demo.rs Roles::pick does: C, D, D* hosts of an access subnet H, B a
+Roles are picked as src/cli/demo.rs Roles::pick does: C, D, D* hosts of an access subnet H, B a
 host of another access switch's subnet F, E a host of a third switch. C moves to F (cases 1 to
 6), D* follows (case 7) and moves on to E's network (case 8), then both go home. Each move is
 made as a hypervisor makes it (the interface moves, then QEMU's RARP; nothing is told to the

@@ -187,7 +187,7 @@ class Topology:
                 if ipaddress.ip_address(h.ips[0]) in subnet.net and h.at[0] == subnet.switch]
 
     def free_port(self, switch, skip=()):
-        """The lowest port of the switch that no link or host of the file uses (src/demo.rs)."""
+        """The lowest port of the switch that no link or host of the file uses (src/cli/demo.rs)."""
         used = {p for a, b in self.links for (s, p) in (a, b) if s == switch}
         used |= {h.at[1] for h in self.hosts if h.at[0] == switch}
         used |= set(skip)
@@ -202,7 +202,7 @@ class Topology:
 
 @dataclass
 class Roles:
-    """Who plays which part of Fig. 3 (src/demo.rs Roles::pick)."""
+    """Who plays which part of Fig. 3 (src/cli/demo.rs Roles::pick)."""
     c: str
     d: str
     b: str

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use servswitch::codec_cli;
+use servswitch::cli::codec;
 
 #[derive(Parser)]
 #[command(
@@ -158,7 +158,7 @@ struct RunArgs {
     detached_grace: f64,
     /// A switch added to a VM's cover (its hosts talked to the VM) stops rewriting for it
     /// after this many seconds without such traffic (0: never).
-    #[arg(long, default_value_t = servswitch::plan::DEFAULT_COVER_IDLE, value_name = "SECS")]
+    #[arg(long, default_value_t = servswitch::fabric::plan::DEFAULT_COVER_IDLE, value_name = "SECS")]
     cover_idle: u16,
 }
 
@@ -179,11 +179,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => {
             drop(out);
-            return servswitch::server::run(args.into_options()?);
+            return servswitch::api::server::run(args.into_options()?);
         }
         Command::Demo { topology } => {
             drop(out);
-            if servswitch::demo::run(&topology)? {
+            if servswitch::cli::demo::run(&topology)? {
                 return Ok(());
             }
             anyhow::bail!("some cases failed");
@@ -195,7 +195,7 @@ fn run(cli: Cli) -> Result<()> {
             agg_per_block,
             racks_per_block,
         } => {
-            let spec = servswitch::gen::GenSpec {
+            let spec = servswitch::fabric::gen::GenSpec {
                 racks,
                 hosts_per_rack,
                 cores,
@@ -212,18 +212,19 @@ fn run(cli: Cli) -> Result<()> {
             cover,
             check_transitions,
         } => {
-            let t = servswitch::topology::Topology::load(&topology)
+            let t = servswitch::fabric::topology::Topology::load(&topology)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let router = servswitch::router::Router::new(servswitch::plan::Fabric::new(&t));
+            let router =
+                servswitch::app::router::Router::new(servswitch::fabric::plan::Fabric::new(&t));
             // Each update in turn, checked if asked; the report goes to stderr, so the
             // tables on stdout stay diffable with ovs-ofctl's output.
             let step = |what: &str,
                         host: &str,
                         make: &dyn Fn(
-                &servswitch::router::Router,
+                &servswitch::app::router::Router,
             ) -> Result<
-                servswitch::update::Schedule,
-                servswitch::migrate::MigrateError,
+                servswitch::mobility::update::Schedule,
+                servswitch::app::migrate::MigrateError,
             >|
              -> Result<()> {
                 if !check_transitions {
@@ -257,7 +258,7 @@ fn run(cli: Cli) -> Result<()> {
                 let (host, to) = m
                     .split_once('=')
                     .ok_or_else(|| anyhow::anyhow!("{what}: use HOST=SWITCH:PORT"))?;
-                let to: servswitch::topology::PortRef =
+                let to: servswitch::fabric::topology::PortRef =
                     to.parse().map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
                 step(&what, host, &|r| r.plan_move(host, &to))?;
             }
@@ -302,7 +303,7 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Verify { api, switch } => {
-            if !servswitch::verify::run(&api, switch.as_deref(), &mut out)? {
+            if !servswitch::cli::verify::run(&api, switch.as_deref(), &mut out)? {
                 out.flush()?;
                 anyhow::bail!("tables differ from the plan");
             }
@@ -310,7 +311,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Migrate { host, to, api } => {
             let body = serde_json::json!({ "host": host, "to": to }).to_string();
             let (status, text) =
-                servswitch::client::request(&api, "POST", "/api/v1/migrations", Some(&body))?;
+                servswitch::cli::client::request(&api, "POST", "/api/v1/migrations", Some(&body))?;
             if status != 200 {
                 let msg = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
@@ -321,8 +322,8 @@ fn run(cli: Cli) -> Result<()> {
             writeln!(out, "{}", text.trim_end())?;
         }
         Command::CheckConfig { file } => {
-            let t =
-                servswitch::topology::Topology::load(&file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = servswitch::fabric::topology::Topology::load(&file)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             writeln!(
                 out,
                 "{}: ok ({} switches, {} links, {} subnets, {} hosts)",
@@ -336,17 +337,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Decode { json, file } => {
             let input = read_input(&file)?;
             if json {
-                let msgs = codec_cli::decode_all(&input)?;
+                let msgs = codec::decode_all(&input)?;
                 serde_json::to_writer_pretty(&mut out, &msgs)?;
                 writeln!(out)?;
             } else {
-                codec_cli::decode_text(&input, &mut out)?;
+                codec::decode_text(&input, &mut out)?;
             }
         }
         Command::Encode { file } => {
             let input = read_input(&file)?;
             let text = String::from_utf8(input).context("input is not UTF-8 JSON")?;
-            let bytes = codec_cli::encode_json(&text)?;
+            let bytes = codec::encode_json(&text)?;
             out.write_all(&bytes)?;
         }
     }
@@ -355,7 +356,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 impl RunArgs {
-    fn into_options(self) -> Result<servswitch::server::Options> {
+    fn into_options(self) -> Result<servswitch::api::server::Options> {
         if !(self.echo_interval.is_finite() && self.echo_interval > 0.0) {
             anyhow::bail!("--echo-interval must be a positive number of seconds");
         }
@@ -375,7 +376,7 @@ impl RunArgs {
             (Some(c), Some(k), Some(a)) => Some((c, k, a)),
             _ => None,
         };
-        Ok(servswitch::server::Options {
+        Ok(servswitch::api::server::Options {
             topology: self.topology,
             listen: self.listen,
             api: self.api,

@@ -8,9 +8,9 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use servswitch::demo::{Lab, LabOptions};
-use servswitch::emu_fabric::HostConfig;
-use servswitch::topology::Topology;
+use servswitch::cli::demo::{Lab, LabOptions};
+use servswitch::emu::fabric::HostConfig;
+use servswitch::fabric::topology::Topology;
 
 fn topo(name: &str) -> Topology {
     Topology::load(
@@ -194,7 +194,7 @@ async fn a_cover_switch_whose_hosts_stop_talking_leaves_the_cover_and_comes_back
         .await
         .is_some());
     let r = &lab.router;
-    let cover = |r: &servswitch::router::Router| r.cover_of(mac).unwrap_or_default();
+    let cover = |r: &servswitch::app::router::Router| r.cover_of(mac).unwrap_or_default();
     let joined = lab
         .fabric
         .wait_until(Duration::from_secs(3), |_| cover(r).contains("t3"))

@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use servswitch::demo::{Lab, LabOptions};
-use servswitch::topology::{PortRef, Topology};
+use servswitch::cli::demo::{Lab, LabOptions};
+use servswitch::fabric::topology::{PortRef, Topology};
 
 fn topo(name: &str) -> Topology {
     Topology::load(
@@ -45,14 +45,14 @@ async fn learned_vm(grace: Option<Duration>) -> Lab {
         .await
         .is_some());
     let h = host(&lab, VM).expect("learned from its traffic");
-    assert_eq!(h.origin, servswitch::router::Origin::Learned);
+    assert_eq!(h.origin, servswitch::app::router::Origin::Learned);
     assert_eq!(h.location, ("r3".into(), 3));
     lab.wait_planned().await.unwrap();
     lab
 }
 
 /// Waits until `cond` holds, checking every 5 ms (the controller's state changes without any
-/// switch traffic to wake [`servswitch::emu_fabric::EmuFabric::wait_until`]).
+/// switch traffic to wake [`servswitch::emu::fabric::EmuFabric::wait_until`]).
 async fn until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -66,7 +66,7 @@ async fn until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn host(lab: &Lab, ip: Ipv4Addr) -> Option<servswitch::router::HostState> {
+fn host(lab: &Lab, ip: Ipv4Addr) -> Option<servswitch::app::router::HostState> {
     lab.router
         .host_states()
         .into_iter()
@@ -89,7 +89,7 @@ enum Ev {
 }
 
 async fn run(lab: &Lab, events: &[Ev]) {
-    let port = |sw: &str, no: u32| servswitch::emu::port(lab.fabric.switch(sw).dpid(), no);
+    let port = |sw: &str, no: u32| servswitch::emu::switch::port(lab.fabric.switch(sw).dpid(), no);
     let to = PortRef {
         switch: DST.0.into(),
         port: DST.1,
@@ -225,7 +225,7 @@ async fn a_detached_learned_host_is_kept_for_its_grace_then_forgotten_with_its_e
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_that_comes_back_attaches_its_hosts_again_and_the_grace_timer_does_nothing() {
     let lab = learned_vm(Some(Duration::from_millis(500))).await;
-    let port = servswitch::emu::port(lab.fabric.switch("r3").dpid(), 3);
+    let port = servswitch::emu::switch::port(lab.fabric.switch("r3").dpid(), 3);
     lab.fabric.switch("r3").delete_port(3);
     assert!(
         until(Duration::from_secs(2), || host(&lab, VM)
@@ -254,7 +254,7 @@ async fn forgetting_is_for_learned_hosts_only() {
     let d = lab.router.find_host("d").unwrap();
     assert_eq!(
         lab.router.forget(d, None).await,
-        Err(servswitch::migrate::ForgetError::Declared)
+        Err(servswitch::app::migrate::ForgetError::Declared)
     );
     let vm = lab.router.find_host("192.168.11.3").unwrap();
     // Away first: forgetting it removes its entries everywhere, in phases.
@@ -274,7 +274,7 @@ async fn forgetting_is_for_learned_hosts_only() {
     }
     assert_eq!(
         lab.router.forget(vm, None).await,
-        Err(servswitch::migrate::ForgetError::Unknown)
+        Err(servswitch::app::migrate::ForgetError::Unknown)
     );
     lab.stop().await;
 }

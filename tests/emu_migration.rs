@@ -1,7 +1,7 @@
 //! Service Switching on the emulated fabric: the eight cases of the paper's Fig. 3, each its
 //! own test, plus the migration machinery (triggers, repeats, care-of pools, return home,
 //! several addresses, the REST call). The controller runs in process with emulated switches
-//! and Linux-like hosts (`servswitch::demo::Lab`); no root, no Open vSwitch.
+//! and Linux-like hosts (`servswitch::cli::demo::Lab`); no root, no Open vSwitch.
 //!
 //! Every move is made as a hypervisor makes it: the VM's port moves and it sends QEMU's RARP;
 //! nothing tells the controller unless a test says so.
@@ -11,8 +11,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
-use servswitch::demo::{CaseResult, Lab};
-use servswitch::topology::{PortRef, Topology};
+use servswitch::cli::demo::{CaseResult, Lab};
+use servswitch::fabric::topology::{PortRef, Topology};
 
 fn topo(name: &str) -> Topology {
     Topology::load(
@@ -95,7 +95,7 @@ async fn case_3_vm_to_home_host() {
     let cache = lab.fabric.arp_cache("vm");
     assert_eq!(
         cache.get(&Ipv4Addr::new(192, 168, 11, 2)),
-        Some(&servswitch::plan::GATEWAY_MAC)
+        Some(&servswitch::fabric::plan::GATEWAY_MAC)
     );
     unchanged(&lab, "vm");
     lab.stop().await;
@@ -108,7 +108,7 @@ async fn case_4_home_host_to_vm() {
     passed(&lab, &c);
     // The home switch answers ARP for the VM (proxy), after the gratuitous ARP told D.
     let cache = lab.fabric.arp_cache("d");
-    assert_eq!(cache.get(&VM), Some(&servswitch::plan::GATEWAY_MAC));
+    assert_eq!(cache.get(&VM), Some(&servswitch::fabric::plan::GATEWAY_MAC));
     lab.stop().await;
 }
 
@@ -413,9 +413,9 @@ async fn three_tier_migrations_inside_and_across_blocks() {
         .hosts
         .iter()
         .find(|h| {
-            t.switches
-                .iter()
-                .any(|s| s.name == h.at.switch && s.tier == servswitch::topology::Tier::Access)
+            t.switches.iter().any(|s| {
+                s.name == h.at.switch && s.tier == servswitch::fabric::topology::Tier::Access
+            })
         })
         .unwrap()
         .name
@@ -432,12 +432,12 @@ async fn three_tier_migrations_inside_and_across_blocks() {
     let access: Vec<String> = t
         .switches
         .iter()
-        .filter(|s| s.tier == servswitch::topology::Tier::Access)
+        .filter(|s| s.tier == servswitch::fabric::topology::Tier::Access)
         .map(|s| s.name.clone())
         .collect();
     let home = lab.fabric.host(&c_name).switch.clone();
     for target in access.iter().filter(|s| **s != home).take(7) {
-        let port = servswitch::demo::free_port(&t, target, &[]);
+        let port = servswitch::cli::demo::free_port(&t, target, &[]);
         lab.migrate(&c_name, target, port).await.unwrap();
         for o in &others {
             let r = lab.fabric.ping(o, c_ip, Duration::from_secs(3)).await;
@@ -556,7 +556,7 @@ async fn a_vm_moving_back_within_the_drain_takes_its_care_of_address_back_at_onc
     }
     let lab = Lab::start_with(
         &t,
-        servswitch::demo::LabOptions {
+        servswitch::cli::demo::LabOptions {
             drain: Some(Duration::from_secs(60)),
             ..Default::default()
         },

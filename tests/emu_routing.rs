@@ -1,4 +1,4 @@
-//! L3 routing between racks on the emulated fabric (`servswitch::emu_fabric`): the real
+//! L3 routing between racks on the emulated fabric (`servswitch::emu::fabric`): the real
 //! controller in process (`Controller` + `Router`) and emulated switches and hosts over real
 //! sockets. The same scenarios as tests/ovs_routing.rs, with no root and no Open vSwitch.
 //!
@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ofp13::MacAddr;
-use servswitch::emu_fabric::{EmuFabric, ProbeOutcome};
+use servswitch::app::router::{Origin, Router};
+use servswitch::emu::fabric::{EmuFabric, ProbeOutcome};
+use servswitch::fabric::plan::{Fabric, GATEWAY_MAC};
+use servswitch::fabric::topology::Topology;
 use servswitch::packet::{self, Arp, ARP_REPLY, ARP_REQUEST, ETH_ARP, ICMP_TIME_EXCEEDED};
-use servswitch::plan::{Fabric, GATEWAY_MAC};
-use servswitch::router::{Origin, Router};
-use servswitch::runtime::{Controller, RuntimeConfig};
-use servswitch::topology::Topology;
+use servswitch::switch::runtime::{Controller, RuntimeConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 

@@ -33,12 +33,12 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::ovs_fabric::{self, OvsFabric};
-use servswitch::emu_fabric::{EmuFabric, ProbeOutcome, ICMP_DEST_UNREACHABLE};
+use servswitch::app::router::Router;
+use servswitch::emu::fabric::{EmuFabric, ProbeOutcome, ICMP_DEST_UNREACHABLE};
+use servswitch::fabric::plan::Fabric;
+use servswitch::fabric::topology::Topology;
 use servswitch::packet::{Ethernet, Ipv4, ETH_IPV4, ICMP_TIME_EXCEEDED, IP_ICMP};
-use servswitch::plan::Fabric;
-use servswitch::router::Router;
-use servswitch::runtime::{Controller, RuntimeConfig};
-use servswitch::topology::Topology;
+use servswitch::switch::runtime::{Controller, RuntimeConfig};
 
 /// How long one echo request waits for an answer (`ping -W`).
 const WAIT_SECS: u64 = 2;

@@ -1,4 +1,4 @@
-//! The oracle test of `servswitch::flowtable`: the same flows go into a real Open vSwitch bridge
+//! The oracle test of `servswitch::emu::flowtable`: the same flows go into a real Open vSwitch bridge
 //! (`ovs-ofctl add-flows`) and into the engine (`FlowTables::apply_flow_mod`), then the same
 //! frames go through both — `ovs-appctl ofproto/trace BRIDGE in_port=N HEX` and
 //! `ofproto/trace-packet-out` on one side, `FlowTables::process` / `packet_out` on the other —
@@ -33,12 +33,12 @@ use ofp13::{
     decode_frame, port, Action, Body, FlowMod, Hello, Instruction, MacAddr, Match, Message, Oxm,
     PacketOut, MAX_MESSAGE_LEN, NO_BUFFER,
 };
-use servswitch::flowtable::{Effect, FlowTables};
+use servswitch::emu::flowtable::{Effect, FlowTables};
+use servswitch::fabric::plan::{Fabric, Flow, GATEWAY_MAC};
+use servswitch::fabric::topology::Topology;
 use servswitch::packet::{
     self, checksum, Arp, Ethernet, Ipv4, ARP_REQUEST, ETH_ARP, ETH_IPV4, ETH_RARP, RARP_REQUEST,
 };
-use servswitch::plan::{Fabric, Flow, GATEWAY_MAC};
-use servswitch::topology::Topology;
 
 // ---------------------------------------------------------------------------------------------
 // Environment

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
 
-use servswitch::topology::{PortRef, Tier, Topology};
+use servswitch::fabric::topology::{PortRef, Tier, Topology};
 
 /// One golden file.
 struct Case {

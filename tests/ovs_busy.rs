@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use common::ovs_fabric::{self, ControllerProcess, OvsFabric};
 use common::traffic::{mentioning, Capture, PingReport, Pinger, TcpStream, UdpFlow};
-use servswitch::topology::Topology;
+use servswitch::fabric::topology::Topology;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -729,7 +729,8 @@ fn deleting_a_host_through_the_api_forgets_learned_ones_only() {
     assert!(rx > 0);
     let api = format!("http://127.0.0.1:{}", ctl.api_port);
     let delete = |host: &str| {
-        servswitch::client::request(&api, "DELETE", &format!("/api/v1/hosts/{host}"), None).unwrap()
+        servswitch::cli::client::request(&api, "DELETE", &format!("/api/v1/hosts/{host}"), None)
+            .unwrap()
     };
     assert_eq!(delete("d").0, 409, "a declared host");
     assert_eq!(delete("10.61.9.9").0, 404, "nobody");

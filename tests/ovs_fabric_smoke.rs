@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::ovs_fabric::{self, ControllerProcess, OvsFabric};
-use servswitch::topology::Topology;
+use servswitch::fabric::topology::Topology;
 
 /// The tests of this file run one at a time so their timings mean something.
 static SERIAL: Mutex<()> = Mutex::new(());

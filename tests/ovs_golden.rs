@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::ovs_fabric::{self, ControllerProcess, OvsFabric};
-use servswitch::topology::Topology;
+use servswitch::fabric::topology::Topology;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -146,7 +146,7 @@ fn post_migration(ctl: &ControllerProcess, m: &str) -> Option<Instant> {
     let body = serde_json::json!({ "host": host, "to": to }).to_string();
     let api = format!("http://127.0.0.1:{}", ctl.api_port);
     let (status, text) =
-        servswitch::client::request(&api, "POST", "/api/v1/migrations", Some(&body))
+        servswitch::cli::client::request(&api, "POST", "/api/v1/migrations", Some(&body))
             .unwrap_or_else(|e| panic!("POST {body}: {e}\ncontroller log:\n{}", ctl.log()));
     assert_eq!(
         status,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::ovs_fabric::{self, rarp_frame};
 use common::traffic::{self, parse_capture_line, parse_ping_run, Capture, Pinger, TcpStream};
-use servswitch::topology::Topology;
+use servswitch::fabric::topology::Topology;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

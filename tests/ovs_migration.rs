@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::ovs_fabric::{self, ControllerProcess, HostState, OvsFabric};
 use common::traffic::{mentioning, Capture, CaptureSet, Pinger, TcpStream};
-use servswitch::topology::Topology;
+use servswitch::fabric::topology::Topology;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -673,7 +673,7 @@ fn a_switch_cut_off_during_a_migration_is_consistent_once_back() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let api = format!("http://127.0.0.1:{}", ctl.api_port);
-    let (status, body) = servswitch::client::request(
+    let (status, body) = servswitch::cli::client::request(
         &api,
         "POST",
         "/api/v1/migrations",
@@ -714,7 +714,7 @@ fn the_state_survives_a_kill_at_any_point_of_a_migration() {
         let api = format!("http://127.0.0.1:{}", ctl.api_port);
         let body = format!(r#"{{"host":"vm","to":"{to}"}}"#);
         let post = std::thread::spawn(move || {
-            servswitch::client::request(&api, "POST", "/api/v1/migrations", Some(&body))
+            servswitch::cli::client::request(&api, "POST", "/api/v1/migrations", Some(&body))
         });
         std::thread::sleep(Duration::from_micros(delay_us));
         ctl.kill9();

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::ovs_fabric::{self, ControllerProcess, OvsFabric};
-use servswitch::topology::Topology;
+use servswitch::fabric::topology::Topology;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -142,7 +142,7 @@ fn paper_testbed_routes_every_pair() {
     let (status, body) = ctl.api_get("/api/v1/flows/r1").unwrap();
     assert_eq!(status, 200);
     let flows: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let fabric = servswitch::plan::Fabric::new(&t);
+    let fabric = servswitch::fabric::plan::Fabric::new(&t);
     let planned = fabric.switch_plan("r1", &fabric.configured_hosts()).len();
     assert_eq!(flows.as_array().unwrap().len(), planned, "{body}");
     let (status, body) = ctl.api_get("/api/v1/flows/nope").unwrap();

@@ -1,5 +1,5 @@
 //! The runtime end to end, in process: a `Controller` on 127.0.0.1:0 and emulated switches
-//! (`servswitch::emu`) connecting to it over real sockets.
+//! (`servswitch::emu::switch`) connecting to it over real sockets.
 //!
 //! Every wait is a polled condition with a deadline (`eventually`, `within`), never a sleep.
 //! The reconnect-storm test counts the process's file descriptors, which every test shares;
@@ -14,10 +14,12 @@ use bytes::Bytes;
 use ofp13::message::{OFPT_ECHO_REQUEST, OFPT_ERROR, OFPT_FLOW_MOD};
 use ofp13::{Body, Message, MultipartReply, MultipartReplyBody, MultipartRequest};
 use ofp13::{MultipartRequestBody, PacketIn, OFPMPF_MORE};
-use servswitch::emu::{self, Closed, EmuConfig, EmuSwitch, EmuTls, Status, SwitchSpec};
-use servswitch::runtime::{App, Controller, NoApp, RuntimeConfig, SwitchHandle};
-use servswitch::session::{ReplyError, SessionConfig};
-use servswitch::topology::{Dpid, SwitchConf, Tier, Topology};
+use servswitch::emu::switch::{
+    self as emu, Closed, EmuConfig, EmuSwitch, EmuTls, Status, SwitchSpec,
+};
+use servswitch::fabric::topology::{Dpid, SwitchConf, Tier, Topology};
+use servswitch::switch::runtime::{App, Controller, NoApp, RuntimeConfig, SwitchHandle};
+use servswitch::switch::session::{ReplyError, SessionConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -129,9 +131,11 @@ async fn start_api(ctl: &Arc<Controller>) -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let token = ctl.shutdown_token();
-    tokio::spawn(servswitch::api::serve(ctl.clone(), l, async move {
-        token.cancelled().await
-    }));
+    tokio::spawn(servswitch::api::handlers::serve(
+        ctl.clone(),
+        l,
+        async move { token.cancelled().await },
+    ));
     addr
 }
 
@@ -617,7 +621,7 @@ async fn tls_requires_a_switch_certificate_signed_by_the_ca() {
         std::fs::write(&p, text).unwrap();
         p
     };
-    let acceptor = servswitch::tls::acceptor(
+    let acceptor = servswitch::switch::tls::acceptor(
         &path("ctl.pem", &ctl_cert),
         &path("ctl.key", &ctl_key),
         &path("ca.pem", &ca.pem),

@@ -1,4 +1,4 @@
-//! The transient-state checker (src/transitions.rs) on every update servswitch makes, on every
+//! The transient-state checker (src/mobility/transitions.rs) on every update servswitch makes, on every
 //! topology in `topologies/` and on generated fabrics: every state each update lets the fabric
 //! pass through shows no care-of address to a host, loops nothing, drops no uninvolved
 //! traffic, and the tables it ends in deliver the moved host's traffic. And the checker
@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use servswitch::mobility;
-use servswitch::plan::Fabric;
-use servswitch::router::Router;
-use servswitch::topology::{PortRef, Topology};
-use servswitch::transitions::{self, Check, Failure, Report, ViolationKind};
-use servswitch::update::Schedule;
+use servswitch::app::router::Router;
+use servswitch::fabric::plan::Fabric;
+use servswitch::fabric::topology::{PortRef, Topology};
+use servswitch::mobility::flows as mobility;
+use servswitch::mobility::transitions::{self, Check, Failure, Report, ViolationKind};
+use servswitch::mobility::update::Schedule;
 
 fn topology(file: &str) -> Topology {
     Topology::load(
@@ -25,7 +25,7 @@ fn topology(file: &str) -> Topology {
 }
 
 fn generated(racks: u32, hosts: u32) -> Topology {
-    let spec = servswitch::gen::GenSpec {
+    let spec = servswitch::fabric::gen::GenSpec {
         racks,
         hosts_per_rack: hosts,
         cores: 2,
@@ -77,7 +77,7 @@ fn with_hosts(t: &Topology) -> Topology {
         for k in 0..2u32 {
             let ip = std::net::Ipv4Addr::from(u32::from(s.prefix.addr) + 10 + k);
             let port = free_port(&t, &s.switch, 0);
-            t.hosts.push(servswitch::topology::HostConf {
+            t.hosts.push(servswitch::fabric::topology::HostConf {
                 name: format!("h{i}-{k}"),
                 mac: format!("02:ee:00:00:{i:02x}:{k:02x}").parse().unwrap(),
                 ip: Some(ip),
@@ -233,8 +233,8 @@ fn every_move_on_generated_fabrics_passes_through_safe_states_only() {
 /// other than the one servswitch sends.
 struct Around {
     fabric: Fabric,
-    before: BTreeMap<String, Vec<servswitch::plan::Flow>>,
-    after: BTreeMap<String, Vec<servswitch::plan::Flow>>,
+    before: BTreeMap<String, Vec<servswitch::fabric::plan::Flow>>,
+    after: BTreeMap<String, Vec<servswitch::fabric::plan::Flow>>,
     endpoints: Vec<transitions::Endpoint>,
     care_of: BTreeSet<std::net::Ipv4Addr>,
     planned: Schedule,
@@ -406,14 +406,14 @@ fn a_schedule_that_does_not_end_in_the_plan_is_refused_as_inconsistent() {
 /// The tables of every switch after the first `k` batches of `s` and `j` flow mods of the
 /// next one (where a controller killed in the middle of an update leaves the fabric).
 fn crashed(
-    before: &BTreeMap<String, Vec<servswitch::plan::Flow>>,
+    before: &BTreeMap<String, Vec<servswitch::fabric::plan::Flow>>,
     s: &Schedule,
     k: usize,
     j: usize,
-) -> BTreeMap<String, Vec<servswitch::plan::Flow>> {
+) -> BTreeMap<String, Vec<servswitch::fabric::plan::Flow>> {
     let mut out = BTreeMap::new();
     for (sw, flows) in before {
-        let mut t = servswitch::flowtable::FlowTables::new(5);
+        let mut t = servswitch::emu::flowtable::FlowTables::new(5);
         for f in flows {
             t.apply_flow_mod(&f.add()).unwrap();
         }
@@ -438,8 +438,8 @@ fn crashed(
     out
 }
 
-fn flow(f: &ofp13::FlowStats) -> servswitch::plan::Flow {
-    servswitch::plan::Flow {
+fn flow(f: &ofp13::FlowStats) -> servswitch::fabric::plan::Flow {
+    servswitch::fabric::plan::Flow {
         table_id: f.table_id,
         priority: f.priority,
         cookie: f.cookie,
@@ -451,7 +451,7 @@ fn flow(f: &ofp13::FlowStats) -> servswitch::plan::Flow {
     }
 }
 
-fn stats(f: &servswitch::plan::Flow) -> ofp13::FlowStats {
+fn stats(f: &servswitch::fabric::plan::Flow) -> ofp13::FlowStats {
     ofp13::FlowStats {
         table_id: f.table_id,
         duration_sec: 0,
@@ -470,10 +470,10 @@ fn stats(f: &servswitch::plan::Flow) -> ofp13::FlowStats {
 
 /// Applies flow mods to a table given as flows.
 fn applied(
-    flows: &[servswitch::plan::Flow],
+    flows: &[servswitch::fabric::plan::Flow],
     mods: &[ofp13::FlowMod],
-) -> Vec<servswitch::plan::Flow> {
-    let mut t = servswitch::flowtable::FlowTables::new(5);
+) -> Vec<servswitch::fabric::plan::Flow> {
+    let mut t = servswitch::emu::flowtable::FlowTables::new(5);
     for f in flows {
         t.apply_flow_mod(&f.add()).unwrap();
     }
@@ -489,11 +489,11 @@ fn applied(
 /// consumers of the same VM has had its A (batch B); the consumers it no longer plans go
 /// once every switch has had A and B, and a drain (batch C).
 fn restart_schedule(
-    live: &BTreeMap<String, Vec<servswitch::plan::Flow>>,
-    after: &BTreeMap<String, Vec<servswitch::plan::Flow>>,
+    live: &BTreeMap<String, Vec<servswitch::fabric::plan::Flow>>,
+    after: &BTreeMap<String, Vec<servswitch::fabric::plan::Flow>>,
 ) -> Schedule {
-    use servswitch::reconcile::{difference_in_order, Allow};
-    use servswitch::update::{flow_role, Role};
+    use servswitch::app::reconcile::{difference_in_order, Allow};
+    use servswitch::mobility::update::{flow_role, Role};
     let held = Allow {
         producer: &|_| false,
         delete_consumers: false,
@@ -502,16 +502,16 @@ fn restart_schedule(
         producer: &|_| true,
         delete_consumers: false,
     };
-    let mut batches: Vec<servswitch::update::Batch> = Vec::new();
+    let mut batches: Vec<servswitch::mobility::update::Batch> = Vec::new();
     let mut a_of: BTreeMap<String, usize> = BTreeMap::new();
-    let mut state: BTreeMap<String, Vec<servswitch::plan::Flow>> = BTreeMap::new();
+    let mut state: BTreeMap<String, Vec<servswitch::fabric::plan::Flow>> = BTreeMap::new();
     for (sw, plan) in after {
         let l: Vec<ofp13::FlowStats> = live[sw].iter().map(stats).collect();
         let (mods, _) = difference_in_order(&l, plan, &held);
         state.insert(sw.clone(), applied(&live[sw], &mods));
         if !mods.is_empty() {
             a_of.insert(sw.clone(), batches.len());
-            batches.push(servswitch::update::Batch {
+            batches.push(servswitch::mobility::update::Batch {
                 switch: sw.clone(),
                 phase: 1,
                 mods,
@@ -546,7 +546,7 @@ fn restart_schedule(
             .collect();
         state.insert(sw.clone(), applied(&state[sw], &mods));
         ab.push(batches.len());
-        batches.push(servswitch::update::Batch {
+        batches.push(servswitch::mobility::update::Batch {
             switch: sw.clone(),
             phase: 2,
             mods,
@@ -556,9 +556,9 @@ fn restart_schedule(
     }
     for (sw, plan) in after {
         let l: Vec<ofp13::FlowStats> = state[sw].iter().map(stats).collect();
-        let (mods, _) = servswitch::reconcile::difference(&l, plan);
+        let (mods, _) = servswitch::app::reconcile::difference(&l, plan);
         if !mods.is_empty() {
-            batches.push(servswitch::update::Batch {
+            batches.push(servswitch::mobility::update::Batch {
                 switch: sw.clone(),
                 phase: 3,
                 mods,
@@ -613,7 +613,10 @@ fn a_controller_killed_at_any_point_of_an_update_reconciles_through_safe_states(
                             .iter()
                             .map(|(sw, plan)| {
                                 let l: Vec<ofp13::FlowStats> = live[sw].iter().map(stats).collect();
-                                (sw.clone(), servswitch::reconcile::difference(&l, plan).0)
+                                (
+                                    sw.clone(),
+                                    servswitch::app::reconcile::difference(&l, plan).0,
+                                )
                             })
                             .collect(),
                         false,

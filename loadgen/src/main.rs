@@ -24,12 +24,12 @@ use ofp13::{
     MultipartReply, MultipartReplyBody, MultipartRequestBody, Oxm, PacketIn, PacketOut, Port,
     SwitchConfig, SwitchFeatures, MAX_MESSAGE_LEN, NO_BUFFER,
 };
+use servswitch::fabric::plan::{FastMap, GATEWAY_MAC};
 use servswitch::packet::{self, Arp, Ethernet};
-use servswitch::plan::{FastMap, GATEWAY_MAC};
 // A flow entry's identity (table, priority, match in canonical order), as the controller's
 // reconciliation keys them.
-use servswitch::reconcile;
-use servswitch::topology::Topology;
+use servswitch::app::reconcile;
+use servswitch::fabric::topology::Topology;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -733,12 +733,14 @@ fn answer(sw: &SwInfo, m: &Message, st: &mut Stats, out: &mut Vec<u8>) {
             Some(reply(Body::BarrierReply))
         }
         Body::RoleRequest(r) => Some(reply(Body::RoleReply(*r))),
-        Body::GetAsyncRequest => Some(reply(Body::GetAsyncReply(servswitch::emu::DEFAULT_ASYNC))),
+        Body::GetAsyncRequest => Some(reply(Body::GetAsyncReply(
+            servswitch::emu::switch::DEFAULT_ASYNC,
+        ))),
         Body::MultipartRequest(req) => {
             let body = match &req.body {
                 MultipartRequestBody::PortDesc => Some(MultipartReplyBody::PortDesc(
                     (1..=sw.nports)
-                        .map(|p| servswitch::emu::port(sw.dpid, p))
+                        .map(|p| servswitch::emu::switch::port(sw.dpid, p))
                         .collect::<Vec<Port>>(),
                 )),
                 MultipartRequestBody::Flow(_) => {

@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::Arc;
 
-use servswitch::gen::GenSpec;
-use servswitch::plan::Fabric;
-use servswitch::router::Router;
-use servswitch::runtime::{Controller, RuntimeConfig};
-use servswitch::topology::Topology;
+use servswitch::app::router::Router;
+use servswitch::fabric::gen::GenSpec;
+use servswitch::fabric::plan::Fabric;
+use servswitch::fabric::topology::Topology;
+use servswitch::switch::runtime::{Controller, RuntimeConfig};
 
 /// A fresh controller for `topo` on an ephemeral port, served by its own runtime.
 fn controller(topo: &Topology) -> (tokio::runtime::Runtime, SocketAddr) {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use servswitch::topology::Topology;
+use servswitch::fabric::topology::Topology;
 
 /// Slots `00`..`99`.
 const SLOTS: u32 = 100;
@@ -370,7 +370,7 @@ impl OvsFabric {
         }
         let mut links = Vec::new();
         for (i, l) in topology.links.iter().enumerate() {
-            let mut end = |r: &servswitch::topology::PortRef, side: &str| LinkEnd {
+            let mut end = |r: &servswitch::fabric::topology::PortRef, side: &str| LinkEnd {
                 switch: r.switch.clone(),
                 port: r.port,
                 name: pick_name(
@@ -1157,7 +1157,7 @@ pub fn start_routed_with(
             let flows = fabric.dump_flows(&s.name).unwrap_or_default();
             let last = format!(
                 "table={}, priority=0 actions=drop",
-                servswitch::plan::TABLE_ROUTE
+                servswitch::fabric::plan::TABLE_ROUTE
             );
             if flows.contains(&last) {
                 break;

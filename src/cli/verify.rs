@@ -8,7 +8,7 @@ use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 
-use crate::client::request;
+use crate::cli::client::request;
 
 fn get(api: &str, path: &str) -> Result<String> {
     let (status, body) = request(api, "GET", path, None)?;

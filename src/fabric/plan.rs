@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 
 use ofp13::{port, Action, FlowMod, Instruction, MacAddr, Match, Oxm};
 
-use crate::topology::{Prefix, SubnetConf, Topology};
+use crate::fabric::topology::{Prefix, SubnetConf, Topology};
 
 /// The one MAC address every gateway of the fabric answers with. A VM that moves keeps a valid
 /// gateway entry in its ARP cache (locally administered, "SS").
@@ -218,7 +218,9 @@ impl Fabric {
             .switches
             .iter()
             .enumerate()
-            .filter(|(i, s)| s.tier != crate::topology::Tier::Access && !subnets[*i].is_empty())
+            .filter(|(i, s)| {
+                s.tier != crate::fabric::topology::Tier::Access && !subnets[*i].is_empty()
+            })
             .map(|(_, s)| s.name.clone())
             .collect();
         Fabric {
@@ -289,7 +291,7 @@ impl Fabric {
     }
 
     /// A switch's entry in the topology.
-    pub fn switch(&self, name: &str) -> Option<&crate::topology::SwitchConf> {
+    pub fn switch(&self, name: &str) -> Option<&crate::fabric::topology::SwitchConf> {
         let &i = self.index.get(name)?;
         self.topology.switches.get(i)
     }
@@ -466,7 +468,11 @@ impl Fabric {
     /// One switch's table given the hosts, all at home (those on other switches are
     /// ignored), in the order `plan` prints (see [`sort_flows`]).
     pub fn switch_plan(&self, switch: &str, hosts: &[HostLoc]) -> Vec<Flow> {
-        crate::mobility::switch_plan(self, switch, &crate::mobility::vms_at_home(hosts))
+        crate::mobility::flows::switch_plan(
+            self,
+            switch,
+            &crate::mobility::flows::vms_at_home(hosts),
+        )
     }
 
     /// Every switch's table given these hosts.

@@ -25,10 +25,10 @@ use ofp13::{
 };
 use tracing::{debug, info, warn};
 
-use crate::plan::Flow;
-use crate::router::Router;
-use crate::runtime::SwitchHandle;
-use crate::update::{flow_role, role, Role};
+use crate::app::router::Router;
+use crate::fabric::plan::Flow;
+use crate::mobility::update::{flow_role, role, Role};
+use crate::switch::runtime::SwitchHandle;
 
 /// What one reconciliation changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub fn key(table: u8, priority: u16, m: &ofp13::Match) -> Key {
     (table, priority, bytes)
 }
 
-/// What a reconciliation may change now, for care-of addresses (see crate::update).
+/// What a reconciliation may change now, for care-of addresses (see crate::mobility::update).
 pub struct Allow<'a> {
     /// Whether a planned producer may be installed: every switch with its consumers is ready.
     pub producer: &'a dyn Fn(&Flow) -> bool,
@@ -150,7 +150,7 @@ pub fn difference_in_order(
         .collect();
     extra.sort_by(|a, b| a.0.cmp(b.0));
     for (_, f) in extra {
-        if !crate::plan::is_ours(f.cookie) {
+        if !crate::fabric::plan::is_ours(f.cookie) {
             r.foreign += 1;
             continue;
         }
@@ -216,7 +216,7 @@ impl Router {
     /// Brings one switch's table to the plan: read, compare, send the difference, barrier;
     /// then the switch is ready (it holds its consumers). Producers whose consumers are not
     /// ready everywhere wait, and consumers no longer planned wait for the fabric to be quiet
-    /// ([`crate::router::State::quiet`]); the switch is caught up when that changes
+    /// ([`crate::app::router::State::quiet`]); the switch is caught up when that changes
     /// ([`Router::readiness_changed`]).
     pub async fn reconcile(&self, h: &SwitchHandle, name: &str) -> Result<Reconciled, String> {
         let lock = self.switch_lock(name);
@@ -227,12 +227,12 @@ impl Router {
         let (mods, r) = {
             let st = self.read();
             let vms = st.vms_for(name);
-            let plan = crate::mobility::switch_plan(&self.fabric, name, &vms);
+            let plan = crate::mobility::flows::switch_plan(&self.fabric, name, &vms);
             let producer = |f: &Flow| {
                 let home = std::net::Ipv4Addr::from(f.cookie as u32);
                 let vm = st.hosts.get(&home).and_then(|(h, _)| st.vm(h.mac));
                 vm.is_none_or(|vm| {
-                    crate::mobility::consumer_switches(&vm)
+                    crate::mobility::flows::consumer_switches(&vm)
                         .iter()
                         .filter(|s| s.as_str() != name)
                         .all(|s| st.ready_for(s, vm.mac))
@@ -437,7 +437,7 @@ mod tests {
 
     #[test]
     fn only_the_difference_is_sent() {
-        let fabric = crate::plan::paper_fabric();
+        let fabric = crate::fabric::plan::paper_fabric();
         let plan = fabric.switch_plan("r3", &fabric.configured_hosts());
         let live: Vec<FlowStats> = plan.iter().map(stats).collect();
         // The same table (counters and durations aside): nothing to send.
@@ -455,7 +455,7 @@ mod tests {
         drifted.remove(0);
         drifted[3].instructions = vec![Instruction::GotoTable { table_id: 4 }];
         drifted.push(FlowStats {
-            cookie: crate::plan::COOKIE_HOST | 0x0a00_0009,
+            cookie: crate::fabric::plan::COOKIE_HOST | 0x0a00_0009,
             match_: Match::new(vec![Oxm::InPort(9, None)]),
             priority: 7,
             ..stats(&plan[0])

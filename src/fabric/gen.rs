@@ -125,8 +125,8 @@ impl GenSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Fabric;
-    use crate::topology::Topology;
+    use crate::fabric::plan::Fabric;
+    use crate::fabric::topology::Topology;
 
     #[test]
     fn generated_fabrics_validate_and_route() {

@@ -14,8 +14,8 @@ use ofp13::{
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::router::Router;
-use crate::runtime::Controller;
+use crate::app::router::Router;
+use crate::switch::runtime::Controller;
 
 /// What the API handlers read: the runtime, and the routing app when one runs.
 #[derive(Clone)]
@@ -48,7 +48,7 @@ pub struct SwitchView {
 
 /// The topology's switches in file order with their live state, then any unmanaged ones.
 pub fn switches(ctl: &Controller) -> Vec<SwitchView> {
-    let view = |h: &crate::runtime::SwitchHandle| -> (Option<String>, Vec<PortView>) {
+    let view = |h: &crate::switch::runtime::SwitchHandle| -> (Option<String>, Vec<PortView>) {
         let ports = h
             .info
             .ports()
@@ -164,8 +164,8 @@ pub fn hosts(router: &Router) -> Vec<HostView> {
                 },
                 care_of: h.care_of.iter().map(|c| c.to_string()).collect(),
                 origin: match h.origin {
-                    crate::router::Origin::Configured => "configured".into(),
-                    crate::router::Origin::Learned => "learned".into(),
+                    crate::app::router::Origin::Configured => "configured".into(),
+                    crate::app::router::Origin::Learned => "learned".into(),
                 },
                 attached: h.attached,
             }
@@ -294,7 +294,7 @@ async fn post_migration(
             )
         }
     };
-    let to: crate::topology::PortRef = match req.to.parse() {
+    let to: crate::fabric::topology::PortRef = match req.to.parse() {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("\"to\": {e}")),
     };
@@ -324,10 +324,10 @@ async fn delete_host(
     };
     match router.forget(mac, None).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(crate::migrate::ForgetError::Unknown) => {
+        Err(crate::app::migrate::ForgetError::Unknown) => {
             error(StatusCode::NOT_FOUND, format!("no host {sel:?}"))
         }
-        Err(e @ crate::migrate::ForgetError::Declared) => {
+        Err(e @ crate::app::migrate::ForgetError::Declared) => {
             error(StatusCode::CONFLICT, format!("{sel}: {e}"))
         }
     }

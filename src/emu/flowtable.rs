@@ -2589,12 +2589,12 @@ mod tests {
 
     #[test]
     fn servswitch_plan_forwards_like_docs_pipeline_says() {
-        let topo = crate::topology::Topology::load(std::path::Path::new(concat!(
+        let topo = crate::fabric::topology::Topology::load(std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/topologies/paper-testbed.toml"
         )))
         .unwrap();
-        let fabric = crate::plan::Fabric::new(&topo);
+        let fabric = crate::fabric::plan::Fabric::new(&topo);
         let plan = fabric.plan(&fabric.configured_hosts());
         let mut t = FlowTables::default();
         t.set_ports(&[1, 2, 3, 4]);
@@ -2640,9 +2640,9 @@ mod tests {
         let arp = arp_frame(ARP_REQUEST, "192.168.11.1", ETH_ARP);
         assert_eq!(
             packet_ins(&t.process(2, &arp)),
-            [(OFPR_ACTION, 0, crate::plan::COOKIE_PIPELINE)]
+            [(OFPR_ACTION, 0, crate::fabric::plan::COOKIE_PIPELINE)]
         );
     }
 
-    use crate::plan::COOKIE_ROUTE;
+    use crate::fabric::plan::COOKIE_ROUTE;
 }

@@ -14,7 +14,7 @@
 //! later may be further on.
 //!
 //! **The search.** For every probe packet the checker follows the packet from its host
-//! through the flow-table engine ([`crate::flowtable`], checked against Open vSwitch), switch
+//! through the flow-table engine ([`crate::emu::flowtable`], checked against Open vSwitch), switch
 //! by switch. At a switch the update does not touch there is one behaviour; at one it touches,
 //! the packet is run through the tables at every position, positions that behave alike are
 //! grouped, and the search branches per group. A bad end (a host receiving a care-of address,
@@ -40,12 +40,12 @@ use std::time::{Duration, Instant};
 
 use ofp13::{port, Action, FlowMod, Instruction, MacAddr, Oxm};
 
-use crate::flowtable::{Effect, FlowTables};
+use crate::emu::flowtable::{Effect, FlowTables};
+use crate::fabric::plan::{Fabric, Flow, GATEWAY_MAC};
+use crate::mobility::update::Schedule;
 use crate::packet::{
     self, Arp, Ethernet, Ipv4, ARP_REQUEST, ETH_ARP, ETH_IPV4, ICMP_ECHO_REQUEST, IP_ICMP, IP_TCP,
 };
-use crate::plan::{Fabric, Flow, GATEWAY_MAC};
-use crate::update::Schedule;
 
 /// A packet that visits more switches than this is taken for a loop.
 const MAX_HOPS: usize = 48;
@@ -249,12 +249,12 @@ fn output_ports(instructions: &[Instruction], into: &mut BTreeSet<u32>) {
 }
 
 /// The flow entries of `t` as (table, priority, match) -> (cookie, instructions).
-fn entries(t: &FlowTables) -> BTreeMap<crate::reconcile::Key, (u64, Vec<Instruction>)> {
+fn entries(t: &FlowTables) -> BTreeMap<crate::app::reconcile::Key, (u64, Vec<Instruction>)> {
     t.dump(ofp13::TABLE_ALL)
         .into_iter()
         .map(|f| {
             (
-                crate::reconcile::key(f.table_id, f.priority, &f.match_),
+                crate::app::reconcile::key(f.table_id, f.priority, &f.match_),
                 (f.cookie, f.instructions),
             )
         })
@@ -321,7 +321,7 @@ impl<'a> Model<'a> {
                 next.apply_flow_mod(m).map_err(|e| {
                     Failure::Inconsistent(format!(
                         "{name}: refuses {} ({e:?})",
-                        crate::update::mod_text(m)
+                        crate::mobility::update::mod_text(m)
                     ))
                 })?;
                 tables.push(next);
@@ -518,7 +518,7 @@ fn tcp_syn(sport: u16, dport: u16) -> Vec<u8> {
 
 /// An address of `prefix` that no endpoint has, is no gateway and no care-of address: the
 /// highest such one.
-fn unknown_address(c: &Check<'_>, s: &crate::topology::SubnetConf) -> Option<Ipv4Addr> {
+fn unknown_address(c: &Check<'_>, s: &crate::fabric::topology::SubnetConf) -> Option<Ipv4Addr> {
     let taken: BTreeSet<Ipv4Addr> = c
         .endpoints
         .iter()
@@ -544,8 +544,8 @@ fn involved_values(c: &Check<'_>) -> (BTreeSet<Ipv4Addr>, BTreeSet<MacAddr>) {
     }
     for b in &c.schedule.batches {
         for m in &b.mods {
-            for (ip, _) in crate::update::set_addresses(&m.instructions)
-                .chain(crate::update::matched_addresses(&m.match_))
+            for (ip, _) in crate::mobility::update::set_addresses(&m.instructions)
+                .chain(crate::mobility::update::matched_addresses(&m.match_))
             {
                 if c.care_of.contains(&ip) {
                     ips.insert(ip);

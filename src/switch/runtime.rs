@@ -1,4 +1,4 @@
-//! The tokio shell around [`crate::session::Session`]: the listener, one task per switch
+//! The tokio shell around [`crate::switch::session::Session`]: the listener, one task per switch
 //! connection, the registry of connected switches, and the handles apps use to talk to them.
 //!
 //! A connection task owns its socket and buffers and `select!`s over: bytes from the switch,
@@ -26,9 +26,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::metrics::{Metrics, Tally};
-use crate::session::{CloseReason, Event, ReplyError, Session, SessionConfig, State};
-use crate::topology::{Dpid, Topology};
+use crate::fabric::topology::{Dpid, Topology};
+use crate::switch::metrics::{Metrics, Tally};
+use crate::switch::session::{CloseReason, Event, ReplyError, Session, SessionConfig, State};
 
 /// How long a write to a switch may take before the connection is given up (default).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

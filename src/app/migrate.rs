@@ -1,7 +1,7 @@
 //! Updates of a VM's entries, decided under the state lock and sent in phases
-//! ([`crate::update::Schedule::phased`]): migrations (choosing care-of addresses, recording
+//! ([`crate::mobility::update::Schedule::phased`]): migrations (choosing care-of addresses, recording
 //! the move durably), cover changes, quiet redirect pairs, forgetting a learned host. Each is
-//! the difference between the VM's flow entries before and after ([`crate::mobility`]);
+//! the difference between the VM's flow entries before and after ([`crate::mobility::flows`]);
 //! [`Router::send_update`] sends it so that no host ever sees a care-of address and nothing is
 //! black-holed: consumers in and producers out, then producers in (only while the switches
 //! with their consumers are ready), then, after a drain and in a task of its own, consumers
@@ -23,15 +23,16 @@ use ofp13::{port, Action, Body, MacAddr, PacketOut, NO_BUFFER};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
-use crate::careof::CareOfError;
-use crate::mobility::{self, Away, Vm};
+use crate::app::router::{AwayState, Origin, Router, State};
+use crate::app::store::{Place, Store, VmRecord};
+use crate::fabric::plan::GATEWAY_MAC;
+use crate::fabric::topology::PortRef;
+use crate::mobility;
+use crate::mobility::careof::CareOfError;
+use crate::mobility::flows::{Away, Vm};
+use crate::mobility::transitions::{Failure, Report};
+use crate::mobility::update::{role, Role, Schedule};
 use crate::packet::{self, Arp};
-use crate::plan::GATEWAY_MAC;
-use crate::router::{AwayState, Origin, Router, State};
-use crate::store::{Place, Store, VmRecord};
-use crate::topology::PortRef;
-use crate::transitions::{Failure, Report};
-use crate::update::{role, Role, Schedule};
 
 /// Why a migration was not done. Nothing was changed in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -118,9 +119,9 @@ impl Durable {
     /// Writes `snapshot`, the state at `version`, unless a newer one was written already.
     fn save(
         &self,
-        snapshot: &crate::store::State,
+        snapshot: &crate::app::store::State,
         version: u64,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), crate::app::store::StoreError> {
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         if version > *written {
             self.store.save(snapshot)?;
@@ -131,9 +132,9 @@ impl Durable {
 }
 
 /// The store's view of the VMs away from home.
-pub(crate) fn records(router: &Router, st: &State) -> crate::store::State {
-    let mut out = crate::store::State {
-        format: crate::store::FORMAT,
+pub(crate) fn records(router: &Router, st: &State) -> crate::app::store::State {
+    let mut out = crate::app::store::State {
+        format: crate::app::store::FORMAT,
         ..Default::default()
     };
     for (mac, a) in &st.away {
@@ -162,7 +163,8 @@ pub(crate) fn records(router: &Router, st: &State) -> crate::store::State {
                 care_of_subnet: a.care_of_subnet.clone(),
                 care_of: a.away.care_of.clone(),
                 cover: {
-                    let default = mobility::default_cover(&router.fabric, &vm.switch, &vm.ips);
+                    let default =
+                        mobility::flows::default_cover(&router.fabric, &vm.switch, &vm.ips);
                     a.away.cover.difference(&default).cloned().collect()
                 },
             },
@@ -186,7 +188,7 @@ struct Prepared {
     before: Vm,
     after: Vm,
     update: Update,
-    snapshot: crate::store::State,
+    snapshot: crate::app::store::State,
     version: u64,
     undo: Undo,
 }
@@ -203,7 +205,7 @@ struct Undo {
 
 impl Router {
     /// Restores VMs recorded away from home (at start, before any switch connects).
-    pub fn restore(&mut self, saved: &crate::store::State) -> anyhow::Result<()> {
+    pub fn restore(&mut self, saved: &crate::app::store::State) -> anyhow::Result<()> {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         for r in saved.vms.values() {
             if self.fabric.subnets_of(&r.location.switch).next().is_none() {
@@ -242,7 +244,7 @@ impl Router {
             for ip in &r.ips {
                 let origin = st.hosts.get(ip).map_or(Origin::Learned, |(_, o)| *o);
                 st.bind(
-                    crate::plan::HostLoc {
+                    crate::fabric::plan::HostLoc {
                         ip: *ip,
                         mac: r.mac,
                         switch: r.location.switch.clone(),
@@ -257,8 +259,11 @@ impl Router {
                     away: Away {
                         care_of: r.care_of.clone(),
                         cover: {
-                            let mut c =
-                                mobility::default_cover(&self.fabric, &r.location.switch, &r.ips);
+                            let mut c = mobility::flows::default_cover(
+                                &self.fabric,
+                                &r.location.switch,
+                                &r.ips,
+                            );
                             c.extend(
                                 r.cover
                                     .iter()
@@ -545,7 +550,7 @@ impl Router {
             Some(AwayState {
                 away: Away {
                     care_of,
-                    cover: mobility::default_cover(fabric, &to.switch, &before.ips),
+                    cover: mobility::flows::default_cover(fabric, &to.switch, &before.ips),
                     ..Default::default()
                 },
                 home: old
@@ -644,7 +649,7 @@ impl Router {
                 "{sel} is at home: only a VM away from home has a cover"
             )));
         }
-        let mut cover = mobility::default_cover(&self.fabric, &vm.switch, &vm.ips);
+        let mut cover = mobility::flows::default_cover(&self.fabric, &vm.switch, &vm.ips);
         cover.extend(switches.iter().cloned());
         let mut after = vm.clone();
         if let Some(a) = after.away.as_mut() {
@@ -689,14 +694,16 @@ impl Router {
             e.moving = true;
             e.also_at = from.clone().filter(|f| *f != e.at);
         }
-        Ok(crate::transitions::check(&crate::transitions::Check {
-            fabric: &self.fabric,
-            before: &before,
-            schedule: &schedule,
-            after: &after,
-            endpoints: &endpoints,
-            care_of: &care_of,
-        }))
+        Ok(crate::mobility::transitions::check(
+            &crate::mobility::transitions::Check {
+                fabric: &self.fabric,
+                before: &before,
+                schedule: &schedule,
+                after: &after,
+                endpoints: &endpoints,
+                care_of: &care_of,
+            },
+        ))
     }
 
     fn undo(&self, mac: MacAddr, u: Undo, update: &Update) {
@@ -751,7 +758,7 @@ impl Router {
                 &mut st,
                 &self.fabric,
                 mac,
-                mobility::by_switch(mobility::vm_flows(&self.fabric, &vm)),
+                mobility::flows::by_switch(mobility::flows::vm_flows(&self.fabric, &vm)),
                 BTreeMap::new(),
                 BTreeSet::new(),
                 released,
@@ -821,7 +828,7 @@ impl Router {
             return;
         };
         self.send_update(&ctl, &update).await;
-        info!(%mac, from = %pair.0, to = %pair.1, quiet_s = mobility::REDIRECT_QUIET.as_secs(),
+        info!(%mac, from = %pair.0, to = %pair.1, quiet_s = mobility::flows::REDIRECT_QUIET.as_secs(),
             "redirects spent: the pair's packets are no longer copied to the controller");
     }
 
@@ -852,7 +859,7 @@ impl Router {
                 }
                 let Some(vm) = st.vm(mac) else { continue };
                 let Some(away) = &vm.away else { continue };
-                let default = mobility::default_cover(&self.fabric, &vm.switch, &vm.ips);
+                let default = mobility::flows::default_cover(&self.fabric, &vm.switch, &vm.ips);
                 let mut cover = away.cover.clone();
                 cover.retain(|s| default.contains(s) || !unwanted.contains(s));
                 cover.extend(
@@ -926,7 +933,7 @@ impl Router {
     /// connected), and the number of flow mods of the schedule.
     pub(crate) async fn send_update(
         &self,
-        ctl: &Arc<crate::runtime::Controller>,
+        ctl: &Arc<crate::switch::runtime::Controller>,
         u: &Update,
     ) -> (Vec<String>, Vec<String>, usize) {
         let waves = u.schedule.waves();
@@ -994,7 +1001,7 @@ impl Router {
     /// Sends one wave. Producers whose consumers are not ready everywhere are held back.
     async fn send_wave(
         &self,
-        ctl: &crate::runtime::Controller,
+        ctl: &crate::switch::runtime::Controller,
         u: &Update,
         wave: &[usize],
         acked: &mut Vec<String>,
@@ -1041,7 +1048,7 @@ impl Router {
         let one = |(i, mods, h, lock): (
             usize,
             Vec<ofp13::FlowMod>,
-            crate::runtime::SwitchHandle,
+            crate::switch::runtime::SwitchHandle,
             Arc<tokio::sync::Mutex<()>>,
         )| async move {
             let _serial = lock.lock().await;
@@ -1164,7 +1171,7 @@ impl Router {
     /// for a cache entry to expire.
     async fn announce(
         &self,
-        ctl: &crate::runtime::Controller,
+        ctl: &crate::switch::runtime::Controller,
         p: &Prepared,
         dpid: impl Fn(&str) -> Option<u64>,
     ) {
@@ -1237,7 +1244,7 @@ fn cleanup(schedule: &Schedule, drain: std::time::Duration, failed: &[String]) -
 #[derive(Debug, Clone, Default)]
 pub struct PendingCleanup {
     id: u64,
-    flows: BTreeMap<String, Vec<crate::plan::Flow>>,
+    flows: BTreeMap<String, Vec<crate::fabric::plan::Flow>>,
     released: Vec<(String, Ipv4Addr)>,
 }
 
@@ -1274,7 +1281,7 @@ impl Update {
     /// pending cleanup.
     pub(crate) fn begin(
         st: &mut State,
-        fabric: &crate::plan::Fabric,
+        fabric: &crate::fabric::plan::Fabric,
         before: &Vm,
         after: &Vm,
         released: Vec<(String, Ipv4Addr)>,
@@ -1284,9 +1291,9 @@ impl Update {
             st,
             fabric,
             after.mac,
-            mobility::by_switch(mobility::vm_flows(fabric, before)),
-            mobility::by_switch(mobility::vm_flows(fabric, after)),
-            mobility::consumer_switches(after),
+            mobility::flows::by_switch(mobility::flows::vm_flows(fabric, before)),
+            mobility::flows::by_switch(mobility::flows::vm_flows(fabric, after)),
+            mobility::flows::consumer_switches(after),
             released,
             live,
         )
@@ -1297,10 +1304,10 @@ impl Update {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         st: &mut State,
-        fabric: &crate::plan::Fabric,
+        fabric: &crate::fabric::plan::Fabric,
         mac: MacAddr,
-        mut before: BTreeMap<String, Vec<crate::plan::Flow>>,
-        after: BTreeMap<String, Vec<crate::plan::Flow>>,
+        mut before: BTreeMap<String, Vec<crate::fabric::plan::Flow>>,
+        after: BTreeMap<String, Vec<crate::fabric::plan::Flow>>,
         deps: BTreeSet<String>,
         mut released: Vec<(String, Ipv4Addr)>,
         live: bool,
@@ -1316,7 +1323,7 @@ impl Update {
             }
             released.extend(c.released.iter().cloned());
         }
-        let diff = mobility::diff(&before, &after);
+        let diff = mobility::flows::diff(&before, &after);
         let schedule = Schedule::phased(&diff);
         let marked: Vec<String> = schedule
             .batches
@@ -1337,13 +1344,13 @@ impl Update {
             }
             st.updates += 1;
             st.draining.extend(released.iter().map(|(_, a)| *a));
-            let flows: BTreeMap<String, Vec<crate::plan::Flow>> = diff
+            let flows: BTreeMap<String, Vec<crate::fabric::plan::Flow>> = diff
                 .iter()
                 .map(|(sw, d)| {
-                    let gone: Vec<crate::plan::Flow> = d
+                    let gone: Vec<crate::fabric::plan::Flow> = d
                         .deletes
                         .iter()
-                        .filter(|f| crate::update::flow_role(f) == Role::Consumer)
+                        .filter(|f| crate::mobility::update::flow_role(f) == Role::Consumer)
                         .cloned()
                         .collect();
                     (sw.clone(), gone)
@@ -1380,7 +1387,7 @@ impl Update {
 
     /// Takes back what [`Update::new`] counted, for an update that is not sent: the VM's
     /// pending cleanup it took over is pending again (with the addresses it took back).
-    pub(crate) fn abandon(&self, st: &mut State, switches: &[crate::topology::SwitchConf]) {
+    pub(crate) fn abandon(&self, st: &mut State, switches: &[crate::fabric::topology::SwitchConf]) {
         if !self.live {
             return;
         }

@@ -1,11 +1,11 @@
 //! An emulated OpenFlow 1.3 switch, in process, for tests, benchmarks and the emulated fabric
-//! ([`crate::emu_fabric`]).
+//! ([`crate::emu::fabric`]).
 //!
-//! Two layers, like [`crate::session`]:
+//! Two layers, like [`crate::switch::session`]:
 //! - [`SwitchCore`], sans-io: one message from the controller in, the switch's replies out;
 //!   one frame entering a port in, the packet-ins it raises out. It knows the switch's datapath
 //!   id, tables and ports, answers the handshake and keepalive, records everything the
-//!   controller sent, and has a datapath: a [`FlowTables`] (see [`crate::flowtable`]) that
+//!   controller sent, and has a datapath: a [`FlowTables`] (see [`crate::emu::flowtable`]) that
 //!   FLOW_MODs are applied to and frames run through. Frames leaving ports queue up in the core
 //!   until [`SwitchCore::take_frames`].
 //! - [`connect`] / [`connect_wired`] / [`EmuSwitch`], a thin tokio driver: one task per switch
@@ -60,7 +60,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::flowtable::{Effect, FlowTables, OfpError};
+use crate::emu::flowtable::{Effect, FlowTables, OfpError};
 
 /// `OFPET_BAD_REQUEST` / `OFPBRC_BAD_MULTIPART`.
 pub const OFPET_BAD_REQUEST: u16 = 1;
@@ -997,7 +997,7 @@ fn decode(rbuf: &mut BytesMut, core: &Mutex<SwitchCore>, wbuf: &mut Vec<u8>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{Event, Session, SessionConfig, State};
+    use crate::switch::session::{Event, Session, SessionConfig, State};
     use ofp13::{Action, MultipartRequest, Oxm, OFPCR_ROLE_MASTER};
     use std::time::Instant;
 
@@ -1218,8 +1218,8 @@ mod tests {
         let out = c.handle(bad);
         assert!(
             matches!(&out[..], [Message { xid: 0x10, body: Body::Error(e) }]
-            if (e.err_type, e.code) == (crate::flowtable::OFPET_BAD_ACTION,
-                crate::flowtable::OFPBAC_MATCH_INCONSISTENT) && e.data[..] == bytes[..64]),
+            if (e.err_type, e.code) == (crate::emu::flowtable::OFPET_BAD_ACTION,
+                crate::emu::flowtable::OFPBAC_MATCH_INCONSISTENT) && e.data[..] == bytes[..64]),
             "{out:?}"
         );
         assert_eq!(c.tables().len(), 1, "nothing changed");
@@ -1324,7 +1324,7 @@ mod tests {
         let out = c.handle(po(0xffff_ff01, vec![Action::output(1)]));
         assert!(
             matches!(&out[..], [Message { xid: 5, body: Body::Error(e) }]
-            if (e.err_type, e.code) == (OFPET_BAD_REQUEST, crate::flowtable::OFPBRC_BAD_PORT))
+            if (e.err_type, e.code) == (OFPET_BAD_REQUEST, crate::emu::flowtable::OFPBRC_BAD_PORT))
         );
         assert!(c.take_frames().is_empty());
     }

@@ -10,12 +10,12 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tracing::info;
 
-use crate::api;
-use crate::plan::Fabric;
-use crate::router::Router;
-use crate::runtime::{Controller, RuntimeConfig};
-use crate::session::SessionConfig;
-use crate::topology::Topology;
+use crate::api::handlers;
+use crate::app::router::Router;
+use crate::fabric::plan::Fabric;
+use crate::fabric::topology::Topology;
+use crate::switch::runtime::{Controller, RuntimeConfig};
+use crate::switch::session::SessionConfig;
 
 /// The OpenFlow port IANA assigned.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:6653";
@@ -59,14 +59,14 @@ pub fn run(opts: Options) -> Result<()> {
     init_logging();
     let topology = Topology::load(&opts.topology).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listen: SocketAddr = match (&opts.listen, topology.controller.listen) {
-        (Some(s), _) => api::parse_addr("--listen", s)?,
+        (Some(s), _) => handlers::parse_addr("--listen", s)?,
         (None, Some(a)) => a,
-        (None, None) => api::parse_addr("--listen", DEFAULT_LISTEN)?,
+        (None, None) => handlers::parse_addr("--listen", DEFAULT_LISTEN)?,
     };
     let api_addr: SocketAddr = match (&opts.api, topology.controller.api) {
-        (Some(s), _) => api::parse_addr("--api", s)?,
+        (Some(s), _) => handlers::parse_addr("--api", s)?,
         (None, Some(a)) => a,
-        (None, None) => api::parse_addr("--api", api::DEFAULT_API)?,
+        (None, None) => handlers::parse_addr("--api", handlers::DEFAULT_API)?,
     };
     // Read before anything listens: a state that cannot be read stops the start, so nothing
     // is ever sent that contradicts it.
@@ -74,7 +74,7 @@ pub fn run(opts: Options) -> Result<()> {
         .with_audit(opts.audit)
         .with_detached_grace(opts.detached_grace);
     if let Some(dir) = &opts.state {
-        let (store, state) = crate::store::Store::open(dir)
+        let (store, state) = crate::app::store::Store::open(dir)
             .map_err(|e| anyhow::anyhow!("--state {}: {e}", dir.display()))?;
         router
             .restore(&state)
@@ -83,7 +83,7 @@ pub fn run(opts: Options) -> Result<()> {
         router = router.with_store(store);
     }
     let tls = match &opts.tls {
-        Some((c, k, a)) => Some(crate::tls::acceptor(c, k, a)?),
+        Some((c, k, a)) => Some(crate::switch::tls::acceptor(c, k, a)?),
         None => None,
     };
     let config = RuntimeConfig {
@@ -121,11 +121,11 @@ pub fn run(opts: Options) -> Result<()> {
             "servswitch running"
         );
         let token = ctl.shutdown_token();
-        let state = api::ApiState {
+        let state = handlers::ApiState {
             ctl: ctl.clone(),
             router: Some(router),
         };
-        let api_task = tokio::spawn(api::serve_with(state, api_listener, async move {
+        let api_task = tokio::spawn(handlers::serve_with(state, api_listener, async move {
             token.cancelled().await
         }));
         let serve = ctl.serve(of, tls);

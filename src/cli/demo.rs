@@ -1,6 +1,6 @@
 //! `servswitch demo`, and the eight communication cases of the paper's Fig. 3 as a library the
 //! tests share: the controller in process, an emulated OpenFlow 1.3 fabric and Linux-like hosts
-//! ([`crate::emu_fabric`]), no root and no Open vSwitch.
+//! ([`crate::emu::fabric`]), no root and no Open vSwitch.
 //!
 //! Roles (paper, section IV.B): C is the VM that moves from its home network H to a foreign
 //! network F; D a host of H that stays; B a host of F; E a host elsewhere (the edge network);
@@ -17,12 +17,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::emu_fabric::EmuFabric;
+use crate::app::router::Router;
+use crate::emu::fabric::EmuFabric;
+use crate::fabric::plan::Fabric;
+use crate::fabric::topology::{Tier, Topology};
 use crate::packet::ICMP_ECHO_REQUEST;
-use crate::plan::Fabric;
-use crate::router::Router;
-use crate::runtime::{Controller, RuntimeConfig};
-use crate::topology::{Tier, Topology};
+use crate::switch::runtime::{Controller, RuntimeConfig};
 
 const WAIT: Duration = Duration::from_secs(10);
 const PING: Duration = Duration::from_secs(3);
@@ -70,7 +70,7 @@ impl Roles {
     /// D* in file order), F another access subnet with a host (B), and E a host of a third
     /// subnet (preferably on a core switch, the paper's edge).
     pub fn pick(t: &Topology) -> Result<Roles> {
-        let hosts_of = |subnet: &crate::topology::SubnetConf| -> Vec<String> {
+        let hosts_of = |subnet: &crate::fabric::topology::SubnetConf| -> Vec<String> {
             t.hosts
                 .iter()
                 .filter(|h| {
@@ -83,7 +83,8 @@ impl Roles {
                 .collect()
         };
         let tier = |sw: &str| t.switches.iter().find(|s| s.name == sw).map(|s| s.tier);
-        let access = |s: &&crate::topology::SubnetConf| tier(&s.switch) == Some(Tier::Access);
+        let access =
+            |s: &&crate::fabric::topology::SubnetConf| tier(&s.switch) == Some(Tier::Access);
         let home = t
             .subnets
             .iter()
@@ -100,7 +101,7 @@ impl Roles {
             .ok_or_else(|| {
                 anyhow!("the demo needs a second access switch's subnet with a host (B)")
             })?;
-        let mut thirds: Vec<&crate::topology::SubnetConf> = t
+        let mut thirds: Vec<&crate::fabric::topology::SubnetConf> = t
             .subnets
             .iter()
             .filter(|s| {
@@ -161,7 +162,7 @@ pub struct LabOptions {
     /// `--detached-grace` (None: the default).
     pub detached_grace: Option<Duration>,
     /// How the emulated hosts behave (None: like Linux with default sysctls).
-    pub host: Option<crate::emu_fabric::HostConfig>,
+    pub host: Option<crate::emu::fabric::HostConfig>,
     /// `--cover-idle` (None: the default).
     pub cover_idle: Option<u16>,
     /// The drain before an update's last phase (None: [`EMULATED_DRAIN`]).
@@ -200,7 +201,7 @@ impl Lab {
         let fabric = EmuFabric::build_with(
             t,
             addr,
-            crate::emu_fabric::FabricConfig {
+            crate::emu::fabric::FabricConfig {
                 host: o.host.unwrap_or_default(),
             },
         )

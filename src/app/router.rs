@@ -1,7 +1,7 @@
 //! The fabric's L3 routing app: each subnet's gateway switch answers ARP and ping for the
 //! gateway address, learns its hosts, resolves unknown ones itself (holding the first packets
 //! until the answer comes), and has host delivery flows installed; routes between subnets come
-//! from [`crate::plan`]. Handlers are pure in the Faucet sense: an event in, the OpenFlow
+//! from [`crate::fabric::plan`]. Handlers are pure in the Faucet sense: an event in, the OpenFlow
 //! messages for that switch out.
 
 use std::net::Ipv4Addr;
@@ -12,14 +12,15 @@ use bytes::Bytes;
 use ofp13::{port, Action, AsyncConfig, Body, Message, PacketOut, NO_BUFFER};
 use tracing::{debug, info};
 
-use crate::careof::CareOfPools;
-use crate::mobility::{self, Vm};
-use crate::packet::{self, Arp, Ethernet, Ipv4};
-use crate::plan::{
+use crate::fabric::plan::{
     Fabric, HostLoc, COOKIE_MASK_KIND, COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
 };
-use crate::plan::{FastMap, FastSet};
-use crate::runtime::{App, Controller, SwitchHandle};
+use crate::fabric::plan::{FastMap, FastSet};
+use crate::mobility;
+use crate::mobility::careof::CareOfPools;
+use crate::mobility::flows::Vm;
+use crate::packet::{self, Arp, Ethernet, Ipv4};
+use crate::switch::runtime::{App, Controller, SwitchHandle};
 
 /// How many packets are held per unresolved address, and for how long.
 const HOLD_MAX: usize = 16;
@@ -29,7 +30,7 @@ const HOLD_FOR: Duration = Duration::from_secs(3);
 /// ignores redirects is not flooded with them).
 const REDIRECT_INTERVAL: Duration = Duration::from_millis(20);
 const REDIRECT_BURST: u32 = 10;
-use crate::mobility::REDIRECT_QUIET;
+use crate::mobility::flows::REDIRECT_QUIET;
 /// Above this many remembered (sender, destination) pairs, quiet ones are forgotten.
 const REDIRECT_PAIRS: usize = 4096;
 /// How long ordinary frames of a VM at the port it left are taken for its last words there
@@ -61,7 +62,7 @@ struct Held {
 /// A VM away from the switch of its home subnet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AwayState {
-    pub(crate) away: mobility::Away,
+    pub(crate) away: mobility::flows::Away,
     /// Where it was at home (shown by the API; a return may be to any port of that switch).
     pub(crate) home: (String, u32),
     /// The subnet its care-of addresses come from.
@@ -134,7 +135,7 @@ pub(crate) struct State {
     pub(crate) updates: u32,
     /// Per VM, the last phase of its latest update while it waits for its drain: the VM's
     /// next update takes it over (its tables before include those entries).
-    pub(crate) cleanups: FastMap<ofp13::MacAddr, crate::migrate::PendingCleanup>,
+    pub(crate) cleanups: FastMap<ofp13::MacAddr, crate::app::migrate::PendingCleanup>,
     /// Numbers the pending cleanups.
     pub(crate) next_cleanup: u64,
     /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
@@ -280,7 +281,7 @@ impl State {
     /// updates changed; true when the fabric has just become quiet.
     pub(crate) fn refresh_quiet(
         &mut self,
-        switches: &[crate::topology::SwitchConf],
+        switches: &[crate::fabric::topology::SwitchConf],
         now: Instant,
     ) -> bool {
         // Every switch ready (all reconciled: only topology switches are; no update's
@@ -401,7 +402,7 @@ pub struct Router {
     names: FastMap<u64, String>,
     pub(crate) state: RwLock<State>,
     /// Where migrations are recorded before any flow is sent (`--state DIR`).
-    pub(crate) store: Option<crate::migrate::Durable>,
+    pub(crate) store: Option<crate::app::migrate::Durable>,
     /// The controller, to reach other switches than the one an event came from.
     pub(crate) ctl: OnceLock<Weak<Controller>>,
     pub(crate) me: OnceLock<Weak<Router>>,
@@ -415,7 +416,7 @@ pub struct Router {
     pub(crate) switch_locks: FastMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// One per VM: its migrations and cover changes run one at a time, in arrival order.
     pub(crate) vm_locks: std::sync::Mutex<FastMap<ofp13::MacAddr, Arc<tokio::sync::Mutex<()>>>>,
-    /// How long the drained last phase of an update waits ([`crate::update::DRAIN`]).
+    /// How long the drained last phase of an update waits ([`crate::mobility::update::DRAIN`]).
     pub(crate) drain: Duration,
     /// How long a learned host whose port went away is kept.
     pub(crate) detached_grace: Duration,
@@ -468,13 +469,13 @@ impl Router {
             audit: Some(DEFAULT_AUDIT),
             switch_locks: fabric_switch_locks,
             vm_locks: Default::default(),
-            drain: crate::update::DRAIN,
+            drain: crate::mobility::update::DRAIN,
             detached_grace: DEFAULT_DETACHED_GRACE,
             updates_done: tokio::sync::Notify::new(),
         }
     }
 
-    /// Sets how long the last phase of an update waits (the default, [`crate::update::DRAIN`],
+    /// Sets how long the last phase of an update waits (the default, [`crate::mobility::update::DRAIN`],
     /// covers Open vSwitch's datapath caches; an emulated fabric has none).
     pub fn with_drain(mut self, drain: Duration) -> Router {
         self.drain = drain;
@@ -575,13 +576,13 @@ impl Router {
     }
 
     /// One switch's whole planned table given everything the router knows now.
-    pub fn switch_plan(&self, switch: &str) -> Vec<crate::plan::Flow> {
+    pub fn switch_plan(&self, switch: &str) -> Vec<crate::fabric::plan::Flow> {
         let vms = self.lock().vms_for(switch);
-        mobility::switch_plan(&self.fabric, switch, &vms)
+        mobility::flows::switch_plan(&self.fabric, switch, &vms)
     }
 
     /// Every switch's whole planned table given everything the router knows now.
-    pub fn tables(&self) -> std::collections::BTreeMap<String, Vec<crate::plan::Flow>> {
+    pub fn tables(&self) -> std::collections::BTreeMap<String, Vec<crate::fabric::plan::Flow>> {
         let st = self.read();
         self.fabric
             .topology
@@ -591,7 +592,7 @@ impl Router {
                 let vms = st.vms_for(&s.name);
                 (
                     s.name.clone(),
-                    mobility::switch_plan(&self.fabric, &s.name, &vms),
+                    mobility::flows::switch_plan(&self.fabric, &s.name, &vms),
                 )
             })
             .collect()
@@ -599,11 +600,11 @@ impl Router {
 
     /// Every known host as the transient-state checker sees it: where it is now (none
     /// moving; the caller marks those that do).
-    pub fn endpoints(&self) -> Vec<crate::transitions::Endpoint> {
+    pub fn endpoints(&self) -> Vec<crate::mobility::transitions::Endpoint> {
         let st = self.read();
         st.vms()
             .into_iter()
-            .map(|vm| crate::transitions::Endpoint {
+            .map(|vm| crate::mobility::transitions::Endpoint {
                 name: self
                     .names_by_mac
                     .get(&vm.mac)
@@ -997,7 +998,7 @@ impl Router {
                 // A copy from table 0 (an IPv4 source the switch does not know at that port)
                 // only teaches; the packet itself went on through the pipeline.
                 Some(ip)
-                    if pi.table_id == crate::plan::TABLE_CLASSIFY
+                    if pi.table_id == crate::fabric::plan::TABLE_CLASSIFY
                         && pi.cookie == COOKIE_PIPELINE =>
                 {
                     self.learn(name, in_port, ip.src, eth.src)
@@ -1005,7 +1006,9 @@ impl Router {
                 Some(ip) if pi.cookie & COOKIE_MASK_KIND == COOKIE_REDIRECT => {
                     self.redirect(name, in_port, &eth, &ip, pi.cookie)
                 }
-                Some(ip) if pi.cookie & COOKIE_MASK_KIND == crate::plan::COOKIE_MOBILITY => {
+                Some(ip)
+                    if pi.cookie & COOKIE_MASK_KIND == crate::fabric::plan::COOKIE_MOBILITY =>
+                {
                     self.home_agent_copy(&ip);
                     Vec::new()
                 }
@@ -1132,8 +1135,8 @@ impl Router {
             return;
         }
         if fr.reason != ofp13::OFPRR_IDLE_TIMEOUT
-            || fr.cookie & COOKIE_MASK_KIND != crate::plan::COOKIE_MOBILITY
-            || fr.table_id != crate::plan::TABLE_FROM_HOST
+            || fr.cookie & COOKIE_MASK_KIND != crate::fabric::plan::COOKIE_MOBILITY
+            || fr.table_id != crate::fabric::plan::TABLE_FROM_HOST
         {
             return;
         }
@@ -1146,7 +1149,8 @@ impl Router {
             let Some(vm) = st.vm(mac) else { return };
             let beyond = vm.away.as_ref().is_some_and(|a| {
                 a.cover.contains(name)
-                    && !mobility::default_cover(&self.fabric, &vm.switch, &vm.ips).contains(name)
+                    && !mobility::flows::default_cover(&self.fabric, &vm.switch, &vm.ips)
+                        .contains(name)
             });
             if !beyond {
                 return; // a leftover of an earlier cover
@@ -1277,7 +1281,7 @@ impl Router {
         ) else {
             return;
         };
-        let to = crate::topology::PortRef {
+        let to = crate::fabric::topology::PortRef {
             switch: name.to_string(),
             port: in_port,
         };
@@ -1303,7 +1307,7 @@ impl Router {
     /// A pair whose burst is spent (the sender ignores redirects, or a TCP segment it quotes
     /// was acknowledged already) is no longer copied to the controller at all for
     /// [`REDIRECT_QUIET`]: the VM's task installs, above the copy, the same rewrite without
-    /// it ([`mobility::Away::quiet`]).
+    /// it ([`mobility::flows::Away::quiet`]).
     fn redirect(
         &self,
         name: &str,
@@ -1514,7 +1518,7 @@ impl App for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::Topology;
+    use crate::fabric::topology::Topology;
     use ofp13::{MacAddr, PacketIn};
 
     fn router() -> Router {

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use crate::topology::{Prefix, SubnetConf};
+use crate::fabric::topology::{Prefix, SubnetConf};
 
 /// Why no care-of address could be given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,7 +146,7 @@ impl CareOfPools {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::Topology;
+    use crate::fabric::topology::Topology;
 
     fn pools() -> CareOfPools {
         let t = Topology::load(std::path::Path::new(concat!(

@@ -1,4 +1,4 @@
-//! An emulated fabric, in process: one emulated OpenFlow 1.3 switch ([`crate::emu`]) per switch
+//! An emulated fabric, in process: one emulated OpenFlow 1.3 switch ([`crate::emu::switch`]) per switch
 //! of a topology, connected to a controller over real sockets; links that carry frames between
 //! them; and one emulated host per topology host, with a tiny IPv4 stack that behaves like a
 //! Linux host for what the fabric cares about. Used by tests (`tests/emu_routing.rs`, and
@@ -9,7 +9,7 @@
 //! host port (`r1:1` ... ), numbered as in the file. A frame a switch outputs on a link port
 //! enters the peer switch on the peer port; on a host port it is handed to that host's stack;
 //! on any other port it is dropped. One task (the fabric's) moves frames between switches and
-//! runs the hosts; each switch runs its datapath in its own task ([`crate::emu::connect_wired`]).
+//! runs the hosts; each switch runs its datapath in its own task ([`crate::emu::switch::connect_wired`]).
 //!
 //! **Hosts** ([`HostStack`], sans-io; like Linux with default sysctls):
 //! - an address (or several) with the prefix length of its subnet, and a default gateway (the
@@ -63,13 +63,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::emu::{self, Egress, EmuConfig, EmuSwitch, Injector, SwitchSpec, Wire};
+use super::switch::{self, Egress, EmuConfig, EmuSwitch, Injector, SwitchSpec, Wire};
+use crate::fabric::topology::Topology;
 use crate::packet::{
     self, checksum, eth_frame, ipv4_packet, Arp, Ethernet, Ipv4, ARP_REPLY, ARP_REQUEST, ETH_ARP,
     ETH_IPV4, ETH_RARP, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_REDIRECT, ICMP_TIME_EXCEEDED,
     IP_ICMP, IP_TCP, IP_UDP,
 };
-use crate::topology::Topology;
 
 /// ICMP destination unreachable.
 pub const ICMP_DEST_UNREACHABLE: u8 = 3;
@@ -1013,12 +1013,15 @@ impl EmuFabric {
         let mut switches = Vec::new();
         for (i, s) in topology.switches.iter().enumerate() {
             let mut spec = SwitchSpec::new(s.dpid.0);
-            spec.ports = ports[i].iter().map(|&no| emu::port(s.dpid.0, no)).collect();
+            spec.ports = ports[i]
+                .iter()
+                .map(|&no| switch::port(s.dpid.0, no))
+                .collect();
             let wire = Wire {
                 egress: Some(egress_tx.clone()),
                 activity: Some(Arc::clone(&activity)),
             };
-            let sw = emu::connect_wired(EmuConfig::new(controller, spec), wire)
+            let sw = switch::connect_wired(EmuConfig::new(controller, spec), wire)
                 .await
                 .with_context(|| format!("connecting switch {} to {controller}", s.name))?;
             switches.push(SwitchSlot {
@@ -1090,7 +1093,7 @@ impl EmuFabric {
     }
 
     /// Waits until every switch has finished its handshake with the controller (see
-    /// [`crate::emu`] on what "up" means); the error names those that did not.
+    /// [`crate::emu::switch`] on what "up" means); the error names those that did not.
     pub async fn wait_connected(&self, timeout: Duration) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut missing = Vec::new();
@@ -1282,7 +1285,7 @@ impl EmuFabric {
         let new = self.shared.net().plug(h, to);
         if new {
             let dpid = self.switches[to.0].dpid;
-            self.switches[to.0].sw.add_port(emu::port(dpid, port));
+            self.switches[to.0].sw.add_port(switch::port(dpid, port));
         }
         Ok(())
     }
@@ -1436,8 +1439,8 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fabric::plan::GATEWAY_MAC;
     use crate::packet::{ICMP_REDIRECT_HOST, RARP_REQUEST};
-    use crate::plan::GATEWAY_MAC;
 
     const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 2]);
     const ME: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 2);
@@ -2007,8 +2010,8 @@ mod tests {
     /// to the controller and floods.
     struct Recorder(watch::Sender<Vec<(u64, ofp13::Message)>>);
 
-    impl crate::runtime::App for Recorder {
-        fn switch_up(&self, _sw: &crate::runtime::SwitchHandle) -> Vec<ofp13::Body> {
+    impl crate::switch::runtime::App for Recorder {
+        fn switch_up(&self, _sw: &crate::switch::runtime::SwitchHandle) -> Vec<ofp13::Body> {
             let actions = vec![
                 ofp13::Action::output(ofp13::port::CONTROLLER),
                 ofp13::Action::output(ofp13::port::FLOOD),
@@ -2021,7 +2024,7 @@ mod tests {
         }
         fn message(
             &self,
-            sw: &crate::runtime::SwitchHandle,
+            sw: &crate::switch::runtime::SwitchHandle,
             msg: &ofp13::Message,
         ) -> Vec<ofp13::Body> {
             self.0.send_modify(|v| v.push((sw.dpid().0, msg.clone())));
@@ -2038,9 +2041,9 @@ mod tests {
             .join("paper-testbed.toml");
         let t = Topology::load(&path).unwrap();
         let (tx, mut seen) = watch::channel(Vec::new());
-        let ctl = crate::runtime::Controller::new(
+        let ctl = crate::switch::runtime::Controller::new(
             t.clone(),
-            crate::runtime::RuntimeConfig::default(),
+            crate::switch::runtime::RuntimeConfig::default(),
             Arc::new(Recorder(tx)),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

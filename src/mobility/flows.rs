@@ -27,12 +27,12 @@ use std::net::Ipv4Addr;
 
 use ofp13::{port, Action, FlowMod, MacAddr, Match, Oxm};
 
-use crate::packet::ETH_IPV4;
-use crate::plan::{
+use crate::fabric::plan::{
     apply, apply_then, ip_dst, sort_flows, Fabric, Flow, HostLoc, COOKIE_MOBILITY, COOKIE_REDIRECT,
     GATEWAY_MAC, PRIO_PREFIX_BASE, TABLE_FROM_HOST, TABLE_ROUTE, TABLE_SOURCE, TABLE_TO_HOST,
 };
-use crate::topology::Prefix;
+use crate::fabric::topology::Prefix;
+use crate::packet::ETH_IPV4;
 
 /// Table 1: destination rewrite M -> M* (above redirect copies of other traffic, below the
 /// same-switch switching entries at 500).
@@ -455,10 +455,10 @@ pub fn vms_at_home(hosts: &[HostLoc]) -> Vec<Vm> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::Topology;
+    use crate::fabric::topology::Topology;
 
     fn paper() -> Fabric {
-        crate::plan::paper_fabric()
+        crate::fabric::plan::paper_fabric()
     }
 
     fn vm_home(f: &Fabric) -> Vm {
@@ -560,7 +560,7 @@ mod tests {
         let target = t
             .switches
             .iter()
-            .rfind(|s| s.tier == crate::topology::Tier::Access && s.name != vm.switch)
+            .rfind(|s| s.tier == crate::fabric::topology::Tier::Access && s.name != vm.switch)
             .unwrap()
             .name
             .clone();

@@ -6,7 +6,7 @@
 //! every mix of old and new entries the order allows. A [`Schedule`] is that order: batches of
 //! flow mods, one switch each, where a batch starts only after the batches it names are
 //! acknowledged (barrier replies). [`Schedule::phased`] builds the order every update uses, and
-//! `crate::transitions` checks, packet by packet, every state a schedule lets the fabric pass
+//! `crate::mobility::transitions` checks, packet by packet, every state a schedule lets the fabric pass
 //! through.
 //!
 //! Every entry servswitch installs plays one of three [`Role`]s for the care-of address M* of a
@@ -30,8 +30,8 @@ use std::net::Ipv4Addr;
 
 use ofp13::{Action, FlowMod, Instruction, Oxm};
 
-use crate::mobility::SwitchDiff;
-use crate::plan::{Flow, COOKIE_MASK_KIND, COOKIE_MOBILITY, COOKIE_REDIRECT};
+use crate::fabric::plan::{Flow, COOKIE_MASK_KIND, COOKIE_MOBILITY, COOKIE_REDIRECT};
+use crate::mobility::flows::SwitchDiff;
 
 /// What an entry does with care-of addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -168,7 +168,7 @@ fn phase_one(d: &SwitchDiff) -> Vec<FlowMod> {
         .deletes
         .iter()
         .filter(|f| flow_role(f) == Role::Producer)
-        .map(crate::mobility::delete_strict);
+        .map(crate::mobility::flows::delete_strict);
     out.extend(producer_out);
     out.extend(
         d.adds
@@ -186,7 +186,7 @@ fn phase_one(d: &SwitchDiff) -> Vec<FlowMod> {
         d.deletes
             .iter()
             .filter(|f| flow_role(f) == Role::Neutral)
-            .map(crate::mobility::delete_strict),
+            .map(crate::mobility::flows::delete_strict),
     );
     out
 }
@@ -209,7 +209,7 @@ impl Schedule {
                 .deletes
                 .iter()
                 .filter(|f| flow_role(f) == Role::Consumer)
-                .map(crate::mobility::delete_strict)
+                .map(crate::mobility::flows::delete_strict)
                 .collect();
             for (i, mods) in [one, two, three].into_iter().enumerate() {
                 if !mods.is_empty() {
@@ -335,8 +335,8 @@ pub fn mod_text(m: &FlowMod) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mobility::{by_switch, default_cover, diff, vm_flows, vms_at_home, Away, Vm};
-    use crate::plan::paper_fabric;
+    use crate::fabric::plan::paper_fabric;
+    use crate::mobility::flows::{by_switch, default_cover, diff, vm_flows, vms_at_home, Away, Vm};
 
     fn vm_moves() -> (Vm, Vm) {
         let f = paper_fabric();
