@@ -492,7 +492,7 @@ fn restart_schedule(
     live: &BTreeMap<String, Vec<servswitch::fabric::plan::Flow>>,
     after: &BTreeMap<String, Vec<servswitch::fabric::plan::Flow>>,
 ) -> Schedule {
-    use servswitch::app::reconcile::{difference_in_order, Allow};
+    use servswitch::mobility::update::{difference_in_order, Allow};
     use servswitch::mobility::update::{flow_role, Role};
     let held = Allow {
         producer: &|_| false,
@@ -556,7 +556,7 @@ fn restart_schedule(
     }
     for (sw, plan) in after {
         let l: Vec<ofp13::FlowStats> = state[sw].iter().map(stats).collect();
-        let (mods, _) = servswitch::app::reconcile::difference(&l, plan);
+        let (mods, _) = servswitch::mobility::update::difference(&l, plan);
         if !mods.is_empty() {
             batches.push(servswitch::mobility::update::Batch {
                 switch: sw.clone(),
@@ -615,7 +615,7 @@ fn a_controller_killed_at_any_point_of_an_update_reconciles_through_safe_states(
                                 let l: Vec<ofp13::FlowStats> = live[sw].iter().map(stats).collect();
                                 (
                                     sw.clone(),
-                                    servswitch::app::reconcile::difference(&l, plan).0,
+                                    servswitch::mobility::update::difference(&l, plan).0,
                                 )
                             })
                             .collect(),

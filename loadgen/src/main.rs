@@ -24,11 +24,10 @@ use ofp13::{
     MultipartReply, MultipartReplyBody, MultipartRequestBody, Oxm, PacketIn, PacketOut, Port,
     SwitchConfig, SwitchFeatures, MAX_MESSAGE_LEN, NO_BUFFER,
 };
-use servswitch::fabric::plan::{FastMap, GATEWAY_MAC};
+use servswitch::fabric::plan::{self, FastMap, GATEWAY_MAC};
 use servswitch::packet::{self, Arp, Ethernet};
 // A flow entry's identity (table, priority, match in canonical order), as the controller's
 // reconciliation keys them.
-use servswitch::app::reconcile;
 use servswitch::fabric::topology::Topology;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -443,7 +442,7 @@ struct Entry {
 /// instructions, DELETE_STRICT removes exactly one entry, DELETE every entry it covers.
 #[derive(Debug, Default)]
 struct VmTable {
-    entries: HashMap<reconcile::Key, Entry>,
+    entries: HashMap<plan::Key, Entry>,
 }
 
 const TABLE_ALL: u8 = 0xff;
@@ -457,7 +456,7 @@ impl VmTable {
     }
 
     /// Whether a non-strict FLOW_MOD (its table, cookie and match) covers entry `e`.
-    fn covers(fm: &FlowMod, key: &reconcile::Key, e: &Entry) -> bool {
+    fn covers(fm: &FlowMod, key: &plan::Key, e: &Entry) -> bool {
         (fm.table_id == TABLE_ALL || fm.table_id == key.0)
             && (e.cookie & fm.cookie_mask) == (fm.cookie & fm.cookie_mask)
             && fm.match_.fields.iter().all(|f| e.fields.contains(f))
@@ -472,7 +471,7 @@ impl VmTable {
     /// whose entries changed.
     fn apply(&mut self, fm: &FlowMod, named: Option<usize>) -> Vec<usize> {
         let mut changed = Vec::new();
-        let key = reconcile::key(fm.table_id, fm.priority, &fm.match_);
+        let key = plan::key(fm.table_id, fm.priority, &fm.match_);
         match fm.command {
             ofp13::OFPFC_ADD => {
                 let old = match named {
@@ -1033,7 +1032,7 @@ fn check(
             let installs = fm.command == ofp13::OFPFC_ADD
                 && table
                     .entries
-                    .get(&reconcile::key(fm.table_id, fm.priority, &fm.match_))
+                    .get(&plan::key(fm.table_id, fm.priority, &fm.match_))
                     .is_none_or(|e| e.cookie != fm.cookie || e.outputs != outs);
             for k in table.apply(fm, named) {
                 if let Some(m) = moves.get_mut(&k) {

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -24,14 +24,14 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::app::router::{AwayState, Origin, Router, State};
-use crate::app::store::{Place, Store, VmRecord};
+use crate::app::store::{Durable, Place, Store, VmRecord};
 use crate::fabric::plan::GATEWAY_MAC;
 use crate::fabric::topology::PortRef;
 use crate::mobility;
 use crate::mobility::careof::CareOfError;
 use crate::mobility::flows::{Away, Vm};
 use crate::mobility::transitions::{Failure, Report};
-use crate::mobility::update::{role, Role, Schedule};
+use crate::mobility::update::{role, PendingCleanup, Role, Schedule};
 use crate::packet::{self, Arp};
 
 /// Why a migration was not done. Nothing was changed in any of these cases.
@@ -99,36 +99,6 @@ pub struct MigrationReport {
 pub struct Cleanup {
     pub after_ms: u64,
     pub switches: Vec<String>,
-}
-
-/// The state store with the version last written, so a slow writer never overwrites a newer
-/// state with an older one.
-pub struct Durable {
-    store: Store,
-    written: Mutex<u64>,
-}
-
-impl Durable {
-    pub fn new(store: Store) -> Durable {
-        Durable {
-            store,
-            written: Mutex::new(0),
-        }
-    }
-
-    /// Writes `snapshot`, the state at `version`, unless a newer one was written already.
-    fn save(
-        &self,
-        snapshot: &crate::app::store::State,
-        version: u64,
-    ) -> Result<(), crate::app::store::StoreError> {
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        if version > *written {
-            self.store.save(snapshot)?;
-            *written = version;
-        }
-        Ok(())
-    }
 }
 
 /// The store's view of the VMs away from home.
@@ -1235,17 +1205,6 @@ fn cleanup(schedule: &Schedule, drain: std::time::Duration, failed: &[String]) -
         after_ms: drain.as_millis() as u64,
         switches,
     })
-}
-
-/// An update's last phase while it waits for its drain: the consumer entries it deletes
-/// (still on the switches) and the care-of addresses it gives back (subnet, address). The
-/// VM's next update takes it over: its tables before include those entries, it may take the
-/// addresses back, and it deletes what it does not keep in its own last phase.
-#[derive(Debug, Clone, Default)]
-pub struct PendingCleanup {
-    id: u64,
-    flows: BTreeMap<String, Vec<crate::fabric::plan::Flow>>,
-    released: Vec<(String, Ipv4Addr)>,
 }
 
 /// An update of one VM's entries decided under the state lock, to be sent with

@@ -135,7 +135,7 @@ pub(crate) struct State {
     pub(crate) updates: u32,
     /// Per VM, the last phase of its latest update while it waits for its drain: the VM's
     /// next update takes it over (its tables before include those entries).
-    pub(crate) cleanups: FastMap<ofp13::MacAddr, crate::app::migrate::PendingCleanup>,
+    pub(crate) cleanups: FastMap<ofp13::MacAddr, crate::mobility::update::PendingCleanup>,
     /// Numbers the pending cleanups.
     pub(crate) next_cleanup: u64,
     /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
@@ -402,7 +402,7 @@ pub struct Router {
     names: FastMap<u64, String>,
     pub(crate) state: RwLock<State>,
     /// Where migrations are recorded before any flow is sent (`--state DIR`).
-    pub(crate) store: Option<crate::app::migrate::Durable>,
+    pub(crate) store: Option<crate::app::store::Durable>,
     /// The controller, to reach other switches than the one an event came from.
     pub(crate) ctl: OnceLock<Weak<Controller>>,
     pub(crate) me: OnceLock<Weak<Router>>,

@@ -10,6 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -149,6 +150,32 @@ impl Store {
 
     pub fn path(&self) -> PathBuf {
         self.dir.join(STATE_FILE)
+    }
+}
+
+/// The state store with the version last written, so a slow writer never overwrites a newer
+/// state with an older one.
+pub struct Durable {
+    store: Store,
+    written: Mutex<u64>,
+}
+
+impl Durable {
+    pub fn new(store: Store) -> Durable {
+        Durable {
+            store,
+            written: Mutex::new(0),
+        }
+    }
+
+    /// Writes `snapshot`, the state at `version`, unless a newer one was written already.
+    pub(crate) fn save(&self, snapshot: &State, version: u64) -> Result<(), StoreError> {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if version > *written {
+            self.store.save(snapshot)?;
+            *written = version;
+        }
+        Ok(())
     }
 }
 

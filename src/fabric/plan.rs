@@ -100,6 +100,139 @@ impl Flow {
     }
 }
 
+/// A flow entry's identity in its table: table, priority, and the match with its fields in a
+/// canonical order (OpenFlow's "identical" entries, §6.4; a switch may report the fields in
+/// another order than they were sent). The one key of the crate: plans, updates,
+/// reconciliation and the transient-state checker all compare entries by it.
+pub type Key = (u8, u16, Vec<u8>);
+
+/// The [`Key`] of the entry with this table, priority and match.
+pub fn key(table: u8, priority: u16, m: &Match) -> Key {
+    let mut fields: Vec<&Oxm> = m.fields.iter().collect();
+    fields.sort_by_key(|f| f.header());
+    let mut bytes = Vec::with_capacity(48);
+    for f in fields {
+        f.emit(&mut bytes);
+    }
+    (table, priority, bytes)
+}
+
+/// A flow entry as planned ([`Flow`]) or as read from a switch ([`ofp13::FlowStats`]): what
+/// [`table_diff`] compares.
+pub trait Entry {
+    fn table_id(&self) -> u8;
+    fn priority(&self) -> u16;
+    fn match_(&self) -> &Match;
+    fn cookie(&self) -> u64;
+    fn instructions(&self) -> &[Instruction];
+    /// (idle timeout, hard timeout, flags).
+    fn expiry(&self) -> (u16, u16, u16);
+    fn key(&self) -> Key {
+        key(self.table_id(), self.priority(), self.match_())
+    }
+}
+
+impl Entry for Flow {
+    fn table_id(&self) -> u8 {
+        self.table_id
+    }
+    fn priority(&self) -> u16 {
+        self.priority
+    }
+    fn match_(&self) -> &Match {
+        &self.match_
+    }
+    fn cookie(&self) -> u64 {
+        self.cookie
+    }
+    fn instructions(&self) -> &[Instruction] {
+        &self.instructions
+    }
+    fn expiry(&self) -> (u16, u16, u16) {
+        (self.idle_timeout, self.hard_timeout, self.flags)
+    }
+}
+
+impl Entry for ofp13::FlowStats {
+    fn table_id(&self) -> u8 {
+        self.table_id
+    }
+    fn priority(&self) -> u16 {
+        self.priority
+    }
+    fn match_(&self) -> &Match {
+        &self.match_
+    }
+    fn cookie(&self) -> u64 {
+        self.cookie
+    }
+    fn instructions(&self) -> &[Instruction] {
+        &self.instructions
+    }
+    fn expiry(&self) -> (u16, u16, u16) {
+        (self.idle_timeout, self.hard_timeout, self.flags)
+    }
+}
+
+/// How a table (live or planned) differs from a plan.
+#[derive(Debug)]
+pub struct TableDiff<'a, E> {
+    /// Planned entries the table lacks (`None`) or holds with another cookie, instructions,
+    /// timeouts or flags (the entry it holds), in plan order.
+    pub changes: Vec<(&'a Flow, Option<&'a E>)>,
+    /// Planned entries the table already holds as planned.
+    pub kept: usize,
+    /// The table's entries the plan does not have, in key order.
+    pub extra: Vec<&'a E>,
+}
+
+/// The one diff: `table` against `plan`, entries identified by [`Key`]. An entry is right when
+/// its cookie, instructions, timeouts and flags are the planned ones (compared as values, not
+/// as text: an audit of a large fabric reads hundreds of thousands of entries).
+pub fn table_diff<'a, E: Entry>(table: &'a [E], plan: &'a [Flow]) -> TableDiff<'a, E> {
+    let by_key: HashMap<Key, &E> = table.iter().map(|e| (e.key(), e)).collect();
+    let mut planned = std::collections::HashSet::with_capacity(plan.len());
+    let mut d = TableDiff {
+        changes: Vec::new(),
+        kept: 0,
+        extra: Vec::new(),
+    };
+    for f in plan {
+        let k = Entry::key(f);
+        let old = by_key.get(&k).copied();
+        planned.insert(k);
+        match old {
+            Some(e)
+                if e.cookie() == f.cookie
+                    && e.instructions() == f.instructions.as_slice()
+                    && e.expiry() == Entry::expiry(f) =>
+            {
+                d.kept += 1
+            }
+            _ => d.changes.push((f, old)),
+        }
+    }
+    let mut extra: Vec<(Key, &E)> = by_key
+        .into_iter()
+        .filter(|(k, _)| !planned.contains(k))
+        .collect();
+    extra.sort_by(|a, b| a.0.cmp(&b.0));
+    d.extra = extra.into_iter().map(|(_, e)| e).collect();
+    d
+}
+
+/// A strict delete of the entry with this table, priority and match (the only delete
+/// servswitch sends: it never removes what it does not name).
+pub fn delete_strict<E: Entry>(e: &E) -> FlowMod {
+    FlowMod {
+        command: ofp13::OFPFC_DELETE_STRICT,
+        table_id: e.table_id(),
+        priority: e.priority(),
+        match_: e.match_().clone(),
+        ..FlowMod::default()
+    }
+}
+
 pub(crate) fn apply(actions: Vec<Action>) -> Vec<Instruction> {
     vec![Instruction::ApplyActions { actions }]
 }
@@ -468,11 +601,16 @@ impl Fabric {
     /// One switch's table given the hosts, all at home (those on other switches are
     /// ignored), in the order `plan` prints (see [`sort_flows`]).
     pub fn switch_plan(&self, switch: &str, hosts: &[HostLoc]) -> Vec<Flow> {
-        crate::mobility::flows::switch_plan(
-            self,
-            switch,
-            &crate::mobility::flows::vms_at_home(hosts),
-        )
+        let mut flows = self.base_flows(switch);
+        for h in hosts.iter().filter(|h| h.switch == switch) {
+            flows.extend(self.host_flows(h));
+        }
+        // A host with several addresses has one switching entry: the first of identical
+        // entries wins.
+        let mut seen = std::collections::HashSet::new();
+        flows.retain(|f| seen.insert(Entry::key(f)));
+        sort_flows(&mut flows);
+        flows
     }
 
     /// Every switch's table given these hosts.

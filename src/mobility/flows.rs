@@ -28,8 +28,9 @@ use std::net::Ipv4Addr;
 use ofp13::{port, Action, FlowMod, MacAddr, Match, Oxm};
 
 use crate::fabric::plan::{
-    apply, apply_then, ip_dst, sort_flows, Fabric, Flow, HostLoc, COOKIE_MOBILITY, COOKIE_REDIRECT,
-    GATEWAY_MAC, PRIO_PREFIX_BASE, TABLE_FROM_HOST, TABLE_ROUTE, TABLE_SOURCE, TABLE_TO_HOST,
+    apply, apply_then, delete_strict, ip_dst, sort_flows, table_diff, Entry, Fabric, Flow, HostLoc,
+    COOKIE_MOBILITY, COOKIE_REDIRECT, GATEWAY_MAC, PRIO_PREFIX_BASE, TABLE_FROM_HOST, TABLE_ROUTE,
+    TABLE_SOURCE, TABLE_TO_HOST,
 };
 use crate::fabric::topology::Prefix;
 use crate::packet::ETH_IPV4;
@@ -315,18 +316,14 @@ pub fn consumer_switches(vm: &Vm) -> BTreeSet<String> {
     }
 }
 
-/// The key that identifies a flow entry in a table (OpenFlow's "identical" entries).
-fn key(f: &Flow) -> (u8, u16, Vec<u8>) {
-    let mut m = Vec::with_capacity(32);
-    f.match_.emit(&mut m);
-    (f.table_id, f.priority, m)
-}
-
 /// Deduplicates one switch's entries (a VM with several addresses has one switching entry;
 /// the first of identical entries wins), keeping order.
 fn dedup(flows: Vec<Flow>) -> Vec<Flow> {
     let mut seen = BTreeSet::new();
-    flows.into_iter().filter(|f| seen.insert(key(f))).collect()
+    flows
+        .into_iter()
+        .filter(|f| seen.insert(Entry::key(f)))
+        .collect()
 }
 
 /// Groups `(switch, flow)` pairs by switch, deduplicated.
@@ -364,17 +361,6 @@ impl SwitchDiff {
     }
 }
 
-/// A strict delete of exactly this entry.
-pub fn delete_strict(f: &Flow) -> FlowMod {
-    FlowMod {
-        command: ofp13::OFPFC_DELETE_STRICT,
-        table_id: f.table_id,
-        priority: f.priority,
-        match_: f.match_.clone(),
-        ..FlowMod::default()
-    }
-}
-
 /// Per switch, what changes between two sets of entries.
 pub fn diff(
     before: &BTreeMap<String, Vec<Flow>>,
@@ -386,24 +372,11 @@ pub fn diff(
     for name in names {
         let b = before.get(name).unwrap_or(&empty);
         let a = after.get(name).unwrap_or(&empty);
-        let bk: BTreeMap<_, &Flow> = b.iter().map(|f| (key(f), f)).collect();
-        let ak: BTreeMap<_, &Flow> = a.iter().map(|f| (key(f), f)).collect();
-        let mut d = SwitchDiff::default();
-        for (k, f) in &ak {
-            match bk.get(k) {
-                Some(old)
-                    if old.cookie == f.cookie
-                        && old.instructions == f.instructions
-                        && (old.idle_timeout, old.hard_timeout, old.flags)
-                            == (f.idle_timeout, f.hard_timeout, f.flags) => {}
-                _ => d.adds.push((*f).clone()),
-            }
-        }
-        for (k, f) in &bk {
-            if !ak.contains_key(k) {
-                d.deletes.push((*f).clone());
-            }
-        }
+        let t = table_diff(b, a);
+        let d = SwitchDiff {
+            adds: t.changes.into_iter().map(|(f, _)| f.clone()).collect(),
+            deletes: t.extra.into_iter().cloned().collect(),
+        };
         if !d.is_empty() {
             out.insert(name.clone(), d);
         }
@@ -518,7 +491,7 @@ mod tests {
         // Entries replaced in place (same key) appear as adds both ways.
         fwd.adds
             .iter()
-            .filter(|f| rev.adds.iter().any(|g| key(g) == key(f)))
+            .filter(|f| rev.adds.iter().any(|g| Entry::key(g) == Entry::key(*f)))
             .count()
     }
 

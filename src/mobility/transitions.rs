@@ -249,12 +249,12 @@ fn output_ports(instructions: &[Instruction], into: &mut BTreeSet<u32>) {
 }
 
 /// The flow entries of `t` as (table, priority, match) -> (cookie, instructions).
-fn entries(t: &FlowTables) -> BTreeMap<crate::app::reconcile::Key, (u64, Vec<Instruction>)> {
+fn entries(t: &FlowTables) -> BTreeMap<crate::fabric::plan::Key, (u64, Vec<Instruction>)> {
     t.dump(ofp13::TABLE_ALL)
         .into_iter()
         .map(|f| {
             (
-                crate::app::reconcile::key(f.table_id, f.priority, &f.match_),
+                crate::fabric::plan::key(f.table_id, f.priority, &f.match_),
                 (f.cookie, f.instructions),
             )
         })

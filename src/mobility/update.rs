@@ -6,7 +6,7 @@
 //! every mix of old and new entries the order allows. A [`Schedule`] is that order: batches of
 //! flow mods, one switch each, where a batch starts only after the batches it names are
 //! acknowledged (barrier replies). [`Schedule::phased`] builds the order every update uses, and
-//! `crate::mobility::transitions` checks, packet by packet, every state a schedule lets the fabric pass
+//! [`crate::mobility::transitions`] checks, packet by packet, every state a schedule lets the fabric pass
 //! through.
 //!
 //! Every entry servswitch installs plays one of three [`Role`]s for the care-of address M* of a
@@ -24,13 +24,19 @@
 //!
 //! In every mix of states this allows, each producer's consumers are installed before the
 //! producer and removed after it, so no host receives M*. See docs/migration.md ("Phases").
+//!
+//! Within one switch the same order holds: [`difference_in_order`] turns a table (live or
+//! planned) and its plan into flow mods in those phases, holding back what the caller does
+//! not allow yet; reconciliation (`crate::app::reconcile`) sends it.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use ofp13::{Action, FlowMod, Instruction, Oxm};
+use ofp13::{Action, FlowMod, FlowStats, Instruction, Oxm};
 
-use crate::fabric::plan::{Flow, COOKIE_MASK_KIND, COOKIE_MOBILITY, COOKIE_REDIRECT};
+use crate::fabric::plan::{
+    delete_strict, is_ours, table_diff, Flow, COOKIE_MASK_KIND, COOKIE_MOBILITY, COOKIE_REDIRECT,
+};
 use crate::mobility::flows::SwitchDiff;
 
 /// What an entry does with care-of addresses.
@@ -168,7 +174,7 @@ fn phase_one(d: &SwitchDiff) -> Vec<FlowMod> {
         .deletes
         .iter()
         .filter(|f| flow_role(f) == Role::Producer)
-        .map(crate::mobility::flows::delete_strict);
+        .map(crate::fabric::plan::delete_strict);
     out.extend(producer_out);
     out.extend(
         d.adds
@@ -186,7 +192,7 @@ fn phase_one(d: &SwitchDiff) -> Vec<FlowMod> {
         d.deletes
             .iter()
             .filter(|f| flow_role(f) == Role::Neutral)
-            .map(crate::mobility::flows::delete_strict),
+            .map(crate::fabric::plan::delete_strict),
     );
     out
 }
@@ -209,7 +215,7 @@ impl Schedule {
                 .deletes
                 .iter()
                 .filter(|f| flow_role(f) == Role::Consumer)
-                .map(crate::mobility::flows::delete_strict)
+                .map(crate::fabric::plan::delete_strict)
                 .collect();
             for (i, mods) in [one, two, three].into_iter().enumerate() {
                 if !mods.is_empty() {
@@ -332,11 +338,128 @@ pub fn mod_text(m: &FlowMod) -> String {
     format!("{verb} {line}")
 }
 
+/// An update's last phase while it waits for its drain: the consumer entries it deletes
+/// (still on the switches) and the care-of addresses it gives back (subnet, address). The
+/// VM's next update takes it over: its tables before include those entries, it may take the
+/// addresses back, and it deletes what it does not keep in its own last phase.
+#[derive(Debug, Clone, Default)]
+pub struct PendingCleanup {
+    pub id: u64,
+    pub flows: BTreeMap<String, Vec<Flow>>,
+    pub released: Vec<(String, Ipv4Addr)>,
+}
+
+// --- Within one switch: a table brought to its plan in the same phases ---------------------
+
+/// What one reconciliation changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Entries already right.
+    pub kept: usize,
+    pub added: usize,
+    pub modified: usize,
+    pub deleted: usize,
+    /// Entries that are not servswitch's (another cookie): left alone.
+    pub foreign: usize,
+    /// Planned producers not installed yet: a switch with their consumers is not ready.
+    pub held: usize,
+    /// Consumer entries the plan no longer has, left until the fabric is quiet.
+    pub deferred: usize,
+}
+
+impl Reconciled {
+    pub fn changed(&self) -> usize {
+        self.added + self.modified + self.deleted
+    }
+}
+
+/// What a reconciliation may change now, for care-of addresses (see the module's documentation).
+pub struct Allow<'a> {
+    /// Whether a planned producer may be installed: every switch with its consumers is ready.
+    pub producer: &'a dyn Fn(&Flow) -> bool,
+    /// Whether consumer entries the plan does not have may be deleted: no switch can still
+    /// hold a producer of their address, nor a packet it rewrote be in the fabric.
+    pub delete_consumers: bool,
+}
+
+/// Everything may change now.
+pub const ANY: Allow<'static> = Allow {
+    producer: &|_| true,
+    delete_consumers: true,
+};
+
+/// The difference between a live table and a plan ([`difference_in_order`] with nothing held
+/// back).
+pub fn difference(live: &[FlowStats], plan: &[Flow]) -> (Vec<FlowMod>, Reconciled) {
+    difference_in_order(live, plan, &ANY)
+}
+
+/// The difference between a live table and a plan, as flow mods in the order they are sent,
+/// the phases of an update within one switch: producers out; consumers in; other adds and
+/// modifications (in plan order: the route table's miss entry last, as on a first install);
+/// other deletes; producers in (those `allow` lets in; a held one leaves its live entry as
+/// it is); consumers out (if `allow` lets them). An entry is right when its cookie and
+/// instructions are the planned ones (compared as values, not as text: an audit of a large
+/// fabric reads hundreds of thousands of entries).
+pub fn difference_in_order(
+    live: &[FlowStats],
+    plan: &[Flow],
+    allow: &Allow<'_>,
+) -> (Vec<FlowMod>, Reconciled) {
+    let d = table_diff(live, plan);
+    // The six steps, in order.
+    let mut step: [Vec<FlowMod>; 6] = Default::default();
+    let mut r = Reconciled {
+        kept: d.kept,
+        ..Reconciled::default()
+    };
+    for (f, old) in d.changes {
+        let i = match flow_role(f) {
+            Role::Producer if !(allow.producer)(f) => {
+                r.held += 1;
+                continue;
+            }
+            Role::Producer => 4,
+            Role::Consumer => 1,
+            Role::Neutral
+                if old.is_some_and(|l| role(l.cookie, &l.instructions) == Role::Producer) =>
+            {
+                0
+            }
+            Role::Neutral => 2,
+        };
+        match old {
+            Some(_) => r.modified += 1,
+            None => r.added += 1,
+        }
+        step[i].push(f.add());
+    }
+    for f in d.extra {
+        if !is_ours(f.cookie) {
+            r.foreign += 1;
+            continue;
+        }
+        let i = match role(f.cookie, &f.instructions) {
+            Role::Producer => 0,
+            Role::Consumer if !allow.delete_consumers => {
+                r.deferred += 1;
+                continue;
+            }
+            Role::Consumer => 5,
+            Role::Neutral => 3,
+        };
+        r.deleted += 1;
+        step[i].push(delete_strict(f));
+    }
+    (step.into_iter().flatten().collect(), r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fabric::plan::paper_fabric;
     use crate::mobility::flows::{by_switch, default_cover, diff, vm_flows, vms_at_home, Away, Vm};
+    use ofp13::{Match, Oxm};
 
     fn vm_moves() -> (Vm, Vm) {
         let f = paper_fabric();
@@ -428,5 +551,70 @@ mod tests {
         // Waves follow the phases.
         assert_eq!(out.waves().len(), 2);
         assert_eq!(back.waves().len(), 2);
+    }
+
+    fn stats(f: &Flow) -> FlowStats {
+        FlowStats {
+            table_id: f.table_id,
+            duration_sec: 7,
+            duration_nsec: 0,
+            priority: f.priority,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            cookie: f.cookie,
+            packet_count: 3,
+            byte_count: 180,
+            match_: f.match_.clone(),
+            instructions: f.instructions.clone(),
+        }
+    }
+
+    #[test]
+    fn only_the_difference_is_sent() {
+        let fabric = crate::fabric::plan::paper_fabric();
+        let plan = fabric.switch_plan("r3", &fabric.configured_hosts());
+        let live: Vec<FlowStats> = plan.iter().map(stats).collect();
+        // The same table (counters and durations aside): nothing to send.
+        let (mods, r) = difference(&live, &plan);
+        assert!(mods.is_empty());
+        assert_eq!(r.kept, plan.len());
+        // Match fields reported in another order are the same entry.
+        let mut reordered = live.clone();
+        for f in &mut reordered {
+            f.match_.fields.reverse();
+        }
+        assert!(difference(&reordered, &plan).0.is_empty());
+        // One missing, one changed, one extra (not ours).
+        let mut drifted = live.clone();
+        drifted.remove(0);
+        drifted[3].instructions = vec![Instruction::GotoTable { table_id: 4 }];
+        drifted.push(FlowStats {
+            cookie: crate::fabric::plan::COOKIE_HOST | 0x0a00_0009,
+            match_: Match::new(vec![Oxm::InPort(9, None)]),
+            priority: 7,
+            ..stats(&plan[0])
+        });
+        // Someone else's entry is left alone.
+        drifted.push(FlowStats {
+            cookie: 0x1234,
+            match_: Match::new(vec![Oxm::InPort(8, None)]),
+            priority: 7,
+            ..stats(&plan[0])
+        });
+        let (mods, r) = difference(&drifted, &plan);
+        assert_eq!(
+            (r.added, r.modified, r.deleted, r.foreign),
+            (1, 1, 1, 1),
+            "{r:?}"
+        );
+        assert_eq!(mods.len(), 3);
+        let del = mods.last().unwrap();
+        assert_eq!(
+            (del.command, del.priority, del.cookie),
+            (ofp13::OFPFC_DELETE_STRICT, 7, 0),
+            "strict delete of exactly the extra entry of ours, never a blanket one"
+        );
+        assert!(mods[..2].iter().all(|m| m.command == ofp13::OFPFC_ADD));
     }
 }
