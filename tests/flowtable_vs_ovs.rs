@@ -37,7 +37,7 @@ use servswitch::emu::flowtable::{Effect, FlowTables};
 use servswitch::fabric::plan::{Fabric, Flow, GATEWAY_MAC};
 use servswitch::fabric::topology::Topology;
 use servswitch::packet::{
-    self, checksum, Arp, Ethernet, Ipv4, ARP_REQUEST, ETH_ARP, ETH_IPV4, ETH_RARP, RARP_REQUEST,
+    self, checksum, Arp, Ethernet, Ipv4, ARP_REQUEST, ETH_ARP, ETH_IPV4, ETH_RARP,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -801,17 +801,6 @@ fn arp_frame(op: u16, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
     .frame(MacAddr::BROADCAST, sha, ETH_ARP)
 }
 
-fn rarp_frame(mac: MacAddr) -> Vec<u8> {
-    Arp {
-        op: RARP_REQUEST,
-        sha: mac,
-        spa: Ipv4Addr::UNSPECIFIED,
-        tha: mac,
-        tpa: Ipv4Addr::UNSPECIFIED,
-    }
-    .frame(MacAddr::BROADCAST, mac, ETH_RARP)
-}
-
 /// An IPv6 router solicitation's worth of bytes (dropped by the plan).
 fn ipv6_frame(src: MacAddr) -> Vec<u8> {
     let mut f = vec![0x33, 0x33, 0, 0, 0, 2];
@@ -938,7 +927,7 @@ fn servswitch_plan_forwards_like_open_vswitch() {
                 let f = arp_frame(ARP_REQUEST, mac, src, s.gateway);
                 oracle.compare(&at(&format!("arp for {}", s.gateway)), in_port, &f);
             }
-            oracle.compare(&at("rarp"), in_port, &rarp_frame(mac));
+            oracle.compare(&at("rarp"), in_port, &packet::rarp_announce(mac));
             oracle.compare(&at("ipv6"), in_port, &ipv6_frame(mac));
             let mut lldp = ipv6_frame(mac);
             lldp[12..14].copy_from_slice(&[0x88, 0xcc]);
@@ -1011,7 +1000,7 @@ fn more_features_behave_like_open_vswitch() {
             &arp_frame(ARP_REQUEST, m1, a, b),
         );
         oracle.compare(&at("arp reply"), in_port, &arp_frame(2, m1, a, b));
-        oracle.compare(&at("rarp"), in_port, &rarp_frame(m1));
+        oracle.compare(&at("rarp"), in_port, &packet::rarp_announce(m1));
         for ttl in [64, 2, 1] {
             oracle.compare(
                 &at(&format!("icmp ttl={ttl}")),

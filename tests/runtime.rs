@@ -393,7 +393,7 @@ async fn requests_multipart_barrier_error_and_close() {
         Err(ReplyError::Switch(e)) => {
             assert_eq!(
                 (e.err_type, e.code),
-                (emu::OFPET_BAD_REQUEST, emu::OFPBRC_BAD_MULTIPART)
+                (ofp13::OFPET_BAD_REQUEST, ofp13::OFPBRC_BAD_MULTIPART)
             )
         }
         r => panic!("expected the switch's error, got {r:?}"),

@@ -135,6 +135,35 @@ impl Hello {
 // ---------------------------------------------------------------------------------------------
 // ERROR
 
+// Error types and the codes servswitch sends or checks (OpenFlow 1.3.5 section 7.4.4); the
+// names of all of them are in [`crate::names`], and a test there keeps the two in agreement.
+pub const OFPET_HELLO_FAILED: u16 = 0;
+pub const OFPHFC_INCOMPATIBLE: u16 = 0;
+pub const OFPET_BAD_REQUEST: u16 = 1;
+pub const OFPBRC_BAD_TYPE: u16 = 1;
+pub const OFPBRC_BAD_MULTIPART: u16 = 2;
+pub const OFPBRC_BUFFER_UNKNOWN: u16 = 8;
+pub const OFPBRC_IS_SLAVE: u16 = 10;
+pub const OFPBRC_BAD_PORT: u16 = 11;
+pub const OFPET_BAD_ACTION: u16 = 2;
+pub const OFPBAC_BAD_TYPE: u16 = 0;
+pub const OFPBAC_BAD_EXPERIMENTER: u16 = 2;
+pub const OFPBAC_BAD_OUT_PORT: u16 = 4;
+pub const OFPBAC_BAD_OUT_GROUP: u16 = 9;
+pub const OFPBAC_MATCH_INCONSISTENT: u16 = 10;
+pub const OFPBAC_BAD_SET_TYPE: u16 = 13;
+pub const OFPBAC_BAD_SET_ARGUMENT: u16 = 15;
+pub const OFPET_BAD_INSTRUCTION: u16 = 3;
+pub const OFPBIC_UNKNOWN_INST: u16 = 0;
+pub const OFPBIC_UNSUP_INST: u16 = 1;
+pub const OFPBIC_BAD_TABLE_ID: u16 = 2;
+pub const OFPBIC_BAD_EXPERIMENTER: u16 = 5;
+pub const OFPET_BAD_MATCH: u16 = 4;
+pub const OFPBMC_BAD_FIELD: u16 = 6;
+pub const OFPET_FLOW_MOD_FAILED: u16 = 5;
+pub const OFPFMFC_BAD_TABLE_ID: u16 = 2;
+pub const OFPFMFC_OVERLAP: u16 = 3;
+pub const OFPFMFC_BAD_COMMAND: u16 = 6;
 /// `OFPET_EXPERIMENTER`.
 pub const OFPET_EXPERIMENTER: u16 = 0xffff;
 

@@ -42,6 +42,9 @@ pub trait OxmValue: Sized + Copy + PartialEq + fmt::Debug {
     fn and(&self, mask: &Self) -> Self;
     /// The text form used by ovs-ofctl.
     fn to_text(&self) -> String;
+    /// The value as an unsigned integer, big-endian, as on the wire (an IPv6 address fills
+    /// all 128 bits): what a flow table compares and masks.
+    fn to_bits(&self) -> u128;
 }
 
 /// A number or a string, as OXM values appear in JSON.
@@ -79,6 +82,9 @@ macro_rules! int_value {
             }
             fn to_text(&self) -> String {
                 self.to_string()
+            }
+            fn to_bits(&self) -> u128 {
+                u128::from(*self)
             }
         }
     };
@@ -123,6 +129,9 @@ impl OxmValue for U24 {
     fn to_text(&self) -> String {
         self.0.to_string()
     }
+    fn to_bits(&self) -> u128 {
+        u128::from(self.0 & 0x00ff_ffff)
+    }
 }
 
 impl OxmValue for MacAddr {
@@ -155,6 +164,9 @@ impl OxmValue for MacAddr {
     fn to_text(&self) -> String {
         self.to_string()
     }
+    fn to_bits(&self) -> u128 {
+        self.0.iter().fold(0, |a, b| (a << 8) | u128::from(*b))
+    }
 }
 
 impl OxmValue for Ipv4Addr {
@@ -183,6 +195,9 @@ impl OxmValue for Ipv4Addr {
     fn to_text(&self) -> String {
         self.to_string()
     }
+    fn to_bits(&self) -> u128 {
+        u128::from(u32::from(*self))
+    }
 }
 
 impl OxmValue for Ipv6Addr {
@@ -210,6 +225,9 @@ impl OxmValue for Ipv6Addr {
     }
     fn to_text(&self) -> String {
         self.to_string()
+    }
+    fn to_bits(&self) -> u128 {
+        u128::from(*self)
     }
 }
 
@@ -275,6 +293,15 @@ macro_rules! oxm_fields {
             pub fn field(&self) -> Option<OxmField> {
                 match self {
                     $( Oxm::$var(..) => Some(OxmField::$var), )*
+                    Oxm::Raw(_) => None,
+                }
+            }
+
+            /// The basic field, its value and its mask as integers ([`OxmValue::to_bits`]),
+            /// or `None` for a raw OXM.
+            pub fn bits(&self) -> Option<(OxmField, u128, Option<u128>)> {
+                match self {
+                    $( Oxm::$var(v, m) => Some((OxmField::$var, OxmValue::to_bits(v), m.as_ref().map(OxmValue::to_bits))), )*
                     Oxm::Raw(_) => None,
                 }
             }
@@ -820,6 +847,31 @@ impl OxmId {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn bits_are_the_wire_value_as_an_integer() {
+        let mac = MacAddr([0x02, 0x53, 0x53, 0, 0, 1]);
+        assert_eq!(
+            Oxm::EthDst(mac, None).bits(),
+            Some((OxmField::EthDst, 0x0253_5300_0001, None))
+        );
+        assert_eq!(
+            Oxm::Ipv4Dst(
+                Ipv4Addr::new(10, 0, 1, 0),
+                Some(Ipv4Addr::new(255, 255, 255, 0))
+            )
+            .bits(),
+            Some((OxmField::Ipv4Dst, 0x0a00_0100, Some(0xffff_ff00)))
+        );
+        assert_eq!(
+            Oxm::Ipv6Src(Ipv6Addr::LOCALHOST, None).bits(),
+            Some((OxmField::Ipv6Src, 1, None))
+        );
+        assert_eq!(
+            Oxm::PbbIsid(U24(0xff12_3456), None).bits(),
+            Some((OxmField::PbbIsid, 0x12_3456, None))
+        );
+    }
 
     fn parse(b: &'static [u8]) -> Result<Match, Error> {
         let b = Bytes::from_static(b);

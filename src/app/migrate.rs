@@ -18,14 +18,13 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use ofp13::{port, Action, Body, MacAddr, PacketOut, NO_BUFFER};
+use ofp13::{port, Body, MacAddr};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use crate::app::router::{AwayState, Origin, Router, State};
 use crate::app::store::{Durable, Place, Store, VmRecord};
-use crate::fabric::plan::GATEWAY_MAC;
+use crate::fabric::plan::{packet_out, GATEWAY_MAC};
 use crate::fabric::topology::PortRef;
 use crate::mobility;
 use crate::mobility::careof::CareOfError;
@@ -1379,10 +1378,5 @@ fn garp(mac: MacAddr, ip: Ipv4Addr, ports: Vec<u32>) -> Body {
         tha: MacAddr::ZERO,
         tpa: ip,
     };
-    Body::PacketOut(PacketOut {
-        buffer_id: NO_BUFFER,
-        in_port: port::CONTROLLER,
-        actions: ports.into_iter().map(Action::output).collect(),
-        data: Bytes::from(a.frame(MacAddr::BROADCAST, mac, packet::ETH_ARP)),
-    })
+    packet_out(ports, a.frame(MacAddr::BROADCAST, mac, packet::ETH_ARP))
 }

@@ -9,13 +9,13 @@ use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ofp13::{port, Action, AsyncConfig, Body, Message, PacketOut, NO_BUFFER};
+use ofp13::{port, AsyncConfig, Body, Message};
 use tracing::{debug, info};
 
+use crate::fabric::plan::{packet_out, reinject, FastMap, FastSet};
 use crate::fabric::plan::{
     Fabric, HostLoc, COOKIE_MASK_KIND, COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
 };
-use crate::fabric::plan::{FastMap, FastSet};
 use crate::mobility;
 use crate::mobility::careof::CareOfPools;
 use crate::mobility::flows::Vm;
@@ -773,7 +773,7 @@ impl Router {
                     tpa: arp.spa,
                 };
                 Some(packet_out(
-                    in_port,
+                    [in_port],
                     reply.frame(arp.sha, mac, packet::ETH_ARP),
                 ))
             }
@@ -860,22 +860,12 @@ impl Router {
             tha: ofp13::MacAddr::ZERO,
             tpa: ip,
         };
-        let actions: Vec<Action> = self
-            .host_ports(name, ports)
-            .into_iter()
-            .map(Action::output)
-            .collect();
-        (!actions.is_empty()).then(|| {
-            Body::PacketOut(PacketOut {
-                buffer_id: NO_BUFFER,
-                in_port: port::CONTROLLER,
-                actions,
-                data: Bytes::from(req.frame(
-                    ofp13::MacAddr::BROADCAST,
-                    GATEWAY_MAC,
-                    packet::ETH_ARP,
-                )),
-            })
+        let ports = self.host_ports(name, ports);
+        (!ports.is_empty()).then(|| {
+            packet_out(
+                ports,
+                req.frame(ofp13::MacAddr::BROADCAST, GATEWAY_MAC, packet::ETH_ARP),
+            )
         })
     }
 
@@ -909,7 +899,7 @@ impl Router {
                     packet::IP_ICMP,
                     &icmp,
                 );
-                out.push(packet_out(in_port, reply));
+                out.push(packet_out([in_port], reply));
             }
             return out;
         }
@@ -1354,7 +1344,7 @@ impl Router {
             &packet::icmp_quote(ip),
         );
         let f = packet::ipv4_frame(eth.src, GATEWAY_MAC, gw, ip.src, packet::IP_ICMP, &icmp);
-        vec![packet_out(in_port, f)]
+        vec![packet_out([in_port], f)]
     }
 
     /// ICMP time exceeded for a packet whose TTL ran out at this switch.
@@ -1393,7 +1383,7 @@ impl Router {
         };
         let to = self.fabric_address(name, in_port, ip.src);
         let f = packet::ipv4_frame(dst_mac, GATEWAY_MAC, from, to, packet::IP_ICMP, &icmp);
-        vec![packet_out(in_port, f)]
+        vec![packet_out([in_port], f)]
     }
 }
 
@@ -1431,26 +1421,6 @@ fn announcement(eth: &Ethernet<'_>) -> bool {
         }
         _ => false,
     }
-}
-
-/// Sends `frame` out of `port`.
-fn packet_out(port: u32, frame: Vec<u8>) -> Body {
-    Body::PacketOut(PacketOut {
-        buffer_id: NO_BUFFER,
-        in_port: ofp13::port::CONTROLLER,
-        actions: vec![Action::output(port)],
-        data: Bytes::from(frame),
-    })
-}
-
-/// Runs `frame` through the switch's pipeline again as if it had just arrived on `in_port`.
-fn reinject(in_port: u32, frame: Bytes) -> Body {
-    Body::PacketOut(PacketOut {
-        buffer_id: NO_BUFFER,
-        in_port,
-        actions: vec![Action::output(port::TABLE)],
-        data: frame,
-    })
 }
 
 impl App for Router {
@@ -1519,7 +1489,7 @@ impl App for Router {
 mod tests {
     use super::*;
     use crate::fabric::topology::Topology;
-    use ofp13::{MacAddr, PacketIn};
+    use ofp13::{Action, MacAddr, PacketIn, PacketOut, NO_BUFFER};
 
     fn router() -> Router {
         let t = Topology::load(std::path::Path::new(concat!(

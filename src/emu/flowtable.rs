@@ -69,7 +69,6 @@
 //! ([`FlowTables::next_expiry`]).
 
 use std::cell::Cell;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -80,41 +79,26 @@ use ofp13::instruction::{
 };
 use ofp13::oxm::OFPVID_PRESENT;
 use ofp13::{
-    group, port, Action, FlowMod, FlowRemoved, FlowStats, FlowStatsRequest, Instruction, MacAddr,
-    Match, Oxm, OxmField, PacketIn, PacketOut, NO_BUFFER, OFPFC_ADD, OFPFC_DELETE,
-    OFPFC_DELETE_STRICT, OFPFC_MODIFY, OFPFC_MODIFY_STRICT, OFPFF_CHECK_OVERLAP,
-    OFPFF_RESET_COUNTS, OFPFF_SEND_FLOW_REM, OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT, OFPR_ACTION,
-    OFPR_INVALID_TTL, OFPR_NO_MATCH, TABLE_ALL,
+    group, port, Action, FlowMod, FlowRemoved, FlowStats, FlowStatsRequest, Instruction, Match,
+    Oxm, OxmField, PacketIn, PacketOut, NO_BUFFER, OFPFC_ADD, OFPFC_DELETE, OFPFC_DELETE_STRICT,
+    OFPFC_MODIFY, OFPFC_MODIFY_STRICT, OFPFF_CHECK_OVERLAP, OFPFF_RESET_COUNTS,
+    OFPFF_SEND_FLOW_REM, OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT, OFPR_ACTION, OFPR_INVALID_TTL,
+    OFPR_NO_MATCH, TABLE_ALL,
+};
+
+use ofp13::{
+    OFPBAC_BAD_EXPERIMENTER, OFPBAC_BAD_OUT_GROUP, OFPBAC_BAD_OUT_PORT, OFPBAC_BAD_SET_ARGUMENT,
+    OFPBAC_BAD_SET_TYPE, OFPBAC_BAD_TYPE, OFPBAC_MATCH_INCONSISTENT, OFPBIC_BAD_EXPERIMENTER,
+    OFPBIC_BAD_TABLE_ID, OFPBIC_UNKNOWN_INST, OFPBIC_UNSUP_INST, OFPBMC_BAD_FIELD, OFPBRC_BAD_PORT,
+    OFPBRC_BUFFER_UNKNOWN, OFPET_BAD_ACTION, OFPET_BAD_INSTRUCTION, OFPET_BAD_MATCH,
+    OFPET_BAD_REQUEST, OFPET_FLOW_MOD_FAILED, OFPFMFC_BAD_COMMAND, OFPFMFC_BAD_TABLE_ID,
+    OFPFMFC_OVERLAP,
 };
 
 use crate::packet::{ETH_ARP, ETH_IPV4, ETH_RARP};
 
 /// An `OFPT_ERROR`'s `(err_type, code)`.
 pub type OfpError = (u16, u16);
-
-pub const OFPET_BAD_REQUEST: u16 = 1;
-pub const OFPBRC_BUFFER_UNKNOWN: u16 = 8;
-pub const OFPBRC_BAD_PORT: u16 = 11;
-pub const OFPET_BAD_ACTION: u16 = 2;
-pub const OFPBAC_BAD_TYPE: u16 = 0;
-pub const OFPBAC_BAD_EXPERIMENTER: u16 = 2;
-pub const OFPBAC_BAD_OUT_PORT: u16 = 4;
-pub const OFPBAC_BAD_OUT_GROUP: u16 = 9;
-pub const OFPBAC_MATCH_INCONSISTENT: u16 = 10;
-pub const OFPBAC_BAD_SET_TYPE: u16 = 13;
-pub const OFPBAC_BAD_SET_ARGUMENT: u16 = 15;
-pub const OFPET_BAD_INSTRUCTION: u16 = 3;
-pub const OFPBIC_UNKNOWN_INST: u16 = 0;
-/// Also the answer to an instruction type given twice (OpenFlow 1.3 has no code for it).
-pub const OFPBIC_UNSUP_INST: u16 = 1;
-pub const OFPBIC_BAD_TABLE_ID: u16 = 2;
-pub const OFPBIC_BAD_EXPERIMENTER: u16 = 5;
-pub const OFPET_BAD_MATCH: u16 = 4;
-pub const OFPBMC_BAD_FIELD: u16 = 6;
-pub const OFPET_FLOW_MOD_FAILED: u16 = 5;
-pub const OFPFMFC_BAD_TABLE_ID: u16 = 2;
-pub const OFPFMFC_OVERLAP: u16 = 3;
-pub const OFPFMFC_BAD_COMMAND: u16 = 6;
 
 const ETH_IPV6: u16 = 0x86dd;
 const IP_TCP: u8 = 6;
@@ -244,55 +228,6 @@ fn settable(f: OxmField) -> bool {
     )
 }
 
-fn mac_bits(m: &MacAddr) -> u128 {
-    m.0.iter().fold(0, |a, b| (a << 8) | u128::from(*b))
-}
-
-fn ip_bits(a: &Ipv4Addr) -> u128 {
-    u128::from(u32::from(*a))
-}
-
-/// A matchable field's value and mask as integers; `None` for any other OXM.
-fn oxm_bits(o: &Oxm) -> Option<(OxmField, u128, Option<u128>)> {
-    use OxmField as F;
-    macro_rules! num {
-        ($f:ident, $v:expr, $m:expr) => {
-            (F::$f, u128::from(*$v), $m.map(u128::from))
-        };
-    }
-    let r = match o {
-        Oxm::InPort(v, m) => num!(InPort, v, m),
-        Oxm::InPhyPort(v, m) => num!(InPhyPort, v, m),
-        Oxm::Metadata(v, m) => num!(Metadata, v, m),
-        Oxm::EthDst(v, m) => (F::EthDst, mac_bits(v), m.as_ref().map(mac_bits)),
-        Oxm::EthSrc(v, m) => (F::EthSrc, mac_bits(v), m.as_ref().map(mac_bits)),
-        Oxm::EthType(v, m) => num!(EthType, v, m),
-        Oxm::VlanVid(v, m) => num!(VlanVid, v, m),
-        Oxm::VlanPcp(v, m) => num!(VlanPcp, v, m),
-        Oxm::IpDscp(v, m) => num!(IpDscp, v, m),
-        Oxm::IpEcn(v, m) => num!(IpEcn, v, m),
-        Oxm::IpProto(v, m) => num!(IpProto, v, m),
-        Oxm::Ipv4Src(v, m) => (F::Ipv4Src, ip_bits(v), m.as_ref().map(ip_bits)),
-        Oxm::Ipv4Dst(v, m) => (F::Ipv4Dst, ip_bits(v), m.as_ref().map(ip_bits)),
-        Oxm::TcpSrc(v, m) => num!(TcpSrc, v, m),
-        Oxm::TcpDst(v, m) => num!(TcpDst, v, m),
-        Oxm::UdpSrc(v, m) => num!(UdpSrc, v, m),
-        Oxm::UdpDst(v, m) => num!(UdpDst, v, m),
-        Oxm::SctpSrc(v, m) => num!(SctpSrc, v, m),
-        Oxm::SctpDst(v, m) => num!(SctpDst, v, m),
-        Oxm::Icmpv4Type(v, m) => num!(Icmpv4Type, v, m),
-        Oxm::Icmpv4Code(v, m) => num!(Icmpv4Code, v, m),
-        Oxm::ArpOp(v, m) => num!(ArpOp, v, m),
-        Oxm::ArpSpa(v, m) => (F::ArpSpa, ip_bits(v), m.as_ref().map(ip_bits)),
-        Oxm::ArpTpa(v, m) => (F::ArpTpa, ip_bits(v), m.as_ref().map(ip_bits)),
-        Oxm::ArpSha(v, m) => (F::ArpSha, mac_bits(v), m.as_ref().map(mac_bits)),
-        Oxm::ArpTha(v, m) => (F::ArpTha, mac_bits(v), m.as_ref().map(mac_bits)),
-        Oxm::TunnelId(v, m) => num!(TunnelId, v, m),
-        _ => return None,
-    };
-    Some(r)
-}
-
 fn full_mask(f: OxmField) -> u128 {
     let bits = f.value_len() * 8;
     if bits >= 128 {
@@ -310,7 +245,7 @@ fn normalize(m: &Match) -> Result<Vec<FieldMatch>, OfpError> {
     let bad_field = (OFPET_BAD_MATCH, OFPBMC_BAD_FIELD);
     let mut v = Vec::with_capacity(m.fields.len());
     for o in &m.fields {
-        let (field, value, mask) = oxm_bits(o).ok_or(bad_field)?;
+        let (field, value, mask) = o.bits().ok_or(bad_field)?;
         if !matchable(field) {
             return Err(bad_field);
         }
@@ -1180,8 +1115,9 @@ fn check_actions(actions: &[Action], consistent_with: Option<&Match>) -> Result<
         match a {
             Action::Output { port, .. } => check_port(*port)?,
             Action::SetField { field } => {
-                let (f, value, mask) =
-                    oxm_bits(field).ok_or((OFPET_BAD_ACTION, OFPBAC_BAD_SET_TYPE))?;
+                let (f, value, mask) = field
+                    .bits()
+                    .ok_or((OFPET_BAD_ACTION, OFPBAC_BAD_SET_TYPE))?;
                 if !settable(f) {
                     return Err((OFPET_BAD_ACTION, OFPBAC_BAD_SET_TYPE));
                 }
@@ -1533,7 +1469,9 @@ impl FlowTables {
 mod tests {
     use super::*;
     use crate::packet::{checksum, icmp, ipv4_frame, Arp, ARP_REQUEST, ICMP_ECHO_REQUEST};
+    use ofp13::MacAddr;
     use ofp13::{OFPR_ACTION, OFPR_INVALID_TTL, OFPR_NO_MATCH};
+    use std::net::Ipv4Addr;
 
     const A: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa]);
     const B: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);

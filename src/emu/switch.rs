@@ -60,13 +60,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::emu::flowtable::{Effect, FlowTables, OfpError};
+use ofp13::{OFPBRC_BAD_MULTIPART, OFPBRC_IS_SLAVE, OFPET_BAD_REQUEST};
 
-/// `OFPET_BAD_REQUEST` / `OFPBRC_BAD_MULTIPART`.
-pub const OFPET_BAD_REQUEST: u16 = 1;
-pub const OFPBRC_BAD_MULTIPART: u16 = 2;
-/// `OFPET_BAD_REQUEST` / `OFPBRC_IS_SLAVE`: a modifying message from a slave controller.
-pub const OFPBRC_IS_SLAVE: u16 = 10;
+use crate::emu::flowtable::{Effect, FlowTables, OfpError};
 
 /// OpenFlow 1.3's default asynchronous configuration (as Open vSwitch applies it to an
 /// OpenFlow 1.3 connection): master/equal get no_match and action packet-ins, every port
@@ -1218,8 +1214,8 @@ mod tests {
         let out = c.handle(bad);
         assert!(
             matches!(&out[..], [Message { xid: 0x10, body: Body::Error(e) }]
-            if (e.err_type, e.code) == (crate::emu::flowtable::OFPET_BAD_ACTION,
-                crate::emu::flowtable::OFPBAC_MATCH_INCONSISTENT) && e.data[..] == bytes[..64]),
+            if (e.err_type, e.code) == (ofp13::OFPET_BAD_ACTION,
+                ofp13::OFPBAC_MATCH_INCONSISTENT) && e.data[..] == bytes[..64]),
             "{out:?}"
         );
         assert_eq!(c.tables().len(), 1, "nothing changed");
@@ -1324,7 +1320,7 @@ mod tests {
         let out = c.handle(po(0xffff_ff01, vec![Action::output(1)]));
         assert!(
             matches!(&out[..], [Message { xid: 5, body: Body::Error(e) }]
-            if (e.err_type, e.code) == (OFPET_BAD_REQUEST, crate::emu::flowtable::OFPBRC_BAD_PORT))
+            if (e.err_type, e.code) == (OFPET_BAD_REQUEST, ofp13::OFPBRC_BAD_PORT))
         );
         assert!(c.take_frames().is_empty());
     }

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::Ipv4Addr;
 
-use ofp13::{port, Action, FlowMod, Instruction, MacAddr, Match, Oxm};
+use ofp13::{port, Action, Body, FlowMod, Instruction, MacAddr, Match, Oxm, PacketOut, NO_BUFFER};
 
 use crate::fabric::topology::{Prefix, SubnetConf, Topology};
 
@@ -231,6 +231,28 @@ pub fn delete_strict<E: Entry>(e: &E) -> FlowMod {
         match_: e.match_().clone(),
         ..FlowMod::default()
     }
+}
+
+/// A PACKET_OUT of `frame` from the controller out of each of `ports` (none: the frame is
+/// sent nowhere, so callers skip empty lists).
+pub fn packet_out(ports: impl IntoIterator<Item = u32>, frame: impl Into<bytes::Bytes>) -> Body {
+    Body::PacketOut(PacketOut {
+        buffer_id: NO_BUFFER,
+        in_port: port::CONTROLLER,
+        actions: ports.into_iter().map(Action::output).collect(),
+        data: frame.into(),
+    })
+}
+
+/// A PACKET_OUT that runs `frame` through the switch's pipeline again, as if it had just
+/// arrived on `in_port` (output to `OFPP_TABLE`).
+pub fn reinject(in_port: u32, frame: bytes::Bytes) -> Body {
+    Body::PacketOut(PacketOut {
+        buffer_id: NO_BUFFER,
+        in_port,
+        actions: vec![Action::output(port::TABLE)],
+        data: frame,
+    })
 }
 
 pub(crate) fn apply(actions: Vec<Action>) -> Vec<Instruction> {

@@ -26,15 +26,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use ofp13::{
     Body, ErrorMsg, Hello, Message, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
-    Port, PortStatus, Role, SwitchConfig, SwitchFeatures, OFPPR_DELETE,
+    Port, PortStatus, Role, SwitchConfig, SwitchFeatures, OFPBRC_BAD_TYPE, OFPET_BAD_REQUEST,
+    OFPET_HELLO_FAILED, OFPHFC_INCOMPATIBLE, OFPPR_DELETE,
 };
-
-/// `OFPET_HELLO_FAILED` and `OFPHFC_INCOMPATIBLE`.
-const OFPET_HELLO_FAILED: u16 = 0;
-const OFPHFC_INCOMPATIBLE: u16 = 0;
-/// `OFPET_BAD_REQUEST` / `OFPBRC_BAD_TYPE`, for messages a switch must not send.
-const OFPET_BAD_REQUEST: u16 = 1;
-const OFPBRC_BAD_TYPE: u16 = 1;
 
 /// Tunables of a session.
 #[derive(Debug, Clone)]

@@ -931,29 +931,9 @@ pub struct HostState {
 /// `announce_self_create`): broadcast, source MAC = the VM, ethertype 0x8035 (RARP), htype 1,
 /// ptype 0x0800, hlen 6, plen 4, opcode 3 (reverse request), sender and target hardware
 /// address = the VM's MAC, both protocol addresses 0.0.0.0, zero padding to 60 bytes.
-pub fn rarp_frame(mac: &str) -> Result<[u8; 60], String> {
-    let m: Vec<u8> = mac
-        .split(':')
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("bad MAC {mac:?}: {e}"))?;
-    if m.len() != 6 {
-        return Err(format!("bad MAC {mac:?}"));
-    }
-    let mut f = [0u8; 60];
-    f[0..6].fill(0xff);
-    f[6..12].copy_from_slice(&m);
-    f[12..14].copy_from_slice(&0x8035u16.to_be_bytes());
-    f[14..16].copy_from_slice(&1u16.to_be_bytes());
-    f[16..18].copy_from_slice(&0x0800u16.to_be_bytes());
-    f[18] = 6;
-    f[19] = 4;
-    f[20..22].copy_from_slice(&3u16.to_be_bytes());
-    f[22..28].copy_from_slice(&m);
-    // 28..32: sender IP 0.0.0.0
-    f[32..38].copy_from_slice(&m);
-    // 38..42: target IP 0.0.0.0; 42..60: padding
-    Ok(f)
+pub fn rarp_frame(mac: &str) -> Result<Vec<u8>, String> {
+    let mac: ofp13::MacAddr = mac.parse().map_err(|e| format!("bad MAC {mac:?}: {e}"))?;
+    Ok(servswitch::packet::rarp_announce(mac))
 }
 
 /// The absolute path of the Python 3 interpreter on `PATH` (resolved once, so a version
