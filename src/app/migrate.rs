@@ -101,8 +101,8 @@ pub struct Cleanup {
 }
 
 /// The store's view of the VMs away from home.
-pub(crate) fn records(router: &Router, st: &State) -> crate::app::store::State {
-    let mut out = crate::app::store::State {
+pub(crate) fn records(router: &Router, st: &State) -> crate::app::store::Snapshot {
+    let mut out = crate::app::store::Snapshot {
         format: crate::app::store::FORMAT,
         ..Default::default()
     };
@@ -157,7 +157,7 @@ struct Prepared {
     before: Vm,
     after: Vm,
     update: Update,
-    snapshot: crate::app::store::State,
+    snapshot: crate::app::store::Snapshot,
     version: u64,
     undo: Undo,
 }
@@ -174,7 +174,7 @@ struct Undo {
 
 impl Router {
     /// Restores VMs recorded away from home (at start, before any switch connects).
-    pub fn restore(&mut self, saved: &crate::app::store::State) -> anyhow::Result<()> {
+    pub fn restore(&mut self, saved: &crate::app::store::Snapshot) -> anyhow::Result<()> {
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         for r in saved.vms.values() {
             if self.fabric.subnets_of(&r.location.switch).next().is_none() {

@@ -47,7 +47,7 @@ pub struct VmRecord {
 /// Everything kept across restarts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct State {
+pub struct Snapshot {
     pub format: u32,
     /// Migrated VMs by MAC (text form).
     pub vms: BTreeMap<String, VmRecord>,
@@ -83,7 +83,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating) the directory and reads the state in it; an absent file is an empty
     /// state. A leftover temporary file from a crash mid-write is ignored and removed.
-    pub fn open(dir: &Path) -> Result<(Store, State), StoreError> {
+    pub fn open(dir: &Path) -> Result<(Store, Snapshot), StoreError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let tmp = dir.join(TMP_FILE);
         if tmp.exists() {
@@ -92,7 +92,7 @@ impl Store {
         let path = dir.join(STATE_FILE);
         let state = match fs::read(&path) {
             Ok(bytes) => {
-                let state: State =
+                let state: Snapshot =
                     serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
                         path: path.clone(),
                         reason: e.to_string(),
@@ -105,9 +105,9 @@ impl Store {
                 }
                 state
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot {
                 format: FORMAT,
-                ..State::default()
+                ..Snapshot::default()
             },
             Err(e) => return Err(io(&path)(e)),
         };
@@ -120,10 +120,10 @@ impl Store {
     }
 
     /// Replaces the stored state; durable when this returns.
-    pub fn save(&self, state: &State) -> Result<(), StoreError> {
+    pub fn save(&self, state: &Snapshot) -> Result<(), StoreError> {
         let tmp = self.dir.join(TMP_FILE);
         let path = self.dir.join(STATE_FILE);
-        let mut text = serde_json::to_vec_pretty(&State {
+        let mut text = serde_json::to_vec_pretty(&Snapshot {
             format: FORMAT,
             vms: state.vms.clone(),
         })
@@ -169,7 +169,7 @@ impl Durable {
     }
 
     /// Writes `snapshot`, the state at `version`, unless a newer one was written already.
-    pub(crate) fn save(&self, snapshot: &State, version: u64) -> Result<(), StoreError> {
+    pub(crate) fn save(&self, snapshot: &Snapshot, version: u64) -> Result<(), StoreError> {
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
         if version > *written {
             self.store.save(snapshot)?;

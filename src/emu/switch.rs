@@ -993,7 +993,7 @@ fn decode(rbuf: &mut BytesMut, core: &Mutex<SwitchCore>, wbuf: &mut Vec<u8>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::switch::session::{Event, Session, SessionConfig, State};
+    use crate::switch::session::{Event, Session, SessionConfig, SessionState};
     use ofp13::{Action, MultipartRequest, Oxm, OFPCR_ROLE_MASTER};
     use std::time::Instant;
 
@@ -1450,7 +1450,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(s.state(), State::Up);
+        assert_eq!(s.state(), SessionState::Up);
         assert!(c.is_up());
         let ev: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
         assert!(matches!(&ev[..], [Event::Up { features, ports }]

@@ -1,14 +1,23 @@
 //! The flow tables servswitch wants on each switch, as pure functions of the topology and the
-//! hosts it knows (Faucet's rule: flow builders live in one module). See docs/pipeline.md.
+//! hosts it knows; and the one place that builds the bodies servswitch sends for them
+//! (FLOW_MOD adds and strict deletes, PACKET_OUT), with the one key and diff of flow entries
+//! (Faucet's rule: flow builders live in one module). See docs/pipeline.md.
 //!
-//! Pipeline of every switch:
-//! - table 0, classify: ARP to the controller; IPv4 from a link port to table 2; other IPv4
-//!   (from hosts, or injected by the controller) to table 1; anything else dropped.
-//! - table 1, from hosts: to table 2 (the migration issue adds address rewrites here).
-//! - table 2, route: the switch's gateway addresses to the controller; known local hosts
+//! Pipeline of every switch (five tables):
+//! - table 0, classify: ARP and RARP to the controller; IPv4 from a link port to table 3;
+//!   IPv4 from a known host at its port to table 1; other IPv4 to table 1 with a copy to the
+//!   controller (a new host, or a VM that has just moved here); anything else dropped.
+//! - table 1, from hosts: hosts of the switch switched at layer 2; for migrated VMs, the
+//!   destination rewrites M -> M* and the redirect copies; the rest to table 2.
+//! - table 2, source rewrites into the fabric (M -> M* of a VM away); the rest to table 3.
+//! - table 3, source rewrites back before delivery (M* -> M); the rest to table 4.
+//! - table 4, route: the switch's gateway addresses to the controller; known local hosts
 //!   delivered (Ethernet rewritten, TTL decremented); unknown addresses of a local subnet to the
 //!   controller (it resolves them and holds the packet); other subnets by prefix to the next
 //!   hop on a shortest path, TTL decremented; longest prefix wins by priority.
+//!
+//! A VM's own entries (rewrites, home agent, cover) are planned in [`crate::mobility::flows`];
+//! this module plans the pipeline, the routes and hosts at home.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::Ipv4Addr;

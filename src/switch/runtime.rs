@@ -28,7 +28,9 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::fabric::topology::{Dpid, Topology};
 use crate::switch::metrics::{Metrics, Tally};
-use crate::switch::session::{CloseReason, Event, ReplyError, Session, SessionConfig, State};
+use crate::switch::session::{
+    CloseReason, Event, ReplyError, Session, SessionConfig, SessionState,
+};
 
 /// How long a write to a switch may take before the connection is given up (default).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -396,7 +398,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 self.session
                     .close(CloseReason::Local(format!("write failed: {e}")));
             }
-            if self.session.state() == State::Closed {
+            if self.session.state() == SessionState::Closed {
                 // close() queued Event::Closed: the next turn reports it and ends the loop.
                 continue;
             }
@@ -502,7 +504,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
         match hello {
             Some(h) => {
                 self.session.handle_foreign_hello(version, &h, now);
-                if self.session.state() == State::Closed {
+                if self.session.state() == SessionState::Closed {
                     self.ctl.metrics.switches_refused.fetch_add(1, Relaxed);
                     let mut offered = h.versions();
                     if offered.is_empty() {
@@ -532,7 +534,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 }
             }
             Command::Request(body, tx) => {
-                if self.session.state() == State::Closed {
+                if self.session.state() == SessionState::Closed {
                     let _ = tx.send(Err(ReplyError::Closed));
                     return;
                 }

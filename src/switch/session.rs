@@ -62,7 +62,7 @@ impl Default for SessionConfig {
 
 /// Where the handshake is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub enum SessionState {
     /// Our HELLO is sent; waiting for the switch's.
     AwaitHello,
     /// Versions agreed; waiting for FEATURES_REPLY.
@@ -169,7 +169,7 @@ struct Pending {
 #[derive(Debug)]
 pub struct Session {
     cfg: SessionConfig,
-    state: State,
+    state: SessionState,
     next_xid: u32,
     transmit: VecDeque<Message>,
     events: VecDeque<Event>,
@@ -192,7 +192,7 @@ impl Session {
             handshake_deadline: now + cfg.handshake_timeout,
             next_echo: now + cfg.echo_interval,
             cfg,
-            state: State::AwaitHello,
+            state: SessionState::AwaitHello,
             next_xid: 1,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
@@ -209,7 +209,7 @@ impl Session {
         s
     }
 
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> SessionState {
         self.state
     }
 
@@ -281,11 +281,11 @@ impl Session {
 
     /// When [`Session::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.state == State::Closed {
+        if self.state == SessionState::Closed {
             return None;
         }
         let mut t = self.next_echo;
-        if self.state != State::Up {
+        if self.state != SessionState::Up {
             t = t.min(self.handshake_deadline);
         }
         if let Some(d) = self.pending.values().map(|p| p.deadline).min() {
@@ -296,10 +296,10 @@ impl Session {
 
     /// Closes the session from our side (EOF, shutdown, replaced); pending requests fail.
     pub fn close(&mut self, reason: CloseReason) {
-        if self.state == State::Closed {
+        if self.state == SessionState::Closed {
             return;
         }
-        self.state = State::Closed;
+        self.state = SessionState::Closed;
         let mut xids: Vec<u32> = self
             .pending
             .iter()
@@ -327,7 +327,7 @@ impl Session {
 
     /// A message in a header of a version other than 1.3 that is not a HELLO.
     pub fn handle_foreign_message(&mut self, version: u8, msg_type: u8) {
-        if self.state == State::AwaitHello {
+        if self.state == SessionState::AwaitHello {
             // The peer skipped version negotiation: it cannot be speaking 1.3.
             self.fail_version(vec![version]);
         } else {
@@ -349,7 +349,7 @@ impl Session {
     }
 
     fn negotiate(&mut self, header_version: u8, hello: &Hello) {
-        if self.state != State::AwaitHello {
+        if self.state != SessionState::AwaitHello {
             return;
         }
         if !hello.supports_of13(header_version) {
@@ -360,14 +360,14 @@ impl Session {
             self.fail_version(versions);
             return;
         }
-        self.state = State::AwaitFeatures;
+        self.state = SessionState::AwaitFeatures;
         let now = self.last_rx;
         self.request_inner(Body::FeaturesRequest, now, true);
     }
 
     /// Feeds one decoded message from the switch.
     pub fn handle_message(&mut self, msg: Message, now: Instant) {
-        if self.state == State::Closed {
+        if self.state == SessionState::Closed {
             return;
         }
         self.last_rx = now;
@@ -381,10 +381,10 @@ impl Session {
                     .push_back(Message::new(xid, Body::EchoReply(data)));
             }
             Body::EchoReply(_) => {}
-            Body::FeaturesReply(f) if self.state == State::AwaitFeatures => {
+            Body::FeaturesReply(f) if self.state == SessionState::AwaitFeatures => {
                 self.pending.remove(&xid);
                 self.features = Some(f);
-                self.state = State::AwaitPorts;
+                self.state = SessionState::AwaitPorts;
                 self.send(Body::SetConfig(SwitchConfig {
                     flags: 0,
                     miss_send_len: self.cfg.miss_send_len,
@@ -410,12 +410,12 @@ impl Session {
             }
             Body::PortStatus(ps) => {
                 self.apply_port_status(&ps);
-                if self.state == State::Up {
+                if self.state == SessionState::Up {
                     self.events.push_back(Event::PortStatus(ps));
                 }
             }
             Body::PacketIn(_) | Body::FlowRemoved(_) => {
-                if self.state == State::Up {
+                if self.state == SessionState::Up {
                     self.events.push_back(Event::Async(msg));
                 } else {
                     self.held.push(msg);
@@ -429,7 +429,7 @@ impl Session {
                 if self.pending.contains_key(&xid) {
                     let p = self.pending.remove(&xid);
                     self.handle_error_reply(xid, e, p);
-                } else if self.state == State::Up {
+                } else if self.state == SessionState::Up {
                     self.events
                         .push_back(Event::Async(Message::new(xid, Body::Error(e))));
                 } else {
@@ -476,7 +476,7 @@ impl Session {
         // may not support roles); anything else ends the handshake.
         if Some(xid) == self.ports_xid
             || Some(xid) == self.barrier_xid
-            || self.state == State::AwaitFeatures
+            || self.state == SessionState::AwaitFeatures
         {
             let text = ReplyError::Switch(e).to_string();
             self.close(CloseReason::Protocol(format!(
@@ -523,7 +523,9 @@ impl Session {
         } else if Some(xid) == self.barrier_xid {
             self.barrier_xid = None;
         }
-        if self.state == State::AwaitPorts && self.ports_xid.is_none() && self.barrier_xid.is_none()
+        if self.state == SessionState::AwaitPorts
+            && self.ports_xid.is_none()
+            && self.barrier_xid.is_none()
         {
             self.go_up();
         }
@@ -533,7 +535,7 @@ impl Session {
         let Some(features) = self.features.clone() else {
             return;
         };
-        self.state = State::Up;
+        self.state = SessionState::Up;
         self.events.push_back(Event::Up {
             features,
             ports: self.ports.values().cloned().collect(),
@@ -553,10 +555,10 @@ impl Session {
 
     /// Advances timers: handshake deadline, request deadlines, echo probes.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.state == State::Closed {
+        if self.state == SessionState::Closed {
             return;
         }
-        if self.state != State::Up && now >= self.handshake_deadline {
+        if self.state != SessionState::Up && now >= self.handshake_deadline {
             self.close(CloseReason::HandshakeTimeout);
             return;
         }
@@ -670,9 +672,9 @@ mod tests {
             ),
             now,
         );
-        assert_eq!(s.state(), State::AwaitPorts);
+        assert_eq!(s.state(), SessionState::AwaitPorts);
         s.handle_message(Message::new(out[2].xid, Body::BarrierReply), now);
-        assert_eq!(s.state(), State::Up);
+        assert_eq!(s.state(), SessionState::Up);
         s
     }
 
@@ -737,7 +739,7 @@ mod tests {
         s.handle_foreign_hello(1, &Hello::default(), now);
         let out = drain(&mut s);
         assert!(matches!(&out[0].body, Body::Error(e) if e.err_type == 0 && e.code == 0));
-        assert_eq!(s.state(), State::Closed);
+        assert_eq!(s.state(), SessionState::Closed);
         assert_eq!(
             events(&mut s),
             vec![Event::Closed(CloseReason::VersionMismatch {
@@ -753,7 +755,7 @@ mod tests {
             }],
         };
         s.handle_foreign_hello(5, &h, now);
-        assert_eq!(s.state(), State::Closed);
+        assert_eq!(s.state(), SessionState::Closed);
         // A 1.4 header whose bitmap includes 1.3 negotiates 1.3.
         let mut s = Session::new(now, SessionConfig::default());
         drain(&mut s);
@@ -763,7 +765,7 @@ mod tests {
             }],
         };
         s.handle_foreign_hello(5, &h, now);
-        assert_eq!(s.state(), State::AwaitFeatures);
+        assert_eq!(s.state(), SessionState::AwaitFeatures);
     }
 
     #[test]
@@ -802,9 +804,9 @@ mod tests {
         );
         s.handle_timeout(t0 + Duration::from_secs(11));
         s.handle_timeout(t0 + Duration::from_secs(16));
-        assert_eq!(s.state(), State::Up);
+        assert_eq!(s.state(), SessionState::Up);
         s.handle_timeout(t0 + Duration::from_secs(21));
-        assert_eq!(s.state(), State::Closed);
+        assert_eq!(s.state(), SessionState::Closed);
         assert!(events(&mut s).contains(&Event::Closed(CloseReason::EchoTimeout)));
     }
 
@@ -870,7 +872,7 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Session::new(t0, SessionConfig::default());
         s.handle_timeout(t0 + Duration::from_secs(10));
-        assert_eq!(s.state(), State::Closed);
+        assert_eq!(s.state(), SessionState::Closed);
         assert_eq!(
             events(&mut s),
             vec![Event::Closed(CloseReason::HandshakeTimeout)]
