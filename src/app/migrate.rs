@@ -561,7 +561,7 @@ impl Router {
         st.cover_wanted.remove(&mac);
         st.cover_unwanted.remove(&mac);
         st.previous
-            .insert(mac, ((before.switch.clone(), before.port), Instant::now()));
+            .insert(mac, ((before.switch.clone(), before.port), self.now()));
         let snapshot = if self.store.is_some() {
             records(self, &st)
         } else {
@@ -757,7 +757,7 @@ impl Router {
             return Ok(());
         };
         let (_, _, n) = self.send_update(&ctl, &update).await;
-        info!(host = %name, %mac, flow_mods = n, detached_since = ?since.map(|t| t.elapsed()), "host forgotten with its entries");
+        info!(host = %name, %mac, flow_mods = n, detached_since = ?since.map(|t| self.now().duration_since(t)), "host forgotten with its entries");
         Ok(())
     }
 
@@ -1067,7 +1067,7 @@ impl Router {
                 unblocked |= st.ready_for(sw, u.mac);
             }
         }
-        let quiet = st.refresh_quiet(&self.fabric.topology.switches, Instant::now());
+        let quiet = st.refresh_quiet(&self.fabric.topology.switches, self.now());
         drop(st);
         self.readiness_changed(unblocked, quiet);
     }
@@ -1084,7 +1084,7 @@ impl Router {
                     st.draining.remove(a);
                 }
             }
-            st.refresh_quiet(&self.fabric.topology.switches, Instant::now())
+            st.refresh_quiet(&self.fabric.topology.switches, self.now())
         };
         self.updates_done.notify_waiters();
         self.readiness_changed(false, quiet);
@@ -1328,7 +1328,7 @@ impl Update {
                 );
                 cleanup = Some(id);
             }
-            st.refresh_quiet(&fabric.topology.switches, Instant::now());
+            st.refresh_quiet(&fabric.topology.switches, st.clock.now());
         }
         Update {
             mac,
@@ -1364,7 +1364,7 @@ impl Update {
             st.draining.extend(c.released.iter().map(|(_, a)| *a));
             st.cleanups.insert(self.mac, c);
         }
-        st.refresh_quiet(switches, Instant::now());
+        st.refresh_quiet(switches, st.clock.now());
     }
 }
 

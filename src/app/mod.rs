@@ -1,7 +1,9 @@
 //! The application: what servswitch knows of hosts and VMs and what it does about packet-ins
 //! ([`router`]), migrations in phases ([`migrate`]), bringing switches to the plan
-//! ([`reconcile`]) and the state that survives a restart ([`store`]).
+//! ([`reconcile`]), the state that survives a restart ([`store`]) and the time every
+//! decision reads ([`clock`]).
 
+pub mod clock;
 pub mod migrate;
 pub mod reconcile;
 pub mod router;

@@ -97,7 +97,7 @@ impl Router {
                 &plan,
                 &Allow {
                     producer: &producer,
-                    delete_consumers: st.quiet(std::time::Instant::now(), self.drain),
+                    delete_consumers: st.quiet(self.now(), self.drain),
                 },
             )
         };
@@ -123,11 +123,11 @@ impl Router {
             } else {
                 st.stale.remove(name);
             }
-            let quiet = st.refresh_quiet(&self.fabric.topology.switches, std::time::Instant::now());
+            let quiet = st.refresh_quiet(&self.fabric.topology.switches, self.now());
             let retry_in = (r.deferred > 0)
                 .then_some(st.quiet_since)
                 .flatten()
-                .map(|t| self.drain.saturating_sub(t.elapsed()));
+                .map(|t| self.drain.saturating_sub(self.now().duration_since(t)));
             (!was && st.ready(name), quiet, retry_in)
         };
         self.readiness_changed(became_ready, quiet);

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use ofp13::{port, AsyncConfig, Body, Message};
 use tracing::{debug, info};
 
+use crate::app::clock::{Clock, ClockRef};
 use crate::fabric::plan::{packet_out, reinject, FastMap, FastSet};
 use crate::fabric::plan::{
     Fabric, HostLoc, COOKIE_MASK_KIND, COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
@@ -142,6 +143,8 @@ pub(crate) struct State {
     redirects: FastMap<(Ipv4Addr, Ipv4Addr), (Instant, u32)>,
     /// Packets waiting for an address to be resolved, by (switch, address).
     held: FastMap<(String, Ipv4Addr), Held>,
+    /// Where every time-dependent decision reads the time (the router's clock).
+    pub(crate) clock: ClockRef,
 }
 
 impl State {
@@ -311,13 +314,13 @@ impl State {
             || self
                 .released_care_of
                 .get(&ip)
-                .is_some_and(|t| t.elapsed() < CARE_OF_AFTERLIFE)
+                .is_some_and(|t| self.clock.now().duration_since(*t) < CARE_OF_AFTERLIFE)
     }
 
     /// Gives back the care-of addresses `owner` holds in `subnet`, remembering them.
     pub(crate) fn release_care_of(&mut self, subnet: &str, owner: &str) -> Vec<Ipv4Addr> {
         let gone = self.pools.release(subnet, owner);
-        let now = Instant::now();
+        let now = self.clock.now();
         while let Some(&(t, a)) = self.released_order.front() {
             if now.duration_since(t) < CARE_OF_AFTERLIFE {
                 break;
@@ -422,6 +425,8 @@ pub struct Router {
     pub(crate) detached_grace: Duration,
     /// Woken when an update ends (care-of addresses it gave back are free again).
     pub(crate) updates_done: tokio::sync::Notify,
+    /// Where the router reads the time (the same clock as its state's).
+    pub(crate) clock: ClockRef,
 }
 
 impl Router {
@@ -472,6 +477,7 @@ impl Router {
             drain: crate::mobility::update::DRAIN,
             detached_grace: DEFAULT_DETACHED_GRACE,
             updates_done: tokio::sync::Notify::new(),
+            clock: ClockRef::default(),
         }
     }
 
@@ -480,6 +486,22 @@ impl Router {
     pub fn with_drain(mut self, drain: Duration) -> Router {
         self.drain = drain;
         self
+    }
+
+    /// Sets the clock every time-dependent decision reads (tests move a
+    /// [`crate::app::clock::ManualClock`] by hand).
+    pub fn with_clock(mut self, clock: std::sync::Arc<dyn Clock>) -> Router {
+        self.clock = ClockRef(clock);
+        self.state
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clock = self.clock.clone();
+        self
+    }
+
+    /// The time, as this router's clock has it.
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.now()
     }
 
     /// Sets how long a learned host whose port went away is kept (`--detached-grace`).
@@ -927,7 +949,7 @@ impl Router {
                 None => {
                     let first = {
                         let mut st = self.lock();
-                        let now = Instant::now();
+                        let now = self.now();
                         st.held
                             .retain(|_, h| now.duration_since(h.since) < HOLD_FOR);
                         let e = st
@@ -1037,7 +1059,7 @@ impl Router {
         if self.fabric.is_link_port(name, port) {
             return;
         }
-        let now = Instant::now();
+        let now = self.now();
         let detached: Vec<ofp13::MacAddr> = {
             let mut st = self.lock();
             let here = st.hosts_at(name, port);
@@ -1196,7 +1218,7 @@ impl Router {
                 // Being installed there, or idled out (its FLOW_REMOVED takes it out).
                 return;
             }
-            let now = Instant::now();
+            let now = self.now();
             let key = (mac, from.clone());
             if st
                 .cover_tried
@@ -1311,7 +1333,7 @@ impl Router {
         };
         let spent = {
             let mut st = self.lock();
-            let now = Instant::now();
+            let now = self.now();
             if st.redirects.len() >= REDIRECT_PAIRS {
                 // Forget pairs that have been quiet long enough to start afresh anyway.
                 st.redirects
@@ -1405,7 +1427,8 @@ fn seen_elsewhere(
     }
     let straggler = !announced
         && st.previous.get(&mac).is_some_and(|((sw, port), left)| {
-            (sw.as_str(), *port) == (name, in_port) && left.elapsed() < PREVIOUS_GRACE
+            (sw.as_str(), *port) == (name, in_port)
+                && st.clock.now().duration_since(*left) < PREVIOUS_GRACE
         });
     !straggler
 }
@@ -1448,7 +1471,7 @@ impl App for Router {
         // Sent whole, in order, before anything else: as good as reconciled.
         let mut st = self.lock();
         st.reconciled.insert(name.to_string());
-        st.refresh_quiet(&self.fabric.topology.switches, Instant::now());
+        st.refresh_quiet(&self.fabric.topology.switches, self.now());
         info!(switch = %name, flows = out.len() - 1, "pipeline installed");
         out
     }
@@ -1459,7 +1482,7 @@ impl App for Router {
         };
         let mut st = self.lock();
         st.reconciled.remove(name);
-        st.refresh_quiet(&self.fabric.topology.switches, Instant::now());
+        st.refresh_quiet(&self.fabric.topology.switches, self.now());
     }
 
     fn message(&self, sw: &SwitchHandle, msg: &Message) -> Vec<Body> {
@@ -1828,5 +1851,124 @@ mod tests {
             (gw, d_ip, packet::ICMP_TIME_EXCEEDED)
         );
         assert_eq!(packet::checksum(ip.payload), 0);
+    }
+
+    // --- Timers, with a clock moved by hand -------------------------------------------------
+
+    fn router_at(clock: &std::sync::Arc<crate::app::clock::ManualClock>) -> Router {
+        router().with_clock(clock.clone())
+    }
+
+    fn icmp_frame(src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+        let icmp = packet::icmp(packet::ICMP_ECHO_REQUEST, 0, [0, 1, 0, 1], b"ping");
+        packet::ipv4_frame(GATEWAY_MAC, GATEWAY_MAC, src, dst, packet::IP_ICMP, &icmp)
+    }
+
+    #[test]
+    fn held_packets_are_kept_for_hold_for_and_at_most_hold_max() {
+        let clock = crate::app::clock::ManualClock::new();
+        let r = router_at(&clock);
+        let frame = icmp_frame(Ipv4Addr::new(10, 0, 0, 2), X_IP);
+        let asks = |r: &Router| {
+            packet_outs(&r.packet_in("r2", &r2_ports, &pin(1, 0, frame.clone()))).len()
+        };
+        assert_eq!(asks(&r), 1, "the first packet asks");
+        clock.advance(HOLD_FOR - Duration::from_millis(1));
+        assert_eq!(asks(&r), 0, "still held: no second request");
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(asks(&r), 1, "the hold expired: the next packet asks again");
+        for _ in 0..2 * HOLD_MAX {
+            assert_eq!(asks(&r), 0);
+        }
+        let reply = Arp {
+            op: packet::ARP_REPLY,
+            sha: X_MAC,
+            spa: X_IP,
+            tha: GATEWAY_MAC,
+            tpa: Ipv4Addr::new(192, 168, 10, 1),
+        }
+        .frame(GATEWAY_MAC, X_MAC, packet::ETH_ARP);
+        let out = r.packet_in("r2", &r2_ports, &pin(5, 0, reply));
+        assert_eq!(
+            packet_outs(&out).len(),
+            HOLD_MAX,
+            "the newest HOLD_MAX packets go on"
+        );
+    }
+
+    #[test]
+    fn redirects_keep_their_interval_burst_and_quiet_period() {
+        let clock = crate::app::clock::ManualClock::new();
+        let r = router_at(&clock);
+        let frame = icmp_frame(X_IP, Ipv4Addr::new(192, 168, 10, 2));
+        let eth = Ethernet::parse(&frame).unwrap();
+        let ip = Ipv4::parse(eth.payload).unwrap();
+        let sent = |r: &Router| r.redirect("r2", 5, &eth, &ip, COOKIE_REDIRECT).len();
+        assert_eq!(sent(&r), 1);
+        clock.advance(REDIRECT_INTERVAL - Duration::from_millis(1));
+        assert_eq!(sent(&r), 0, "within the interval");
+        let mut total = 1;
+        while total < REDIRECT_BURST as usize {
+            clock.advance(REDIRECT_INTERVAL);
+            assert_eq!(sent(&r), 1, "one per interval within the burst");
+            total += 1;
+        }
+        // The burst is spent at the last one sent: silence for the quiet period from there.
+        clock.advance(REDIRECT_INTERVAL);
+        assert_eq!(sent(&r), 0, "the burst is spent");
+        clock.advance(REDIRECT_QUIET - REDIRECT_INTERVAL - Duration::from_millis(1));
+        assert_eq!(sent(&r), 0, "still within the quiet period after the last");
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(sent(&r), 1, "after the quiet period, a new burst");
+    }
+
+    #[test]
+    fn a_released_care_of_address_stays_one_for_its_afterlife_only() {
+        let clock = crate::app::clock::ManualClock::new();
+        let r = router_at(&clock);
+        let co = Ipv4Addr::new(192, 168, 10, 192);
+        assert_eq!(
+            r.lock().pools.take("foreign", "vm", 1, |_| false).unwrap(),
+            [co]
+        );
+        assert_eq!(r.lock().release_care_of("foreign", "vm"), [co]);
+        let late = icmp_frame(Ipv4Addr::new(10, 0, 0, 2), co);
+        clock.advance(CARE_OF_AFTERLIFE - Duration::from_millis(1));
+        assert!(r.read().is_care_of(co));
+        assert!(packet_outs(&r.packet_in("r2", &r2_ports, &pin(1, 0, late.clone()))).is_empty());
+        clock.advance(Duration::from_millis(1));
+        assert!(!r.read().is_care_of(co));
+        // An ordinary unknown address of the subnet now: asked for like any other.
+        assert_eq!(
+            packet_outs(&r.packet_in("r2", &r2_ports, &pin(1, 0, late))).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn frames_from_where_a_vm_was_are_stragglers_for_the_previous_grace() {
+        let clock = crate::app::clock::ManualClock::new();
+        let r = router_at(&clock);
+        // b, configured at r2:2; it was at r2:7 before.
+        let c_mac = MacAddr([2, 0, 0, 0, 0x10, 2]);
+        r.lock()
+            .previous
+            .insert(c_mac, (("r2".to_string(), 7), clock.now()));
+        let st = r.read();
+        assert!(!seen_elsewhere(&st, "r2", 7, c_mac, false), "a straggler");
+        assert!(
+            seen_elsewhere(&st, "r2", 7, c_mac, true),
+            "an announcement always counts"
+        );
+        assert!(
+            seen_elsewhere(&st, "r2", 8, c_mac, false),
+            "another port is a move"
+        );
+        drop(st);
+        clock.advance(PREVIOUS_GRACE);
+        assert!(
+            seen_elsewhere(&r.read(), "r2", 7, c_mac, false),
+            "the grace is over"
+        );
     }
 }
