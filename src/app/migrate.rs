@@ -262,7 +262,7 @@ impl Router {
         if let Some(mac) = self.macs_by_name.get(sel) {
             return Some(*mac);
         }
-        let st = self.lock();
+        let st = self.read();
         if let Ok(ip) = sel.parse::<Ipv4Addr>() {
             return st.hosts.get(&ip).map(|(h, _)| h.mac);
         }

@@ -387,6 +387,14 @@ pub struct HostState {
     pub care_of: Vec<Ipv4Addr>,
 }
 
+/// What an ordinary frame tells the router about where its sender is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Heard {
+    Moved,
+    Back,
+    Nothing,
+}
+
 /// How an ARP request is answered.
 enum ArpAnswer {
     Mac(ofp13::MacAddr),
@@ -427,6 +435,9 @@ pub struct Router {
     pub(crate) updates_done: tokio::sync::Notify,
     /// Where the router reads the time (the same clock as its state's).
     pub(crate) clock: ClockRef,
+    /// How often the state was locked for writing (the packet-in path writes only when
+    /// something changes).
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl Router {
@@ -478,6 +489,7 @@ impl Router {
             detached_grace: DEFAULT_DETACHED_GRACE,
             updates_done: tokio::sync::Notify::new(),
             clock: ClockRef::default(),
+            writes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -532,7 +544,14 @@ impl Router {
 
     /// The state, to change it.
     pub(crate) fn lock(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How often the state has been locked for writing.
+    pub fn state_writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The state, to read it (packet-ins that change nothing share it).
@@ -542,7 +561,7 @@ impl Router {
 
     /// Every host as the API shows it: addresses, where it is, where home is, care-of.
     pub fn host_states(&self) -> Vec<HostState> {
-        let st = self.lock();
+        let st = self.read();
         let mut v: Vec<HostState> = st
             .vms()
             .into_iter()
@@ -575,31 +594,33 @@ impl Router {
 
     /// Whether a migration of this MAC is being installed.
     pub fn is_migrating(&self, mac: ofp13::MacAddr) -> bool {
-        self.lock().migrating.contains(&mac)
+        self.read().migrating.contains(&mac)
     }
 
     /// The router's lines for `/metrics` (Prometheus text format).
     pub fn metrics_text(&self) -> String {
-        let st = self.lock();
+        let st = self.read();
         format!(
             "# HELP servswitch_migrations_total Migrations installed.\n# TYPE servswitch_migrations_total counter\nservswitch_migrations_total {}\n\
              # HELP servswitch_migrations_failed_total Migrations refused or not installed.\n# TYPE servswitch_migrations_failed_total counter\nservswitch_migrations_failed_total {}\n\
              # HELP servswitch_vms_away VMs away from their home subnet.\n# TYPE servswitch_vms_away gauge\nservswitch_vms_away {}\n\
              # HELP servswitch_hosts Known hosts (one per MAC).\n# TYPE servswitch_hosts gauge\nservswitch_hosts {}\n\
              # HELP servswitch_updates_in_progress Updates being installed (migrations, cover changes, their drained last phases): the tables equal the plan when it is 0.\n# TYPE servswitch_updates_in_progress gauge\nservswitch_updates_in_progress {}\n\
-             # HELP servswitch_hosts_detached Learned hosts whose port went away, kept for the detached grace.\n# TYPE servswitch_hosts_detached gauge\nservswitch_hosts_detached {}\n",
+             # HELP servswitch_hosts_detached Learned hosts whose port went away, kept for the detached grace.\n# TYPE servswitch_hosts_detached gauge\nservswitch_hosts_detached {}\n\
+             # HELP servswitch_state_writes_total Times the application state was locked for writing (a packet-in that changes nothing takes a shared read only).\n# TYPE servswitch_state_writes_total counter\nservswitch_state_writes_total {}\n",
             st.migrations_done,
             st.migrations_failed,
             st.away.len(),
             st.host_count(),
             st.updates.max(st.migrating.len() as u32),
             st.detached.len(),
+            self.state_writes(),
         )
     }
 
     /// One switch's whole planned table given everything the router knows now.
     pub fn switch_plan(&self, switch: &str) -> Vec<crate::fabric::plan::Flow> {
-        let vms = self.lock().vms_for(switch);
+        let vms = self.read().vms_for(switch);
         mobility::flows::switch_plan(&self.fabric, switch, &vms)
     }
 
@@ -671,31 +692,57 @@ impl Router {
             .collect()
     }
 
+    /// Whether [`Router::learn`] would bind `ip` (checked under a shared read first): it is
+    /// not a care-of address and not bound yet. A claim for an address bound elsewhere is
+    /// logged and ignored.
+    fn would_learn(
+        &self,
+        st: &State,
+        name: &str,
+        in_port: u32,
+        ip: Ipv4Addr,
+        mac: ofp13::MacAddr,
+    ) -> bool {
+        // Bound already is the common case: one lookup decides it.
+        if let Some((h, _)) = st.hosts.get(&ip) {
+            if h.port != in_port || h.mac != mac || h.switch != name {
+                debug!(%ip, claimed_by = %mac, port = in_port, bound_to = %h.mac, bound_port = h.port,
+                    "ignoring a claim for an address bound elsewhere");
+            }
+            return false;
+        }
+        if st.pools.holder(ip).is_some() {
+            debug!(%ip, claimed_by = %mac, "ignoring a claim for a care-of address");
+            return false;
+        }
+        true
+    }
+
+    /// Whether `ip` is an address `name` learns hosts of: one of its subnets', not a gateway's,
+    /// from a host port.
+    fn learnable(&self, name: &str, in_port: u32, ip: Ipv4Addr) -> bool {
+        !ip.is_unspecified()
+            && !self.fabric.is_link_port(name, in_port)
+            && self
+                .fabric
+                .subnets_of(name)
+                .any(|s| s.prefix.contains(ip) && s.gateway != ip)
+    }
+
     /// Learns `ip` at (`name`, `in_port`) unless the address is bound elsewhere (a spoofed or
     /// stale claim never moves a binding). Returns the messages that follow: the host's
     /// delivery flow and the release of any packets held for it.
     fn learn(&self, name: &str, in_port: u32, ip: Ipv4Addr, mac: ofp13::MacAddr) -> Vec<Body> {
-        if ip.is_unspecified() || self.fabric.is_link_port(name, in_port) {
+        if !self.learnable(name, in_port, ip) {
             return Vec::new();
         }
-        if !self
-            .fabric
-            .subnets_of(name)
-            .any(|s| s.prefix.contains(ip) && s.gateway != ip)
-        {
+        // Known hosts are the common case: a shared read decides; the write lock only binds.
+        if !self.would_learn(&self.read(), name, in_port, ip, mac) {
             return Vec::new();
         }
         let mut st = self.lock();
-        if st.pools.holder(ip).is_some() {
-            debug!(%ip, claimed_by = %mac, "ignoring a claim for a care-of address");
-            return Vec::new();
-        }
-        if let Some((h, _)) = st.hosts.get(&ip) {
-            if h.switch != name || h.port != in_port || h.mac != mac {
-                debug!(%ip, claimed_by = %mac, port = in_port, bound_to = %h.mac, bound_port = h.port,
-                    "ignoring a claim for an address bound elsewhere");
-            }
-            return Vec::new();
+        if !self.would_learn(&st, name, in_port, ip, mac) {
+            return Vec::new(); // bound meanwhile
         }
         let loc = HostLoc {
             ip,
@@ -740,40 +787,6 @@ impl Router {
         let answer = self.arp_answer(&self.read(), name, arp);
         out.extend(self.arp_reply(name, ports, in_port, arp, answer));
         out
-    }
-
-    /// The common ARP request, decided under one shared read of the state: a host asking
-    /// from the port where it is bound, with the address it is bound to, and not moving.
-    /// For it the full path would learn nothing and see no move, so only the answer is
-    /// left. None: anything else (the full path decides).
-    fn arp_fast(
-        &self,
-        name: &str,
-        ports: Ports<'_>,
-        in_port: u32,
-        eth: &Ethernet<'_>,
-    ) -> Option<Vec<Body>> {
-        let arp = Arp::parse(eth.payload)?;
-        if eth.src != arp.sha || arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
-            return None;
-        }
-        let answer = {
-            let st = self.read();
-            let (h, _) = st.hosts.get(&arp.spa)?;
-            let bound_here = h.mac == arp.sha && h.port == in_port && h.switch == name;
-            if !bound_here
-                || st.location(arp.sha) != Some((name, in_port))
-                || st.migrating.contains(&arp.sha)
-            {
-                return None;
-            }
-            self.arp_answer(&st, name, &arp)
-        };
-        Some(
-            self.arp_reply(name, ports, in_port, &arp, answer)
-                .into_iter()
-                .collect(),
-        )
     }
 
     /// What answers an ARP request from `in_port`, once [`Router::arp_answer`] has decided.
@@ -991,19 +1004,51 @@ impl Router {
             };
         }
         let host_port = in_port <= port::MAX && !self.fabric.is_link_port(name, in_port);
-        if host_port && eth.ethertype == packet::ETH_ARP {
-            if let Some(out) = self.arp_fast(name, ports, in_port, &eth) {
-                return out;
+        // Each header is parsed once, here.
+        let arp = match eth.ethertype {
+            packet::ETH_ARP => Arp::parse(eth.payload),
+            _ => None,
+        };
+        let announced = match eth.ethertype {
+            packet::ETH_RARP => true,
+            packet::ETH_ARP => {
+                eth.dst == ofp13::MacAddr::BROADCAST && arp.as_ref().is_some_and(Arp::is_gratuitous)
+            }
+            _ => false,
+        };
+        if let Some(arp) = &arp {
+            // The common ARP request (a host at its port asking for its gateway or a
+            // neighbour) changes nothing: it is decided and answered under one shared read.
+            // Anything that changes state (a move, a host attached again, a binding) takes
+            // the general path, each change under the write lock.
+            let valid =
+                eth.src == arp.sha && matches!(arp.op, packet::ARP_REQUEST | packet::ARP_REPLY);
+            let st = self.read();
+            let moves = host_port && self.heard(&st, name, in_port, eth.src) != Heard::Nothing;
+            let learns = valid
+                && self.would_learn(&st, name, in_port, arp.spa, arp.sha)
+                && self.learnable(name, in_port, arp.spa);
+            let unchanged = !(announced || moves || learns);
+            if unchanged {
+                if !valid || arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
+                    return Vec::new();
+                }
+                let answer = self.arp_answer(&st, name, arp);
+                drop(st);
+                return self
+                    .arp_reply(name, ports, in_port, arp, answer)
+                    .into_iter()
+                    .collect();
             }
         }
         // A known VM's frame on a host port where it is not: it has moved (QEMU's RARP, Xen's
         // gratuitous ARP, or any first packet); the migration runs in its own task.
         if host_port {
-            self.detect_move(name, in_port, &eth);
+            self.detect_move(name, in_port, &eth, announced);
         }
         match eth.ethertype {
-            packet::ETH_ARP => match Arp::parse(eth.payload) {
-                Some(arp) => self.on_arp(name, ports, in_port, &eth, &arp),
+            packet::ETH_ARP => match &arp {
+                Some(arp) => self.on_arp(name, ports, in_port, &eth, arp),
                 None => Vec::new(),
             },
             packet::ETH_IPV4 => match Ipv4::parse(eth.payload) {
@@ -1038,7 +1083,7 @@ impl Router {
         if !self.fabric.is_link_port(name, port) {
             return dst;
         }
-        let st = self.lock();
+        let st = self.read();
         let Some((h, _)) = st.hosts.get(&dst) else {
             return dst;
         };
@@ -1237,14 +1282,31 @@ impl Router {
         self.start_cover_task(mac);
     }
 
+    /// What an ordinary frame (not an announcement) from `mac` at `name:in_port` tells the
+    /// router: that the host moved there ([`seen_elsewhere`]), that a detached host is back
+    /// at its port, or nothing. Read-only: [`Router::packet_in`] asks it under its shared read.
+    fn heard(&self, st: &State, name: &str, in_port: u32, mac: ofp13::MacAddr) -> Heard {
+        if mac.is_multicast() || self.fabric.subnets_of(name).next().is_none() {
+            return Heard::Nothing;
+        }
+        if seen_elsewhere(st, name, in_port, mac, false) {
+            Heard::Moved
+        } else if st.is_detached(mac) && st.location(mac) == Some((name, in_port)) {
+            Heard::Back
+        } else {
+            Heard::Nothing
+        }
+    }
+
     /// Starts a migration when `eth` comes from a known host's MAC on a host port of a switch
     /// where that host is not (a repeat of an announcement already being handled does
-    /// nothing).
-    fn detect_move(&self, name: &str, in_port: u32, eth: &Ethernet<'_>) {
+    /// nothing). `announced`: the frame is a hypervisor's announcement of a moved VM, QEMU's
+    /// RARP or a broadcast gratuitous ARP (Xen); a host's unicast reply to a request for its
+    /// own address is not one.
+    fn detect_move(&self, name: &str, in_port: u32, eth: &Ethernet<'_>, announced: bool) {
         if eth.src.is_multicast() || self.fabric.subnets_of(name).next().is_none() {
             return;
         }
-        let announced = announcement(eth);
         let moved = if announced {
             // An announcement may change what is queued: under the write lock.
             let mut st = self.lock();
@@ -1272,17 +1334,13 @@ impl Router {
             moved
         } else {
             // Every other ARP and IPv4 packet-in passes here: a shared read, no allocation.
-            let st = self.read();
-            let moved = seen_elsewhere(&st, name, in_port, eth.src, false);
-            let back =
-                !moved && st.is_detached(eth.src) && st.location(eth.src) == Some((name, in_port));
-            drop(st);
-            if back {
+            let heard = self.heard(&self.read(), name, in_port, eth.src);
+            if heard == Heard::Back {
                 // A detached host heard from where it was: its port works again.
                 self.lock().detached.remove(&eth.src);
                 info!(switch = %name, port = in_port, mac = %eth.src, "host attached again: heard from its port");
             }
-            moved
+            heard == Heard::Moved
         };
         if !moved {
             return;
@@ -1431,19 +1489,6 @@ fn seen_elsewhere(
                 && st.clock.now().duration_since(*left) < PREVIOUS_GRACE
         });
     !straggler
-}
-
-/// Whether a frame is a hypervisor's announcement of a moved VM: QEMU's RARP or a broadcast
-/// gratuitous ARP (Xen). A host's unicast reply to a request for its own address is not.
-fn announcement(eth: &Ethernet<'_>) -> bool {
-    match eth.ethertype {
-        packet::ETH_RARP => true,
-        packet::ETH_ARP => {
-            eth.dst == ofp13::MacAddr::BROADCAST
-                && Arp::parse(eth.payload).is_some_and(|a| a.is_gratuitous())
-        }
-        _ => false,
-    }
 }
 
 impl App for Router {
@@ -1602,7 +1647,7 @@ mod tests {
     }
 
     #[test]
-    fn the_fast_arp_path_answers_as_the_full_path_and_only_for_bound_askers() {
+    fn a_common_arp_request_is_answered_under_a_shared_read_as_the_general_path_answers() {
         let r = router();
         let b_mac = MacAddr([2, 0, 0, 0, 0x10, 2]);
         let b_ip = Ipv4Addr::new(192, 168, 10, 2);
@@ -1616,32 +1661,48 @@ mod tests {
             Ipv4Addr::new(10, 0, 0, 2),
         ] {
             let f = arp(packet::ARP_REQUEST, b_mac, b_ip, tpa);
+            let before = r.state_writes();
+            let common = r.packet_in("r2", &r2_ports, &pin(2, 0, f.clone()));
+            assert_eq!(
+                r.state_writes(),
+                before,
+                "asking for {tpa}: nothing written"
+            );
             let eth = Ethernet::parse(&f).unwrap();
-            let a = Arp::parse(eth.payload).unwrap();
-            let fast = r.arp_fast("r2", &r2_ports, 2, &eth).expect("bound asker");
-            let full = r.on_arp("r2", &r2_ports, 2, &eth, &a);
-            assert_eq!(fast, full, "asking for {tpa}");
+            let general = r.on_arp("r2", &r2_ports, 2, &eth, &Arp::parse(eth.payload).unwrap());
+            assert_eq!(common, general, "asking for {tpa}");
         }
-        // Not bound there (another port, another MAC, an unknown address), a reply, a
-        // gratuitous ARP: the full path decides.
-        for (port, mac, spa, tpa, op) in [
-            (5, b_mac, b_ip, c_ip, packet::ARP_REQUEST),
-            (2, X_MAC, b_ip, c_ip, packet::ARP_REQUEST),
-            (2, b_mac, X_IP, c_ip, packet::ARP_REQUEST),
-            (2, b_mac, b_ip, c_ip, packet::ARP_REPLY),
-            (2, b_mac, b_ip, b_ip, packet::ARP_REQUEST),
-        ] {
-            let f = arp(op, mac, spa, tpa);
-            let eth = Ethernet::parse(&f).unwrap();
-            assert_eq!(r.arp_fast("r2", &r2_ports, port, &eth), None);
-        }
-        // A VM whose migration is being installed: the full path (it may be a next move).
-        r.lock().migrating.insert(b_mac);
-        let f = arp(packet::ARP_REQUEST, b_mac, b_ip, c_ip);
-        assert_eq!(
-            r.arp_fast("r2", &r2_ports, 2, &Ethernet::parse(&f).unwrap()),
-            None
+        // A known host's ping to its gateway writes nothing either.
+        let icmp = packet::icmp(packet::ICMP_ECHO_REQUEST, 0, [0, 1, 0, 1], b"ping");
+        let ping = packet::ipv4_frame(
+            GATEWAY_MAC,
+            b_mac,
+            b_ip,
+            Ipv4Addr::new(192, 168, 10, 1),
+            packet::IP_ICMP,
+            &icmp,
         );
+        let before = r.state_writes();
+        assert_eq!(
+            packet_outs(&r.packet_in("r2", &r2_ports, &pin(2, 0, ping))).len(),
+            1
+        );
+        assert_eq!(r.state_writes(), before);
+        // What changes state takes the write lock: a new host is learned...
+        let before = r.state_writes();
+        let f = arp(
+            packet::ARP_REQUEST,
+            X_MAC,
+            X_IP,
+            Ipv4Addr::new(192, 168, 10, 1),
+        );
+        assert_eq!(flow_mods(&r.packet_in("r2", &r2_ports, &pin(5, 0, f))), 3);
+        assert!(r.state_writes() > before);
+        // ... and a known host heard at another port is moved (recorded as a move only with a
+        // runtime to run it; here the decision is what counts: it leaves the shared read).
+        let st = r.read();
+        assert_eq!(r.heard(&st, "r2", 7, b_mac), Heard::Moved);
+        assert_eq!(r.heard(&st, "r2", 2, b_mac), Heard::Nothing);
     }
 
     #[test]
