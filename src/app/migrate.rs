@@ -174,8 +174,10 @@ struct Undo {
 
 impl Router {
     /// Restores VMs recorded away from home (at start, before any switch connects).
+    /// All or nothing: a record that does not fit the topology leaves the state as it was.
     pub fn restore(&mut self, saved: &crate::app::store::Snapshot) -> anyhow::Result<()> {
-        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut restored = self.read().clone();
+        let st = &mut restored;
         for r in saved.vms.values() {
             if self.fabric.subnets_of(&r.location.switch).next().is_none() {
                 anyhow::bail!(
@@ -248,6 +250,7 @@ impl Router {
                 },
             );
         }
+        *self.state.get_mut().unwrap_or_else(|e| e.into_inner()) = restored;
         Ok(())
     }
 
@@ -1379,4 +1382,138 @@ fn garp(mac: MacAddr, ip: Ipv4Addr, ports: Vec<u32>) -> Body {
         tpa: ip,
     };
     packet_out(ports, a.frame(MacAddr::BROADCAST, mac, packet::ETH_ARP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fabric::plan::Fabric;
+    use crate::fabric::topology::Topology;
+    use crate::mobility::update::{flow_role, Role};
+
+    fn router() -> Router {
+        let t = Topology::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/topologies/paper-testbed.toml"
+        )))
+        .unwrap();
+        Router::new(Fabric::new(&t))
+    }
+
+    fn to(switch: &str, port: u32) -> PortRef {
+        PortRef {
+            switch: switch.to_string(),
+            port,
+        }
+    }
+
+    #[test]
+    fn a_move_is_refused_with_a_reason_and_changes_nothing() {
+        let r = router();
+        let tables = r.tables();
+        let cases = [
+            ("nobody", to("r2", 3), "no host"),
+            ("vm", to("r9", 3), "no switch"),
+            ("vm", to("r2", 0), "not a valid port"),
+            ("vm", to("r2", port::MAX + 1), "not a valid port"),
+            ("vm", to("r2", 1), "link"),
+        ];
+        for (sel, target, why) in cases {
+            let e = r.plan_move(sel, &target).unwrap_err();
+            assert!(e.to_string().contains(why), "{sel} -> {target}: {e}");
+            assert_eq!(r.tables(), tables, "{sel} -> {target}: nothing changed");
+            assert!(r.care_of_addresses().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_move_to_where_the_vm_is_sends_nothing() {
+        let r = router();
+        assert!(r.plan_move("vm", &to("r3", 3)).unwrap().batches.is_empty());
+    }
+
+    #[test]
+    fn a_move_away_takes_a_care_of_address_there_and_installs_producers_after_consumers() {
+        let r = router();
+        let s = r.plan_move("vm", &to("r2", 3)).unwrap();
+        let co = Ipv4Addr::new(192, 168, 10, 192);
+        assert_eq!(r.care_of_addresses(), [co].into());
+        // Every producer comes in phase 2, after every batch of phase 1 (its consumers).
+        let phase1: Vec<usize> = (0..s.batches.len())
+            .filter(|&i| s.batches[i].phase == 1)
+            .collect();
+        assert!(!phase1.is_empty());
+        for b in &s.batches {
+            for m in &b.mods {
+                if m.command == ofp13::OFPFC_ADD
+                    && role(m.cookie, &m.instructions) == Role::Producer
+                {
+                    assert_eq!(
+                        b.phase,
+                        2,
+                        "{}: {}",
+                        b.switch,
+                        crate::mobility::update::mod_text(m)
+                    );
+                    assert!(phase1.iter().all(|i| b.after.contains(i)), "{b:?}");
+                }
+            }
+        }
+        // The tables after the move: the foreign switch delivers the VM as itself.
+        let r2 = &r.tables()["r2"];
+        assert!(r2.iter().any(|f| flow_role(f) == Role::Consumer));
+        assert_eq!(r.read().location(VM_MAC), Some(("r2", 3)));
+    }
+
+    const VM_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 3]);
+
+    #[test]
+    fn going_home_gives_the_care_of_address_back_and_deletes_the_consumers_last() {
+        let r = router();
+        let home = r.tables();
+        r.plan_move("vm", &to("r2", 3)).unwrap();
+        let back = r.plan_move("vm", &to("r3", 3)).unwrap();
+        assert!(r.care_of_addresses().is_empty());
+        assert_eq!(
+            r.tables(),
+            home,
+            "at home, the plan is the one it started with"
+        );
+        // The consumers go last, after the drain: a packet rewritten just before the
+        // producers went may still be in the fabric.
+        let last = back.batches.iter().filter(|b| b.drain).collect::<Vec<_>>();
+        assert!(!last.is_empty(), "{back:?}");
+        for b in last {
+            assert_eq!(b.phase, 3);
+            assert!(b
+                .mods
+                .iter()
+                .all(|m| m.command == ofp13::OFPFC_DELETE_STRICT
+                    && role(m.cookie, &m.instructions) != Role::Producer));
+        }
+    }
+
+    #[test]
+    fn a_restored_state_gives_the_same_tables_and_a_bad_one_changes_nothing() {
+        let r = router();
+        r.plan_move("vm", &to("r2", 3)).unwrap();
+        r.plan_move("vm2", &to("r2", 4)).unwrap();
+        let snap = records(&r, &r.read());
+        assert_eq!(snap.vms.len(), 2);
+        let mut again = router();
+        again.restore(&snap).unwrap();
+        assert_eq!(again.tables(), r.tables());
+        assert_eq!(again.care_of_addresses(), r.care_of_addresses());
+        // The second VM's record is wrong (its care-of address is the first one's): refused,
+        // and the first VM is not half restored either.
+        let mut bad = snap.clone();
+        let first_co = bad.vms.values().next().unwrap().care_of.clone();
+        bad.vms.values_mut().nth(1).unwrap().care_of = first_co;
+        let mut fresh = router();
+        let before = fresh.tables();
+        let e = fresh.restore(&bad).unwrap_err();
+        assert!(e.to_string().contains("conflict"), "{e}");
+        assert_eq!(fresh.tables(), before, "nothing restored");
+        assert!(fresh.care_of_addresses().is_empty());
+    }
 }

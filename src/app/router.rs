@@ -54,7 +54,7 @@ pub enum Origin {
     Learned,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Held {
     since: Instant,
     packets: Vec<(u32, Bytes)>,
@@ -70,7 +70,7 @@ pub(crate) struct AwayState {
     pub(crate) care_of_subnet: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct State {
     /// Every address's binding: where the host with that address is now. Change it only
     /// through [`State::bind`] and [`State::unbind`], which keep `macs` in step.
