@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use ofp13::{Body, Match, Message, Oxm, PacketIn, MAX_MESSAGE_LEN, NO_BUFFER};
+use bytes::BytesMut;
+use ofp13::{Body, Message, PacketIn, MAX_MESSAGE_LEN};
 use servswitch::app::router::Router;
 use servswitch::emu::switch::{SwitchCore, SwitchSpec};
 use servswitch::fabric::gen::GenSpec;
@@ -79,25 +79,10 @@ async fn switch(load: Load, shared: Shared) {
             }
         }
     }
-    let arp = Arp {
-        op: packet::ARP_REQUEST,
-        sha: host_mac,
-        spa: host_ip,
-        tha: ofp13::MacAddr::ZERO,
-        tpa: gateway,
-    }
-    .frame(ofp13::MacAddr::BROADCAST, host_mac, packet::ETH_ARP);
+    let arp = Arp::request(host_mac, host_ip, gateway).to_frame();
     let pin = Message::new(
         0,
-        Body::PacketIn(PacketIn {
-            buffer_id: NO_BUFFER,
-            total_len: arp.len() as u16,
-            reason: ofp13::OFPR_ACTION,
-            table_id: 0,
-            cookie: 0,
-            match_: Match::new(vec![Oxm::InPort(3, None)]),
-            data: Bytes::from(arp),
-        }),
+        Body::PacketIn(PacketIn::unbuffered(3, ofp13::OFPR_ACTION, arp)),
     )
     .to_bytes();
     let mut out = Vec::with_capacity(pin.len() * window as usize);

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ofp13::{Body, Match, Message, Oxm, PacketIn, NO_BUFFER};
+use ofp13::{Body, Message, PacketIn};
 use servswitch::app::router::Router;
 use servswitch::fabric::plan::{Fabric, GATEWAY_MAC};
 use servswitch::fabric::topology::Topology;
@@ -71,25 +71,10 @@ fn main() {
         Ipv4Addr::new(192, 168, 10, 2),
     );
     let gateway = Ipv4Addr::new(192, 168, 10, 1);
-    let arp = Arp {
-        op: packet::ARP_REQUEST,
-        sha: b_mac,
-        spa: b_ip,
-        tha: ofp13::MacAddr::ZERO,
-        tpa: gateway,
-    }
-    .frame(ofp13::MacAddr::BROADCAST, b_mac, packet::ETH_ARP);
+    let arp = Arp::request(b_mac, b_ip, gateway).to_frame();
     let wire: Bytes = Message::new(
         0,
-        Body::PacketIn(PacketIn {
-            buffer_id: NO_BUFFER,
-            total_len: arp.len() as u16,
-            reason: ofp13::OFPR_ACTION,
-            table_id: 0,
-            cookie: 0,
-            match_: Match::new(vec![Oxm::InPort(2, None)]),
-            data: Bytes::from(arp),
-        }),
+        Body::PacketIn(PacketIn::unbuffered(2, ofp13::OFPR_ACTION, arp)),
     )
     .to_bytes()
     .into();

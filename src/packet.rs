@@ -90,6 +90,39 @@ impl Arp {
         })
     }
 
+    /// A request from (`sha`, `spa`) for `tpa` (target hardware address zero).
+    pub fn request(sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Arp {
+        Arp {
+            op: ARP_REQUEST,
+            sha,
+            spa,
+            tha: MacAddr::ZERO,
+            tpa,
+        }
+    }
+
+    /// A reply from (`sha`, `spa`) to (`tha`, `tpa`).
+    pub fn reply(sha: MacAddr, spa: Ipv4Addr, tha: MacAddr, tpa: Ipv4Addr) -> Arp {
+        Arp {
+            op: ARP_REPLY,
+            sha,
+            spa,
+            tha,
+            tpa,
+        }
+    }
+
+    /// The frame a host sends this in: from `sha`; a request broadcast, anything else to
+    /// `tha`.
+    pub fn to_frame(&self) -> Vec<u8> {
+        let dst = if self.op == ARP_REQUEST {
+            MacAddr::BROADCAST
+        } else {
+            self.tha
+        };
+        self.frame(dst, self.sha, ETH_ARP)
+    }
+
     /// A gratuitous ARP: sender and target address are the same.
     pub fn is_gratuitous(&self) -> bool {
         self.spa == self.tpa && !self.spa.is_unspecified()

@@ -4,22 +4,15 @@
 //! going stale too; a switch added to a VM's cover leaves it when its hosts stop talking to the
 //! VM, and comes back with their next packet.
 
+#[path = "common/shipped.rs"]
+mod shipped;
+use shipped::topo;
+
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use servswitch::cli::demo::{Lab, LabOptions};
 use servswitch::emu::fabric::HostConfig;
-use servswitch::fabric::topology::Topology;
-
-fn topo(name: &str) -> Topology {
-    Topology::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("topologies")
-            .join(name),
-    )
-    .unwrap()
-}
 
 const VM: Ipv4Addr = Ipv4Addr::new(192, 168, 11, 3);
 const B: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 2);
@@ -151,17 +144,11 @@ async fn hosts_redirected_to_a_vm_still_reach_it_after_it_leaves_with_stale_arp_
         tokio::time::sleep(Duration::from_millis(600)).await;
         for _ in 0..3 {
             assert!(
-                lab.fabric
-                    .ping("b", VM, Duration::from_secs(2))
-                    .await
-                    .is_some(),
+                lab.reaches("b", VM, Duration::from_secs(2)).await,
                 "b -> vm at {sw}, stale cache"
             );
             assert!(
-                lab.fabric
-                    .ping("vm", B, Duration::from_secs(2))
-                    .await
-                    .is_some(),
+                lab.reaches("vm", B, Duration::from_secs(2)).await,
                 "vm at {sw} -> b, stale cache"
             );
         }

@@ -4,22 +4,16 @@
 //! forgotten with its entries when its grace ends; hosts behind one port are hosts like any
 //! other, and a VM may move to a port where others are.
 
+#[path = "common/shipped.rs"]
+mod shipped;
+use shipped::topo;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::Duration;
 
 use servswitch::cli::demo::{Lab, LabOptions};
 use servswitch::fabric::topology::{PortRef, Topology};
-
-fn topo(name: &str) -> Topology {
-    Topology::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("topologies")
-            .join(name),
-    )
-    .unwrap()
-}
 
 const VM: Ipv4Addr = Ipv4Addr::new(192, 168, 11, 3);
 const E: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -296,17 +290,11 @@ async fn hosts_behind_one_port_are_hosts_like_any_other() {
     let vm2 = Ipv4Addr::new(192, 168, 11, 4);
     for to in [D, vm2] {
         assert!(
-            lab.fabric
-                .ping("e", to, Duration::from_secs(3))
-                .await
-                .is_some(),
+            lab.reaches("e", to, Duration::from_secs(3)).await,
             "e -> {to}"
         );
         assert!(
-            lab.fabric
-                .ping("b", to, Duration::from_secs(3))
-                .await
-                .is_some(),
+            lab.reaches("b", to, Duration::from_secs(3)).await,
             "b -> {to}"
         );
     }
@@ -328,17 +316,11 @@ async fn hosts_behind_one_port_are_hosts_like_any_other() {
     lab.migrate("vm", "r2", 2).await.unwrap();
     for to in [VM, Ipv4Addr::new(192, 168, 10, 2)] {
         assert!(
-            lab.fabric
-                .ping("e", to, Duration::from_secs(3))
-                .await
-                .is_some(),
+            lab.reaches("e", to, Duration::from_secs(3)).await,
             "e -> {to}"
         );
         assert!(
-            lab.fabric
-                .ping("d", to, Duration::from_secs(3))
-                .await
-                .is_some(),
+            lab.reaches("d", to, Duration::from_secs(3)).await,
             "d -> {to}"
         );
     }

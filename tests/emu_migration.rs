@@ -6,13 +6,16 @@
 //! Every move is made as a hypervisor makes it: the VM's port moves and it sends QEMU's RARP;
 //! nothing tells the controller unless a test says so.
 
+#[path = "common/shipped.rs"]
+mod shipped;
+use shipped::topo;
+
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::Duration;
 
 use servswitch::cli::demo::{CaseResult, Lab};
-use servswitch::fabric::topology::{PortRef, Topology};
+use servswitch::fabric::topology::PortRef;
 
 /// The router's metrics about migrations and hosts (not its lock counter, which every
 /// learned host moves).
@@ -24,15 +27,6 @@ fn migration_metrics(lab: &Lab) -> String {
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
-}
-
-fn topo(name: &str) -> Topology {
-    Topology::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("topologies")
-            .join(name),
-    )
-    .unwrap()
 }
 
 const VM: Ipv4Addr = Ipv4Addr::new(192, 168, 11, 3);
@@ -216,14 +210,7 @@ async fn gratuitous_arp_and_first_packet_also_trigger() {
     // A Xen-style gratuitous ARP from the VM at its new port.
     lab.fabric.move_host("vm", "r2", 3).unwrap();
     let mac = lab.fabric.host("vm").mac;
-    let garp = servswitch::packet::Arp {
-        op: servswitch::packet::ARP_REQUEST,
-        sha: mac,
-        spa: VM,
-        tha: ofp13::MacAddr::ZERO,
-        tpa: VM,
-    }
-    .frame(ofp13::MacAddr::BROADCAST, mac, servswitch::packet::ETH_ARP);
+    let garp = servswitch::packet::Arp::request(mac, VM, VM).to_frame();
     lab.fabric.send_raw("vm", garp);
     let r = &lab.router;
     assert!(

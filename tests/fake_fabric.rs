@@ -23,46 +23,29 @@ fn paper() -> Topology {
 }
 
 struct Host {
-    switch: &'static str,
+    switch: String,
     port: u32,
     mac: MacAddr,
     ip: Ipv4Addr,
 }
 
-const E: Host = Host {
-    switch: "r1",
-    port: 3,
-    mac: MacAddr([2, 0, 0, 0, 0, 2]),
-    ip: Ipv4Addr::new(10, 0, 0, 2),
-};
-const B: Host = Host {
-    switch: "r2",
-    port: 2,
-    mac: MacAddr([2, 0, 0, 0, 0x10, 2]),
-    ip: Ipv4Addr::new(192, 168, 10, 2),
-};
-const D: Host = Host {
-    switch: "r3",
-    port: 2,
-    mac: MacAddr([2, 0, 0, 0, 0x11, 2]),
-    ip: Ipv4Addr::new(192, 168, 11, 2),
-};
-const VM: Host = Host {
-    switch: "r3",
-    port: 3,
-    mac: MacAddr([2, 0, 0, 0, 0x11, 3]),
-    ip: Ipv4Addr::new(192, 168, 11, 3),
-};
+/// Host `name` of the topology, where the file puts it.
+fn host(t: &Topology, name: &str) -> Host {
+    let h = t
+        .hosts
+        .iter()
+        .find(|h| h.name == name)
+        .expect("a host of the file");
+    Host {
+        switch: h.at.switch.clone(),
+        port: h.at.port,
+        mac: h.mac,
+        ip: h.addresses()[0],
+    }
+}
 
 fn arp_request(from: &Host, tpa: Ipv4Addr) -> Vec<u8> {
-    Arp {
-        op: packet::ARP_REQUEST,
-        sha: from.mac,
-        spa: from.ip,
-        tha: MacAddr::ZERO,
-        tpa,
-    }
-    .frame(MacAddr::BROADCAST, from.mac, packet::ETH_ARP)
+    Arp::request(from.mac, from.ip, tpa).to_frame()
 }
 
 /// An ICMP echo request from `from` to `dst`, sent to `dst_mac` (the gateway or a neighbour).
@@ -89,14 +72,19 @@ fn arrived(d: &[Delivery]) -> (String, u32, MacAddr, MacAddr, Ipv4Addr, Ipv4Addr
 
 #[test]
 fn a_host_resolves_its_gateway_and_reaches_a_host_of_another_subnet() {
-    let mut f = FakeFabric::new(&paper());
+    let t = paper();
+    let mut f = FakeFabric::new(&t);
+    let (edge, foreign) = (host(&t, "e"), host(&t, "b"));
     let d = f.send(
-        B.switch,
-        B.port,
-        &arp_request(&B, Ipv4Addr::new(192, 168, 10, 1)),
+        &foreign.switch,
+        foreign.port,
+        &arp_request(&foreign, Ipv4Addr::new(192, 168, 10, 1)),
     );
     assert_eq!(d.len(), 1, "{d:?}");
-    assert_eq!((d[0].switch.as_str(), d[0].port), (B.switch, B.port));
+    assert_eq!(
+        (d[0].switch.as_str(), d[0].port),
+        (foreign.switch.as_str(), foreign.port)
+    );
     let eth = Ethernet::parse(&d[0].frame).unwrap();
     let a = Arp::parse(eth.payload).unwrap();
     assert_eq!(
@@ -105,108 +93,138 @@ fn a_host_resolves_its_gateway_and_reaches_a_host_of_another_subnet() {
             packet::ARP_REPLY,
             GATEWAY_MAC,
             Ipv4Addr::new(192, 168, 10, 1),
-            B.ip,
-            B.mac
+            foreign.ip,
+            foreign.mac
         )
     );
     // Routed through r2 and r1: two hops, Ethernet rewritten for E, TTL down by two.
-    let d = f.send(B.switch, B.port, &ping(&B, E.ip, GATEWAY_MAC));
+    let d = f.send(
+        &foreign.switch,
+        foreign.port,
+        &ping(&foreign, edge.ip, GATEWAY_MAC),
+    );
     assert_eq!(
         arrived(&d),
-        (E.switch.into(), E.port, E.mac, GATEWAY_MAC, B.ip, E.ip, 62)
+        (
+            edge.switch.clone(),
+            edge.port,
+            edge.mac,
+            GATEWAY_MAC,
+            foreign.ip,
+            edge.ip,
+            62
+        )
     );
 }
 
 #[test]
 fn the_first_packet_to_a_silent_host_is_held_asked_for_and_delivered() {
     let mut topo = paper();
+    let (edge, home) = (host(&topo, "e"), host(&topo, "d"));
     // D is not in the file: the fabric learns it.
     topo.hosts.retain(|h| h.name != "d");
     let mut f = FakeFabric::new(&topo);
-    f.add_port(D.switch, D.port);
+    f.add_port(home.switch.as_str(), home.port);
     // E's ping for D: r3 has no entry for D, asks for it out of its host ports.
-    let d = f.send(E.switch, E.port, &ping(&E, D.ip, GATEWAY_MAC));
+    let d = f.send(&edge.switch, edge.port, &ping(&edge, home.ip, GATEWAY_MAC));
     let asked: Vec<(String, u32)> = d.iter().map(|d| (d.switch.clone(), d.port)).collect();
-    assert!(asked.contains(&("r3".into(), D.port)), "{asked:?}");
+    assert!(asked.contains(&("r3".into(), home.port)), "{asked:?}");
     for d in &d {
         let a = Arp::parse(Ethernet::parse(&d.frame).unwrap().payload).unwrap();
         assert_eq!(
             (a.op, a.tpa, a.sha),
-            (packet::ARP_REQUEST, D.ip, GATEWAY_MAC)
+            (packet::ARP_REQUEST, home.ip, GATEWAY_MAC)
         );
     }
     // D answers; the held ping goes on to it, as routed.
-    let reply = Arp {
-        op: packet::ARP_REPLY,
-        sha: D.mac,
-        spa: D.ip,
-        tha: GATEWAY_MAC,
-        tpa: Ipv4Addr::new(192, 168, 11, 1),
-    }
-    .frame(GATEWAY_MAC, D.mac, packet::ETH_ARP);
-    let d = f.send(D.switch, D.port, &reply);
+    let reply = Arp::reply(
+        home.mac,
+        home.ip,
+        GATEWAY_MAC,
+        Ipv4Addr::new(192, 168, 11, 1),
+    )
+    .to_frame();
+    let d = f.send(&home.switch, home.port, &reply);
     assert_eq!(
         arrived(&d),
-        (D.switch.into(), D.port, D.mac, GATEWAY_MAC, E.ip, D.ip, 62)
+        (
+            home.switch.clone(),
+            home.port,
+            home.mac,
+            GATEWAY_MAC,
+            edge.ip,
+            home.ip,
+            62
+        )
     );
     // Learned: the next ping is forwarded by the tables, without the controller.
     let before = f.packet_ins;
-    let d = f.send(E.switch, E.port, &ping(&E, D.ip, GATEWAY_MAC));
-    assert_eq!(arrived(&d).1, D.port);
+    let d = f.send(&edge.switch, edge.port, &ping(&edge, home.ip, GATEWAY_MAC));
+    assert_eq!(arrived(&d).1, home.port);
     assert_eq!(f.packet_ins, before);
 }
 
 #[test]
 fn a_migrated_vm_keeps_its_address_and_its_gateway_and_no_host_sees_a_care_of_address() {
-    let mut f = FakeFabric::new(&paper());
+    let t = paper();
+    let mut f = FakeFabric::new(&t);
+    let (edge, home, vm) = (host(&t, "e"), host(&t, "d"), host(&t, "vm"));
     // The paper's move: VM from r3 (home) to r2 (foreign), port 3.
     f.migrate("vm", "r2", 3);
     let care_of: Vec<Ipv4Addr> = f.router.care_of_addresses().into_iter().collect();
     assert!(!care_of.is_empty());
     let before = f.packet_ins;
     // E (edge) to VM, by its home address: delivered at its new port, as its home address.
-    let d = f.send(E.switch, E.port, &ping(&E, VM.ip, GATEWAY_MAC));
+    let d = f.send(&edge.switch, edge.port, &ping(&edge, vm.ip, GATEWAY_MAC));
     assert_eq!(
         arrived(&d),
-        ("r2".into(), 3, VM.mac, GATEWAY_MAC, E.ip, VM.ip, 62)
+        ("r2".into(), 3, vm.mac, GATEWAY_MAC, edge.ip, vm.ip, 62)
     );
     // VM to E and to D (its home network, now across the fabric): from its home address.
-    let d = f.send("r2", 3, &ping(&VM, E.ip, GATEWAY_MAC));
+    let d = f.send("r2", 3, &ping(&vm, edge.ip, GATEWAY_MAC));
     assert_eq!(
         arrived(&d),
-        (E.switch.into(), E.port, E.mac, GATEWAY_MAC, VM.ip, E.ip, 62)
+        (
+            edge.switch.clone(),
+            edge.port,
+            edge.mac,
+            GATEWAY_MAC,
+            vm.ip,
+            edge.ip,
+            62
+        )
     );
-    let d = f.send("r2", 3, &ping(&VM, D.ip, GATEWAY_MAC));
+    let d = f.send("r2", 3, &ping(&vm, home.ip, GATEWAY_MAC));
     let (sw, port, _, _, src, dst, _) = arrived(&d);
     assert_eq!(
         (sw.as_str(), port, src, dst),
-        (D.switch, D.port, VM.ip, D.ip)
+        (home.switch.as_str(), home.port, vm.ip, home.ip)
     );
     // D (home network) to VM: through its home switch, delivered as itself.
-    let d = f.send(D.switch, D.port, &ping(&D, VM.ip, GATEWAY_MAC));
+    let d = f.send(&home.switch, home.port, &ping(&home, vm.ip, GATEWAY_MAC));
     let (sw, port, _, _, src, dst, _) = arrived(&d);
-    assert_eq!((sw.as_str(), port, src, dst), ("r2", 3, D.ip, VM.ip));
+    assert_eq!((sw.as_str(), port, src, dst), ("r2", 3, home.ip, vm.ip));
     assert_eq!(f.packet_ins, before, "all of it in the tables");
     // The VM asks for its home gateway at the foreign switch: the gateway MAC, as at home.
-    let d = f.send("r2", 3, &arp_request(&VM, Ipv4Addr::new(192, 168, 11, 1)));
+    let d = f.send("r2", 3, &arp_request(&vm, Ipv4Addr::new(192, 168, 11, 1)));
     assert_eq!(d.len(), 1);
     let a = Arp::parse(Ethernet::parse(&d[0].frame).unwrap().payload).unwrap();
     assert_eq!(
         (a.op, a.sha, a.tpa),
-        (packet::ARP_REPLY, GATEWAY_MAC, VM.ip)
+        (packet::ARP_REPLY, GATEWAY_MAC, vm.ip)
     );
     // D asks for the VM on the home network: the gateway answers for it (the VM is away).
-    let d = f.send(D.switch, D.port, &arp_request(&D, VM.ip));
+    let d = f.send(&home.switch, home.port, &arp_request(&home, vm.ip));
     assert_eq!(d.len(), 1);
     let a = Arp::parse(Ethernet::parse(&d[0].frame).unwrap().payload).unwrap();
     assert_eq!(
         (a.op, a.sha, a.spa),
-        (packet::ARP_REPLY, GATEWAY_MAC, VM.ip)
+        (packet::ARP_REPLY, GATEWAY_MAC, vm.ip)
     );
     // No frame of all of these carried a care-of address to a host.
     for co in care_of {
-        for (from, sw, port) in [(&E, E.switch, E.port), (&D, D.switch, D.port)] {
-            for d in f.send(sw, port, &ping(from, VM.ip, GATEWAY_MAC)) {
+        for from in [&edge, &home] {
+            for d in f.send(&from.switch, from.port, &ping(from, vm.ip, GATEWAY_MAC)) {
                 let ip = Ipv4::parse(Ethernet::parse(&d.frame).unwrap().payload).unwrap();
                 assert!(
                     ip.src != co && ip.dst != co,

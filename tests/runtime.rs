@@ -148,15 +148,7 @@ fn metric(text: &str, name: &str) -> u64 {
 fn packet_in(n: u8) -> Message {
     Message::new(
         0,
-        Body::PacketIn(PacketIn {
-            buffer_id: ofp13::NO_BUFFER,
-            total_len: 1,
-            reason: ofp13::OFPR_NO_MATCH,
-            table_id: 0,
-            cookie: 0,
-            match_: ofp13::Match::new(vec![ofp13::Oxm::InPort(1, None)]),
-            data: Bytes::from(vec![n]),
-        }),
+        Body::PacketIn(PacketIn::unbuffered(1, ofp13::OFPR_NO_MATCH, vec![n])),
     )
 }
 

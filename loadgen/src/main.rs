@@ -27,9 +27,9 @@ use anyhow::{bail, Context, Result};
 use bytes::{Bytes, BytesMut};
 use clap::{Parser, ValueEnum};
 use ofp13::{
-    Action, AggregateStats, Body, Desc, ErrorMsg, FlowMod, Instruction, MacAddr, Match, Message,
+    Action, AggregateStats, Body, Desc, ErrorMsg, FlowMod, Instruction, MacAddr, Message,
     MultipartReply, MultipartReplyBody, MultipartRequestBody, Oxm, PacketIn, PacketOut, Port,
-    SwitchConfig, SwitchFeatures, MAX_MESSAGE_LEN, NO_BUFFER,
+    SwitchConfig, SwitchFeatures, MAX_MESSAGE_LEN,
 };
 use servswitch::fabric::plan::{self, FastMap, GATEWAY_MAC};
 use servswitch::fabric::topology::Topology;
@@ -316,6 +316,7 @@ fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ofp13::Match;
 
     const VM_MAC: MacAddr = MacAddr([2, 0, 0, 1, 0, 0]);
     const VM_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 10);

@@ -5,15 +5,7 @@ use crate::*;
 pub(crate) fn packet_in(in_port: u32, frame: Vec<u8>) -> Vec<u8> {
     Message::new(
         0,
-        Body::PacketIn(PacketIn {
-            buffer_id: NO_BUFFER,
-            total_len: frame.len() as u16,
-            reason: ofp13::OFPR_NO_MATCH,
-            table_id: 0,
-            cookie: 0,
-            match_: Match::new(vec![Oxm::InPort(in_port, None)]),
-            data: Bytes::from(frame),
-        }),
+        Body::PacketIn(PacketIn::unbuffered(in_port, ofp13::OFPR_NO_MATCH, frame)),
     )
     .to_bytes()
 }
@@ -76,14 +68,7 @@ pub(crate) fn make_gen(ctx: &Ctx, sw: &SwInfo, topo_ips: &HashSet<Ipv4Addr>) -> 
                 .hosts
                 .iter()
                 .map(|h| {
-                    let f = Arp {
-                        op: packet::ARP_REQUEST,
-                        sha: h.mac,
-                        spa: h.ip,
-                        tha: MacAddr::ZERO,
-                        tpa: h.gateway,
-                    }
-                    .frame(MacAddr::BROADCAST, h.mac, packet::ETH_ARP);
+                    let f = Arp::request(h.mac, h.ip, h.gateway).to_frame();
                     packet_in(h.port, f)
                 })
                 .collect(),

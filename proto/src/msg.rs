@@ -332,6 +332,22 @@ pub struct PacketIn {
 }
 
 impl PacketIn {
+    /// A whole packet (unbuffered, `total_len` its length) received on `in_port`, sent to
+    /// the controller for `reason` from table 0 with cookie 0: what a switch sends for a
+    /// table-miss or a plain `output:CONTROLLER`.
+    pub fn unbuffered(in_port: u32, reason: u8, data: impl Into<Bytes>) -> PacketIn {
+        let data = data.into();
+        PacketIn {
+            buffer_id: crate::NO_BUFFER,
+            total_len: u16::try_from(data.len()).unwrap_or(u16::MAX),
+            reason,
+            table_id: 0,
+            cookie: 0,
+            match_: Match::new(vec![crate::Oxm::InPort(in_port, None)]),
+            data,
+        }
+    }
+
     pub fn parse(r: &mut Reader<'_>) -> Result<Self, Error> {
         let buffer_id = r.u32()?;
         let total_len = r.u16()?;

@@ -31,7 +31,7 @@ use crate::mobility::careof::CareOfError;
 use crate::mobility::flows::{Away, Vm};
 use crate::mobility::transitions::{Failure, Report};
 use crate::mobility::update::{role, PendingCleanup, Role, Schedule};
-use crate::packet::{self, Arp};
+use crate::packet::Arp;
 
 /// Why a migration was not done. Nothing was changed in any of these cases.
 #[derive(Debug, thiserror::Error)]
@@ -1374,30 +1374,16 @@ impl Update {
 /// A gratuitous ARP request (sender = target = `ip`, as Linux and Xen send them) from `mac`,
 /// out of `ports`.
 fn garp(mac: MacAddr, ip: Ipv4Addr, ports: Vec<u32>) -> Body {
-    let a = Arp {
-        op: packet::ARP_REQUEST,
-        sha: mac,
-        spa: ip,
-        tha: MacAddr::ZERO,
-        tpa: ip,
-    };
-    packet_out(ports, a.frame(MacAddr::BROADCAST, mac, packet::ETH_ARP))
+    packet_out(ports, Arp::request(mac, ip, ip).to_frame())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fabric::plan::Fabric;
-    use crate::fabric::topology::Topology;
     use crate::mobility::update::{flow_role, Role};
 
     fn router() -> Router {
-        let t = Topology::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/topologies/paper-testbed.toml"
-        )))
-        .unwrap();
-        Router::new(Fabric::new(&t))
+        Router::new(crate::fabric::plan::paper_fabric())
     }
 
     fn to(switch: &str, port: u32) -> PortRef {

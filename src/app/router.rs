@@ -800,17 +800,8 @@ impl Router {
     ) -> Option<Body> {
         match answer {
             ArpAnswer::Mac(mac) => {
-                let reply = Arp {
-                    op: packet::ARP_REPLY,
-                    sha: mac,
-                    spa: arp.tpa,
-                    tha: arp.sha,
-                    tpa: arp.spa,
-                };
-                Some(packet_out(
-                    [in_port],
-                    reply.frame(arp.sha, mac, packet::ETH_ARP),
-                ))
+                let reply = Arp::reply(mac, arp.tpa, arp.sha, arp.spa);
+                Some(packet_out([in_port], reply.to_frame()))
             }
             ArpAnswer::Resolve(gateway) => self.resolve(name, ports, gateway, arp.tpa),
             ArpAnswer::Nothing => None,
@@ -888,20 +879,9 @@ impl Router {
         gateway: Ipv4Addr,
         ip: Ipv4Addr,
     ) -> Option<Body> {
-        let req = Arp {
-            op: packet::ARP_REQUEST,
-            sha: GATEWAY_MAC,
-            spa: gateway,
-            tha: ofp13::MacAddr::ZERO,
-            tpa: ip,
-        };
         let ports = self.host_ports(name, ports);
-        (!ports.is_empty()).then(|| {
-            packet_out(
-                ports,
-                req.frame(ofp13::MacAddr::BROADCAST, GATEWAY_MAC, packet::ETH_ARP),
-            )
-        })
+        (!ports.is_empty())
+            .then(|| packet_out(ports, Arp::request(GATEWAY_MAC, gateway, ip).to_frame()))
     }
 
     fn on_ipv4(
@@ -1556,28 +1536,14 @@ impl App for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fabric::topology::Topology;
-    use ofp13::{Action, MacAddr, PacketIn, PacketOut, NO_BUFFER};
+    use ofp13::{Action, MacAddr, PacketIn, PacketOut};
 
     fn router() -> Router {
-        let t = Topology::load(std::path::Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/topologies/paper-testbed.toml"
-        )))
-        .unwrap();
-        Router::new(Fabric::new(&t))
+        Router::new(crate::fabric::plan::paper_fabric())
     }
 
     fn pin(in_port: u32, reason: u8, frame: Vec<u8>) -> PacketIn {
-        PacketIn {
-            buffer_id: NO_BUFFER,
-            total_len: frame.len() as u16,
-            reason,
-            table_id: 0,
-            cookie: 0,
-            match_: ofp13::Match::new(vec![ofp13::Oxm::InPort(in_port, None)]),
-            data: Bytes::from(frame),
-        }
+        PacketIn::unbuffered(in_port, reason, frame)
     }
 
     const X_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 5]);
@@ -1818,14 +1784,7 @@ mod tests {
         // A second packet is held too, without a second request.
         assert!(packet_outs(&r.packet_in("r2", &r2_ports, &pin(1, 0, frame.clone()))).is_empty());
         // The answer: flows, then both packets re-injected where they came in.
-        let reply = Arp {
-            op: packet::ARP_REPLY,
-            sha: X_MAC,
-            spa: X_IP,
-            tha: GATEWAY_MAC,
-            tpa: Ipv4Addr::new(192, 168, 10, 1),
-        }
-        .frame(GATEWAY_MAC, X_MAC, packet::ETH_ARP);
+        let reply = Arp::reply(X_MAC, X_IP, GATEWAY_MAC, Ipv4Addr::new(192, 168, 10, 1)).to_frame();
         let out = r.packet_in("r2", &r2_ports, &pin(5, 0, reply));
         assert_eq!(flow_mods(&out), 3);
         let po = packet_outs(&out);
@@ -1941,14 +1900,7 @@ mod tests {
         for _ in 0..2 * HOLD_MAX {
             assert_eq!(asks(&r), 0);
         }
-        let reply = Arp {
-            op: packet::ARP_REPLY,
-            sha: X_MAC,
-            spa: X_IP,
-            tha: GATEWAY_MAC,
-            tpa: Ipv4Addr::new(192, 168, 10, 1),
-        }
-        .frame(GATEWAY_MAC, X_MAC, packet::ETH_ARP);
+        let reply = Arp::reply(X_MAC, X_IP, GATEWAY_MAC, Ipv4Addr::new(192, 168, 10, 1)).to_frame();
         let out = r.packet_in("r2", &r2_ports, &pin(5, 0, reply));
         assert_eq!(
             packet_outs(&out).len(),

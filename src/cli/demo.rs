@@ -249,6 +249,11 @@ impl Lab {
         Ok(())
     }
 
+    /// Whether a ping from host `from` to `to` is answered within `within`.
+    pub async fn reaches(&self, from: &str, to: Ipv4Addr, within: Duration) -> bool {
+        self.fabric.ping(from, to, within).await.is_some()
+    }
+
     /// Moves `host` to `switch:port` as a hypervisor does (the port moves, then QEMU's RARP),
     /// and waits until the controller has it there and every table is as planned.
     pub async fn migrate(&self, host: &str, switch: &str, port: u32) -> Result<Duration> {

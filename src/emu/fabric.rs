@@ -394,14 +394,7 @@ impl HostStack {
     }
 
     fn arp_request(&self, src: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
-        Arp {
-            op: ARP_REQUEST,
-            sha: self.mac,
-            spa: src,
-            tha: MacAddr::ZERO,
-            tpa: target,
-        }
-        .frame(MacAddr::BROADCAST, self.mac, ETH_ARP)
+        Arp::request(self.mac, src, target).to_frame()
     }
 
     /// Sends an IPv4 packet (whose destination is at bytes 16..20) towards `next_hop`.

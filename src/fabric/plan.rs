@@ -141,47 +141,33 @@ pub trait Entry {
     }
 }
 
-impl Entry for Flow {
-    fn table_id(&self) -> u8 {
-        self.table_id
-    }
-    fn priority(&self) -> u16 {
-        self.priority
-    }
-    fn match_(&self) -> &Match {
-        &self.match_
-    }
-    fn cookie(&self) -> u64 {
-        self.cookie
-    }
-    fn instructions(&self) -> &[Instruction] {
-        &self.instructions
-    }
-    fn expiry(&self) -> (u16, u16, u16) {
-        (self.idle_timeout, self.hard_timeout, self.flags)
-    }
+/// Both kinds of entry have the same fields under the same names.
+macro_rules! entry {
+    ($t:ty) => {
+        impl Entry for $t {
+            fn table_id(&self) -> u8 {
+                self.table_id
+            }
+            fn priority(&self) -> u16 {
+                self.priority
+            }
+            fn match_(&self) -> &Match {
+                &self.match_
+            }
+            fn cookie(&self) -> u64 {
+                self.cookie
+            }
+            fn instructions(&self) -> &[Instruction] {
+                &self.instructions
+            }
+            fn expiry(&self) -> (u16, u16, u16) {
+                (self.idle_timeout, self.hard_timeout, self.flags)
+            }
+        }
+    };
 }
-
-impl Entry for ofp13::FlowStats {
-    fn table_id(&self) -> u8 {
-        self.table_id
-    }
-    fn priority(&self) -> u16 {
-        self.priority
-    }
-    fn match_(&self) -> &Match {
-        &self.match_
-    }
-    fn cookie(&self) -> u64 {
-        self.cookie
-    }
-    fn instructions(&self) -> &[Instruction] {
-        &self.instructions
-    }
-    fn expiry(&self) -> (u16, u16, u16) {
-        (self.idle_timeout, self.hard_timeout, self.flags)
-    }
-}
+entry!(Flow);
+entry!(ofp13::FlowStats);
 
 /// How a table (live or planned) differs from a plan.
 #[derive(Debug)]

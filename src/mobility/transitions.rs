@@ -43,9 +43,7 @@ use ofp13::{port, Action, FlowMod, Instruction, MacAddr, Oxm};
 use crate::emu::flowtable::{Effect, FlowTables};
 use crate::fabric::plan::{Fabric, Flow, GATEWAY_MAC};
 use crate::mobility::update::Schedule;
-use crate::packet::{
-    self, Arp, Ethernet, Ipv4, ARP_REQUEST, ETH_ARP, ETH_IPV4, ICMP_ECHO_REQUEST, IP_ICMP, IP_TCP,
-};
+use crate::packet::{self, Arp, Ethernet, Ipv4, ETH_IPV4, ICMP_ECHO_REQUEST, IP_ICMP, IP_TCP};
 
 /// A packet that visits more switches than this is taken for a loop.
 const MAX_HOPS: usize = 48;
@@ -659,14 +657,7 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
         for &(at, is_final) in &places {
             // Its ARP requests and announcements always reach the controller.
             if let Some(&si) = model.index.get(at.0.as_str()) {
-                let arp = Arp {
-                    op: ARP_REQUEST,
-                    sha: ea.mac,
-                    spa: src,
-                    tha: MacAddr::ZERO,
-                    tpa: src,
-                }
-                .frame(MacAddr::BROADCAST, ea.mac, ETH_ARP);
+                let arp = Arp::request(ea.mac, src, src).to_frame();
                 for (frame, what) in [(arp, "ARP"), (packet::rarp_announce(ea.mac), "RARP")] {
                     out.push(Probe {
                         at: (si, at.1),

@@ -632,15 +632,7 @@ mod tests {
     }
 
     fn packet_in(n: u8) -> Body {
-        Body::PacketIn(PacketIn {
-            buffer_id: ofp13::NO_BUFFER,
-            total_len: 1,
-            reason: 0,
-            table_id: 0,
-            cookie: 0,
-            match_: ofp13::Match::new(vec![ofp13::Oxm::InPort(1, None)]),
-            data: Bytes::from(vec![n]),
-        })
+        Body::PacketIn(PacketIn::unbuffered(1, 0, vec![n]))
     }
 
     /// Plays the switch's side of the handshake; returns the session once up.
