@@ -343,7 +343,8 @@ fn a_busy_vm_through_20_migrations_never_shows_a_care_of_address_nor_loses_a_con
     let o = outages(&out);
     assert!(
         o.len() <= 20 && o.iter().all(|n| *n <= 2),
-        "outages {o:?}: {out:?}\ncontroller log:\n{}",
+        "outages {o:?} ({}): {out:?}\ncontroller log:\n{}",
+        common::env::machine_load(),
         ctl.log()
     );
     assert_eq!(out.icmp_errors, 0, "{out:?}");

@@ -880,12 +880,7 @@ impl Router {
     }
 
     fn dpid(&self, name: &str) -> Option<u64> {
-        self.fabric
-            .topology
-            .switches
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.dpid.0)
+        self.fabric.dpid_of(name)
     }
 
     /// The lock that keeps a switch's reconciliation and the batches updates send it apart

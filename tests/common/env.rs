@@ -28,3 +28,15 @@ pub fn runnable(test: &str, missing: Option<String>) -> bool {
         }
     }
 }
+
+/// The machine's load (`/proc/loadavg`) and its CPUs, for the messages of assertions that
+/// bound a time: a bound missed while something else held the CPUs (a compiler, another
+/// test suite) says so.
+pub fn machine_load() -> String {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "load average {} on {cpus} CPUs",
+        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    )
+}
