@@ -37,6 +37,9 @@ pub fn machine_load() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!(
         "load average {} on {cpus} CPUs",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
