@@ -13,7 +13,7 @@ use ofp13::{port, AsyncConfig, Body, Message};
 use tracing::{debug, info};
 
 use crate::app::clock::{Clock, ClockRef};
-use crate::fabric::plan::{packet_out, reinject, FastMap, FastSet};
+use crate::fabric::plan::{packet_out, reinject, FastMap, FastSet, SwitchCtx};
 use crate::fabric::plan::{
     Fabric, HostLoc, COOKIE_MASK_KIND, COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
 };
@@ -720,12 +720,11 @@ impl Router {
 
     /// Whether `ip` is an address `name` learns hosts of: one of its subnets', not a gateway's,
     /// from a host port.
-    fn learnable(&self, name: &str, in_port: u32, ip: Ipv4Addr) -> bool {
+    fn learnable(&self, sw: &SwitchCtx<'_>, in_port: u32, ip: Ipv4Addr) -> bool {
         !ip.is_unspecified()
-            && !self.fabric.is_link_port(name, in_port)
-            && self
-                .fabric
-                .subnets_of(name)
+            && !sw.is_link_port(in_port)
+            && sw
+                .subnets()
                 .any(|s| s.prefix.contains(ip) && s.gateway != ip)
     }
 
@@ -733,7 +732,10 @@ impl Router {
     /// stale claim never moves a binding). Returns the messages that follow: the host's
     /// delivery flow and the release of any packets held for it.
     fn learn(&self, name: &str, in_port: u32, ip: Ipv4Addr, mac: ofp13::MacAddr) -> Vec<Body> {
-        if !self.learnable(name, in_port, ip) {
+        let Some(sw) = self.fabric.switch_ctx(name) else {
+            return Vec::new();
+        };
+        if !self.learnable(&sw, in_port, ip) {
             return Vec::new();
         }
         // Known hosts are the common case: a shared read decides; the write lock only binds.
@@ -784,7 +786,10 @@ impl Router {
         if arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
             return out;
         }
-        let answer = self.arp_answer(&self.read(), name, arp);
+        let Some(sw) = self.fabric.switch_ctx(name) else {
+            return out;
+        };
+        let answer = self.arp_answer(&self.read(), &sw, arp);
         out.extend(self.arp_reply(name, ports, in_port, arp, answer));
         out
     }
@@ -819,7 +824,8 @@ impl Router {
     /// 5. an unknown address of this switch's subnets: the gateway asks for it;
     /// 6. a known host elsewhere, outside the asker's subnet (the asker holds an ICMP
     ///    redirect to it from before one of them moved): the gateway MAC, so it is routed.
-    fn arp_answer(&self, st: &State, name: &str, arp: &Arp) -> ArpAnswer {
+    fn arp_answer(&self, st: &State, sw: &SwitchCtx<'_>, arp: &Arp) -> ArpAnswer {
+        let name = sw.name;
         let target = st.hosts.get(&arp.tpa).map(|(h, _)| h);
         if let Some(h) = target {
             if h.switch == name {
@@ -830,10 +836,7 @@ impl Router {
                 };
             }
         }
-        let local = self
-            .fabric
-            .subnets_of(name)
-            .find(|s| s.prefix.contains(arp.tpa));
+        let local = sw.subnets().find(|s| s.prefix.contains(arp.tpa));
         if local.is_some_and(|s| s.gateway == arp.tpa) {
             return ArpAnswer::Mac(GATEWAY_MAC);
         }
@@ -983,8 +986,11 @@ impl Router {
                 _ => Vec::new(),
             };
         }
-        let host_port = in_port <= port::MAX && !self.fabric.is_link_port(name, in_port);
-        // Each header is parsed once, here.
+        // The switch is resolved once for the whole message, each header parsed once.
+        let Some(sw) = self.fabric.switch_ctx(name) else {
+            return Vec::new();
+        };
+        let host_port = in_port <= port::MAX && !sw.is_link_port(in_port);
         let arp = match eth.ethertype {
             packet::ETH_ARP => Arp::parse(eth.payload),
             _ => None,
@@ -1004,16 +1010,16 @@ impl Router {
             let valid =
                 eth.src == arp.sha && matches!(arp.op, packet::ARP_REQUEST | packet::ARP_REPLY);
             let st = self.read();
-            let moves = host_port && self.heard(&st, name, in_port, eth.src) != Heard::Nothing;
+            let moves = host_port && self.heard(&st, &sw, in_port, eth.src) != Heard::Nothing;
             let learns = valid
                 && self.would_learn(&st, name, in_port, arp.spa, arp.sha)
-                && self.learnable(name, in_port, arp.spa);
+                && self.learnable(&sw, in_port, arp.spa);
             let unchanged = !(announced || moves || learns);
             if unchanged {
                 if !valid || arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
                     return Vec::new();
                 }
-                let answer = self.arp_answer(&st, name, arp);
+                let answer = self.arp_answer(&st, &sw, arp);
                 drop(st);
                 return self
                     .arp_reply(name, ports, in_port, arp, answer)
@@ -1265,8 +1271,9 @@ impl Router {
     /// What an ordinary frame (not an announcement) from `mac` at `name:in_port` tells the
     /// router: that the host moved there ([`seen_elsewhere`]), that a detached host is back
     /// at its port, or nothing. Read-only: [`Router::packet_in`] asks it under its shared read.
-    fn heard(&self, st: &State, name: &str, in_port: u32, mac: ofp13::MacAddr) -> Heard {
-        if mac.is_multicast() || self.fabric.subnets_of(name).next().is_none() {
+    fn heard(&self, st: &State, sw: &SwitchCtx<'_>, in_port: u32, mac: ofp13::MacAddr) -> Heard {
+        let name = sw.name;
+        if mac.is_multicast() || !sw.has_subnets() {
             return Heard::Nothing;
         }
         if seen_elsewhere(st, name, in_port, mac, false) {
@@ -1314,7 +1321,10 @@ impl Router {
             moved
         } else {
             // Every other ARP and IPv4 packet-in passes here: a shared read, no allocation.
-            let heard = self.heard(&self.read(), name, in_port, eth.src);
+            let Some(sw) = self.fabric.switch_ctx(name) else {
+                return;
+            };
+            let heard = self.heard(&self.read(), &sw, in_port, eth.src);
             if heard == Heard::Back {
                 // A detached host heard from where it was: its port works again.
                 self.lock().detached.remove(&eth.src);
@@ -1667,8 +1677,9 @@ mod tests {
         // ... and a known host heard at another port is moved (recorded as a move only with a
         // runtime to run it; here the decision is what counts: it leaves the shared read).
         let st = r.read();
-        assert_eq!(r.heard(&st, "r2", 7, b_mac), Heard::Moved);
-        assert_eq!(r.heard(&st, "r2", 2, b_mac), Heard::Nothing);
+        let r2 = r.fabric.switch_ctx("r2").unwrap();
+        assert_eq!(r.heard(&st, &r2, 7, b_mac), Heard::Moved);
+        assert_eq!(r.heard(&st, &r2, 2, b_mac), Heard::Nothing);
     }
 
     #[test]

@@ -316,6 +316,39 @@ pub struct Fabric {
 /// sending to the VM (`run --cover-idle`).
 pub const DEFAULT_COVER_IDLE: u16 = 60;
 
+/// A switch of the fabric, by its place in the topology file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SwitchId(pub usize);
+
+/// What a message's handler asks about the switch it came from, resolved once per message
+/// ([`Fabric::switch_ctx`]): its link ports and its subnets, with no lookup by name after.
+#[derive(Debug, Clone, Copy)]
+pub struct SwitchCtx<'a> {
+    pub id: SwitchId,
+    pub name: &'a str,
+    links: &'a BTreeMap<u32, (usize, u32)>,
+    subnets: &'a [usize],
+    all_subnets: &'a [SubnetConf],
+}
+
+impl<'a> SwitchCtx<'a> {
+    /// Whether `port` is a switch-to-switch link.
+    pub fn is_link_port(&self, port: u32) -> bool {
+        self.links.contains_key(&port)
+    }
+
+    /// The subnets this switch is the gateway of.
+    pub fn subnets(&self) -> impl Iterator<Item = &'a SubnetConf> + 'a {
+        let all = self.all_subnets;
+        self.subnets.iter().filter_map(move |&i| all.get(i))
+    }
+
+    /// Whether it is the gateway of any subnet (only those switches have hosts).
+    pub fn has_subnets(&self) -> bool {
+        !self.subnets.is_empty()
+    }
+}
+
 impl Fabric {
     /// Builds the link graph and all-pairs next hops (a breadth-first search from every switch;
     /// ties go to the lowest port number, so plans are deterministic).
@@ -396,6 +429,18 @@ impl Fabric {
             .get(switch)
             .map(|&i| self.links[i].keys().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// The switch named `name`, resolved once for a message's handler.
+    pub fn switch_ctx<'a>(&'a self, name: &'a str) -> Option<SwitchCtx<'a>> {
+        let &i = self.index.get(name)?;
+        Some(SwitchCtx {
+            id: SwitchId(i),
+            name,
+            links: self.links.get(i)?,
+            subnets: self.subnets.get(i).map_or(&[], Vec::as_slice),
+            all_subnets: &self.topology.subnets,
+        })
     }
 
     /// Whether `port` of `switch` is a switch-to-switch link.
