@@ -385,8 +385,8 @@ async fn paper(n: usize, n_rarp: usize) {
 struct NoPipeline(Arc<Router>);
 
 impl App for NoPipeline {
-    fn message(&self, sw: &SwitchHandle, msg: &Message) -> Vec<Body> {
-        self.0.message(sw, msg)
+    fn message(&self, sw: &SwitchHandle, msg: &Message, out: &mut Vec<Body>) {
+        self.0.message(sw, msg, out)
     }
 }
 

@@ -972,23 +972,36 @@ impl Router {
 
     /// A packet-in at switch `name` whose ports are `ports`: the messages to send back.
     pub fn packet_in(&self, name: &str, ports: Ports<'_>, pi: &ofp13::PacketIn) -> Vec<Body> {
+        let mut out = Vec::new();
+        self.packet_in_into(name, ports, pi, &mut out);
+        out
+    }
+
+    /// [`Router::packet_in`], its answers pushed onto `out` (the runtime's reused buffer: the
+    /// common ARP answer allocates no list).
+    pub fn packet_in_into(
+        &self,
+        name: &str,
+        ports: Ports<'_>,
+        pi: &ofp13::PacketIn,
+        out: &mut Vec<Body>,
+    ) {
         let Some(in_port) = pi.in_port() else {
-            return Vec::new();
+            return;
         };
         let Some(eth) = Ethernet::parse(&pi.data) else {
-            return Vec::new();
+            return;
         };
         if pi.reason == ofp13::OFPR_INVALID_TTL {
-            return match Ipv4::parse(eth.payload) {
-                Some(ip) if eth.ethertype == packet::ETH_IPV4 => {
-                    self.time_exceeded(name, in_port, &eth, &ip)
-                }
-                _ => Vec::new(),
-            };
+            if let Some(ip) = Ipv4::parse(eth.payload).filter(|_| eth.ethertype == packet::ETH_IPV4)
+            {
+                out.extend(self.time_exceeded(name, in_port, &eth, &ip));
+            }
+            return;
         }
         // The switch is resolved once for the whole message, each header parsed once.
         let Some(sw) = self.fabric.switch_ctx(name) else {
-            return Vec::new();
+            return;
         };
         let host_port = in_port <= port::MAX && !sw.is_link_port(in_port);
         let arp = match eth.ethertype {
@@ -1017,14 +1030,12 @@ impl Router {
             let unchanged = !(announced || moves || learns);
             if unchanged {
                 if !valid || arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
-                    return Vec::new();
+                    return;
                 }
                 let answer = self.arp_answer(&st, &sw, arp);
                 drop(st);
-                return self
-                    .arp_reply(name, ports, in_port, arp, answer)
-                    .into_iter()
-                    .collect();
+                out.extend(self.arp_reply(name, ports, in_port, arp, answer));
+                return;
             }
         }
         // A known VM's frame on a host port where it is not: it has moved (QEMU's RARP, Xen's
@@ -1032,7 +1043,7 @@ impl Router {
         if host_port {
             self.detect_move(name, in_port, &eth, announced);
         }
-        match eth.ethertype {
+        let answers = match eth.ethertype {
             packet::ETH_ARP => match &arp {
                 Some(arp) => self.on_arp(name, ports, in_port, &eth, arp),
                 None => Vec::new(),
@@ -1059,7 +1070,8 @@ impl Router {
                 None => Vec::new(),
             },
             _ => Vec::new(),
-        }
+        };
+        out.extend(answers);
     }
 
     /// The destination address for a packet the controller sends to `dst` out of `port` of
@@ -1520,25 +1532,21 @@ impl App for Router {
         st.refresh_quiet(&self.fabric.topology.switches, self.now());
     }
 
-    fn message(&self, sw: &SwitchHandle, msg: &Message) -> Vec<Body> {
+    fn message(&self, sw: &SwitchHandle, msg: &Message, out: &mut Vec<Body>) {
         let Some(name) = self.name_of(sw) else {
-            return Vec::new();
+            return;
         };
         match &msg.body {
             Body::PacketIn(pi) => {
                 let ports = || sw.info.ports().iter().map(|p| p.port_no).collect();
-                self.packet_in(name, &ports, pi)
+                self.packet_in_into(name, &ports, pi, out);
             }
             Body::PortStatus(ps) => {
                 let gone = ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up();
                 self.port_changed(name, ps.desc.port_no, gone);
-                Vec::new()
             }
-            Body::FlowRemoved(fr) => {
-                self.flow_removed(name, fr);
-                Vec::new()
-            }
-            _ => Vec::new(),
+            Body::FlowRemoved(fr) => self.flow_removed(name, fr),
+            _ => {}
         }
     }
 }

@@ -2019,9 +2019,9 @@ mod tests {
             &self,
             sw: &crate::switch::runtime::SwitchHandle,
             msg: &ofp13::Message,
-        ) -> Vec<ofp13::Body> {
+            _out: &mut Vec<ofp13::Body>,
+        ) {
             self.0.send_modify(|v| v.push((sw.dpid().0, msg.clone())));
-            Vec::new()
         }
     }
 

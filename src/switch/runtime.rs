@@ -35,18 +35,19 @@ use crate::switch::session::{
 /// How long a write to a switch may take before the connection is given up (default).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What the controller's apps do with switch events. Handlers are synchronous and return the
-/// messages to send to the same switch (Faucet style: event in, messages out), so the common
-/// case costs no channel hop; cross-switch work goes through [`Registry`] handles.
+/// What the controller's apps do with switch events. Handlers are synchronous and give the
+/// messages to send to the same switch (Faucet style: event in, messages out; `message` pushes
+/// them onto the connection's reused list), so the common case costs no channel hop and no
+/// allocation for the list; cross-switch work goes through [`Registry`] handles.
 pub trait App: Send + Sync + 'static {
     /// The switch finished its handshake.
     fn switch_up(&self, _sw: &SwitchHandle) -> Vec<Body> {
         Vec::new()
     }
-    /// An asynchronous message (packet-in, flow-removed, unsolicited error) or port status.
-    fn message(&self, _sw: &SwitchHandle, _msg: &Message) -> Vec<Body> {
-        Vec::new()
-    }
+    /// An asynchronous message (packet-in, flow-removed, unsolicited error) or port status:
+    /// what to send back is pushed onto `out`, the connection's buffer, emptied and reused
+    /// for every message (an answer of one message allocates nothing for the list).
+    fn message(&self, _sw: &SwitchHandle, _msg: &Message, _out: &mut Vec<Body>) {}
     /// The switch's session ended (not called when a newer session replaced it).
     fn switch_down(&self, _dpid: u64) {}
 }
@@ -334,6 +335,8 @@ struct Conn<'a, S> {
     session: Session,
     rbuf: BytesMut,
     wbuf: Vec<u8>,
+    /// The app's answers to one message (reused).
+    answers: Vec<Body>,
     waiters: HashMap<u32, oneshot::Sender<Result<Vec<Message>, ReplyError>>>,
     handle: Option<SwitchHandle>,
     cmd_tx: mpsc::Sender<Command>,
@@ -363,6 +366,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
             span,
             rbuf: BytesMut::with_capacity(16 * 1024),
             wbuf: Vec::with_capacity(4 * 1024),
+            answers: Vec::with_capacity(4),
             waiters: HashMap::new(),
             handle: None,
             cmd_tx,
@@ -589,7 +593,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 Event::Up { features, ports } => self.up(features, ports),
                 Event::Async(msg) => {
                     if let Some(h) = &self.handle {
-                        for b in self.ctl.app.message(h, &msg) {
+                        self.ctl.app.message(h, &msg, &mut self.answers);
+                        for b in self.answers.drain(..) {
                             self.session.send(b);
                         }
                     }
@@ -601,7 +606,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                         }
                         info!(port = ps.desc.port_no, name = %ps.desc.name, reason = ps.reason, up = ps.desc.is_up(), "port status");
                         let msg = Message::new(0, Body::PortStatus(ps));
-                        for b in self.ctl.app.message(h, &msg) {
+                        self.ctl.app.message(h, &msg, &mut self.answers);
+                        for b in self.answers.drain(..) {
                             self.session.send(b);
                         }
                     }
