@@ -1,8 +1,8 @@
 //! Where the application reads the time. Every decision that depends on time (the hold queue,
 //! redirect limits, the grace after a move, a released care-of address's afterlife, the
-//! drain before stale consumers go, the detached grace) asks a [`Clock`], never
-//! `Instant::now()` itself, so tests move time by hand ([`ManualClock`]) and every timer is
-//! tested without waiting. Measurements of elapsed work (a migration's report) and the
+//! drain before stale consumers go, the detached grace) reads the router's [`Clock`], never
+//! `Instant::now()` itself, and the router passes that time to its state's methods: tests
+//! move time by hand ([`ManualClock`]) and every timer is tested without waiting. Measurements of elapsed work (a migration's report) and the
 //! runtime's sleeps keep the system clock.
 
 use std::fmt;
@@ -48,22 +48,6 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         *self.now.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// A shared clock; the system's unless a test sets another.
-#[derive(Debug, Clone)]
-pub struct ClockRef(pub Arc<dyn Clock>);
-
-impl Default for ClockRef {
-    fn default() -> Self {
-        ClockRef(Arc::new(SystemClock))
-    }
-}
-
-impl ClockRef {
-    pub fn now(&self) -> Instant {
-        self.0.now()
     }
 }
 

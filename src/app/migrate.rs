@@ -290,23 +290,18 @@ impl Router {
         let r = self.migrate_counted(mac, to).await;
         // Announced elsewhere meanwhile: follow it, in a task of its own.
         if let Some(next) = self.take_next_move(mac, to) {
-            if let (Some(me), Ok(rt)) = (
-                self.me.get().and_then(std::sync::Weak::upgrade),
-                tokio::runtime::Handle::try_current(),
-            ) {
-                rt.spawn(async move {
-                    let mut to = next;
-                    loop {
-                        if let Err(e) = me.migrate_counted(mac, &to).await {
-                            info!(%mac, to = %to, error = %e, "migration not done");
-                        }
-                        match me.take_next_move(mac, &to) {
-                            Some(n) => to = n,
-                            None => break,
-                        }
+            self.spawn(move |me| async move {
+                let mut to = next;
+                loop {
+                    if let Err(e) = me.migrate_counted(mac, &to).await {
+                        info!(%mac, to = %to, error = %e, "migration not done");
                     }
-                });
-            }
+                    match me.take_next_move(mac, &to) {
+                        Some(n) => to = n,
+                        None => break,
+                    }
+                }
+            });
         }
         r
     }
@@ -349,7 +344,7 @@ impl Router {
         to: &PortRef,
     ) -> Result<MigrationReport, MigrateError> {
         let t0 = Instant::now();
-        if self.ctl.get().and_then(std::sync::Weak::upgrade).is_none() {
+        if self.controller().is_none() {
             return Err(MigrateError::NotRunning);
         }
         // A pool whose free addresses are all still draining (given back by an update whose
@@ -513,7 +508,7 @@ impl Router {
                     };
                     undo.taken = Some(target_subnet.name.clone());
                     if let Some(a) = &old {
-                        let gone = st.release_care_of(&a.care_of_subnet, &owner);
+                        let gone = st.release_care_of(&a.care_of_subnet, &owner, self.now());
                         undo.released = Some((a.care_of_subnet.clone(), gone));
                     }
                     got
@@ -533,7 +528,7 @@ impl Router {
         };
         if new_away.is_none() {
             if let Some(a) = &old {
-                let gone = st.release_care_of(&a.care_of_subnet, &owner);
+                let gone = st.release_care_of(&a.care_of_subnet, &owner, self.now());
                 undo.released = Some((a.care_of_subnet.clone(), gone));
             }
         }
@@ -680,7 +675,7 @@ impl Router {
 
     fn undo(&self, mac: MacAddr, u: Undo, update: &Update) {
         let mut st = self.lock();
-        update.abandon(&mut st, &self.fabric.topology.switches);
+        update.abandon(&mut st, &self.fabric.topology.switches, self.now());
         st.relocate(mac, &u.from.0, u.from.1);
         match u.away {
             Some(a) => st.away.insert(mac, a),
@@ -720,7 +715,7 @@ impl Router {
             let name = host_name(self, mac, &vm);
             let released = match st.away.remove(&mac) {
                 Some(a) => st
-                    .release_care_of(&a.care_of_subnet, &mac.to_string())
+                    .release_care_of(&a.care_of_subnet, &mac.to_string(), self.now())
                     .into_iter()
                     .map(|ip| (a.care_of_subnet.clone(), ip))
                     .collect(),
@@ -728,7 +723,6 @@ impl Router {
             };
             let update = Update::new(
                 &mut st,
-                &self.fabric,
                 mac,
                 mobility::flows::by_switch(mobility::flows::vm_flows(&self.fabric, &vm)),
                 BTreeMap::new(),
@@ -755,8 +749,8 @@ impl Router {
         if let Some(Err(e)) = self.store.as_ref().map(|d| d.save(&snapshot, version)) {
             warn!(error = %e, "state not saved after forgetting a host");
         }
-        let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
-            update.abandon(&mut self.lock(), &self.fabric.topology.switches);
+        let Some(ctl) = self.controller() else {
+            update.abandon(&mut self.lock(), &self.fabric.topology.switches, self.now());
             return Ok(());
         };
         let (_, _, n) = self.send_update(&ctl, &update).await;
@@ -787,7 +781,7 @@ impl Router {
             }
             let update = Update::begin(&mut st, &self.fabric, &vm, &after, Vec::new(), true);
             if update.schedule.is_empty() {
-                update.abandon(&mut st, &self.fabric.topology.switches);
+                update.abandon(&mut st, &self.fabric.topology.switches, self.now());
                 return; // not a pair of the foreign switch (any more)
             }
             if let (Some(a), Some(new)) = (st.away.get_mut(&mac), after.away) {
@@ -795,8 +789,8 @@ impl Router {
             }
             update
         };
-        let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
-            update.abandon(&mut self.lock(), &self.fabric.topology.switches);
+        let Some(ctl) = self.controller() else {
+            update.abandon(&mut self.lock(), &self.fabric.topology.switches, self.now());
             return;
         };
         self.send_update(&ctl, &update).await;
@@ -868,9 +862,9 @@ impl Router {
             if let Some(Err(e)) = self.store.as_ref().map(|d| d.save(&snapshot, version)) {
                 warn!(error = %e, "state not saved; the cover is changed anyway (it is only an optimisation)");
             }
-            let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
+            let Some(ctl) = self.controller() else {
                 let mut st = self.lock();
-                update.abandon(&mut st, &self.fabric.topology.switches);
+                update.abandon(&mut st, &self.fabric.topology.switches, self.now());
                 st.cover_busy.remove(&mac);
                 return;
             };
@@ -914,52 +908,51 @@ impl Router {
             self.send_wave(ctl, u, wave, &mut acked, &mut failed).await;
         }
         let later: Vec<Vec<usize>> = waves[split..].to_vec();
-        let me = self.me.get().and_then(std::sync::Weak::upgrade);
-        match me {
-            Some(me) if u.cleanup.is_some() && failed.is_empty() => {
+        let last_phase_spawned = u.cleanup.is_some()
+            && failed.is_empty()
+            && {
                 let ctl = ctl.clone();
                 let u = u.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(me.drain).await;
-                    // After the VM's update in progress, if any: it may have taken this
-                    // cleanup over (then it sends what is left of it, in its own last phase).
-                    let lock = me.vm_lock(u.mac);
-                    let _one_at_a_time = lock.lock().await;
-                    let mine = {
-                        let mut st = me.lock();
-                        let mine = st.cleanups.get(&u.mac).map(|c| c.id) == u.cleanup;
-                        if mine {
-                            st.cleanups.remove(&u.mac);
-                        }
-                        mine
-                    };
+                self.spawn(move |me| async move {
+                tokio::time::sleep(me.drain).await;
+                // After the VM's update in progress, if any: it may have taken this
+                // cleanup over (then it sends what is left of it, in its own last phase).
+                let lock = me.vm_lock(u.mac);
+                let _one_at_a_time = lock.lock().await;
+                let mine = {
+                    let mut st = me.lock();
+                    let mine = st.cleanups.get(&u.mac).map(|c| c.id) == u.cleanup;
                     if mine {
-                        let (mut a, mut f) = (Vec::new(), Vec::new());
-                        for wave in &later {
-                            me.send_wave(&ctl, &u, wave, &mut a, &mut f).await;
-                        }
-                        if !f.is_empty() {
-                            warn!(switches = ?f, "last phase not acknowledged; those switches are reconciled when they reconnect");
-                        }
+                        st.cleanups.remove(&u.mac);
                     }
-                    me.end_update(&u, mine);
-                });
-            }
-            _ => {
-                // No last phase; or a switch did not acknowledge an earlier batch, and may
-                // still hold producers: the consumer entries stay until the fabric is quiet,
-                // when reconciliation deletes them.
-                let mut st = self.lock();
-                if st.cleanups.get(&u.mac).map(|c| c.id) == u.cleanup && u.cleanup.is_some() {
-                    if let Some(c) = st.cleanups.remove(&u.mac) {
-                        warn!(failed = ?failed, switches = ?c.flows.keys().collect::<Vec<_>>(),
-                            "an update's consumer entries that are no longer needed stay until the fabric is quiet");
-                        st.stale.extend(c.flows.into_keys());
+                    mine
+                };
+                if mine {
+                    let (mut a, mut f) = (Vec::new(), Vec::new());
+                    for wave in &later {
+                        me.send_wave(&ctl, &u, wave, &mut a, &mut f).await;
+                    }
+                    if !f.is_empty() {
+                        warn!(switches = ?f, "last phase not acknowledged; those switches are reconciled when they reconnect");
                     }
                 }
-                drop(st);
-                self.end_update(u, true);
+                me.end_update(&u, mine);
+            })
+            };
+        if !last_phase_spawned {
+            // No last phase; or a switch did not acknowledge an earlier batch, and may
+            // still hold producers: the consumer entries stay until the fabric is quiet,
+            // when reconciliation deletes them.
+            let mut st = self.lock();
+            if st.cleanups.get(&u.mac).map(|c| c.id) == u.cleanup && u.cleanup.is_some() {
+                if let Some(c) = st.cleanups.remove(&u.mac) {
+                    warn!(failed = ?failed, switches = ?c.flows.keys().collect::<Vec<_>>(),
+                        "an update's consumer entries that are no longer needed stay until the fabric is quiet");
+                    st.stale.extend(c.flows.into_keys());
+                }
             }
+            drop(st);
+            self.end_update(u, true);
         }
         acked.retain(|s| !failed.contains(s));
         (acked, failed, u.schedule.flow_mods())
@@ -1095,9 +1088,9 @@ impl Router {
         to: &PortRef,
         t0: Instant,
     ) -> Result<MigrationReport, MigrateError> {
-        let Some(ctl) = self.ctl.get().and_then(std::sync::Weak::upgrade) else {
+        let Some(ctl) = self.controller() else {
             p.update
-                .abandon(&mut self.lock(), &self.fabric.topology.switches);
+                .abandon(&mut self.lock(), &self.fabric.topology.switches, self.now());
             return Err(MigrateError::NotRunning);
         };
         let dpid = |name: &str| self.dpid(name);
@@ -1245,7 +1238,6 @@ impl Update {
     ) -> Update {
         Update::new(
             st,
-            fabric,
             after.mac,
             mobility::flows::by_switch(mobility::flows::vm_flows(fabric, before)),
             mobility::flows::by_switch(mobility::flows::vm_flows(fabric, after)),
@@ -1257,10 +1249,8 @@ impl Update {
 
     /// Under the state lock: the update from `before` to `after`, the entries of the VM with
     /// this MAC by switch; `deps` the switches with its consumers once it is done.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         st: &mut State,
-        fabric: &crate::fabric::plan::Fabric,
         mac: MacAddr,
         mut before: BTreeMap<String, Vec<crate::fabric::plan::Flow>>,
         after: BTreeMap<String, Vec<crate::fabric::plan::Flow>>,
@@ -1326,7 +1316,8 @@ impl Update {
                 );
                 cleanup = Some(id);
             }
-            st.refresh_quiet(&fabric.topology.switches, st.clock.now());
+            // An update running: the fabric is not quiet until it ends.
+            st.quiet_since = None;
         }
         Update {
             mac,
@@ -1343,7 +1334,12 @@ impl Update {
 
     /// Takes back what [`Update::new`] counted, for an update that is not sent: the VM's
     /// pending cleanup it took over is pending again (with the addresses it took back).
-    pub(crate) fn abandon(&self, st: &mut State, switches: &[crate::fabric::topology::SwitchConf]) {
+    pub(crate) fn abandon(
+        &self,
+        st: &mut State,
+        switches: &[crate::fabric::topology::SwitchConf],
+        now: Instant,
+    ) {
         if !self.live {
             return;
         }
@@ -1362,7 +1358,7 @@ impl Update {
             st.draining.extend(c.released.iter().map(|(_, a)| *a));
             st.cleanups.insert(self.mac, c);
         }
-        st.refresh_quiet(switches, st.clock.now());
+        st.refresh_quiet(switches, now);
     }
 }
 
@@ -1376,6 +1372,9 @@ fn garp(mac: MacAddr, ip: Ipv4Addr, ports: Vec<u32>) -> Body {
 mod tests {
     use super::*;
     use crate::mobility::update::{flow_role, Role};
+
+    /// The paper testbed's `vm` (at home on r3:3).
+    const VM_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 3]);
 
     fn router() -> Router {
         Router::new(crate::fabric::plan::paper_fabric())
@@ -1445,8 +1444,6 @@ mod tests {
         assert!(r2.iter().any(|f| flow_role(f) == Role::Consumer));
         assert_eq!(r.read().location(VM_MAC), Some(("r2", 3)));
     }
-
-    const VM_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 3]);
 
     #[test]
     fn going_home_gives_the_care_of_address_back_and_deletes_the_consumers_last() {

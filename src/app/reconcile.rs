@@ -123,11 +123,12 @@ impl Router {
             } else {
                 st.stale.remove(name);
             }
-            let quiet = st.refresh_quiet(&self.fabric.topology.switches, self.now());
+            let now = self.now();
+            let quiet = st.refresh_quiet(&self.fabric.topology.switches, now);
             let retry_in = (r.deferred > 0)
                 .then_some(st.quiet_since)
                 .flatten()
-                .map(|t| self.drain.saturating_sub(self.now().duration_since(t)));
+                .map(|t| self.drain.saturating_sub(now.duration_since(t)));
             (!was && st.ready(name), quiet, retry_in)
         };
         self.readiness_changed(became_ready, quiet);
@@ -167,21 +168,17 @@ impl Router {
 
     /// Reconciles `name` after `wait`, in a task of its own, if it is connected then.
     fn reconcile_later(&self, name: &str, wait: Duration) {
-        let (Some(me), Some(ctl), Ok(rt)) = (
-            self.me.get().and_then(std::sync::Weak::upgrade),
-            self.ctl.get().and_then(std::sync::Weak::upgrade),
-            tokio::runtime::Handle::try_current(),
-        ) else {
-            return;
-        };
         let Some(dpid) = self.fabric.dpid_of(name) else {
             return;
         };
         let name = name.to_string();
-        rt.spawn(async move {
+        self.spawn(move |me| async move {
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
+            let Some(ctl) = me.controller() else {
+                return;
+            };
             let Some(h) = ctl.registry.get(dpid) else {
                 return;
             };
@@ -203,14 +200,14 @@ impl Router {
 
     /// Reconciles the switch now, then every `audit` (while it stays connected), skipping a
     /// round while a migration is being installed (it sends its own entries in its order).
-    pub(crate) fn spawn_reconcile(&self, h: SwitchHandle, name: String, audit: Option<Duration>) {
-        let (Some(me), Ok(rt)) = (
-            self.me.get().and_then(std::sync::Weak::upgrade),
-            tokio::runtime::Handle::try_current(),
-        ) else {
-            return;
-        };
-        rt.spawn(async move {
+    /// False when there is no runtime to run it in (nothing is done then).
+    pub(crate) fn spawn_reconcile(
+        &self,
+        h: SwitchHandle,
+        name: String,
+        audit: Option<Duration>,
+    ) -> bool {
+        self.spawn(move |me| async move {
             match me.reconcile(&h, &name).await {
                 Ok(r) => info!(
                     switch = %name,
@@ -263,6 +260,6 @@ impl Router {
                     }
                 }
             }
-        });
+        })
     }
 }

@@ -12,10 +12,10 @@ use bytes::Bytes;
 use ofp13::{port, AsyncConfig, Body, Message};
 use tracing::{debug, info};
 
-use crate::app::clock::{Clock, ClockRef};
-use crate::fabric::plan::{packet_out, reinject, FastMap, FastSet, SwitchCtx};
+use crate::app::clock::{Clock, SystemClock};
 use crate::fabric::plan::{
-    Fabric, HostLoc, COOKIE_MASK_KIND, COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
+    packet_out, reinject, Fabric, FastMap, FastSet, HostLoc, SwitchCtx, COOKIE_MASK_KIND,
+    COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
 };
 use crate::mobility;
 use crate::mobility::careof::CareOfPools;
@@ -143,8 +143,6 @@ pub(crate) struct State {
     redirects: FastMap<(Ipv4Addr, Ipv4Addr), (Instant, u32)>,
     /// Packets waiting for an address to be resolved, by (switch, address).
     held: FastMap<(String, Ipv4Addr), Held>,
-    /// Where every time-dependent decision reads the time (the router's clock).
-    pub(crate) clock: ClockRef,
 }
 
 impl State {
@@ -308,19 +306,23 @@ impl State {
         !self.detached.is_empty() && self.detached.contains_key(&mac)
     }
 
-    /// Whether `ip` is a care-of address now, or was one a short while ago.
-    pub(crate) fn is_care_of(&self, ip: Ipv4Addr) -> bool {
+    /// Whether `ip` is a care-of address at `now`, or was one a short while before.
+    pub(crate) fn is_care_of(&self, ip: Ipv4Addr, now: Instant) -> bool {
         self.pools.holder(ip).is_some()
             || self
                 .released_care_of
                 .get(&ip)
-                .is_some_and(|t| self.clock.now().duration_since(*t) < CARE_OF_AFTERLIFE)
+                .is_some_and(|t| now.duration_since(*t) < CARE_OF_AFTERLIFE)
     }
 
-    /// Gives back the care-of addresses `owner` holds in `subnet`, remembering them.
-    pub(crate) fn release_care_of(&mut self, subnet: &str, owner: &str) -> Vec<Ipv4Addr> {
+    /// Gives back the care-of addresses `owner` holds in `subnet` at `now`, remembering them.
+    pub(crate) fn release_care_of(
+        &mut self,
+        subnet: &str,
+        owner: &str,
+        now: Instant,
+    ) -> Vec<Ipv4Addr> {
         let gone = self.pools.release(subnet, owner);
-        let now = self.clock.now();
         while let Some(&(t, a)) = self.released_order.front() {
             if now.duration_since(t) < CARE_OF_AFTERLIFE {
                 break;
@@ -433,8 +435,8 @@ pub struct Router {
     pub(crate) detached_grace: Duration,
     /// Woken when an update ends (care-of addresses it gave back are free again).
     pub(crate) updates_done: tokio::sync::Notify,
-    /// Where the router reads the time (the same clock as its state's).
-    pub(crate) clock: ClockRef,
+    /// Where the router reads the time; its state is given the time by its callers.
+    clock: Arc<dyn Clock>,
     /// How often the state was locked for writing (the packet-in path writes only when
     /// something changes).
     writes: std::sync::atomic::AtomicU64,
@@ -488,7 +490,7 @@ impl Router {
             drain: crate::mobility::update::DRAIN,
             detached_grace: DEFAULT_DETACHED_GRACE,
             updates_done: tokio::sync::Notify::new(),
-            clock: ClockRef::default(),
+            clock: Arc::new(SystemClock),
             writes: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -502,12 +504,8 @@ impl Router {
 
     /// Sets the clock every time-dependent decision reads (tests move a
     /// [`crate::app::clock::ManualClock`] by hand).
-    pub fn with_clock(mut self, clock: std::sync::Arc<dyn Clock>) -> Router {
-        self.clock = ClockRef(clock);
-        self.state
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .clock = self.clock.clone();
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Router {
+        self.clock = clock;
         self
     }
 
@@ -540,6 +538,30 @@ impl Router {
     pub fn attach(self: &Arc<Self>, ctl: &Arc<Controller>) {
         let _ = self.ctl.set(Arc::downgrade(ctl));
         let _ = self.me.set(Arc::downgrade(self));
+    }
+
+    /// Runs `task` with this router in a task of the runtime. False when there is none (a
+    /// router used on its own: unit tests, `plan`), and then nothing runs. The one place the
+    /// application starts work of its own; [`Router::controller`] the one place it reaches
+    /// other switches.
+    pub(crate) fn spawn<F, Fut>(&self, task: F) -> bool
+    where
+        F: FnOnce(Arc<Router>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (Some(me), Ok(rt)) = (
+            self.me.get().and_then(Weak::upgrade),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return false;
+        };
+        rt.spawn(task(me));
+        true
+    }
+
+    /// The controller the router is attached to, while it runs.
+    pub(crate) fn controller(&self) -> Option<Arc<Controller>> {
+        self.ctl.get().and_then(Weak::upgrade)
     }
 
     /// The state, to change it.
@@ -698,14 +720,14 @@ impl Router {
     fn would_learn(
         &self,
         st: &State,
-        name: &str,
+        sw: &SwitchCtx<'_>,
         in_port: u32,
         ip: Ipv4Addr,
         mac: ofp13::MacAddr,
     ) -> bool {
         // Bound already is the common case: one lookup decides it.
         if let Some((h, _)) = st.hosts.get(&ip) {
-            if h.port != in_port || h.mac != mac || h.switch != name {
+            if h.port != in_port || h.mac != mac || h.switch != sw.name {
                 debug!(%ip, claimed_by = %mac, port = in_port, bound_to = %h.mac, bound_port = h.port,
                     "ignoring a claim for an address bound elsewhere");
             }
@@ -731,19 +753,23 @@ impl Router {
     /// Learns `ip` at (`name`, `in_port`) unless the address is bound elsewhere (a spoofed or
     /// stale claim never moves a binding). Returns the messages that follow: the host's
     /// delivery flow and the release of any packets held for it.
-    fn learn(&self, name: &str, in_port: u32, ip: Ipv4Addr, mac: ofp13::MacAddr) -> Vec<Body> {
-        let Some(sw) = self.fabric.switch_ctx(name) else {
-            return Vec::new();
-        };
-        if !self.learnable(&sw, in_port, ip) {
+    fn learn(
+        &self,
+        sw: &SwitchCtx<'_>,
+        in_port: u32,
+        ip: Ipv4Addr,
+        mac: ofp13::MacAddr,
+    ) -> Vec<Body> {
+        let name = sw.name;
+        if !self.learnable(sw, in_port, ip) {
             return Vec::new();
         }
         // Known hosts are the common case: a shared read decides; the write lock only binds.
-        if !self.would_learn(&self.read(), name, in_port, ip, mac) {
+        if !self.would_learn(&self.read(), sw, in_port, ip, mac) {
             return Vec::new();
         }
         let mut st = self.lock();
-        if !self.would_learn(&st, name, in_port, ip, mac) {
+        if !self.would_learn(&st, sw, in_port, ip, mac) {
             return Vec::new(); // bound meanwhile
         }
         let loc = HostLoc {
@@ -770,7 +796,7 @@ impl Router {
 
     fn on_arp(
         &self,
-        name: &str,
+        sw: &SwitchCtx<'_>,
         ports: Ports<'_>,
         in_port: u32,
         eth: &Ethernet<'_>,
@@ -782,15 +808,12 @@ impl Router {
         if !matches!(arp.op, packet::ARP_REQUEST | packet::ARP_REPLY) {
             return Vec::new(); // not a request or reply (Linux drops these too); learn nothing.
         }
-        let mut out = self.learn(name, in_port, arp.spa, arp.sha);
+        let mut out = self.learn(sw, in_port, arp.spa, arp.sha);
         if arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
             return out;
         }
-        let Some(sw) = self.fabric.switch_ctx(name) else {
-            return out;
-        };
-        let answer = self.arp_answer(&self.read(), &sw, arp);
-        out.extend(self.arp_reply(name, ports, in_port, arp, answer));
+        let answer = self.arp_answer(&self.read(), sw, arp);
+        out.extend(self.arp_reply(sw.name, ports, in_port, arp, answer));
         out
     }
 
@@ -853,7 +876,7 @@ impl Router {
         {
             return ArpAnswer::Mac(GATEWAY_MAC);
         }
-        if target.is_none() && st.is_care_of(arp.tpa) {
+        if target.is_none() && st.is_care_of(arp.tpa, self.now()) {
             return ArpAnswer::Nothing; // no host has it; asking would show it to them
         }
         match (local, target) {
@@ -889,16 +912,17 @@ impl Router {
 
     fn on_ipv4(
         &self,
-        name: &str,
+        sw: &SwitchCtx<'_>,
         ports: Ports<'_>,
         in_port: u32,
         eth: &Ethernet<'_>,
         ip: &Ipv4<'_>,
         frame: &Bytes,
     ) -> Vec<Body> {
-        let mut out = self.learn(name, in_port, ip.src, eth.src);
+        let name = sw.name;
+        let mut out = self.learn(sw, in_port, ip.src, eth.src);
         // Ping to one of this switch's gateway addresses.
-        if let Some(s) = self.fabric.subnets_of(name).find(|s| s.gateway == ip.dst) {
+        if let Some(s) = sw.subnets().find(|s| s.gateway == ip.dst) {
             if ip.protocol == packet::IP_ICMP
                 && ip.payload.first() == Some(&packet::ICMP_ECHO_REQUEST)
             {
@@ -923,15 +947,11 @@ impl Router {
         }
         // An address of a local subnet: deliver if known (the flow raced this packet), else
         // hold the packet and ask for the address.
-        if let Some(s) = self
-            .fabric
-            .subnets_of(name)
-            .find(|s| s.prefix.contains(ip.dst))
-        {
+        if let Some(s) = sw.subnets().find(|s| s.prefix.contains(ip.dst)) {
             let known = {
                 let st = self.read();
                 let known = st.hosts.get(&ip.dst).map(|(h, _)| h.switch == name);
-                if known.is_none() && st.is_care_of(ip.dst) {
+                if known.is_none() && st.is_care_of(ip.dst, self.now()) {
                     // A packet for a care-of address that is no longer delivered here (the
                     // VM moved on while it was in flight): dropped. Never asked for by ARP,
                     // which would show the address to the hosts.
@@ -1025,7 +1045,7 @@ impl Router {
             let st = self.read();
             let moves = host_port && self.heard(&st, &sw, in_port, eth.src) != Heard::Nothing;
             let learns = valid
-                && self.would_learn(&st, name, in_port, arp.spa, arp.sha)
+                && self.would_learn(&st, &sw, in_port, arp.spa, arp.sha)
                 && self.learnable(&sw, in_port, arp.spa);
             let unchanged = !(announced || moves || learns);
             if unchanged {
@@ -1041,11 +1061,11 @@ impl Router {
         // A known VM's frame on a host port where it is not: it has moved (QEMU's RARP, Xen's
         // gratuitous ARP, or any first packet); the migration runs in its own task.
         if host_port {
-            self.detect_move(name, in_port, &eth, announced);
+            self.detect_move(&sw, in_port, &eth, announced);
         }
         let answers = match eth.ethertype {
             packet::ETH_ARP => match &arp {
-                Some(arp) => self.on_arp(name, ports, in_port, &eth, arp),
+                Some(arp) => self.on_arp(&sw, ports, in_port, &eth, arp),
                 None => Vec::new(),
             },
             packet::ETH_IPV4 => match Ipv4::parse(eth.payload) {
@@ -1055,7 +1075,7 @@ impl Router {
                     if pi.table_id == crate::fabric::plan::TABLE_CLASSIFY
                         && pi.cookie == COOKIE_PIPELINE =>
                 {
-                    self.learn(name, in_port, ip.src, eth.src)
+                    self.learn(&sw, in_port, ip.src, eth.src)
                 }
                 Some(ip) if pi.cookie & COOKIE_MASK_KIND == COOKIE_REDIRECT => {
                     self.redirect(name, in_port, &eth, &ip, pi.cookie)
@@ -1066,7 +1086,7 @@ impl Router {
                     self.home_agent_copy(&ip);
                     Vec::new()
                 }
-                Some(ip) => self.on_ipv4(name, ports, in_port, &eth, &ip, &pi.data),
+                Some(ip) => self.on_ipv4(&sw, ports, in_port, &eth, &ip, &pi.data),
                 None => Vec::new(),
             },
             _ => Vec::new(),
@@ -1132,15 +1152,8 @@ impl Router {
             }
             learned
         };
-        let (Some(me), Ok(rt)) = (
-            self.me.get().and_then(Weak::upgrade),
-            tokio::runtime::Handle::try_current(),
-        ) else {
-            return;
-        };
         for mac in detached {
-            let me = me.clone();
-            rt.spawn(async move {
+            self.spawn(move |me| async move {
                 tokio::time::sleep(me.detached_grace).await;
                 // Unknown: moved home and forgotten otherwise meanwhile; nothing left to do.
                 let _ = me.forget(mac, Some(now)).await;
@@ -1155,13 +1168,7 @@ impl Router {
         let Some(mac) = self.read().hosts.get(&home).map(|(h, _)| h.mac) else {
             return;
         };
-        let (Some(me), Some(rt)) = (
-            self.me.get().and_then(Weak::upgrade),
-            tokio::runtime::Handle::try_current().ok(),
-        ) else {
-            return;
-        };
-        rt.spawn(async move { me.quiet_redirects(mac, pair).await });
+        self.spawn(move |me| async move { me.quiet_redirects(mac, pair).await });
     }
 
     /// A switch removed an entry of ours: a quiet redirect pair whose time is up, or the
@@ -1227,14 +1234,9 @@ impl Router {
 
     /// Runs the VM's cover task (`cover_busy` holds it already).
     fn start_cover_task(&self, mac: ofp13::MacAddr) {
-        let (Some(me), Some(rt)) = (
-            self.me.get().and_then(Weak::upgrade),
-            tokio::runtime::Handle::try_current().ok(),
-        ) else {
+        if !self.spawn(move |me| async move { me.change_covers(mac).await }) {
             self.lock().cover_busy.remove(&mac);
-            return;
-        };
-        rt.spawn(async move { me.change_covers(mac).await });
+        }
     }
 
     /// A packet the home agent forwarded to a VM away from home: the switch it came from is
@@ -1288,7 +1290,7 @@ impl Router {
         if mac.is_multicast() || !sw.has_subnets() {
             return Heard::Nothing;
         }
-        if seen_elsewhere(st, name, in_port, mac, false) {
+        if seen_elsewhere(st, name, in_port, mac, false, self.now()) {
             Heard::Moved
         } else if st.is_detached(mac) && st.location(mac) == Some((name, in_port)) {
             Heard::Back
@@ -1302,8 +1304,9 @@ impl Router {
     /// nothing). `announced`: the frame is a hypervisor's announcement of a moved VM, QEMU's
     /// RARP or a broadcast gratuitous ARP (Xen); a host's unicast reply to a request for its
     /// own address is not one.
-    fn detect_move(&self, name: &str, in_port: u32, eth: &Ethernet<'_>, announced: bool) {
-        if eth.src.is_multicast() || self.fabric.subnets_of(name).next().is_none() {
+    fn detect_move(&self, sw: &SwitchCtx<'_>, in_port: u32, eth: &Ethernet<'_>, announced: bool) {
+        let name = sw.name;
+        if eth.src.is_multicast() || !sw.has_subnets() {
             return;
         }
         let moved = if announced {
@@ -1323,7 +1326,7 @@ impl Router {
             // was installing is older, and must not be followed after this one (the move
             // that queued it may not have taken it yet).
             st.next_move.remove(&eth.src);
-            let moved = seen_elsewhere(&st, name, in_port, eth.src, true);
+            let moved = seen_elsewhere(&st, name, in_port, eth.src, true, self.now());
             if !moved
                 && st.location(eth.src) == Some((name, in_port))
                 && st.detached.remove(&eth.src).is_some()
@@ -1333,10 +1336,7 @@ impl Router {
             moved
         } else {
             // Every other ARP and IPv4 packet-in passes here: a shared read, no allocation.
-            let Some(sw) = self.fabric.switch_ctx(name) else {
-                return;
-            };
-            let heard = self.heard(&self.read(), &sw, in_port, eth.src);
+            let heard = self.heard(&self.read(), sw, in_port, eth.src);
             if heard == Heard::Back {
                 // A detached host heard from where it was: its port works again.
                 self.lock().detached.remove(&eth.src);
@@ -1347,12 +1347,6 @@ impl Router {
         if !moved {
             return;
         }
-        let (Some(me), Some(rt)) = (
-            self.me.get().and_then(Weak::upgrade),
-            tokio::runtime::Handle::try_current().ok(),
-        ) else {
-            return;
-        };
         let to = crate::fabric::topology::PortRef {
             switch: name.to_string(),
             port: in_port,
@@ -1364,7 +1358,7 @@ impl Router {
             _ => "frame",
         };
         info!(%mac, to = %to, trigger = kind, "host seen at a new port: migrating");
-        rt.spawn(async move {
+        self.spawn(move |me| async move {
             if let Err(e) = me.migrate_mac(mac, &to).await {
                 info!(%mac, to = %to, error = %e, "migration not done");
             }
@@ -1478,6 +1472,7 @@ fn seen_elsewhere(
     in_port: u32,
     mac: ofp13::MacAddr,
     announced: bool,
+    now: Instant,
 ) -> bool {
     let Some(at) = st.location(mac) else {
         return false;
@@ -1487,8 +1482,7 @@ fn seen_elsewhere(
     }
     let straggler = !announced
         && st.previous.get(&mac).is_some_and(|((sw, port), left)| {
-            (sw.as_str(), *port) == (name, in_port)
-                && st.clock.now().duration_since(*left) < PREVIOUS_GRACE
+            (sw.as_str(), *port) == (name, in_port) && now.duration_since(*left) < PREVIOUS_GRACE
         });
     !straggler
 }
@@ -1506,8 +1500,7 @@ impl App for Router {
         })];
         // With a runtime to run it in, the table is reconciled (read, then only the
         // difference sent); otherwise (a router used on its own) the plan is sent whole.
-        if self.me.get().is_some() && tokio::runtime::Handle::try_current().is_ok() {
-            self.spawn_reconcile(sw.clone(), name.to_string(), self.audit);
+        if self.spawn_reconcile(sw.clone(), name.to_string(), self.audit) {
             return out;
         }
         out.extend(
@@ -1653,7 +1646,8 @@ mod tests {
                 "asking for {tpa}: nothing written"
             );
             let eth = Ethernet::parse(&f).unwrap();
-            let general = r.on_arp("r2", &r2_ports, 2, &eth, &Arp::parse(eth.payload).unwrap());
+            let r2 = r.fabric.switch_ctx("r2").unwrap();
+            let general = r.on_arp(&r2, &r2_ports, 2, &eth, &Arp::parse(eth.payload).unwrap());
             assert_eq!(common, general, "asking for {tpa}");
         }
         // A known host's ping to its gateway writes nothing either.
@@ -1841,7 +1835,7 @@ mod tests {
         for held in [true, false] {
             if !held {
                 // Given back: packets in flight may still carry it.
-                assert_eq!(r.lock().release_care_of("foreign", "vm"), [co]);
+                assert_eq!(r.lock().release_care_of("foreign", "vm", r.now()), [co]);
             }
             // A packet that reached the old foreign switch after the VM moved on is dropped,
             // and nobody is asked for the address (the hosts would see it).
@@ -1963,13 +1957,13 @@ mod tests {
             r.lock().pools.take("foreign", "vm", 1, |_| false).unwrap(),
             [co]
         );
-        assert_eq!(r.lock().release_care_of("foreign", "vm"), [co]);
+        assert_eq!(r.lock().release_care_of("foreign", "vm", r.now()), [co]);
         let late = icmp_frame(Ipv4Addr::new(10, 0, 0, 2), co);
         clock.advance(CARE_OF_AFTERLIFE - Duration::from_millis(1));
-        assert!(r.read().is_care_of(co));
+        assert!(r.read().is_care_of(co, clock.now()));
         assert!(packet_outs(&r.packet_in("r2", &r2_ports, &pin(1, 0, late.clone()))).is_empty());
         clock.advance(Duration::from_millis(1));
-        assert!(!r.read().is_care_of(co));
+        assert!(!r.read().is_care_of(co, clock.now()));
         // An ordinary unknown address of the subnet now: asked for like any other.
         assert_eq!(
             packet_outs(&r.packet_in("r2", &r2_ports, &pin(1, 0, late))).len(),
@@ -1987,19 +1981,22 @@ mod tests {
             .previous
             .insert(c_mac, (("r2".to_string(), 7), clock.now()));
         let st = r.read();
-        assert!(!seen_elsewhere(&st, "r2", 7, c_mac, false), "a straggler");
         assert!(
-            seen_elsewhere(&st, "r2", 7, c_mac, true),
+            !seen_elsewhere(&st, "r2", 7, c_mac, false, clock.now()),
+            "a straggler"
+        );
+        assert!(
+            seen_elsewhere(&st, "r2", 7, c_mac, true, clock.now()),
             "an announcement always counts"
         );
         assert!(
-            seen_elsewhere(&st, "r2", 8, c_mac, false),
+            seen_elsewhere(&st, "r2", 8, c_mac, false, clock.now()),
             "another port is a move"
         );
         drop(st);
         clock.advance(PREVIOUS_GRACE);
         assert!(
-            seen_elsewhere(&r.read(), "r2", 7, c_mac, false),
+            seen_elsewhere(&r.read(), "r2", 7, c_mac, false, clock.now()),
             "the grace is over"
         );
     }

@@ -85,7 +85,6 @@ use ofp13::{
     OFPFF_SEND_FLOW_REM, OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT, OFPR_ACTION, OFPR_INVALID_TTL,
     OFPR_NO_MATCH, TABLE_ALL,
 };
-
 use ofp13::{
     OFPBAC_BAD_EXPERIMENTER, OFPBAC_BAD_OUT_GROUP, OFPBAC_BAD_OUT_PORT, OFPBAC_BAD_SET_ARGUMENT,
     OFPBAC_BAD_SET_TYPE, OFPBAC_BAD_TYPE, OFPBAC_MATCH_INCONSISTENT, OFPBIC_BAD_EXPERIMENTER,
@@ -1241,6 +1240,7 @@ impl FlowTables {
                 _ => 1u32 << i.instruction_type(),
             };
             if seen & bit != 0 {
+                // An instruction type given twice: OpenFlow 1.3 has no code for it.
                 return Err((OFPET_BAD_INSTRUCTION, OFPBIC_UNSUP_INST));
             }
             seen |= bit;

@@ -216,6 +216,16 @@ pub fn table_diff<'a, E: Entry>(table: &'a [E], plan: &'a [Flow]) -> TableDiff<'
     d
 }
 
+/// Keeps the first of identical entries (same [`Key`]), in order: a host with several
+/// addresses has one switching entry.
+pub fn dedup(flows: Vec<Flow>) -> Vec<Flow> {
+    let mut seen = std::collections::HashSet::with_capacity(flows.len());
+    flows
+        .into_iter()
+        .filter(|f| seen.insert(Entry::key(f)))
+        .collect()
+}
+
 /// A strict delete of the entry with this table, priority and match (the only delete
 /// servswitch sends: it never removes what it does not name).
 pub fn delete_strict<E: Entry>(e: &E) -> FlowMod {
@@ -316,15 +326,10 @@ pub struct Fabric {
 /// sending to the VM (`run --cover-idle`).
 pub const DEFAULT_COVER_IDLE: u16 = 60;
 
-/// A switch of the fabric, by its place in the topology file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SwitchId(pub usize);
-
 /// What a message's handler asks about the switch it came from, resolved once per message
 /// ([`Fabric::switch_ctx`]): its link ports and its subnets, with no lookup by name after.
 #[derive(Debug, Clone, Copy)]
 pub struct SwitchCtx<'a> {
-    pub id: SwitchId,
     pub name: &'a str,
     links: &'a BTreeMap<u32, (usize, u32)>,
     subnets: &'a [usize],
@@ -435,7 +440,6 @@ impl Fabric {
     pub fn switch_ctx<'a>(&'a self, name: &'a str) -> Option<SwitchCtx<'a>> {
         let &i = self.index.get(name)?;
         Some(SwitchCtx {
-            id: SwitchId(i),
             name,
             links: self.links.get(i)?,
             subnets: self.subnets.get(i).map_or(&[], Vec::as_slice),
@@ -445,9 +449,8 @@ impl Fabric {
 
     /// Whether `port` of `switch` is a switch-to-switch link.
     pub fn is_link_port(&self, switch: &str, port: u32) -> bool {
-        self.index
-            .get(switch)
-            .is_some_and(|&i| self.links[i].contains_key(&port))
+        self.switch_ctx(switch)
+            .is_some_and(|s| s.is_link_port(port))
     }
 
     /// Where a link port of `switch` leads: the switch and port at its other end.
@@ -466,12 +469,9 @@ impl Fabric {
 
     /// The subnets a switch is the gateway of (in file order).
     pub fn subnets_of<'a>(&'a self, switch: &'a str) -> impl Iterator<Item = &'a SubnetConf> + 'a {
-        self.index
-            .get(switch)
-            .and_then(|&i| self.subnets.get(i))
+        self.switch_ctx(switch)
             .into_iter()
-            .flatten()
-            .filter_map(|&i| self.topology.subnets.get(i))
+            .flat_map(|s| s.subnets())
     }
 
     /// The edge: switches that are not access switches but are the gateway of a subnet
@@ -667,10 +667,7 @@ impl Fabric {
         for h in hosts.iter().filter(|h| h.switch == switch) {
             flows.extend(self.host_flows(h));
         }
-        // A host with several addresses has one switching entry: the first of identical
-        // entries wins.
-        let mut seen = std::collections::HashSet::new();
-        flows.retain(|f| seen.insert(Entry::key(f)));
+        let mut flows = dedup(flows);
         sort_flows(&mut flows);
         flows
     }

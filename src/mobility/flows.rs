@@ -28,7 +28,7 @@ use std::net::Ipv4Addr;
 use ofp13::{port, Action, FlowMod, MacAddr, Match, Oxm};
 
 use crate::fabric::plan::{
-    apply, apply_then, delete_strict, ip_dst, sort_flows, table_diff, Entry, Fabric, Flow, HostLoc,
+    apply, apply_then, dedup, delete_strict, ip_dst, sort_flows, table_diff, Fabric, Flow, HostLoc,
     COOKIE_MOBILITY, COOKIE_REDIRECT, GATEWAY_MAC, PRIO_PREFIX_BASE, TABLE_FROM_HOST, TABLE_ROUTE,
     TABLE_SOURCE, TABLE_TO_HOST,
 };
@@ -316,16 +316,6 @@ pub fn consumer_switches(vm: &Vm) -> BTreeSet<String> {
     }
 }
 
-/// Deduplicates one switch's entries (a VM with several addresses has one switching entry;
-/// the first of identical entries wins), keeping order.
-fn dedup(flows: Vec<Flow>) -> Vec<Flow> {
-    let mut seen = BTreeSet::new();
-    flows
-        .into_iter()
-        .filter(|f| seen.insert(Entry::key(f)))
-        .collect()
-}
-
 /// Groups `(switch, flow)` pairs by switch, deduplicated.
 pub fn by_switch(flows: Vec<(String, Flow)>) -> BTreeMap<String, Vec<Flow>> {
     let mut m: BTreeMap<String, Vec<Flow>> = BTreeMap::new();
@@ -428,6 +418,7 @@ pub fn vms_at_home(hosts: &[HostLoc]) -> Vec<Vm> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fabric::plan::Entry;
     use crate::fabric::topology::Topology;
 
     fn paper() -> Fabric {
