@@ -282,82 +282,24 @@ mod tests {
     #[test]
     fn error_constants_name_what_they_say() {
         use crate::msg::*;
-        for (t, c, name) in [
-            (
-                OFPET_HELLO_FAILED,
-                OFPHFC_INCOMPATIBLE,
-                "OFPHFC_INCOMPATIBLE",
-            ),
-            (OFPET_BAD_REQUEST, OFPBRC_BAD_TYPE, "OFPBRC_BAD_TYPE"),
-            (
-                OFPET_BAD_REQUEST,
-                OFPBRC_BAD_MULTIPART,
-                "OFPBRC_BAD_MULTIPART",
-            ),
-            (
-                OFPET_BAD_REQUEST,
-                OFPBRC_BUFFER_UNKNOWN,
-                "OFPBRC_BUFFER_UNKNOWN",
-            ),
-            (OFPET_BAD_REQUEST, OFPBRC_IS_SLAVE, "OFPBRC_IS_SLAVE"),
-            (OFPET_BAD_REQUEST, OFPBRC_BAD_PORT, "OFPBRC_BAD_PORT"),
-            (OFPET_BAD_ACTION, OFPBAC_BAD_TYPE, "OFPBAC_BAD_TYPE"),
-            (
-                OFPET_BAD_ACTION,
-                OFPBAC_BAD_EXPERIMENTER,
-                "OFPBAC_BAD_EXPERIMENTER",
-            ),
-            (OFPET_BAD_ACTION, OFPBAC_BAD_OUT_PORT, "OFPBAC_BAD_OUT_PORT"),
-            (
-                OFPET_BAD_ACTION,
-                OFPBAC_BAD_OUT_GROUP,
-                "OFPBAC_BAD_OUT_GROUP",
-            ),
-            (
-                OFPET_BAD_ACTION,
-                OFPBAC_MATCH_INCONSISTENT,
-                "OFPBAC_MATCH_INCONSISTENT",
-            ),
-            (OFPET_BAD_ACTION, OFPBAC_BAD_SET_TYPE, "OFPBAC_BAD_SET_TYPE"),
-            (
-                OFPET_BAD_ACTION,
-                OFPBAC_BAD_SET_ARGUMENT,
-                "OFPBAC_BAD_SET_ARGUMENT",
-            ),
-            (
-                OFPET_BAD_INSTRUCTION,
-                OFPBIC_UNKNOWN_INST,
-                "OFPBIC_UNKNOWN_INST",
-            ),
-            (
-                OFPET_BAD_INSTRUCTION,
-                OFPBIC_UNSUP_INST,
-                "OFPBIC_UNSUP_INST",
-            ),
-            (
-                OFPET_BAD_INSTRUCTION,
-                OFPBIC_BAD_TABLE_ID,
-                "OFPBIC_BAD_TABLE_ID",
-            ),
-            (
-                OFPET_BAD_INSTRUCTION,
-                OFPBIC_BAD_EXPERIMENTER,
-                "OFPBIC_BAD_EXPERIMENTER",
-            ),
-            (OFPET_BAD_MATCH, OFPBMC_BAD_FIELD, "OFPBMC_BAD_FIELD"),
-            (
-                OFPET_FLOW_MOD_FAILED,
-                OFPFMFC_BAD_TABLE_ID,
-                "OFPFMFC_BAD_TABLE_ID",
-            ),
-            (OFPET_FLOW_MOD_FAILED, OFPFMFC_OVERLAP, "OFPFMFC_OVERLAP"),
-            (
-                OFPET_FLOW_MOD_FAILED,
-                OFPFMFC_BAD_COMMAND,
-                "OFPFMFC_BAD_COMMAND",
-            ),
-        ] {
-            assert_eq!(error_code_name(t, c), name);
+        // Each constant's own name is what the names table says of its value.
+        macro_rules! named {
+            ($($t:ident: $($c:ident),+;)+) => {$($(
+                assert_eq!(error_names($t, $c).0, stringify!($t));
+                assert_eq!(error_code_name($t, $c), stringify!($c));
+            )+)+};
+        }
+        named! {
+            OFPET_HELLO_FAILED: OFPHFC_INCOMPATIBLE;
+            OFPET_BAD_REQUEST: OFPBRC_BAD_TYPE, OFPBRC_BAD_MULTIPART, OFPBRC_BUFFER_UNKNOWN,
+                OFPBRC_IS_SLAVE, OFPBRC_BAD_PORT;
+            OFPET_BAD_ACTION: OFPBAC_BAD_TYPE, OFPBAC_BAD_EXPERIMENTER, OFPBAC_BAD_OUT_PORT,
+                OFPBAC_BAD_OUT_GROUP, OFPBAC_MATCH_INCONSISTENT, OFPBAC_BAD_SET_TYPE,
+                OFPBAC_BAD_SET_ARGUMENT;
+            OFPET_BAD_INSTRUCTION: OFPBIC_UNKNOWN_INST, OFPBIC_UNSUP_INST, OFPBIC_BAD_TABLE_ID,
+                OFPBIC_BAD_EXPERIMENTER;
+            OFPET_BAD_MATCH: OFPBMC_BAD_FIELD;
+            OFPET_FLOW_MOD_FAILED: OFPFMFC_BAD_TABLE_ID, OFPFMFC_OVERLAP, OFPFMFC_BAD_COMMAND;
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct FakeFabric {
     ports: BTreeMap<String, BTreeSet<u32>>,
     /// Packet-ins the router handled.
     pub packet_ins: usize,
+    /// Every frame delivered to a host so far.
+    pub delivered: Vec<Delivery>,
 }
 
 /// More hops than any path of a test fabric: a packet still going after this many is in a loop.
@@ -65,6 +67,7 @@ impl FakeFabric {
             tables: BTreeMap::new(),
             ports,
             packet_ins: 0,
+            delivered: Vec::new(),
         };
         for s in &topology.switches {
             let mut t = FlowTables::new(254);
@@ -173,6 +176,7 @@ impl FakeFabric {
                 }
             }
         }
+        self.delivered.extend(delivered.iter().cloned());
         delivered
     }
 }
