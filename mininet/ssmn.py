@@ -786,28 +786,47 @@ class Network:
         bytes, broadcast, source MAC the VM, ethertype 0x8035, htype 1, ptype 0x0800, hlen 6,
         plen 4, opcode 3, sender and target hardware address the VM's MAC, both protocol
         addresses 0.0.0.0, zero padding."""
+        self.announcer(name).send()
+
+    def announcer(self, name):
+        """The RARP of `announce`, made ready to go: a process in the host whose raw socket
+        is bound to eth0 and whose frame is built, waiting for a line on its stdin. QEMU
+        announces as soon as the VM runs at the destination; starting an interpreter takes
+        tens of milliseconds on a busy machine, and done after the port move it would count
+        in every measured outage."""
         frame = rarp_frame(self.t.host(name).mac)
         py = ('import socket,sys\n'
               's=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n'
               "s.bind(('eth0',0))\n"
               'f=bytes.fromhex(sys.argv[1])\n'
+              "print('ready',flush=True)\n"
+              "sys.exit(4) if sys.stdin.readline()!='send\\n' else None\n"
               'sys.exit(0 if s.send(f)==len(f) else 3)\n')
         p = self.host(name).popen([sys.executable, '-c', py, frame.hex()],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = p.communicate(timeout=10)
-        if p.returncode != 0:
-            raise Error('RARP from %s failed: %s' % (name, err.decode().strip()))
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        if p.stdout.readline() != b'ready\n':
+            p.kill()
+            _, err = p.communicate(timeout=10)
+            raise Error('RARP from %s: the announcer did not start: %s'
+                        % (name, err.decode().strip()))
+        return Announcer(name, p)
 
     def migrate(self, name, switch, port):
         """A live migration as a hypervisor makes it: the interface moves, then the VM sends
-        QEMU's RARP. Nothing is told to the controller. Fails if anything inside the host
-        changed."""
+        QEMU's RARP at once. Nothing is told to the controller. Fails if anything inside the
+        host changed."""
         before = self.host_state(name)
-        self.move(name, switch, port)
+        rarp = self.announcer(name)
+        try:
+            self.move(name, switch, port)
+        except BaseException:
+            rarp.cancel()
+            raise
+        rarp.send()
         after = self.host_state(name)
         if before != after:
             raise Error('moving %s changed it: %s -> %s' % (name, before, after))
-        self.announce(name)
 
     def wait_migrated(self, name, switch, port, since, timeout=10):
         """Waits until the controller's API shows the host at SWITCH:PORT with care-of
@@ -829,6 +848,23 @@ class Network:
                             % (name, switch, port, timeout,
                                seen and (seen['location'], seen['care_of'])))
             time.sleep(0.01)
+
+
+class Announcer:
+    """A RARP armed by `Network.announcer`: `send` sends it, `cancel` drops it unsent."""
+
+    def __init__(self, name, proc):
+        self.name = name
+        self.proc = proc
+
+    def send(self):
+        _, err = self.proc.communicate(b'send\n', timeout=10)
+        if self.proc.returncode != 0:
+            raise Error('RARP from %s failed: %s' % (self.name, err.decode().strip()))
+
+    def cancel(self):
+        self.proc.kill()
+        self.proc.communicate(timeout=10)
 
 
 def rarp_frame(mac):
