@@ -160,6 +160,15 @@ struct RunArgs {
     /// after this many seconds without such traffic (0: never).
     #[arg(long, default_value_t = servswitch::fabric::plan::DEFAULT_COVER_IDLE, value_name = "SECS")]
     cover_idle: u16,
+    /// What a host's announcement at a new port (RARP, gratuitous ARP, first packet) does:
+    /// `trusted` moves it; `verified` moves it and probes the old port, moving it back and
+    /// quarantining the claimant if the host answers there; `armed-only` moves nothing
+    /// (only the API moves hosts).
+    #[arg(long, default_value = "verified", value_name = "POLICY")]
+    announcements: servswitch::app::trust::Announcements,
+    /// How long a (switch, port, MAC) whose claim was refused is ignored.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    quarantine: f64,
 }
 
 fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
@@ -372,6 +381,9 @@ impl RunArgs {
         if !(self.detached_grace.is_finite() && self.detached_grace >= 0.0) {
             anyhow::bail!("--detached-grace must be a number of seconds, 0 or more");
         }
+        if !(self.quarantine.is_finite() && self.quarantine >= 0.0 && self.quarantine < 1e9) {
+            anyhow::bail!("--quarantine must be a number of seconds, 0 or more");
+        }
         let tls = match (self.tls_cert, self.tls_key, self.tls_ca) {
             (Some(c), Some(k), Some(a)) => Some((c, k, a)),
             _ => None,
@@ -391,6 +403,8 @@ impl RunArgs {
             tls,
             detached_grace: std::time::Duration::from_secs_f64(self.detached_grace),
             cover_idle: self.cover_idle,
+            announcements: self.announcements,
+            quarantine: std::time::Duration::from_secs_f64(self.quarantine),
         })
     }
 }

@@ -7,6 +7,9 @@
 #[path = "common/shipped.rs"]
 mod shipped;
 use shipped::topo;
+#[path = "common/until.rs"]
+mod until;
+use until::until;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -43,21 +46,6 @@ async fn learned_vm(grace: Option<Duration>) -> Lab {
     assert_eq!(h.location, ("r3".into(), 3));
     lab.wait_planned().await.unwrap();
     lab
-}
-
-/// Waits until `cond` holds, checking every 5 ms (the controller's state changes without any
-/// switch traffic to wake [`servswitch::emu::fabric::EmuFabric::wait_until`]).
-async fn until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 fn host(lab: &Lab, ip: Ipv4Addr) -> Option<servswitch::app::router::HostState> {

@@ -333,6 +333,23 @@ async fn delete_host(
     }
 }
 
+/// Claimants (switch, port, MAC) whose claims of a host were refused, with the seconds left.
+async fn get_quarantine(State(st): State<ApiState>) -> Response {
+    match st.router.as_deref() {
+        Some(r) => Json(r.quarantine_list()).into_response(),
+        None => Json(Vec::<crate::app::trust::QuarantineView>::new()).into_response(),
+    }
+}
+
+/// Ends every quarantine: 204.
+async fn delete_quarantine(State(st): State<ApiState>) -> Response {
+    if let Some(r) = st.router.as_deref() {
+        let n = r.clear_quarantine();
+        tracing::info!(cleared = n, "quarantine cleared through the API");
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 async fn get_healthz() -> &'static str {
     "ok"
 }
@@ -362,6 +379,10 @@ pub fn routes(state: ApiState) -> axum::Router {
         .route("/api/v1/switches", get(get_switches))
         .route("/api/v1/hosts", get(get_hosts))
         .route("/api/v1/hosts/{host}", axum::routing::delete(delete_host))
+        .route(
+            "/api/v1/quarantine",
+            get(get_quarantine).delete(delete_quarantine),
+        )
         .route("/healthz", get(get_healthz))
         .route("/api/v1/flows/{switch}", get(get_flows))
         .route("/api/v1/migrations", axum::routing::post(post_migration))

@@ -41,6 +41,10 @@ pub struct Options {
     pub detached_grace: Duration,
     /// Idle timeout (seconds) of a VM's rewrite on switches beyond its default cover.
     pub cover_idle: u16,
+    /// What an unexpected announcement does.
+    pub announcements: crate::app::trust::Announcements,
+    /// How long a refused claimant is ignored.
+    pub quarantine: Duration,
 }
 
 /// Logs to stderr at the level `RUST_LOG` names (default `info`).
@@ -72,7 +76,9 @@ pub fn run(opts: Options) -> Result<()> {
     // is ever sent that contradicts it.
     let mut router = Router::new(Fabric::new(&topology).with_cover_idle(opts.cover_idle))
         .with_audit(opts.audit)
-        .with_detached_grace(opts.detached_grace);
+        .with_detached_grace(opts.detached_grace)
+        .with_announcements(opts.announcements)
+        .with_quarantine(opts.quarantine);
     if let Some(dir) = &opts.state {
         let (store, state) = crate::app::store::Store::open(dir)
             .map_err(|e| anyhow::anyhow!("--state {}: {e}", dir.display()))?;

@@ -317,12 +317,16 @@ impl Router {
             let _one_at_a_time = lock.lock().await;
             self.migrate_inner(mac, to).await
         };
-        let mut st = self.lock();
-        match &r {
-            Ok(rep) if rep.flow_mods > 0 || rep.from != rep.to => st.migrations_done += 1,
-            Ok(_) => {}
-            Err(_) => st.migrations_failed += 1,
+        {
+            let mut st = self.lock();
+            match &r {
+                Ok(rep) if rep.flow_mods > 0 || rep.from != rep.to => st.migrations_done += 1,
+                Ok(_) => {}
+                Err(_) => st.migrations_failed += 1,
+            }
         }
+        // A move made on a claim is checked now that it is installed.
+        self.claim_installed(mac, to, r.is_ok());
         r
     }
 

@@ -1,6 +1,6 @@
 //! The application: what servswitch knows of hosts and VMs and what it does about packet-ins
 //! ([`router`]), migrations in phases ([`migrate`]), bringing switches to the plan
-//! ([`reconcile`]), the state that survives a restart ([`store`]) and the time every
+//! ([`reconcile`]), checking announcements ([`trust`]), the state that survives a restart ([`store`]) and the time every
 //! decision reads ([`clock`]).
 
 pub mod clock;
@@ -8,3 +8,4 @@ pub mod migrate;
 pub mod reconcile;
 pub mod router;
 pub mod store;
+pub mod trust;

@@ -117,6 +117,12 @@ pub(crate) struct State {
     pub(crate) detached: FastMap<ofp13::MacAddr, Instant>,
     /// VMs whose migration is being installed (repeated announcements are ignored).
     pub(crate) migrating: FastSet<ofp13::MacAddr>,
+    /// Claims being checked, by VM (see [`crate::app::trust`]).
+    pub(crate) verifying: FastMap<ofp13::MacAddr, crate::app::trust::Verifying>,
+    /// (switch, port, MAC) whose claim was refused, and until when it is ignored.
+    pub(crate) quarantine: FastMap<(String, u32, ofp13::MacAddr), Instant>,
+    /// Claims refused since start.
+    pub(crate) announcements_refused: u64,
     /// Switches connected and reconciled since they connected.
     pub(crate) reconciled: FastSet<String>,
     /// Per (switch, VM), updates whose consumer entries there are not acknowledged yet.
@@ -345,6 +351,11 @@ impl State {
         self.hosts.get(ip).map(|(h, _)| (h.switch.as_str(), h.port))
     }
 
+    /// The addresses bound to this MAC, ascending.
+    pub(crate) fn ips_of(&self, mac: ofp13::MacAddr) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.macs.get(&mac).into_iter().flatten().copied()
+    }
+
     /// Whether any address is bound to this MAC.
     pub(crate) fn knows_mac(&self, mac: ofp13::MacAddr) -> bool {
         self.macs.contains_key(&mac)
@@ -392,6 +403,8 @@ pub struct HostState {
 /// What an ordinary frame tells the router about where its sender is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Heard {
+    /// The VM answered the probe at the place a claim took it from.
+    Refutes,
     Moved,
     Back,
     Nothing,
@@ -433,6 +446,10 @@ pub struct Router {
     pub(crate) drain: Duration,
     /// How long a learned host whose port went away is kept.
     pub(crate) detached_grace: Duration,
+    /// What an unexpected announcement does (`--announcements`).
+    pub(crate) announcements: crate::app::trust::Announcements,
+    /// How long a refused claimant is ignored (`--quarantine`).
+    pub(crate) quarantine: Duration,
     /// Woken when an update ends (care-of addresses it gave back are free again).
     pub(crate) updates_done: tokio::sync::Notify,
     /// Where the router reads the time; its state is given the time by its callers.
@@ -489,6 +506,8 @@ impl Router {
             vm_locks: Default::default(),
             drain: crate::mobility::update::DRAIN,
             detached_grace: DEFAULT_DETACHED_GRACE,
+            announcements: Default::default(),
+            quarantine: crate::app::trust::DEFAULT_QUARANTINE,
             updates_done: tokio::sync::Notify::new(),
             clock: Arc::new(SystemClock),
             writes: std::sync::atomic::AtomicU64::new(0),
@@ -614,6 +633,11 @@ impl Router {
         self.read().away.get(&mac).map(|a| a.away.cover.clone())
     }
 
+    /// Migrations installed since start (`servswitch_migrations_total`).
+    pub fn migrations_done(&self) -> u64 {
+        self.read().migrations_done
+    }
+
     /// Whether a migration of this MAC is being installed.
     pub fn is_migrating(&self, mac: ofp13::MacAddr) -> bool {
         self.read().migrating.contains(&mac)
@@ -629,6 +653,8 @@ impl Router {
              # HELP servswitch_hosts Known hosts (one per MAC).\n# TYPE servswitch_hosts gauge\nservswitch_hosts {}\n\
              # HELP servswitch_updates_in_progress Updates being installed (migrations, cover changes, their drained last phases): the tables equal the plan when it is 0.\n# TYPE servswitch_updates_in_progress gauge\nservswitch_updates_in_progress {}\n\
              # HELP servswitch_hosts_detached Learned hosts whose port went away, kept for the detached grace.\n# TYPE servswitch_hosts_detached gauge\nservswitch_hosts_detached {}\n\
+             # HELP servswitch_announcements_refused_total Claims of a host's MAC at a new port refused because the host answered at its old one.\n# TYPE servswitch_announcements_refused_total counter\nservswitch_announcements_refused_total {}\n\
+             # HELP servswitch_quarantined Switch ports and MACs whose claims are ignored after a refusal.\n# TYPE servswitch_quarantined gauge\nservswitch_quarantined {}\n\
              # HELP servswitch_state_writes_total Times the application state was locked for writing (a packet-in that changes nothing takes a shared read only).\n# TYPE servswitch_state_writes_total counter\nservswitch_state_writes_total {}\n",
             st.migrations_done,
             st.migrations_failed,
@@ -636,6 +662,11 @@ impl Router {
             st.host_count(),
             st.updates.max(st.migrating.len() as u32),
             st.detached.len(),
+            st.announcements_refused,
+            {
+                let now = self.now();
+                st.quarantine.values().filter(|u| now < **u).count()
+            },
             self.state_writes(),
         )
     }
@@ -1290,6 +1321,14 @@ impl Router {
         if mac.is_multicast() || !sw.has_subnets() {
             return Heard::Nothing;
         }
+        if !st.verifying.is_empty()
+            && st
+                .verifying
+                .get(&mac)
+                .is_some_and(|v| (v.from.0.as_str(), v.from.1) == (name, in_port))
+        {
+            return Heard::Refutes;
+        }
         if seen_elsewhere(st, name, in_port, mac, false, self.now()) {
             Heard::Moved
         } else if st.is_detached(mac) && st.location(mac) == Some((name, in_port)) {
@@ -1309,6 +1348,17 @@ impl Router {
         if eth.src.is_multicast() || !sw.has_subnets() {
             return;
         }
+        {
+            let st = self.read();
+            if Self::answers_probe(&st, sw, in_port, eth) {
+                drop(st);
+                self.refuse_claim(eth.src);
+                return;
+            }
+            if Self::quarantined(&st, name, in_port, eth.src, self.now()) {
+                return; // a refused claimant: its frames move nothing until the quarantine ends
+            }
+        }
         let moved = if announced {
             // An announcement may change what is queued: under the write lock.
             let mut st = self.lock();
@@ -1318,8 +1368,10 @@ impl Router {
             if st.migrating.contains(&eth.src) {
                 // From somewhere else while a move is installed: the VM moved again (or the
                 // move was announced before an API call finished); it is followed once the
-                // current one is done.
-                st.next_move.insert(eth.src, (name.to_string(), in_port));
+                // current one is done, and checked as any claim.
+                if self.begin_claim(&mut st, eth.src, (name, in_port)) {
+                    st.next_move.insert(eth.src, (name.to_string(), in_port));
+                }
                 return;
             }
             // The VM's latest word on where it is: a location queued while an earlier move
@@ -1344,7 +1396,7 @@ impl Router {
             }
             heard == Heard::Moved
         };
-        if !moved {
+        if !moved || !self.begin_claim(&mut self.lock(), eth.src, (name, in_port)) {
             return;
         }
         let to = crate::fabric::topology::PortRef {

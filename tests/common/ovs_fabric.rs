@@ -846,6 +846,17 @@ impl OvsFabric {
     /// one pipe write after it.
     pub fn announcer(&self, host: &str) -> Result<Announcer, String> {
         let frame = rarp_frame(&self.host(host).mac)?;
+        self.armed_frame(host, &frame)
+    }
+
+    /// Sends any frame, whatever its source MAC, from a host's `eth0` (what a tenant that
+    /// forges frames can do).
+    pub fn send_frame(&self, host: &str, frame: &[u8]) -> Result<(), String> {
+        self.armed_frame(host, frame)?.send()
+    }
+
+    /// `frame` made ready to go from a host's `eth0`: see [`OvsFabric::announcer`].
+    pub fn armed_frame(&self, host: &str, frame: &[u8]) -> Result<Announcer, String> {
         let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
         let py = "import socket,sys\n\
                   s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
@@ -1109,12 +1120,17 @@ impl ControllerProcess {
 
     /// `GET path` on the REST API: (status, body).
     pub fn api_get(&self, path: &str) -> Result<(u16, String), String> {
+        self.api("GET", path)
+    }
+
+    /// `METHOD path` (no body) on the REST API: (status, body).
+    pub fn api(&self, method: &str, path: &str) -> Result<(u16, String), String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.api_port)).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(10)))
             .map_err(|e| e.to_string())?;
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )
         .map_err(|e| e.to_string())?;
         let mut buf = Vec::new();

@@ -1,0 +1,592 @@
+//! Verified moves: an announcement cannot steal a VM.
+//!
+//! Any frame with a known VM's MAC at a new host port moves the VM there (QEMU's RARP, Xen's
+//! gratuitous ARP, the first packet); a tenant that forges one takes the VM's traffic. Under
+//! the `verified` policy (the default) the move is tentative: it is installed at once, as
+//! before, so a genuine migration loses nothing to the check; then the controller probes the
+//! place the VM was (an RFC 5227 ARP probe for the VM's address, from the gateway MAC, out of
+//! that port only: ONOS probes hosts the same way). A VM that has really moved is paused or
+//! gone there and says nothing: after [`PROBE_WINDOW`] the move stands. A VM that answers from
+//! its old port was never moved: the claim is refused, the VM is moved back, the refusal is
+//! logged once with both places and counted, and the claiming (switch, port, MAC) is
+//! quarantined, so its repeats move nothing.
+//!
+//! No probe is sent, and the move stands at once, when the VM's old port is gone or the VM
+//! was detached (its port went down): nothing can answer there. `trusted` moves on every
+//! announcement (the behaviour before); `armed-only` moves on none (only the API moves).
+
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use ofp13::MacAddr;
+use serde::Serialize;
+use tracing::{debug, info, warn};
+
+use crate::app::router::{Router, State};
+use crate::fabric::plan::{packet_out, SwitchCtx, GATEWAY_MAC};
+use crate::fabric::topology::PortRef;
+use crate::packet::{self, Arp, Ethernet};
+
+/// How long the old place of a moved VM has to answer the probe. A Linux host answers an ARP
+/// probe within a millisecond; the window leaves room for a busy host and switch.
+pub const PROBE_WINDOW: Duration = Duration::from_millis(300);
+/// Probes sent in the window (a lost probe does not let a forged claim stand).
+const PROBES: u32 = 3;
+/// How long a (switch, port, MAC) whose claim was refused is ignored (`--quarantine`).
+pub const DEFAULT_QUARANTINE: Duration = Duration::from_secs(60);
+
+/// What an announcement that is not expected does (`--announcements`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Announcements {
+    /// Every announcement moves the VM (no check).
+    Trusted,
+    /// The move is made at once and checked: the old place is probed, and the move is
+    /// undone if the VM answers there.
+    #[default]
+    Verified,
+    /// Announcements move nothing; only the API moves VMs.
+    ArmedOnly,
+}
+
+impl FromStr for Announcements {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "trusted" => Ok(Announcements::Trusted),
+            "verified" => Ok(Announcements::Verified),
+            "armed-only" => Ok(Announcements::ArmedOnly),
+            _ => Err(format!(
+                "{s:?} is not an announcement policy (trusted, verified or armed-only)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Announcements {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Announcements::Trusted => "trusted",
+            Announcements::Verified => "verified",
+            Announcements::ArmedOnly => "armed-only",
+        })
+    }
+}
+
+/// A claim being checked: the VM was at `from`, a frame claimed it at `claim`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Verifying {
+    pub(crate) from: (String, u32),
+    /// The claim being checked (the latest, when one followed another before the answer).
+    pub(crate) claim: (String, u32),
+    /// Earlier claims of the same VM made while this one was checked: refused with it.
+    pub(crate) earlier: Vec<(String, u32)>,
+    /// When the first probe went out (None: the tentative move is still being installed).
+    pub(crate) probed: Option<Instant>,
+}
+
+/// A quarantined claimant as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct QuarantineView {
+    pub switch: String,
+    pub port: u32,
+    pub mac: String,
+    pub expires_in_s: f64,
+}
+
+impl Router {
+    /// Sets the policy for announcements that are not expected (`--announcements`).
+    pub fn with_announcements(mut self, policy: Announcements) -> Router {
+        self.announcements = policy;
+        self
+    }
+
+    /// Sets how long a refused claimant is ignored (`--quarantine`).
+    pub fn with_quarantine(mut self, quarantine: Duration) -> Router {
+        self.quarantine = quarantine;
+        self
+    }
+
+    /// Whether frames of `mac` at `name:port` are ignored as claims: that (switch, port,
+    /// MAC) was refused and its quarantine has not ended.
+    pub(crate) fn quarantined(
+        st: &State,
+        name: &str,
+        port: u32,
+        mac: MacAddr,
+        now: Instant,
+    ) -> bool {
+        !st.quarantine.is_empty()
+            && st
+                .quarantine
+                .get(&(name.to_string(), port, mac))
+                .is_some_and(|until| now < *until)
+    }
+
+    /// Whether `eth` at `sw:in_port` is a VM answering the probe at the place a claim took it
+    /// from: an ARP reply from the VM's MAC to the gateway MAC.
+    pub(crate) fn answers_probe(
+        st: &State,
+        sw: &SwitchCtx<'_>,
+        in_port: u32,
+        eth: &Ethernet<'_>,
+    ) -> bool {
+        if st.verifying.is_empty() {
+            return false;
+        }
+        let Some(v) = st.verifying.get(&eth.src) else {
+            return false;
+        };
+        if (v.from.0.as_str(), v.from.1) != (sw.name, in_port) || eth.ethertype != packet::ETH_ARP {
+            return false;
+        }
+        Arp::parse(eth.payload)
+            .is_some_and(|a| a.op == packet::ARP_REPLY && a.sha == eth.src && a.tha == GATEWAY_MAC)
+    }
+
+    /// Starts checking a claim of `mac` at `claim` (under the write lock, where the move is
+    /// decided). False when the policy refuses unexpected announcements: nothing moves.
+    pub(crate) fn begin_claim(&self, st: &mut State, mac: MacAddr, claim: (&str, u32)) -> bool {
+        match self.announcements {
+            Announcements::Trusted => return true,
+            Announcements::ArmedOnly => {
+                debug!(%mac, switch = claim.0, port = claim.1, "announcement ignored (--announcements armed-only)");
+                return false;
+            }
+            Announcements::Verified => {}
+        }
+        if let Some(v) = st.verifying.get(&mac) {
+            if (v.claim.0.as_str(), v.claim.1) == claim {
+                return true; // a repeat of the claim being checked
+            }
+            if (v.from.0.as_str(), v.from.1) == claim {
+                // Announced back where it was before the claim (a migration that failed and
+                // resumed at the source, or a quick return): the claim being checked never
+                // had standing, so the move back is not checked against it (that would
+                // probe the claimant's port). Nobody is quarantined: only an answer to the
+                // probe proves a claim false.
+                st.verifying.remove(&mac);
+                return true;
+            }
+        }
+        let Some(from) = st.location(mac).map(|(s, p)| (s.to_string(), p)) else {
+            return true;
+        };
+        if (from.0.as_str(), from.1) == claim {
+            return true;
+        }
+        if st.is_detached(mac) {
+            // Its port went away: nothing can answer there.
+            st.verifying.remove(&mac);
+            return true;
+        }
+        let claim = (claim.0.to_string(), claim.1);
+        match st.verifying.get_mut(&mac) {
+            // A claim while another is checked: checked against where the VM was before
+            // both, and refused with it.
+            Some(v) => {
+                let earlier = std::mem::replace(&mut v.claim, claim);
+                v.earlier.push(earlier);
+                v.probed = None;
+            }
+            None => {
+                st.verifying.insert(
+                    mac,
+                    Verifying {
+                        from,
+                        claim,
+                        earlier: Vec::new(),
+                        probed: None,
+                    },
+                );
+            }
+        }
+        true
+    }
+
+    /// A VM answered at the place a claim took it from: the claim is refused, the claimant
+    /// quarantined, and the VM moved back (after the tentative move, if that is still being
+    /// installed).
+    pub(crate) fn refuse_claim(&self, mac: MacAddr) {
+        let back = self.refuse_locked(&mut self.lock(), mac);
+        self.move_back(mac, back);
+    }
+
+    /// [`Router::refuse_claim`] under the write lock: where the VM is to be moved back to
+    /// now, if anywhere.
+    fn refuse_locked(&self, st: &mut State, mac: MacAddr) -> Option<PortRef> {
+        let now = self.now();
+        let v = st.verifying.remove(&mac)?;
+        st.quarantine.retain(|_, until| now < *until);
+        for (sw, port) in v.earlier.iter().chain([&v.claim]) {
+            st.quarantine
+                .insert((sw.clone(), *port, mac), now + self.quarantine);
+        }
+        st.announcements_refused += 1;
+        warn!(%mac, at = %format!("{}:{}", v.from.0, v.from.1),
+            claimed_at = %format!("{}:{}", v.claim.0, v.claim.1),
+            quarantine_s = self.quarantine.as_secs_f64(),
+            "announcement refused: the host answered at its port; the claimant is quarantined");
+        if st
+            .next_move
+            .get(&mac)
+            .is_some_and(|m| *m == v.claim || v.earlier.contains(m))
+        {
+            // Queued behind a move being installed: never followed.
+            st.next_move.remove(&mac);
+        }
+        if st.migrating.contains(&mac) {
+            // The tentative move (or one before it) is being installed: back afterwards.
+            st.next_move.insert(mac, v.from.clone());
+            None
+        } else if st.location(mac) == Some((v.from.0.as_str(), v.from.1)) {
+            None
+        } else {
+            Some(PortRef {
+                switch: v.from.0,
+                port: v.from.1,
+            })
+        }
+    }
+
+    fn move_back(&self, mac: MacAddr, back: Option<PortRef>) {
+        if let Some(to) = back {
+            self.spawn(move |me| async move {
+                if let Err(e) = me.migrate_mac(mac, &to).await {
+                    warn!(%mac, to = %to, error = %e, "moving a host back after a refused claim failed");
+                }
+            });
+        }
+    }
+
+    /// After a move to `to` was installed (or failed): probes the VM's old place if the move
+    /// was a claim to check.
+    pub(crate) fn claim_installed(&self, mac: MacAddr, to: &PortRef, installed: bool) {
+        let probe = {
+            let mut st = self.lock();
+            let Some(v) = st.verifying.get_mut(&mac) else {
+                return;
+            };
+            if v.claim.0 != to.switch || v.claim.1 != to.port {
+                return;
+            }
+            if !installed {
+                st.verifying.remove(&mac);
+                return;
+            }
+            if v.probed.is_some() {
+                return;
+            }
+            v.probed = Some(self.now());
+            let from = v.from.clone();
+            let ip = st.ips_of(mac).next();
+            match ip {
+                Some(ip) => (from, ip),
+                None => {
+                    st.verifying.remove(&mac);
+                    return;
+                }
+            }
+        };
+        let claim = to.clone();
+        self.spawn(move |me| async move { me.probe(mac, probe.1, probe.0, claim).await });
+    }
+
+    /// Probes `from` for the VM (`mac`, `ip`) during [`PROBE_WINDOW`]; the move to `claim`
+    /// stands if nothing answered.
+    async fn probe(&self, mac: MacAddr, ip: Ipv4Addr, from: (String, u32), claim: PortRef) {
+        let still = |me: &Router| {
+            me.read()
+                .verifying
+                .get(&mac)
+                .is_some_and(|v| v.claim.0 == claim.switch && v.claim.1 == claim.port)
+        };
+        let handle = self
+            .controller()
+            .zip(self.fabric.dpid_of(&from.0))
+            .and_then(|(ctl, dpid)| ctl.registry.get(dpid));
+        let port_exists = handle
+            .as_ref()
+            .is_some_and(|h| h.info.ports().iter().any(|p| p.port_no == from.1));
+        if port_exists {
+            // RFC 5227's probe: sender address 0.0.0.0, so nothing caches it; to the VM's MAC
+            // only, so no other host behind that port sees it.
+            let mut frame = Arp::request(GATEWAY_MAC, Ipv4Addr::UNSPECIFIED, ip).to_frame();
+            frame[..6].copy_from_slice(&mac.0);
+            let step = PROBE_WINDOW / PROBES;
+            for _ in 0..PROBES {
+                if !still(self) {
+                    return; // answered: refused
+                }
+                if let Some(h) = &handle {
+                    let _ = h.send(vec![packet_out([from.1], frame.clone())]).await;
+                }
+                tokio::time::sleep(step).await;
+            }
+        }
+        let stands = {
+            let mut st = self.lock();
+            let mine = st
+                .verifying
+                .get(&mac)
+                .is_some_and(|v| v.claim.0 == claim.switch && v.claim.1 == claim.port);
+            if mine {
+                st.verifying.remove(&mac);
+            }
+            mine
+        };
+        if stands {
+            info!(%mac, at = %claim, was = %format!("{}:{}", from.0, from.1),
+                probed = port_exists, "move verified: nothing answered at the old port");
+        }
+    }
+
+    /// Quarantined claimants whose time is not up, soonest to end first.
+    pub fn quarantine_list(&self) -> Vec<QuarantineView> {
+        let now = self.now();
+        let st = self.read();
+        let mut v: Vec<QuarantineView> = st
+            .quarantine
+            .iter()
+            .filter(|(_, until)| now < **until)
+            .map(|((switch, port, mac), until)| QuarantineView {
+                switch: switch.clone(),
+                port: *port,
+                mac: mac.to_string(),
+                expires_in_s: until.duration_since(now).as_secs_f64(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.expires_in_s.total_cmp(&b.expires_in_s));
+        v
+    }
+
+    /// Ends every quarantine; returns how many there were.
+    pub fn clear_quarantine(&self) -> usize {
+        let now = self.now();
+        let mut st = self.lock();
+        let n = st.quarantine.values().filter(|until| now < **until).count();
+        st.quarantine.clear();
+        n
+    }
+
+    /// Claims refused since start.
+    pub fn announcements_refused(&self) -> u64 {
+        self.read().announcements_refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::clock::ManualClock;
+    use ofp13::{PacketIn, OFPR_ACTION};
+    use std::sync::Arc;
+
+    /// The paper's testbed: the VM is bound at r3:3; r2:7 is a port nobody is bound at.
+    const VM_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 3]);
+    const VM_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 11, 3);
+
+    fn router(clock: &Arc<ManualClock>, policy: Announcements) -> Router {
+        Router::new(crate::fabric::plan::paper_fabric())
+            .with_clock(clock.clone())
+            .with_announcements(policy)
+    }
+
+    fn frame_in(r: &Router, switch: &str, port: u32, frame: Vec<u8>) {
+        let ports = || vec![1, 2, 3, 4, 5, 7];
+        let mut out = Vec::new();
+        r.packet_in_into(
+            switch,
+            &ports,
+            &PacketIn::unbuffered(port, OFPR_ACTION, frame),
+            &mut out,
+        );
+    }
+
+    fn rarp(r: &Router, switch: &str, port: u32) {
+        frame_in(r, switch, port, packet::rarp_announce(VM_MAC));
+    }
+
+    /// The VM's answer to the probe: an ARP reply to the gateway MAC (Linux answers an RFC
+    /// 5227 probe with target address 0.0.0.0).
+    fn probe_answer(r: &Router, switch: &str, port: u32) {
+        let reply = Arp::reply(VM_MAC, VM_IP, GATEWAY_MAC, Ipv4Addr::UNSPECIFIED);
+        frame_in(r, switch, port, reply.to_frame());
+    }
+
+    fn checked(r: &Router) -> Option<Verifying> {
+        r.read().verifying.get(&VM_MAC).cloned()
+    }
+
+    #[test]
+    fn a_claim_is_checked_then_refused_when_the_vm_answers_at_its_port() {
+        let clock = ManualClock::new();
+        let r = router(&clock, Announcements::Verified);
+        rarp(&r, "r2", 7);
+        assert_eq!(
+            checked(&r),
+            Some(Verifying {
+                from: ("r3".into(), 3),
+                claim: ("r2".into(), 7),
+                earlier: Vec::new(),
+                probed: None,
+            })
+        );
+        // A repeat of the claim changes nothing.
+        rarp(&r, "r2", 7);
+        assert_eq!(checked(&r).map(|v| v.claim), Some(("r2".into(), 7)));
+        // Anything but the answer at the old port refutes nothing.
+        frame_in(
+            &r,
+            "r3",
+            3,
+            Arp::request(VM_MAC, VM_IP, Ipv4Addr::new(192, 168, 11, 1)).to_frame(),
+        );
+        let to_someone_else = Arp::reply(
+            VM_MAC,
+            VM_IP,
+            MacAddr([2, 0, 0, 0, 0x11, 2]),
+            Ipv4Addr::new(192, 168, 11, 2),
+        );
+        frame_in(&r, "r3", 3, to_someone_else.to_frame());
+        assert!(checked(&r).is_some());
+        assert_eq!(r.announcements_refused(), 0);
+        // The answer: refused, quarantined for the default 60 s.
+        probe_answer(&r, "r3", 3);
+        assert_eq!(checked(&r), None);
+        assert_eq!(r.announcements_refused(), 1);
+        let q = r.quarantine_list();
+        assert_eq!(q.len(), 1);
+        assert_eq!((q[0].switch.as_str(), q[0].port), ("r2", 7));
+        assert_eq!(q[0].mac, VM_MAC.to_string());
+        assert_eq!(q[0].expires_in_s, 60.0);
+        // Quarantined: its claims are not even checked.
+        rarp(&r, "r2", 7);
+        assert_eq!(checked(&r), None);
+        // A second answer refuses nothing more.
+        probe_answer(&r, "r3", 3);
+        assert_eq!(r.announcements_refused(), 1);
+        // Until the quarantine ends.
+        clock.advance(DEFAULT_QUARANTINE - Duration::from_millis(1));
+        rarp(&r, "r2", 7);
+        assert_eq!(checked(&r), None);
+        clock.advance(Duration::from_millis(1));
+        assert!(r.quarantine_list().is_empty());
+        rarp(&r, "r2", 7);
+        assert_eq!(checked(&r).map(|v| v.claim), Some(("r2".into(), 7)));
+    }
+
+    #[test]
+    fn every_claim_made_while_one_is_checked_is_refused_with_it() {
+        let clock = ManualClock::new();
+        let r = router(&clock, Announcements::Verified);
+        r.lock().migrating.insert(VM_MAC);
+        rarp(&r, "r2", 7);
+        rarp(&r, "r1", 9);
+        let v = checked(&r).unwrap();
+        assert_eq!((v.from, v.claim), (("r3".into(), 3), ("r1".into(), 9)));
+        assert_eq!(v.earlier, [("r2".to_string(), 7)]);
+        probe_answer(&r, "r3", 3);
+        assert_eq!(r.announcements_refused(), 1);
+        let mut q: Vec<(String, u32)> = r
+            .quarantine_list()
+            .into_iter()
+            .map(|q| (q.switch, q.port))
+            .collect();
+        q.sort();
+        assert_eq!(q, [("r1".to_string(), 9), ("r2".to_string(), 7)]);
+        assert_eq!(
+            r.read().next_move.get(&VM_MAC),
+            Some(&("r3".to_string(), 3))
+        );
+    }
+
+    #[test]
+    fn the_quarantine_is_as_configured_and_cleared_on_demand() {
+        let clock = ManualClock::new();
+        let r = router(&clock, Announcements::Verified).with_quarantine(Duration::from_secs(5));
+        rarp(&r, "r2", 7);
+        probe_answer(&r, "r3", 3);
+        assert_eq!(r.quarantine_list()[0].expires_in_s, 5.0);
+        assert_eq!(r.clear_quarantine(), 1);
+        assert!(r.quarantine_list().is_empty());
+        rarp(&r, "r2", 7);
+        assert!(checked(&r).is_some(), "cleared: checked again");
+    }
+
+    #[test]
+    fn each_policy_does_what_it_says_with_a_move_being_installed() {
+        // While a move is installed, a claim is queued as the next move (that queue is what
+        // the tests can see without a runtime to migrate in).
+        for (policy, queued, checks) in [
+            (Announcements::Trusted, true, false),
+            (Announcements::Verified, true, true),
+            (Announcements::ArmedOnly, false, false),
+        ] {
+            let clock = ManualClock::new();
+            let r = router(&clock, policy);
+            r.lock().migrating.insert(VM_MAC);
+            rarp(&r, "r2", 7);
+            assert_eq!(r.read().next_move.contains_key(&VM_MAC), queued, "{policy}");
+            assert_eq!(checked(&r).is_some(), checks, "{policy}");
+        }
+    }
+
+    #[test]
+    fn an_answer_while_the_claim_is_queued_drops_it() {
+        let clock = ManualClock::new();
+        let r = router(&clock, Announcements::Verified);
+        r.lock().migrating.insert(VM_MAC);
+        rarp(&r, "r2", 7);
+        probe_answer(&r, "r3", 3);
+        assert_eq!(r.announcements_refused(), 1);
+        // Not followed; the move being installed is followed by one back to r3:3.
+        assert_eq!(
+            r.read().next_move.get(&VM_MAC),
+            Some(&("r3".to_string(), 3))
+        );
+    }
+
+    #[test]
+    fn announced_back_where_it_was_withdraws_the_claim_without_a_refusal() {
+        let clock = ManualClock::new();
+        let r = router(&clock, Announcements::Verified);
+        r.lock().migrating.insert(VM_MAC);
+        rarp(&r, "r2", 7);
+        assert!(checked(&r).is_some());
+        rarp(&r, "r3", 3);
+        assert_eq!(checked(&r), None);
+        assert_eq!(r.announcements_refused(), 0);
+        assert!(r.quarantine_list().is_empty());
+        assert_eq!(
+            r.read().next_move.get(&VM_MAC),
+            Some(&("r3".to_string(), 3))
+        );
+    }
+
+    #[test]
+    fn a_detached_vm_is_not_probed() {
+        let clock = ManualClock::new();
+        let r = router(&clock, Announcements::Verified);
+        let now = r.now();
+        r.lock().detached.insert(VM_MAC, now);
+        rarp(&r, "r2", 7);
+        assert_eq!(checked(&r), None);
+    }
+
+    #[test]
+    fn a_policy_is_read_from_its_name() {
+        for p in [
+            Announcements::Trusted,
+            Announcements::Verified,
+            Announcements::ArmedOnly,
+        ] {
+            assert_eq!(p.to_string().parse::<Announcements>(), Ok(p));
+        }
+        assert!("trust"
+            .parse::<Announcements>()
+            .unwrap_err()
+            .contains("trusted, verified or armed-only"));
+        assert_eq!(Announcements::default(), Announcements::Verified);
+    }
+}
