@@ -53,13 +53,14 @@ fn main() {
     let api = format!("http://127.0.0.1:{}", ctl.api_port);
 
     let (mut inside, mut outside) = (Vec::new(), Vec::new());
+    let client = servswitch::cli::client::Api::new(&api, None).unwrap_or_else(|e| panic!("{e}"));
     for i in 0..api_runs {
         let to = if i % 2 == 0 { "r2:3" } else { "r3:3" };
         let body = format!(r#"{{"host":"vm","to":"{to}"}}"#);
         let t0 = Instant::now();
-        let (status, text) =
-            servswitch::cli::client::request(&api, "POST", "/api/v1/migrations", Some(&body))
-                .unwrap_or_else(|e| panic!("{e}"));
+        let (status, text) = client
+            .request("POST", "/api/v1/migrations", Some(&body))
+            .unwrap_or_else(|e| panic!("{e}"));
         outside.push(t0.elapsed().as_secs_f64() * 1e6);
         assert_eq!(status, 200, "{text}");
         let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();

@@ -75,6 +75,9 @@ enum Command {
         /// The controller's REST API.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         api: String,
+        /// The API token (first token of the file); else $SERVSWITCH_TOKEN.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
         /// Only this switch.
         #[arg(long)]
         switch: Option<String>,
@@ -89,6 +92,9 @@ enum Command {
         /// The controller's REST API.
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         api: String,
+        /// The API token (first token of the file); else $SERVSWITCH_TOKEN.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
     /// Validate a topology file; on error print the bad entry's path and why, exit 1.
     CheckConfig {
@@ -169,6 +175,10 @@ struct RunArgs {
     /// How long a (switch, port, MAC) whose claim was refused is ignored.
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     quarantine: f64,
+    /// Tokens for the REST API, one a line: `TOKEN [NAME] [read]`. Every request but
+    /// `GET /metrics` and `GET /healthz` then needs `Authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
 }
 
 fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
@@ -311,16 +321,26 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Verify { api, switch } => {
+        Command::Verify {
+            api,
+            switch,
+            token_file,
+        } => {
+            let api = servswitch::cli::client::Api::new(&api, token_file.as_deref())?;
             if !servswitch::cli::verify::run(&api, switch.as_deref(), &mut out)? {
                 out.flush()?;
                 anyhow::bail!("tables differ from the plan");
             }
         }
-        Command::Migrate { host, to, api } => {
+        Command::Migrate {
+            host,
+            to,
+            api,
+            token_file,
+        } => {
+            let api = servswitch::cli::client::Api::new(&api, token_file.as_deref())?;
             let body = serde_json::json!({ "host": host, "to": to }).to_string();
-            let (status, text) =
-                servswitch::cli::client::request(&api, "POST", "/api/v1/migrations", Some(&body))?;
+            let (status, text) = api.request("POST", "/api/v1/migrations", Some(&body))?;
             if status != 200 {
                 let msg = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
@@ -405,6 +425,7 @@ impl RunArgs {
             cover_idle: self.cover_idle,
             announcements: self.announcements,
             quarantine: std::time::Duration::from_secs_f64(self.quarantine),
+            api_tokens: self.api_token_file,
         })
     }
 }

@@ -728,11 +728,7 @@ fn deleting_a_host_through_the_api_forgets_learned_ones_only() {
     let (ctl, f) = ovs_fabric::start_routed(&t, &path);
     let (_, rx) = f.ping("vm", EXT, 3);
     assert!(rx > 0);
-    let api = format!("http://127.0.0.1:{}", ctl.api_port);
-    let delete = |host: &str| {
-        servswitch::cli::client::request(&api, "DELETE", &format!("/api/v1/hosts/{host}"), None)
-            .unwrap()
-    };
+    let delete = |host: &str| ctl.api("DELETE", &format!("/api/v1/hosts/{host}")).unwrap();
     assert_eq!(delete("d").0, 409, "a declared host");
     assert_eq!(delete("10.61.9.9").0, 404, "nobody");
     assert_eq!(delete("not-a-host").0, 404);

@@ -145,9 +145,9 @@ fn post_migration(ctl: &ControllerProcess, m: &str) -> Option<Instant> {
     let (host, to) = m.split_once('=').expect("HOST=SWITCH:PORT");
     let body = serde_json::json!({ "host": host, "to": to }).to_string();
     let api = format!("http://127.0.0.1:{}", ctl.api_port);
-    let (status, text) =
-        servswitch::cli::client::request(&api, "POST", "/api/v1/migrations", Some(&body))
-            .unwrap_or_else(|e| panic!("POST {body}: {e}\ncontroller log:\n{}", ctl.log()));
+    let (status, text) = servswitch::cli::client::Api::new(&api, None)
+        .and_then(|a| a.request("POST", "/api/v1/migrations", Some(&body)))
+        .unwrap_or_else(|e| panic!("POST {body}: {e}\ncontroller log:\n{}", ctl.log()));
     assert_eq!(
         status,
         200,

@@ -673,13 +673,14 @@ fn a_switch_cut_off_during_a_migration_is_consistent_once_back() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let api = format!("http://127.0.0.1:{}", ctl.api_port);
-    let (status, body) = servswitch::cli::client::request(
-        &api,
-        "POST",
-        "/api/v1/migrations",
-        Some(r#"{"host":"vm","to":"r2:3"}"#),
-    )
-    .unwrap();
+    let (status, body) = servswitch::cli::client::Api::new(&api, None)
+        .unwrap()
+        .request(
+            "POST",
+            "/api/v1/migrations",
+            Some(r#"{"host":"vm","to":"r2:3"}"#),
+        )
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     let rep: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(rep["pending"], serde_json::json!(["r1"]), "{body}");
@@ -714,7 +715,11 @@ fn the_state_survives_a_kill_at_any_point_of_a_migration() {
         let api = format!("http://127.0.0.1:{}", ctl.api_port);
         let body = format!(r#"{{"host":"vm","to":"{to}"}}"#);
         let post = std::thread::spawn(move || {
-            servswitch::cli::client::request(&api, "POST", "/api/v1/migrations", Some(&body))
+            servswitch::cli::client::Api::new(&api, None)?.request(
+                "POST",
+                "/api/v1/migrations",
+                Some(&body),
+            )
         });
         std::thread::sleep(Duration::from_micros(delay_us));
         ctl.kill9();

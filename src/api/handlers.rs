@@ -22,6 +22,8 @@ use crate::switch::runtime::Controller;
 pub struct ApiState {
     pub ctl: Arc<Controller>,
     pub router: Option<Arc<Router>>,
+    /// `--api-token-file` (None: the API is open).
+    pub tokens: Option<Arc<crate::api::access::Tokens>>,
 }
 
 /// One port as the API shows it.
@@ -375,7 +377,8 @@ async fn not_found(uri: Uri) -> Response {
 
 /// The API's routes.
 pub fn routes(state: ApiState) -> axum::Router {
-    axum::Router::new()
+    let tokens = state.tokens.clone();
+    let app = axum::Router::new()
         .route("/api/v1/switches", get(get_switches))
         .route("/api/v1/hosts", get(get_hosts))
         .route("/api/v1/hosts/{host}", axum::routing::delete(delete_host))
@@ -389,7 +392,14 @@ pub fn routes(state: ApiState) -> axum::Router {
         .route("/api/v1/plan/{switch}", get(get_plan))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state);
+    match tokens {
+        Some(t) => app.layer(axum::middleware::from_fn_with_state(
+            t,
+            crate::api::access::require,
+        )),
+        None => app,
+    }
 }
 
 /// Serves the API of a controller without a routing app until `shutdown` resolves.
@@ -398,7 +408,16 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(ApiState { ctl, router: None }, listener, shutdown).await
+    serve_with(
+        ApiState {
+            ctl,
+            router: None,
+            tokens: None,
+        },
+        listener,
+        shutdown,
+    )
+    .await
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.

@@ -1,5 +1,6 @@
-//! `servswitch run` from the outside: the REST API's handlers ([`handlers`]) and the wiring of
-//! OpenFlow listener, API, logging and signals ([`server`]).
+//! `servswitch run` from the outside: the REST API's handlers ([`handlers`]), who may call
+//! it ([`access`]) and the wiring of OpenFlow listener, API, logging and signals ([`server`]).
 
+pub mod access;
 pub mod handlers;
 pub mod server;

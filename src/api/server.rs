@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::handlers;
 use crate::app::router::Router;
@@ -45,6 +45,8 @@ pub struct Options {
     pub announcements: crate::app::trust::Announcements,
     /// How long a refused claimant is ignored.
     pub quarantine: Duration,
+    /// `--api-token-file`: who may call the API (None: anyone who reaches it).
+    pub api_tokens: Option<PathBuf>,
 }
 
 /// Logs to stderr at the level `RUST_LOG` names (default `info`).
@@ -88,6 +90,12 @@ pub fn run(opts: Options) -> Result<()> {
         info!(file = %store.path().display(), migrated_vms = state.vms.len(), "state loaded");
         router = router.with_store(store);
     }
+    let tokens = match &opts.api_tokens {
+        Some(p) => Some(Arc::new(
+            crate::api::access::Tokens::load(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
+        None => None,
+    };
     let tls = match &opts.tls {
         Some((c, k, a)) => Some(crate::switch::tls::acceptor(c, k, a)?),
         None => None,
@@ -126,10 +134,20 @@ pub fn run(opts: Options) -> Result<()> {
             switches = ctl.topology.switches.len(),
             "servswitch running"
         );
+        let api_local = api_listener.local_addr().unwrap_or(api_addr);
+        match &tokens {
+            Some(t) => info!(tokens = t.len(), "the API needs a token"),
+            None if !api_local.ip().is_loopback() => warn!(
+                api = %api_local,
+                "the REST API listens beyond loopback without --api-token-file: anyone who reaches it can move hosts"
+            ),
+            None => {}
+        }
         let token = ctl.shutdown_token();
         let state = handlers::ApiState {
             ctl: ctl.clone(),
             router: Some(router),
+            tokens,
         };
         let api_task = tokio::spawn(handlers::serve_with(state, api_listener, async move {
             token.cancelled().await

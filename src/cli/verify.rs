@@ -8,10 +8,10 @@ use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::client::request;
+use crate::cli::client::Api;
 
-fn get(api: &str, path: &str) -> Result<String> {
-    let (status, body) = request(api, "GET", path, None)?;
+fn get(api: &Api, path: &str) -> Result<String> {
+    let (status, body) = api.request("GET", path, None)?;
     if status != 200 {
         let msg = serde_json::from_str::<serde_json::Value>(&body)
             .ok()
@@ -32,7 +32,7 @@ fn lines(text: &str) -> BTreeSet<String> {
 
 /// Compares every switch (or one) and writes the report; Ok(true) when every table is as
 /// planned.
-pub fn run(api: &str, only: Option<&str>, out: &mut impl Write) -> Result<bool> {
+pub fn run(api: &Api, only: Option<&str>, out: &mut impl Write) -> Result<bool> {
     let switches: serde_json::Value = serde_json::from_str(&get(api, "/api/v1/switches")?)
         .context("GET /api/v1/switches: not JSON")?;
     let all: Vec<(String, bool)> = switches

@@ -1125,12 +1125,28 @@ impl ControllerProcess {
 
     /// `METHOD path` (no body) on the REST API: (status, body).
     pub fn api(&self, method: &str, path: &str) -> Result<(u16, String), String> {
+        self.api_raw(method, path, &[], "").map(|(s, _, b)| (s, b))
+    }
+
+    /// `METHOD path` with extra header lines and a body: (status, response head, body).
+    pub fn api_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<(u16, String, String), String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.api_port)).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(10)))
             .map_err(|e| e.to_string())?;
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )
         .map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
@@ -1144,7 +1160,7 @@ impl ControllerProcess {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("bad status line in {head:?}"))?;
-        Ok((status, body.to_string()))
+        Ok((status, head.to_string(), body.to_string()))
     }
 }
 
