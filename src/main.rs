@@ -95,6 +95,13 @@ enum Command {
         /// The API token (first token of the file); else $SERVSWITCH_TOKEN.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// `now`: migrate at once; `announced`: arm the move, committed by the host's first
+        /// announcement at the new port (what an orchestrator that knows the destination uses).
+        #[arg(long, default_value = "now", value_parser = ["now", "announced"])]
+        when: String,
+        /// How long an armed move waits for its announcement (seconds).
+        #[arg(long, value_name = "SECS")]
+        ttl: Option<f64>,
     },
     /// Validate a topology file; on error print the bad entry's path and why, exit 1.
     CheckConfig {
@@ -337,11 +344,17 @@ fn run(cli: Cli) -> Result<()> {
             to,
             api,
             token_file,
+            when,
+            ttl,
         } => {
             let api = servswitch::cli::client::Api::new(&api, token_file.as_deref())?;
-            let body = serde_json::json!({ "host": host, "to": to }).to_string();
-            let (status, text) = api.request("POST", "/api/v1/migrations", Some(&body))?;
-            if status != 200 {
+            let mut body = serde_json::json!({ "host": host, "to": to, "when": when });
+            if let Some(t) = ttl {
+                body["ttl_s"] = serde_json::json!(t);
+            }
+            let (status, text) =
+                api.request("POST", "/api/v1/migrations", Some(&body.to_string()))?;
+            if status != 200 && status != 202 {
                 let msg = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
                     .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))

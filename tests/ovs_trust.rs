@@ -310,11 +310,13 @@ fn trusted_mode_lets_a_forged_rarp_move_the_vm() {
     assert_eq!(metric(&ctl, "servswitch_announcements_refused_total"), 0);
     f.teardown().unwrap();
 }
-/// `--announcements armed-only`: no announcement moves a VM; the API still does.
+/// `--announcements armed-only`: no unarmed announcement moves a VM; an armed move (by the
+/// API or the CLI's `--when announced`) is committed by the VM's own RARP at the armed port,
+/// listed by `GET /api/v1/migrations` with its trigger, and can be cancelled.
 #[test]
-fn armed_only_moves_nothing_on_announcements() {
+fn armed_only_moves_nothing_but_armed_moves() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let test = "armed_only_moves_nothing_on_announcements";
+    let test = "armed_only_moves_nothing_but_armed_moves";
     if !ovs_fabric::available(test) {
         return;
     }
@@ -324,5 +326,70 @@ fn armed_only_moves_nothing_on_announcements() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(vm_at(&ctl), Some(("r3".into(), 3)), "{}", ctl.log());
     assert_eq!(metric(&ctl, "servswitch_migrations_total"), 0);
+    // Armed through the API: the VM's next RARP there commits it.
+    let (status, _, body) = ctl
+        .api_raw(
+            "POST",
+            "/api/v1/migrations",
+            &[],
+            r#"{"host":"vm","to":"r2:3","when":"announced","ttl_s":30}"#,
+        )
+        .unwrap();
+    assert_eq!(status, 202, "{body}");
+    let armed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(armed["host"], "vm");
+    assert_eq!(armed["to"], "r2:3");
+    assert_eq!(armed["expires_in_s"], 30.0);
+    let id = armed["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        metric(&ctl, "servswitch_migrations_total"),
+        0,
+        "armed, not moved"
+    );
+    f.announce("vm").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while vm_at(&ctl) != Some(("r2".into(), 3)) {
+        assert!(Instant::now() < deadline, "not committed:\n{}", ctl.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (tx, rx) = f.ping("e", VM, 3);
+    assert_eq!((tx, rx), (3, 3));
+    let moves = || -> Vec<serde_json::Value> {
+        let (_, body) = ctl.api_get("/api/v1/migrations").unwrap();
+        serde_json::from_str(&body).unwrap()
+    };
+    let m = moves();
+    assert_eq!(m[0]["id"], id.as_str(), "{m:?}");
+    assert_eq!(m[0]["state"], "done");
+    assert_eq!(m[0]["trigger"], "armed");
+    assert_eq!(m[0]["from"], "r3:3");
+    assert_eq!(m[0]["to"], "r2:3");
+    // Armed through the CLI, then cancelled: the RARP then moves nothing.
+    let api = format!("http://127.0.0.1:{}", ctl.api_port);
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_servswitch"))
+        .args([
+            "migrate",
+            "vm",
+            "--to",
+            "r3:3",
+            "--when",
+            "announced",
+            "--api",
+            &api,
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let id2 = printed["id"].as_str().unwrap().to_string();
+    assert_eq!(m.len() + 1, moves().len());
+    assert_eq!(moves()[0]["state"], "armed");
+    let path = format!("/api/v1/migrations/{id2}");
+    assert_eq!(ctl.api("DELETE", &path).unwrap().0, 204);
+    assert_eq!(ctl.api("DELETE", &path).unwrap().0, 404);
+    assert_eq!(moves()[0]["state"], "cancelled");
+    f.migrate_host("vm", "r3", 3).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(vm_at(&ctl), Some(("r2".into(), 3)));
     f.teardown().unwrap();
 }

@@ -274,6 +274,22 @@ pub struct MigrationRequest {
     pub host: String,
     /// `SWITCH:PORT`.
     pub to: String,
+    /// `now` (the default): migrate at once; `announced`: arm the move, committed by the
+    /// host's first announcement at `to`.
+    #[serde(default)]
+    pub when: When,
+    /// How long an armed move waits (seconds; default 120).
+    #[serde(default)]
+    pub ttl_s: Option<f64>,
+}
+
+/// When a requested migration happens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum When {
+    #[default]
+    Now,
+    Announced,
 }
 
 /// Migrates a host; answers after every affected switch acknowledged (barrier).
@@ -300,12 +316,74 @@ async fn post_migration(
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("\"to\": {e}")),
     };
+    if req.when == When::Announced {
+        let ttl = match req.ttl_s {
+            None => crate::app::trust::DEFAULT_ARM_TTL,
+            Some(t)
+                if t.is_finite()
+                    && t > 0.0
+                    && t <= crate::app::trust::MAX_ARM_TTL.as_secs_f64() =>
+            {
+                std::time::Duration::from_secs_f64(t)
+            }
+            Some(t) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "\"ttl_s\": {t} is not a number of seconds above 0 and at most {}",
+                        crate::app::trust::MAX_ARM_TTL.as_secs()
+                    ),
+                )
+            }
+        };
+        return match router.arm(&req.host, &to, ttl) {
+            Ok(v) => (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({
+                    "id": v.id,
+                    "host": v.host,
+                    "to": v.to,
+                    "expires_in_s": v.expires_in_s,
+                })),
+            )
+                .into_response(),
+            Err(e) => error(
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                e.to_string(),
+            ),
+        };
+    }
+    if req.ttl_s.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "\"ttl_s\" is for \"when\": \"announced\" only".into(),
+        );
+    }
     match router.migrate(&req.host, &to).await {
         Ok(report) => Json(report).into_response(),
         Err(e) => error(
             StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             e.to_string(),
         ),
+    }
+}
+
+/// Armed moves, then recent migrations and ended arms, newest first.
+async fn get_migrations(State(st): State<ApiState>) -> Response {
+    match st.router.as_deref() {
+        Some(r) => Json(r.moves()).into_response(),
+        None => Json(Vec::<crate::app::trust::MoveView>::new()).into_response(),
+    }
+}
+
+/// Cancels an armed move: 204; 404 when no move with that id waits.
+async fn delete_migration(
+    State(st): State<ApiState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    match st.router.as_deref() {
+        Some(r) if r.cancel_move(&id) => StatusCode::NO_CONTENT.into_response(),
+        _ => error(StatusCode::NOT_FOUND, format!("no armed move {id:?}")),
     }
 }
 
@@ -388,7 +466,14 @@ pub fn routes(state: ApiState) -> axum::Router {
         )
         .route("/healthz", get(get_healthz))
         .route("/api/v1/flows/{switch}", get(get_flows))
-        .route("/api/v1/migrations", axum::routing::post(post_migration))
+        .route(
+            "/api/v1/migrations",
+            axum::routing::post(post_migration).get(get_migrations),
+        )
+        .route(
+            "/api/v1/migrations/{id}",
+            axum::routing::delete(delete_migration),
+        )
         .route("/api/v1/plan/{switch}", get(get_plan))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)

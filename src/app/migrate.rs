@@ -278,6 +278,9 @@ impl Router {
         let mac = self
             .find_host(sel)
             .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
+        self.lock()
+            .triggers
+            .insert(mac, (crate::app::trust::Trigger::Api, None));
         self.migrate_mac(mac, to).await
     }
 
@@ -325,6 +328,7 @@ impl Router {
                 Err(_) => st.migrations_failed += 1,
             }
         }
+        self.record_move(mac, to, &r);
         // A move made on a claim is checked now that it is installed.
         self.claim_installed(mac, to, r.is_ok());
         r
@@ -380,15 +384,12 @@ impl Router {
         result
     }
 
-    /// Decides the move under the state lock: `Ok(Err(report))` when there is nothing to do.
-    /// `live`: the update will be sent (its switches are marked as installing, the care-of
-    /// addresses it gives back drain); otherwise it is only planned.
-    fn prepare(
+    /// Where a host may be moved to: a host port of a switch that is the gateway of a subnet
+    /// with that port. Returns that subnet.
+    pub(crate) fn check_target(
         &self,
-        mac: MacAddr,
         to: &PortRef,
-        live: bool,
-    ) -> Result<Result<Prepared, MigrationReport>, MigrateError> {
+    ) -> Result<crate::fabric::topology::SubnetConf, MigrateError> {
         let fabric = &self.fabric;
         let Some(conf) = fabric.switch(&to.switch) else {
             return Err(MigrateError::BadTarget(format!(
@@ -406,17 +407,30 @@ impl Router {
                 "{to} is a switch-to-switch link, not a host port"
             )));
         }
-        let target_subnet = fabric
+        fabric
             .subnets_of(&to.switch)
             .find(|s| s.ports.as_ref().is_some_and(|p| p.contains(&to.port)))
             .or_else(|| fabric.subnets_of(&to.switch).find(|s| s.ports.is_none()))
-            .cloned();
-        let Some(target_subnet) = target_subnet else {
-            return Err(MigrateError::BadTarget(format!(
-                "{to}: {} ({}) is the gateway of no subnet with that port; hosts live on access ports",
-                conf.name, conf.tier
-            )));
-        };
+            .cloned()
+            .ok_or_else(|| {
+                MigrateError::BadTarget(format!(
+                    "{to}: {} ({}) is the gateway of no subnet with that port; hosts live on access ports",
+                    conf.name, conf.tier
+                ))
+            })
+    }
+
+    /// Decides the move under the state lock: `Ok(Err(report))` when there is nothing to do.
+    /// `live`: the update will be sent (its switches are marked as installing, the care-of
+    /// addresses it gives back drain); otherwise it is only planned.
+    fn prepare(
+        &self,
+        mac: MacAddr,
+        to: &PortRef,
+        live: bool,
+    ) -> Result<Result<Prepared, MigrationReport>, MigrateError> {
+        let fabric = &self.fabric;
+        let target_subnet = self.check_target(to)?;
         let mut st = self.lock();
         let before = st
             .vm(mac)

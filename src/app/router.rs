@@ -123,6 +123,14 @@ pub(crate) struct State {
     pub(crate) quarantine: FastMap<(String, u32, ofp13::MacAddr), Instant>,
     /// Claims refused since start.
     pub(crate) announcements_refused: u64,
+    /// Moves armed by the API, waiting for their announcement, by VM.
+    pub(crate) armed: FastMap<ofp13::MacAddr, crate::app::trust::Armed>,
+    /// Ended moves (armed ones and migrations), newest first.
+    pub(crate) recent: std::collections::VecDeque<crate::app::trust::MoveView>,
+    /// The last id given to a move.
+    pub(crate) move_ids: u64,
+    /// What started each VM's next migration (and the armed move's id).
+    pub(crate) triggers: FastMap<ofp13::MacAddr, (crate::app::trust::Trigger, Option<u64>)>,
     /// Switches connected and reconciled since they connected.
     pub(crate) reconciled: FastSet<String>,
     /// Per (switch, VM), updates whose consumer entries there are not acknowledged yet.
@@ -1355,7 +1363,10 @@ impl Router {
                 self.refuse_claim(eth.src);
                 return;
             }
-            if Self::quarantined(&st, name, in_port, eth.src, self.now()) {
+            let now = self.now();
+            if Self::quarantined(&st, name, in_port, eth.src, now)
+                && !Self::armed_here(&st, eth.src, (name, in_port), now)
+            {
                 return; // a refused claimant: its frames move nothing until the quarantine ends
             }
         }
@@ -1369,7 +1380,7 @@ impl Router {
                 // From somewhere else while a move is installed: the VM moved again (or the
                 // move was announced before an API call finished); it is followed once the
                 // current one is done, and checked as any claim.
-                if self.begin_claim(&mut st, eth.src, (name, in_port)) {
+                if self.admit_claim(&mut st, eth.src, (name, in_port)) {
                     st.next_move.insert(eth.src, (name.to_string(), in_port));
                 }
                 return;
@@ -1396,7 +1407,7 @@ impl Router {
             }
             heard == Heard::Moved
         };
-        if !moved || !self.begin_claim(&mut self.lock(), eth.src, (name, in_port)) {
+        if !moved || !self.admit_claim(&mut self.lock(), eth.src, (name, in_port)) {
             return;
         }
         let to = crate::fabric::topology::PortRef {

@@ -13,16 +13,23 @@
 //!
 //! No probe is sent, and the move stands at once, when the VM's old port is gone or the VM
 //! was detached (its port went down): nothing can answer there. `trusted` moves on every
-//! announcement (the behaviour before); `armed-only` moves on none (only the API moves).
+//! announcement (the behaviour before); `armed-only` moves on none but armed ones.
+//!
+//! An orchestrator that knows where a VM goes arms the move (`POST /api/v1/migrations` with
+//! `"when": "announced"`): the first announcement of the VM at that port commits it at once,
+//! with no probe and whatever the policy, until the arm's time to live ends. Armed moves,
+//! and the migrations made (by whom, from where to where, how long, with what outcome), are
+//! listed by `GET /api/v1/migrations`.
 
 use std::net::Ipv4Addr;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use ofp13::MacAddr;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
+use crate::app::migrate::{MigrateError, MigrationReport};
 use crate::app::router::{Router, State};
 use crate::fabric::plan::{packet_out, SwitchCtx, GATEWAY_MAC};
 use crate::fabric::topology::PortRef;
@@ -35,6 +42,64 @@ pub const PROBE_WINDOW: Duration = Duration::from_millis(300);
 const PROBES: u32 = 3;
 /// How long a (switch, port, MAC) whose claim was refused is ignored (`--quarantine`).
 pub const DEFAULT_QUARANTINE: Duration = Duration::from_secs(60);
+/// How long an armed move waits for its announcement unless the request says (`ttl_s`).
+pub const DEFAULT_ARM_TTL: Duration = Duration::from_secs(120);
+/// The longest time to live an armed move may ask for.
+pub const MAX_ARM_TTL: Duration = Duration::from_secs(86_400);
+/// How many ended moves `GET /api/v1/migrations` keeps.
+const RECENT_MOVES: usize = 256;
+
+/// What started a migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Trigger {
+    /// `POST /api/v1/migrations` (now).
+    Api,
+    /// An announcement that nobody armed (RARP, gratuitous ARP, first packet).
+    Announced,
+    /// The announcement an armed move waited for.
+    Armed,
+    /// A refused claim undone.
+    MoveBack,
+}
+
+/// A move armed by the API, waiting for its announcement.
+#[derive(Debug, Clone)]
+pub(crate) struct Armed {
+    id: u64,
+    host: String,
+    to: (String, u32),
+    until: Instant,
+    at: f64,
+}
+
+/// An armed move or a migration, as `GET /api/v1/migrations` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MoveView {
+    pub id: String,
+    /// `armed`, `done`, `failed`, `cancelled`, `expired` or `replaced` (by a newer arm).
+    pub state: &'static str,
+    pub host: String,
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elapsed_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was armed or ended (Unix time, seconds).
+    pub at: f64,
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
 
 /// What an announcement that is not expected does (`--announcements`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,6 +209,181 @@ impl Router {
             .is_some_and(|a| a.op == packet::ARP_REPLY && a.sha == eth.src && a.tha == GATEWAY_MAC)
     }
 
+    /// Whether a claim of `mac` at `claim` is admitted (under the write lock, where the move
+    /// is decided): an armed move there commits at once; anything else goes by the policy.
+    pub(crate) fn admit_claim(&self, st: &mut State, mac: MacAddr, claim: (&str, u32)) -> bool {
+        if self.take_armed(st, mac, claim) {
+            return true;
+        }
+        let admitted = self.begin_claim(st, mac, claim);
+        if admitted {
+            st.triggers.insert(mac, (Trigger::Announced, None));
+        }
+        admitted
+    }
+
+    /// Whether a move of `mac` to `claim` is armed and still waiting.
+    pub(crate) fn armed_here(st: &State, mac: MacAddr, claim: (&str, u32), now: Instant) -> bool {
+        !st.armed.is_empty()
+            && st
+                .armed
+                .get(&mac)
+                .is_some_and(|a| (a.to.0.as_str(), a.to.1) == claim && now < a.until)
+    }
+
+    /// Commits the move of `mac` armed for `claim`, if there is one: it goes ahead unchecked.
+    fn take_armed(&self, st: &mut State, mac: MacAddr, claim: (&str, u32)) -> bool {
+        if !Self::armed_here(st, mac, claim, self.now()) {
+            return false;
+        }
+        let Some(a) = st.armed.remove(&mac) else {
+            return false;
+        };
+        // The orchestrator's word outranks an earlier refusal of this port and any check.
+        st.quarantine.remove(&(a.to.0.clone(), a.to.1, mac));
+        st.verifying.remove(&mac);
+        st.triggers.insert(mac, (Trigger::Armed, Some(a.id)));
+        info!(%mac, host = %a.host, to = %format!("{}:{}", a.to.0, a.to.1), id = a.id,
+            "armed move announced: committing it");
+        true
+    }
+
+    /// Arms a move of host `sel` to `to` for `ttl`: the first announcement of the host there
+    /// commits it. A newer arm of the same host replaces an older one.
+    pub fn arm(&self, sel: &str, to: &PortRef, ttl: Duration) -> Result<MoveView, MigrateError> {
+        let mac = self
+            .find_host(sel)
+            .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
+        self.check_target(to)?;
+        let now = self.now();
+        let host = self
+            .names_by_mac
+            .get(&mac)
+            .cloned()
+            .unwrap_or_else(|| sel.to_string());
+        let mut st = self.lock();
+        self.expire_armed(&mut st, now);
+        st.move_ids += 1;
+        let a = Armed {
+            id: st.move_ids,
+            host,
+            to: (to.switch.clone(), to.port),
+            until: now + ttl,
+            at: unix_now(),
+        };
+        if let Some(old) = st.armed.insert(mac, a.clone()) {
+            push_recent(&mut st, armed_view(&old, "replaced", None));
+        }
+        info!(%mac, host = %a.host, to = %to, id = a.id, ttl_s = ttl.as_secs_f64(), "move armed");
+        Ok(armed_view(&a, "armed", Some(ttl)))
+    }
+
+    /// Cancels an armed move; false when no move waits with that id.
+    pub fn cancel_move(&self, id: &str) -> bool {
+        let now = self.now();
+        let mut st = self.lock();
+        self.expire_armed(&mut st, now);
+        let Some(mac) = st
+            .armed
+            .iter()
+            .find(|(_, a)| a.id.to_string() == id)
+            .map(|(m, _)| *m)
+        else {
+            return false;
+        };
+        if let Some(a) = st.armed.remove(&mac) {
+            info!(%mac, host = %a.host, id = a.id, "armed move cancelled");
+            push_recent(&mut st, armed_view(&a, "cancelled", None));
+        }
+        true
+    }
+
+    /// Armed moves waiting, newest first, then ended ones (migrations and arms), newest first.
+    pub fn moves(&self) -> Vec<MoveView> {
+        let now = self.now();
+        let mut st = self.lock();
+        self.expire_armed(&mut st, now);
+        let mut armed: Vec<&Armed> = st.armed.values().collect();
+        armed.sort_by_key(|a| std::cmp::Reverse(a.id));
+        armed
+            .into_iter()
+            .map(|a| armed_view(a, "armed", Some(a.until.saturating_duration_since(now))))
+            .chain(st.recent.iter().cloned())
+            .collect()
+    }
+
+    fn expire_armed(&self, st: &mut State, now: Instant) {
+        if st.armed.values().all(|a| now < a.until) {
+            return;
+        }
+        let gone: Vec<MacAddr> = st
+            .armed
+            .iter()
+            .filter(|(_, a)| now >= a.until)
+            .map(|(m, _)| *m)
+            .collect();
+        for mac in gone {
+            if let Some(a) = st.armed.remove(&mac) {
+                info!(%mac, host = %a.host, id = a.id, "armed move expired unannounced");
+                push_recent(st, armed_view(&a, "expired", None));
+            }
+        }
+    }
+
+    /// Records a migration that ended (`GET /api/v1/migrations`).
+    pub(crate) fn record_move(
+        &self,
+        mac: MacAddr,
+        to: &PortRef,
+        r: &Result<MigrationReport, MigrateError>,
+    ) {
+        let mut st = self.lock();
+        let (trigger, armed_id) = st
+            .triggers
+            .remove(&mac)
+            .unwrap_or((Trigger::Announced, None));
+        let id = match armed_id {
+            Some(id) => id,
+            None => {
+                st.move_ids += 1;
+                st.move_ids
+            }
+        };
+        let host = self
+            .names_by_mac
+            .get(&mac)
+            .cloned()
+            .unwrap_or_else(|| mac.to_string());
+        let view = match r {
+            Ok(rep) if rep.flow_mods == 0 && rep.from == rep.to => return,
+            Ok(rep) => MoveView {
+                id: id.to_string(),
+                state: "done",
+                host: rep.host.clone(),
+                to: rep.to.clone(),
+                from: Some(rep.from.clone()),
+                trigger: Some(trigger),
+                expires_in_s: None,
+                elapsed_us: Some(rep.elapsed_us),
+                error: None,
+                at: unix_now(),
+            },
+            Err(e) => MoveView {
+                id: id.to_string(),
+                state: "failed",
+                host,
+                to: to.to_string(),
+                from: None,
+                trigger: Some(trigger),
+                expires_in_s: None,
+                elapsed_us: None,
+                error: Some(e.to_string()),
+                at: unix_now(),
+            },
+        };
+        push_recent(&mut st, view);
+    }
+
     /// Starts checking a claim of `mac` at `claim` (under the write lock, where the move is
     /// decided). False when the policy refuses unexpected announcements: nothing moves.
     pub(crate) fn begin_claim(&self, st: &mut State, mac: MacAddr, claim: (&str, u32)) -> bool {
@@ -235,6 +475,7 @@ impl Router {
             // Queued behind a move being installed: never followed.
             st.next_move.remove(&mac);
         }
+        st.triggers.insert(mac, (Trigger::MoveBack, None));
         if st.migrating.contains(&mac) {
             // The tentative move (or one before it) is being installed: back afterwards.
             st.next_move.insert(mac, v.from.clone());
@@ -373,6 +614,26 @@ impl Router {
     pub fn announcements_refused(&self) -> u64 {
         self.read().announcements_refused
     }
+}
+
+fn armed_view(a: &Armed, state: &'static str, left: Option<Duration>) -> MoveView {
+    MoveView {
+        id: a.id.to_string(),
+        state,
+        host: a.host.clone(),
+        to: format!("{}:{}", a.to.0, a.to.1),
+        from: None,
+        trigger: None,
+        expires_in_s: left.map(|d| d.as_secs_f64()),
+        elapsed_us: None,
+        error: None,
+        at: a.at,
+    }
+}
+
+fn push_recent(st: &mut State, v: MoveView) {
+    st.recent.push_front(v);
+    st.recent.truncate(RECENT_MOVES);
 }
 
 #[cfg(test)]
@@ -572,6 +833,121 @@ mod tests {
         r.lock().detached.insert(VM_MAC, now);
         rarp(&r, "r2", 7);
         assert_eq!(checked(&r), None);
+    }
+
+    fn to(s: &str) -> PortRef {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_armed_move_commits_on_its_announcement_unchecked_whatever_the_policy() {
+        for policy in [
+            Announcements::Verified,
+            Announcements::ArmedOnly,
+            Announcements::Trusted,
+        ] {
+            let clock = ManualClock::new();
+            let r = router(&clock, policy);
+            r.lock().migrating.insert(VM_MAC); // so the admitted claim shows as queued
+            let v = r.arm("vm", &to("r2:7"), DEFAULT_ARM_TTL).unwrap();
+            assert_eq!(
+                (v.state, v.host.as_str(), v.to.as_str()),
+                ("armed", "vm", "r2:7")
+            );
+            assert_eq!(v.expires_in_s, Some(120.0));
+            // Elsewhere: the policy decides, the arm waits.
+            rarp(&r, "r2", 8);
+            assert_eq!(
+                r.read().next_move.contains_key(&VM_MAC),
+                policy != Announcements::ArmedOnly,
+                "{policy}"
+            );
+            // At the armed port: admitted, not checked, and the arm is used up.
+            rarp(&r, "r2", 7);
+            assert_eq!(
+                r.read().next_move.get(&VM_MAC),
+                Some(&("r2".to_string(), 7)),
+                "{policy}"
+            );
+            assert_eq!(checked(&r), None, "{policy}");
+            let id: u64 = v.id.parse().unwrap();
+            assert_eq!(
+                r.read().triggers.get(&VM_MAC),
+                Some(&(Trigger::Armed, Some(id)))
+            );
+            assert!(r.moves().iter().all(|m| m.state != "armed"), "{policy}");
+        }
+    }
+
+    #[test]
+    fn an_armed_port_is_admitted_even_when_quarantined() {
+        let clock = ManualClock::new();
+        let r = router(&clock, Announcements::Verified);
+        rarp(&r, "r2", 7);
+        probe_answer(&r, "r3", 3);
+        assert_eq!(r.quarantine_list().len(), 1);
+        r.lock().migrating.insert(VM_MAC);
+        r.arm("192.168.11.3", &to("r2:7"), DEFAULT_ARM_TTL).unwrap();
+        rarp(&r, "r2", 7);
+        assert_eq!(
+            r.read().next_move.get(&VM_MAC),
+            Some(&("r2".to_string(), 7))
+        );
+        assert!(
+            r.quarantine_list().is_empty(),
+            "the orchestrator's word ends it"
+        );
+    }
+
+    #[test]
+    fn armed_moves_expire_are_cancelled_or_replaced_and_are_listed_newest_first() {
+        let clock = ManualClock::new();
+        let r = router(&clock, Announcements::ArmedOnly);
+        let a = r.arm("vm", &to("r2:7"), Duration::from_secs(10)).unwrap();
+        let b = r.arm("vm", &to("r2:8"), Duration::from_secs(10)).unwrap();
+        let c = r.arm("vm2", &to("r2:9"), Duration::from_secs(30)).unwrap();
+        let states = |r: &Router| -> Vec<(String, &'static str)> {
+            r.moves().into_iter().map(|m| (m.id, m.state)).collect()
+        };
+        assert_eq!(
+            states(&r),
+            [
+                (c.id.clone(), "armed"),
+                (b.id.clone(), "armed"),
+                (a.id.clone(), "replaced")
+            ]
+        );
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(
+            states(&r),
+            [
+                (c.id.clone(), "armed"),
+                (b.id.clone(), "expired"),
+                (a.id.clone(), "replaced")
+            ]
+        );
+        // Expired: its announcement is one like any other (ignored under armed-only).
+        rarp(&r, "r2", 8);
+        assert_eq!(checked(&r), None);
+        assert!(!r.cancel_move(&b.id), "expired already");
+        assert!(r.cancel_move(&c.id));
+        assert!(!r.cancel_move(&c.id));
+        assert!(!r.cancel_move("no-such-id"));
+        assert_eq!(states(&r)[0], (c.id, "cancelled"));
+        // Bad requests change nothing.
+        assert!(matches!(
+            r.arm("nobody", &to("r2:7"), DEFAULT_ARM_TTL),
+            Err(MigrateError::UnknownHost(_))
+        ));
+        assert!(matches!(
+            r.arm("vm", &to("r2:1"), DEFAULT_ARM_TTL),
+            Err(MigrateError::BadTarget(_))
+        ));
+        assert!(matches!(
+            r.arm("vm", &to("r9:1"), DEFAULT_ARM_TTL),
+            Err(MigrateError::BadTarget(_))
+        ));
+        assert_eq!(r.moves().len(), 3);
     }
 
     #[test]
