@@ -78,6 +78,10 @@ enum Command {
         /// The API token (first token of the file); else $SERVSWITCH_TOKEN.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// For an https:// API: the CA that signed its certificate (PEM); else
+        /// $SERVSWITCH_API_CA.
+        #[arg(long, value_name = "FILE")]
+        api_ca: Option<PathBuf>,
         /// Only this switch.
         #[arg(long)]
         switch: Option<String>,
@@ -95,6 +99,10 @@ enum Command {
         /// The API token (first token of the file); else $SERVSWITCH_TOKEN.
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// For an https:// API: the CA that signed its certificate (PEM); else
+        /// $SERVSWITCH_API_CA.
+        #[arg(long, value_name = "FILE")]
+        api_ca: Option<PathBuf>,
         /// `now`: migrate at once; `announced`: arm the move, committed by the host's first
         /// announcement at the new port (what an orchestrator that knows the destination uses).
         #[arg(long, default_value = "now", value_parser = ["now", "announced"])]
@@ -186,6 +194,12 @@ struct RunArgs {
     /// `GET /metrics` and `GET /healthz` then needs `Authorization: Bearer TOKEN`.
     #[arg(long, value_name = "FILE")]
     api_token_file: Option<PathBuf>,
+    /// HTTPS for the REST API: our certificate chain (PEM). Needs --api-tls-key.
+    #[arg(long, value_name = "FILE", requires = "api_tls_key")]
+    api_tls_cert: Option<PathBuf>,
+    /// HTTPS for the REST API: our private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "api_tls_cert")]
+    api_tls_key: Option<PathBuf>,
 }
 
 fn read_input(path: &PathBuf) -> Result<Vec<u8>> {
@@ -332,8 +346,10 @@ fn run(cli: Cli) -> Result<()> {
             api,
             switch,
             token_file,
+            api_ca,
         } => {
-            let api = servswitch::cli::client::Api::new(&api, token_file.as_deref())?;
+            let api = servswitch::cli::client::Api::new(&api, token_file.as_deref())?
+                .with_ca(api_ca.as_deref());
             if !servswitch::cli::verify::run(&api, switch.as_deref(), &mut out)? {
                 out.flush()?;
                 anyhow::bail!("tables differ from the plan");
@@ -344,10 +360,12 @@ fn run(cli: Cli) -> Result<()> {
             to,
             api,
             token_file,
+            api_ca,
             when,
             ttl,
         } => {
-            let api = servswitch::cli::client::Api::new(&api, token_file.as_deref())?;
+            let api = servswitch::cli::client::Api::new(&api, token_file.as_deref())?
+                .with_ca(api_ca.as_deref());
             let mut body = serde_json::json!({ "host": host, "to": to, "when": when });
             if let Some(t) = ttl {
                 body["ttl_s"] = serde_json::json!(t);
@@ -439,6 +457,7 @@ impl RunArgs {
             announcements: self.announcements,
             quarantine: std::time::Duration::from_secs_f64(self.quarantine),
             api_tokens: self.api_token_file,
+            api_tls: self.api_tls_cert.zip(self.api_tls_key),
         })
     }
 }

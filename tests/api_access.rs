@@ -198,3 +198,76 @@ fn an_unusable_token_file_stops_the_start_with_the_line_named() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/tokens"));
 }
+
+/// `--api-tls-cert`/`--api-tls-key`: the API speaks HTTPS only; the CLI checks the API's
+/// certificate against `--api-ca` (or `$SERVSWITCH_API_CA`) and presents its token inside.
+#[test]
+fn the_api_over_https_with_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::certs::Ca::new("servswitch API test CA");
+    let (cert, key) = ca.leaf(dir.path(), "api", "127.0.0.1", false);
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    std::fs::write(&other_ca, common::certs::Ca::new("someone else").pem).unwrap();
+    let tokens = token_file(dir.path());
+    let ctl = ControllerProcess::start(
+        &testbed(),
+        &[
+            "--api-token-file",
+            tokens.to_str().unwrap(),
+            "--api-tls-cert",
+            cert.to_str().unwrap(),
+            "--api-tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(ctl.log().contains("api_tls=true"), "{}", ctl.log());
+    let https = format!("https://127.0.0.1:{}", ctl.api_port);
+    let http = format!("http://127.0.0.1:{}", ctl.api_port);
+    let migrate = |api: &str, extra: &[&str], token: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_servswitch"))
+            .args([
+                "migrate",
+                "vm",
+                "--to",
+                "r2:3",
+                "--when",
+                "announced",
+                "--api",
+                api,
+            ])
+            .args(extra)
+            .env("SERVSWITCH_TOKEN", token)
+            .env_remove("SERVSWITCH_API_CA")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let ca_arg = ["--api-ca", ca_file.to_str().unwrap()];
+    // Through: armed (202), printed.
+    let (code, out, err) = migrate(&https, &ca_arg, WRITER);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["to"], "r2:3");
+    // The token still counts inside TLS.
+    let (code, _, err) = migrate(&https, &ca_arg, READER);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("may only read"), "{err}");
+    // No CA, a CA that did not sign it, plain HTTP: refused, in one line each.
+    for (api, extra, says) in [
+        (&https, &[][..], "needs the CA"),
+        (&https, &["--api-ca", other_ca.to_str().unwrap()][..], ""),
+        (&http, &[][..], ""),
+    ] {
+        let (code, _, err) = migrate(api, extra, WRITER);
+        assert_eq!(code, Some(1), "{api} {extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{api} {extra:?}: {err}");
+        assert!(err.contains(says), "{api} {extra:?}: {err}");
+        println!("{api} {extra:?}: {}", err.trim());
+    }
+}

@@ -19,6 +19,7 @@
 //! a skip notice and pass, unless `CI=true`, where each of those is a failure.
 
 mod common;
+use common::certs::Ca;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -677,59 +678,6 @@ const fn dpid(scenario: u64, n: u64) -> u64 {
 
 // -------------------------------------------------------------------------------------------
 // TLS: certificates and Open vSwitch's SSL settings
-
-/// A CA made with rcgen (ECDSA P-256, which OpenSSL takes).
-struct Ca {
-    pem: String,
-    cert: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-        let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().expect("CA key");
-        let cert = p.self_signed(&key).expect("CA certificate");
-        Ca {
-            pem: cert.pem(),
-            cert,
-            key,
-        }
-    }
-
-    /// A leaf certificate for `san` (an IP address or a DNS name), for a TLS server or a
-    /// client; writes `{file}.pem` and `{file}.key` into `dir` and returns their paths.
-    fn leaf(&self, dir: &Path, file: &str, san: &str, client: bool) -> (PathBuf, PathBuf) {
-        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
-        let mut p = CertificateParams::new(vec![san.to_string()]).expect("leaf params");
-        p.distinguished_name.push(DnType::CommonName, san);
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![if client {
-            ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let key = KeyPair::generate().expect("leaf key");
-        let cert = p
-            .signed_by(&key, &self.cert, &self.key)
-            .expect("sign the leaf");
-        let (c, k) = (
-            dir.join(format!("{file}.pem")),
-            dir.join(format!("{file}.key")),
-        );
-        fs::write(&c, cert.pem()).expect("write certificate");
-        fs::write(&k, key.serialize_pem()).expect("write key");
-        (c, k)
-    }
-}
 
 /// Open vSwitch's SSL settings (`ovs-vsctl set-ssl`, one for the whole instance, also read by
 /// this machine's ovsdb-server); the ones found at the start are put back when dropped.

@@ -505,12 +505,17 @@ pub async fn serve(
     .await
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve_with(
+/// Serves the API on `listener` (plain TCP, or [`crate::api::tls::TlsListener`]) until
+/// `shutdown` resolves.
+pub async fn serve_with<L>(
     state: ApiState,
-    listener: TcpListener,
+    listener: L,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, routes(state))
         .with_graceful_shutdown(shutdown)
         .await

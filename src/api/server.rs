@@ -47,6 +47,8 @@ pub struct Options {
     pub quarantine: Duration,
     /// `--api-token-file`: who may call the API (None: anyone who reaches it).
     pub api_tokens: Option<PathBuf>,
+    /// `--api-tls-cert`, `--api-tls-key`: HTTPS for the API.
+    pub api_tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Logs to stderr at the level `RUST_LOG` names (default `info`).
@@ -96,6 +98,10 @@ pub fn run(opts: Options) -> Result<()> {
         )),
         None => None,
     };
+    let api_tls = match &opts.api_tls {
+        Some((c, k)) => Some(crate::switch::tls::api_acceptor(c, k)?),
+        None => None,
+    };
     let tls = match &opts.tls {
         Some((c, k, a)) => Some(crate::switch::tls::acceptor(c, k, a)?),
         None => None,
@@ -131,6 +137,7 @@ pub fn run(opts: Options) -> Result<()> {
             openflow = %of.local_addr().unwrap_or(listen),
             api = %api_listener.local_addr().unwrap_or(api_addr),
             tls = tls.is_some(),
+            api_tls = api_tls.is_some(),
             switches = ctl.topology.switches.len(),
             "servswitch running"
         );
@@ -149,9 +156,15 @@ pub fn run(opts: Options) -> Result<()> {
             router: Some(router),
             tokens,
         };
-        let api_task = tokio::spawn(handlers::serve_with(state, api_listener, async move {
-            token.cancelled().await
-        }));
+        let stop = async move { token.cancelled().await };
+        let api_task = match api_tls {
+            Some(acceptor) => tokio::spawn(handlers::serve_with(
+                state,
+                crate::api::tls::TlsListener::new(api_listener, acceptor)?,
+                stop,
+            )),
+            None => tokio::spawn(handlers::serve_with(state, api_listener, stop)),
+        };
         let serve = ctl.serve(of, tls);
         tokio::select! {
             r = serve => r.context("OpenFlow listener failed")?,

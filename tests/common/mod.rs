@@ -1,5 +1,6 @@
 //! Support code shared by integration tests (`mod common;`).
 
+pub mod certs;
 pub mod env;
 pub mod ovs_fabric;
 pub mod traffic;
