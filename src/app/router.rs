@@ -646,6 +646,21 @@ impl Router {
         self.read().migrations_done
     }
 
+    /// One asynchronous message from switch `name` (whose ports `ports` lists), the answers
+    /// pushed onto `out`: what [`App::message`] does once it has the switch's name, callable
+    /// without a runtime (tests, the fuzz target).
+    pub fn handle_message(&self, name: &str, ports: Ports<'_>, msg: &Message, out: &mut Vec<Body>) {
+        match &msg.body {
+            Body::PacketIn(pi) => self.packet_in_into(name, ports, pi, out),
+            Body::PortStatus(ps) => {
+                let gone = ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up();
+                self.port_changed(name, ps.desc.port_no, gone);
+            }
+            Body::FlowRemoved(fr) => self.flow_removed(name, fr),
+            _ => {}
+        }
+    }
+
     /// Whether a migration of this MAC is being installed.
     pub fn is_migrating(&self, mac: ofp13::MacAddr) -> bool {
         self.read().migrating.contains(&mac)
@@ -1592,18 +1607,8 @@ impl App for Router {
         let Some(name) = self.name_of(sw) else {
             return;
         };
-        match &msg.body {
-            Body::PacketIn(pi) => {
-                let ports = || sw.info.ports().iter().map(|p| p.port_no).collect();
-                self.packet_in_into(name, &ports, pi, out);
-            }
-            Body::PortStatus(ps) => {
-                let gone = ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up();
-                self.port_changed(name, ps.desc.port_no, gone);
-            }
-            Body::FlowRemoved(fr) => self.flow_removed(name, fr),
-            _ => {}
-        }
+        let ports = || sw.info.ports().iter().map(|p| p.port_no).collect();
+        self.handle_message(name, &ports, msg, out);
     }
 }
 

@@ -1,0 +1,326 @@
+//! Arbitrary bytes read as a sequence of events for the application (the router): packet-ins
+//! (frames built from the fabric's own addresses so that the deep paths are reached, and raw
+//! frames), port-status and flow-removed messages (built, or parsed from raw bytes by the
+//! codec), time passing, and API calls. Shared by the cargo-fuzz target
+//! `fuzz/fuzz_targets/app_events.rs` and by `tests/app_events.rs` (random inputs on every test
+//! run, and every regression input). The one property: nothing panics.
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ofp13::{Body, FlowRemoved, MacAddr, Match, Message, PacketIn, Port, PortStatus};
+use servswitch::app::clock::ManualClock;
+use servswitch::app::router::Router;
+use servswitch::app::trust::Announcements;
+use servswitch::fabric::plan::{
+    Fabric, COOKIE_HOST, COOKIE_MOBILITY, COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
+};
+use servswitch::fabric::topology::{PortRef, Topology};
+use servswitch::packet;
+
+const TOPOLOGY: &str = include_str!("../../topologies/paper-testbed.toml");
+
+/// A router on the paper's testbed with a clock the input moves.
+pub struct Harness {
+    pub router: Router,
+    clock: Arc<ManualClock>,
+    switches: Vec<String>,
+    macs: Vec<MacAddr>,
+    ips: Vec<Ipv4Addr>,
+}
+
+/// Reads the input a byte at a time; zeros once it runs out.
+struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl Input<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.data.split_first() {
+            Some((b, rest)) => {
+                self.data = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+    fn bytes(&mut self, n: usize) -> &[u8] {
+        let n = n.min(self.data.len());
+        let (a, b) = self.data.split_at(n);
+        self.data = b;
+        a
+    }
+    fn u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        for x in &mut b {
+            *x = self.byte();
+        }
+        u64::from_be_bytes(b)
+    }
+    fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Harness {
+    pub fn new() -> Harness {
+        // Parsed and planned once: a fuzzer runs millions of inputs, each on a fresh router.
+        static FABRIC: std::sync::OnceLock<(Topology, Fabric)> = std::sync::OnceLock::new();
+        let (t, fabric) = FABRIC.get_or_init(|| {
+            let t = Topology::parse(TOPOLOGY).expect("the paper's testbed");
+            let f = Fabric::new(&t);
+            (t, f)
+        });
+        let clock = ManualClock::new();
+        let router = Router::new(fabric.clone())
+            .with_clock(clock.clone())
+            .with_announcements(Announcements::Verified);
+        let mut macs: Vec<MacAddr> = t.hosts.iter().map(|h| h.mac).collect();
+        macs.extend([
+            GATEWAY_MAC,
+            MacAddr::BROADCAST,
+            MacAddr([2, 0, 0, 0, 0x10, 0x66]),
+        ]);
+        let mut ips: Vec<Ipv4Addr> = t.hosts.iter().flat_map(|h| h.addresses()).collect();
+        for s in &t.subnets {
+            ips.push(s.gateway);
+        }
+        ips.extend([
+            Ipv4Addr::new(192, 168, 10, 192), // care-of pools
+            Ipv4Addr::new(192, 168, 11, 192),
+            Ipv4Addr::new(192, 168, 10, 77), // unknown, local to r2
+            Ipv4Addr::new(8, 8, 8, 8),       // nowhere
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::BROADCAST,
+        ]);
+        Harness {
+            router,
+            clock,
+            switches: t.switches.iter().map(|s| s.name.clone()).collect(),
+            macs,
+            ips,
+        }
+    }
+
+    /// Feeds every event the input describes.
+    pub fn run(&mut self, data: &[u8]) {
+        let mut input = Input { data };
+        let mut steps = 0;
+        while !input.is_empty() && steps < 64 {
+            steps += 1;
+            self.step(&mut input);
+        }
+    }
+
+    fn mac(&self, b: u8) -> MacAddr {
+        self.macs[usize::from(b) % self.macs.len()]
+    }
+
+    fn ip(&self, b: u8) -> Ipv4Addr {
+        self.ips[usize::from(b) % self.ips.len()]
+    }
+
+    fn port(b: u8) -> u32 {
+        match b {
+            250 => ofp13::port::LOCAL,
+            251 => ofp13::port::CONTROLLER,
+            252 => ofp13::port::ANY,
+            253 => ofp13::port::MAX,
+            254 => 0,
+            _ => u32::from(b % 12),
+        }
+    }
+
+    fn step(&mut self, input: &mut Input<'_>) {
+        let kind = input.byte() % 8;
+        let sw = self.switches[usize::from(input.byte()) % self.switches.len()].clone();
+        let ports = || (1..=11).chain([ofp13::port::LOCAL]).collect();
+        let mut out = Vec::new();
+        let msg = match kind {
+            0..=3 => {
+                let in_port = Self::port(input.byte());
+                let reason = input.byte() % 4;
+                let table_id = input.byte() % 6;
+                let cookie = match input.byte() % 5 {
+                    0 => u64::MAX,
+                    1 => COOKIE_PIPELINE,
+                    2 => COOKIE_REDIRECT | u64::from(u32::from(self.ip(input.byte()))),
+                    3 => COOKIE_MOBILITY | u64::from(u32::from(self.ip(input.byte()))),
+                    _ => input.u64(),
+                };
+                let frame = self.frame(kind, input);
+                let mut pi = PacketIn::unbuffered(in_port, reason, frame);
+                pi.table_id = table_id;
+                pi.cookie = cookie;
+                Body::PacketIn(pi)
+            }
+            4 => {
+                let mut desc = Port {
+                    port_no: Self::port(input.byte()),
+                    hw_addr: self.mac(input.byte()),
+                    name: "p".into(),
+                    config: 0,
+                    state: 0,
+                    curr: 0,
+                    advertised: 0,
+                    supported: 0,
+                    peer: 0,
+                    curr_speed: 0,
+                    max_speed: 0,
+                };
+                let b = input.byte();
+                desc.config = u32::from(b & 1);
+                desc.state = u32::from(b >> 1 & 1);
+                Body::PortStatus(PortStatus {
+                    reason: input.byte() % 4,
+                    desc,
+                })
+            }
+            5 => {
+                let cookie = match input.byte() % 4 {
+                    0 => COOKIE_REDIRECT | u64::from(u32::from(self.ip(input.byte()))),
+                    1 => COOKIE_MOBILITY | u64::from(u32::from(self.ip(input.byte()))),
+                    2 => COOKIE_HOST | u64::from(u32::from(self.ip(input.byte()))),
+                    _ => input.u64(),
+                };
+                Body::FlowRemoved(FlowRemoved {
+                    cookie,
+                    priority: u16::from(input.byte()) << 4,
+                    reason: input.byte() % 5,
+                    table_id: input.byte() % 6,
+                    duration_sec: 0,
+                    duration_nsec: 0,
+                    idle_timeout: u16::from(input.byte()),
+                    hard_timeout: u16::from(input.byte()),
+                    packet_count: 0,
+                    byte_count: 0,
+                    match_: Match::default(),
+                })
+            }
+            6 => {
+                // Any bytes the codec accepts as a PACKET_IN, FLOW_REMOVED or PORT_STATUS.
+                let msg_type = [10u8, 11, 12][usize::from(input.byte()) % 3];
+                let len = usize::from(input.byte());
+                let body = input.bytes(len);
+                let mut wire = Vec::with_capacity(8 + body.len());
+                wire.extend_from_slice(&[4, msg_type]);
+                wire.extend_from_slice(&u16::try_from(8 + body.len()).unwrap_or(0).to_be_bytes());
+                wire.extend_from_slice(&[0, 0, 0, 1]);
+                wire.extend_from_slice(body);
+                match Message::parse_slice(&wire) {
+                    Ok(m) => m.body,
+                    Err(_) => return,
+                }
+            }
+            _ => {
+                self.side_step(input);
+                return;
+            }
+        };
+        self.router
+            .handle_message(&sw, &ports, &Message::new(0, msg), &mut out);
+        // Every answer must be a message the codec can write.
+        for b in out {
+            let _ = Message::new(1, b).to_bytes();
+        }
+    }
+
+    /// A frame: built from the fabric's addresses (ARP, RARP, IPv4 with ICMP, TCP or UDP),
+    /// or raw.
+    fn frame(&self, kind: u8, input: &mut Input<'_>) -> Vec<u8> {
+        let src = self.mac(input.byte());
+        match kind {
+            0 => {
+                let op = match input.byte() % 4 {
+                    0 => packet::ARP_REQUEST,
+                    1 => packet::ARP_REPLY,
+                    _ => u16::from(input.byte()),
+                };
+                let arp = packet::Arp {
+                    op,
+                    sha: if input.byte().is_multiple_of(4) {
+                        self.mac(input.byte())
+                    } else {
+                        src
+                    },
+                    spa: self.ip(input.byte()),
+                    tha: self.mac(input.byte()),
+                    tpa: self.ip(input.byte()),
+                };
+                let dst = if input.byte().is_multiple_of(2) {
+                    MacAddr::BROADCAST
+                } else {
+                    self.mac(input.byte())
+                };
+                arp.frame(dst, src, packet::ETH_ARP)
+            }
+            1 => packet::rarp_announce(src),
+            2 => {
+                let (s, d) = (self.ip(input.byte()), self.ip(input.byte()));
+                let proto = [packet::IP_ICMP, 6, 17, input.byte()][usize::from(input.byte()) % 4];
+                let ttl = input.byte();
+                let len = usize::from(input.byte() % 64);
+                let payload = input.bytes(len).to_vec();
+                let payload = if proto == packet::IP_ICMP && input.byte().is_multiple_of(2) {
+                    packet::icmp(packet::ICMP_ECHO_REQUEST, 0, [0, 1, 0, 1], &payload)
+                } else {
+                    payload
+                };
+                let ip = packet::ipv4_packet(s, d, proto, ttl, 0, false, &payload);
+                let dst = self.mac(input.byte());
+                packet::eth_frame(dst, src, packet::ETH_IPV4, &ip)
+            }
+            _ => {
+                let len = usize::from(input.byte());
+                input.bytes(len).to_vec()
+            }
+        }
+    }
+
+    /// Time passing, and the calls the API makes.
+    fn side_step(&mut self, input: &mut Input<'_>) {
+        match input.byte() % 8 {
+            0 => self
+                .clock
+                .advance(Duration::from_millis(u64::from(input.byte()) * 50)),
+            1 => self
+                .clock
+                .advance(Duration::from_secs(u64::from(input.byte()))),
+            2 => {
+                let host = self.mac(input.byte()).to_string();
+                let to = PortRef {
+                    switch: self.switches[usize::from(input.byte()) % self.switches.len()].clone(),
+                    port: Self::port(input.byte()),
+                };
+                let ttl = Duration::from_millis(u64::from(input.byte()) * 100 + 1);
+                let _ = self.router.arm(&host, &to, ttl);
+            }
+            3 => {
+                let id = input.byte().to_string();
+                let _ = self.router.cancel_move(&id);
+            }
+            4 => {
+                let _ = self.router.moves();
+                let _ = self.router.quarantine_list();
+            }
+            5 => {
+                let _ = self.router.clear_quarantine();
+            }
+            6 => {
+                let _ = self.router.metrics_text();
+                let _ = self.router.host_states();
+            }
+            _ => {
+                let _ = self.router.tables();
+            }
+        }
+    }
+}
