@@ -1345,10 +1345,9 @@ impl Router {
             return Heard::Nothing;
         }
         if !st.verifying.is_empty()
-            && st
-                .verifying
-                .get(&mac)
-                .is_some_and(|v| (v.from.0.as_str(), v.from.1) == (name, in_port))
+            && st.verifying.get(&mac).is_some_and(|v| {
+                (v.from.0.as_str(), v.from.1) == (name, in_port) && v.probing(self.now())
+            })
         {
             return Heard::Refutes;
         }
@@ -1373,12 +1372,12 @@ impl Router {
         }
         {
             let st = self.read();
-            if Self::answers_probe(&st, sw, in_port, eth) {
+            let now = self.now();
+            if Self::answers_probe(&st, sw, in_port, eth, now) {
                 drop(st);
                 self.refuse_claim(eth.src);
                 return;
             }
-            let now = self.now();
             if Self::quarantined(&st, name, in_port, eth.src, now)
                 && !Self::armed_here(&st, eth.src, (name, in_port), now)
             {

@@ -150,6 +150,15 @@ pub(crate) struct Verifying {
     pub(crate) probed: Option<Instant>,
 }
 
+impl Verifying {
+    /// Whether the old place is being probed at `now`: an answer from there counts only
+    /// then (a record whose probe never went out, or whose window ended long ago, is stale).
+    pub(crate) fn probing(&self, now: Instant) -> bool {
+        self.probed
+            .is_some_and(|t| now.saturating_duration_since(t) < PROBE_WINDOW * 2)
+    }
+}
+
 /// A quarantined claimant as the API shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QuarantineView {
@@ -195,6 +204,7 @@ impl Router {
         sw: &SwitchCtx<'_>,
         in_port: u32,
         eth: &Ethernet<'_>,
+        now: Instant,
     ) -> bool {
         if st.verifying.is_empty() {
             return false;
@@ -202,7 +212,10 @@ impl Router {
         let Some(v) = st.verifying.get(&eth.src) else {
             return false;
         };
-        if (v.from.0.as_str(), v.from.1) != (sw.name, in_port) || eth.ethertype != packet::ETH_ARP {
+        if (v.from.0.as_str(), v.from.1) != (sw.name, in_port)
+            || eth.ethertype != packet::ETH_ARP
+            || !v.probing(now)
+        {
             return false;
         }
         Arp::parse(eth.payload)
@@ -675,6 +688,14 @@ mod tests {
         frame_in(r, switch, port, reply.to_frame());
     }
 
+    /// What `claim_installed` does once the tentative move is in: the probe goes out now.
+    fn probe_sent(r: &Router) {
+        let now = r.now();
+        if let Some(v) = r.lock().verifying.get_mut(&VM_MAC) {
+            v.probed = Some(now);
+        }
+    }
+
     fn checked(r: &Router) -> Option<Verifying> {
         r.read().verifying.get(&VM_MAC).cloned()
     }
@@ -712,7 +733,11 @@ mod tests {
         frame_in(&r, "r3", 3, to_someone_else.to_frame());
         assert!(checked(&r).is_some());
         assert_eq!(r.announcements_refused(), 0);
+        // An answer before the probe went out is none.
+        probe_answer(&r, "r3", 3);
+        assert!(checked(&r).is_some());
         // The answer: refused, quarantined for the default 60 s.
+        probe_sent(&r);
         probe_answer(&r, "r3", 3);
         assert_eq!(checked(&r), None);
         assert_eq!(r.announcements_refused(), 1);
@@ -747,6 +772,7 @@ mod tests {
         let v = checked(&r).unwrap();
         assert_eq!((v.from, v.claim), (("r3".into(), 3), ("r1".into(), 9)));
         assert_eq!(v.earlier, [("r2".to_string(), 7)]);
+        probe_sent(&r);
         probe_answer(&r, "r3", 3);
         assert_eq!(r.announcements_refused(), 1);
         let mut q: Vec<(String, u32)> = r
@@ -763,10 +789,22 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_long_after_the_probe_window_refutes_nothing() {
+        let clock = ManualClock::new();
+        let r = router(&clock, Announcements::Verified);
+        rarp(&r, "r2", 7);
+        probe_sent(&r);
+        clock.advance(PROBE_WINDOW * 2);
+        probe_answer(&r, "r3", 3);
+        assert_eq!(r.announcements_refused(), 0);
+    }
+
+    #[test]
     fn the_quarantine_is_as_configured_and_cleared_on_demand() {
         let clock = ManualClock::new();
         let r = router(&clock, Announcements::Verified).with_quarantine(Duration::from_secs(5));
         rarp(&r, "r2", 7);
+        probe_sent(&r);
         probe_answer(&r, "r3", 3);
         assert_eq!(r.quarantine_list()[0].expires_in_s, 5.0);
         assert_eq!(r.clear_quarantine(), 1);
@@ -799,6 +837,7 @@ mod tests {
         let r = router(&clock, Announcements::Verified);
         r.lock().migrating.insert(VM_MAC);
         rarp(&r, "r2", 7);
+        probe_sent(&r);
         probe_answer(&r, "r3", 3);
         assert_eq!(r.announcements_refused(), 1);
         // Not followed; the move being installed is followed by one back to r3:3.
@@ -884,6 +923,7 @@ mod tests {
         let clock = ManualClock::new();
         let r = router(&clock, Announcements::Verified);
         rarp(&r, "r2", 7);
+        probe_sent(&r);
         probe_answer(&r, "r3", 3);
         assert_eq!(r.quarantine_list().len(), 1);
         r.lock().migrating.insert(VM_MAC);
