@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::ovs_fabric::ControllerProcess;
+use common::controller::ControllerProcess;
 
 const WRITER: &str = "w-5f2c9a1e7d";
 const READER: &str = "r-0b83c6d4aa";
