@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use common::ovs_fabric::{self, ControllerProcess};
 use common::traffic::{Capture, Pinger};
 use ofp13::MacAddr;
-use servswitch::fabric::topology::{HostConf, PortRef, Topology};
+use servswitch::fabric::topology::Topology;
 
 const VM: Ipv4Addr = Ipv4Addr::new(192, 168, 11, 3);
 const VM_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 3]);
@@ -35,17 +35,6 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v.get(i).copied().unwrap_or(f64::NAN)
-}
-
-fn metric(ctl: &ControllerProcess, name: &str) -> u64 {
-    ctl.api_get("/metrics")
-        .ok()
-        .and_then(|(_, body)| {
-            body.lines()
-                .find_map(|l| l.strip_prefix(&format!("{name} ")))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 fn at_home(ctl: &ControllerProcess) -> bool {
@@ -73,16 +62,7 @@ fn main() {
     }
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/paper-testbed.toml");
     let mut t = Topology::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    t.hosts.push(HostConf {
-        name: "x".into(),
-        mac: MacAddr([2, 0, 0, 0, 0x10, 0x66]),
-        ip: Some(Ipv4Addr::new(192, 168, 10, 66)),
-        ips: None,
-        at: PortRef {
-            switch: "r2".into(),
-            port: 7,
-        },
-    });
+    t.hosts.push(common::shipped::attacker());
     let (ctl, f) = ovs_fabric::start_routed(&t, &path);
     let capture = Capture::start(&f, "x").unwrap_or_else(|e| panic!("{e}"));
     let mut ping = Pinger::start(&f, "e", VM).unwrap_or_else(|e| panic!("{e}"));
@@ -92,7 +72,7 @@ fn main() {
     let (mut refused, mut home, mut settled) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..claims {
         let _ = ctl.api("DELETE", "/api/v1/quarantine");
-        let before = metric(&ctl, "servswitch_announcements_refused_total");
+        let before = ctl.metric("servswitch_announcements_refused_total");
         let armed = f.armed_frame("x", &rarp).unwrap_or_else(|e| panic!("{e}"));
         let t0 = Instant::now();
         armed.send().unwrap_or_else(|e| panic!("{e}"));
@@ -100,13 +80,13 @@ fn main() {
         let (mut r, mut h) = (None, None);
         loop {
             let el = t0.elapsed();
-            if r.is_none() && metric(&ctl, "servswitch_announcements_refused_total") > before {
+            if r.is_none() && ctl.metric("servswitch_announcements_refused_total") > before {
                 r = Some(el);
             }
             if r.is_some() && h.is_none() && at_home(&ctl) {
                 h = Some(t0.elapsed());
             }
-            if h.is_some() && metric(&ctl, "servswitch_updates_in_progress") == 0 {
+            if h.is_some() && ctl.metric("servswitch_updates_in_progress") == 0 {
                 settled.push(ms(t0.elapsed()));
                 break;
             }
@@ -123,16 +103,7 @@ fn main() {
     }
     let p = ping.stop().unwrap_or_else(|e| panic!("{e}"));
     let got = capture.stop().unwrap_or_else(|e| panic!("{e}"));
-    let stolen = got
-        .iter()
-        .filter(|pk| {
-            pk.incoming
-                && pk.is_ipv4()
-                && pk.proto == 1
-                && pk.dst == VM
-                && pk.frame.get(34) == Some(&8)
-        })
-        .count();
+    let stolen = got.iter().filter(|pk| pk.is_echo_request_to(VM)).count();
     println!("forged_claim_ovs: {claims} forged RARPs from a fresh port, ping -i 0.01 throughout");
     for (name, v) in [
         ("refused after (ms)", &mut refused),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ofp13::MacAddr;
 use servswitch::cli::demo::{Lab, LabOptions};
-use servswitch::fabric::topology::{HostConf, PortRef, Topology};
+use servswitch::fabric::topology::Topology;
 
 const VM_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 3]);
 const E: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -23,16 +23,7 @@ const E: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 /// The paper's testbed with a tenant `x` on r2:7 that the controller is not told of.
 async fn lab() -> Lab {
     let mut t: Topology = topo("paper-testbed.toml");
-    t.hosts.push(HostConf {
-        name: "x".into(),
-        mac: MacAddr([2, 0, 0, 0, 0x10, 0x66]),
-        ip: Some(Ipv4Addr::new(192, 168, 10, 66)),
-        ips: None,
-        at: PortRef {
-            switch: "r2".into(),
-            port: 7,
-        },
-    });
+    t.hosts.push(shipped::attacker());
     let lab = Lab::start_with(
         &t,
         LabOptions {

@@ -170,14 +170,7 @@ fn topology(leave_out: &[&str]) -> (tempfile::TempDir, PathBuf, Topology) {
 }
 
 fn migrations(ctl: &ControllerProcess) -> u64 {
-    ctl.api_get("/metrics")
-        .ok()
-        .and_then(|(_, body)| {
-            body.lines()
-                .find_map(|l| l.strip_prefix("servswitch_migrations_total "))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    ctl.metric("servswitch_migrations_total")
 }
 
 fn hosts(ctl: &ControllerProcess) -> serde_json::Value {

@@ -35,14 +35,7 @@ fn testbed() -> (PathBuf, Topology) {
 
 /// `servswitch_migrations_total` from /metrics.
 fn migrations(ctl: &ControllerProcess) -> u64 {
-    ctl.api_get("/metrics")
-        .ok()
-        .and_then(|(_, body)| {
-            body.lines()
-                .find_map(|l| l.strip_prefix("servswitch_migrations_total "))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
+    ctl.metric("servswitch_migrations_total")
 }
 
 /// Whether the API shows every switch connected.

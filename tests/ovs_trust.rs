@@ -20,7 +20,7 @@ use common::ovs_fabric::{self, ControllerProcess};
 use common::traffic::{Capture, Pinger};
 use ofp13::MacAddr;
 use servswitch::fabric::plan::GATEWAY_MAC;
-use servswitch::fabric::topology::{HostConf, PortRef, Topology};
+use servswitch::fabric::topology::Topology;
 use servswitch::packet::{self, Arp};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -28,8 +28,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 const VM: Ipv4Addr = Ipv4Addr::new(192, 168, 11, 3);
 const VM_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 3]);
 const E: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-/// The attacker: a tenant of the foreign subnet on a port the controller knows nothing of.
-const X_AT: (&str, u32) = ("r2", 7);
 
 #[derive(Clone, Copy, Debug)]
 enum Forged {
@@ -56,16 +54,7 @@ impl Forged {
 fn testbed(learned_vm: bool) -> (tempfile::TempDir, PathBuf, Topology) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/paper-testbed.toml");
     let mut fabric = Topology::load(&path).unwrap();
-    fabric.hosts.push(HostConf {
-        name: "x".into(),
-        mac: MacAddr([2, 0, 0, 0, 0x10, 0x66]),
-        ip: Some(Ipv4Addr::new(192, 168, 10, 66)),
-        ips: None,
-        at: PortRef {
-            switch: X_AT.0.into(),
-            port: X_AT.1,
-        },
-    });
+    fabric.hosts.push(common::shipped::attacker());
     let dir = tempfile::Builder::new()
         .prefix("ss-trust-")
         .tempdir()
@@ -89,18 +78,6 @@ fn testbed(learned_vm: bool) -> (tempfile::TempDir, PathBuf, Topology) {
     let told_path = dir.path().join("controller.toml");
     std::fs::write(&told_path, told).unwrap();
     (dir, told_path, fabric)
-}
-
-/// A counter or gauge from /metrics.
-fn metric(ctl: &ControllerProcess, name: &str) -> u64 {
-    ctl.api_get("/metrics")
-        .ok()
-        .and_then(|(_, body)| {
-            body.lines()
-                .find_map(|l| l.strip_prefix(&format!("{name} ")))
-                .and_then(|n| n.trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Where the API says the VM is.
@@ -138,12 +115,12 @@ fn forged_claim_is_refused(test: &str, attacker: &str, forged: Forged, learned_v
     let home = ("r3".to_string(), 3);
     assert_eq!(vm_at(&ctl), Some(home.clone()), "{}", ctl.log());
     std::thread::sleep(Duration::from_millis(800));
-    let migrations = metric(&ctl, "servswitch_migrations_total");
+    let migrations = ctl.metric("servswitch_migrations_total");
     let forged_at = Instant::now();
     f.send_frame(attacker, &forged.frame()).unwrap();
     // Refused and back home within 1 s.
     loop {
-        let refused = metric(&ctl, "servswitch_announcements_refused_total");
+        let refused = ctl.metric("servswitch_announcements_refused_total");
         if refused == 1 && vm_at(&ctl) == Some(home.clone()) {
             break;
         }
@@ -158,7 +135,7 @@ fn forged_claim_is_refused(test: &str, attacker: &str, forged: Forged, learned_v
     let back_after = forged_at.elapsed();
     // Let the move back settle, then the attacker repeats itself: quarantined, nothing moves.
     std::thread::sleep(Duration::from_millis(300));
-    let moved = metric(&ctl, "servswitch_migrations_total");
+    let moved = ctl.metric("servswitch_migrations_total");
     for _ in 0..3 {
         f.send_frame(attacker, &forged.frame()).unwrap();
         std::thread::sleep(Duration::from_millis(50));
@@ -166,30 +143,21 @@ fn forged_claim_is_refused(test: &str, attacker: &str, forged: Forged, learned_v
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(vm_at(&ctl), Some(home.clone()), "{}", ctl.log());
     assert_eq!(
-        metric(&ctl, "servswitch_migrations_total"),
+        ctl.metric("servswitch_migrations_total"),
         moved,
         "a quarantined claimant moved the VM again:\n{}",
         ctl.log()
     );
-    assert_eq!(metric(&ctl, "servswitch_announcements_refused_total"), 1);
+    assert_eq!(ctl.metric("servswitch_announcements_refused_total"), 1);
     // The rest of the 300 pings.
     ping.wait_replies(300, Duration::from_secs(10)).unwrap();
     let p = ping.stop().unwrap();
     let got = capture.stop().unwrap();
-    let stolen = got
-        .iter()
-        .filter(|pk| {
-            pk.incoming
-                && pk.is_ipv4()
-                && pk.proto == 1
-                && pk.dst == VM
-                && pk.frame.get(34) == Some(&8)
-        })
-        .count();
+    let stolen = got.iter().filter(|pk| pk.is_echo_request_to(VM)).count();
     println!(
         "{forged:?} from {claimed_at} (vm {}): back after {back_after:?}; {stolen} echo requests reached the attacker; {} migrations (the tentative one and back); pings {p:?}",
         if learned_vm { "learned" } else { "declared" },
-        metric(&ctl, "servswitch_migrations_total") - migrations,
+        ctl.metric("servswitch_migrations_total") - migrations,
     );
     assert!(p.transmitted >= 300, "{p:?}");
     assert!(
@@ -227,7 +195,7 @@ fn forged_claim_is_refused(test: &str, attacker: &str, forged: Forged, learned_v
     assert_eq!(q[0]["mac"], VM_MAC.to_string());
     let left = q[0]["expires_in_s"].as_f64().unwrap();
     assert!(left > 50.0 && left <= 60.0, "{body}");
-    assert_eq!(metric(&ctl, "servswitch_quarantined"), 1);
+    assert_eq!(ctl.metric("servswitch_quarantined"), 1);
     assert_eq!(ctl.api("DELETE", "/api/v1/quarantine").unwrap().0, 204);
     assert_eq!(ctl.api_get("/api/v1/quarantine").unwrap().1.trim(), "[]");
     // The VM works as before.
@@ -307,7 +275,7 @@ fn trusted_mode_lets_a_forged_rarp_move_the_vm() {
     }
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(vm_at(&ctl), Some(("r2".into(), 7)));
-    assert_eq!(metric(&ctl, "servswitch_announcements_refused_total"), 0);
+    assert_eq!(ctl.metric("servswitch_announcements_refused_total"), 0);
     f.teardown().unwrap();
 }
 /// `--announcements armed-only`: no unarmed announcement moves a VM; an armed move (by the
@@ -325,7 +293,7 @@ fn armed_only_moves_nothing_but_armed_moves() {
     f.migrate_host("vm", "r2", 3).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(vm_at(&ctl), Some(("r3".into(), 3)), "{}", ctl.log());
-    assert_eq!(metric(&ctl, "servswitch_migrations_total"), 0);
+    assert_eq!(ctl.metric("servswitch_migrations_total"), 0);
     // Armed through the API: the VM's next RARP there commits it.
     let (status, _, body) = ctl
         .api_raw(
@@ -342,7 +310,7 @@ fn armed_only_moves_nothing_but_armed_moves() {
     assert_eq!(armed["expires_in_s"], 30.0);
     let id = armed["id"].as_str().unwrap().to_string();
     assert_eq!(
-        metric(&ctl, "servswitch_migrations_total"),
+        ctl.metric("servswitch_migrations_total"),
         0,
         "armed, not moved"
     );

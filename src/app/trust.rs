@@ -151,6 +151,11 @@ pub(crate) struct Verifying {
 }
 
 impl Verifying {
+    /// Whether this is the check of a claim at `to`.
+    fn is_claim(&self, to: &PortRef) -> bool {
+        self.claim.0 == to.switch && self.claim.1 == to.port
+    }
+
     /// Whether the old place is being probed at `now`: an answer from there counts only
     /// then (a record whose probe never went out, or whose window ended long ago, is stale).
     pub(crate) fn probing(&self, now: Instant) -> bool {
@@ -362,38 +367,34 @@ impl Router {
                 st.move_ids
             }
         };
-        let host = self
-            .names_by_mac
-            .get(&mac)
-            .cloned()
-            .unwrap_or_else(|| mac.to_string());
-        let view = match r {
-            Ok(rep) if rep.flow_mods == 0 && rep.from == rep.to => return,
-            Ok(rep) => MoveView {
-                id: id.to_string(),
-                state: "done",
-                host: rep.host.clone(),
-                to: rep.to.clone(),
-                from: Some(rep.from.clone()),
-                trigger: Some(trigger),
-                expires_in_s: None,
-                elapsed_us: Some(rep.elapsed_us),
-                error: None,
-                at: unix_now(),
-            },
-            Err(e) => MoveView {
-                id: id.to_string(),
-                state: "failed",
-                host,
-                to: to.to_string(),
-                from: None,
-                trigger: Some(trigger),
-                expires_in_s: None,
-                elapsed_us: None,
-                error: Some(e.to_string()),
-                at: unix_now(),
-            },
+        let mut view = MoveView {
+            id: id.to_string(),
+            state: "done",
+            host: self
+                .names_by_mac
+                .get(&mac)
+                .cloned()
+                .unwrap_or_else(|| mac.to_string()),
+            to: to.to_string(),
+            from: None,
+            trigger: Some(trigger),
+            expires_in_s: None,
+            elapsed_us: None,
+            error: None,
+            at: unix_now(),
         };
+        match r {
+            Ok(rep) if rep.flow_mods == 0 && rep.from == rep.to => return,
+            Ok(rep) => {
+                view.host.clone_from(&rep.host);
+                view.from = Some(rep.from.clone());
+                view.elapsed_us = Some(rep.elapsed_us);
+            }
+            Err(e) => {
+                view.state = "failed";
+                view.error = Some(e.to_string());
+            }
+        }
         push_recent(&mut st, view);
     }
 
@@ -518,32 +519,25 @@ impl Router {
     pub(crate) fn claim_installed(&self, mac: MacAddr, to: &PortRef, installed: bool) {
         let probe = {
             let mut st = self.lock();
-            let Some(v) = st.verifying.get_mut(&mac) else {
+            let ip = st.ips_of(mac).next();
+            let Some(v) = st.verifying.get_mut(&mac).filter(|v| v.is_claim(to)) else {
                 return;
             };
-            if v.claim.0 != to.switch || v.claim.1 != to.port {
-                return;
-            }
-            if !installed {
-                st.verifying.remove(&mac);
-                return;
-            }
-            if v.probed.is_some() {
-                return;
-            }
-            v.probed = Some(self.now());
-            let from = v.from.clone();
-            let ip = st.ips_of(mac).next();
             match ip {
-                Some(ip) => (from, ip),
-                None => {
+                _ if v.probed.is_some() => return,
+                Some(ip) if installed => {
+                    v.probed = Some(self.now());
+                    (v.from.clone(), ip)
+                }
+                _ => {
                     st.verifying.remove(&mac);
                     return;
                 }
             }
         };
+        let (from, ip) = probe;
         let claim = to.clone();
-        self.spawn(move |me| async move { me.probe(mac, probe.1, probe.0, claim).await });
+        self.spawn(move |me| async move { me.probe(mac, ip, from, claim).await });
     }
 
     /// Probes `from` for the VM (`mac`, `ip`) during [`PROBE_WINDOW`]; the move to `claim`
@@ -553,7 +547,7 @@ impl Router {
             me.read()
                 .verifying
                 .get(&mac)
-                .is_some_and(|v| v.claim.0 == claim.switch && v.claim.1 == claim.port)
+                .is_some_and(|v| v.is_claim(&claim))
         };
         let handle = self
             .controller()
@@ -580,10 +574,7 @@ impl Router {
         }
         let stands = {
             let mut st = self.lock();
-            let mine = st
-                .verifying
-                .get(&mac)
-                .is_some_and(|v| v.claim.0 == claim.switch && v.claim.1 == claim.port);
+            let mine = st.verifying.get(&mac).is_some_and(|v| v.is_claim(&claim));
             if mine {
                 st.verifying.remove(&mac);
             }

@@ -94,6 +94,18 @@ impl ControllerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// A counter or gauge of `/metrics` (0 when absent or unreadable).
+    pub fn metric(&self, name: &str) -> u64 {
+        self.api_get("/metrics")
+            .ok()
+            .and_then(|(_, body)| {
+                body.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// `GET path` on the REST API: (status, body).
     pub fn api_get(&self, path: &str) -> Result<(u16, String), String> {
         self.api("GET", path)

@@ -4,4 +4,5 @@ pub mod certs;
 pub mod controller;
 pub mod env;
 pub mod ovs_fabric;
+pub mod shipped;
 pub mod traffic;

@@ -602,6 +602,15 @@ impl Packet {
         self.ethertype == 0x0800
     }
 
+    /// Whether this is an ICMP echo request to `ip` that the capturing host received.
+    pub fn is_echo_request_to(&self, ip: Ipv4Addr) -> bool {
+        self.incoming
+            && self.is_ipv4()
+            && self.proto == 1
+            && self.dst == ip
+            && self.frame.get(34) == Some(&8)
+    }
+
     /// Whether the address occurs anywhere after the Ethernet header: IP source or
     /// destination, ARP fields, an ICMP error's quoted header, a redirect's gateway, payload.
     pub fn mentions(&self, ip: Ipv4Addr) -> bool {
