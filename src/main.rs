@@ -466,9 +466,12 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // A reader that went away (`servswitch decode x | head`) is not an error.
-            if e.downcast_ref::<io::Error>()
-                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            // A reader of our output that went away (`servswitch decode x | head`) is not an
+            // error. Only a bare write error is ours: every other I/O (a socket to the API,
+            // a file) carries a context, and a peer that closed a socket is a failure.
+            if e.chain().count() == 1
+                && e.downcast_ref::<io::Error>()
+                    .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
             {
                 return ExitCode::SUCCESS;
             }

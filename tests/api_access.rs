@@ -264,8 +264,13 @@ fn the_api_over_https_with_tokens() {
         (&https, &["--api-ca", other_ca.to_str().unwrap()][..], ""),
         (&http, &[][..], ""),
     ] {
-        let (code, _, err) = migrate(api, extra, WRITER);
-        assert_eq!(code, Some(1), "{api} {extra:?}: {err}");
+        let (code, out, err) = migrate(api, extra, WRITER);
+        assert_eq!(
+            code,
+            Some(1),
+            "{api} {extra:?}: {err} / stdout: {out}\ncontroller log:\n{}",
+            ctl.log()
+        );
         assert_eq!(err.trim().lines().count(), 1, "{api} {extra:?}: {err}");
         assert!(err.contains(says), "{api} {extra:?}: {err}");
         println!("{api} {extra:?}: {}", err.trim());

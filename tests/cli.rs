@@ -288,3 +288,40 @@ fn bad_state_and_migration_arguments_are_one_line_and_exit_1() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// A reader that stops early (`servswitch decode big.ofp | head`) is not an error: exit 0,
+/// nothing on stderr. (Only a write to our own output counts so: a peer that closes a socket
+/// is a failure, see `tests/api_access.rs`.)
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::io::Read;
+    let one = std::fs::read(example("paper-nat.ofp")).unwrap();
+    let big: Vec<u8> = one.iter().copied().cycle().take(one.len() * 3000).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_servswitch"))
+        .args(["decode", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&big);
+    });
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // stdout is closed now (dropped); the rest of the output has nowhere to go.
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
