@@ -164,6 +164,14 @@ pub const OFPET_FLOW_MOD_FAILED: u16 = 5;
 pub const OFPFMFC_BAD_TABLE_ID: u16 = 2;
 pub const OFPFMFC_OVERLAP: u16 = 3;
 pub const OFPFMFC_BAD_COMMAND: u16 = 6;
+pub const OFPET_METER_MOD_FAILED: u16 = 12;
+pub const OFPMMFC_METER_EXISTS: u16 = 1;
+pub const OFPMMFC_INVALID_METER: u16 = 2;
+pub const OFPMMFC_UNKNOWN_METER: u16 = 3;
+pub const OFPMMFC_BAD_COMMAND: u16 = 4;
+pub const OFPMMFC_BAD_FLAGS: u16 = 5;
+pub const OFPMMFC_BAD_RATE: u16 = 6;
+pub const OFPMMFC_BAD_BAND: u16 = 8;
 /// `OFPET_EXPERIMENTER`.
 pub const OFPET_EXPERIMENTER: u16 = 0xffff;
 
@@ -831,6 +839,30 @@ impl GroupMod {
 
 // ---------------------------------------------------------------------------------------------
 // METERS
+
+/// Meter numbers (`ofp_meter`): 1..=[`meter::MAX`] are the switch's own; the virtual meters
+/// follow.
+pub mod meter {
+    /// The last meter number a controller may create.
+    pub const MAX: u32 = 0xffff_0000;
+    /// The meter of packets the switch handles in its slow path.
+    pub const SLOWPATH: u32 = 0xffff_fffd;
+    /// The meter of every packet the switch sends to its controllers (all packet-ins).
+    pub const CONTROLLER: u32 = 0xffff_fffe;
+    /// Every meter (in requests: stats, config, delete).
+    pub const ALL: u32 = 0xffff_ffff;
+}
+
+/// `ofp_meter_mod_command`.
+pub const OFPMC_ADD: u16 = 0;
+pub const OFPMC_MODIFY: u16 = 1;
+pub const OFPMC_DELETE: u16 = 2;
+
+/// `ofp_meter_flags`.
+pub const OFPMF_KBPS: u16 = 1 << 0;
+pub const OFPMF_PKTPS: u16 = 1 << 1;
+pub const OFPMF_BURST: u16 = 1 << 2;
+pub const OFPMF_STATS: u16 = 1 << 3;
 
 pub const OFPMBT_DROP: u16 = 1;
 pub const OFPMBT_DSCP_REMARK: u16 = 2;

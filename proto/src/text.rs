@@ -404,6 +404,56 @@ fn hex_masked(name: &str, v: u64, m: Option<&u64>) -> String {
     }
 }
 
+/// A meter number as ovs-ofctl writes it (the virtual meters by name).
+pub fn meter_id_text(id: u32) -> String {
+    match id {
+        crate::msg::meter::SLOWPATH => "slowpath".into(),
+        crate::msg::meter::CONTROLLER => "controller".into(),
+        crate::msg::meter::ALL => "all".into(),
+        n => n.to_string(),
+    }
+}
+
+/// One meter as `ovs-ofctl -O OpenFlow13 dump-meters` prints it, on one line (Open vSwitch
+/// starts each band on a line of its own; here they follow `bands=`, separated by spaces), e.g.
+/// `meter=3 pktps burst stats bands=type=drop rate=200 burst_size=200`. `ovs-ofctl add-meter`
+/// reads it back.
+pub fn meter_line(m: &crate::multipart::MeterConfig) -> String {
+    use crate::msg::{MeterBandKind, OFPMF_BURST, OFPMF_KBPS, OFPMF_PKTPS, OFPMF_STATS};
+    let mut s = format!("meter={} ", meter_id_text(m.meter_id));
+    for (flag, name) in [
+        (OFPMF_KBPS, "kbps "),
+        (OFPMF_PKTPS, "pktps "),
+        (OFPMF_BURST, "burst "),
+        (OFPMF_STATS, "stats "),
+    ] {
+        if m.flags & flag != 0 {
+            s.push_str(name);
+        }
+    }
+    s.push_str("bands=");
+    for (i, b) in m.bands.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        match &b.kind {
+            MeterBandKind::Drop => s.push_str("type=drop"),
+            MeterBandKind::DscpRemark { .. } => s.push_str("type=dscp_remark"),
+            MeterBandKind::Experimenter { .. } | MeterBandKind::Unknown { .. } => {
+                let _ = write!(s, "type={}", b.band_type());
+            }
+        }
+        let _ = write!(s, " rate={}", b.rate);
+        if m.flags & OFPMF_BURST != 0 {
+            let _ = write!(s, " burst_size={}", b.burst_size);
+        }
+        if let MeterBandKind::DscpRemark { prec_level } = &b.kind {
+            let _ = write!(s, " prec_level={prec_level}");
+        }
+    }
+    s
+}
+
 /// A port number as ovs-ofctl writes it (reserved ports by name).
 pub fn port_text(p: u32) -> String {
     port::name(p).map_or_else(|| p.to_string(), str::to_string)
@@ -534,6 +584,35 @@ pub fn action_text(a: &Action) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn meter_lines_read_like_ovs_ofctl() {
+        use crate::msg::{meter, MeterBand, MeterBandKind, OFPMF_BURST, OFPMF_PKTPS, OFPMF_STATS};
+        let band = |rate, burst_size| MeterBand {
+            rate,
+            burst_size,
+            kind: MeterBandKind::Drop,
+        };
+        let m = crate::multipart::MeterConfig {
+            flags: OFPMF_PKTPS | OFPMF_BURST | OFPMF_STATS,
+            meter_id: 5,
+            bands: vec![band(100, 50)],
+        };
+        assert_eq!(
+            super::meter_line(&m),
+            "meter=5 pktps burst stats bands=type=drop rate=100 burst_size=50"
+        );
+        let c = crate::multipart::MeterConfig {
+            flags: OFPMF_PKTPS,
+            meter_id: meter::CONTROLLER,
+            bands: vec![band(1000, 0), band(2000, 0)],
+        };
+        assert_eq!(
+            super::meter_line(&c),
+            "meter=controller pktps bands=type=drop rate=1000 type=drop rate=2000"
+        );
+    }
+
     use crate::MacAddr;
 
     fn line(table: u8, prio: u16, fields: Vec<Oxm>, actions: Vec<Action>) -> String {
