@@ -54,6 +54,12 @@ enum Command {
         /// Only this switch, without a header line (diffable with ovs-ofctl's output).
         #[arg(long)]
         switch: Option<String>,
+        /// Print the meters instead of the flow entries, one a line in `ovs-ofctl -O
+        /// OpenFlow13 dump-meters` syntax (bands on the meter's line).
+        #[arg(long)]
+        meters: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
         /// Plan the tables after migrating HOST (name, address or MAC) to SWITCH:PORT;
         /// repeatable, applied in order.
         #[arg(long, value_name = "HOST=SWITCH:PORT")]
@@ -131,6 +137,29 @@ enum Command {
     },
 }
 
+/// The meters on controller-bound traffic (`run`, and `plan` to plan as `run` would).
+#[derive(clap::Args, Clone, Copy)]
+struct LimitArgs {
+    /// Packets a second each host port may send to the controller (ARP, RARP, pings of the
+    /// gateway, unknown sources and destinations), through a meter of its own; 0: no port
+    /// meters.
+    #[arg(long, default_value_t = servswitch::fabric::plan::DEFAULT_PORT_PPS, value_name = "PPS")]
+    port_pps: u32,
+    /// Packets a second each switch may send to the controller in all (its `controller`
+    /// meter); 0: none.
+    #[arg(long, default_value_t = servswitch::fabric::plan::DEFAULT_SWITCH_PPS, value_name = "PPS")]
+    switch_pps: u32,
+}
+
+impl LimitArgs {
+    fn limits(self) -> servswitch::fabric::plan::PacketInLimits {
+        servswitch::fabric::plan::PacketInLimits {
+            port_pps: self.port_pps,
+            switch_pps: self.switch_pps,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
     /// The topology file (TOML).
@@ -190,6 +219,8 @@ struct RunArgs {
     /// How long a (switch, port, MAC) whose claim was refused is ignored.
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     quarantine: f64,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Tokens for the REST API, one a line: `TOKEN [NAME] [read]`. Every request but
     /// `GET /metrics` and `GET /healthz` then needs `Authorization: Bearer TOKEN`.
     #[arg(long, value_name = "FILE")]
@@ -248,14 +279,17 @@ fn run(cli: Cli) -> Result<()> {
         Command::Plan {
             topology,
             switch,
+            meters,
+            limits,
             migrate,
             cover,
             check_transitions,
         } => {
             let t = servswitch::fabric::topology::Topology::load(&topology)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let router =
-                servswitch::app::router::Router::new(servswitch::fabric::plan::Fabric::new(&t));
+            let router = servswitch::app::router::Router::new(
+                servswitch::fabric::plan::Fabric::new(&t).with_limits(limits.limits()),
+            );
             // Each update in turn, checked if asked; the report goes to stderr, so the
             // tables on stdout stay diffable with ovs-ofctl's output.
             let step = |what: &str,
@@ -328,15 +362,15 @@ fn run(cli: Cli) -> Result<()> {
                             topology.display()
                         );
                     }
-                    for f in router.switch_plan(&name) {
-                        writeln!(out, " {}", f.text())?;
+                    for line in plan_lines(&router, &name, meters) {
+                        writeln!(out, " {line}")?;
                     }
                 }
                 None => {
                     for s in &t.switches {
                         writeln!(out, "# {} (dpid {}, {})", s.name, s.dpid, s.tier)?;
-                        for f in router.switch_plan(&s.name) {
-                            writeln!(out, " {}", f.text())?;
+                        for line in plan_lines(&router, &s.name, meters) {
+                            writeln!(out, " {line}")?;
                         }
                     }
                 }
@@ -456,9 +490,27 @@ impl RunArgs {
             cover_idle: self.cover_idle,
             announcements: self.announcements,
             quarantine: std::time::Duration::from_secs_f64(self.quarantine),
+            limits: self.limits.limits(),
             api_tokens: self.api_token_file,
             api_tls: self.api_tls_cert.zip(self.api_tls_key),
         })
+    }
+}
+
+/// One switch's planned flow entries (or meters), as `plan` prints them.
+fn plan_lines(router: &servswitch::app::router::Router, switch: &str, meters: bool) -> Vec<String> {
+    if meters {
+        router
+            .switch_meters(switch)
+            .iter()
+            .map(|m| m.text())
+            .collect()
+    } else {
+        router
+            .switch_plan(switch)
+            .iter()
+            .map(|f| f.text())
+            .collect()
     }
 }
 

@@ -267,6 +267,38 @@ impl Bridge {
     }
 
     fn add_flows(&self, lines: &[String]) {
+        // The meters the entries use must exist first (Open vSwitch refuses an entry whose
+        // meter does not: OFPMMFC_INVALID_METER); their rate does not matter to a trace.
+        let meters: BTreeSet<&str> = lines
+            .iter()
+            .flat_map(|l| l.split("meter:").skip(1))
+            .filter_map(|rest| rest.split(',').next())
+            .collect();
+        for m in meters {
+            let _ = run(
+                "ovs-ofctl",
+                &[
+                    "-O",
+                    "OpenFlow13",
+                    "del-meter",
+                    &self.name,
+                    &format!("meter={m}"),
+                ],
+                None,
+            );
+            run(
+                "ovs-ofctl",
+                &[
+                    "-O",
+                    "OpenFlow13",
+                    "add-meter",
+                    &self.name,
+                    &format!("meter={m},pktps,bands=type=drop,rate=1000000"),
+                ],
+                None,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
         let mut text = lines.join("\n");
         text.push('\n');
         run(
@@ -604,6 +636,10 @@ fn ovs_seen(trace: &str, input: &[u8], odp: &BTreeMap<u32, u32>) -> Result<Vec<S
                 let old = state.get(name).copied().unwrap_or(0);
                 state.insert(name, (old & !mask) | (v & mask));
             }
+        } else if a.starts_with("meter(") {
+            // A meter passes a traced packet on (rates are the datapath's, not the trace's),
+            // as the engine does.
+            continue;
         } else {
             panic!("unexpected datapath action {a:?} in {actions}");
         }

@@ -413,7 +413,7 @@ fn crashed(
 ) -> BTreeMap<String, Vec<servswitch::fabric::plan::Flow>> {
     let mut out = BTreeMap::new();
     for (sw, flows) in before {
-        let mut t = servswitch::emu::flowtable::FlowTables::new(5);
+        let mut t = servswitch::emu::flowtable::FlowTables::new(6);
         for f in flows {
             t.apply_flow_mod(&f.add()).unwrap();
         }
@@ -473,7 +473,7 @@ fn applied(
     flows: &[servswitch::fabric::plan::Flow],
     mods: &[ofp13::FlowMod],
 ) -> Vec<servswitch::fabric::plan::Flow> {
-    let mut t = servswitch::emu::flowtable::FlowTables::new(5);
+    let mut t = servswitch::emu::flowtable::FlowTables::new(6);
     for f in flows {
         t.apply_flow_mod(&f.add()).unwrap();
     }

@@ -241,13 +241,126 @@ async fn get_flows(
     }
 }
 
-/// The table the controller wants on a switch now (with every migration and learned host),
-/// in `ovs-ofctl dump-flows --no-stats` syntax and `plan`'s order: what `verify` compares
-/// the live table with.
-async fn get_plan(
+/// `GET /api/v1/meters/{switch}` parameters.
+#[derive(Debug, serde::Deserialize)]
+pub struct MetersQuery {
+    /// `text` for one meter a line in `ovs-ofctl dump-meters` syntax; JSON otherwise.
+    pub format: Option<String>,
+}
+
+/// One live meter as `GET /api/v1/meters/{switch}` shows it.
+#[derive(Debug, serde::Serialize)]
+struct MeterView {
+    /// `controller`, or the meter's number (a host port's: the same number).
+    meter: String,
+    id: u32,
+    flags: Vec<&'static str>,
+    bands: Vec<BandView>,
+    /// Entries that use it.
+    flow_count: u32,
+    /// Packets that reached it, and those its bands dropped.
+    packets: u64,
+    dropped: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct BandView {
+    #[serde(rename = "type")]
+    kind: String,
+    rate: u32,
+    burst_size: u32,
+}
+
+/// The live meter table of a switch, with each meter's counters (read from the switch; the
+/// drops are also what `/metrics` reports from then on).
+async fn get_meters(
     State(st): State<ApiState>,
     axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<MetersQuery>,
 ) -> Response {
+    if !matches!(q.format.as_deref(), None | Some("json") | Some("text")) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "format={:?}: use text or json",
+                q.format.unwrap_or_default()
+            ),
+        );
+    }
+    let Some(conf) = st.ctl.topology.switches.iter().find(|s| s.name == name) else {
+        return error(StatusCode::NOT_FOUND, format!("no switch named {name:?}"));
+    };
+    let Some(h) = st.ctl.registry.get(conf.dpid.0) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("switch {name} is not connected"),
+        );
+    };
+    let (configs, stats) = match tokio::try_join!(
+        crate::app::reconcile::read_meters(&h),
+        crate::app::reconcile::read_meter_stats(&h)
+    ) {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("switch {name}: {e}")),
+    };
+    if q.format.as_deref() == Some("text") {
+        let mut text = String::new();
+        for m in &configs {
+            text.push(' ');
+            text.push_str(&ofp13::text::meter_line(m));
+            text.push('\n');
+        }
+        if let Some(router) = &st.router {
+            router.record_meter_stats(&name, stats);
+        }
+        return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
+    }
+    let view: Vec<MeterView> = configs
+        .iter()
+        .map(|m| {
+            let s = stats.iter().find(|s| s.meter_id == m.meter_id);
+            let flags = [
+                (ofp13::OFPMF_KBPS, "kbps"),
+                (ofp13::OFPMF_PKTPS, "pktps"),
+                (ofp13::OFPMF_BURST, "burst"),
+                (ofp13::OFPMF_STATS, "stats"),
+            ]
+            .into_iter()
+            .filter(|(f, _)| m.flags & f != 0)
+            .map(|(_, n)| n)
+            .collect();
+            MeterView {
+                meter: ofp13::text::meter_id_text(m.meter_id),
+                id: m.meter_id,
+                flags,
+                bands: m
+                    .bands
+                    .iter()
+                    .map(|b| BandView {
+                        kind: match b.kind {
+                            ofp13::MeterBandKind::Drop => "drop".into(),
+                            ofp13::MeterBandKind::DscpRemark { .. } => "dscp_remark".into(),
+                            _ => b.band_type().to_string(),
+                        },
+                        rate: b.rate,
+                        burst_size: b.burst_size,
+                    })
+                    .collect(),
+                flow_count: s.map_or(0, |s| s.flow_count),
+                packets: s.map_or(0, |s| s.packet_in_count),
+                dropped: s.map_or(0, |s| s.band_stats.iter().map(|b| b.packet_count).sum()),
+            }
+        })
+        .collect();
+    if let Some(router) = &st.router {
+        router.record_meter_stats(&name, stats);
+    }
+    Json(view).into_response()
+}
+
+/// What the controller plans for switch `name` now, as text lines (one per entry or meter,
+/// each indented by a space as ovs-ofctl prints them): `lines` picks them from the router.
+fn planned_text(st: &ApiState, name: &str, lines: impl FnOnce(&Router) -> Vec<String>) -> Response {
     if !st.ctl.topology.switches.iter().any(|s| s.name == name) {
         return error(StatusCode::NOT_FOUND, format!("no switch named {name:?}"));
     }
@@ -258,12 +371,35 @@ async fn get_plan(
         );
     };
     let mut text = String::new();
-    for f in router.switch_plan(&name) {
+    for l in lines(router) {
         text.push(' ');
-        text.push_str(&f.text());
+        text.push_str(&l);
         text.push('\n');
     }
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+}
+
+/// The meters the controller wants on a switch now, one a line as `plan --meters` prints
+/// them: what `verify` compares `GET /api/v1/meters/{switch}?format=text` with.
+async fn get_plan_meters(
+    State(st): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    planned_text(&st, &name, |r| {
+        r.switch_meters(&name).iter().map(|m| m.text()).collect()
+    })
+}
+
+/// The table the controller wants on a switch now (with every migration and learned host),
+/// in `ovs-ofctl dump-flows --no-stats` syntax and `plan`'s order: what `verify` compares
+/// the live table with.
+async fn get_plan(
+    State(st): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    planned_text(&st, &name, |r| {
+        r.switch_plan(&name).iter().map(|f| f.text()).collect()
+    })
 }
 
 /// Body of `POST /api/v1/migrations`.
@@ -475,6 +611,8 @@ pub fn routes(state: ApiState) -> axum::Router {
             axum::routing::delete(delete_migration),
         )
         .route("/api/v1/plan/{switch}", get(get_plan))
+        .route("/api/v1/plan/{switch}/meters", get(get_plan_meters))
+        .route("/api/v1/meters/{switch}", get(get_meters))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)
         .with_state(state);

@@ -45,6 +45,8 @@ pub struct Options {
     pub announcements: crate::app::trust::Announcements,
     /// How long a refused claimant is ignored.
     pub quarantine: Duration,
+    /// The meters on controller-bound traffic.
+    pub limits: crate::fabric::plan::PacketInLimits,
     /// `--api-token-file`: who may call the API (None: anyone who reaches it).
     pub api_tokens: Option<PathBuf>,
     /// `--api-tls-cert`, `--api-tls-key`: HTTPS for the API.
@@ -78,11 +80,15 @@ pub fn run(opts: Options) -> Result<()> {
     };
     // Read before anything listens: a state that cannot be read stops the start, so nothing
     // is ever sent that contradicts it.
-    let mut router = Router::new(Fabric::new(&topology).with_cover_idle(opts.cover_idle))
-        .with_audit(opts.audit)
-        .with_detached_grace(opts.detached_grace)
-        .with_announcements(opts.announcements)
-        .with_quarantine(opts.quarantine);
+    let mut router = Router::new(
+        Fabric::new(&topology)
+            .with_cover_idle(opts.cover_idle)
+            .with_limits(opts.limits),
+    )
+    .with_audit(opts.audit)
+    .with_detached_grace(opts.detached_grace)
+    .with_announcements(opts.announcements)
+    .with_quarantine(opts.quarantine);
     if let Some(dir) = &opts.state {
         let (store, state) = crate::app::store::Store::open(dir)
             .map_err(|e| anyhow::anyhow!("--state {}: {e}", dir.display()))?;

@@ -16,11 +16,19 @@
 //! An entry is identified by (table, priority, match with its fields in canonical order: a
 //! switch may report them in another order than they were sent) and is right when its cookie
 //! and instructions are the planned ones.
+//!
+//! Meters are reconciled with the table: missing ones are added and changed ones modified
+//! before any entry that may use them is sent; meters the plan does not have are deleted
+//! after the entries, unless an entry that is not servswitch's uses one (deleting a meter
+//! deletes the entries that use it). Each audit round reads the meters' statistics (what
+//! `/metrics` reports as dropped packet-ins) and reconciles when a planned meter is missing.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ofp13::{
-    Body, FlowStats, FlowStatsRequest, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
+    Body, FlowStats, FlowStatsRequest, Instruction, MeterConfig, MeterStats, MultipartReplyBody,
+    MultipartRequest, MultipartRequestBody,
 };
 use tracing::{debug, info, warn};
 
@@ -66,6 +74,75 @@ pub async fn read_table(h: &SwitchHandle) -> Result<Vec<FlowStats>, String> {
     Ok(flows)
 }
 
+/// Reads every meter's configuration.
+pub async fn read_meters(h: &SwitchHandle) -> Result<Vec<MeterConfig>, String> {
+    let req = Body::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig {
+        meter_id: ofp13::meter::ALL,
+    }));
+    let parts = h.request(req).await.map_err(|e| e.to_string())?;
+    let mut meters = Vec::new();
+    for m in parts {
+        if let Body::MultipartReply(r) = m.body {
+            if let MultipartReplyBody::MeterConfig(v) = r.body {
+                meters.extend(v);
+            }
+        }
+    }
+    Ok(meters)
+}
+
+/// Reads every meter's statistics.
+pub async fn read_meter_stats(h: &SwitchHandle) -> Result<Vec<MeterStats>, String> {
+    let req = Body::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Meter {
+        meter_id: ofp13::meter::ALL,
+    }));
+    let parts = h.request(req).await.map_err(|e| e.to_string())?;
+    let mut stats = Vec::new();
+    for m in parts {
+        if let Body::MultipartReply(r) = m.body {
+            if let MultipartReplyBody::Meter(v) = r.body {
+                stats.extend(v);
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// What to send to bring the live meters to the plan: adds and modifies (sent before the
+/// entries), and deletes (sent after them). A meter the plan does not have is kept while an
+/// entry that is not servswitch's uses it.
+pub fn meter_difference(
+    live: &[MeterConfig],
+    plan: &[crate::fabric::plan::Meter],
+    table: &[FlowStats],
+) -> (Vec<ofp13::MeterMod>, Vec<ofp13::MeterMod>) {
+    let mut before = Vec::new();
+    for m in plan {
+        let want = m.config();
+        match live.iter().find(|l| l.meter_id == m.id) {
+            None => before.push(m.meter_mod(ofp13::OFPMC_ADD)),
+            Some(l) if l.flags != want.flags || l.bands != want.bands => {
+                before.push(m.meter_mod(ofp13::OFPMC_MODIFY))
+            }
+            Some(_) => {}
+        }
+    }
+    let foreign_uses = |id: u32| {
+        table.iter().any(|f| {
+            !crate::fabric::plan::is_ours(f.cookie)
+                && f.instructions
+                    .iter()
+                    .any(|i| matches!(i, Instruction::Meter { meter_id } if *meter_id == id))
+        })
+    };
+    let after = live
+        .iter()
+        .filter(|l| !plan.iter().any(|m| m.id == l.meter_id) && !foreign_uses(l.meter_id))
+        .map(|l| crate::fabric::plan::Meter::delete(l.meter_id))
+        .collect();
+    (before, after)
+}
+
 impl Router {
     /// Brings one switch's table to the plan: read, compare, send the difference, barrier;
     /// then the switch is ready (it holds its consumers). Producers whose consumers are not
@@ -75,13 +152,17 @@ impl Router {
     pub async fn reconcile(&self, h: &SwitchHandle, name: &str) -> Result<Reconciled, String> {
         let lock = self.switch_lock(name);
         let _serial = lock.lock().await;
+        let live_meters = read_meters(h).await?;
         let live = read_table(h).await?;
         // The plan is taken after the table was read: anything the router added to its state
         // before sending it to the switch is then in the plan too (at worst added twice).
-        let (mods, r) = {
+        let (mods, mut r, meters_before, meters_after) = {
             let st = self.read();
             let vms = st.vms_for(name);
-            let plan = crate::mobility::flows::switch_plan(&self.fabric, name, &vms);
+            let ports = st.host_ports(&self.fabric, name);
+            let plan = crate::mobility::flows::switch_plan(&self.fabric, name, &vms, &ports);
+            let (meters_before, meters_after) =
+                meter_difference(&live_meters, &self.fabric.meters(name, ports), &live);
             let producer = |f: &Flow| {
                 let home = std::net::Ipv4Addr::from(f.cookie as u32);
                 let vm = st.hosts.get(&home).and_then(|(h, _)| st.vm(h.mac));
@@ -92,17 +173,28 @@ impl Router {
                         .all(|s| st.ready_for(s, vm.mac))
                 })
             };
-            difference_in_order(
+            let (mods, r) = difference_in_order(
                 &live,
                 &plan,
                 &Allow {
                     producer: &producer,
                     delete_consumers: st.quiet(self.now(), self.drain),
                 },
-            )
+            );
+            (mods, r, meters_before, meters_after)
         };
-        if !mods.is_empty() {
-            h.send(mods.into_iter().map(Body::FlowMod).collect())
+        r.meters = meters_before.len() + meters_after.len();
+        if !mods.is_empty() || !meters_before.is_empty() {
+            let bodies = meters_before
+                .into_iter()
+                .map(Body::MeterMod)
+                .chain(mods.into_iter().map(Body::FlowMod))
+                .collect();
+            h.send(bodies).await.map_err(|e| e.to_string())?;
+            h.barrier().await.map_err(|e| e.to_string())?;
+        }
+        if !meters_after.is_empty() {
+            h.send(meters_after.into_iter().map(Body::MeterMod).collect())
                 .await
                 .map_err(|e| e.to_string())?;
             h.barrier().await.map_err(|e| e.to_string())?;
@@ -215,6 +307,7 @@ impl Router {
                     added = r.added,
                     modified = r.modified,
                     deleted = r.deleted,
+                    meters = r.meters,
                     foreign = r.foreign,
                     held = r.held,
                     deferred = r.deferred,
@@ -235,7 +328,17 @@ impl Router {
                 // Most rounds only count the entries (a deleted or added entry shows); every
                 // FULL_AUDIT_EVERY-th reads the table (a modified entry shows too).
                 until_full = until_full.saturating_sub(1);
-                if until_full > 0 {
+                // The meters' statistics, every round: the drops /metrics reports, and a
+                // planned meter that is missing.
+                let meters_right = match read_meter_stats(&h).await {
+                    Ok(stats) => {
+                        let ids: BTreeSet<u32> = stats.iter().map(|m| m.meter_id).collect();
+                        me.record_meter_stats(&name, stats);
+                        me.switch_meters(&name).iter().all(|m| ids.contains(&m.id))
+                    }
+                    Err(_) => false,
+                };
+                if until_full > 0 && meters_right {
                     let want = me.switch_plan(&name).len();
                     match count_flows(&h).await {
                         Ok(n) if n as usize == want => continue,
@@ -249,6 +352,7 @@ impl Router {
                         added = r.added,
                         modified = r.modified,
                         deleted = r.deleted,
+                        meters = r.meters,
                         "audit: the table had drifted from the plan; repaired"
                     ),
                     Ok(_) => debug!(switch = %name, "audit: table as planned"),
@@ -261,5 +365,68 @@ impl Router {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fabric::plan::Meter;
+
+    fn meter(id: u32, pps: u32) -> Meter {
+        Meter {
+            id,
+            pps,
+            burst: pps,
+        }
+    }
+
+    fn using(meter_id: u32, cookie: u64) -> FlowStats {
+        FlowStats {
+            table_id: 0,
+            duration_sec: 0,
+            duration_nsec: 0,
+            priority: 1,
+            idle_timeout: 0,
+            hard_timeout: 0,
+            flags: 0,
+            cookie,
+            packet_count: 0,
+            byte_count: 0,
+            match_: ofp13::Match::default(),
+            instructions: vec![Instruction::Meter { meter_id }],
+        }
+    }
+
+    #[test]
+    fn meters_missing_are_added_changed_modified_unplanned_deleted_unless_foreign_use() {
+        let plan = [
+            meter(2, 200),
+            meter(3, 200),
+            meter(ofp13::meter::CONTROLLER, 5000),
+        ];
+        let live = [
+            meter(2, 200).config(),
+            meter(3, 999).config(),
+            meter(7, 200).config(),
+            meter(8, 200).config(),
+        ];
+        // Meter 8 is used by someone else's entry; 7 only by ours.
+        let table = [
+            using(7, crate::fabric::plan::COOKIE_PORT | 7),
+            using(8, 0x1),
+        ];
+        let (before, after) = meter_difference(&live, &plan, &table);
+        assert_eq!(
+            before,
+            [
+                meter(3, 200).meter_mod(ofp13::OFPMC_MODIFY),
+                meter(ofp13::meter::CONTROLLER, 5000).meter_mod(ofp13::OFPMC_ADD),
+            ]
+        );
+        assert_eq!(after, [Meter::delete(7)]);
+        // As planned: nothing.
+        let live: Vec<_> = plan.iter().map(Meter::config).collect();
+        assert_eq!(meter_difference(&live, &plan, &[]), (vec![], vec![]));
     }
 }

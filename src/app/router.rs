@@ -157,6 +157,9 @@ pub(crate) struct State {
     redirects: FastMap<(Ipv4Addr, Ipv4Addr), (Instant, u32)>,
     /// Packets waiting for an address to be resolved, by (switch, address).
     held: FastMap<(String, Ipv4Addr), Held>,
+    /// The host ports each switch reported (when it connected, and by port status since):
+    /// each gets its meter and entries toward the controller.
+    pub(crate) ports: FastMap<String, std::collections::BTreeSet<u32>>,
 }
 
 impl State {
@@ -227,6 +230,21 @@ impl State {
         macs.sort();
         macs.dedup();
         macs.into_iter().filter_map(|m| self.vm(m)).collect()
+    }
+
+    /// The host ports of `switch` the plan meters: those it reported, or before it ever
+    /// connected, those the topology file names ([`Fabric::declared_ports`]).
+    ///
+    /// [`Fabric::declared_ports`]: crate::fabric::plan::Fabric::declared_ports
+    pub(crate) fn host_ports(
+        &self,
+        fabric: &crate::fabric::plan::Fabric,
+        switch: &str,
+    ) -> std::collections::BTreeSet<u32> {
+        match self.ports.get(switch) {
+            Some(p) => p.clone(),
+            None => fabric.declared_ports(switch),
+        }
     }
 
     /// Forgets an address's binding.
@@ -465,6 +483,10 @@ pub struct Router {
     /// How often the state was locked for writing (the packet-in path writes only when
     /// something changes).
     writes: std::sync::atomic::AtomicU64,
+    /// Each switch's meter statistics as last read (by the audit, or `GET /api/v1/meters`):
+    /// what `/metrics` reports as packets dropped on their way to the controller.
+    pub(crate) meter_stats:
+        std::sync::Mutex<std::collections::BTreeMap<String, Vec<ofp13::MeterStats>>>,
 }
 
 impl Router {
@@ -519,6 +541,7 @@ impl Router {
             updates_done: tokio::sync::Notify::new(),
             clock: Arc::new(SystemClock),
             writes: std::sync::atomic::AtomicU64::new(0),
+            meter_stats: Default::default(),
         }
     }
 
@@ -654,10 +677,57 @@ impl Router {
             Body::PacketIn(pi) => self.packet_in_into(name, ports, pi, out),
             Body::PortStatus(ps) => {
                 let gone = ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up();
+                self.port_meter(name, ps.desc.port_no, ps.reason, out);
                 self.port_changed(name, ps.desc.port_no, gone);
             }
             Body::FlowRemoved(fr) => self.flow_removed(name, fr),
             _ => {}
+        }
+    }
+
+    /// A host port added or deleted: its meter and entries toward the controller follow it.
+    /// A new port's meter is deleted first (an `OFPMC_ADD` of a meter the switch still has
+    /// would fail), then added, then its entries; a deleted port's entries go, then its meter.
+    fn port_meter(&self, name: &str, port: u32, reason: u8, out: &mut Vec<Body>) {
+        use crate::fabric::plan::Meter;
+        let added = match reason {
+            ofp13::OFPPR_ADD => true,
+            ofp13::OFPPR_DELETE => false,
+            _ => return,
+        };
+        {
+            let mut st = self.lock();
+            let ports = st.ports.entry(name.to_string()).or_default();
+            let known = ports.contains(&port);
+            if added == known || self.fabric.is_link_port(name, port) || port > port::MAX {
+                return;
+            }
+            if added {
+                ports.insert(port);
+            } else {
+                ports.remove(&port);
+            }
+        }
+        let Some(meter) = self
+            .fabric
+            .meters(name, [port])
+            .into_iter()
+            .find(|m| m.id == port)
+        else {
+            return;
+        };
+        let flows = self.fabric.port_flows(name, port);
+        if added {
+            out.push(Body::MeterMod(Meter::delete(port)));
+            out.push(Body::MeterMod(meter.meter_mod(ofp13::OFPMC_ADD)));
+            out.extend(flows.iter().map(|f| Body::FlowMod(f.add())));
+        } else {
+            out.extend(
+                flows
+                    .iter()
+                    .map(|f| Body::FlowMod(crate::fabric::plan::delete_strict(f))),
+            );
+            out.push(Body::MeterMod(Meter::delete(port)));
         }
     }
 
@@ -666,10 +736,40 @@ impl Router {
         self.read().migrating.contains(&mac)
     }
 
+    /// Keeps a switch's meter statistics for `/metrics`.
+    pub fn record_meter_stats(&self, switch: &str, stats: Vec<ofp13::MeterStats>) {
+        if let Ok(mut m) = self.meter_stats.lock() {
+            m.insert(switch.to_string(), stats);
+        }
+    }
+
+    /// `servswitch_meter_dropped_packets_total`: per switch and meter, the packets on their
+    /// way to the controller that the meter dropped (as last read from the switch).
+    fn meter_metrics(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::from(
+            "# HELP servswitch_meter_dropped_packets_total Packets on their way to the controller that a meter dropped (meter: a host port's number, or controller: the switch's bound on all its packet-ins), as last read from the switch.\n# TYPE servswitch_meter_dropped_packets_total counter\n",
+        );
+        if let Ok(m) = self.meter_stats.lock() {
+            for (switch, stats) in m.iter() {
+                for st in stats {
+                    let dropped: u64 = st.band_stats.iter().map(|b| b.packet_count).sum();
+                    let _ = writeln!(
+                        s,
+                        "servswitch_meter_dropped_packets_total{{switch=\"{switch}\",meter=\"{}\"}} {dropped}",
+                        ofp13::text::meter_id_text(st.meter_id)
+                    );
+                }
+            }
+        }
+        s
+    }
+
     /// The router's lines for `/metrics` (Prometheus text format).
     pub fn metrics_text(&self) -> String {
+        let meters = self.meter_metrics();
         let st = self.read();
-        format!(
+        meters + &format!(
             "# HELP servswitch_migrations_total Migrations installed.\n# TYPE servswitch_migrations_total counter\nservswitch_migrations_total {}\n\
              # HELP servswitch_migrations_failed_total Migrations refused or not installed.\n# TYPE servswitch_migrations_failed_total counter\nservswitch_migrations_failed_total {}\n\
              # HELP servswitch_vms_away VMs away from their home subnet.\n# TYPE servswitch_vms_away gauge\nservswitch_vms_away {}\n\
@@ -696,8 +796,17 @@ impl Router {
 
     /// One switch's whole planned table given everything the router knows now.
     pub fn switch_plan(&self, switch: &str) -> Vec<crate::fabric::plan::Flow> {
-        let vms = self.read().vms_for(switch);
-        mobility::flows::switch_plan(&self.fabric, switch, &vms)
+        let st = self.read();
+        let vms = st.vms_for(switch);
+        let ports = st.host_ports(&self.fabric, switch);
+        drop(st);
+        mobility::flows::switch_plan(&self.fabric, switch, &vms, &ports)
+    }
+
+    /// One switch's planned meters (the controller meter, one per host port).
+    pub fn switch_meters(&self, switch: &str) -> Vec<crate::fabric::plan::Meter> {
+        let ports = self.read().host_ports(&self.fabric, switch);
+        self.fabric.meters(switch, ports)
     }
 
     /// Every switch's whole planned table given everything the router knows now.
@@ -709,9 +818,10 @@ impl Router {
             .iter()
             .map(|s| {
                 let vms = st.vms_for(&s.name);
+                let ports = st.host_ports(&self.fabric, &s.name);
                 (
                     s.name.clone(),
-                    mobility::flows::switch_plan(&self.fabric, &s.name, &vms),
+                    mobility::flows::switch_plan(&self.fabric, &s.name, &vms, &ports),
                 )
             })
             .collect()
@@ -1115,6 +1225,9 @@ impl Router {
         // A known VM's frame on a host port where it is not: it has moved (QEMU's RARP, Xen's
         // gratuitous ARP, or any first packet); the migration runs in its own task.
         if host_port {
+            if announced {
+                debug!(switch = %name, port = in_port, mac = %eth.src, "announcement heard");
+            }
             self.detect_move(&sw, in_port, &eth, announced);
         }
         let answers = match eth.ethertype {
@@ -1381,7 +1494,9 @@ impl Router {
             if Self::quarantined(&st, name, in_port, eth.src, now)
                 && !Self::armed_here(&st, eth.src, (name, in_port), now)
             {
-                return; // a refused claimant: its frames move nothing until the quarantine ends
+                // A refused claimant: its frames move nothing until the quarantine ends.
+                debug!(switch = %name, port = in_port, mac = %eth.src, "quarantined: ignored");
+                return;
             }
         }
         let moved = if announced {
@@ -1395,6 +1510,7 @@ impl Router {
                 // move was announced before an API call finished); it is followed once the
                 // current one is done, and checked as any claim.
                 if self.admit_claim(&mut st, eth.src, (name, in_port)) {
+                    debug!(switch = %name, port = in_port, mac = %eth.src, "announced while a move is installed: queued");
                     st.next_move.insert(eth.src, (name.to_string(), in_port));
                 }
                 return;
@@ -1569,6 +1685,12 @@ impl App for Router {
         let Some(name) = self.name_of(sw) else {
             return Vec::new();
         };
+        let host_ports = self.host_ports(name, &|| {
+            sw.info.ports().iter().map(|p| p.port_no).collect()
+        });
+        self.lock()
+            .ports
+            .insert(name.to_string(), host_ports.into_iter().collect());
         let mut out = vec![Body::SetAsync(AsyncConfig {
             // no_match, action and invalid_ttl packet-ins; every port status; every removal.
             packet_in_mask: [0b111, 0],
@@ -1580,6 +1702,12 @@ impl App for Router {
         if self.spawn_reconcile(sw.clone(), name.to_string(), self.audit) {
             return out;
         }
+        // Meters before the entries that use them (a fresh copy of each: an ADD of a meter
+        // the switch has would fail).
+        for m in self.switch_meters(name) {
+            out.push(Body::MeterMod(crate::fabric::plan::Meter::delete(m.id)));
+            out.push(Body::MeterMod(m.meter_mod(ofp13::OFPMC_ADD)));
+        }
         out.extend(
             self.switch_plan(name)
                 .into_iter()
@@ -1589,7 +1717,7 @@ impl App for Router {
         let mut st = self.lock();
         st.reconciled.insert(name.to_string());
         st.refresh_quiet(&self.fabric.topology.switches, self.now());
-        info!(switch = %name, flows = out.len() - 1, "pipeline installed");
+        info!(switch = %name, messages = out.len() - 1, "pipeline installed");
         out
     }
 
@@ -1628,6 +1756,69 @@ mod tests {
     const X_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 10, 5);
     fn r2_ports() -> Vec<u32> {
         vec![1, 2, 5, port::LOCAL]
+    }
+
+    #[test]
+    fn a_host_port_gets_its_meter_and_entries_when_it_appears_and_loses_them_when_it_goes() {
+        use crate::fabric::plan::{Meter, COOKIE_PORT, TABLE_PUNT};
+        let r = router();
+        let status = |reason, port_no| {
+            Message::new(
+                0,
+                Body::PortStatus(ofp13::PortStatus {
+                    reason,
+                    desc: crate::emu::switch::port(2, port_no),
+                }),
+            )
+        };
+        let mut out = Vec::new();
+        r.handle_message("r2", &r2_ports, &status(ofp13::OFPPR_ADD, 9), &mut out);
+        let meter = Meter {
+            id: 9,
+            pps: crate::fabric::plan::DEFAULT_PORT_PPS,
+            burst: crate::fabric::plan::DEFAULT_PORT_PPS,
+        };
+        assert_eq!(out[0], Body::MeterMod(Meter::delete(9)));
+        assert_eq!(out[1], Body::MeterMod(meter.meter_mod(ofp13::OFPMC_ADD)));
+        let adds: Vec<&ofp13::FlowMod> = out[2..]
+            .iter()
+            .filter_map(|b| match b {
+                Body::FlowMod(fm) if fm.command == ofp13::OFPFC_ADD => Some(fm),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(adds.len(), 2, "{out:?}");
+        assert!(adds
+            .iter()
+            .any(|f| f.table_id == TABLE_PUNT && f.cookie == COOKIE_PORT | 9));
+        assert!(r.switch_meters("r2").contains(&meter));
+        assert!(r
+            .switch_plan("r2")
+            .iter()
+            .any(|f| f.cookie == COOKIE_PORT | 9));
+        // Told twice: nothing more. A link port or a port change: nothing.
+        let mut again = Vec::new();
+        r.handle_message("r2", &r2_ports, &status(ofp13::OFPPR_ADD, 9), &mut again);
+        r.handle_message("r2", &r2_ports, &status(ofp13::OFPPR_ADD, 1), &mut again);
+        r.handle_message("r2", &r2_ports, &status(ofp13::OFPPR_MODIFY, 9), &mut again);
+        assert!(again.is_empty(), "{again:?}");
+        // Gone: its entries, then its meter.
+        let mut out = Vec::new();
+        r.handle_message("r2", &r2_ports, &status(ofp13::OFPPR_DELETE, 9), &mut out);
+        assert_eq!(out.last(), Some(&Body::MeterMod(Meter::delete(9))));
+        assert_eq!(
+            out.iter()
+                .filter(
+                    |b| matches!(b, Body::FlowMod(fm) if fm.command == ofp13::OFPFC_DELETE_STRICT)
+                )
+                .count(),
+            2
+        );
+        assert!(!r.switch_meters("r2").iter().any(|m| m.id == 9));
+        assert!(!r
+            .switch_plan("r2")
+            .iter()
+            .any(|f| f.cookie == COOKIE_PORT | 9));
     }
 
     fn arp(op: u16, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {

@@ -1,7 +1,9 @@
 //! `servswitch verify`: every live flow table compared with what the controller plans for it
 //! (`GET /api/v1/flows/{switch}?format=text&stats=false` against `GET /api/v1/plan/{switch}`),
-//! as sets of `ovs-ofctl dump-flows --no-stats` lines. Prints one line per switch and, on
-//! drift, the entries planned but missing (`-`) and present but not planned (`+`).
+//! as sets of `ovs-ofctl dump-flows --no-stats` lines, and its meters likewise
+//! (`GET /api/v1/meters/{switch}?format=text` against `GET /api/v1/plan/{switch}/meters`).
+//! Prints one line per switch and, on drift, the entries and meters planned but missing (`-`)
+//! and present but not planned (`+`); meters count as entries in the drift line.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -63,15 +65,22 @@ pub fn run(api: &Api, only: Option<&str>, out: &mut impl Write) -> Result<bool> 
             ok = false;
             continue;
         }
-        let plan = lines(&get(api, &format!("/api/v1/plan/{name}"))?);
-        let live = lines(&get(
+        let mut plan = lines(&get(api, &format!("/api/v1/plan/{name}"))?);
+        let mut live = lines(&get(
             api,
             &format!("/api/v1/flows/{name}?format=text&stats=false"),
         )?);
+        let entries = plan.len();
+        plan.extend(lines(&get(api, &format!("/api/v1/plan/{name}/meters"))?));
+        live.extend(lines(&get(
+            api,
+            &format!("/api/v1/meters/{name}?format=text"),
+        )?));
+        let meters = plan.len() - entries;
         let missing: Vec<&String> = plan.difference(&live).collect();
         let extra: Vec<&String> = live.difference(&plan).collect();
         if missing.is_empty() && extra.is_empty() {
-            writeln!(out, "{name}: ok ({} entries)", plan.len())?;
+            writeln!(out, "{name}: ok ({entries} entries, {meters} meters)")?;
             continue;
         }
         ok = false;

@@ -24,7 +24,8 @@
 //!   (one tag is read, never written), ip_dscp/ecn/proto, ipv4_src/dst, tcp/udp/sctp ports,
 //!   icmpv4 type/code, arp op/spa/tpa/sha/tha (also read from RARP, eth_type 0x8035),
 //!   tunnel_id (always 0). Masks everywhere the spec allows them.
-//! - Instructions in OpenFlow order: meter (ignored), apply-actions, clear-actions,
+//! - Instructions in OpenFlow order: meter (accepted, not enforced: see the emulated switch),
+//!   apply-actions, clear-actions,
 //!   write-actions, write-metadata, goto-table.
 //! - Actions: output to a port, IN_PORT, TABLE, FLOOD/ALL (the port list given with
 //!   [`FlowTables::set_ports`], minus the input port), CONTROLLER (truncated to `max_len`);
@@ -1198,6 +1199,41 @@ impl FlowTables {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Removes every entry that uses meter `id` (any meter: `meter::ALL`), as a switch does
+    /// when the meter is deleted; how many.
+    pub fn remove_metered(&mut self, id: u32) -> usize {
+        let mut gone = 0;
+        let mut gone_timed = 0;
+        for t in &mut self.tables {
+            t.retain(|e| {
+                let uses = e.instructions.iter().any(|i| {
+                    matches!(i, Instruction::Meter { meter_id }
+                        if id == ofp13::meter::ALL || *meter_id == id)
+                });
+                gone += usize::from(uses);
+                gone_timed += usize::from(uses && e.expires());
+                !uses
+            });
+        }
+        self.timed = self.timed.saturating_sub(gone_timed);
+        gone
+    }
+
+    /// How many entries use meter `id`.
+    pub fn count_metered(&self, id: u32) -> u32 {
+        let n = self
+            .tables
+            .iter()
+            .flatten()
+            .filter(|e| {
+                e.instructions
+                    .iter()
+                    .any(|i| matches!(i, Instruction::Meter { meter_id } if *meter_id == id))
+            })
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     /// Applies a FLOW_MOD; on error nothing changed and the result is the `OFPT_ERROR` the
@@ -2562,13 +2598,15 @@ mod tests {
         assert_eq!((&f[..6], &f[6..12], f[22]), (&vm.0[..], &GW.0[..], 63));
         // Remote subnet out of the link port; the gateway and unknown hosts to the controller.
         assert_eq!(ports(&t.process(2, &from_d(GW, "192.168.10.2", 64))), [1]);
+        // ... through the punt table, where port 2's meter is.
+        let port2 = crate::fabric::plan::COOKIE_PORT | 2;
         assert_eq!(
             packet_ins(&t.process(2, &from_d(GW, "192.168.11.1", 64))),
-            [(OFPR_ACTION, 4, COOKIE_ROUTE)]
+            [(OFPR_ACTION, 5, port2)]
         );
         assert_eq!(
             packet_ins(&t.process(2, &from_d(GW, "192.168.11.99", 64))),
-            [(OFPR_ACTION, 4, COOKIE_ROUTE)]
+            [(OFPR_ACTION, 5, port2)]
         );
         assert_eq!(
             packet_ins(&t.process(2, &from_d(GW, "192.168.10.2", 1))),
@@ -2576,10 +2614,7 @@ mod tests {
         );
         assert!(t.process(2, &from_d(GW, "8.8.8.8", 64)).is_empty());
         let arp = arp_frame(ARP_REQUEST, "192.168.11.1", ETH_ARP);
-        assert_eq!(
-            packet_ins(&t.process(2, &arp)),
-            [(OFPR_ACTION, 0, crate::fabric::plan::COOKIE_PIPELINE)]
-        );
+        assert_eq!(packet_ins(&t.process(2, &arp)), [(OFPR_ACTION, 5, port2)]);
     }
 
     use crate::fabric::plan::COOKIE_ROUTE;

@@ -34,8 +34,13 @@
 //! - A frame entering a port that does not exist is dropped; outputs go only to existing ports.
 //! - Ports can be added and deleted at run time ([`SwitchCore::add_port`],
 //!   [`SwitchCore::delete_port`]), with PORT_STATUS to the controller; flow entries stay.
+//! - Meters, as Open vSwitch keeps them: METER_MOD adds (`OFPMMFC_METER_EXISTS` if the id is
+//!   taken), modifies (`OFPMMFC_UNKNOWN_METER` if not) and deletes (a missing meter is no
+//!   error; deleting a meter deletes the entries that use it); a FLOW_MOD whose meter does not
+//!   exist is refused with `OFPMMFC_INVALID_METER` (Open vSwitch's answer); meter config, statistics (all zero: the
+//!   emulated datapath does not enforce rates) and features are answered.
 //! - Not emulated: buffering (every packet-in is unbuffered), flow timeouts and FLOW_REMOVED,
-//!   groups, meters, port and table statistics, port config (PORT_MOD).
+//!   groups, meter rates, port and table statistics, port config (PORT_MOD).
 //!
 //! **Up**, precisely: the switch has answered a FEATURES_REQUEST, then a PORT_DESC request, and
 //! then a BARRIER_REQUEST, and (for [`EmuSwitch::wait_until_up`]) that BARRIER_REPLY has been
@@ -183,6 +188,8 @@ pub struct SwitchCore {
     up: bool,
     received: Vec<Message>,
     tables: FlowTables,
+    /// Meters by id.
+    meters: std::collections::BTreeMap<u32, ofp13::MeterConfig>,
     async_config: AsyncConfig,
     /// Frames to send out of ports, in order.
     frames: Vec<(u32, Vec<u8>)>,
@@ -220,6 +227,7 @@ impl SwitchCore {
             up: false,
             received: Vec::new(),
             tables,
+            meters: Default::default(),
             async_config: DEFAULT_ASYNC,
             frames: Vec::new(),
         }
@@ -456,10 +464,17 @@ impl SwitchCore {
                 Vec::new()
             }
             Body::GetAsyncRequest => reply(Body::GetAsyncReply(self.async_config)),
-            Body::FlowMod(_) | Body::PacketOut(_) if self.is_slave() => {
+            Body::FlowMod(_) | Body::PacketOut(_) | Body::MeterMod(_) if self.is_slave() => {
                 vec![error_for(&msg, (OFPET_BAD_REQUEST, OFPBRC_IS_SLAVE))]
             }
-            Body::FlowMod(fm) => match self.tables.apply_flow_mod(fm) {
+            Body::FlowMod(fm) => match self
+                .check_meters(fm)
+                .and_then(|()| self.tables.apply_flow_mod(fm))
+            {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![error_for(&msg, e)],
+            },
+            Body::MeterMod(mm) => match self.meter_mod(mm) {
                 Ok(()) => Vec::new(),
                 Err(e) => vec![error_for(&msg, e)],
             },
@@ -478,6 +493,81 @@ impl SwitchCore {
         }
         self.up |= completes_handshake;
         out
+    }
+
+    /// A FLOW_MOD that adds or changes entries may use only meters that exist.
+    fn check_meters(&self, fm: &ofp13::FlowMod) -> Result<(), OfpError> {
+        if !matches!(
+            fm.command,
+            ofp13::OFPFC_ADD | ofp13::OFPFC_MODIFY | ofp13::OFPFC_MODIFY_STRICT
+        ) {
+            return Ok(());
+        }
+        for i in &fm.instructions {
+            if let ofp13::Instruction::Meter { meter_id } = i {
+                if !self.meters.contains_key(meter_id) {
+                    return Err((ofp13::OFPET_METER_MOD_FAILED, ofp13::OFPMMFC_INVALID_METER));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// METER_MOD, as Open vSwitch answers it.
+    fn meter_mod(&mut self, mm: &ofp13::MeterMod) -> Result<(), OfpError> {
+        use ofp13::{meter, OFPET_METER_MOD_FAILED as T};
+        let id = mm.meter_id;
+        let valid = (1..=meter::MAX).contains(&id) || id == meter::CONTROLLER;
+        let config = || ofp13::MeterConfig {
+            flags: mm.flags,
+            meter_id: id,
+            bands: mm.bands.clone(),
+        };
+        match mm.command {
+            ofp13::OFPMC_ADD | ofp13::OFPMC_MODIFY if !valid => {
+                Err((T, ofp13::OFPMMFC_INVALID_METER))
+            }
+            ofp13::OFPMC_ADD | ofp13::OFPMC_MODIFY
+                if mm.flags
+                    & !(ofp13::OFPMF_KBPS
+                        | ofp13::OFPMF_PKTPS
+                        | ofp13::OFPMF_BURST
+                        | ofp13::OFPMF_STATS)
+                    != 0 =>
+            {
+                Err((T, ofp13::OFPMMFC_BAD_FLAGS))
+            }
+            ofp13::OFPMC_ADD | ofp13::OFPMC_MODIFY if mm.bands.iter().any(|b| b.rate == 0) => {
+                Err((T, ofp13::OFPMMFC_BAD_RATE))
+            }
+            ofp13::OFPMC_ADD if self.meters.contains_key(&id) => {
+                Err((T, ofp13::OFPMMFC_METER_EXISTS))
+            }
+            ofp13::OFPMC_MODIFY if !self.meters.contains_key(&id) => {
+                Err((T, ofp13::OFPMMFC_UNKNOWN_METER))
+            }
+            ofp13::OFPMC_ADD | ofp13::OFPMC_MODIFY => {
+                self.meters.insert(id, config());
+                Ok(())
+            }
+            ofp13::OFPMC_DELETE => {
+                if id == meter::ALL {
+                    self.meters.clear();
+                } else {
+                    self.meters.remove(&id);
+                }
+                self.tables.remove_metered(id);
+                Ok(())
+            }
+            _ => Err((T, ofp13::OFPMMFC_BAD_COMMAND)),
+        }
+    }
+
+    /// The meters `id` names (all of them: `meter::ALL`).
+    fn meters_named(&self, id: u32) -> impl Iterator<Item = &ofp13::MeterConfig> {
+        self.meters
+            .values()
+            .filter(move |m| id == ofp13::meter::ALL || m.meter_id == id)
     }
 
     fn multipart(&mut self, msg: &Message, body: &MultipartRequestBody) -> Vec<Message> {
@@ -530,6 +620,47 @@ impl SwitchCore {
                     }),
                 )]
             }
+            MultipartRequestBody::MeterConfig { meter_id } => vec![part(
+                0,
+                MultipartReplyBody::MeterConfig(self.meters_named(*meter_id).cloned().collect()),
+            )],
+            MultipartRequestBody::Meter { meter_id } => {
+                let stats = self
+                    .meters_named(*meter_id)
+                    .map(|m| ofp13::MeterStats {
+                        meter_id: m.meter_id,
+                        flow_count: self.tables.count_metered(m.meter_id),
+                        packet_in_count: 0,
+                        byte_in_count: 0,
+                        duration_sec: 0,
+                        duration_nsec: 0,
+                        band_stats: m
+                            .bands
+                            .iter()
+                            .map(|_| ofp13::Counter {
+                                packet_count: 0,
+                                byte_count: 0,
+                            })
+                            .collect(),
+                    })
+                    .collect();
+                vec![part(0, MultipartReplyBody::Meter(stats))]
+            }
+            MultipartRequestBody::MeterFeatures => vec![part(
+                0,
+                MultipartReplyBody::MeterFeatures(ofp13::MeterFeatures {
+                    max_meter: 262_144,
+                    band_types: 1 << ofp13::OFPMBT_DROP,
+                    capabilities: u32::from(
+                        ofp13::OFPMF_KBPS
+                            | ofp13::OFPMF_PKTPS
+                            | ofp13::OFPMF_BURST
+                            | ofp13::OFPMF_STATS,
+                    ),
+                    max_bands: 8,
+                    max_color: 0,
+                }),
+            )],
             MultipartRequestBody::Desc => vec![part(
                 0,
                 MultipartReplyBody::Desc(Box::new(Desc {
@@ -1011,6 +1142,96 @@ mod tests {
                 b => panic!("not a port-desc reply: {b:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn meters_are_kept_as_open_vswitch_keeps_them() {
+        use crate::fabric::plan::Meter;
+        let mut c = SwitchCore::new(SwitchSpec::new(1).with_ports(3));
+        let err = |out: Vec<Message>| match &out[..] {
+            [Message {
+                body: Body::Error(e),
+                ..
+            }] => (e.err_type, e.code),
+            other => panic!("not one error: {other:?}"),
+        };
+        let m2 = Meter {
+            id: 2,
+            pps: 200,
+            burst: 200,
+        };
+        let add = |m: &Meter| Message::new(1, Body::MeterMod(m.meter_mod(ofp13::OFPMC_ADD)));
+        assert!(c.handle(add(&m2)).is_empty());
+        assert_eq!(
+            err(c.handle(add(&m2))),
+            (ofp13::OFPET_METER_MOD_FAILED, ofp13::OFPMMFC_METER_EXISTS)
+        );
+        let unknown = Meter { id: 9, ..m2 };
+        assert_eq!(
+            err(c.handle(Message::new(
+                2,
+                Body::MeterMod(unknown.meter_mod(ofp13::OFPMC_MODIFY))
+            ))),
+            (ofp13::OFPET_METER_MOD_FAILED, ofp13::OFPMMFC_UNKNOWN_METER)
+        );
+        assert_eq!(
+            err(c.handle(add(&Meter { id: 0, ..m2 }))),
+            (ofp13::OFPET_METER_MOD_FAILED, ofp13::OFPMMFC_INVALID_METER)
+        );
+        // The controller meter is a meter like any.
+        let ctl = Meter {
+            id: ofp13::meter::CONTROLLER,
+            ..m2
+        };
+        assert!(c.handle(add(&ctl)).is_empty());
+        // An entry may use only a meter that exists.
+        let flow = |meter_id| {
+            Message::new(
+                3,
+                Body::FlowMod(ofp13::FlowMod {
+                    priority: 5,
+                    instructions: vec![
+                        ofp13::Instruction::Meter { meter_id },
+                        ofp13::Instruction::ApplyActions {
+                            actions: vec![Action::output(ofp13::port::CONTROLLER)],
+                        },
+                    ],
+                    ..ofp13::FlowMod::default()
+                }),
+            )
+        };
+        assert_eq!(
+            err(c.handle(flow(9))),
+            (ofp13::OFPET_METER_MOD_FAILED, ofp13::OFPMMFC_INVALID_METER)
+        );
+        assert!(c.handle(flow(2)).is_empty());
+        assert_eq!(c.tables().len(), 1);
+        // Config and statistics, as read by reconciliation and the API.
+        let out = c.handle(Message::new(
+            4,
+            mp(MultipartRequestBody::MeterConfig {
+                meter_id: ofp13::meter::ALL,
+            }),
+        ));
+        assert!(
+            matches!(&out[..], [Message { body: Body::MultipartReply(MultipartReply {
+            body: MultipartReplyBody::MeterConfig(v), .. }), .. }]
+            if *v == vec![m2.config(), ctl.config()])
+        );
+        let out = c.handle(Message::new(
+            5,
+            mp(MultipartRequestBody::Meter { meter_id: 2 }),
+        ));
+        assert!(
+            matches!(&out[..], [Message { body: Body::MultipartReply(MultipartReply {
+            body: MultipartReplyBody::Meter(v), .. }), .. }]
+            if v.len() == 1 && v[0].flow_count == 1 && v[0].band_stats.len() == 1)
+        );
+        // Deleting the meter deletes the entries that use it; deleting it again is no error.
+        let del = Message::new(6, Body::MeterMod(Meter::delete(2)));
+        assert!(c.handle(del.clone()).is_empty());
+        assert_eq!(c.tables().len(), 0);
+        assert!(c.handle(del).is_empty());
     }
 
     #[test]

@@ -3,18 +3,24 @@
 //! (FLOW_MOD adds and strict deletes, PACKET_OUT), with the one key and diff of flow entries
 //! (Faucet's rule: flow builders live in one module). See docs/pipeline.md.
 //!
-//! Pipeline of every switch (five tables):
-//! - table 0, classify: ARP and RARP to the controller; IPv4 from a link port to table 3;
-//!   IPv4 from a known host at its port to table 1; other IPv4 to table 1 with a copy to the
-//!   controller (a new host, or a VM that has just moved here); anything else dropped.
+//! Pipeline of every switch (six tables):
+//! - table 0, classify: ARP and RARP to table 5 (the controller); IPv4 from a link port to
+//!   table 3; IPv4 from a known host at its port to table 1; other IPv4 to table 1 with a copy
+//!   to the controller through the port's meter (a new host, or a VM that has just moved
+//!   here); anything else dropped.
 //! - table 1, from hosts: hosts of the switch switched at layer 2; for migrated VMs, the
 //!   destination rewrites M -> M* and the redirect copies; the rest to table 2.
 //! - table 2, source rewrites into the fabric (M -> M* of a VM away); the rest to table 3.
 //! - table 3, source rewrites back before delivery (M* -> M); the rest to table 4.
-//! - table 4, route: the switch's gateway addresses to the controller; known local hosts
-//!   delivered (Ethernet rewritten, TTL decremented); unknown addresses of a local subnet to the
-//!   controller (it resolves them and holds the packet); other subnets by prefix to the next
-//!   hop on a shortest path, TTL decremented; longest prefix wins by priority.
+//! - table 4, route: the switch's gateway addresses to table 5; known local hosts delivered
+//!   (Ethernet rewritten, TTL decremented); unknown addresses of a local subnet to table 5 (the
+//!   controller resolves them and holds the packet); other subnets by prefix to the next hop on
+//!   a shortest path, TTL decremented; longest prefix wins by priority.
+//! - table 5, punt: to the controller through the meter of the host port the frame came in on
+//!   (one per host port), so that one port cannot starve the others; from any other port
+//!   through the switch's controller meter only. Every packet-in of the switch, copies and
+//!   expired TTLs included, also passes the switch's `controller` meter (OpenFlow's
+//!   `OFPM_CONTROLLER`). See [`PacketInLimits`] and docs/pipeline.md.
 //!
 //! A VM's own entries (rewrites, home agent, cover) are planned in [`crate::mobility::flows`];
 //! this module plans the pipeline, the routes and hosts at home.
@@ -25,6 +31,84 @@ use std::net::Ipv4Addr;
 use ofp13::{port, Action, Body, FlowMod, Instruction, MacAddr, Match, Oxm, PacketOut, NO_BUFFER};
 
 use crate::fabric::topology::{Prefix, SubnetConf, Topology};
+
+/// What a switch may send to the controller, in packets per second (`run --port-pps`,
+/// `--switch-pps`; 0: no meter). Each host port has its own meter (id = the port number) on
+/// everything its frames send to the controller, so a host flooding the controller loses its
+/// own packet-ins and no one else's; every switch's `controller` meter bounds all its
+/// packet-ins together (copies of forwarded packets, expired TTLs, link ports), so that no
+/// switch can flood the controller either. Bursts are one second's worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketInLimits {
+    pub port_pps: u32,
+    pub switch_pps: u32,
+}
+
+/// A host sends the controller a few ARP requests, pings of its gateway and first packets a
+/// second; 200 leaves room for bursts of new flows (held and resolved by the controller).
+pub const DEFAULT_PORT_PPS: u32 = 200;
+/// 25 ports' worth at full rate; the controller answers millions a second, so this protects
+/// the switch's channel and slow path more than the controller.
+pub const DEFAULT_SWITCH_PPS: u32 = 5000;
+
+impl Default for PacketInLimits {
+    fn default() -> Self {
+        PacketInLimits {
+            port_pps: DEFAULT_PORT_PPS,
+            switch_pps: DEFAULT_SWITCH_PPS,
+        }
+    }
+}
+
+/// One meter as servswitch plans it: a drop band at `pps` packets per second with a burst of
+/// `burst` packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Meter {
+    pub id: u32,
+    pub pps: u32,
+    pub burst: u32,
+}
+
+impl Meter {
+    /// The meter as the switch reports it (meter-config multipart).
+    pub fn config(&self) -> ofp13::MeterConfig {
+        ofp13::MeterConfig {
+            flags: ofp13::OFPMF_PKTPS | ofp13::OFPMF_BURST | ofp13::OFPMF_STATS,
+            meter_id: self.id,
+            bands: vec![ofp13::MeterBand {
+                rate: self.pps,
+                burst_size: self.burst,
+                kind: ofp13::MeterBandKind::Drop,
+            }],
+        }
+    }
+
+    /// The METER_MOD that creates it (`OFPMC_ADD`) or changes it (`OFPMC_MODIFY`).
+    pub fn meter_mod(&self, command: u16) -> ofp13::MeterMod {
+        let c = self.config();
+        ofp13::MeterMod {
+            command,
+            flags: c.flags,
+            meter_id: c.meter_id,
+            bands: c.bands,
+        }
+    }
+
+    /// The METER_MOD that deletes meter `id` (and, on the switch, every entry using it).
+    pub fn delete(id: u32) -> ofp13::MeterMod {
+        ofp13::MeterMod {
+            command: ofp13::OFPMC_DELETE,
+            flags: 0,
+            meter_id: id,
+            bands: Vec::new(),
+        }
+    }
+
+    /// The meter as `ovs-ofctl -O OpenFlow13 dump-meters` prints it, on one line.
+    pub fn text(&self) -> String {
+        ofp13::text::meter_line(&self.config())
+    }
+}
 
 /// The one MAC address every gateway of the fabric answers with. A VM that moves keeps a valid
 /// gateway entry in its ARP cache (locally administered, "SS").
@@ -38,6 +122,8 @@ pub const TABLE_SOURCE: u8 = 2;
 /// Source rewrites back to the home address before delivery to hosts (M* -> M).
 pub const TABLE_TO_HOST: u8 = 3;
 pub const TABLE_ROUTE: u8 = 4;
+/// To the controller, through the meter of the host port the frame came in on.
+pub const TABLE_PUNT: u8 = 5;
 
 /// Cookies say who owns a flow: `0x5353` ("SS") in the top 16 bits, then the kind.
 pub const COOKIE_MASK_KIND: u64 = 0xffff_ffff_0000_0000;
@@ -48,6 +134,8 @@ pub const COOKIE_HOST: u64 = 0x5353_0003_0000_0000;
 pub const COOKIE_MOBILITY: u64 = 0x5353_0004_0000_0000;
 /// Copies to the controller that make it send ICMP redirects (+ the home address).
 pub const COOKIE_REDIRECT: u64 = 0x5353_0005_0000_0000;
+/// A host port's entries toward the controller through its meter (+ the port number).
+pub const COOKIE_PORT: u64 = 0x5353_0006_0000_0000;
 
 /// Whether an entry's cookie is servswitch's (kinds `0x5353_00xx`): reconciliation deletes
 /// only those; anyone else's entries are left alone (and shown by `verify`).
@@ -60,6 +148,9 @@ pub(crate) const PRIO_GATEWAY: u16 = 2000;
 pub(crate) const PRIO_PREFIX_BASE: u16 = 1000;
 /// Table 0: a known host's frames from its own port.
 pub(crate) const PRIO_SOURCE_KNOWN: u16 = 850;
+/// Table 0: IPv4 from a source the switch does not know at that port (a copy to the
+/// controller; one above it per metered host port).
+pub(crate) const PRIO_UNKNOWN_SOURCE: u16 = 800;
 
 /// One flow entry as servswitch plans it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -280,6 +371,12 @@ fn to_controller() -> Vec<Instruction> {
     apply(vec![Action::output(port::CONTROLLER)])
 }
 
+/// `instructions` behind meter `id` (the meter comes first, as OpenFlow runs it).
+fn metered(id: u32, mut instructions: Vec<Instruction>) -> Vec<Instruction> {
+    instructions.insert(0, Instruction::Meter { meter_id: id });
+    instructions
+}
+
 pub(crate) fn ip_dst(p: &Prefix) -> Vec<Oxm> {
     let mask = Ipv4Addr::from(p.mask());
     vec![
@@ -320,6 +417,8 @@ pub struct Fabric {
     /// Idle timeout (seconds) of the rewrite a VM's cover gets on a switch beyond its
     /// default cover (0: never).
     pub cover_idle: u16,
+    /// The meters on controller-bound traffic.
+    pub limits: PacketInLimits,
 }
 
 /// How long a switch added to a VM's cover keeps rewriting toward it once its hosts stop
@@ -419,10 +518,16 @@ impl Fabric {
             subnets,
             edges,
             cover_idle: DEFAULT_COVER_IDLE,
+            limits: PacketInLimits::default(),
         }
     }
 
     /// Sets the idle timeout of cover entries beyond a VM's default cover (0: never).
+    pub fn with_limits(mut self, limits: PacketInLimits) -> Fabric {
+        self.limits = limits;
+        self
+    }
+
     pub fn with_cover_idle(mut self, secs: u16) -> Fabric {
         self.cover_idle = secs;
         self
@@ -511,13 +616,13 @@ impl Fabric {
             TABLE_CLASSIFY,
             1000,
             vec![Oxm::EthType(crate::packet::ETH_ARP, None)],
-            to_controller(),
+            goto(TABLE_PUNT),
         ));
         v.push(pipe(
             TABLE_CLASSIFY,
             1000,
             vec![Oxm::EthType(crate::packet::ETH_RARP, None)],
-            to_controller(),
+            goto(TABLE_PUNT),
         ));
         for p in self.link_ports(switch) {
             v.push(pipe(
@@ -534,7 +639,7 @@ impl Fabric {
         // has just moved here): forwarded, and a copy tells the controller.
         v.push(pipe(
             TABLE_CLASSIFY,
-            800,
+            PRIO_UNKNOWN_SOURCE,
             vec![Oxm::EthType(crate::packet::ETH_IPV4, None)],
             apply_then(vec![Action::output(port::CONTROLLER)], TABLE_FROM_HOST),
         ));
@@ -543,6 +648,8 @@ impl Fabric {
         v.push(pipe(TABLE_SOURCE, 0, vec![], goto(TABLE_TO_HOST)));
         v.push(pipe(TABLE_TO_HOST, 0, vec![], goto(TABLE_ROUTE)));
         v.push(pipe(TABLE_ROUTE, 0, vec![], vec![]));
+        // From a port without a meter of its own (a link, a port not known yet).
+        v.push(pipe(TABLE_PUNT, 0, vec![], to_controller()));
 
         for s in self.subnets_of(switch) {
             let gw = Prefix {
@@ -554,7 +661,7 @@ impl Fabric {
                 priority: PRIO_GATEWAY,
                 cookie: COOKIE_ROUTE,
                 match_: Match::new(ip_dst(&gw)),
-                instructions: to_controller(),
+                instructions: goto(TABLE_PUNT),
                 ..Default::default()
             });
             v.push(Flow {
@@ -562,7 +669,7 @@ impl Fabric {
                 priority: PRIO_PREFIX_BASE + s.prefix.len as u16,
                 cookie: COOKIE_ROUTE,
                 match_: Match::new(ip_dst(&s.prefix)),
-                instructions: to_controller(),
+                instructions: goto(TABLE_PUNT),
                 ..Default::default()
             });
         }
@@ -591,6 +698,96 @@ impl Fabric {
                 ..Default::default()
             });
         }
+        v
+    }
+
+    /// The host ports of `switch` among `ports` that get a meter of their own: not a link,
+    /// not a reserved port, a valid meter number.
+    pub fn metered_ports<'a>(
+        &'a self,
+        switch: &'a str,
+        ports: impl IntoIterator<Item = u32> + 'a,
+    ) -> impl Iterator<Item = u32> + 'a {
+        let links = self.switch_ctx(switch);
+        ports.into_iter().filter(move |&p| {
+            self.limits.port_pps > 0
+                && (1..=port::MAX.min(ofp13::meter::MAX)).contains(&p)
+                && links.is_some_and(|s| !s.is_link_port(p))
+        })
+    }
+
+    /// One host port's entries toward the controller through its meter: the punt table's,
+    /// and table 0's copy of IPv4 from a source the switch does not know at that port (above
+    /// the catch-all copy, below known hosts). None without port meters.
+    pub fn port_flows(&self, switch: &str, p: u32) -> Vec<Flow> {
+        if self.metered_ports(switch, [p]).next().is_none() {
+            return Vec::new();
+        }
+        vec![
+            Flow {
+                table_id: TABLE_CLASSIFY,
+                priority: PRIO_UNKNOWN_SOURCE + 1,
+                cookie: COOKIE_PIPELINE,
+                match_: Match::new(vec![
+                    Oxm::InPort(p, None),
+                    Oxm::EthType(crate::packet::ETH_IPV4, None),
+                ]),
+                instructions: metered(
+                    p,
+                    apply_then(vec![Action::output(port::CONTROLLER)], TABLE_FROM_HOST),
+                ),
+                ..Default::default()
+            },
+            Flow {
+                table_id: TABLE_PUNT,
+                priority: 100,
+                cookie: COOKIE_PORT | u64::from(p),
+                match_: Match::new(vec![Oxm::InPort(p, None)]),
+                instructions: metered(p, to_controller()),
+                ..Default::default()
+            },
+        ]
+    }
+
+    /// The meters of `switch` whose host ports are `ports`: the switch's `controller` meter,
+    /// then one per metered host port, in id order.
+    pub fn meters(&self, switch: &str, ports: impl IntoIterator<Item = u32>) -> Vec<Meter> {
+        let mut v: Vec<Meter> = self
+            .metered_ports(switch, ports)
+            .map(|id| Meter {
+                id,
+                pps: self.limits.port_pps,
+                burst: self.limits.port_pps,
+            })
+            .collect();
+        v.sort();
+        v.dedup();
+        if self.limits.switch_pps > 0 {
+            v.push(Meter {
+                id: ofp13::meter::CONTROLLER,
+                pps: self.limits.switch_pps,
+                burst: self.limits.switch_pps,
+            });
+        }
+        v
+    }
+
+    /// The host ports of `switch` the topology file names (its subnets' `ports`, and where
+    /// its `[[host]]`s are attached): what the plan meters on a switch whose ports the
+    /// controller has not seen (`plan`, a switch not connected yet). Where hosts move does not
+    /// change it: a switch's ports are what it has, not where hosts are.
+    pub fn declared_ports(&self, switch: &str) -> BTreeSet<u32> {
+        let mut v: BTreeSet<u32> = self
+            .subnets_of(switch)
+            .flat_map(|s| s.ports.iter().flatten().copied())
+            .collect();
+        v.extend(
+            self.topology
+                .hosts
+                .iter()
+                .filter(|h| h.at.switch == switch)
+                .map(|h| h.at.port),
+        );
         v
     }
 
@@ -667,6 +864,9 @@ impl Fabric {
         for h in hosts.iter().filter(|h| h.switch == switch) {
             flows.extend(self.host_flows(h));
         }
+        for p in self.declared_ports(switch) {
+            flows.extend(self.port_flows(switch, p));
+        }
         let mut flows = dedup(flows);
         sort_flows(&mut flows);
         flows
@@ -728,12 +928,15 @@ mod tests {
         let plan = f.plan(&f.configured_hosts());
         let r3: Vec<String> = plan["r3"].iter().map(Flow::text).collect();
         let want = [
-            "cookie=0x5353000100000000, priority=1000,arp actions=CONTROLLER:65535",
-            "cookie=0x5353000100000000, priority=1000,rarp actions=CONTROLLER:65535",
+            "cookie=0x5353000100000000, priority=1000,arp actions=goto_table:5",
+            "cookie=0x5353000100000000, priority=1000,rarp actions=goto_table:5",
             "cookie=0x5353000100000000, priority=900,ip,in_port=1 actions=goto_table:3",
             "cookie=0x53530003c0a80b02, priority=850,ip,in_port=2,dl_src=02:00:00:00:11:02 actions=goto_table:1",
             "cookie=0x53530003c0a80b03, priority=850,ip,in_port=3,dl_src=02:00:00:00:11:03 actions=goto_table:1",
             "cookie=0x53530003c0a80b04, priority=850,ip,in_port=4,dl_src=02:00:00:00:11:04 actions=goto_table:1",
+            "cookie=0x5353000100000000, priority=801,ip,in_port=2 actions=meter:2,CONTROLLER:65535,goto_table:1",
+            "cookie=0x5353000100000000, priority=801,ip,in_port=3 actions=meter:3,CONTROLLER:65535,goto_table:1",
+            "cookie=0x5353000100000000, priority=801,ip,in_port=4 actions=meter:4,CONTROLLER:65535,goto_table:1",
             "cookie=0x5353000100000000, priority=800,ip actions=CONTROLLER:65535,goto_table:1",
             "cookie=0x5353000100000000, priority=0 actions=drop",
             "cookie=0x53530003c0a80b02, table=1, priority=500,dl_dst=02:00:00:00:11:02 actions=output:2",
@@ -742,14 +945,18 @@ mod tests {
             "cookie=0x5353000100000000, table=1, priority=0 actions=goto_table:2",
             "cookie=0x5353000100000000, table=2, priority=0 actions=goto_table:3",
             "cookie=0x5353000100000000, table=3, priority=0 actions=goto_table:4",
-            "cookie=0x5353000200000000, table=4, priority=2000,ip,nw_dst=192.168.11.1 actions=CONTROLLER:65535",
+            "cookie=0x5353000200000000, table=4, priority=2000,ip,nw_dst=192.168.11.1 actions=goto_table:5",
             "cookie=0x53530003c0a80b02, table=4, priority=1032,ip,nw_dst=192.168.11.2 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:02->eth_dst,output:2",
             "cookie=0x53530003c0a80b03, table=4, priority=1032,ip,nw_dst=192.168.11.3 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:03->eth_dst,output:3",
             "cookie=0x53530003c0a80b04, table=4, priority=1032,ip,nw_dst=192.168.11.4 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:00:00:00:11:04->eth_dst,output:4",
             "cookie=0x5353000200000000, table=4, priority=1024,ip,nw_dst=10.0.0.0/24 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1",
             "cookie=0x5353000200000000, table=4, priority=1024,ip,nw_dst=192.168.10.0/24 actions=dec_ttl,set_field:02:53:53:00:00:01->eth_src,set_field:02:53:53:00:00:01->eth_dst,output:1",
-            "cookie=0x5353000200000000, table=4, priority=1024,ip,nw_dst=192.168.11.0/24 actions=CONTROLLER:65535",
+            "cookie=0x5353000200000000, table=4, priority=1024,ip,nw_dst=192.168.11.0/24 actions=goto_table:5",
             "cookie=0x5353000100000000, table=4, priority=0 actions=drop",
+            "cookie=0x5353000600000002, table=5, priority=100,in_port=2 actions=meter:2,CONTROLLER:65535",
+            "cookie=0x5353000600000003, table=5, priority=100,in_port=3 actions=meter:3,CONTROLLER:65535",
+            "cookie=0x5353000600000004, table=5, priority=100,in_port=4 actions=meter:4,CONTROLLER:65535",
+            "cookie=0x5353000100000000, table=5, priority=0 actions=CONTROLLER:65535",
         ];
         assert_eq!(r3, want);
         for flows in plan.values() {

@@ -374,10 +374,18 @@ pub fn diff(
     out
 }
 
-/// One switch's whole table: the base pipeline and routes plus every VM's entries there, in
-/// the order `plan` prints.
-pub fn switch_plan(fabric: &Fabric, switch: &str, vms: &[Vm]) -> Vec<Flow> {
+/// One switch's whole table: the base pipeline and routes, the entries of its host ports
+/// `ports` (their meters), plus every VM's entries there, in the order `plan` prints.
+pub fn switch_plan(
+    fabric: &Fabric,
+    switch: &str,
+    vms: &[Vm],
+    ports: &std::collections::BTreeSet<u32>,
+) -> Vec<Flow> {
     let mut flows = fabric.base_flows(switch);
+    for &p in ports {
+        flows.extend(fabric.port_flows(switch, p));
+    }
     // A VM at home has entries only where it is.
     for vm in vms
         .iter()

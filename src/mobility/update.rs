@@ -365,11 +365,13 @@ pub struct Reconciled {
     pub held: usize,
     /// Consumer entries the plan no longer has, left until the fabric is quiet.
     pub deferred: usize,
+    /// Meters added, changed or deleted.
+    pub meters: usize,
 }
 
 impl Reconciled {
     pub fn changed(&self) -> usize {
-        self.added + self.modified + self.deleted
+        self.added + self.modified + self.deleted + self.meters
     }
 }
 
