@@ -106,6 +106,27 @@ impl ControllerProcess {
             .unwrap_or(0)
     }
 
+    /// Its resident memory (VmRSS, KiB; 0 when unreadable).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Where the API says the host named `host` is: (switch, port).
+    pub fn host_location(&self, host: &str) -> Option<(String, u64)> {
+        let (_, body) = self.api_get("/api/v1/hosts").ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let h = v.as_array()?.iter().find(|h| h["name"] == host)?.clone();
+        Some((
+            h["location"]["switch"].as_str()?.to_string(),
+            h["location"]["port"].as_u64()?,
+        ))
+    }
+
     /// `GET path` on the REST API: (status, body).
     pub fn api_get(&self, path: &str) -> Result<(u16, String), String> {
         self.api("GET", path)

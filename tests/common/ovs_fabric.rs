@@ -843,10 +843,82 @@ impl OvsFabric {
         self.armed_frame(host, &frame)
     }
 
+    /// Like [`OvsFabric::migrate_host`], but the host announces itself as QEMU does by default
+    /// (`net/announce.c`: five rounds, at about 0, 50, 200, 450 and 800 ms; see
+    /// FIELD-NOTES.md): the first RARP the moment the port is on its new switch, the others
+    /// in the background; returns once the first went out.
+    ///
+    /// Why it matters: Open vSwitch's userspace datapath moves a port to its new bridge
+    /// asynchronously, in its main thread, after the OVSDB transaction. While another host
+    /// floods the datapath, a frame sent right after the move was seen entering through the
+    /// *old* port (1 move in 30); one announcement then tells the controller nothing new, and
+    /// QEMU's next rounds are what a real VM has.
+    pub fn migrate_host_qemu(
+        &mut self,
+        host: &str,
+        to_switch: &str,
+        to_port: u32,
+    ) -> Result<Instant, String> {
+        let frame = rarp_frame(&self.host(host).mac)?;
+        let rarp = self.armed_frame_rounds(host, &frame, &[0, 50, 200, 450, 800])?;
+        self.move_host(host, to_switch, to_port)?;
+        let first = Instant::now();
+        rarp.send()?;
+        Ok(first)
+    }
+
     /// Sends any frame, whatever its source MAC, from a host's `eth0` (what a tenant that
     /// forges frames can do).
     pub fn send_frame(&self, host: &str, frame: &[u8]) -> Result<(), String> {
         self.armed_frame(host, frame)?.send()
+    }
+
+    /// `frame` made ready to go from a host's `eth0` at each of `at_ms` (milliseconds after
+    /// the first); [`Announcer::send`] returns once the first went out, the process sends the
+    /// rest by itself and exits.
+    pub fn armed_frame_rounds(
+        &self,
+        host: &str,
+        frame: &[u8],
+        at_ms: &[u64],
+    ) -> Result<Announcer, String> {
+        let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+        let at: Vec<String> = at_ms.iter().map(u64::to_string).collect();
+        let py = "import socket,sys,time\n\
+                  s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+                  s.bind(('eth0',0))\n\
+                  f=bytes.fromhex(sys.argv[1])\n\
+                  at=[int(a)/1000 for a in sys.argv[2].split(',')]\n\
+                  print('ready',flush=True)\n\
+                  if sys.stdin.readline()!='send\\n': sys.exit(4)\n\
+                  t0=time.monotonic()\n\
+                  for i,a in enumerate(at):\n\
+                  \x20time.sleep(max(0,t0+a-time.monotonic()))\n\
+                  \x20n=s.send(f)\n\
+                  \x20if i==0: print('sent' if n==len(f) else 'short',flush=True)\n";
+        let child = self
+            .command(host, &[python3(), "-c", py, &hex, &at.join(",")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("[{host}] cannot start the announcer: {e}"))?;
+        let mut a = Announcer {
+            host: host.to_string(),
+            child: Some(child),
+            rounds: true,
+        };
+        let mut ready = [0u8; 6];
+        let read = a
+            .child
+            .as_mut()
+            .and_then(|c| c.stdout.as_mut())
+            .expect("stdout is piped")
+            .read_exact(&mut ready);
+        if read.is_err() || &ready != b"ready\n" {
+            return Err(format!("[{host}] the announcer did not get ready"));
+        }
+        Ok(a)
     }
 
     /// `frame` made ready to go from a host's `eth0`: see [`OvsFabric::announcer`].
@@ -881,6 +953,7 @@ impl OvsFabric {
         Ok(Announcer {
             host: host.to_string(),
             child: Some(child),
+            rounds: false,
         })
     }
 
@@ -1036,7 +1109,7 @@ pub fn parse_ping(out: &str) -> (u32, u32) {
 
 /// Starts the real controller on `controller_topology`, builds `fabric_topology` as Open
 /// vSwitch, and waits (20 s at most) until every switch holds its whole pipeline: the router
-/// sends a switch's table in plan order, and the route table's miss entry comes last.
+/// sends a switch's table in plan order, and the punt table's miss entry comes last.
 pub fn start_routed(
     fabric_topology: &Topology,
     controller_topology: &Path,
@@ -1056,9 +1129,10 @@ pub fn start_routed_with(
     for s in &fabric_topology.switches {
         loop {
             let flows = fabric.dump_flows(&s.name).unwrap_or_default();
+            // The punt table's miss entry, planned last.
             let last = format!(
-                "table={}, priority=0 actions=drop",
-                servswitch::fabric::plan::TABLE_ROUTE
+                "table={}, priority=0 actions=CONTROLLER:65535",
+                servswitch::fabric::plan::TABLE_PUNT
             );
             if flows.contains(&last) {
                 break;
@@ -1080,6 +1154,8 @@ pub fn start_routed_with(
 pub struct Announcer {
     host: String,
     child: Option<Child>,
+    /// It sends more than one frame: [`Announcer::send`] returns after the first.
+    rounds: bool,
 }
 
 impl Announcer {
@@ -1092,6 +1168,21 @@ impl Announcer {
             .take()
             .expect("stdin is piped")
             .write_all(b"send\n");
+        if self.rounds {
+            let mut sent = [0u8; 5];
+            let read = child
+                .stdout
+                .as_mut()
+                .expect("stdout is piped")
+                .read_exact(&mut sent);
+            // The rest of the rounds go out by themselves; a thread reaps the process.
+            std::thread::spawn(move || child.wait());
+            written.map_err(|e| format!("{what}: {e}"))?;
+            return match read {
+                Ok(()) if &sent == b"sent\n" => Ok(()),
+                _ => Err(format!("{what}: the first frame did not go out whole")),
+            };
+        }
         let out = child
             .wait_with_output()
             .map_err(|e| format!("{what}: {e}"))?;
