@@ -507,3 +507,58 @@ async fn move_host_reports_the_ports() {
     .await;
     rig.stop().await;
 }
+
+/// A switch that implements no meters (they are optional in OpenFlow 1.3; Open vSwitch's
+/// kernel datapath has none before Linux 4.15) still gets its whole pipeline, planned without
+/// meters or per-port entries, and says so once: its hosts are answered by the controller and
+/// routed as before, a VM migrates onto it, and the other switches keep their meters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switch_without_meters_gets_its_pipeline_without_them() {
+    use servswitch::cli::demo::{Lab, LabOptions};
+    let t = topo("paper-testbed.toml");
+    let lab = Lab::start_with(
+        &t,
+        LabOptions {
+            without_meters: ["r2".to_string()].into(),
+            ..LabOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    lab.wait_planned().await.unwrap();
+    let r = &lab.router;
+    assert!(r.is_unmetered("r2") && !r.is_unmetered("r3"));
+    assert!(r.switch_meters("r2").is_empty());
+    let r2 = lab.fabric.dump_flows("r2");
+    assert!(!r2.contains("meter:"), "{r2}");
+    assert!(
+        r2.contains("table=5, priority=0 actions=CONTROLLER:65535"),
+        "{r2}"
+    );
+    assert!(lab.fabric.dump_flows("r3").contains("meter:2,"));
+    // b, on r2: its gateway answers (through the punt table) and E is reached.
+    let gw: Ipv4Addr = "192.168.10.1".parse().unwrap();
+    let e: Ipv4Addr = "10.0.0.2".parse().unwrap();
+    assert!(lab.reaches("b", gw, PING).await);
+    assert!(lab.reaches("b", e, PING).await);
+    // A VM migrates onto it, announced by its RARP, and is reached there.
+    lab.fabric.move_host("vm", "r2", 9).unwrap();
+    lab.fabric.announce("vm");
+    let moved = lab
+        .fabric
+        .wait_until(WAIT, |_| {
+            servswitch::api::handlers::hosts(r)
+                .iter()
+                .any(|h| h.name == "vm" && h.location.switch == "r2" && h.location.port == 9)
+                && !r.migrations_in_progress()
+        })
+        .await;
+    assert!(moved);
+    lab.wait_planned().await.unwrap();
+    assert!(
+        lab.reaches("e", "192.168.11.3".parse().unwrap(), PING)
+            .await
+    );
+    assert!(!lab.fabric.dump_flows("r2").contains("meter:"));
+    lab.stop().await;
+}

@@ -296,12 +296,18 @@ async fn get_meters(
             format!("switch {name} is not connected"),
         );
     };
-    let (configs, stats) = match tokio::try_join!(
-        crate::app::reconcile::read_meters(&h),
-        crate::app::reconcile::read_meter_stats(&h)
-    ) {
+    let read = async {
+        match crate::app::reconcile::read_meters(&h).await? {
+            Some(configs) => Ok((configs, crate::app::reconcile::read_meter_stats(&h).await?)),
+            // A switch without meters has an empty meter table.
+            None => Ok((Vec::new(), Vec::new())),
+        }
+    };
+    let (configs, stats) = match read.await {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("switch {name}: {e}")),
+        Err::<_, String>(e) => {
+            return error(StatusCode::BAD_GATEWAY, format!("switch {name}: {e}"))
+        }
     };
     if q.format.as_deref() == Some("text") {
         let mut text = String::new();

@@ -74,12 +74,32 @@ pub async fn read_table(h: &SwitchHandle) -> Result<Vec<FlowStats>, String> {
     Ok(flows)
 }
 
-/// Reads every meter's configuration.
-pub async fn read_meters(h: &SwitchHandle) -> Result<Vec<MeterConfig>, String> {
+/// Reads every meter's configuration; None when the switch implements no meters (it refuses
+/// the meter requests, or has room for none: meters are optional in OpenFlow 1.3, and Open
+/// vSwitch's kernel datapath has none before Linux 4.15).
+pub async fn read_meters(h: &SwitchHandle) -> Result<Option<Vec<MeterConfig>>, String> {
+    let features =
+        Body::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterFeatures));
+    let parts = match h.request(features).await {
+        Ok(p) => p,
+        Err(crate::switch::session::ReplyError::Switch(_)) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let room = parts.iter().any(|m| {
+        matches!(&m.body, Body::MultipartReply(r)
+            if matches!(&r.body, MultipartReplyBody::MeterFeatures(f) if f.max_meter > 0))
+    });
+    if !room {
+        return Ok(None);
+    }
     let req = Body::MultipartRequest(MultipartRequest::new(MultipartRequestBody::MeterConfig {
         meter_id: ofp13::meter::ALL,
     }));
-    let parts = h.request(req).await.map_err(|e| e.to_string())?;
+    let parts = match h.request(req).await {
+        Ok(p) => p,
+        Err(crate::switch::session::ReplyError::Switch(_)) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
     let mut meters = Vec::new();
     for m in parts {
         if let Body::MultipartReply(r) = m.body {
@@ -88,7 +108,7 @@ pub async fn read_meters(h: &SwitchHandle) -> Result<Vec<MeterConfig>, String> {
             }
         }
     }
-    Ok(meters)
+    Ok(Some(meters))
 }
 
 /// Reads every meter's statistics.
@@ -153,6 +173,8 @@ impl Router {
         let lock = self.switch_lock(name);
         let _serial = lock.lock().await;
         let live_meters = read_meters(h).await?;
+        self.set_metered(name, live_meters.is_some());
+        let live_meters = live_meters.unwrap_or_default();
         let live = read_table(h).await?;
         // The plan is taken after the table was read: anything the router added to its state
         // before sending it to the switch is then in the plan too (at worst added twice).
@@ -161,8 +183,13 @@ impl Router {
             let vms = st.vms_for(name);
             let ports = st.host_ports(&self.fabric, name);
             let plan = crate::mobility::flows::switch_plan(&self.fabric, name, &vms, &ports);
+            let planned_meters = if st.unmetered.contains(name) {
+                Vec::new()
+            } else {
+                self.fabric.meters(name, ports)
+            };
             let (meters_before, meters_after) =
-                meter_difference(&live_meters, &self.fabric.meters(name, ports), &live);
+                meter_difference(&live_meters, &planned_meters, &live);
             let producer = |f: &Flow| {
                 let home = std::net::Ipv4Addr::from(f.cookie as u32);
                 let vm = st.hosts.get(&home).and_then(|(h, _)| st.vm(h.mac));
@@ -330,14 +357,15 @@ impl Router {
                 until_full = until_full.saturating_sub(1);
                 // The meters' statistics, every round: the drops /metrics reports, and a
                 // planned meter that is missing.
-                let meters_right = match read_meter_stats(&h).await {
-                    Ok(stats) => {
-                        let ids: BTreeSet<u32> = stats.iter().map(|m| m.meter_id).collect();
-                        me.record_meter_stats(&name, stats);
-                        me.switch_meters(&name).iter().all(|m| ids.contains(&m.id))
-                    }
-                    Err(_) => false,
-                };
+                let meters_right = me.is_unmetered(&name)
+                    || match read_meter_stats(&h).await {
+                        Ok(stats) => {
+                            let ids: BTreeSet<u32> = stats.iter().map(|m| m.meter_id).collect();
+                            me.record_meter_stats(&name, stats);
+                            me.switch_meters(&name).iter().all(|m| ids.contains(&m.id))
+                        }
+                        Err(_) => false,
+                    };
                 if until_full > 0 && meters_right {
                     let want = me.switch_plan(&name).len();
                     match count_flows(&h).await {

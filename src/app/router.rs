@@ -160,6 +160,9 @@ pub(crate) struct State {
     /// The host ports each switch reported (when it connected, and by port status since):
     /// each gets its meter and entries toward the controller.
     pub(crate) ports: FastMap<String, std::collections::BTreeSet<u32>>,
+    /// Switches that implement no meters (they said so): planned without meters or per-port
+    /// entries, their controller-bound traffic unbounded.
+    pub(crate) unmetered: FastSet<String>,
 }
 
 impl State {
@@ -233,7 +236,8 @@ impl State {
     }
 
     /// The host ports of `switch` the plan meters: those it reported, or before it ever
-    /// connected, those the topology file names ([`Fabric::declared_ports`]).
+    /// connected, those the topology file names ([`Fabric::declared_ports`]); none on a
+    /// switch without meters.
     ///
     /// [`Fabric::declared_ports`]: crate::fabric::plan::Fabric::declared_ports
     pub(crate) fn host_ports(
@@ -241,6 +245,9 @@ impl State {
         fabric: &crate::fabric::plan::Fabric,
         switch: &str,
     ) -> std::collections::BTreeSet<u32> {
+        if self.unmetered.contains(switch) {
+            return Default::default();
+        }
         match self.ports.get(switch) {
             Some(p) => p.clone(),
             None => fabric.declared_ports(switch),
@@ -697,6 +704,7 @@ impl Router {
         };
         {
             let mut st = self.lock();
+            let unmetered = st.unmetered.contains(name);
             let ports = st.ports.entry(name.to_string()).or_default();
             let known = ports.contains(&port);
             if added == known || self.fabric.is_link_port(name, port) || port > port::MAX {
@@ -706,6 +714,9 @@ impl Router {
                 ports.insert(port);
             } else {
                 ports.remove(&port);
+            }
+            if unmetered {
+                return;
             }
         }
         let Some(meter) = self
@@ -805,8 +816,29 @@ impl Router {
 
     /// One switch's planned meters (the controller meter, one per host port).
     pub fn switch_meters(&self, switch: &str) -> Vec<crate::fabric::plan::Meter> {
-        let ports = self.read().host_ports(&self.fabric, switch);
+        let st = self.read();
+        if st.unmetered.contains(switch) {
+            return Vec::new();
+        }
+        let ports = st.host_ports(&self.fabric, switch);
+        drop(st);
         self.fabric.meters(switch, ports)
+    }
+
+    /// Whether `switch` said it implements no meters.
+    pub fn is_unmetered(&self, switch: &str) -> bool {
+        self.read().unmetered.contains(switch)
+    }
+
+    /// Records whether `switch` implements meters (what its last reconciliation found); the
+    /// first time it has none, says so.
+    pub(crate) fn set_metered(&self, switch: &str, metered: bool) {
+        let mut st = self.lock();
+        if metered {
+            st.unmetered.remove(switch);
+        } else if st.unmetered.insert(switch.to_string()) {
+            tracing::warn!(%switch, "the switch implements no meters: its traffic to the controller is not bounded (planned without meters)");
+        }
     }
 
     /// Every switch's whole planned table given everything the router knows now.

@@ -167,6 +167,8 @@ pub struct LabOptions {
     pub cover_idle: Option<u16>,
     /// The drain before an update's last phase (None: [`EMULATED_DRAIN`]).
     pub drain: Option<Duration>,
+    /// Switches (by name) that implement no meters.
+    pub without_meters: std::collections::BTreeSet<String>,
 }
 
 impl Lab {
@@ -203,6 +205,7 @@ impl Lab {
             addr,
             crate::emu::fabric::FabricConfig {
                 host: o.host.unwrap_or_default(),
+                without_meters: o.without_meters.clone(),
             },
         )
         .await?;

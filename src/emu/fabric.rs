@@ -814,6 +814,9 @@ impl HostStack {
 #[derive(Debug, Clone, Default)]
 pub struct FabricConfig {
     pub host: HostConfig,
+    /// Switches (by name) that have no meters, as a switch that implements none answers
+    /// (see [`SwitchSpec::without_meters`]).
+    pub without_meters: std::collections::BTreeSet<String>,
 }
 
 /// Where a host is and what it is.
@@ -1006,6 +1009,7 @@ impl EmuFabric {
         let mut switches = Vec::new();
         for (i, s) in topology.switches.iter().enumerate() {
             let mut spec = SwitchSpec::new(s.dpid.0);
+            spec.meters = !cfg.without_meters.contains(&s.name);
             spec.ports = ports[i]
                 .iter()
                 .map(|&no| switch::port(s.dpid.0, no))

@@ -65,7 +65,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use ofp13::{OFPBRC_BAD_MULTIPART, OFPBRC_IS_SLAVE, OFPET_BAD_REQUEST};
+use ofp13::{OFPBRC_BAD_MULTIPART, OFPBRC_BAD_TYPE, OFPBRC_IS_SLAVE, OFPET_BAD_REQUEST};
 
 use crate::emu::flowtable::{Effect, FlowTables, OfpError};
 
@@ -100,6 +100,8 @@ pub struct SwitchSpec {
     pub silent: bool,
     /// Start paused: hold every reply until resumed (see [`SwitchCore::pause`]).
     pub paused: bool,
+    /// It implements meters (see [`SwitchSpec::without_meters`]).
+    pub meters: bool,
 }
 
 impl SwitchSpec {
@@ -120,6 +122,7 @@ impl SwitchSpec {
             after_hello: Vec::new(),
             silent: false,
             paused: false,
+            meters: true,
         }
         .with_ports(4)
     }
@@ -139,6 +142,14 @@ impl SwitchSpec {
     /// Starts paused: a switch slow to answer (its HELLO is still sent at once).
     pub fn paused(mut self) -> Self {
         self.paused = true;
+        self
+    }
+
+    /// A switch that implements no meters (they are optional in OpenFlow 1.3): METER_MOD is
+    /// `OFPBRC_BAD_TYPE`, meter multiparts `OFPBRC_BAD_MULTIPART`, a meter instruction
+    /// `OFPBIC_UNSUP_INST`.
+    pub fn without_meters(mut self) -> Self {
+        self.meters = false;
         self
     }
 
@@ -474,6 +485,9 @@ impl SwitchCore {
                 Ok(()) => Vec::new(),
                 Err(e) => vec![error_for(&msg, e)],
             },
+            Body::MeterMod(_) if !self.spec.meters => {
+                vec![error_for(&msg, (OFPET_BAD_REQUEST, OFPBRC_BAD_TYPE))]
+            }
             Body::MeterMod(mm) => match self.meter_mod(mm) {
                 Ok(()) => Vec::new(),
                 Err(e) => vec![error_for(&msg, e)],
@@ -497,6 +511,13 @@ impl SwitchCore {
 
     /// A FLOW_MOD that adds or changes entries may use only meters that exist.
     fn check_meters(&self, fm: &ofp13::FlowMod) -> Result<(), OfpError> {
+        let metered = fm
+            .instructions
+            .iter()
+            .any(|i| matches!(i, ofp13::Instruction::Meter { .. }));
+        if metered && !self.spec.meters {
+            return Err((ofp13::OFPET_BAD_INSTRUCTION, ofp13::OFPBIC_UNSUP_INST));
+        }
         if !matches!(
             fm.command,
             ofp13::OFPFC_ADD | ofp13::OFPFC_MODIFY | ofp13::OFPFC_MODIFY_STRICT
@@ -619,6 +640,13 @@ impl SwitchCore {
                         flow_count: u32::try_from(flows.len()).unwrap_or(u32::MAX),
                     }),
                 )]
+            }
+            MultipartRequestBody::MeterConfig { .. }
+            | MultipartRequestBody::Meter { .. }
+            | MultipartRequestBody::MeterFeatures
+                if !self.spec.meters =>
+            {
+                vec![error_for(msg, (OFPET_BAD_REQUEST, OFPBRC_BAD_MULTIPART))]
             }
             MultipartRequestBody::MeterConfig { meter_id } => vec![part(
                 0,
