@@ -679,7 +679,7 @@ impl Oracle<'_> {
         let engine = self.engine.packet_out(&PacketOut {
             buffer_id: NO_BUFFER,
             in_port,
-            actions,
+            actions: actions.into(),
             data: Bytes::copy_from_slice(frame),
         });
         self.compared += 1;
@@ -1351,7 +1351,7 @@ fn compare_bytes(flows: &[FlowMod], cases: &[(String, u32, Vec<u8>)]) -> usize {
             .packet_out(&PacketOut {
                 buffer_id: NO_BUFFER,
                 in_port: *in_port,
-                actions: vec![Action::output(port::TABLE)],
+                actions: vec![Action::output(port::TABLE)].into(),
                 data: Bytes::copy_from_slice(frame),
             })
             .unwrap_or_else(|e| panic!("{label}: the engine refused the packet-out: {e:?}"))

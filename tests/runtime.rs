@@ -734,7 +734,7 @@ async fn a_switch_that_stops_reading_is_disconnected() {
             Body::PacketOut(ofp13::PacketOut {
                 buffer_id: ofp13::NO_BUFFER,
                 in_port: ofp13::port::CONTROLLER,
-                actions: vec![ofp13::Action::output(1)],
+                actions: vec![ofp13::Action::output(1)].into(),
                 data: frame.clone(),
             })
         })

@@ -364,7 +364,7 @@ mod tests {
                 Body::PacketOut(PacketOut {
                     buffer_id: ofp13::NO_BUFFER,
                     in_port: ofp13::port::CONTROLLER,
-                    actions,
+                    actions: actions.into(),
                     data: Bytes::from(frame),
                 }),
             )

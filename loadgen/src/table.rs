@@ -58,7 +58,7 @@ impl VmTable {
                             Entry {
                                 vm,
                                 cookie: fm.cookie,
-                                fields: fm.match_.fields.clone(),
+                                fields: fm.match_.fields.to_vec(),
                                 outputs: instruction_outputs(&fm.instructions),
                             },
                         )

@@ -398,7 +398,8 @@ impl PacketIn {
 pub struct PacketOut {
     pub buffer_id: u32,
     pub in_port: u32,
-    pub actions: Vec<Action>,
+    /// Inline for one action (the common answer: out of one port), on the heap for more.
+    pub actions: smallvec::SmallVec<[Action; 1]>,
     #[serde(with = "crate::types::hex_bytes")]
     pub data: Bytes,
 }
@@ -410,7 +411,7 @@ impl PacketOut {
         let actions_len = r.u16()? as usize;
         r.skip(6)?;
         let mut a = r.sub(actions_len, "packet_out actions")?;
-        let actions = parse_actions(&mut a)?;
+        let actions = smallvec::SmallVec::from_vec(parse_actions(&mut a)?);
         Ok(PacketOut {
             buffer_id,
             in_port,

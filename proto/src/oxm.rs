@@ -627,16 +627,22 @@ impl<'de> Deserialize<'de> for Oxm {
     }
 }
 
+/// The fields of a match: one inline (a packet-in's match is its `in_port` alone, so decoding
+/// one allocates nothing), more on the heap.
+pub type Fields = smallvec::SmallVec<[Oxm; 1]>;
+
 /// `struct ofp_match` with `OFPMT_OXM`: an ordered list of OXM fields.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Match {
-    pub fields: Vec<Oxm>,
+    pub fields: Fields,
 }
 
 impl Match {
     pub fn new(fields: Vec<Oxm>) -> Self {
-        Match { fields }
+        Match {
+            fields: Fields::from_vec(fields),
+        }
     }
 
     /// Parses `ofp_match` including its trailing padding.
@@ -659,8 +665,8 @@ impl Match {
         }
         let mut m = r.sub(len, "ofp_match")?;
         m.skip(4)?;
-        // Most matches hold one to four fields; size the vector once.
-        let mut fields = Vec::with_capacity(4);
+        // A packet-in's match (in_port alone) stays inline; a flow's spills to the heap.
+        let mut fields = Fields::new();
         while !m.is_empty() {
             fields.push(Oxm::parse(&mut m)?);
         }
@@ -892,8 +898,8 @@ mod tests {
         ];
         let m = parse(bytes).unwrap();
         assert_eq!(
-            m.fields,
-            vec![
+            m.fields[..],
+            [
                 Oxm::EthType(0x0800, None),
                 Oxm::Ipv4Dst(
                     Ipv4Addr::new(192, 168, 10, 0),

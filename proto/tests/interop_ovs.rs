@@ -759,7 +759,7 @@ fn sample() -> Vec<Case> {
         Body::PacketOut(PacketOut {
             buffer_id: NO_BUFFER,
             in_port: port::CONTROLLER,
-            actions: vec![Action::output(1)],
+            actions: vec![Action::output(1)].into(),
             data: ether_frame(),
         }),
         &[
@@ -776,7 +776,7 @@ fn sample() -> Vec<Case> {
         Body::PacketOut(PacketOut {
             buffer_id: 0x100,
             in_port: 1,
-            actions: vec![Action::output(port::FLOOD)],
+            actions: vec![Action::output(port::FLOOD)].into(),
             data: Bytes::new(),
         }),
         &[

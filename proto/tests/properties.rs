@@ -1061,7 +1061,7 @@ fn body() -> BoxedStrategy<Body> {
                     Body::PacketOut(PacketOut {
                         buffer_id,
                         in_port,
-                        actions,
+                        actions: actions.into(),
                         data,
                     })
                 })

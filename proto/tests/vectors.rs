@@ -662,7 +662,7 @@ fn packet_out() {
             Body::PacketOut(PacketOut {
                 buffer_id: NO_BUFFER,
                 in_port: port::CONTROLLER,
-                actions: vec![output(port::FLOOD, 0)],
+                actions: vec![output(port::FLOOD, 0)].into(),
                 data: qemu_rarp(),
             }),
         ),
@@ -2763,7 +2763,7 @@ fn packet_out_all_actions() {
             Body::PacketOut(PacketOut {
                 buffer_id: NO_BUFFER,
                 in_port: port::CONTROLLER,
-                actions,
+                actions: actions.into(),
                 data: Bytes::new(),
             }),
         ),

@@ -1894,7 +1894,7 @@ mod tests {
         );
         let po = packet_outs(&out);
         assert_eq!(po.len(), 1);
-        assert_eq!(po[0].actions, vec![Action::output(5)]);
+        assert_eq!(po[0].actions[..], [Action::output(5)]);
         let eth = Ethernet::parse(&po[0].data).unwrap();
         let a = Arp::parse(eth.payload).unwrap();
         assert_eq!(
@@ -2075,8 +2075,8 @@ mod tests {
         let po = packet_outs(&out);
         assert_eq!(po.len(), 1, "one ARP request");
         assert_eq!(
-            po[0].actions,
-            vec![Action::output(2), Action::output(5)],
+            po[0].actions[..],
+            [Action::output(2), Action::output(5)],
             "host ports only"
         );
         let a = Arp::parse(Ethernet::parse(&po[0].data).unwrap().payload).unwrap();
@@ -2167,7 +2167,7 @@ mod tests {
             &pin(2, ofp13::OFPR_INVALID_TTL, f),
         );
         let po = packet_outs(&out);
-        assert_eq!(po[0].actions, vec![Action::output(2)]);
+        assert_eq!(po[0].actions[..], [Action::output(2)]);
         let ip = Ipv4::parse(Ethernet::parse(&po[0].data).unwrap().payload).unwrap();
         assert_eq!(
             (ip.src, ip.dst, ip.payload[0]),

@@ -2201,7 +2201,7 @@ mod tests {
                 (&data[6..12], data[22], usize::from(*total_len)),
                 (&GW.0[..], ttl, data.len())
             );
-            assert_eq!(match_.fields, [Oxm::InPort(1, None)]);
+            assert_eq!(match_.fields[..], [Oxm::InPort(1, None)]);
             assert_eq!(ports(&fx), [4]);
         }
     }
@@ -2373,7 +2373,7 @@ mod tests {
             unreachable!()
         };
         assert_eq!(
-            match_.fields,
+            match_.fields[..],
             [Oxm::InPort(1, None), Oxm::Metadata(0xab00, None)]
         );
         assert_eq!(ports(&fx), [2]);
@@ -2393,10 +2393,10 @@ mod tests {
                 apply(vec![out(4)]),
             ),
         ]);
-        let po = |in_port, actions, data: Vec<u8>| PacketOut {
+        let po = |in_port, actions: Vec<Action>, data: Vec<u8>| PacketOut {
             buffer_id: NO_BUFFER,
             in_port,
-            actions,
+            actions: actions.into(),
             data: Bytes::from(data),
         };
         // The pipeline's rewrites are seen by later actions (OVS does not copy the packet).

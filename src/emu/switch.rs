@@ -1540,13 +1540,13 @@ mod tests {
     fn packet_out_sends_frames_and_reports_errors() {
         let mut c = SwitchCore::new(SwitchSpec::new(1).with_ports(3));
         let f = ip_frame(64);
-        let po = |in_port, actions| {
+        let po = |in_port, actions: Vec<Action>| {
             Message::new(
                 5,
                 Body::PacketOut(ofp13::PacketOut {
                     buffer_id: ofp13::NO_BUFFER,
                     in_port,
-                    actions,
+                    actions: actions.into(),
                     data: Bytes::from(f.clone()),
                 }),
             )

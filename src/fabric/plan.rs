@@ -346,7 +346,7 @@ pub fn reinject(in_port: u32, frame: bytes::Bytes) -> Body {
     Body::PacketOut(PacketOut {
         buffer_id: NO_BUFFER,
         in_port,
-        actions: vec![Action::output(port::TABLE)],
+        actions: std::iter::once(Action::output(port::TABLE)).collect(),
         data: frame,
     })
 }
