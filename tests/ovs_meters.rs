@@ -1,11 +1,11 @@
 //! Controller-bound traffic on real Open vSwitch: every entry toward the controller goes
 //! through a meter (one per host port, and each switch's `controller` meter), planned,
-//! installed, verified and repaired like the flow entries; and a tenant flooding the
-//! controller from its port (ARP for unknown addresses, RARPs and gratuitous ARPs with random
-//! MACs, IPv4 to unknown destinations and from unknown sources) loses its own packet-ins and
-//! nobody else's: another host of the same switch keeps pinging its gateway (answered by the
-//! controller) and resolving it by ARP, a genuine migration onto that switch is detected from
-//! its RARP, and the API answers. The figures against the bounds are measured by
+//! installed, verified and repaired like the flow entries (and left alone when right); and a
+//! tenant flooding the controller from its port (ARP for unknown addresses, RARPs and
+//! gratuitous ARPs with random MACs, IPv4 to unknown destinations and from unknown sources)
+//! loses its own packet-ins and nobody else's: another host of the same switch keeps pinging
+//! its gateway (answered by the controller) and resolving it by ARP, a genuine migration onto
+//! that switch is detected from its RARP, and the API answers. The figures against the bounds are measured by
 //! `benches/flood_ovs.rs`; this test checks what must hold on any machine.
 //!
 //! Needs root and a running Open vSwitch; skips without them, fails instead when CI=true.
@@ -124,8 +124,17 @@ fn meters_are_planned_installed_verified_and_repaired() {
         return;
     }
     let (path, t) = testbed();
-    let (ctl, mut f) = ovs_fabric::start_routed_with(&t, &path, &["--audit-interval", "0.5"]);
+    // Audits every 0.1 s: a whole-table round (meters compared field by field) every 1.2 s.
+    let (ctl, mut f) = ovs_fabric::start_routed_with(&t, &path, &["--audit-interval", "0.1"]);
     verified_within(&ctl, 10).unwrap_or_else(|out| panic!("{out}\n{}", ctl.log()));
+    // A table and meters as planned are left alone: no audit finds anything to repair (a
+    // meter Open vSwitch reports otherwise than planned would be modified at every round).
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        !ctl.log().contains("the table had drifted"),
+        "{}",
+        ctl.log()
+    );
     let (_, out) = verify(&ctl);
     assert!(out.contains("r2: ok ("), "{out}");
     // r2's host ports: b's (2) and the tenant's (7, not in the topology file), each its meter;
@@ -163,7 +172,6 @@ fn meters_are_planned_installed_verified_and_repaired() {
     .unwrap();
     let flows = f.dump_flows("r2").unwrap();
     assert!(!flows.contains("meter:2,"), "{flows}");
-    assert_eq!(verify(&ctl).0, Some(1));
     verified_within(&ctl, 20).unwrap_or_else(|out| panic!("not repaired: {out}\n{}", ctl.log()));
     assert!(f.dump_flows("r2").unwrap().contains("meter:2,"));
     assert!(
@@ -188,6 +196,46 @@ fn meters_are_planned_installed_verified_and_repaired() {
     });
     assert!(back, "{:?}", meters(&ctl, "r2"));
     verified_within(&ctl, 10).unwrap_or_else(|out| panic!("{out}"));
+    f.teardown().unwrap();
+}
+
+#[test]
+fn verify_reports_meters_that_drifted() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("verify_reports_meters_that_drifted") {
+        return;
+    }
+    let (path, t) = testbed();
+    // No audit: the drift stays for verify to see.
+    let (ctl, f) = ovs_fabric::start_routed_with(&t, &path, &["--audit-interval", "0"]);
+    verified_within(&ctl, 10).unwrap_or_else(|out| panic!("{out}\n{}", ctl.log()));
+    let (_, out) = verify(&ctl);
+    assert!(
+        out.contains("r2: ok (") && out.contains(", 3 meters)"),
+        "{out}"
+    );
+    // b's meter deleted (and with it, by Open vSwitch, the two entries that use it), the
+    // tenant's changed.
+    f.ofctl("del-meter", "r2", &["meter=2"]).unwrap();
+    f.ofctl(
+        "mod-meter",
+        "r2",
+        &["meter=7,pktps,burst,stats,bands=type=drop,rate=100000,burst_size=5"],
+    )
+    .unwrap();
+    let (code, out) = verify(&ctl);
+    assert_eq!(code, Some(1), "{out}");
+    for line in [
+        "r2: DRIFT: 4 planned entries missing, 1 entries not planned",
+        "  - meter=2 pktps burst stats bands=type=drop rate=200 burst_size=200",
+        "  - meter=7 pktps burst stats bands=type=drop rate=200 burst_size=200",
+        "  + meter=7 pktps burst stats bands=type=drop rate=100000 burst_size=5",
+        "table=5, priority=100,in_port=2 actions=meter:2,CONTROLLER:65535",
+        "r1: ok (",
+        "r3: ok (",
+    ] {
+        assert!(out.contains(line), "{line:?} not in:\n{out}");
+    }
     f.teardown().unwrap();
 }
 
