@@ -162,7 +162,9 @@ fn meters_are_planned_installed_verified_and_repaired() {
         "{flows}"
     );
     // Behind the controller's back: a meter deleted (Open vSwitch deletes the entries that
-    // use it too) and one changed. The audit puts both back.
+    // use it too) and one changed. The audit puts both back. (Nothing is asserted between
+    // the change and the repair: the audit runs every 0.1 s and may have repaired already;
+    // verify_reports_meters_that_drifted sees the drift itself, with no audit.)
     f.ofctl("del-meter", "r2", &["meter=2"]).unwrap();
     f.ofctl(
         "mod-meter",
@@ -170,8 +172,6 @@ fn meters_are_planned_installed_verified_and_repaired() {
         &["meter=7,pktps,burst,stats,bands=type=drop,rate=100000,burst_size=5"],
     )
     .unwrap();
-    let flows = f.dump_flows("r2").unwrap();
-    assert!(!flows.contains("meter:2,"), "{flows}");
     verified_within(&ctl, 20).unwrap_or_else(|out| panic!("not repaired: {out}\n{}", ctl.log()));
     assert!(f.dump_flows("r2").unwrap().contains("meter:2,"));
     assert!(
@@ -182,11 +182,13 @@ fn meters_are_planned_installed_verified_and_repaired() {
     );
     // The tenant's port goes away: its meter and entries with it; back, and so are they.
     f.unplug("x").unwrap();
+    // (Eventually: an audit round that planned before the port went may put them back
+    // once, and the next one takes them away again.)
     let gone = until(Duration::from_secs(5), || {
         !meters(&ctl, "r2").iter().any(|(m, _, _)| m == "7")
+            && !f.dump_flows("r2").unwrap_or_default().contains("in_port=7")
     });
     assert!(gone, "{:?}", meters(&ctl, "r2"));
-    assert!(!f.dump_flows("r2").unwrap().contains("in_port=7"));
     verified_within(&ctl, 10).unwrap_or_else(|out| panic!("{out}"));
     f.plug("x", "r2", 7).unwrap();
     let back = until(Duration::from_secs(5), || {
