@@ -46,17 +46,6 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v.get(i).copied().unwrap_or(f64::NAN)
 }
 
-fn tenant_dropped(ctl: &ControllerProcess) -> u64 {
-    let Ok((_, body)) = ctl.api_get("/api/v1/meters/r2") else {
-        return 0;
-    };
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    v.as_array()
-        .and_then(|a| a.iter().find(|m| m["meter"] == "7"))
-        .and_then(|m| m["dropped"].as_u64())
-        .unwrap_or(0)
-}
-
 #[derive(Default)]
 struct Totals {
     sent: u64,
@@ -165,7 +154,11 @@ fn run(label: &str, extra: &[&str], rounds: usize) {
     for i in 0..rounds {
         round(&ctl, &mut f, 7 + i as u64, &mut totals);
     }
-    totals.dropped = tenant_dropped(&ctl);
+    totals.dropped = ctl
+        .meters("r2")
+        .into_iter()
+        .find(|(m, _, _)| m == "7")
+        .map_or(0, |(_, _, d)| d);
     let rss_after = ctl.rss_kib();
     let n_moves = totals.moves.len();
     let n_api = totals.api.len();

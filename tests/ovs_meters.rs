@@ -92,26 +92,9 @@ fn verified_within(ctl: &ControllerProcess, secs: u64) -> Result<(), String> {
     }
 }
 
-/// The live meters of a switch as the API reads them: meter name -> (rate, dropped).
-fn meters(ctl: &ControllerProcess, switch: &str) -> Vec<(String, u64, u64)> {
-    let (status, body) = ctl.api_get(&format!("/api/v1/meters/{switch}")).unwrap();
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            (
-                m["meter"].as_str().unwrap().to_string(),
-                m["bands"][0]["rate"].as_u64().unwrap(),
-                m["dropped"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
+/// What meter `meter` of `switch` dropped, as the API reads it.
 fn dropped(ctl: &ControllerProcess, switch: &str, meter: &str) -> u64 {
-    meters(ctl, switch)
+    ctl.meters(switch)
         .into_iter()
         .find(|(m, _, _)| m == meter)
         .map_or_else(|| panic!("{switch} has no meter {meter}"), |(_, _, d)| d)
@@ -185,18 +168,18 @@ fn meters_are_planned_installed_verified_and_repaired() {
     // (Eventually: an audit round that planned before the port went may put them back
     // once, and the next one takes them away again.)
     let gone = until(Duration::from_secs(5), || {
-        !meters(&ctl, "r2").iter().any(|(m, _, _)| m == "7")
+        !ctl.meters("r2").iter().any(|(m, _, _)| m == "7")
             && !f.dump_flows("r2").unwrap_or_default().contains("in_port=7")
     });
-    assert!(gone, "{:?}", meters(&ctl, "r2"));
+    assert!(gone, "{:?}", ctl.meters("r2"));
     verified_within(&ctl, 10).unwrap_or_else(|out| panic!("{out}"));
     f.plug("x", "r2", 7).unwrap();
     let back = until(Duration::from_secs(5), || {
-        meters(&ctl, "r2")
+        ctl.meters("r2")
             .iter()
             .any(|(m, r, _)| m == "7" && *r == 200)
     });
-    assert!(back, "{:?}", meters(&ctl, "r2"));
+    assert!(back, "{:?}", ctl.meters("r2"));
     verified_within(&ctl, 10).unwrap_or_else(|out| panic!("{out}"));
     f.teardown().unwrap();
 }

@@ -51,6 +51,14 @@ pub enum Instruction {
 }
 
 impl Instruction {
+    /// The meter an entry's instructions go through, if any (OpenFlow allows one).
+    pub fn meter_of(instructions: &[Instruction]) -> Option<u32> {
+        instructions.iter().find_map(|i| match i {
+            Instruction::Meter { meter_id } => Some(*meter_id),
+            _ => None,
+        })
+    }
+
     pub fn instruction_type(&self) -> u16 {
         match self {
             Instruction::GotoTable { .. } => OFPIT_GOTO_TABLE,

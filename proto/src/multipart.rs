@@ -775,6 +775,11 @@ pub struct MeterStats {
 }
 
 impl MeterStats {
+    /// Packets its bands acted on: for drop bands, the packets the meter dropped.
+    pub fn dropped(&self) -> u64 {
+        self.band_stats.iter().map(|b| b.packet_count).sum()
+    }
+
     fn parse(r: &mut Reader<'_>) -> Result<Self, Error> {
         let len = r.peek_u16(4).map_err(|e| e.within("ofp_meter_stats"))? as usize;
         if len < 40 {

@@ -414,36 +414,49 @@ pub fn meter_id_text(id: u32) -> String {
     }
 }
 
+/// The names ovs-ofctl gives a meter's flags, in its order.
+pub fn meter_flags_text(flags: u16) -> impl Iterator<Item = &'static str> {
+    use crate::msg::{OFPMF_BURST, OFPMF_KBPS, OFPMF_PKTPS, OFPMF_STATS};
+    [
+        (OFPMF_KBPS, "kbps"),
+        (OFPMF_PKTPS, "pktps"),
+        (OFPMF_BURST, "burst"),
+        (OFPMF_STATS, "stats"),
+    ]
+    .into_iter()
+    .filter(move |(f, _)| flags & f != 0)
+    .map(|(_, name)| name)
+}
+
+/// A meter band's type as ovs-ofctl names it (`drop`, `dscp_remark`; others by number).
+pub fn meter_band_type_text(b: &crate::msg::MeterBand) -> String {
+    use crate::msg::MeterBandKind;
+    match b.kind {
+        MeterBandKind::Drop => "drop".into(),
+        MeterBandKind::DscpRemark { .. } => "dscp_remark".into(),
+        MeterBandKind::Experimenter { .. } | MeterBandKind::Unknown { .. } => {
+            b.band_type().to_string()
+        }
+    }
+}
+
 /// One meter as `ovs-ofctl -O OpenFlow13 dump-meters` prints it, on one line (Open vSwitch
 /// starts each band on a line of its own; here they follow `bands=`, separated by spaces), e.g.
 /// `meter=3 pktps burst stats bands=type=drop rate=200 burst_size=200`. `ovs-ofctl add-meter`
 /// reads it back.
 pub fn meter_line(m: &crate::multipart::MeterConfig) -> String {
-    use crate::msg::{MeterBandKind, OFPMF_BURST, OFPMF_KBPS, OFPMF_PKTPS, OFPMF_STATS};
+    use crate::msg::{MeterBandKind, OFPMF_BURST};
     let mut s = format!("meter={} ", meter_id_text(m.meter_id));
-    for (flag, name) in [
-        (OFPMF_KBPS, "kbps "),
-        (OFPMF_PKTPS, "pktps "),
-        (OFPMF_BURST, "burst "),
-        (OFPMF_STATS, "stats "),
-    ] {
-        if m.flags & flag != 0 {
-            s.push_str(name);
-        }
+    for name in meter_flags_text(m.flags) {
+        s.push_str(name);
+        s.push(' ');
     }
     s.push_str("bands=");
     for (i, b) in m.bands.iter().enumerate() {
         if i > 0 {
             s.push(' ');
         }
-        match &b.kind {
-            MeterBandKind::Drop => s.push_str("type=drop"),
-            MeterBandKind::DscpRemark { .. } => s.push_str("type=dscp_remark"),
-            MeterBandKind::Experimenter { .. } | MeterBandKind::Unknown { .. } => {
-                let _ = write!(s, "type={}", b.band_type());
-            }
-        }
-        let _ = write!(s, " rate={}", b.rate);
+        let _ = write!(s, "type={} rate={}", meter_band_type_text(b), b.rate);
         if m.flags & OFPMF_BURST != 0 {
             let _ = write!(s, " burst_size={}", b.burst_size);
         }

@@ -8,9 +8,6 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Json;
-use ofp13::{
-    Body, FlowStats, FlowStatsRequest, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
-};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -192,36 +189,39 @@ pub struct FlowsQuery {
     pub stats: Option<bool>,
 }
 
+/// The connection of the topology's switch `name`: 404 for a switch the topology does not
+/// have, 503 when it is not connected.
+fn connected(
+    st: &ApiState,
+    name: &str,
+) -> Result<crate::switch::runtime::SwitchHandle, (StatusCode, String)> {
+    let conf = st
+        .ctl
+        .topology
+        .switches
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or((StatusCode::NOT_FOUND, format!("no switch named {name:?}")))?;
+    st.ctl.registry.get(conf.dpid.0).ok_or((
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("switch {name} is not connected"),
+    ))
+}
+
 /// The live flow table, read from the switch with a flow-stats multipart request.
 async fn get_flows(
     State(st): State<ApiState>,
     axum::extract::Path(name): axum::extract::Path<String>,
     axum::extract::Query(q): axum::extract::Query<FlowsQuery>,
 ) -> Response {
-    let Some(conf) = st.ctl.topology.switches.iter().find(|s| s.name == name) else {
-        return error(StatusCode::NOT_FOUND, format!("no switch named {name:?}"));
+    let h = match connected(&st, &name) {
+        Ok(h) => h,
+        Err((status, why)) => return error(status, why),
     };
-    let Some(h) = st.ctl.registry.get(conf.dpid.0) else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("switch {name} is not connected"),
-        );
-    };
-    let req = Body::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
-        FlowStatsRequest::all(),
-    )));
-    let parts = match h.request(req).await {
-        Ok(p) => p,
+    let flows = match crate::app::reconcile::read_table(&h).await {
+        Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_GATEWAY, format!("switch {name}: {e}")),
     };
-    let mut flows: Vec<FlowStats> = Vec::new();
-    for m in parts {
-        if let Body::MultipartReply(r) = m.body {
-            if let MultipartReplyBody::Flow(f) = r.body {
-                flows.extend(f);
-            }
-        }
-    }
     match q.format.as_deref() {
         Some("text") => {
             let stats = q.stats.unwrap_or(true);
@@ -287,14 +287,9 @@ async fn get_meters(
             ),
         );
     }
-    let Some(conf) = st.ctl.topology.switches.iter().find(|s| s.name == name) else {
-        return error(StatusCode::NOT_FOUND, format!("no switch named {name:?}"));
-    };
-    let Some(h) = st.ctl.registry.get(conf.dpid.0) else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("switch {name} is not connected"),
-        );
+    let h = match connected(&st, &name) {
+        Ok(h) => h,
+        Err((status, why)) => return error(status, why),
     };
     let read = async {
         match crate::app::reconcile::read_meters(&h).await? {
@@ -309,59 +304,44 @@ async fn get_meters(
             return error(StatusCode::BAD_GATEWAY, format!("switch {name}: {e}"))
         }
     };
-    if q.format.as_deref() == Some("text") {
+    let answer = if q.format.as_deref() == Some("text") {
         let mut text = String::new();
         for m in &configs {
             text.push(' ');
             text.push_str(&ofp13::text::meter_line(m));
             text.push('\n');
         }
-        if let Some(router) = &st.router {
-            router.record_meter_stats(&name, stats);
-        }
-        return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
-    }
-    let view: Vec<MeterView> = configs
-        .iter()
-        .map(|m| {
-            let s = stats.iter().find(|s| s.meter_id == m.meter_id);
-            let flags = [
-                (ofp13::OFPMF_KBPS, "kbps"),
-                (ofp13::OFPMF_PKTPS, "pktps"),
-                (ofp13::OFPMF_BURST, "burst"),
-                (ofp13::OFPMF_STATS, "stats"),
-            ]
-            .into_iter()
-            .filter(|(f, _)| m.flags & f != 0)
-            .map(|(_, n)| n)
+        ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+    } else {
+        let view: Vec<MeterView> = configs
+            .iter()
+            .map(|m| {
+                let s = stats.iter().find(|s| s.meter_id == m.meter_id);
+                MeterView {
+                    meter: ofp13::text::meter_id_text(m.meter_id),
+                    id: m.meter_id,
+                    flags: ofp13::text::meter_flags_text(m.flags).collect(),
+                    bands: m
+                        .bands
+                        .iter()
+                        .map(|b| BandView {
+                            kind: ofp13::text::meter_band_type_text(b),
+                            rate: b.rate,
+                            burst_size: b.burst_size,
+                        })
+                        .collect(),
+                    flow_count: s.map_or(0, |s| s.flow_count),
+                    packets: s.map_or(0, |s| s.packet_in_count),
+                    dropped: s.map_or(0, ofp13::MeterStats::dropped),
+                }
+            })
             .collect();
-            MeterView {
-                meter: ofp13::text::meter_id_text(m.meter_id),
-                id: m.meter_id,
-                flags,
-                bands: m
-                    .bands
-                    .iter()
-                    .map(|b| BandView {
-                        kind: match b.kind {
-                            ofp13::MeterBandKind::Drop => "drop".into(),
-                            ofp13::MeterBandKind::DscpRemark { .. } => "dscp_remark".into(),
-                            _ => b.band_type().to_string(),
-                        },
-                        rate: b.rate,
-                        burst_size: b.burst_size,
-                    })
-                    .collect(),
-                flow_count: s.map_or(0, |s| s.flow_count),
-                packets: s.map_or(0, |s| s.packet_in_count),
-                dropped: s.map_or(0, |s| s.band_stats.iter().map(|b| b.packet_count).sum()),
-            }
-        })
-        .collect();
+        Json(view).into_response()
+    };
     if let Some(router) = &st.router {
         router.record_meter_stats(&name, stats);
     }
-    Json(view).into_response()
+    answer
 }
 
 /// What the controller plans for switch `name` now, as text lines (one per entry or meter,

@@ -150,9 +150,7 @@ pub fn meter_difference(
     let foreign_uses = |id: u32| {
         table.iter().any(|f| {
             !crate::fabric::plan::is_ours(f.cookie)
-                && f.instructions
-                    .iter()
-                    .any(|i| matches!(i, Instruction::Meter { meter_id } if *meter_id == id))
+                && Instruction::meter_of(&f.instructions) == Some(id)
         })
     };
     let after = live
@@ -183,13 +181,8 @@ impl Router {
             let vms = st.vms_for(name);
             let ports = st.host_ports(&self.fabric, name);
             let plan = crate::mobility::flows::switch_plan(&self.fabric, name, &vms, &ports);
-            let planned_meters = if st.unmetered.contains(name) {
-                Vec::new()
-            } else {
-                self.fabric.meters(name, ports)
-            };
             let (meters_before, meters_after) =
-                meter_difference(&live_meters, &planned_meters, &live);
+                meter_difference(&live_meters, &st.meters(&self.fabric, name), &live);
             let producer = |f: &Flow| {
                 let home = std::net::Ipv4Addr::from(f.cookie as u32);
                 let vm = st.hosts.get(&home).and_then(|(h, _)| st.vm(h.mac));

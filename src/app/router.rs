@@ -254,6 +254,19 @@ impl State {
         }
     }
 
+    /// The meters planned on `switch`: those of its host ports and its controller meter; none
+    /// on a switch without meters.
+    pub(crate) fn meters(
+        &self,
+        fabric: &crate::fabric::plan::Fabric,
+        switch: &str,
+    ) -> Vec<crate::fabric::plan::Meter> {
+        if self.unmetered.contains(switch) {
+            return Vec::new();
+        }
+        fabric.meters(switch, &self.host_ports(fabric, switch))
+    }
+
     /// Forgets an address's binding.
     pub(crate) fn unbind(&mut self, ip: Ipv4Addr) -> Option<(HostLoc, Origin)> {
         let old = self.hosts.remove(&ip)?;
@@ -719,12 +732,7 @@ impl Router {
                 return;
             }
         }
-        let Some(meter) = self
-            .fabric
-            .meters(name, [port])
-            .into_iter()
-            .find(|m| m.id == port)
-        else {
+        let Some(meter) = self.fabric.port_meter(name, port) else {
             return;
         };
         let flows = self.fabric.port_flows(name, port);
@@ -764,7 +772,7 @@ impl Router {
         if let Ok(m) = self.meter_stats.lock() {
             for (switch, stats) in m.iter() {
                 for st in stats {
-                    let dropped: u64 = st.band_stats.iter().map(|b| b.packet_count).sum();
+                    let dropped = st.dropped();
                     let _ = writeln!(
                         s,
                         "servswitch_meter_dropped_packets_total{{switch=\"{switch}\",meter=\"{}\"}} {dropped}",
@@ -816,13 +824,7 @@ impl Router {
 
     /// One switch's planned meters (the controller meter, one per host port).
     pub fn switch_meters(&self, switch: &str) -> Vec<crate::fabric::plan::Meter> {
-        let st = self.read();
-        if st.unmetered.contains(switch) {
-            return Vec::new();
-        }
-        let ports = st.host_ports(&self.fabric, switch);
-        drop(st);
-        self.fabric.meters(switch, ports)
+        self.read().meters(&self.fabric, switch)
     }
 
     /// Whether `switch` said it implements no meters.

@@ -517,25 +517,27 @@ impl Router {
     /// After a move to `to` was installed (or failed): probes the VM's old place if the move
     /// was a claim to check.
     pub(crate) fn claim_installed(&self, mac: MacAddr, to: &PortRef, installed: bool) {
-        let probe = {
+        let (from, ip) = {
             let mut st = self.lock();
-            let ip = st.ips_of(mac).next();
+            // A move that was not installed, or of a VM with no address to probe for, is
+            // not checked; a probe already under way is not started again.
+            let ip = st.ips_of(mac).next().filter(|_| installed);
+            let now = self.now();
             let Some(v) = st.verifying.get_mut(&mac).filter(|v| v.is_claim(to)) else {
                 return;
             };
             match ip {
-                _ if v.probed.is_some() => return,
-                Some(ip) if installed => {
-                    v.probed = Some(self.now());
+                Some(_) if v.probed.is_some() => return,
+                Some(ip) => {
+                    v.probed = Some(now);
                     (v.from.clone(), ip)
                 }
-                _ => {
+                None => {
                     st.verifying.remove(&mac);
                     return;
                 }
             }
         };
-        let (from, ip) = probe;
         let claim = to.clone();
         self.spawn(move |me| async move { me.probe(mac, ip, from, claim).await });
     }

@@ -1208,10 +1208,8 @@ impl FlowTables {
         let mut gone_timed = 0;
         for t in &mut self.tables {
             t.retain(|e| {
-                let uses = e.instructions.iter().any(|i| {
-                    matches!(i, Instruction::Meter { meter_id }
-                        if id == ofp13::meter::ALL || *meter_id == id)
-                });
+                let uses = Instruction::meter_of(&e.instructions)
+                    .is_some_and(|m| id == ofp13::meter::ALL || m == id);
                 gone += usize::from(uses);
                 gone_timed += usize::from(uses && e.expires());
                 !uses
@@ -1227,11 +1225,7 @@ impl FlowTables {
             .tables
             .iter()
             .flatten()
-            .filter(|e| {
-                e.instructions
-                    .iter()
-                    .any(|i| matches!(i, Instruction::Meter { meter_id } if *meter_id == id))
-            })
+            .filter(|e| Instruction::meter_of(&e.instructions) == Some(id))
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }

@@ -511,25 +511,18 @@ impl SwitchCore {
 
     /// A FLOW_MOD that adds or changes entries may use only meters that exist.
     fn check_meters(&self, fm: &ofp13::FlowMod) -> Result<(), OfpError> {
-        let metered = fm
-            .instructions
-            .iter()
-            .any(|i| matches!(i, ofp13::Instruction::Meter { .. }));
-        if metered && !self.spec.meters {
+        let Some(meter) = ofp13::Instruction::meter_of(&fm.instructions) else {
+            return Ok(());
+        };
+        if !self.spec.meters {
             return Err((ofp13::OFPET_BAD_INSTRUCTION, ofp13::OFPBIC_UNSUP_INST));
         }
-        if !matches!(
+        let changes = matches!(
             fm.command,
             ofp13::OFPFC_ADD | ofp13::OFPFC_MODIFY | ofp13::OFPFC_MODIFY_STRICT
-        ) {
-            return Ok(());
-        }
-        for i in &fm.instructions {
-            if let ofp13::Instruction::Meter { meter_id } = i {
-                if !self.meters.contains_key(meter_id) {
-                    return Err((ofp13::OFPET_METER_MOD_FAILED, ofp13::OFPMMFC_INVALID_METER));
-                }
-            }
+        );
+        if changes && !self.meters.contains_key(&meter) {
+            return Err((ofp13::OFPET_METER_MOD_FAILED, ofp13::OFPMMFC_INVALID_METER));
         }
         Ok(())
     }

@@ -701,28 +701,29 @@ impl Fabric {
         v
     }
 
-    /// The host ports of `switch` among `ports` that get a meter of their own: not a link,
-    /// not a reserved port, a valid meter number.
-    pub fn metered_ports<'a>(
-        &'a self,
-        switch: &'a str,
-        ports: impl IntoIterator<Item = u32> + 'a,
-    ) -> impl Iterator<Item = u32> + 'a {
-        let links = self.switch_ctx(switch);
-        ports.into_iter().filter(move |&p| {
-            self.limits.port_pps > 0
-                && (1..=port::MAX.min(ofp13::meter::MAX)).contains(&p)
-                && links.is_some_and(|s| !s.is_link_port(p))
+    /// The meter of host port `p` of `switch` (its id is the port number), if it gets one:
+    /// port meters are on, and `p` is not a link, not a reserved port, a valid meter number.
+    /// The one rule for which ports are metered: [`Fabric::port_flows`] and
+    /// [`Fabric::meters`] follow it.
+    pub fn port_meter(&self, switch: &str, p: u32) -> Option<Meter> {
+        let pps = self.limits.port_pps;
+        (pps > 0
+            && (1..=port::MAX.min(ofp13::meter::MAX)).contains(&p)
+            && self.switch_ctx(switch).is_some_and(|s| !s.is_link_port(p)))
+        .then_some(Meter {
+            id: p,
+            pps,
+            burst: pps,
         })
     }
 
     /// One host port's entries toward the controller through its meter: the punt table's,
     /// and table 0's copy of IPv4 from a source the switch does not know at that port (above
-    /// the catch-all copy, below known hosts). None without port meters.
+    /// the catch-all copy, below known hosts). None for a port without a meter.
     pub fn port_flows(&self, switch: &str, p: u32) -> Vec<Flow> {
-        if self.metered_ports(switch, [p]).next().is_none() {
+        let Some(m) = self.port_meter(switch, p) else {
             return Vec::new();
-        }
+        };
         vec![
             Flow {
                 table_id: TABLE_CLASSIFY,
@@ -733,7 +734,7 @@ impl Fabric {
                     Oxm::EthType(crate::packet::ETH_IPV4, None),
                 ]),
                 instructions: metered(
-                    p,
+                    m.id,
                     apply_then(vec![Action::output(port::CONTROLLER)], TABLE_FROM_HOST),
                 ),
                 ..Default::default()
@@ -743,25 +744,19 @@ impl Fabric {
                 priority: 100,
                 cookie: COOKIE_PORT | u64::from(p),
                 match_: Match::new(vec![Oxm::InPort(p, None)]),
-                instructions: metered(p, to_controller()),
+                instructions: metered(m.id, to_controller()),
                 ..Default::default()
             },
         ]
     }
 
-    /// The meters of `switch` whose host ports are `ports`: the switch's `controller` meter,
-    /// then one per metered host port, in id order.
-    pub fn meters(&self, switch: &str, ports: impl IntoIterator<Item = u32>) -> Vec<Meter> {
-        let mut v: Vec<Meter> = self
-            .metered_ports(switch, ports)
-            .map(|id| Meter {
-                id,
-                pps: self.limits.port_pps,
-                burst: self.limits.port_pps,
-            })
+    /// The meters of `switch` whose host ports are `ports`: one per metered host port in id
+    /// order, then the switch's `controller` meter.
+    pub fn meters(&self, switch: &str, ports: &BTreeSet<u32>) -> Vec<Meter> {
+        let mut v: Vec<Meter> = ports
+            .iter()
+            .filter_map(|&p| self.port_meter(switch, p))
             .collect();
-        v.sort();
-        v.dedup();
         if self.limits.switch_pps > 0 {
             v.push(Meter {
                 id: ofp13::meter::CONTROLLER,

@@ -127,6 +127,26 @@ impl ControllerProcess {
         ))
     }
 
+    /// A switch's live meters as `GET /api/v1/meters/{switch}` reads them: (meter name, the
+    /// first band's rate, packets dropped), in the API's order; empty when unreadable.
+    pub fn meters(&self, switch: &str) -> Vec<(String, u64, u64)> {
+        let Ok((200, body)) = self.api_get(&format!("/api/v1/meters/{switch}")) else {
+            return Vec::new();
+        };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some((
+                    m["meter"].as_str()?.to_string(),
+                    m["bands"][0]["rate"].as_u64()?,
+                    m["dropped"].as_u64()?,
+                ))
+            })
+            .collect()
+    }
+
     /// `GET path` on the REST API: (status, body).
     pub fn api_get(&self, path: &str) -> Result<(u16, String), String> {
         self.api("GET", path)
