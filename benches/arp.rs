@@ -19,7 +19,7 @@ use servswitch::fabric::gen::GenSpec;
 use servswitch::fabric::plan::{Fabric, GATEWAY_MAC};
 use servswitch::fabric::topology::Topology;
 use servswitch::packet::{self, Arp, Ethernet};
-use servswitch::switch::runtime::{Controller, RuntimeConfig};
+use servswitch::switch::runtime::RuntimeConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -144,8 +144,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let router = Arc::new(Router::new(Fabric::new(&topo)));
-        let ctl = Controller::new(topo.clone(), RuntimeConfig::default(), router);
+        let (_, ctl) = Router::new(Fabric::new(&topo)).serve_with(topo.clone(), RuntimeConfig::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let c = ctl.clone();

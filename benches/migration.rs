@@ -46,6 +46,7 @@ use ofp13::{
     Action, Body, FlowStats, FlowStatsRequest, Instruction, Message, MultipartReplyBody,
     MultipartRequest, MultipartRequestBody, Oxm,
 };
+use servswitch::app::effect::Driver;
 use servswitch::app::router::Router;
 use servswitch::emu::fabric::EmuFabric;
 use servswitch::emu::switch::{self as emu, EmuConfig, SwitchSpec};
@@ -55,7 +56,7 @@ use servswitch::fabric::topology::{PortRef, Tier, Topology};
 use servswitch::mobility::flows::{
     by_switch, default_cover, diff, vm_flows, vms_at_home, Away, Vm,
 };
-use servswitch::switch::runtime::{App, Controller, RuntimeConfig, SwitchHandle};
+use servswitch::switch::runtime::{App, Controller, Registry, RuntimeConfig, SwitchHandle};
 
 const FARM: &str = "MIGRATION_BENCH_FARM";
 const PAPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/paper-testbed.toml");
@@ -216,9 +217,8 @@ fn cpu_seconds(pid: &str) -> f64 {
 async fn paper(n: usize, n_rarp: usize) {
     println!("1. migration convergence, paper testbed, emulated fabric (controller, switches and hosts in this process, 2 tokio workers)");
     let topo = Topology::load(Path::new(PAPER)).expect("paper testbed");
-    let router = Arc::new(Router::new(Fabric::new(&topo)));
-    let ctl = Controller::new(topo.clone(), RuntimeConfig::default(), router.clone());
-    router.attach(&ctl);
+    let (router, ctl) =
+        Router::new(Fabric::new(&topo)).serve_with(topo.clone(), RuntimeConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -382,7 +382,7 @@ async fn paper(n: usize, n_rarp: usize) {
 // 2. Migrations per second on a generated fabric
 
 /// The router without its switch-up table install: the emulated switches start empty.
-struct NoPipeline(Arc<Router>);
+struct NoPipeline(Driver);
 
 impl App for NoPipeline {
     fn message(&self, sw: &SwitchHandle, msg: &Message, out: &mut Vec<Body>) {
@@ -547,14 +547,14 @@ fn rate(rt: &tokio::runtime::Runtime) {
     drop(plan_router);
 
     // The live run.
-    let router = Arc::new(Router::new(fabric));
+    let registry = Registry::default();
+    let router = Arc::new(Router::new(fabric).with_switches(registry.clone()));
     let app: Arc<dyn App> = if pipeline {
-        router.clone()
+        router.app()
     } else {
-        Arc::new(NoPipeline(router.clone()))
+        Arc::new(NoPipeline(Driver(router.clone())))
     };
-    let ctl = Controller::new(topo.clone(), RuntimeConfig::default(), app);
-    router.attach(&ctl);
+    let ctl = Controller::with_registry(topo.clone(), RuntimeConfig::default(), app, registry);
     let (addr, serve) = rt.block_on(async {
         let sock = tokio::net::TcpSocket::new_v4().expect("socket");
         sock.set_reuseaddr(true).expect("SO_REUSEADDR");
@@ -750,7 +750,7 @@ async fn flow_stats(h: &SwitchHandle) -> Vec<FlowStats> {
 }
 
 /// Moves one VM away and back and reads the target's and home's tables back.
-async fn verify(router: &Router, ctl: &Controller, m: &Mover) -> String {
+async fn verify(router: &Arc<Router>, ctl: &Controller, m: &Mover) -> String {
     let handle = |name: &str| {
         let d = router
             .fabric

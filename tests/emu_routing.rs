@@ -52,8 +52,7 @@ async fn controller(
     SocketAddr,
     JoinHandle<std::io::Result<()>>,
 ) {
-    let router = Arc::new(Router::new(Fabric::new(t)));
-    let ctl = Controller::new(t.clone(), RuntimeConfig::default(), router.clone());
+    let (router, ctl) = Router::new(Fabric::new(t)).serve_with(t.clone(), RuntimeConfig::default());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let c = Arc::clone(&ctl);

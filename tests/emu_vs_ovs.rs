@@ -38,7 +38,7 @@ use servswitch::emu::fabric::{EmuFabric, ProbeOutcome, ICMP_DEST_UNREACHABLE};
 use servswitch::fabric::plan::Fabric;
 use servswitch::fabric::topology::Topology;
 use servswitch::packet::{Ethernet, Ipv4, ETH_IPV4, ICMP_TIME_EXCEEDED, IP_ICMP};
-use servswitch::switch::runtime::{Controller, RuntimeConfig};
+use servswitch::switch::runtime::RuntimeConfig;
 
 /// How long one echo request waits for an answer (`ping -W`).
 const WAIT_SECS: u64 = 2;
@@ -418,8 +418,8 @@ fn outcome_of(p: ProbeOutcome) -> Outcome {
 }
 
 async fn run_emu(t: &Topology, controller: &Topology, probes: &[Probe]) -> Run {
-    let router = Arc::new(Router::new(Fabric::new(controller)));
-    let ctl = Controller::new(controller.clone(), RuntimeConfig::default(), router.clone());
+    let (router, ctl) = Router::new(Fabric::new(controller))
+        .serve_with(controller.clone(), RuntimeConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let c = Arc::clone(&ctl);

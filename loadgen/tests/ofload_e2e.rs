@@ -4,13 +4,12 @@
 
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::Arc;
 
 use servswitch::app::router::Router;
 use servswitch::fabric::gen::GenSpec;
 use servswitch::fabric::plan::Fabric;
 use servswitch::fabric::topology::Topology;
-use servswitch::switch::runtime::{Controller, RuntimeConfig};
+use servswitch::switch::runtime::RuntimeConfig;
 
 /// A fresh controller for `topo` on an ephemeral port, served by its own runtime.
 fn controller(topo: &Topology) -> (tokio::runtime::Runtime, SocketAddr) {
@@ -20,9 +19,8 @@ fn controller(topo: &Topology) -> (tokio::runtime::Runtime, SocketAddr) {
         .build()
         .unwrap();
     let addr = rt.block_on(async {
-        let router = Arc::new(Router::new(Fabric::new(topo)));
-        let ctl = Controller::new(topo.clone(), RuntimeConfig::default(), router.clone());
-        router.attach(&ctl);
+        let (_router, ctl) =
+            Router::new(Fabric::new(topo)).serve_with(topo.clone(), RuntimeConfig::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { ctl.serve(listener, None).await });

@@ -14,7 +14,7 @@ use crate::api::handlers;
 use crate::app::router::Router;
 use crate::fabric::plan::Fabric;
 use crate::fabric::topology::Topology;
-use crate::switch::runtime::{Controller, RuntimeConfig};
+use crate::switch::runtime::RuntimeConfig;
 use crate::switch::session::SessionConfig;
 
 /// The OpenFlow port IANA assigned.
@@ -136,9 +136,7 @@ pub fn run(opts: Options) -> Result<()> {
         let api_listener = TcpListener::bind(api_addr)
             .await
             .with_context(|| format!("cannot listen for the REST API on {api_addr}"))?;
-        let router = Arc::new(router);
-        let ctl = Controller::new(topology, config, router.clone());
-        router.attach(&ctl);
+        let (router, ctl) = router.serve_with(topology, config);
         info!(
             openflow = %of.local_addr().unwrap_or(listen),
             api = %api_listener.local_addr().unwrap_or(api_addr),

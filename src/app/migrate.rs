@@ -274,7 +274,11 @@ impl Router {
     }
 
     /// Migrates the host `sel` (name, address or MAC) to `to`.
-    pub async fn migrate(&self, sel: &str, to: &PortRef) -> Result<MigrationReport, MigrateError> {
+    pub async fn migrate(
+        self: &Arc<Self>,
+        sel: &str,
+        to: &PortRef,
+    ) -> Result<MigrationReport, MigrateError> {
         let mac = self
             .find_host(sel)
             .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
@@ -286,14 +290,15 @@ impl Router {
 
     /// Migrates the host with this MAC to `to`.
     pub async fn migrate_mac(
-        &self,
+        self: &Arc<Self>,
         mac: MacAddr,
         to: &PortRef,
     ) -> Result<MigrationReport, MigrateError> {
         let r = self.migrate_counted(mac, to).await;
         // Announced elsewhere meanwhile: follow it, in a task of its own.
         if let Some(next) = self.take_next_move(mac, to) {
-            self.spawn(move |me| async move {
+            let me = self.clone();
+            tokio::spawn(async move {
                 let mut to = next;
                 loop {
                     if let Err(e) = me.migrate_counted(mac, &to).await {
@@ -311,7 +316,7 @@ impl Router {
 
     /// A migration, counted in the metrics.
     async fn migrate_counted(
-        &self,
+        self: &Arc<Self>,
         mac: MacAddr,
         to: &PortRef,
     ) -> Result<MigrationReport, MigrateError> {
@@ -330,7 +335,9 @@ impl Router {
         }
         self.record_move(mac, to, &r);
         // A move made on a claim is checked now that it is installed.
-        self.claim_installed(mac, to, r.is_ok());
+        if let Some(probe) = self.claim_installed(mac, to, r.is_ok()) {
+            self.carry_out(probe);
+        }
         r
     }
 
@@ -347,12 +354,12 @@ impl Router {
     }
 
     async fn migrate_inner(
-        &self,
+        self: &Arc<Self>,
         mac: MacAddr,
         to: &PortRef,
     ) -> Result<MigrationReport, MigrateError> {
         let t0 = Instant::now();
-        if self.controller().is_none() {
+        if self.switches.is_none() {
             return Err(MigrateError::NotRunning);
         }
         // A pool whose free addresses are all still draining (given back by an update whose
@@ -713,7 +720,11 @@ impl Router {
     /// in the phases of any update. `since`: called when the detached grace that began
     /// then has passed; nothing happens if the host was seen again meanwhile (or detached
     /// again later). Without it (`DELETE /api/v1/hosts/...`), at once.
-    pub async fn forget(&self, mac: MacAddr, since: Option<Instant>) -> Result<(), ForgetError> {
+    pub async fn forget(
+        self: &Arc<Self>,
+        mac: MacAddr,
+        since: Option<Instant>,
+    ) -> Result<(), ForgetError> {
         let lock = self.vm_lock(mac);
         let _one_at_a_time = lock.lock().await;
         let (update, snapshot, version, name) = {
@@ -767,11 +778,11 @@ impl Router {
         if let Some(Err(e)) = self.store.as_ref().map(|d| d.save(&snapshot, version)) {
             warn!(error = %e, "state not saved after forgetting a host");
         }
-        let Some(ctl) = self.controller() else {
+        if self.switches.is_none() {
             update.abandon(&mut self.lock(), &self.fabric.topology.switches, self.now());
             return Ok(());
-        };
-        let (_, _, n) = self.send_update(&ctl, &update).await;
+        }
+        let (_, _, n) = self.send_update(&update).await;
         info!(host = %name, %mac, flow_mods = n, detached_since = ?since.map(|t| self.now().duration_since(t)), "host forgotten with its entries");
         Ok(())
     }
@@ -784,7 +795,11 @@ impl Router {
 
     /// Stops copying the packets of a (source, destination) pair between the VM and a host
     /// of its foreign subnet to the controller: their redirects are spent.
-    pub(crate) async fn quiet_redirects(&self, mac: MacAddr, pair: (Ipv4Addr, Ipv4Addr)) {
+    pub(crate) async fn quiet_redirects(
+        self: &Arc<Self>,
+        mac: MacAddr,
+        pair: (Ipv4Addr, Ipv4Addr),
+    ) {
         let lock = self.vm_lock(mac);
         let _one_at_a_time = lock.lock().await;
         let update = {
@@ -807,11 +822,11 @@ impl Router {
             }
             update
         };
-        let Some(ctl) = self.controller() else {
+        if self.switches.is_none() {
             update.abandon(&mut self.lock(), &self.fabric.topology.switches, self.now());
             return;
-        };
-        self.send_update(&ctl, &update).await;
+        }
+        self.send_update(&update).await;
         info!(%mac, from = %pair.0, to = %pair.1, quiet_s = mobility::flows::REDIRECT_QUIET.as_secs(),
             "redirects spent: the pair's packets are no longer copied to the controller");
     }
@@ -822,7 +837,7 @@ impl Router {
     /// switch: route optimisation, started by the home agent's copy of their first packet),
     /// all that are wanted at once, until nothing is. Each change is one update in phases,
     /// so a source rewritten to M* toward a cover switch is always rewritten back there.
-    pub(crate) async fn change_covers(&self, mac: MacAddr) {
+    pub(crate) async fn change_covers(self: &Arc<Self>, mac: MacAddr) {
         loop {
             let lock = self.vm_lock(mac);
             let _one_at_a_time = lock.lock().await;
@@ -880,13 +895,13 @@ impl Router {
             if let Some(Err(e)) = self.store.as_ref().map(|d| d.save(&snapshot, version)) {
                 warn!(error = %e, "state not saved; the cover is changed anyway (it is only an optimisation)");
             }
-            let Some(ctl) = self.controller() else {
+            if self.switches.is_none() {
                 let mut st = self.lock();
                 update.abandon(&mut st, &self.fabric.topology.switches, self.now());
                 st.cover_busy.remove(&mac);
                 return;
-            };
-            let (_, _, n) = self.send_update(&ctl, &update).await;
+            }
+            let (_, _, n) = self.send_update(&update).await;
             info!(%mac, change = ?change, flow_mods = n, "cover changed");
         }
     }
@@ -911,8 +926,7 @@ impl Router {
     /// reconcile.rs). Returns the switches that acknowledged, those that did not (or are not
     /// connected), and the number of flow mods of the schedule.
     pub(crate) async fn send_update(
-        &self,
-        ctl: &Arc<crate::switch::runtime::Controller>,
+        self: &Arc<Self>,
         u: &Update,
     ) -> (Vec<String>, Vec<String>, usize) {
         let waves = u.schedule.waves();
@@ -923,39 +937,40 @@ impl Router {
         let mut acked: Vec<String> = Vec::new();
         let mut failed: Vec<String> = Vec::new();
         for wave in &waves[..split] {
-            self.send_wave(ctl, u, wave, &mut acked, &mut failed).await;
+            self.send_wave(u, wave, &mut acked, &mut failed).await;
         }
         let later: Vec<Vec<usize>> = waves[split..].to_vec();
         let last_phase_spawned = u.cleanup.is_some()
             && failed.is_empty()
             && {
-                let ctl = ctl.clone();
                 let u = u.clone();
-                self.spawn(move |me| async move {
-                tokio::time::sleep(me.drain).await;
-                // After the VM's update in progress, if any: it may have taken this
-                // cleanup over (then it sends what is left of it, in its own last phase).
-                let lock = me.vm_lock(u.mac);
-                let _one_at_a_time = lock.lock().await;
-                let mine = {
-                    let mut st = me.lock();
-                    let mine = st.cleanups.get(&u.mac).map(|c| c.id) == u.cleanup;
+                let me = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(me.drain).await;
+                    // After the VM's update in progress, if any: it may have taken this
+                    // cleanup over (then it sends what is left of it, in its own last phase).
+                    let lock = me.vm_lock(u.mac);
+                    let _one_at_a_time = lock.lock().await;
+                    let mine = {
+                        let mut st = me.lock();
+                        let mine = st.cleanups.get(&u.mac).map(|c| c.id) == u.cleanup;
+                        if mine {
+                            st.cleanups.remove(&u.mac);
+                        }
+                        mine
+                    };
                     if mine {
-                        st.cleanups.remove(&u.mac);
+                        let (mut a, mut f) = (Vec::new(), Vec::new());
+                        for wave in &later {
+                            me.send_wave(&u, wave, &mut a, &mut f).await;
+                        }
+                        if !f.is_empty() {
+                            warn!(switches = ?f, "last phase not acknowledged; those switches are reconciled when they reconnect");
+                        }
                     }
-                    mine
-                };
-                if mine {
-                    let (mut a, mut f) = (Vec::new(), Vec::new());
-                    for wave in &later {
-                        me.send_wave(&ctl, &u, wave, &mut a, &mut f).await;
-                    }
-                    if !f.is_empty() {
-                        warn!(switches = ?f, "last phase not acknowledged; those switches are reconciled when they reconnect");
-                    }
-                }
-                me.end_update(&u, mine);
-            })
+                    me.end_update(&u, mine);
+                });
+                true
             };
         if !last_phase_spawned {
             // No last phase; or a switch did not acknowledge an earlier batch, and may
@@ -978,8 +993,7 @@ impl Router {
 
     /// Sends one wave. Producers whose consumers are not ready everywhere are held back.
     async fn send_wave(
-        &self,
-        ctl: &crate::switch::runtime::Controller,
+        self: &Arc<Self>,
         u: &Update,
         wave: &[usize],
         acked: &mut Vec<String>,
@@ -1013,7 +1027,7 @@ impl Router {
                 if mods.is_empty() {
                     continue;
                 }
-                match self.dpid(&b.switch).and_then(|d| ctl.registry.get(d)) {
+                match self.switch_handle(&b.switch) {
                     Some(h) => jobs.push((i, mods, h, self.switch_lock(&b.switch))),
                     None if !failed.contains(&b.switch) => failed.push(b.switch.clone()),
                     None => {}
@@ -1078,13 +1092,15 @@ impl Router {
         }
         let quiet = st.refresh_quiet(&self.fabric.topology.switches, self.now());
         drop(st);
-        self.readiness_changed(unblocked, quiet);
+        for e in self.readiness_changed(unblocked, quiet) {
+            self.carry_out(e);
+        }
     }
 
     /// The end of an update: the care-of addresses it gave back may be handed out again.
     /// The end of an update. `release`: the care-of addresses it gave back are free again
     /// (not when a later update took over its cleanup: that one frees them).
-    fn end_update(&self, u: &Update, release: bool) {
+    fn end_update(self: &Arc<Self>, u: &Update, release: bool) {
         let quiet = {
             let mut st = self.lock();
             st.updates = st.updates.saturating_sub(1);
@@ -1096,26 +1112,28 @@ impl Router {
             st.refresh_quiet(&self.fabric.topology.switches, self.now())
         };
         self.updates_done.notify_waiters();
-        self.readiness_changed(false, quiet);
+        for e in self.readiness_changed(false, quiet) {
+            self.carry_out(e);
+        }
     }
 
     /// Sends the difference in two steps with a barrier per switch and step.
     async fn install(
-        &self,
+        self: &Arc<Self>,
         p: &Prepared,
         to: &PortRef,
         t0: Instant,
     ) -> Result<MigrationReport, MigrateError> {
-        let Some(ctl) = self.controller() else {
+        let Some(registry) = self.switches.clone() else {
             p.update
                 .abandon(&mut self.lock(), &self.fabric.topology.switches, self.now());
             return Err(MigrateError::NotRunning);
         };
         let dpid = |name: &str| self.dpid(name);
-        let (switches, pending, flow_mods) = self.send_update(&ctl, &p.update).await;
+        let (switches, pending, flow_mods) = self.send_update(&p.update).await;
         // Converged: the last barrier reply is in. The gratuitous ARPs follow.
         let elapsed_us = t0.elapsed().as_micros() as u64;
-        self.announce(&ctl, p, dpid).await;
+        self.announce(&registry, p, dpid).await;
         info!(
             host = %p.name,
             from = %format!("{}:{}", p.before.switch, p.before.port),
@@ -1149,7 +1167,7 @@ impl Router {
     /// for a cache entry to expire.
     async fn announce(
         &self,
-        ctl: &crate::switch::runtime::Controller,
+        registry: &crate::switch::runtime::Registry,
         p: &Prepared,
         dpid: impl Fn(&str) -> Option<u64>,
     ) {
@@ -1171,7 +1189,7 @@ impl Router {
             } else {
                 vm.mac
             };
-            let Some(h) = dpid(&home.switch).and_then(|d| ctl.registry.get(d)) else {
+            let Some(h) = dpid(&home.switch).and_then(|d| registry.get(d)) else {
                 continue;
             };
             let ports: Vec<u32> = h
@@ -1192,7 +1210,7 @@ impl Router {
             }
         }
         for (sw, batch) in per_switch {
-            if let Some(h) = dpid(&sw).and_then(|d| ctl.registry.get(d)) {
+            if let Some(h) = dpid(&sw).and_then(|d| registry.get(d)) {
                 let _ = h.send(batch).await;
             }
         }

@@ -24,6 +24,7 @@
 //! `/metrics` reports as dropped packet-ins) and reconciles when a planned meter is missing.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ofp13::{
@@ -32,6 +33,7 @@ use ofp13::{
 };
 use tracing::{debug, info, warn};
 
+use crate::app::effect::Effect;
 use crate::app::router::Router;
 use crate::fabric::plan::Flow;
 use crate::mobility::update::{difference_in_order, Allow, Reconciled};
@@ -167,7 +169,11 @@ impl Router {
     /// ready everywhere wait, and consumers no longer planned wait for the fabric to be quiet
     /// ([`crate::app::router::State::quiet`]); the switch is caught up when that changes
     /// ([`Router::readiness_changed`]).
-    pub async fn reconcile(&self, h: &SwitchHandle, name: &str) -> Result<Reconciled, String> {
+    pub async fn reconcile(
+        self: &Arc<Self>,
+        h: &SwitchHandle,
+        name: &str,
+    ) -> Result<Reconciled, String> {
         let lock = self.switch_lock(name);
         let _serial = lock.lock().await;
         let live_meters = read_meters(h).await?;
@@ -243,9 +249,14 @@ impl Router {
                 .map(|t| self.drain.saturating_sub(now.duration_since(t)));
             (!was && st.ready(name), quiet, retry_in)
         };
-        self.readiness_changed(became_ready, quiet);
-        if let Some(wait) = retry_in {
-            self.reconcile_later(name, wait);
+        for e in self.readiness_changed(became_ready, quiet) {
+            self.carry_out(e);
+        }
+        if let Some(after) = retry_in {
+            self.carry_out(Effect::Reconcile {
+                name: name.to_string(),
+                after,
+            });
         }
         Ok(r)
     }
@@ -253,8 +264,9 @@ impl Router {
     /// What a change of readiness may let switches catch up with: when a switch became
     /// ready (`unblocked`), those whose producers wait are reconciled now; when the fabric has
     /// just become quiet, those with stale consumers are reconciled once it has been so for a
-    /// drain.
-    pub(crate) fn readiness_changed(&self, unblocked: bool, quiet: bool) {
+    /// drain. Returns those reconciliations.
+    #[must_use]
+    pub(crate) fn readiness_changed(&self, unblocked: bool, quiet: bool) -> Vec<Effect> {
         let (held, stale): (Vec<String>, Vec<String>) = {
             let st = self.read();
             (
@@ -270,56 +282,27 @@ impl Router {
                 },
             )
         };
-        for name in held {
-            self.reconcile_later(&name, Duration::ZERO);
-        }
-        for name in stale {
-            self.reconcile_later(&name, self.drain);
-        }
-    }
-
-    /// Reconciles `name` after `wait`, in a task of its own, if it is connected then.
-    fn reconcile_later(&self, name: &str, wait: Duration) {
-        let Some(dpid) = self.fabric.dpid_of(name) else {
-            return;
-        };
-        let name = name.to_string();
-        self.spawn(move |me| async move {
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            let Some(ctl) = me.controller() else {
-                return;
-            };
-            let Some(h) = ctl.registry.get(dpid) else {
-                return;
-            };
-            match me.reconcile(&h, &name).await {
-                Ok(r) if r.changed() > 0 => info!(
-                    switch = %name,
-                    added = r.added,
-                    modified = r.modified,
-                    deleted = r.deleted,
-                    held = r.held,
-                    deferred = r.deferred,
-                    "caught up with the plan"
-                ),
-                Ok(_) => {}
-                Err(e) => debug!(switch = %name, error = %e, "not caught up"),
-            }
+        let now = held.into_iter().map(|name| Effect::Reconcile {
+            name,
+            after: Duration::ZERO,
         });
+        let after_drain = stale.into_iter().map(|name| Effect::Reconcile {
+            name,
+            after: self.drain,
+        });
+        now.chain(after_drain).collect()
     }
 
     /// Reconciles the switch now, then every `audit` (while it stays connected), skipping a
     /// round while a migration is being installed (it sends its own entries in its order).
-    /// False when there is no runtime to run it in (nothing is done then).
-    pub(crate) fn spawn_reconcile(
-        &self,
+    pub(crate) async fn audit(
+        self: &Arc<Self>,
         h: SwitchHandle,
         name: String,
         audit: Option<Duration>,
-    ) -> bool {
-        self.spawn(move |me| async move {
+    ) {
+        let me = self;
+        {
             match me.reconcile(&h, &name).await {
                 Ok(r) => info!(
                     switch = %name,
@@ -385,7 +368,7 @@ impl Router {
                     }
                 }
             }
-        })
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! messages for that switch out.
 
 use std::net::Ipv4Addr;
-use std::sync::{Arc, OnceLock, RwLock, Weak};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use ofp13::{port, AsyncConfig, Body, Message};
 use tracing::{debug, info};
 
 use crate::app::clock::{Clock, SystemClock};
+use crate::app::effect::Effect;
 use crate::fabric::plan::{
     packet_out, reinject, Fabric, FastMap, FastSet, HostLoc, SwitchCtx, COOKIE_MASK_KIND,
     COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
@@ -21,7 +22,7 @@ use crate::mobility;
 use crate::mobility::careof::CareOfPools;
 use crate::mobility::flows::Vm;
 use crate::packet::{self, Arp, Ethernet, Ipv4};
-use crate::switch::runtime::{App, Controller, SwitchHandle};
+use crate::switch::runtime::{Registry, SwitchHandle};
 
 /// How many packets are held per unresolved address, and for how long.
 const HOLD_MAX: usize = 16;
@@ -475,9 +476,10 @@ pub struct Router {
     pub(crate) state: RwLock<State>,
     /// Where migrations are recorded before any flow is sent (`--state DIR`).
     pub(crate) store: Option<crate::app::store::Durable>,
-    /// The controller, to reach other switches than the one an event came from.
-    pub(crate) ctl: OnceLock<Weak<Controller>>,
-    pub(crate) me: OnceLock<Weak<Router>>,
+    /// The connected switches (the controller's registry), to reach other switches than
+    /// the one an event came from. None: a router used on its own (`plan`, unit tests),
+    /// which installs nothing.
+    pub(crate) switches: Option<Registry>,
     /// Configured hosts' names by MAC, and MACs by name.
     pub(crate) names_by_mac: FastMap<ofp13::MacAddr, String>,
     pub(crate) macs_by_name: FastMap<String, ofp13::MacAddr>,
@@ -549,8 +551,7 @@ impl Router {
             macs_by_name,
             state: RwLock::new(st),
             store: None,
-            ctl: OnceLock::new(),
-            me: OnceLock::new(),
+            switches: None,
             audit: Some(DEFAULT_AUDIT),
             switch_locks: fabric_switch_locks,
             vm_locks: Default::default(),
@@ -603,35 +604,17 @@ impl Router {
         !st.migrating.is_empty() || st.updates > 0
     }
 
-    /// Lets the router reach every switch (migrations install on several) and start
-    /// migrations from packet-ins. Call once, after [`Controller::new`].
-    pub fn attach(self: &Arc<Self>, ctl: &Arc<Controller>) {
-        let _ = self.ctl.set(Arc::downgrade(ctl));
-        let _ = self.me.set(Arc::downgrade(self));
+    /// Lets the router reach the switches the controller connects: `registry` is the one
+    /// the controller is built with ([`crate::switch::runtime::Controller::with_registry`]).
+    pub fn with_switches(mut self, registry: Registry) -> Router {
+        self.switches = Some(registry);
+        self
     }
 
-    /// Runs `task` with this router in a task of the runtime. False when there is none (a
-    /// router used on its own: unit tests, `plan`), and then nothing runs. The one place the
-    /// application starts work of its own; [`Router::controller`] the one place it reaches
-    /// other switches.
-    pub(crate) fn spawn<F, Fut>(&self, task: F) -> bool
-    where
-        F: FnOnce(Arc<Router>) -> Fut,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let (Some(me), Ok(rt)) = (
-            self.me.get().and_then(Weak::upgrade),
-            tokio::runtime::Handle::try_current(),
-        ) else {
-            return false;
-        };
-        rt.spawn(task(me));
-        true
-    }
-
-    /// The controller the router is attached to, while it runs.
-    pub(crate) fn controller(&self) -> Option<Arc<Controller>> {
-        self.ctl.get().and_then(Weak::upgrade)
+    /// The session of the switch `name`, if it is connected.
+    pub(crate) fn switch_handle(&self, name: &str) -> Option<SwitchHandle> {
+        let dpid = self.fabric.dpid_of(name)?;
+        self.switches.as_ref()?.get(dpid)
     }
 
     /// The state, to change it.
@@ -689,18 +672,26 @@ impl Router {
         self.read().migrations_done
     }
 
-    /// One asynchronous message from switch `name` (whose ports `ports` lists), the answers
-    /// pushed onto `out`: what [`App::message`] does once it has the switch's name, callable
-    /// without a runtime (tests, the fuzz target).
-    pub fn handle_message(&self, name: &str, ports: Ports<'_>, msg: &Message, out: &mut Vec<Body>) {
+    /// One asynchronous message from switch `name` (whose ports `ports` lists): the answers
+    /// pushed onto `out`, the work it asks for beyond them onto `effects`. What
+    /// [`crate::app::effect::Driver`] calls once it has the switch's name; callable without
+    /// a runtime (tests, the fuzz target), which then read the effects.
+    pub fn handle_message(
+        &self,
+        name: &str,
+        ports: Ports<'_>,
+        msg: &Message,
+        out: &mut Vec<Body>,
+        effects: &mut Vec<Effect>,
+    ) {
         match &msg.body {
-            Body::PacketIn(pi) => self.packet_in_into(name, ports, pi, out),
+            Body::PacketIn(pi) => self.packet_in_into(name, ports, pi, out, effects),
             Body::PortStatus(ps) => {
                 let gone = ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up();
                 self.port_meter(name, ps.desc.port_no, ps.reason, out);
-                self.port_changed(name, ps.desc.port_no, gone);
+                self.port_changed(name, ps.desc.port_no, gone, effects);
             }
-            Body::FlowRemoved(fr) => self.flow_removed(name, fr),
+            Body::FlowRemoved(fr) => self.flow_removed(name, fr, effects),
             _ => {}
         }
     }
@@ -900,7 +891,7 @@ impl Router {
         v
     }
 
-    fn name_of(&self, sw: &SwitchHandle) -> Option<&str> {
+    pub(crate) fn name_of(&self, sw: &SwitchHandle) -> Option<&str> {
         self.names.get(&sw.dpid().0).map(String::as_str)
     }
 
@@ -1188,21 +1179,23 @@ impl Router {
         out
     }
 
-    /// A packet-in at switch `name` whose ports are `ports`: the messages to send back.
+    /// A packet-in at switch `name` whose ports are `ports`: the messages to send back (the
+    /// effects it asks for are dropped: for tests of the answers alone).
     pub fn packet_in(&self, name: &str, ports: Ports<'_>, pi: &ofp13::PacketIn) -> Vec<Body> {
         let mut out = Vec::new();
-        self.packet_in_into(name, ports, pi, &mut out);
+        self.packet_in_into(name, ports, pi, &mut out, &mut Vec::new());
         out
     }
 
     /// [`Router::packet_in`], its answers pushed onto `out` (the runtime's reused buffer: the
-    /// common ARP answer allocates no list).
+    /// common ARP answer allocates no list), the work it asks for onto `effects`.
     pub fn packet_in_into(
         &self,
         name: &str,
         ports: Ports<'_>,
         pi: &ofp13::PacketIn,
         out: &mut Vec<Body>,
+        effects: &mut Vec<Effect>,
     ) {
         let Some(in_port) = pi.in_port() else {
             return;
@@ -1262,7 +1255,7 @@ impl Router {
             if announced {
                 debug!(switch = %name, port = in_port, mac = %eth.src, "announcement heard");
             }
-            self.detect_move(&sw, in_port, &eth, announced);
+            self.detect_move(&sw, in_port, &eth, announced, effects);
         }
         let answers = match eth.ethertype {
             packet::ETH_ARP => match &arp {
@@ -1279,12 +1272,12 @@ impl Router {
                     self.learn(&sw, in_port, ip.src, eth.src)
                 }
                 Some(ip) if pi.cookie & COOKIE_MASK_KIND == COOKIE_REDIRECT => {
-                    self.redirect(name, in_port, &eth, &ip, pi.cookie)
+                    self.redirect(name, in_port, &eth, &ip, pi.cookie, effects)
                 }
                 Some(ip)
                     if pi.cookie & COOKIE_MASK_KIND == crate::fabric::plan::COOKIE_MOBILITY =>
                 {
-                    self.home_agent_copy(&ip);
+                    self.home_agent_copy(&ip, effects);
                     Vec::new()
                 }
                 Some(ip) => self.on_ipv4(&sw, ports, in_port, &eth, &ip, &pi.data),
@@ -1319,7 +1312,7 @@ impl Router {
     /// bound to this place, movable by announcement or API, and forgotten with their entries
     /// when [`Router::detached_grace`] has passed unless they were seen again meanwhile
     /// (declared hosts stay as they are). A port that comes back attaches them again.
-    fn port_changed(&self, name: &str, port: u32, gone: bool) {
+    fn port_changed(&self, name: &str, port: u32, gone: bool, effects: &mut Vec<Effect>) {
         if self.fabric.is_link_port(name, port) {
             return;
         }
@@ -1353,23 +1346,20 @@ impl Router {
             }
             learned
         };
-        for mac in detached {
-            self.spawn(move |me| async move {
-                tokio::time::sleep(me.detached_grace).await;
-                // Unknown: moved home and forgotten otherwise meanwhile; nothing left to do.
-                let _ = me.forget(mac, Some(now)).await;
-            });
-        }
+        effects.extend(detached.into_iter().map(|mac| Effect::Forget {
+            mac,
+            since: now,
+            after: self.detached_grace,
+        }));
     }
 
     /// The redirects of a (source, destination) pair of the VM whose redirect copies carry
     /// `cookie` are spent: its task stops the pair's copies.
-    fn quiet_pair(&self, cookie: u64, pair: (Ipv4Addr, Ipv4Addr)) {
+    fn quiet_pair(&self, cookie: u64, pair: (Ipv4Addr, Ipv4Addr), effects: &mut Vec<Effect>) {
         let home = Ipv4Addr::from(cookie as u32);
-        let Some(mac) = self.read().hosts.get(&home).map(|(h, _)| h.mac) else {
-            return;
-        };
-        self.spawn(move |me| async move { me.quiet_redirects(mac, pair).await });
+        if let Some(mac) = self.read().hosts.get(&home).map(|(h, _)| h.mac) {
+            effects.push(Effect::QuietRedirects { mac, pair });
+        }
     }
 
     /// A switch removed an entry of ours: a quiet redirect pair whose time is up, or the
@@ -1377,7 +1367,7 @@ impl Router {
     /// default cover idled out: the switch's hosts stopped talking to the VM, and the VM's
     /// cover task takes it out of the cover (its other entries go in the phases of any
     /// update); the next packet they send brings it back.
-    fn flow_removed(&self, name: &str, fr: &ofp13::FlowRemoved) {
+    fn flow_removed(&self, name: &str, fr: &ofp13::FlowRemoved, effects: &mut Vec<Effect>) {
         if fr.reason == ofp13::OFPRR_HARD_TIMEOUT && fr.cookie & COOKIE_MASK_KIND == COOKIE_REDIRECT
         {
             // A quiet pair's time is up: its packets are copied (and redirected) again.
@@ -1430,20 +1420,13 @@ impl Router {
             }
             mac
         };
-        self.start_cover_task(mac);
-    }
-
-    /// Runs the VM's cover task (`cover_busy` holds it already).
-    fn start_cover_task(&self, mac: ofp13::MacAddr) {
-        if !self.spawn(move |me| async move { me.change_covers(mac).await }) {
-            self.lock().cover_busy.remove(&mac);
-        }
+        effects.push(Effect::ChangeCovers { mac });
     }
 
     /// A packet the home agent forwarded to a VM away from home: the switch it came from is
     /// added to the VM's cover (once; a failed attempt is retried after a while), by the VM's
     /// cover task, which takes every switch wanted meanwhile in one update.
-    fn home_agent_copy(&self, ip: &Ipv4<'_>) {
+    fn home_agent_copy(&self, ip: &Ipv4<'_>, effects: &mut Vec<Effect>) {
         let mac = {
             let mut st = self.lock();
             let Some(mac) = st.hosts.get(&ip.dst).map(|(h, _)| h.mac) else {
@@ -1480,7 +1463,7 @@ impl Router {
             }
             mac
         };
-        self.start_cover_task(mac);
+        effects.push(Effect::ChangeCovers { mac });
     }
 
     /// What an ordinary frame (not an announcement) from `mac` at `name:in_port` tells the
@@ -1512,7 +1495,14 @@ impl Router {
     /// nothing). `announced`: the frame is a hypervisor's announcement of a moved VM, QEMU's
     /// RARP or a broadcast gratuitous ARP (Xen); a host's unicast reply to a request for its
     /// own address is not one.
-    fn detect_move(&self, sw: &SwitchCtx<'_>, in_port: u32, eth: &Ethernet<'_>, announced: bool) {
+    fn detect_move(
+        &self,
+        sw: &SwitchCtx<'_>,
+        in_port: u32,
+        eth: &Ethernet<'_>,
+        announced: bool,
+        effects: &mut Vec<Effect>,
+    ) {
         let name = sw.name;
         if eth.src.is_multicast() || !sw.has_subnets() {
             return;
@@ -1522,7 +1512,7 @@ impl Router {
             let now = self.now();
             if Self::answers_probe(&st, sw, in_port, eth, now) {
                 drop(st);
-                self.refuse_claim(eth.src);
+                self.refuse_claim(eth.src, effects);
                 return;
             }
             if Self::quarantined(&st, name, in_port, eth.src, now)
@@ -1585,10 +1575,10 @@ impl Router {
             _ => "frame",
         };
         info!(%mac, to = %to, trigger = kind, "host seen at a new port: migrating");
-        self.spawn(move |me| async move {
-            if let Err(e) = me.migrate_mac(mac, &to).await {
-                info!(%mac, to = %to, error = %e, "migration not done");
-            }
+        effects.push(Effect::Migrate {
+            mac,
+            to,
+            why: "migration not done",
         });
     }
 
@@ -1608,6 +1598,7 @@ impl Router {
         eth: &Ethernet<'_>,
         ip: &Ipv4<'_>,
         cookie: u64,
+        effects: &mut Vec<Effect>,
     ) -> Vec<Body> {
         let Some(gw) = self.fabric.subnet_of(ip.src).map(|s| s.gateway) else {
             return Vec::new();
@@ -1637,7 +1628,7 @@ impl Router {
             e.1 >= REDIRECT_BURST
         };
         if spent {
-            self.quiet_pair(cookie, (ip.src, ip.dst));
+            self.quiet_pair(cookie, (ip.src, ip.dst), effects);
         }
         debug!(switch = name, from = %ip.src, to = %ip.dst, "ICMP redirect");
         let icmp = packet::icmp(
@@ -1714,8 +1705,12 @@ fn seen_elsewhere(
     !straggler
 }
 
-impl App for Router {
-    fn switch_up(&self, sw: &SwitchHandle) -> Vec<Body> {
+/// The switch events the runtime hands the application ([`crate::app::effect::Driver`]).
+impl Router {
+    /// A switch finished its handshake: its asynchronous configuration now; its table is
+    /// reconciled by the effect pushed onto `effects` (read, then only the difference sent,
+    /// then audited).
+    pub fn switch_up(&self, sw: &SwitchHandle, effects: &mut Vec<Effect>) -> Vec<Body> {
         let Some(name) = self.name_of(sw) else {
             return Vec::new();
         };
@@ -1725,51 +1720,27 @@ impl App for Router {
         self.lock()
             .ports
             .insert(name.to_string(), host_ports.into_iter().collect());
-        let mut out = vec![Body::SetAsync(AsyncConfig {
+        effects.push(Effect::Audit {
+            switch: sw.clone(),
+            name: name.to_string(),
+            every: self.audit,
+        });
+        vec![Body::SetAsync(AsyncConfig {
             // no_match, action and invalid_ttl packet-ins; every port status; every removal.
             packet_in_mask: [0b111, 0],
             port_status_mask: [0b111, 0b111],
             flow_removed_mask: [0b1111, 0],
-        })];
-        // With a runtime to run it in, the table is reconciled (read, then only the
-        // difference sent); otherwise (a router used on its own) the plan is sent whole.
-        if self.spawn_reconcile(sw.clone(), name.to_string(), self.audit) {
-            return out;
-        }
-        // Meters before the entries that use them (a fresh copy of each: an ADD of a meter
-        // the switch has would fail).
-        for m in self.switch_meters(name) {
-            out.push(Body::MeterMod(crate::fabric::plan::Meter::delete(m.id)));
-            out.push(Body::MeterMod(m.meter_mod(ofp13::OFPMC_ADD)));
-        }
-        out.extend(
-            self.switch_plan(name)
-                .into_iter()
-                .map(|f| Body::FlowMod(f.add())),
-        );
-        // Sent whole, in order, before anything else: as good as reconciled.
-        let mut st = self.lock();
-        st.reconciled.insert(name.to_string());
-        st.refresh_quiet(&self.fabric.topology.switches, self.now());
-        info!(switch = %name, messages = out.len() - 1, "pipeline installed");
-        out
+        })]
     }
 
-    fn switch_down(&self, dpid: u64) {
+    /// A switch's session ended.
+    pub fn switch_down(&self, dpid: u64) {
         let Some(name) = self.names.get(&dpid) else {
             return;
         };
         let mut st = self.lock();
         st.reconciled.remove(name);
         st.refresh_quiet(&self.fabric.topology.switches, self.now());
-    }
-
-    fn message(&self, sw: &SwitchHandle, msg: &Message, out: &mut Vec<Body>) {
-        let Some(name) = self.name_of(sw) else {
-            return;
-        };
-        let ports = || sw.info.ports().iter().map(|p| p.port_no).collect();
-        self.handle_message(name, &ports, msg, out);
     }
 }
 
@@ -1805,8 +1776,14 @@ mod tests {
                 }),
             )
         };
-        let mut out = Vec::new();
-        r.handle_message("r2", &r2_ports, &status(ofp13::OFPPR_ADD, 9), &mut out);
+        let (mut out, mut fx) = (Vec::new(), Vec::new());
+        r.handle_message(
+            "r2",
+            &r2_ports,
+            &status(ofp13::OFPPR_ADD, 9),
+            &mut out,
+            &mut fx,
+        );
         let meter = Meter {
             id: 9,
             pps: crate::fabric::plan::DEFAULT_PORT_PPS,
@@ -1832,13 +1809,39 @@ mod tests {
             .any(|f| f.cookie == COOKIE_PORT | 9));
         // Told twice: nothing more. A link port or a port change: nothing.
         let mut again = Vec::new();
-        r.handle_message("r2", &r2_ports, &status(ofp13::OFPPR_ADD, 9), &mut again);
-        r.handle_message("r2", &r2_ports, &status(ofp13::OFPPR_ADD, 1), &mut again);
-        r.handle_message("r2", &r2_ports, &status(ofp13::OFPPR_MODIFY, 9), &mut again);
+        r.handle_message(
+            "r2",
+            &r2_ports,
+            &status(ofp13::OFPPR_ADD, 9),
+            &mut again,
+            &mut fx,
+        );
+        r.handle_message(
+            "r2",
+            &r2_ports,
+            &status(ofp13::OFPPR_ADD, 1),
+            &mut again,
+            &mut fx,
+        );
+        r.handle_message(
+            "r2",
+            &r2_ports,
+            &status(ofp13::OFPPR_MODIFY, 9),
+            &mut again,
+            &mut fx,
+        );
         assert!(again.is_empty(), "{again:?}");
         // Gone: its entries, then its meter.
         let mut out = Vec::new();
-        r.handle_message("r2", &r2_ports, &status(ofp13::OFPPR_DELETE, 9), &mut out);
+        r.handle_message(
+            "r2",
+            &r2_ports,
+            &status(ofp13::OFPPR_DELETE, 9),
+            &mut out,
+            &mut fx,
+        );
+        // No host was at the port: nothing to forget later.
+        assert!(fx.is_empty(), "{fx:?}");
         assert_eq!(out.last(), Some(&Body::MeterMod(Meter::delete(9))));
         assert_eq!(
             out.iter()
@@ -1913,6 +1916,83 @@ mod tests {
             .hosts()
             .iter()
             .any(|(h, o)| h.ip == X_IP && h.port == 5 && *o == Origin::Learned));
+    }
+
+    /// One message from r2: its answers and the effects it asks for.
+    fn from_r2(r: &Router, msg: Body) -> (Vec<Body>, Vec<Effect>) {
+        let (mut out, mut fx) = (Vec::new(), Vec::new());
+        r.handle_message("r2", &r2_ports, &Message::new(0, msg), &mut out, &mut fx);
+        (out, fx)
+    }
+
+    #[test]
+    fn a_learned_host_whose_port_goes_arms_a_timer_to_forget_it_and_a_port_back_disarms_it() {
+        let clock = crate::app::clock::ManualClock::new();
+        let r = router_at(&clock).with_detached_grace(Duration::from_secs(30));
+        let ask = arp(
+            packet::ARP_REQUEST,
+            X_MAC,
+            X_IP,
+            Ipv4Addr::new(192, 168, 10, 1),
+        );
+        let (_, fx) = from_r2(&r, Body::PacketIn(pin(5, 0, ask)));
+        assert!(
+            fx.is_empty(),
+            "learning asks for nothing beyond its entries: {fx:?}"
+        );
+        let status = |reason| {
+            Body::PortStatus(ofp13::PortStatus {
+                reason,
+                desc: crate::emu::switch::port(2, 5),
+            })
+        };
+        clock.advance(Duration::from_secs(3));
+        let since = r.now();
+        let (_, fx) = from_r2(&r, status(ofp13::OFPPR_DELETE));
+        match &fx[..] {
+            [Effect::Forget {
+                mac,
+                since: s,
+                after,
+            }] => {
+                assert_eq!((*mac, *s, *after), (X_MAC, since, Duration::from_secs(30)));
+            }
+            other => panic!("one timer to forget the host: {other:?}"),
+        }
+        // Told again: its timer runs already.
+        assert!(from_r2(&r, status(ofp13::OFPPR_DELETE)).1.is_empty());
+        // Its port back before the timer fires: the timer finds it attached and does nothing.
+        assert!(from_r2(&r, status(ofp13::OFPPR_ADD)).1.is_empty());
+        assert!(!r.read().detached.contains_key(&X_MAC));
+    }
+
+    #[test]
+    fn a_vm_announced_at_a_new_port_asks_for_its_migration_and_nothing_else_does() {
+        let r = router();
+        let vm = r
+            .fabric
+            .configured_hosts()
+            .into_iter()
+            .find(|h| h.switch == "r3")
+            .unwrap();
+        let (_, fx) = from_r2(&r, Body::PacketIn(pin(5, 0, packet::rarp_announce(vm.mac))));
+        match &fx[..] {
+            [Effect::Migrate { mac, to, .. }] => {
+                assert_eq!((*mac, to.to_string().as_str()), (vm.mac, "r2:5"));
+            }
+            other => panic!("one migration: {other:?}"),
+        }
+        // Its state is unchanged until the effect runs: a router on its own installs nothing.
+        assert_eq!(r.read().location(vm.mac), Some(("r3", vm.port)));
+        // A host asking for its gateway, at home: an answer, no effect.
+        let ask = arp(
+            packet::ARP_REQUEST,
+            X_MAC,
+            X_IP,
+            Ipv4Addr::new(192, 168, 10, 1),
+        );
+        let (out, fx) = from_r2(&r, Body::PacketIn(pin(5, 0, ask.clone())));
+        assert!(!out.is_empty() && fx.is_empty(), "{fx:?}");
     }
 
     #[test]
@@ -2221,7 +2301,10 @@ mod tests {
         let frame = icmp_frame(X_IP, Ipv4Addr::new(192, 168, 10, 2));
         let eth = Ethernet::parse(&frame).unwrap();
         let ip = Ipv4::parse(eth.payload).unwrap();
-        let sent = |r: &Router| r.redirect("r2", 5, &eth, &ip, COOKIE_REDIRECT).len();
+        let sent = |r: &Router| {
+            r.redirect("r2", 5, &eth, &ip, COOKIE_REDIRECT, &mut Vec::new())
+                .len()
+        };
         assert_eq!(sent(&r), 1);
         clock.advance(REDIRECT_INTERVAL - Duration::from_millis(1));
         assert_eq!(sent(&r), 0, "within the interval");

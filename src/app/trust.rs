@@ -29,6 +29,7 @@ use ofp13::MacAddr;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
+use crate::app::effect::Effect;
 use crate::app::migrate::{MigrateError, MigrationReport};
 use crate::app::router::{Router, State};
 use crate::fabric::plan::{packet_out, SwitchCtx, GATEWAY_MAC};
@@ -461,9 +462,10 @@ impl Router {
     /// A VM answered at the place a claim took it from: the claim is refused, the claimant
     /// quarantined, and the VM moved back (after the tentative move, if that is still being
     /// installed).
-    pub(crate) fn refuse_claim(&self, mac: MacAddr) {
-        let back = self.refuse_locked(&mut self.lock(), mac);
-        self.move_back(mac, back);
+    pub(crate) fn refuse_claim(&self, mac: MacAddr, effects: &mut Vec<Effect>) {
+        if let Some(to) = self.refuse_locked(&mut self.lock(), mac) {
+            effects.push(move_back(mac, to));
+        }
     }
 
     /// [`Router::refuse_claim`] under the write lock: where the VM is to be moved back to
@@ -504,57 +506,57 @@ impl Router {
         }
     }
 
-    fn move_back(&self, mac: MacAddr, back: Option<PortRef>) {
-        if let Some(to) = back {
-            self.spawn(move |me| async move {
-                if let Err(e) = me.migrate_mac(mac, &to).await {
-                    warn!(%mac, to = %to, error = %e, "moving a host back after a refused claim failed");
-                }
-            });
-        }
-    }
-
     /// After a move to `to` was installed (or failed): probes the VM's old place if the move
     /// was a claim to check.
-    pub(crate) fn claim_installed(&self, mac: MacAddr, to: &PortRef, installed: bool) {
+    pub(crate) fn claim_installed(
+        &self,
+        mac: MacAddr,
+        to: &PortRef,
+        installed: bool,
+    ) -> Option<Effect> {
         let (from, ip) = {
             let mut st = self.lock();
             // A move that was not installed, or of a VM with no address to probe for, is
             // not checked; a probe already under way is not started again.
             let ip = st.ips_of(mac).next().filter(|_| installed);
             let now = self.now();
-            let Some(v) = st.verifying.get_mut(&mac).filter(|v| v.is_claim(to)) else {
-                return;
-            };
+            let v = st.verifying.get_mut(&mac).filter(|v| v.is_claim(to))?;
             match ip {
-                Some(_) if v.probed.is_some() => return,
+                Some(_) if v.probed.is_some() => return None,
                 Some(ip) => {
                     v.probed = Some(now);
                     (v.from.clone(), ip)
                 }
                 None => {
                     st.verifying.remove(&mac);
-                    return;
+                    return None;
                 }
             }
         };
-        let claim = to.clone();
-        self.spawn(move |me| async move { me.probe(mac, ip, from, claim).await });
+        Some(Effect::Probe {
+            mac,
+            ip,
+            from,
+            claim: to.clone(),
+        })
     }
 
     /// Probes `from` for the VM (`mac`, `ip`) during [`PROBE_WINDOW`]; the move to `claim`
     /// stands if nothing answered.
-    async fn probe(&self, mac: MacAddr, ip: Ipv4Addr, from: (String, u32), claim: PortRef) {
+    pub(crate) async fn probe(
+        &self,
+        mac: MacAddr,
+        ip: Ipv4Addr,
+        from: (String, u32),
+        claim: PortRef,
+    ) {
         let still = |me: &Router| {
             me.read()
                 .verifying
                 .get(&mac)
                 .is_some_and(|v| v.is_claim(&claim))
         };
-        let handle = self
-            .controller()
-            .zip(self.fabric.dpid_of(&from.0))
-            .and_then(|(ctl, dpid)| ctl.registry.get(dpid));
+        let handle = self.switch_handle(&from.0);
         let port_exists = handle
             .as_ref()
             .is_some_and(|h| h.info.ports().iter().any(|p| p.port_no == from.1));
@@ -642,6 +644,15 @@ fn push_recent(st: &mut State, v: MoveView) {
     st.recent.truncate(RECENT_MOVES);
 }
 
+/// Moving a VM back to where it was before a refused claim.
+fn move_back(mac: MacAddr, to: PortRef) -> Effect {
+    Effect::Migrate {
+        mac,
+        to,
+        why: "moving a host back after a refused claim failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,26 +670,29 @@ mod tests {
             .with_announcements(policy)
     }
 
-    fn frame_in(r: &Router, switch: &str, port: u32, frame: Vec<u8>) {
+    /// A frame from `switch:port`: the effects its packet-in asks for.
+    fn frame_in(r: &Router, switch: &str, port: u32, frame: Vec<u8>) -> Vec<Effect> {
         let ports = || vec![1, 2, 3, 4, 5, 7];
-        let mut out = Vec::new();
+        let (mut out, mut effects) = (Vec::new(), Vec::new());
         r.packet_in_into(
             switch,
             &ports,
             &PacketIn::unbuffered(port, OFPR_ACTION, frame),
             &mut out,
+            &mut effects,
         );
+        effects
     }
 
-    fn rarp(r: &Router, switch: &str, port: u32) {
-        frame_in(r, switch, port, packet::rarp_announce(VM_MAC));
+    fn rarp(r: &Router, switch: &str, port: u32) -> Vec<Effect> {
+        frame_in(r, switch, port, packet::rarp_announce(VM_MAC))
     }
 
     /// The VM's answer to the probe: an ARP reply to the gateway MAC (Linux answers an RFC
     /// 5227 probe with target address 0.0.0.0).
-    fn probe_answer(r: &Router, switch: &str, port: u32) {
+    fn probe_answer(r: &Router, switch: &str, port: u32) -> Vec<Effect> {
         let reply = Arp::reply(VM_MAC, VM_IP, GATEWAY_MAC, Ipv4Addr::UNSPECIFIED);
-        frame_in(r, switch, port, reply.to_frame());
+        frame_in(r, switch, port, reply.to_frame())
     }
 
     /// What `claim_installed` does once the tentative move is in: the probe goes out now.

@@ -193,9 +193,7 @@ impl Lab {
         if let Some(g) = o.detached_grace {
             router = router.with_detached_grace(g);
         }
-        let router = Arc::new(router);
-        let ctl = Controller::new(told, RuntimeConfig::default(), router.clone());
-        router.attach(&ctl);
+        let (router, ctl) = router.serve_with(told, RuntimeConfig::default());
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         let c = Arc::clone(&ctl);

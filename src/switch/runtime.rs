@@ -163,10 +163,12 @@ impl SwitchHandle {
     }
 }
 
-/// Connected switches by datapath id.
-#[derive(Default)]
+/// Connected switches by datapath id. Cloning it is cheap and gives the same registry: the
+/// controller fills it, and an app given a clone at its construction reaches every switch
+/// through it (no reference back to the controller).
+#[derive(Default, Clone)]
 pub struct Registry {
-    switches: DashMap<u64, SwitchHandle>,
+    switches: Arc<DashMap<u64, SwitchHandle>>,
 }
 
 impl Registry {
@@ -221,9 +223,19 @@ pub struct Controller {
 
 impl Controller {
     pub fn new(topology: Topology, config: RuntimeConfig, app: Arc<dyn App>) -> Arc<Self> {
+        Self::with_registry(topology, config, app, Registry::default())
+    }
+
+    /// A controller that fills `registry`, which the app holds a clone of.
+    pub fn with_registry(
+        topology: Topology,
+        config: RuntimeConfig,
+        app: Arc<dyn App>,
+        registry: Registry,
+    ) -> Arc<Self> {
         Arc::new(Controller {
             topology: Arc::new(topology),
-            registry: Registry::default(),
+            registry,
             metrics: Metrics::default(),
             config,
             app,
