@@ -47,6 +47,7 @@ use ofp13::{
     MultipartRequest, MultipartRequestBody, Oxm,
 };
 use servswitch::app::effect::Driver;
+use servswitch::app::planner::Planner;
 use servswitch::app::router::Router;
 use servswitch::emu::fabric::EmuFabric;
 use servswitch::emu::switch::{self as emu, EmuConfig, SwitchSpec};
@@ -506,7 +507,7 @@ fn rate(rt: &tokio::runtime::Runtime) {
         n_mods += d.values().map(|s| s.len()).sum::<usize>();
     }
     let diff_us = t.elapsed().as_secs_f64() * 1e6 / plan_n as f64;
-    let plan_router = Router::new(Fabric::new(&topo));
+    let mut plan_router = Planner::new(Fabric::new(&topo));
     let t = Instant::now();
     for k in 0..plan_n {
         let h = &topo.hosts[k % topo.hosts.len()];
@@ -531,7 +532,7 @@ fn rate(rt: &tokio::runtime::Runtime) {
     println!("     default_cover (every switch x every subnet):            {cover_us:.1} µs");
     println!("     find_host by name (what router.migrate starts with):     {find_us:.1} µs");
     println!(
-        "     Router::plan_move = the whole decision under the state lock, no I/O: {plan_move_us:.1} µs \
+        "     migrate::plan_move = the whole decision, no lock, no I/O: {plan_move_us:.1} µs \
          (-> at most {:.0} migrations/s on one core)",
         1e6 / plan_move_us
     );
@@ -912,12 +913,12 @@ fn kind(f: &Flow) -> &'static str {
 fn roles(title: &str, path: &str, host: &str, target: &str) {
     let topo = Topology::load(Path::new(path)).expect("topology");
     let target: PortRef = target.parse().expect("target");
-    let router = Router::new(Fabric::new(&topo));
-    let mac = router.find_host(host).expect("host");
-    let home = vm_now(&router, mac).expect("vm");
-    router.plan_move(host, &target).expect("plan move");
-    let away = vm_now(&router, mac).expect("vm");
-    let fabric = &router.fabric;
+    let mut planner = Planner::new(Fabric::new(&topo));
+    let mac = planner.find_host(host).expect("host");
+    let home = planner.vm(mac).expect("vm");
+    planner.plan_move(host, &target).expect("plan move");
+    let away = planner.vm(mac).expect("vm");
+    let fabric = &planner.fabric;
     let at_home = by_switch(vm_flows(fabric, &home));
     let moved = by_switch(vm_flows(fabric, &away));
     let d = diff(&at_home, &moved);

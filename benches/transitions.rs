@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use servswitch::app::router::Router;
+use servswitch::app::planner::Planner;
 use servswitch::fabric::gen::GenSpec;
 use servswitch::fabric::plan::Fabric;
 use servswitch::fabric::topology::{PortRef, Topology};
@@ -79,12 +79,12 @@ fn case(name: &str, topo: Topology) -> Option<Case> {
 }
 
 fn run(
-    r: &Router,
+    r: &mut Planner,
     what: &str,
     sel: &str,
-    f: &dyn Fn(&Router) -> servswitch::mobility::update::Schedule,
+    f: &dyn Fn(&mut Planner) -> servswitch::mobility::update::Schedule,
 ) -> Report {
-    match r.plan_checked(sel, |r| Ok(f(r))) {
+    match r.checked(sel, |r| Ok(f(r))) {
         Ok(Ok(rep)) => rep,
         Ok(Err(v)) => panic!("{what}: {v}"),
         Err(e) => panic!("{what}: {e}"),
@@ -133,25 +133,25 @@ fn main() {
         let fabric = Fabric::new(&c.topo);
         let mut times: Vec<(String, Vec<Duration>, Report)> = Vec::new();
         for _ in 0..3 {
-            let r = Router::new(fabric.clone());
+            let mut r = Planner::new(fabric.clone());
             let h = c.host.as_str();
             let cover: Vec<String> = vec![c.cover.clone()];
             let steps: Vec<(String, Report)> = vec![
                 (
                     "away (home -> foreign)".into(),
-                    run(&r, "away", h, &|r| r.plan_move(h, &c.away).unwrap()),
+                    run(&mut r, "away", h, &|r| r.plan_move(h, &c.away).unwrap()),
                 ),
                 (
                     "cover grows by one".into(),
-                    run(&r, "cover", h, &|r| r.plan_cover(h, &cover).unwrap()),
+                    run(&mut r, "cover", h, &|r| r.plan_cover(h, &cover).unwrap()),
                 ),
                 (
                     "on (foreign -> foreign)".into(),
-                    run(&r, "on", h, &|r| r.plan_move(h, &c.on).unwrap()),
+                    run(&mut r, "on", h, &|r| r.plan_move(h, &c.on).unwrap()),
                 ),
                 (
                     "home (foreign -> home)".into(),
-                    run(&r, "home", h, &|r| r.plan_move(h, &c.home).unwrap()),
+                    run(&mut r, "home", h, &|r| r.plan_move(h, &c.home).unwrap()),
                 ),
             ];
             for (i, (what, rep)) in steps.into_iter().enumerate() {

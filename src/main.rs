@@ -287,26 +287,26 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let t = servswitch::fabric::topology::Topology::load(&topology)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let router = servswitch::app::router::Router::new(
+            let mut planner = servswitch::app::planner::Planner::new(
                 servswitch::fabric::plan::Fabric::new(&t).with_limits(limits.limits()),
             );
             // Each update in turn, checked if asked; the report goes to stderr, so the
             // tables on stdout stay diffable with ovs-ofctl's output.
-            let step = |what: &str,
-                        host: &str,
-                        make: &dyn Fn(
-                &servswitch::app::router::Router,
+            let mut step = |what: &str,
+                            host: &str,
+                            make: &dyn Fn(
+                &mut servswitch::app::planner::Planner,
             ) -> Result<
                 servswitch::mobility::update::Schedule,
                 servswitch::app::migrate::MigrateError,
             >|
              -> Result<()> {
                 if !check_transitions {
-                    make(&router).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+                    make(&mut planner).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
                     return Ok(());
                 }
-                let rep = router
-                    .plan_checked(host, make)
+                let rep = planner
+                    .checked(host, make)
                     .map_err(|e| anyhow::anyhow!("{what}: {e}"))?
                     .map_err(|f| anyhow::anyhow!("{what}: {f}"))?;
                 eprintln!(
@@ -362,14 +362,14 @@ fn run(cli: Cli) -> Result<()> {
                             topology.display()
                         );
                     }
-                    for line in plan_lines(&router, &name, meters) {
+                    for line in plan_lines(&planner, &name, meters) {
                         writeln!(out, " {line}")?;
                     }
                 }
                 None => {
                     for s in &t.switches {
                         writeln!(out, "# {} (dpid {}, {})", s.name, s.dpid, s.tier)?;
-                        for line in plan_lines(&router, &s.name, meters) {
+                        for line in plan_lines(&planner, &s.name, meters) {
                             writeln!(out, " {line}")?;
                         }
                     }
@@ -498,15 +498,19 @@ impl RunArgs {
 }
 
 /// One switch's planned flow entries (or meters), as `plan` prints them.
-fn plan_lines(router: &servswitch::app::router::Router, switch: &str, meters: bool) -> Vec<String> {
+fn plan_lines(
+    planner: &servswitch::app::planner::Planner,
+    switch: &str,
+    meters: bool,
+) -> Vec<String> {
     if meters {
-        router
+        planner
             .switch_meters(switch)
             .iter()
             .map(|m| m.text())
             .collect()
     } else {
-        router
+        planner
             .switch_plan(switch)
             .iter()
             .map(|f| f.text())

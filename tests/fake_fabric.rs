@@ -233,3 +233,37 @@ fn a_migrated_vm_keeps_its_address_and_its_gateway_and_no_host_sees_a_care_of_ad
         }
     }
 }
+
+#[test]
+fn a_vm_announced_at_a_new_port_is_moved_there_by_the_router_and_traffic_follows() {
+    let t = paper();
+    let mut f = FakeFabric::new(&t);
+    let (edge, vm) = (host(&t, "e"), host(&t, "vm"));
+    f.add_port("r2", 3);
+    // QEMU's RARP from the new port: the router asks for the move, the fabric carries it out.
+    let d = f.send("r2", 3, &packet::rarp_announce(vm.mac));
+    assert!(d.is_empty(), "the RARP itself goes nowhere: {d:?}");
+    assert!(
+        f.effects.is_empty(),
+        "nothing asked for but the move: {:?}",
+        f.effects
+    );
+    assert_eq!(
+        f.router.care_of_addresses().len(),
+        1,
+        "away, with a care-of address"
+    );
+    // E reaches the VM at its new port by its home address, as itself, in the tables alone.
+    let before = f.packet_ins;
+    let d = f.send(&edge.switch, edge.port, &ping(&edge, vm.ip, GATEWAY_MAC));
+    assert_eq!(
+        arrived(&d),
+        ("r2".into(), 3, vm.mac, GATEWAY_MAC, edge.ip, vm.ip, 62)
+    );
+    assert_eq!(f.packet_ins, before);
+    // Announced again at home: moved back, its care-of address given back.
+    f.send(&vm.switch, vm.port, &packet::rarp_announce(vm.mac));
+    assert!(f.router.care_of_addresses().is_empty());
+    let d = f.send(&edge.switch, edge.port, &ping(&edge, vm.ip, GATEWAY_MAC));
+    assert_eq!((arrived(&d).0, arrived(&d).1), (vm.switch.clone(), vm.port));
+}

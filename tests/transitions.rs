@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use servswitch::app::router::Router;
+use servswitch::app::planner::Planner;
 use servswitch::fabric::plan::Fabric;
 use servswitch::fabric::topology::{PortRef, Topology};
 use servswitch::mobility::flows as mobility;
@@ -104,8 +104,8 @@ fn gateways(t: &Topology) -> Vec<String> {
 
 /// Moves `host` to `to` in the router's plan, checking every transient state; panics with
 /// the violation.
-fn checked(r: &Router, host: &str, to: &PortRef) -> Report {
-    match r.plan_move_checked(host, to) {
+fn checked(r: &mut Planner, host: &str, to: &PortRef) -> Report {
+    match r.checked(host, |r| r.plan_move(host, to)) {
         Ok(Ok(rep)) => rep,
         Ok(Err(f)) => panic!("{host} -> {to}: {f}"),
         Err(e) => panic!("{host} -> {to}: not planned: {e}"),
@@ -121,24 +121,24 @@ fn every_move(t: &Topology) -> usize {
     let gws = gateways(t);
     let mut checks = 0;
     for h in &t.hosts {
-        let r = Router::new(fabric.clone());
+        let mut r = Planner::new(fabric.clone());
         // Another port of its own switch, and back.
         checked(
-            &r,
+            &mut r,
             &h.name,
             &PortRef {
                 switch: h.at.switch.clone(),
                 port: free_port(t, &h.at.switch, 4),
             },
         );
-        checked(&r, &h.name, &h.at);
+        checked(&mut r, &h.name, &h.at);
         checks += 2;
         for (i, sw) in gws.iter().filter(|s| **s != h.at.switch).enumerate() {
             let to = PortRef {
                 switch: sw.clone(),
                 port: free_port(t, sw, (i % 2) as u32),
             };
-            checked(&r, &h.name, &to);
+            checked(&mut r, &h.name, &to);
             checks += 1;
         }
         // The cover grows to every switch with subnets (their hosts talk to it), then shrinks
@@ -147,7 +147,7 @@ fn every_move(t: &Topology) -> usize {
             let mut all: Vec<String> = gws.clone();
             while !all.is_empty() {
                 let cover = all.clone();
-                match r.plan_checked(&h.name, |r| r.plan_cover(&h.name, &cover)) {
+                match r.checked(&h.name, |r| r.plan_cover(&h.name, &cover)) {
                     Ok(Ok(_)) => {}
                     Ok(Err(f)) => panic!("{} cover {cover:?}: {f}", h.name),
                     Err(e) => panic!("{} cover {cover:?}: not planned: {e}", h.name),
@@ -162,8 +162,8 @@ fn every_move(t: &Topology) -> usize {
                 switch: last.clone(),
                 port: free_port(t, last, 2),
             };
-            checked(&r, &h.name, &to);
-            checked(&r, &h.name, &h.at);
+            checked(&mut r, &h.name, &to);
+            checked(&mut r, &h.name, &h.at);
             checks += 2;
         }
     }
@@ -177,11 +177,11 @@ fn every_move(t: &Topology) -> usize {
     if others.is_empty() {
         return checks;
     }
-    let r = Router::new(fabric);
+    let mut r = Planner::new(fabric);
     for (i, h) in group.iter().enumerate() {
         let sw = others[i % others.len()];
         checked(
-            &r,
+            &mut r,
             &h.name,
             &PortRef {
                 switch: sw.clone(),
@@ -191,10 +191,10 @@ fn every_move(t: &Topology) -> usize {
         checks += 1;
     }
     let h = group[0];
-    checked(&r, &h.name, &h.at);
+    checked(&mut r, &h.name, &h.at);
     let sw = others[others.len() - 1];
     checked(
-        &r,
+        &mut r,
         &h.name,
         &PortRef {
             switch: sw.clone(),
@@ -240,7 +240,7 @@ struct Around {
     planned: Schedule,
 }
 
-fn around(r: &Router, host: &str, to: &PortRef) -> Around {
+fn around(r: &mut Planner, host: &str, to: &PortRef) -> Around {
     let mac = r.find_host(host).unwrap();
     let before = r.tables();
     let from = r.endpoints().into_iter().find(|e| e.mac == mac).unwrap().at;
@@ -299,12 +299,12 @@ fn is_care_of_leak(f: &Failure) -> bool {
 #[test]
 fn the_order_used_before_is_rejected_a_care_of_address_reaches_a_host() {
     let t = topology("paper-testbed.toml");
-    let r = Router::new(Fabric::new(&t));
+    let mut r = Planner::new(Fabric::new(&t));
     let to = PortRef {
         switch: "r2".into(),
         port: 9,
     };
-    let a = around(&r, "vm", &to);
+    let a = around(&mut r, "vm", &to);
     a.check(&a.planned).expect("the phased order is safe");
     let err = a
         .check(&old_order(&a, "r2"))
@@ -318,12 +318,12 @@ fn the_order_used_before_is_rejected_a_care_of_address_reaches_a_host() {
 
     // The same on the three-tier fabric, for a move across aggregation blocks.
     let t = topology("three-tier.toml");
-    let r = Router::new(Fabric::new(&t));
+    let mut r = Planner::new(Fabric::new(&t));
     let to = PortRef {
         switch: "t8".into(),
         port: 9,
     };
-    let a = around(&r, "h1-0", &to);
+    let a = around(&mut r, "h1-0", &to);
     a.check(&a.planned).expect("the phased order is safe");
     let err = a
         .check(&old_order(&a, "t8"))
@@ -337,9 +337,9 @@ fn the_last_phase_needs_its_drain_a_packet_in_flight_meets_the_removed_restore()
     // go last. Without the drain, a packet rewritten at r2 just before r2 stopped rewriting
     // can reach r1 after r1 removed the restore.
     let t = topology("paper-testbed.toml");
-    let r = Router::new(Fabric::new(&t));
+    let mut r = Planner::new(Fabric::new(&t));
     checked(
-        &r,
+        &mut r,
         "vm",
         &PortRef {
             switch: "r2".into(),
@@ -347,7 +347,7 @@ fn the_last_phase_needs_its_drain_a_packet_in_flight_meets_the_removed_restore()
         },
     );
     let a = around(
-        &r,
+        &mut r,
         "vm",
         &PortRef {
             switch: "r1".into(),
@@ -378,9 +378,9 @@ fn the_last_phase_needs_its_drain_a_packet_in_flight_meets_the_removed_restore()
 #[test]
 fn a_schedule_that_does_not_end_in_the_plan_is_refused_as_inconsistent() {
     let t = topology("paper-testbed.toml");
-    let r = Router::new(Fabric::new(&t));
+    let mut r = Planner::new(Fabric::new(&t));
     let a = around(
-        &r,
+        &mut r,
         "vm",
         &PortRef {
             switch: "r2".into(),
@@ -580,12 +580,12 @@ fn a_controller_killed_at_any_point_of_an_update_reconciles_through_safe_states(
         ("three-tier.toml", "h1-0", vec!["t8:9", "t5:9", "t1:3"]),
     ] {
         let t = topology(file);
-        let r = Router::new(Fabric::new(&t));
+        let mut r = Planner::new(Fabric::new(&t));
         let mut checked = 0;
         let mut naive_failed = 0;
         for to in moves {
             let to: PortRef = to.parse().unwrap();
-            let a = around(&r, host, &to);
+            let a = around(&mut r, host, &to);
             for k in 0..a.planned.batches.len() {
                 let n = a.planned.batches[k].mods.len();
                 for j in [0, n / 2, n] {

@@ -167,6 +167,47 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// The state of a fabric nobody has talked to: its declared hosts at home, every
+    /// care-of pool free.
+    pub fn new(fabric: &Fabric) -> State {
+        let mut st = State {
+            pools: CareOfPools::new(&fabric.topology.subnets),
+            ..State::default()
+        };
+        for h in fabric.configured_hosts() {
+            st.bind(h, Origin::Configured);
+        }
+        st
+    }
+
+    /// Every switch's whole planned table.
+    pub fn tables(
+        &self,
+        fabric: &Fabric,
+    ) -> std::collections::BTreeMap<String, Vec<crate::fabric::plan::Flow>> {
+        fabric
+            .topology
+            .switches
+            .iter()
+            .map(|s| (s.name.clone(), self.switch_plan(fabric, &s.name)))
+            .collect()
+    }
+
+    /// One switch's whole planned table.
+    pub fn switch_plan(&self, fabric: &Fabric, switch: &str) -> Vec<crate::fabric::plan::Flow> {
+        let vms = self.vms_for(switch);
+        let ports = self.host_ports(fabric, switch);
+        mobility::flows::switch_plan(fabric, switch, &vms, &ports)
+    }
+
+    /// Every care-of address held.
+    pub fn care_of_addresses(&self) -> std::collections::BTreeSet<Ipv4Addr> {
+        self.away
+            .values()
+            .flat_map(|a| a.away.care_of.iter().copied())
+            .collect()
+    }
+
     /// Binds an address to a host (replacing any earlier binding of that address).
     pub(crate) fn bind(&mut self, loc: HostLoc, origin: Origin) {
         self.unbind(loc.ip);
@@ -513,13 +554,7 @@ pub struct Router {
 
 impl Router {
     pub fn new(fabric: Fabric) -> Router {
-        let mut st = State {
-            pools: CareOfPools::new(&fabric.topology.subnets),
-            ..State::default()
-        };
-        for h in fabric.configured_hosts() {
-            st.bind(h, Origin::Configured);
-        }
+        let st = State::new(&fabric);
         let names = fabric
             .topology
             .switches
@@ -836,51 +871,12 @@ impl Router {
 
     /// Every switch's whole planned table given everything the router knows now.
     pub fn tables(&self) -> std::collections::BTreeMap<String, Vec<crate::fabric::plan::Flow>> {
-        let st = self.read();
-        self.fabric
-            .topology
-            .switches
-            .iter()
-            .map(|s| {
-                let vms = st.vms_for(&s.name);
-                let ports = st.host_ports(&self.fabric, &s.name);
-                (
-                    s.name.clone(),
-                    mobility::flows::switch_plan(&self.fabric, &s.name, &vms, &ports),
-                )
-            })
-            .collect()
-    }
-
-    /// Every known host as the transient-state checker sees it: where it is now (none
-    /// moving; the caller marks those that do).
-    pub fn endpoints(&self) -> Vec<crate::mobility::transitions::Endpoint> {
-        let st = self.read();
-        st.vms()
-            .into_iter()
-            .map(|vm| crate::mobility::transitions::Endpoint {
-                name: self
-                    .names_by_mac
-                    .get(&vm.mac)
-                    .cloned()
-                    .or_else(|| vm.ips.first().map(|ip| ip.to_string()))
-                    .unwrap_or_else(|| vm.mac.to_string()),
-                mac: vm.mac,
-                ips: vm.ips,
-                at: (vm.switch, vm.port),
-                also_at: None,
-                moving: false,
-            })
-            .collect()
+        self.read().tables(&self.fabric)
     }
 
     /// Every care-of address held now.
     pub fn care_of_addresses(&self) -> std::collections::BTreeSet<Ipv4Addr> {
-        self.read()
-            .away
-            .values()
-            .flat_map(|a| a.away.care_of.iter().copied())
-            .collect()
+        self.read().care_of_addresses()
     }
 
     /// Every known host binding.

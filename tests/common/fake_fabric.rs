@@ -6,12 +6,15 @@
 //! other packet. A test asks where a packet goes and what it looks like when it gets there.
 //!
 //! Migrations are planned with [`Router::plan_move`] and their flow mods applied in the order
-//! of their schedule (all of it: the tables after the update). Moves the router would start
-//! by itself from a packet-in need a runtime and do not happen here.
+//! of their schedule (all of it: the tables after the update). A move the router asks for
+//! from a packet-in (a RARP at a new port: `app::effect::Effect::Migrate`) is carried out
+//! the same way, at once; the other effects it asks for (timers, cover tasks, probes) are
+//! kept in [`FakeFabric::effects`] for the test to read.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use ofp13::{port, Body};
+use servswitch::app::effect::Effect as AppEffect;
 use servswitch::app::router::Router;
 use servswitch::emu::flowtable::{Effect, FlowTables};
 use servswitch::fabric::plan::{table_diff, Fabric};
@@ -34,6 +37,8 @@ pub struct FakeFabric {
     pub packet_ins: usize,
     /// Every frame delivered to a host so far.
     pub delivered: Vec<Delivery>,
+    /// What the router asked for beyond its answers and moves, in order.
+    pub effects: Vec<AppEffect>,
 }
 
 /// More hops than any path of a test fabric: a packet still going after this many is in a loop.
@@ -68,6 +73,7 @@ impl FakeFabric {
             ports,
             packet_ins: 0,
             delivered: Vec::new(),
+            effects: Vec::new(),
         };
         for s in &topology.switches {
             let mut t = FlowTables::new(254);
@@ -99,9 +105,15 @@ impl FakeFabric {
             switch: switch.to_string(),
             port,
         };
+        self.apply_move(host, &to);
+    }
+
+    /// Plans the move of host `sel` to `to` (a port that exists) and applies the whole
+    /// update.
+    fn apply_move(&mut self, sel: &str, to: &PortRef) {
         let schedule = self
             .router
-            .plan_move(host, &to)
+            .plan_move(sel, to)
             .expect("a move the router accepts");
         for b in &schedule.batches {
             let t = self
@@ -156,7 +168,17 @@ impl FakeFabric {
                     let pi = e.to_packet_in().expect("a packet-in effect");
                     self.packet_ins += 1;
                     let ports: Vec<u32> = self.ports[&sw].iter().copied().collect();
-                    let out = self.router.packet_in(&sw, &|| ports.clone(), &pi);
+                    let (mut out, mut asked) = (Vec::new(), Vec::new());
+                    self.router
+                        .packet_in_into(&sw, &|| ports.clone(), &pi, &mut out, &mut asked);
+                    for e in asked {
+                        match e {
+                            AppEffect::Migrate { mac, to, .. } => {
+                                self.apply_move(&mac.to_string(), &to)
+                            }
+                            other => self.effects.push(other),
+                        }
+                    }
                     for body in out {
                         match body {
                             Body::FlowMod(fm) => {

@@ -1,0 +1,187 @@
+//! Planning with no controller: the fabric and a state of its own, changed by the same pure
+//! functions the router calls under its lock ([`crate::app::migrate::plan_move`],
+//! [`State::tables`]). What `servswitch plan --migrate/--cover [--check-transitions]`, the
+//! benches and the tests of a move's tables use: no lock, no clock, no switch, no task.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use ofp13::MacAddr;
+
+use crate::app::migrate::Update;
+use crate::app::migrate::{plan_move, MigrateError};
+use crate::app::router::State;
+use crate::fabric::plan::{Fabric, Flow, Meter};
+use crate::fabric::topology::PortRef;
+use crate::mobility;
+use crate::mobility::transitions::{Endpoint, Failure, Report};
+use crate::mobility::update::Schedule;
+
+/// A fabric's intended tables, and the moves and covers that change them.
+pub struct Planner {
+    pub fabric: Fabric,
+    state: State,
+    /// Declared hosts' MACs by name, and names by MAC.
+    macs: HashMap<String, MacAddr>,
+    names: HashMap<MacAddr, String>,
+    /// The time every decision is given (a plan does not age).
+    now: Instant,
+}
+
+impl Planner {
+    /// The fabric with its declared hosts at home.
+    pub fn new(fabric: Fabric) -> Planner {
+        let hosts = &fabric.topology.hosts;
+        Planner {
+            state: State::new(&fabric),
+            macs: hosts.iter().map(|h| (h.name.clone(), h.mac)).collect(),
+            names: hosts.iter().map(|h| (h.mac, h.name.clone())).collect(),
+            fabric,
+            now: Instant::now(),
+        }
+    }
+
+    /// Finds a host by name, address or MAC.
+    pub fn find_host(&self, sel: &str) -> Option<MacAddr> {
+        if let Some(mac) = self.macs.get(sel) {
+            return Some(*mac);
+        }
+        if let Ok(ip) = sel.parse::<Ipv4Addr>() {
+            return self.state.hosts.get(&ip).map(|(h, _)| h.mac);
+        }
+        let mac: MacAddr = sel.parse().ok()?;
+        self.state.knows_mac(mac).then_some(mac)
+    }
+
+    fn host(&self, sel: &str) -> Result<MacAddr, MigrateError> {
+        self.find_host(sel)
+            .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))
+    }
+
+    /// Moves the host `sel` to `to`: the update a controller would send (empty when it is
+    /// there already). On an error nothing changes.
+    pub fn plan_move(&mut self, sel: &str, to: &PortRef) -> Result<Schedule, MigrateError> {
+        let mac = self.host(sel)?;
+        let planned = plan_move(&mut self.state, &self.fabric, mac, sel, to, false, self.now)?;
+        Ok(planned.map(|p| p.update.schedule).unwrap_or_default())
+    }
+
+    /// Gives the VM `sel` (away from home) this cover beyond its default one (the tables a
+    /// controller has once those switches' hosts have talked to it): the update a controller
+    /// would send.
+    pub fn plan_cover(&mut self, sel: &str, switches: &[String]) -> Result<Schedule, MigrateError> {
+        let mac = self.host(sel)?;
+        for s in switches {
+            if self.fabric.subnets_of(s).next().is_none() {
+                return Err(MigrateError::BadTarget(format!(
+                    "{s:?} is not a switch with subnets (only those rewrite for a VM)"
+                )));
+            }
+        }
+        let st = &mut self.state;
+        let vm = st
+            .vm(mac)
+            .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
+        if vm.away.is_none() {
+            return Err(MigrateError::BadTarget(format!(
+                "{sel} is at home: only a VM away from home has a cover"
+            )));
+        }
+        let mut cover = mobility::flows::default_cover(&self.fabric, &vm.switch, &vm.ips);
+        cover.extend(switches.iter().cloned());
+        let mut after = vm.clone();
+        if let Some(a) = after.away.as_mut() {
+            a.cover = cover;
+        }
+        let update = Update::begin(st, &self.fabric, &vm, &after, Vec::new(), false);
+        if let (Some(a), Some(new)) = (st.away.get_mut(&mac), after.away) {
+            a.away = new;
+        }
+        Ok(update.schedule)
+    }
+
+    /// Plans an update of the host `sel` with `make` (a move, a cover) and checks every state
+    /// it lets the fabric pass through, with the host at its old place or its new one while
+    /// the update runs.
+    pub fn checked(
+        &mut self,
+        sel: &str,
+        make: impl FnOnce(&mut Planner) -> Result<Schedule, MigrateError>,
+    ) -> Result<Result<Report, Failure>, MigrateError> {
+        let mac = self.host(sel)?;
+        let before = self.tables();
+        let from = self.state.location(mac).map(|(s, p)| (s.to_string(), p));
+        let mut care_of = self.care_of_addresses();
+        let schedule = make(self)?;
+        care_of.extend(self.care_of_addresses());
+        let after = self.tables();
+        let mut endpoints = self.endpoints();
+        for e in endpoints.iter_mut().filter(|e| e.mac == mac) {
+            e.moving = true;
+            e.also_at = from.clone().filter(|f| *f != e.at);
+        }
+        Ok(mobility::transitions::check(
+            &mobility::transitions::Check {
+                fabric: &self.fabric,
+                before: &before,
+                schedule: &schedule,
+                after: &after,
+                endpoints: &endpoints,
+                care_of: &care_of,
+            },
+        ))
+    }
+
+    /// Every switch's whole planned table.
+    pub fn tables(&self) -> BTreeMap<String, Vec<Flow>> {
+        self.state.tables(&self.fabric)
+    }
+
+    /// One switch's whole planned table.
+    pub fn switch_plan(&self, switch: &str) -> Vec<Flow> {
+        self.state.switch_plan(&self.fabric, switch)
+    }
+
+    /// One switch's planned meters.
+    pub fn switch_meters(&self, switch: &str) -> Vec<Meter> {
+        self.state.meters(&self.fabric, switch)
+    }
+
+    /// Every care-of address held.
+    pub fn care_of_addresses(&self) -> BTreeSet<Ipv4Addr> {
+        self.state.care_of_addresses()
+    }
+
+    /// The host `mac` as planned: where it is, and its care-of addresses and cover if away.
+    pub fn vm(&self, mac: MacAddr) -> Option<crate::mobility::flows::Vm> {
+        self.state.vm(mac)
+    }
+
+    /// Where the host `mac` is.
+    pub fn location(&self, mac: MacAddr) -> Option<(String, u32)> {
+        self.state.location(mac).map(|(s, p)| (s.to_string(), p))
+    }
+
+    /// Every known host as the transient-state checker sees it: where it is now (none
+    /// moving; [`Planner::checked`] marks the one that does).
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        self.state
+            .vms()
+            .into_iter()
+            .map(|vm| Endpoint {
+                name: self
+                    .names
+                    .get(&vm.mac)
+                    .cloned()
+                    .or_else(|| vm.ips.first().map(|ip| ip.to_string()))
+                    .unwrap_or_else(|| vm.mac.to_string()),
+                mac: vm.mac,
+                ips: vm.ips,
+                at: (vm.switch, vm.port),
+                also_at: None,
+                moving: false,
+            })
+            .collect()
+    }
+}
