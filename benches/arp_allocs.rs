@@ -94,7 +94,7 @@ fn main() {
             unreachable!("a packet-in was encoded")
         };
         let mut effects = Vec::new();
-        router.packet_in_into("r2", &ports, pi, &mut out, &mut effects);
+        router.packet_in_into("r2", &ports, pi, &mut out, &mut effects, Instant::now());
         let c2 = count();
         assert!(
             effects.is_empty(),

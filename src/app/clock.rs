@@ -1,9 +1,11 @@
 //! Where the application reads the time. Every decision that depends on time (the hold queue,
 //! redirect limits, the grace after a move, a released care-of address's afterlife, the
-//! drain before stale consumers go, the detached grace) reads the router's [`Clock`], never
-//! `Instant::now()` itself, and the router passes that time to its state's methods: tests
-//! move time by hand ([`ManualClock`]) and every timer is tested without waiting. Measurements of elapsed work (a migration's report) and the
-//! runtime's sleeps keep the system clock.
+//! drain before stale consumers go, the detached grace) is given it: the driver
+//! ([`crate::app::effect::Driver`]) reads the router's [`Clock`] once per event and hands the
+//! time to the handler, which passes it on to the state's methods; the router's own tasks and
+//! API calls read the same clock, never `Instant::now()` itself. Tests move time by hand
+//! ([`ManualClock`]), and every timer is tested without waiting. Measurements of elapsed work
+//! (a migration's report) and the runtime's sleeps keep the system clock.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};

@@ -152,7 +152,8 @@ impl App for Driver {
         let ports = || sw.info.ports().iter().map(|p| p.port_no).collect();
         // Empty unless the message asks for more than an answer: no allocation then.
         let mut effects = Vec::new();
-        self.0.handle_message(name, &ports, msg, out, &mut effects);
+        self.0
+            .handle_message(name, &ports, msg, out, &mut effects, self.0.now());
         if !effects.is_empty() {
             self.0.carry_out_all(&mut effects);
         }

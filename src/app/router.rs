@@ -498,6 +498,16 @@ enum Heard {
     Nothing,
 }
 
+/// Where and when a packet-in's frame arrived: its switch (resolved once per message), the
+/// switch's ports, the port, and the time the event was given.
+#[derive(Clone, Copy)]
+struct At<'a, 's> {
+    sw: &'a SwitchCtx<'s>,
+    ports: Ports<'a>,
+    in_port: u32,
+    now: Instant,
+}
+
 /// How an ARP request is answered.
 enum ArpAnswer {
     Mac(ofp13::MacAddr),
@@ -615,8 +625,8 @@ impl Router {
         self
     }
 
-    /// The time, as this router's clock has it.
-    pub(crate) fn now(&self) -> Instant {
+    /// The time, as this router's clock has it (what its driver gives each event).
+    pub fn now(&self) -> Instant {
         self.clock.now()
     }
 
@@ -718,13 +728,14 @@ impl Router {
         msg: &Message,
         out: &mut Vec<Body>,
         effects: &mut Vec<Effect>,
+        now: Instant,
     ) {
         match &msg.body {
-            Body::PacketIn(pi) => self.packet_in_into(name, ports, pi, out, effects),
+            Body::PacketIn(pi) => self.packet_in_into(name, ports, pi, out, effects, now),
             Body::PortStatus(ps) => {
                 let gone = ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up();
                 self.port_meter(name, ps.desc.port_no, ps.reason, out);
-                self.port_changed(name, ps.desc.port_no, gone, effects);
+                self.port_changed(name, ps.desc.port_no, gone, effects, now);
             }
             Body::FlowRemoved(fr) => self.flow_removed(name, fr, effects),
             _ => {}
@@ -979,14 +990,13 @@ impl Router {
         out
     }
 
-    fn on_arp(
-        &self,
-        sw: &SwitchCtx<'_>,
-        ports: Ports<'_>,
-        in_port: u32,
-        eth: &Ethernet<'_>,
-        arp: &Arp,
-    ) -> Vec<Body> {
+    fn on_arp(&self, at: At<'_, '_>, eth: &Ethernet<'_>, arp: &Arp) -> Vec<Body> {
+        let At {
+            sw,
+            ports,
+            in_port,
+            now,
+        } = at;
         if eth.src != arp.sha {
             return Vec::new(); // inconsistent frame: a spoof or a broken host; ignore.
         }
@@ -997,7 +1007,7 @@ impl Router {
         if arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
             return out;
         }
-        let answer = self.arp_answer(&self.read(), sw, arp);
+        let answer = self.arp_answer(&self.read(), sw, arp, now);
         out.extend(self.arp_reply(sw.name, ports, in_port, arp, answer));
         out
     }
@@ -1032,7 +1042,7 @@ impl Router {
     /// 5. an unknown address of this switch's subnets: the gateway asks for it;
     /// 6. a known host elsewhere, outside the asker's subnet (the asker holds an ICMP
     ///    redirect to it from before one of them moved): the gateway MAC, so it is routed.
-    fn arp_answer(&self, st: &State, sw: &SwitchCtx<'_>, arp: &Arp) -> ArpAnswer {
+    fn arp_answer(&self, st: &State, sw: &SwitchCtx<'_>, arp: &Arp, now: Instant) -> ArpAnswer {
         let name = sw.name;
         let target = st.hosts.get(&arp.tpa).map(|(h, _)| h);
         if let Some(h) = target {
@@ -1061,7 +1071,7 @@ impl Router {
         {
             return ArpAnswer::Mac(GATEWAY_MAC);
         }
-        if target.is_none() && st.is_care_of(arp.tpa, self.now()) {
+        if target.is_none() && st.is_care_of(arp.tpa, now) {
             return ArpAnswer::Nothing; // no host has it; asking would show it to them
         }
         match (local, target) {
@@ -1097,13 +1107,17 @@ impl Router {
 
     fn on_ipv4(
         &self,
-        sw: &SwitchCtx<'_>,
-        ports: Ports<'_>,
-        in_port: u32,
+        at: At<'_, '_>,
         eth: &Ethernet<'_>,
         ip: &Ipv4<'_>,
         frame: &Bytes,
     ) -> Vec<Body> {
+        let At {
+            sw,
+            ports,
+            in_port,
+            now,
+        } = at;
         let name = sw.name;
         let mut out = self.learn(sw, in_port, ip.src, eth.src);
         // Ping to one of this switch's gateway addresses.
@@ -1136,7 +1150,7 @@ impl Router {
             let known = {
                 let st = self.read();
                 let known = st.hosts.get(&ip.dst).map(|(h, _)| h.switch == name);
-                if known.is_none() && st.is_care_of(ip.dst, self.now()) {
+                if known.is_none() && st.is_care_of(ip.dst, now) {
                     // A packet for a care-of address that is no longer delivered here (the
                     // VM moved on while it was in flight): dropped. Never asked for by ARP,
                     // which would show the address to the hosts.
@@ -1150,7 +1164,6 @@ impl Router {
                 None => {
                     let first = {
                         let mut st = self.lock();
-                        let now = self.now();
                         st.held
                             .retain(|_, h| now.duration_since(h.since) < HOLD_FOR);
                         let e = st
@@ -1179,7 +1192,7 @@ impl Router {
     /// effects it asks for are dropped: for tests of the answers alone).
     pub fn packet_in(&self, name: &str, ports: Ports<'_>, pi: &ofp13::PacketIn) -> Vec<Body> {
         let mut out = Vec::new();
-        self.packet_in_into(name, ports, pi, &mut out, &mut Vec::new());
+        self.packet_in_into(name, ports, pi, &mut out, &mut Vec::new(), self.now());
         out
     }
 
@@ -1192,6 +1205,7 @@ impl Router {
         pi: &ofp13::PacketIn,
         out: &mut Vec<Body>,
         effects: &mut Vec<Effect>,
+        now: Instant,
     ) {
         let Some(in_port) = pi.in_port() else {
             return;
@@ -1211,6 +1225,12 @@ impl Router {
             return;
         };
         let host_port = in_port <= port::MAX && !sw.is_link_port(in_port);
+        let at = At {
+            sw: &sw,
+            ports,
+            in_port,
+            now,
+        };
         let arp = match eth.ethertype {
             packet::ETH_ARP => Arp::parse(eth.payload),
             _ => None,
@@ -1230,7 +1250,7 @@ impl Router {
             let valid =
                 eth.src == arp.sha && matches!(arp.op, packet::ARP_REQUEST | packet::ARP_REPLY);
             let st = self.read();
-            let moves = host_port && self.heard(&st, &sw, in_port, eth.src) != Heard::Nothing;
+            let moves = host_port && self.heard(&st, &sw, in_port, eth.src, now) != Heard::Nothing;
             let learns = valid
                 && self.would_learn(&st, &sw, in_port, arp.spa, arp.sha)
                 && self.learnable(&sw, in_port, arp.spa);
@@ -1239,7 +1259,7 @@ impl Router {
                 if !valid || arp.op != packet::ARP_REQUEST || arp.is_gratuitous() {
                     return;
                 }
-                let answer = self.arp_answer(&st, &sw, arp);
+                let answer = self.arp_answer(&st, &sw, arp, now);
                 drop(st);
                 out.extend(self.arp_reply(name, ports, in_port, arp, answer));
                 return;
@@ -1251,11 +1271,11 @@ impl Router {
             if announced {
                 debug!(switch = %name, port = in_port, mac = %eth.src, "announcement heard");
             }
-            self.detect_move(&sw, in_port, &eth, announced, effects);
+            self.detect_move(&sw, in_port, &eth, announced, effects, now);
         }
         let answers = match eth.ethertype {
             packet::ETH_ARP => match &arp {
-                Some(arp) => self.on_arp(&sw, ports, in_port, &eth, arp),
+                Some(arp) => self.on_arp(at, &eth, arp),
                 None => Vec::new(),
             },
             packet::ETH_IPV4 => match Ipv4::parse(eth.payload) {
@@ -1268,15 +1288,15 @@ impl Router {
                     self.learn(&sw, in_port, ip.src, eth.src)
                 }
                 Some(ip) if pi.cookie & COOKIE_MASK_KIND == COOKIE_REDIRECT => {
-                    self.redirect(name, in_port, &eth, &ip, pi.cookie, effects)
+                    self.redirect(at, &eth, &ip, pi.cookie, effects)
                 }
                 Some(ip)
                     if pi.cookie & COOKIE_MASK_KIND == crate::fabric::plan::COOKIE_MOBILITY =>
                 {
-                    self.home_agent_copy(&ip, effects);
+                    self.home_agent_copy(&ip, effects, now);
                     Vec::new()
                 }
-                Some(ip) => self.on_ipv4(&sw, ports, in_port, &eth, &ip, &pi.data),
+                Some(ip) => self.on_ipv4(at, &eth, &ip, &pi.data),
                 None => Vec::new(),
             },
             _ => Vec::new(),
@@ -1308,11 +1328,17 @@ impl Router {
     /// bound to this place, movable by announcement or API, and forgotten with their entries
     /// when [`Router::detached_grace`] has passed unless they were seen again meanwhile
     /// (declared hosts stay as they are). A port that comes back attaches them again.
-    fn port_changed(&self, name: &str, port: u32, gone: bool, effects: &mut Vec<Effect>) {
+    fn port_changed(
+        &self,
+        name: &str,
+        port: u32,
+        gone: bool,
+        effects: &mut Vec<Effect>,
+        now: Instant,
+    ) {
         if self.fabric.is_link_port(name, port) {
             return;
         }
-        let now = self.now();
         let detached: Vec<ofp13::MacAddr> = {
             let mut st = self.lock();
             let here = st.hosts_at(name, port);
@@ -1422,7 +1448,7 @@ impl Router {
     /// A packet the home agent forwarded to a VM away from home: the switch it came from is
     /// added to the VM's cover (once; a failed attempt is retried after a while), by the VM's
     /// cover task, which takes every switch wanted meanwhile in one update.
-    fn home_agent_copy(&self, ip: &Ipv4<'_>, effects: &mut Vec<Effect>) {
+    fn home_agent_copy(&self, ip: &Ipv4<'_>, effects: &mut Vec<Effect>, now: Instant) {
         let mac = {
             let mut st = self.lock();
             let Some(mac) = st.hosts.get(&ip.dst).map(|(h, _)| h.mac) else {
@@ -1443,7 +1469,6 @@ impl Router {
                 // Being installed there, or idled out (its FLOW_REMOVED takes it out).
                 return;
             }
-            let now = self.now();
             let key = (mac, from.clone());
             if st
                 .cover_tried
@@ -1465,19 +1490,27 @@ impl Router {
     /// What an ordinary frame (not an announcement) from `mac` at `name:in_port` tells the
     /// router: that the host moved there ([`seen_elsewhere`]), that a detached host is back
     /// at its port, or nothing. Read-only: [`Router::packet_in`] asks it under its shared read.
-    fn heard(&self, st: &State, sw: &SwitchCtx<'_>, in_port: u32, mac: ofp13::MacAddr) -> Heard {
+    fn heard(
+        &self,
+        st: &State,
+        sw: &SwitchCtx<'_>,
+        in_port: u32,
+        mac: ofp13::MacAddr,
+        now: Instant,
+    ) -> Heard {
         let name = sw.name;
         if mac.is_multicast() || !sw.has_subnets() {
             return Heard::Nothing;
         }
         if !st.verifying.is_empty()
-            && st.verifying.get(&mac).is_some_and(|v| {
-                (v.from.0.as_str(), v.from.1) == (name, in_port) && v.probing(self.now())
-            })
+            && st
+                .verifying
+                .get(&mac)
+                .is_some_and(|v| (v.from.0.as_str(), v.from.1) == (name, in_port) && v.probing(now))
         {
             return Heard::Refutes;
         }
-        if seen_elsewhere(st, name, in_port, mac, false, self.now()) {
+        if seen_elsewhere(st, name, in_port, mac, false, now) {
             Heard::Moved
         } else if st.is_detached(mac) && st.location(mac) == Some((name, in_port)) {
             Heard::Back
@@ -1498,6 +1531,7 @@ impl Router {
         eth: &Ethernet<'_>,
         announced: bool,
         effects: &mut Vec<Effect>,
+        now: Instant,
     ) {
         let name = sw.name;
         if eth.src.is_multicast() || !sw.has_subnets() {
@@ -1505,10 +1539,9 @@ impl Router {
         }
         {
             let st = self.read();
-            let now = self.now();
             if Self::answers_probe(&st, sw, in_port, eth, now) {
                 drop(st);
-                self.refuse_claim(eth.src, effects);
+                self.refuse_claim(eth.src, effects, now);
                 return;
             }
             if Self::quarantined(&st, name, in_port, eth.src, now)
@@ -1529,7 +1562,7 @@ impl Router {
                 // From somewhere else while a move is installed: the VM moved again (or the
                 // move was announced before an API call finished); it is followed once the
                 // current one is done, and checked as any claim.
-                if self.admit_claim(&mut st, eth.src, (name, in_port)) {
+                if self.admit_claim(&mut st, eth.src, (name, in_port), now) {
                     debug!(switch = %name, port = in_port, mac = %eth.src, "announced while a move is installed: queued");
                     st.next_move.insert(eth.src, (name.to_string(), in_port));
                 }
@@ -1539,7 +1572,7 @@ impl Router {
             // was installing is older, and must not be followed after this one (the move
             // that queued it may not have taken it yet).
             st.next_move.remove(&eth.src);
-            let moved = seen_elsewhere(&st, name, in_port, eth.src, true, self.now());
+            let moved = seen_elsewhere(&st, name, in_port, eth.src, true, now);
             if !moved
                 && st.location(eth.src) == Some((name, in_port))
                 && st.detached.remove(&eth.src).is_some()
@@ -1549,7 +1582,7 @@ impl Router {
             moved
         } else {
             // Every other ARP and IPv4 packet-in passes here: a shared read, no allocation.
-            let heard = self.heard(&self.read(), sw, in_port, eth.src);
+            let heard = self.heard(&self.read(), sw, in_port, eth.src, now);
             if heard == Heard::Back {
                 // A detached host heard from where it was: its port works again.
                 self.lock().detached.remove(&eth.src);
@@ -1557,7 +1590,7 @@ impl Router {
             }
             heard == Heard::Moved
         };
-        if !moved || !self.admit_claim(&mut self.lock(), eth.src, (name, in_port)) {
+        if !moved || !self.admit_claim(&mut self.lock(), eth.src, (name, in_port), now) {
             return;
         }
         let to = crate::fabric::topology::PortRef {
@@ -1589,19 +1622,18 @@ impl Router {
     /// it ([`mobility::flows::Away::quiet`]).
     fn redirect(
         &self,
-        name: &str,
-        in_port: u32,
+        at: At<'_, '_>,
         eth: &Ethernet<'_>,
         ip: &Ipv4<'_>,
         cookie: u64,
         effects: &mut Vec<Effect>,
     ) -> Vec<Body> {
+        let (name, in_port, now) = (at.sw.name, at.in_port, at.now);
         let Some(gw) = self.fabric.subnet_of(ip.src).map(|s| s.gateway) else {
             return Vec::new();
         };
         let spent = {
             let mut st = self.lock();
-            let now = self.now();
             if st.redirects.len() >= REDIRECT_PAIRS {
                 // Forget pairs that have been quiet long enough to start afresh anyway.
                 st.redirects
@@ -1779,6 +1811,7 @@ mod tests {
             &status(ofp13::OFPPR_ADD, 9),
             &mut out,
             &mut fx,
+            r.now(),
         );
         let meter = Meter {
             id: 9,
@@ -1811,6 +1844,7 @@ mod tests {
             &status(ofp13::OFPPR_ADD, 9),
             &mut again,
             &mut fx,
+            r.now(),
         );
         r.handle_message(
             "r2",
@@ -1818,6 +1852,7 @@ mod tests {
             &status(ofp13::OFPPR_ADD, 1),
             &mut again,
             &mut fx,
+            r.now(),
         );
         r.handle_message(
             "r2",
@@ -1825,6 +1860,7 @@ mod tests {
             &status(ofp13::OFPPR_MODIFY, 9),
             &mut again,
             &mut fx,
+            r.now(),
         );
         assert!(again.is_empty(), "{again:?}");
         // Gone: its entries, then its meter.
@@ -1835,6 +1871,7 @@ mod tests {
             &status(ofp13::OFPPR_DELETE, 9),
             &mut out,
             &mut fx,
+            r.now(),
         );
         // No host was at the port: nothing to forget later.
         assert!(fx.is_empty(), "{fx:?}");
@@ -1917,7 +1954,14 @@ mod tests {
     /// One message from r2: its answers and the effects it asks for.
     fn from_r2(r: &Router, msg: Body) -> (Vec<Body>, Vec<Effect>) {
         let (mut out, mut fx) = (Vec::new(), Vec::new());
-        r.handle_message("r2", &r2_ports, &Message::new(0, msg), &mut out, &mut fx);
+        r.handle_message(
+            "r2",
+            &r2_ports,
+            &Message::new(0, msg),
+            &mut out,
+            &mut fx,
+            r.now(),
+        );
         (out, fx)
     }
 
@@ -2015,7 +2059,13 @@ mod tests {
             );
             let eth = Ethernet::parse(&f).unwrap();
             let r2 = r.fabric.switch_ctx("r2").unwrap();
-            let general = r.on_arp(&r2, &r2_ports, 2, &eth, &Arp::parse(eth.payload).unwrap());
+            let at = At {
+                sw: &r2,
+                ports: &r2_ports,
+                in_port: 2,
+                now: r.now(),
+            };
+            let general = r.on_arp(at, &eth, &Arp::parse(eth.payload).unwrap());
             assert_eq!(common, general, "asking for {tpa}");
         }
         // A known host's ping to its gateway writes nothing either.
@@ -2048,8 +2098,8 @@ mod tests {
         // runtime to run it; here the decision is what counts: it leaves the shared read).
         let st = r.read();
         let r2 = r.fabric.switch_ctx("r2").unwrap();
-        assert_eq!(r.heard(&st, &r2, 7, b_mac), Heard::Moved);
-        assert_eq!(r.heard(&st, &r2, 2, b_mac), Heard::Nothing);
+        assert_eq!(r.heard(&st, &r2, 7, b_mac, r.now()), Heard::Moved);
+        assert_eq!(r.heard(&st, &r2, 2, b_mac, r.now()), Heard::Nothing);
     }
 
     #[test]
@@ -2297,8 +2347,15 @@ mod tests {
         let frame = icmp_frame(X_IP, Ipv4Addr::new(192, 168, 10, 2));
         let eth = Ethernet::parse(&frame).unwrap();
         let ip = Ipv4::parse(eth.payload).unwrap();
+        let r2 = r.fabric.switch_ctx("r2").unwrap();
         let sent = |r: &Router| {
-            r.redirect("r2", 5, &eth, &ip, COOKIE_REDIRECT, &mut Vec::new())
+            let at = At {
+                sw: &r2,
+                ports: &r2_ports,
+                in_port: 5,
+                now: r.now(),
+            };
+            r.redirect(at, &eth, &ip, COOKIE_REDIRECT, &mut Vec::new())
                 .len()
         };
         assert_eq!(sent(&r), 1);

@@ -230,8 +230,14 @@ impl Router {
 
     /// Whether a claim of `mac` at `claim` is admitted (under the write lock, where the move
     /// is decided): an armed move there commits at once; anything else goes by the policy.
-    pub(crate) fn admit_claim(&self, st: &mut State, mac: MacAddr, claim: (&str, u32)) -> bool {
-        if self.take_armed(st, mac, claim) {
+    pub(crate) fn admit_claim(
+        &self,
+        st: &mut State,
+        mac: MacAddr,
+        claim: (&str, u32),
+        now: Instant,
+    ) -> bool {
+        if self.take_armed(st, mac, claim, now) {
             return true;
         }
         let admitted = self.begin_claim(st, mac, claim);
@@ -251,8 +257,8 @@ impl Router {
     }
 
     /// Commits the move of `mac` armed for `claim`, if there is one: it goes ahead unchecked.
-    fn take_armed(&self, st: &mut State, mac: MacAddr, claim: (&str, u32)) -> bool {
-        if !Self::armed_here(st, mac, claim, self.now()) {
+    fn take_armed(&self, st: &mut State, mac: MacAddr, claim: (&str, u32), now: Instant) -> bool {
+        if !Self::armed_here(st, mac, claim, now) {
             return false;
         }
         let Some(a) = st.armed.remove(&mac) else {
@@ -462,16 +468,15 @@ impl Router {
     /// A VM answered at the place a claim took it from: the claim is refused, the claimant
     /// quarantined, and the VM moved back (after the tentative move, if that is still being
     /// installed).
-    pub(crate) fn refuse_claim(&self, mac: MacAddr, effects: &mut Vec<Effect>) {
-        if let Some(to) = self.refuse_locked(&mut self.lock(), mac) {
+    pub(crate) fn refuse_claim(&self, mac: MacAddr, effects: &mut Vec<Effect>, now: Instant) {
+        if let Some(to) = self.refuse_locked(&mut self.lock(), mac, now) {
             effects.push(move_back(mac, to));
         }
     }
 
     /// [`Router::refuse_claim`] under the write lock: where the VM is to be moved back to
     /// now, if anywhere.
-    fn refuse_locked(&self, st: &mut State, mac: MacAddr) -> Option<PortRef> {
-        let now = self.now();
+    fn refuse_locked(&self, st: &mut State, mac: MacAddr, now: Instant) -> Option<PortRef> {
         let v = st.verifying.remove(&mac)?;
         st.quarantine.retain(|_, until| now < *until);
         for (sw, port) in v.earlier.iter().chain([&v.claim]) {
@@ -680,6 +685,7 @@ mod tests {
             &PacketIn::unbuffered(port, OFPR_ACTION, frame),
             &mut out,
             &mut effects,
+            r.now(),
         );
         effects
     }

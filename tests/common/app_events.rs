@@ -228,8 +228,14 @@ impl Harness {
         // The effects (migrations, timers, cover tasks) need a runtime to run in; a router
         // on its own only asks for them.
         let mut effects = Vec::new();
-        self.router
-            .handle_message(&sw, &ports, &Message::new(0, msg), &mut out, &mut effects);
+        self.router.handle_message(
+            &sw,
+            &ports,
+            &Message::new(0, msg),
+            &mut out,
+            &mut effects,
+            std::time::Instant::now(),
+        );
         // Every answer must be a message the codec can write.
         for b in out {
             let _ = Message::new(1, b).to_bytes();

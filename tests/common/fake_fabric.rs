@@ -169,8 +169,14 @@ impl FakeFabric {
                     self.packet_ins += 1;
                     let ports: Vec<u32> = self.ports[&sw].iter().copied().collect();
                     let (mut out, mut asked) = (Vec::new(), Vec::new());
-                    self.router
-                        .packet_in_into(&sw, &|| ports.clone(), &pi, &mut out, &mut asked);
+                    self.router.packet_in_into(
+                        &sw,
+                        &|| ports.clone(),
+                        &pi,
+                        &mut out,
+                        &mut asked,
+                        self.router.now(),
+                    );
                     for e in asked {
                         match e {
                             AppEffect::Migrate { mac, to, .. } => {
