@@ -1,0 +1,458 @@
+//! Builds a topology file as a real Open vSwitch fabric: one userspace-datapath bridge per
+//! switch, a pair of patch ports per link, one network namespace with a veth per host, with
+//! OpenFlow port numbers equal to the topology's. Everything it creates is named with a prefix
+//! that belongs to one harness instance (`ssfNN…` for bridges, patch ports and veth ends,
+//! `ss-fNN-…` for namespaces) and is removed again on drop, also when a test panics.
+//!
+//! The two digits NN are a slot, held by binding the abstract Unix socket
+//! `servswitch-ovs-fabric-NN`: two harnesses (threads or test binaries) never share a slot, and
+//! the kernel releases it when a process dies, so a constructor that gets a slot knows that
+//! whatever still carries the slot's prefix is a leftover and removes it first.
+//!
+//! Nothing here touches a real interface: bridges are `datapath_type=netdev` and get only patch
+//! ports and veth ends whose other side lives in a namespace of ours; the bridges' internal
+//! ports stay down without addresses; the controller target is always 127.0.0.1.
+//!
+//! By concern: [`sys`] runs the tools (ovs-vsctl, ip, python3) and says whether they are
+//! here; [`slots`] owns the names and their cleanup; this file builds and tears down a
+//! fabric; [`observe`] reads it (tables, traces, ports, pings, a host's view); [`moves`]
+//! moves hosts and sends their announcements (QEMU's RARP rounds, armed frames).
+//!
+//! Each test binary compiles this as its own module and uses part of it, hence
+//! `allow(dead_code)`.
+#![allow(dead_code)]
+
+mod moves;
+mod observe;
+mod slots;
+mod sys;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use servswitch::fabric::topology::Topology;
+
+// What the test binaries use of the submodules, by the paths they used before the split;
+// each binary uses some of them.
+use slots::*;
+use sys::*;
+#[allow(unused_imports)]
+pub use {
+    super::controller::ControllerProcess,
+    moves::{rarp_frame, Announcer},
+    observe::{parse_ping, HostState},
+    slots::leftovers,
+    sys::{available, python3, run, unavailable_reason},
+};
+
+/// Longest Linux interface name.
+pub(super) const IFNAMSIZ: usize = 15;
+
+/// Every ovs-vsctl call gives up after this many seconds instead of hanging.
+pub(super) const VSCTL_TIMEOUT: &str = "--timeout=20";
+
+/// One host of the fabric.
+#[derive(Debug, Clone)]
+pub struct FabricHost {
+    pub name: String,
+    /// The network namespace, `ss-fNN-<host>`.
+    pub ns: String,
+    /// The veth end on the bridge (root namespace). Inside the namespace it is `eth0`.
+    pub veth: String,
+    pub mac: String,
+    /// Addresses with the prefix length of their subnet.
+    pub addrs: Vec<(Ipv4Addr, u8)>,
+    pub gateway: Ipv4Addr,
+    /// Where it is attached now.
+    pub switch: String,
+    pub port: u32,
+}
+
+/// One end of a link: a patch port.
+#[derive(Debug, Clone)]
+pub struct LinkEnd {
+    pub switch: String,
+    pub port: u32,
+    /// The patch port's name.
+    pub name: String,
+}
+
+/// A topology built as Open vSwitch bridges, patch ports, veths and namespaces.
+pub struct OvsFabric {
+    topology: Topology,
+    slot: u32,
+    _lock: UnixListener,
+    bridges: BTreeMap<String, String>,
+    hosts: BTreeMap<String, FabricHost>,
+    links: Vec<(LinkEnd, LinkEnd)>,
+    controller_port: Option<u16>,
+    torn_down: bool,
+}
+
+/// Picks `preferred` if it is a valid, unused interface name, else `fallback`.
+fn pick_name(used: &mut BTreeSet<String>, preferred: String, fallback: String) -> String {
+    let ok = preferred.len() <= IFNAMSIZ
+        && preferred
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !used.contains(&preferred);
+    let name = if ok { preferred } else { fallback };
+    assert!(name.len() <= IFNAMSIZ, "{name} is longer than {IFNAMSIZ}");
+    assert!(used.insert(name.clone()), "name {name} used twice");
+    name
+}
+
+impl OvsFabric {
+    /// Loads a topology file and builds it; see [`OvsFabric::build`].
+    pub fn build_file(path: &Path, controller_port: Option<u16>) -> Result<OvsFabric, String> {
+        let t = Topology::load(path).map_err(|e| e.to_string())?;
+        Self::build(&t, controller_port)
+    }
+
+    /// Builds the fabric. With `controller_port`, every bridge gets the controller
+    /// `tcp:127.0.0.1:PORT` (out-of-band, max_backoff 1000 ms). On error everything created so
+    /// far is removed again.
+    pub fn build(topology: &Topology, controller_port: Option<u16>) -> Result<OvsFabric, String> {
+        let (slot, lock) = (0..SLOTS)
+            .find_map(|s| slot_lock(s).map(|l| (s, l)))
+            .ok_or("ovs_fabric: all 100 slots are taken")?;
+        // Leftovers with our own prefix (a run killed before its drop), then those of any slot
+        // nobody holds.
+        remove_slot(slot).map_err(|e| format!("removing leftovers of slot {slot:02}: {e}"))?;
+        sweep_free_slots(slot);
+
+        let p = bridge_prefix(slot);
+        let mut used = BTreeSet::new();
+        let mut bridges = BTreeMap::new();
+        for (i, s) in topology.switches.iter().enumerate() {
+            let name = pick_name(&mut used, format!("{p}{}", s.name), format!("{p}_s{i}"));
+            bridges.insert(s.name.clone(), name);
+        }
+        let mut links = Vec::new();
+        for (i, l) in topology.links.iter().enumerate() {
+            let mut end = |r: &servswitch::fabric::topology::PortRef, side: &str| LinkEnd {
+                switch: r.switch.clone(),
+                port: r.port,
+                name: pick_name(
+                    &mut used,
+                    format!("{p}{}-{}", r.switch, r.port),
+                    format!("{p}_l{i}{side}"),
+                ),
+            };
+            let a = end(&l.a, "a");
+            let b = end(&l.b, "b");
+            links.push((a, b));
+        }
+        let np = ns_prefix(slot);
+        let mut hosts = BTreeMap::new();
+        for (i, h) in topology.hosts.iter().enumerate() {
+            let veth = pick_name(&mut used, format!("{p}h{}", h.name), format!("{p}_h{i}"));
+            let ns = if h
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                format!("{np}{}", h.name)
+            } else {
+                format!("{np}h{i}")
+            };
+            let mut addrs = Vec::new();
+            let mut gateway = None;
+            for ip in h.addresses() {
+                let sn = topology
+                    .subnets
+                    .iter()
+                    .find(|s| s.prefix.contains(ip))
+                    .ok_or_else(|| format!("host {}: {ip} is in no subnet", h.name))?;
+                addrs.push((ip, sn.prefix.len));
+                gateway.get_or_insert(sn.gateway);
+            }
+            hosts.insert(
+                h.name.clone(),
+                FabricHost {
+                    name: h.name.clone(),
+                    ns,
+                    veth,
+                    mac: h.mac.to_string(),
+                    addrs,
+                    gateway: gateway.ok_or_else(|| format!("host {} has no address", h.name))?,
+                    switch: h.at.switch.clone(),
+                    port: h.at.port,
+                },
+            );
+        }
+        let mut fabric = OvsFabric {
+            topology: topology.clone(),
+            slot,
+            _lock: lock,
+            bridges,
+            hosts,
+            links,
+            controller_port,
+            torn_down: false,
+        };
+        // From here on, an early return drops `fabric`, which removes what was made.
+        fabric.create()?;
+        Ok(fabric)
+    }
+
+    fn create(&mut self) -> Result<(), String> {
+        // 1. Namespaces and veth pairs; the namespace end is made inside its namespace,
+        //    already named eth0 and carrying the host's MAC, so no eth0 ever exists in the
+        //    root namespace.
+        let mut lines = Vec::new();
+        for h in self.hosts.values() {
+            lines.push(format!("netns add {}", h.ns));
+            lines.push(format!(
+                "link add {} type veth peer name eth0 address {} netns {}",
+                h.veth, h.mac, h.ns
+            ));
+        }
+        ip_batch(&[], &lines, false)?;
+        // 2. The bridge ends: no IPv6 (the kernel would send router solicitations and DAD
+        //    probes from them straight into the hosts), then up.
+        let mut lines = Vec::new();
+        for h in self.hosts.values() {
+            let sysctl = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", h.veth);
+            if Path::new(&sysctl).exists() {
+                std::fs::write(&sysctl, "1").map_err(|e| format!("{sysctl}: {e}"))?;
+            }
+            lines.push(format!("link set {} up", h.veth));
+        }
+        ip_batch(&[], &lines, false)?;
+        // 3. Inside each namespace: loopback, eth0 with its addresses, default route, and
+        //    transmit checksum offload off (the userspace datapath forwards what the veth
+        //    hands it; a rewritten TCP packet with a partial checksum would arrive broken).
+        for h in self.hosts.values() {
+            let mut lines = vec!["link set lo up".to_string(), "link set eth0 up".to_string()];
+            for (ip, len) in &h.addrs {
+                lines.push(format!("addr add {ip}/{len} dev eth0"));
+            }
+            lines.push(format!("route add default via {} dev eth0", h.gateway));
+            ip_batch(&["-n", &h.ns], &lines, false)?;
+            run(
+                "ip",
+                &["netns", "exec", &h.ns, "ethtool", "-K", "eth0", "tx", "off"],
+            )?;
+        }
+        // 4. Bridges, controllers, patch ports and host ports in one OVSDB transaction.
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |v: &[&str]| args.extend(v.iter().map(|s| s.to_string()));
+        for (i, sw) in self.topology.switches.iter().enumerate() {
+            let br = &self.bridges[&sw.name];
+            push(&["--", "add-br", br]);
+            push(&[
+                "--",
+                "set",
+                "bridge",
+                br,
+                "datapath_type=netdev",
+                "protocols=OpenFlow13",
+                "fail-mode=secure",
+                &format!("other-config:datapath-id={:016x}", sw.dpid.0),
+                "other-config:disable-in-band=true",
+            ]);
+            if let Some(port) = self.controller_port {
+                let id = format!("@ctl{i}");
+                push(&[
+                    "--",
+                    &format!("--id={id}"),
+                    "create",
+                    "Controller",
+                    &format!("target=\"tcp:127.0.0.1:{port}\""),
+                    "connection_mode=out-of-band",
+                    "max_backoff=1000",
+                ]);
+                push(&["--", "set", "bridge", br, &format!("controller={id}")]);
+            }
+        }
+        for (a, b) in &self.links {
+            for (me, peer) in [(a, b), (b, a)] {
+                let br = &self.bridges[&me.switch];
+                push(&["--", "add-port", br, &me.name]);
+                push(&[
+                    "--",
+                    "set",
+                    "interface",
+                    &me.name,
+                    "type=patch",
+                    &format!("options:peer={}", peer.name),
+                    &format!("ofport_request={}", me.port),
+                ]);
+            }
+        }
+        for h in self.hosts.values() {
+            let br = &self.bridges[&h.switch];
+            push(&["--", "add-port", br, &h.veth]);
+            push(&[
+                "--",
+                "set",
+                "interface",
+                &h.veth,
+                &format!("ofport_request={}", h.port),
+            ]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        vsctl(&refs)?;
+        // 5. Every port got the number it asked for.
+        let mut want: Vec<(String, u32)> = Vec::new();
+        for (a, b) in &self.links {
+            want.push((a.name.clone(), a.port));
+            want.push((b.name.clone(), b.port));
+        }
+        for h in self.hosts.values() {
+            want.push((h.veth.clone(), h.port));
+        }
+        let have = interface_ofports()?;
+        let mut bad = Vec::new();
+        for (name, port) in want {
+            match have.get(&name) {
+                Some((Some(p), _)) if *p == port => {}
+                other => bad.push(format!("{name}: wanted ofport {port}, have {other:?}")),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(format!("ports not as requested: {}", bad.join("; ")));
+        }
+        Ok(())
+    }
+
+    /// The two digits that make this instance's names unique.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Prefix of every bridge, patch port and veth end of this instance (`ssfNN`).
+    pub fn prefix(&self) -> String {
+        bridge_prefix(self.slot)
+    }
+
+    /// Prefix of every namespace of this instance (`ss-fNN-`).
+    pub fn ns_prefix(&self) -> String {
+        ns_prefix(self.slot)
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The OVS bridge of a topology switch.
+    pub fn bridge(&self, switch: &str) -> &str {
+        self.bridges
+            .get(switch)
+            .unwrap_or_else(|| panic!("no switch {switch:?} in the fabric"))
+    }
+
+    /// Bridge names by switch name.
+    pub fn bridges(&self) -> &BTreeMap<String, String> {
+        &self.bridges
+    }
+
+    /// A host: namespace, veth, MAC, addresses, gateway, where it is now.
+    pub fn host(&self, name: &str) -> &FabricHost {
+        self.hosts
+            .get(name)
+            .unwrap_or_else(|| panic!("no host {name:?} in the fabric"))
+    }
+
+    pub fn hosts(&self) -> impl Iterator<Item = &FabricHost> {
+        self.hosts.values()
+    }
+
+    /// The links as pairs of patch ports, in topology order.
+    pub fn links(&self) -> &[(LinkEnd, LinkEnd)] {
+        &self.links
+    }
+
+    /// The host namespace's name.
+    pub fn ns(&self, host: &str) -> &str {
+        &self.host(host).ns
+    }
+
+    /// `ip netns exec NS args...`, ready to be run, spawned, or given more settings.
+    pub fn command(&self, host: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", self.ns(host)]).args(args);
+        c
+    }
+
+    /// Runs a command inside a host's namespace: stdout on exit 0, else the error.
+    pub fn exec(&self, host: &str, args: &[&str]) -> Result<String, String> {
+        let out = self
+            .command(host, args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run ip netns exec: {e}"))?;
+        output_result(&format!("[{host}] {}", args.join(" ")), out)
+    }
+
+    fn bridge_or_name<'a>(&'a self, switch_or_bridge: &'a str) -> &'a str {
+        self.bridges
+            .get(switch_or_bridge)
+            .map(String::as_str)
+            .unwrap_or(switch_or_bridge)
+    }
+
+    /// Removes everything this instance created and reports what could not be removed.
+    /// Dropping does the same, silently.
+    pub fn teardown(mut self) -> Result<(), String> {
+        self.torn_down = true;
+        remove_slot(self.slot)
+    }
+}
+
+impl Drop for OvsFabric {
+    fn drop(&mut self) {
+        if !self.torn_down {
+            if let Err(e) = remove_slot(self.slot) {
+                eprintln!("ovs_fabric: cleanup of slot {:02}: {e}", self.slot);
+            }
+        }
+    }
+}
+
+/// Starts the real controller on `controller_topology`, builds `fabric_topology` as Open
+/// vSwitch, and waits (20 s at most) until every switch holds its whole pipeline: the router
+/// sends a switch's table in plan order, and the punt table's miss entry comes last.
+pub fn start_routed(
+    fabric_topology: &Topology,
+    controller_topology: &Path,
+) -> (ControllerProcess, OvsFabric) {
+    start_routed_with(fabric_topology, controller_topology, &[])
+}
+
+/// [`start_routed`] with extra flags for `servswitch run`.
+pub fn start_routed_with(
+    fabric_topology: &Topology,
+    controller_topology: &Path,
+    extra: &[&str],
+) -> (ControllerProcess, OvsFabric) {
+    let ctl = ControllerProcess::start(controller_topology, extra);
+    let fabric = OvsFabric::build(fabric_topology, Some(ctl.of_port)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for s in &fabric_topology.switches {
+        loop {
+            let flows = fabric.dump_flows(&s.name).unwrap_or_default();
+            // The punt table's miss entry, planned last.
+            let last = format!(
+                "table={}, priority=0 actions=CONTROLLER:65535",
+                servswitch::fabric::plan::TABLE_PUNT
+            );
+            if flows.contains(&last) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never got its pipeline:\n{flows}\ncontroller log:\n{}",
+                s.name,
+                ctl.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    (ctl, fabric)
+}
