@@ -46,7 +46,7 @@ use ofp13::{
     Action, Body, FlowStats, FlowStatsRequest, Instruction, Message, MultipartReplyBody,
     MultipartRequest, MultipartRequestBody, Oxm,
 };
-use servswitch::app::effect::Driver;
+use servswitch::app::driver::Driver;
 use servswitch::app::planner::Planner;
 use servswitch::app::router::Router;
 use servswitch::emu::fabric::EmuFabric;

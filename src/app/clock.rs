@@ -1,7 +1,7 @@
 //! Where the application reads the time. Every decision that depends on time (the hold queue,
 //! redirect limits, the grace after a move, a released care-of address's afterlife, the
 //! drain before stale consumers go, the detached grace) is given it: the driver
-//! ([`crate::app::effect::Driver`]) reads the router's [`Clock`] once per event and hands the
+//! ([`crate::app::driver::Driver`]) reads the router's [`Clock`] once per event and hands the
 //! time to the handler, which passes it on to the state's methods; the router's own tasks and
 //! API calls read the same clock, never `Instant::now()` itself. Tests move time by hand
 //! ([`ManualClock`]), and every timer is tested without waiting. Measurements of elapsed work

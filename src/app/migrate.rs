@@ -484,7 +484,7 @@ impl Router {
             .ok_or_else(|| MigrateError::UnknownHost(sel.to_string()))?;
         self.lock()
             .triggers
-            .insert(mac, (crate::app::trust::Trigger::Api, None));
+            .insert(mac, (crate::app::claims::Trigger::Api, None));
         self.migrate_mac(mac, to).await
     }
 

@@ -1,10 +1,17 @@
 //! The application: what servswitch knows of hosts and VMs and what it does about packet-ins
 //! ([`router`]), migrations in phases ([`migrate`]), bringing switches to the plan
-//! ([`reconcile`]), checking announcements ([`trust`]), the state that survives a restart
-//! ([`store`]), the time every decision reads ([`clock`]) and the work handlers ask the
-//! runtime for beyond their answers ([`effect`]); planning with no controller ([`planner`]).
+//! ([`reconcile`]), checking announcements ([`trust`], its data in [`claims`]), the state
+//! that survives a restart ([`store`]), the time every decision is given ([`clock`]), the
+//! work handlers ask for beyond their answers ([`effect`]) and the driver that carries it out
+//! ([`driver`]); planning with no controller ([`planner`]).
+//!
+//! Inside the folder, too, imports run one way: `claims`, `effect` and `clock` know nothing
+//! of the router; `router` (the state and the packet-in path) uses them; `trust`, `migrate`
+//! and `reconcile` add to the router's behaviour; `planner` and `driver` sit on top.
 
+pub mod claims;
 pub mod clock;
+pub mod driver;
 pub mod effect;
 pub mod migrate;
 pub mod planner;

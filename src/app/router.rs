@@ -119,19 +119,19 @@ pub(crate) struct State {
     /// VMs whose migration is being installed (repeated announcements are ignored).
     pub(crate) migrating: FastSet<ofp13::MacAddr>,
     /// Claims being checked, by VM (see [`crate::app::trust`]).
-    pub(crate) verifying: FastMap<ofp13::MacAddr, crate::app::trust::Verifying>,
+    pub(crate) verifying: FastMap<ofp13::MacAddr, crate::app::claims::Verifying>,
     /// (switch, port, MAC) whose claim was refused, and until when it is ignored.
     pub(crate) quarantine: FastMap<(String, u32, ofp13::MacAddr), Instant>,
     /// Claims refused since start.
     pub(crate) announcements_refused: u64,
     /// Moves armed by the API, waiting for their announcement, by VM.
-    pub(crate) armed: FastMap<ofp13::MacAddr, crate::app::trust::Armed>,
+    pub(crate) armed: FastMap<ofp13::MacAddr, crate::app::claims::Armed>,
     /// Ended moves (armed ones and migrations), newest first.
-    pub(crate) recent: std::collections::VecDeque<crate::app::trust::MoveView>,
+    pub(crate) recent: std::collections::VecDeque<crate::app::claims::MoveView>,
     /// The last id given to a move.
     pub(crate) move_ids: u64,
     /// What started each VM's next migration (and the armed move's id).
-    pub(crate) triggers: FastMap<ofp13::MacAddr, (crate::app::trust::Trigger, Option<u64>)>,
+    pub(crate) triggers: FastMap<ofp13::MacAddr, (crate::app::claims::Trigger, Option<u64>)>,
     /// Switches connected and reconciled since they connected.
     pub(crate) reconciled: FastSet<String>,
     /// Per (switch, VM), updates whose consumer entries there are not acknowledged yet.
@@ -546,7 +546,7 @@ pub struct Router {
     /// How long a learned host whose port went away is kept.
     pub(crate) detached_grace: Duration,
     /// What an unexpected announcement does (`--announcements`).
-    pub(crate) announcements: crate::app::trust::Announcements,
+    pub(crate) announcements: crate::app::claims::Announcements,
     /// How long a refused claimant is ignored (`--quarantine`).
     pub(crate) quarantine: Duration,
     /// Woken when an update ends (care-of addresses it gave back are free again).
@@ -603,7 +603,7 @@ impl Router {
             drain: crate::mobility::update::DRAIN,
             detached_grace: DEFAULT_DETACHED_GRACE,
             announcements: Default::default(),
-            quarantine: crate::app::trust::DEFAULT_QUARANTINE,
+            quarantine: crate::app::claims::DEFAULT_QUARANTINE,
             updates_done: tokio::sync::Notify::new(),
             clock: Arc::new(SystemClock),
             writes: std::sync::atomic::AtomicU64::new(0),
@@ -719,7 +719,7 @@ impl Router {
 
     /// One asynchronous message from switch `name` (whose ports `ports` lists): the answers
     /// pushed onto `out`, the work it asks for beyond them onto `effects`. What
-    /// [`crate::app::effect::Driver`] calls once it has the switch's name; callable without
+    /// [`crate::app::driver::Driver`] calls once it has the switch's name; callable without
     /// a runtime (tests, the fuzz target), which then read the effects.
     pub fn handle_message(
         &self,
@@ -1733,7 +1733,7 @@ fn seen_elsewhere(
     !straggler
 }
 
-/// The switch events the runtime hands the application ([`crate::app::effect::Driver`]).
+/// The switch events the runtime hands the application ([`crate::app::driver::Driver`]).
 impl Router {
     /// A switch finished its handshake: its asynchronous configuration now; its table is
     /// reconciled by the effect pushed onto `effects` (read, then only the difference sent,
