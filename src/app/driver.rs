@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use ofp13::{Body, Message};
-use tracing::{debug, info};
+use tracing::info;
 
 use crate::app::effect::Effect;
 use crate::app::router::Router;
@@ -109,29 +109,6 @@ impl App for Driver {
             .handle_message(name, &ports, msg, out, &mut effects, self.0.now());
         if !effects.is_empty() {
             self.0.carry_out_all(&mut effects);
-        }
-    }
-}
-
-impl Router {
-    /// A reconciliation asked for after a change of readiness: logged when it changed
-    /// something.
-    async fn catch_up(self: &Arc<Self>, name: &str) {
-        let Some(h) = self.switch_handle(name) else {
-            return;
-        };
-        match self.reconcile(&h, name).await {
-            Ok(r) if r.changed() > 0 => info!(
-                switch = %name,
-                added = r.added,
-                modified = r.modified,
-                deleted = r.deleted,
-                held = r.held,
-                deferred = r.deferred,
-                "caught up with the plan"
-            ),
-            Ok(_) => {}
-            Err(e) => debug!(switch = %name, error = %e, "not caught up"),
         }
     }
 }

@@ -295,77 +295,97 @@ impl Router {
 
     /// Reconciles the switch now, then every `audit` (while it stays connected), skipping a
     /// round while a migration is being installed (it sends its own entries in its order).
+    /// A reconciliation asked for after a change of readiness: logged when it changed
+    /// something.
+    pub(crate) async fn catch_up(self: &Arc<Self>, name: &str) {
+        let Some(h) = self.switch_handle(name) else {
+            return;
+        };
+        match self.reconcile(&h, name).await {
+            Ok(r) if r.changed() > 0 => info!(
+                switch = %name,
+                added = r.added,
+                modified = r.modified,
+                deleted = r.deleted,
+                held = r.held,
+                deferred = r.deferred,
+                "caught up with the plan"
+            ),
+            Ok(_) => {}
+            Err(e) => debug!(switch = %name, error = %e, "not caught up"),
+        }
+    }
+
     pub(crate) async fn audit(
         self: &Arc<Self>,
         h: SwitchHandle,
         name: String,
         audit: Option<Duration>,
     ) {
-        let me = self;
-        {
-            match me.reconcile(&h, &name).await {
-                Ok(r) => info!(
+        match self.reconcile(&h, &name).await {
+            Ok(r) => info!(
+                switch = %name,
+                kept = r.kept,
+                added = r.added,
+                modified = r.modified,
+                deleted = r.deleted,
+                meters = r.meters,
+                foreign = r.foreign,
+                held = r.held,
+                deferred = r.deferred,
+                "table reconciled"
+            ),
+            Err(e) => warn!(switch = %name, error = %e, "table not reconciled"),
+        }
+        let Some(every) = audit else { return };
+        let mut until_full = FULL_AUDIT_EVERY;
+        loop {
+            tokio::time::sleep(every).await;
+            if h.is_closed() {
+                return;
+            }
+            if self.migrations_in_progress() {
+                continue;
+            }
+            // Most rounds only count the entries (a deleted or added entry shows); every
+            // FULL_AUDIT_EVERY-th reads the table (a modified entry shows too).
+            until_full = until_full.saturating_sub(1);
+            // The meters' statistics, every round: the drops /metrics reports, and a
+            // planned meter that is missing.
+            let meters_right = self.is_unmetered(&name)
+                || match read_meter_stats(&h).await {
+                    Ok(stats) => {
+                        let ids: BTreeSet<u32> = stats.iter().map(|m| m.meter_id).collect();
+                        self.record_meter_stats(&name, stats);
+                        self.switch_meters(&name)
+                            .iter()
+                            .all(|m| ids.contains(&m.id))
+                    }
+                    Err(_) => false,
+                };
+            if until_full > 0 && meters_right {
+                let want = self.switch_plan(&name).len();
+                match count_flows(&h).await {
+                    Ok(n) if n as usize == want => continue,
+                    Ok(_) | Err(_) => {}
+                }
+            }
+            until_full = FULL_AUDIT_EVERY;
+            match self.reconcile(&h, &name).await {
+                Ok(r) if r.changed() > 0 => warn!(
                     switch = %name,
-                    kept = r.kept,
                     added = r.added,
                     modified = r.modified,
                     deleted = r.deleted,
                     meters = r.meters,
-                    foreign = r.foreign,
-                    held = r.held,
-                    deferred = r.deferred,
-                    "table reconciled"
+                    "audit: the table had drifted from the plan; repaired"
                 ),
-                Err(e) => warn!(switch = %name, error = %e, "table not reconciled"),
-            }
-            let Some(every) = audit else { return };
-            let mut until_full = FULL_AUDIT_EVERY;
-            loop {
-                tokio::time::sleep(every).await;
-                if h.is_closed() {
-                    return;
-                }
-                if me.migrations_in_progress() {
-                    continue;
-                }
-                // Most rounds only count the entries (a deleted or added entry shows); every
-                // FULL_AUDIT_EVERY-th reads the table (a modified entry shows too).
-                until_full = until_full.saturating_sub(1);
-                // The meters' statistics, every round: the drops /metrics reports, and a
-                // planned meter that is missing.
-                let meters_right = me.is_unmetered(&name)
-                    || match read_meter_stats(&h).await {
-                        Ok(stats) => {
-                            let ids: BTreeSet<u32> = stats.iter().map(|m| m.meter_id).collect();
-                            me.record_meter_stats(&name, stats);
-                            me.switch_meters(&name).iter().all(|m| ids.contains(&m.id))
-                        }
-                        Err(_) => false,
-                    };
-                if until_full > 0 && meters_right {
-                    let want = me.switch_plan(&name).len();
-                    match count_flows(&h).await {
-                        Ok(n) if n as usize == want => continue,
-                        Ok(_) | Err(_) => {}
+                Ok(_) => debug!(switch = %name, "audit: table as planned"),
+                Err(e) => {
+                    if h.is_closed() {
+                        return;
                     }
-                }
-                until_full = FULL_AUDIT_EVERY;
-                match me.reconcile(&h, &name).await {
-                    Ok(r) if r.changed() > 0 => warn!(
-                        switch = %name,
-                        added = r.added,
-                        modified = r.modified,
-                        deleted = r.deleted,
-                        meters = r.meters,
-                        "audit: the table had drifted from the plan; repaired"
-                    ),
-                    Ok(_) => debug!(switch = %name, "audit: table as planned"),
-                    Err(e) => {
-                        if h.is_closed() {
-                            return;
-                        }
-                        warn!(switch = %name, error = %e, "audit failed");
-                    }
+                    warn!(switch = %name, error = %e, "audit failed");
                 }
             }
         }
