@@ -551,61 +551,17 @@ async fn reconnect_storm_leaks_nothing() {
     assert_eq!(last.status(), Status::Up);
 }
 
-mod pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-        KeyUsagePurpose,
-    };
-
-    pub struct Ca {
-        pub pem: String,
-        cert: rcgen::Certificate,
-        key: KeyPair,
-    }
-
-    pub fn ca(name: &str) -> Ca {
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = p.self_signed(&key).unwrap();
-        Ca {
-            pem: cert.pem(),
-            cert,
-            key,
-        }
-    }
-
-    /// A leaf certificate and its key, PEM, signed by `ca` (or self-signed).
-    pub fn leaf(name: &str, client: bool, ca: Option<&Ca>) -> (String, String) {
-        let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.extended_key_usages = vec![if client {
-            ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let key = KeyPair::generate().unwrap();
-        let cert = match ca {
-            Some(ca) => p.signed_by(&key, &ca.cert, &ca.key).unwrap(),
-            None => p.self_signed(&key).unwrap(),
-        };
-        (cert.pem(), key.serialize_pem())
-    }
-}
+#[path = "common/certs.rs"]
+mod certs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_requires_a_switch_certificate_signed_by_the_ca() {
     let _g = GATE.read().await;
-    let ca = pki::ca("servswitch test CA");
-    let (ctl_cert, ctl_key) = pki::leaf("localhost", false, Some(&ca));
-    let (sw_cert, sw_key) = pki::leaf("switch-1", true, Some(&ca));
-    let (rogue_cert, rogue_key) = pki::leaf("switch-1", true, None);
+    let ca = certs::Ca::new("servswitch test CA");
+    let (ctl_cert, ctl_key) = ca.leaf_pem("localhost", false);
+    let (sw_cert, sw_key) = ca.leaf_pem("switch-1", true);
+    // Signed by a CA the controller does not trust.
+    let (rogue_cert, rogue_key) = certs::Ca::new("someone else").leaf_pem("switch-1", true);
     let dir = tempfile::tempdir().unwrap();
     let path = |n: &str, text: &str| {
         let p = dir.path().join(n);

@@ -602,8 +602,8 @@ pub const OFPPR_MODIFY: u8 = 2;
 pub const OFPPC_PORT_DOWN: u32 = 1 << 0;
 pub const OFPPS_LINK_DOWN: u32 = 1 << 0;
 
-/// `struct ofp_port` (64 bytes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `struct ofp_port` (64 bytes). The default is port 0, up, with no features or speeds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Port {
     pub port_no: u32,
     pub hw_addr: MacAddr,

@@ -2371,12 +2371,7 @@ fn mp_port_desc_reply() {
         name: "br0".into(),
         config: OFPPC_PORT_DOWN,
         state: OFPPS_LINK_DOWN,
-        curr: 0,
-        advertised: 0,
-        supported: 0,
-        peer: 0,
-        curr_speed: 0,
-        max_speed: 0,
+        ..Port::default()
     };
     assert!(eth1.is_up() && !local.is_up());
     check(

@@ -1796,23 +1796,13 @@ mod tests {
         use crate::fabric::plan::{Meter, COOKIE_PORT, TABLE_PUNT};
         let r = router();
         let status = |reason, port_no| {
-            Message::new(
-                0,
-                Body::PortStatus(ofp13::PortStatus {
-                    reason,
-                    desc: crate::emu::switch::port(2, port_no),
-                }),
-            )
+            Body::PortStatus(ofp13::PortStatus {
+                reason,
+                desc: crate::emu::switch::port(2, port_no),
+            })
         };
-        let (mut out, mut fx) = (Vec::new(), Vec::new());
-        r.handle_message(
-            "r2",
-            &r2_ports,
-            &status(ofp13::OFPPR_ADD, 9),
-            &mut out,
-            &mut fx,
-            r.now(),
-        );
+        let (out, fx) = from_r2(&r, status(ofp13::OFPPR_ADD, 9));
+        assert!(fx.is_empty(), "{fx:?}");
         let meter = Meter {
             id: 9,
             pps: crate::fabric::plan::DEFAULT_PORT_PPS,
@@ -1837,42 +1827,16 @@ mod tests {
             .iter()
             .any(|f| f.cookie == COOKIE_PORT | 9));
         // Told twice: nothing more. A link port or a port change: nothing.
-        let mut again = Vec::new();
-        r.handle_message(
-            "r2",
-            &r2_ports,
-            &status(ofp13::OFPPR_ADD, 9),
-            &mut again,
-            &mut fx,
-            r.now(),
-        );
-        r.handle_message(
-            "r2",
-            &r2_ports,
-            &status(ofp13::OFPPR_ADD, 1),
-            &mut again,
-            &mut fx,
-            r.now(),
-        );
-        r.handle_message(
-            "r2",
-            &r2_ports,
-            &status(ofp13::OFPPR_MODIFY, 9),
-            &mut again,
-            &mut fx,
-            r.now(),
-        );
-        assert!(again.is_empty(), "{again:?}");
+        for (reason, port_no) in [
+            (ofp13::OFPPR_ADD, 9),
+            (ofp13::OFPPR_ADD, 1),
+            (ofp13::OFPPR_MODIFY, 9),
+        ] {
+            let again = from_r2(&r, status(reason, port_no));
+            assert!(again.0.is_empty() && again.1.is_empty(), "{again:?}");
+        }
         // Gone: its entries, then its meter.
-        let mut out = Vec::new();
-        r.handle_message(
-            "r2",
-            &r2_ports,
-            &status(ofp13::OFPPR_DELETE, 9),
-            &mut out,
-            &mut fx,
-            r.now(),
-        );
+        let (out, fx) = from_r2(&r, status(ofp13::OFPPR_DELETE, 9));
         // No host was at the port: nothing to forget later.
         assert!(fx.is_empty(), "{fx:?}");
         assert_eq!(out.last(), Some(&Body::MeterMod(Meter::delete(9))));

@@ -169,14 +169,9 @@ pub fn port(dpid: u64, no: u32) -> Port {
         port_no: no,
         hw_addr: MacAddr([0x02, d[6], d[7], n[1], n[2], n[3]]),
         name: format!("eth{no}"),
-        config: 0,
-        state: 0,
-        curr: 0,
-        advertised: 0,
-        supported: 0,
-        peer: 0,
         curr_speed: 10_000_000,
         max_speed: 10_000_000,
+        ..Port::default()
     }
 }
 

@@ -167,14 +167,7 @@ impl Harness {
                     port_no: Self::port(input.byte()),
                     hw_addr: self.mac(input.byte()),
                     name: "p".into(),
-                    config: 0,
-                    state: 0,
-                    curr: 0,
-                    advertised: 0,
-                    supported: 0,
-                    peer: 0,
-                    curr_speed: 0,
-                    max_speed: 0,
+                    ..Default::default()
                 };
                 let b = input.byte();
                 desc.config = u32::from(b & 1);

@@ -31,8 +31,8 @@ impl Ca {
     }
 
     /// A leaf certificate for `san` (an IP address or a DNS name), for a TLS server or a
-    /// client; writes `{file}.pem` and `{file}.key` into `dir` and returns their paths.
-    pub fn leaf(&self, dir: &Path, file: &str, san: &str, client: bool) -> (PathBuf, PathBuf) {
+    /// client, signed by this CA: its certificate and key, PEM.
+    pub fn leaf_pem(&self, san: &str, client: bool) -> (String, String) {
         use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
         let mut p = CertificateParams::new(vec![san.to_string()]).expect("leaf params");
         p.distinguished_name.push(DnType::CommonName, san);
@@ -46,12 +46,18 @@ impl Ca {
         let cert = p
             .signed_by(&key, &self.cert, &self.key)
             .expect("sign the leaf");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// [`Ca::leaf_pem`] written to `{file}.pem` and `{file}.key` in `dir`; returns their paths.
+    pub fn leaf(&self, dir: &Path, file: &str, san: &str, client: bool) -> (PathBuf, PathBuf) {
+        let (cert, key) = self.leaf_pem(san, client);
         let (c, k) = (
             dir.join(format!("{file}.pem")),
             dir.join(format!("{file}.key")),
         );
-        std::fs::write(&c, cert.pem()).expect("write certificate");
-        std::fs::write(&k, key.serialize_pem()).expect("write key");
+        std::fs::write(&c, cert).expect("write certificate");
+        std::fs::write(&k, key).expect("write key");
         (c, k)
     }
 }

@@ -46,7 +46,7 @@ pub use {
     moves::{rarp_frame, Announcer},
     observe::{parse_ping, HostState},
     slots::leftovers,
-    sys::{available, python3, run, unavailable_reason},
+    sys::{available, python3, run, run_with_input, unavailable_reason},
 };
 
 /// Longest Linux interface name.

@@ -50,11 +50,7 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
     run_with_input(cmd, args, None)
 }
 
-pub(super) fn run_with_input(
-    cmd: &str,
-    args: &[&str],
-    input: Option<&str>,
-) -> Result<String, String> {
+pub fn run_with_input(cmd: &str, args: &[&str], input: Option<&str>) -> Result<String, String> {
     let mut c = Command::new(cmd);
     c.args(args)
         .stdin(if input.is_some() {
