@@ -95,7 +95,7 @@ impl App for Driver {
     }
 
     fn switch_down(&self, dpid: u64) {
-        self.0.switch_down(dpid);
+        self.0.switch_down(dpid, self.0.now());
     }
 
     fn message(&self, sw: &SwitchHandle, msg: &Message, out: &mut Vec<Body>) {

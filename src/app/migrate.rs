@@ -659,7 +659,7 @@ impl Router {
         }))
     }
 
-    /// Records a move without installing anything ([`plan_move`] under the lock): the
+    /// Records a move without installing anything (`migrate::plan_move` under the lock): the
     /// update a controller would send. For a driver with no switches to send it to (the flow
     /// tables of `tests/common/fake_fabric.rs`, which apply it themselves).
     pub fn plan_move(&self, sel: &str, to: &PortRef) -> Result<Schedule, MigrateError> {

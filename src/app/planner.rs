@@ -1,6 +1,6 @@
 //! Planning with no controller: the fabric and a state of its own, changed by the same pure
-//! functions the router calls under its lock ([`crate::app::migrate::plan_move`],
-//! [`State::tables`]). What `servswitch plan --migrate/--cover [--check-transitions]`, the
+//! functions the router calls under its lock (`migrate::plan_move`,
+//! `State::tables`). What `servswitch plan --migrate/--cover [--check-transitions]`, the
 //! benches and the tests of a move's tables use: no lock, no clock, no switch, no task.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

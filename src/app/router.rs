@@ -1761,14 +1761,14 @@ impl Router {
         })]
     }
 
-    /// A switch's session ended.
-    pub fn switch_down(&self, dpid: u64) {
+    /// A switch's session ended (at `now`).
+    pub fn switch_down(&self, dpid: u64, now: Instant) {
         let Some(name) = self.names.get(&dpid) else {
             return;
         };
         let mut st = self.lock();
         st.reconciled.remove(name);
-        st.refresh_quiet(&self.fabric.topology.switches, self.now());
+        st.refresh_quiet(&self.fabric.topology.switches, now);
     }
 }
 
