@@ -185,3 +185,88 @@ impl Planner {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::router::Router;
+    use crate::fabric::topology::Topology;
+
+    /// The planner and the router decide moves by the same function: for the same moves,
+    /// in order, the same updates, the same tables and the same care-of addresses, and
+    /// the same refusals (with nothing changed).
+    #[test]
+    fn the_planner_and_the_router_decide_every_move_alike() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies");
+        let cases: [(&str, &[(&str, &str)]); 2] = [
+            (
+                "paper-testbed.toml",
+                &[
+                    ("vm", "r2:3"),
+                    ("vm2", "r2:4"),
+                    ("vm", "r2:3"),
+                    ("vm", "r9:3"),
+                    ("vm", "r1:1"),
+                    ("vm2", "r3:4"),
+                    ("vm", "r3:3"),
+                ],
+            ),
+            (
+                "three-tier.toml",
+                &[
+                    ("h1-0", "t8:9"),
+                    ("h1-0", "t5:9"),
+                    ("h2-1", "t8:10"),
+                    ("h1-0", "t1:3"),
+                    ("h2-1", "t2:4"),
+                ],
+            ),
+        ];
+        for (file, moves) in cases {
+            let t = Topology::load(&dir.join(file)).unwrap();
+            let mut planner = Planner::new(Fabric::new(&t));
+            let router = Router::new(Fabric::new(&t));
+            assert_eq!(planner.tables(), router.tables(), "{file}: at the start");
+            let (mut moved, mut refused) = (0, 0);
+            for (host, to) in moves {
+                let to: PortRef = to.parse().unwrap();
+                let p = planner.plan_move(host, &to);
+                let r = router.plan_move(host, &to);
+                match (&p, &r) {
+                    (Ok(p), Ok(r)) => {
+                        assert_eq!(p, r, "{file}: {host} -> {to}: the update");
+                        moved += usize::from(!p.batches.is_empty());
+                    }
+                    (Err(p), Err(r)) => {
+                        assert_eq!(p.to_string(), r.to_string(), "{file}: {host} -> {to}");
+                        refused += 1;
+                    }
+                    _ => panic!("{file}: {host} -> {to}: {p:?} against {r:?}"),
+                }
+                assert_eq!(
+                    planner.tables(),
+                    router.tables(),
+                    "{file}: after {host} -> {to}"
+                );
+                assert_eq!(
+                    planner.care_of_addresses(),
+                    router.care_of_addresses(),
+                    "{file}: after {host} -> {to}"
+                );
+            }
+            assert!(
+                planner.care_of_addresses().is_empty(),
+                "{file}: all home again"
+            );
+            // Every move of the list did something but the bad targets (refused) and the
+            // repeat (already there) of the paper's list.
+            let (refused_want, repeats) = if file == "paper-testbed.toml" {
+                (2, 1)
+            } else {
+                (0, 0)
+            };
+            assert_eq!(refused, refused_want, "{file}");
+            assert_eq!(moved + refused + repeats, moves.len(), "{file}");
+        }
+    }
+}
