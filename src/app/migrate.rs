@@ -22,6 +22,7 @@ use ofp13::{port, Body, MacAddr};
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
+use crate::app::effect::Effect;
 use crate::app::router::{AwayState, Origin, Router, State};
 use crate::app::store::{Durable, Place, Store, VmRecord};
 use crate::fabric::plan::{packet_out, Fabric, GATEWAY_MAC};
@@ -495,20 +496,13 @@ impl Router {
         to: &PortRef,
     ) -> Result<MigrationReport, MigrateError> {
         let r = self.migrate_counted(mac, to).await;
-        // Announced elsewhere meanwhile: follow it, in a task of its own.
-        if let Some(next) = self.take_next_move(mac, to) {
-            let me = self.clone();
-            tokio::spawn(async move {
-                let mut to = next;
-                loop {
-                    if let Err(e) = me.migrate_counted(mac, &to).await {
-                        info!(%mac, to = %to, error = %e, "migration not done");
-                    }
-                    match me.take_next_move(mac, &to) {
-                        Some(n) => to = n,
-                        None => break,
-                    }
-                }
+        // Announced elsewhere meanwhile: followed, as a move of its own (which follows any
+        // announcement made while it is installed, and so on).
+        if let Some(to) = self.take_next_move(mac, to) {
+            self.carry_out(Effect::Migrate {
+                mac,
+                to,
+                why: "migration not done",
             });
         }
         r
