@@ -386,13 +386,17 @@ impl Router {
     ) -> Option<Effect> {
         let (from, ip) = {
             let mut st = self.lock();
-            // A move that was not installed, or of a VM with no address to probe for, is
-            // not checked; a probe already under way is not started again.
             let ip = st.ips_of(mac).next().filter(|_| installed);
             let now = self.now();
             let v = st.verifying.get_mut(&mac).filter(|v| v.is_claim(to))?;
+            if v.probed.is_some() {
+                // A probe already under way is neither started again nor dropped (a move to
+                // the same place that failed meanwhile must not end the check).
+                return None;
+            }
+            // A move that was not installed, or of a VM with no address to probe for, is
+            // not checked.
             match ip {
-                Some(_) if v.probed.is_some() => return None,
                 Some(ip) => {
                     v.probed = Some(now);
                     (v.from.clone(), ip)
@@ -664,6 +668,30 @@ mod tests {
             r.read().next_move.get(&VM_MAC),
             Some(&("r3".to_string(), 3))
         );
+    }
+
+    #[test]
+    fn a_probe_under_way_is_not_started_again_nor_dropped_by_a_later_outcome() {
+        let clock = ManualClock::new();
+        let r = router(&clock, Announcements::Verified);
+        rarp(&r, "r2", 7);
+        let claim = to("r2:7");
+        // The tentative move installed: the probe starts, once.
+        assert!(matches!(
+            r.claim_installed(VM_MAC, &claim, true),
+            Some(Effect::Probe { .. })
+        ));
+        let probing = checked(&r).expect("checked");
+        assert!(probing.probed.is_some());
+        assert!(r.claim_installed(VM_MAC, &claim, true).is_none());
+        // A later move to the same place that failed: the check goes on as it was.
+        assert!(r.claim_installed(VM_MAC, &claim, false).is_none());
+        assert_eq!(checked(&r), Some(probing));
+        // Before any probe, a move that failed is not checked at all.
+        let r = router(&clock, Announcements::Verified);
+        rarp(&r, "r2", 7);
+        assert!(r.claim_installed(VM_MAC, &claim, false).is_none());
+        assert_eq!(checked(&r), None);
     }
 
     #[test]
