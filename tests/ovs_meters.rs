@@ -148,13 +148,7 @@ fn meters_are_planned_installed_verified_and_repaired() {
     // use it too) and one changed. The audit puts both back. (Nothing is asserted between
     // the change and the repair: the audit runs every 0.1 s and may have repaired already;
     // verify_reports_meters_that_drifted sees the drift itself, with no audit.)
-    f.ofctl("del-meter", "r2", &["meter=2"]).unwrap();
-    f.ofctl(
-        "mod-meter",
-        "r2",
-        &["meter=7,pktps,burst,stats,bands=type=drop,rate=100000,burst_size=5"],
-    )
-    .unwrap();
+    drift_meters(&f);
     verified_within(&ctl, 20).unwrap_or_else(|out| panic!("not repaired: {out}\n{}", ctl.log()));
     assert!(f.dump_flows("r2").unwrap().contains("meter:2,"));
     assert!(
@@ -184,6 +178,18 @@ fn meters_are_planned_installed_verified_and_repaired() {
     f.teardown().unwrap();
 }
 
+/// Behind the controller's back on r2: b's meter deleted (Open vSwitch deletes the entries
+/// that use it too) and the tenant's changed.
+fn drift_meters(f: &ovs_fabric::OvsFabric) {
+    f.ofctl("del-meter", "r2", &["meter=2"]).unwrap();
+    f.ofctl(
+        "mod-meter",
+        "r2",
+        &["meter=7,pktps,burst,stats,bands=type=drop,rate=100000,burst_size=5"],
+    )
+    .unwrap();
+}
+
 #[test]
 fn verify_reports_meters_that_drifted() {
     let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -201,13 +207,7 @@ fn verify_reports_meters_that_drifted() {
     );
     // b's meter deleted (and with it, by Open vSwitch, the two entries that use it), the
     // tenant's changed.
-    f.ofctl("del-meter", "r2", &["meter=2"]).unwrap();
-    f.ofctl(
-        "mod-meter",
-        "r2",
-        &["meter=7,pktps,burst,stats,bands=type=drop,rate=100000,burst_size=5"],
-    )
-    .unwrap();
+    drift_meters(&f);
     let (code, out) = verify(&ctl);
     assert_eq!(code, Some(1), "{out}");
     for line in [

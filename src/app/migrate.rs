@@ -108,7 +108,7 @@ pub(crate) fn records(router: &Router, st: &State) -> crate::app::store::Snapsho
     };
     for (mac, a) in &st.away {
         let Some(vm) = st.vm(*mac) else { continue };
-        let name = host_name(router, *mac, &vm);
+        let name = host_name(router, *mac, vm.ips.first().copied());
         out.vms.insert(
             mac.to_string(),
             VmRecord {
@@ -142,12 +142,13 @@ pub(crate) fn records(router: &Router, st: &State) -> crate::app::store::Snapsho
     out
 }
 
-fn host_name(router: &Router, mac: MacAddr, vm: &Vm) -> String {
+/// A host's name: its declared name, else its first address, else its MAC.
+fn host_name(router: &Router, mac: MacAddr, first_ip: Option<Ipv4Addr>) -> String {
     router
         .names_by_mac
         .get(&mac)
         .cloned()
-        .or_else(|| vm.ips.first().map(|ip| ip.to_string()))
+        .or_else(|| first_ip.map(|ip| ip.to_string()))
         .unwrap_or_else(|| mac.to_string())
 }
 
@@ -214,15 +215,14 @@ pub(crate) fn plan_move(
         .iter()
         .all(|ip| fabric.subnet_of(*ip).is_some_and(|s| s.switch == to.switch));
     let mut reused: Vec<(String, Ipv4Addr)> = Vec::new();
-    let undo = Undo {
+    let old = st.away.get(&mac).cloned();
+    let mut undo = Undo {
         from: (before.switch.clone(), before.port),
-        away: st.away.get(&mac).cloned(),
+        away: old.clone(),
         taken: None,
         released: None,
     };
-    let mut undo = undo;
     let owner = mac.to_string();
-    let old = st.away.get(&mac).cloned();
     let new_away = if at_home {
         None
     } else {
@@ -603,10 +603,7 @@ impl Router {
         live: bool,
     ) -> Result<Result<Prepared, MigrationReport>, MigrateError> {
         let mut st = self.lock();
-        let name = match st.vm(mac) {
-            Some(vm) => host_name(self, mac, &vm),
-            None => mac.to_string(),
-        };
+        let name = host_name(self, mac, st.ips_of(mac).next());
         let Some(planned) = plan_move(&mut st, &self.fabric, mac, &name, to, live, self.now())?
         else {
             let here = st
@@ -709,7 +706,7 @@ impl Router {
             if since.is_some() && st.detached.get(&mac).copied() != since {
                 return Ok(()); // seen again since, or detached anew (its own timer runs)
             }
-            let name = host_name(self, mac, &vm);
+            let name = host_name(self, mac, vm.ips.first().copied());
             let released = match st.away.remove(&mac) {
                 Some(a) => st
                     .release_care_of(&a.care_of_subnet, &mac.to_string(), self.now())
@@ -872,10 +869,6 @@ impl Router {
             let (_, _, n) = self.send_update(&update).await;
             info!(%mac, change = ?change, flow_mods = n, "cover changed");
         }
-    }
-
-    fn dpid(&self, name: &str) -> Option<u64> {
-        self.fabric.dpid_of(name)
     }
 
     /// The lock that keeps a switch's reconciliation and the batches updates send it apart
@@ -1092,16 +1085,15 @@ impl Router {
         to: &PortRef,
         t0: Instant,
     ) -> Result<MigrationReport, MigrateError> {
-        let Some(registry) = self.switches.clone() else {
+        if self.switches.is_none() {
             p.update
                 .abandon(&mut self.lock(), &self.fabric.topology.switches, self.now());
             return Err(MigrateError::NotRunning);
-        };
-        let dpid = |name: &str| self.dpid(name);
+        }
         let (switches, pending, flow_mods) = self.send_update(&p.update).await;
         // Converged: the last barrier reply is in. The gratuitous ARPs follow.
         let elapsed_us = t0.elapsed().as_micros() as u64;
-        self.announce(&registry, p, dpid).await;
+        self.announce(p).await;
         info!(
             host = %p.name,
             from = %format!("{}:{}", p.before.switch, p.before.port),
@@ -1133,12 +1125,7 @@ impl Router {
     /// holds the gateway MAC, whatever it held); on the home network for each of its addresses
     /// (the gateway MAC while it is away, its own MAC when it is back), so no host there waits
     /// for a cache entry to expire.
-    async fn announce(
-        &self,
-        registry: &crate::switch::runtime::Registry,
-        p: &Prepared,
-        dpid: impl Fn(&str) -> Option<u64>,
-    ) {
+    async fn announce(&self, p: &Prepared) {
         let vm = &p.after;
         let mut per_switch: BTreeMap<String, Vec<Body>> = BTreeMap::new();
         for ip in &vm.ips {
@@ -1157,7 +1144,7 @@ impl Router {
             } else {
                 vm.mac
             };
-            let Some(h) = dpid(&home.switch).and_then(|d| registry.get(d)) else {
+            let Some(h) = self.switch_handle(&home.switch) else {
                 continue;
             };
             let ports: Vec<u32> = h
@@ -1178,7 +1165,7 @@ impl Router {
             }
         }
         for (sw, batch) in per_switch {
-            if let Some(h) = dpid(&sw).and_then(|d| registry.get(d)) {
+            if let Some(h) = self.switch_handle(&sw) {
                 let _ = h.send(batch).await;
             }
         }
