@@ -374,9 +374,9 @@ async fn requests_multipart_barrier_error_and_close() {
 
     // A statistic the emulated switch does not keep: it answers OFPT_ERROR.
     let r = within(
-        "the group-desc reply",
+        "the table-features reply",
         handle.request(Body::MultipartRequest(MultipartRequest::new(
-            MultipartRequestBody::GroupDesc,
+            MultipartRequestBody::TableFeatures(Vec::new()),
         ))),
     )
     .await;

@@ -467,6 +467,52 @@ pub fn meter_line(m: &crate::multipart::MeterConfig) -> String {
     s
 }
 
+/// A group type as ovs-ofctl writes it (`all`, `select`, `indirect`, `ff`).
+pub fn group_type_text(t: u8) -> String {
+    match t {
+        crate::msg::OFPGT_ALL => "all".into(),
+        crate::msg::OFPGT_SELECT => "select".into(),
+        crate::msg::OFPGT_INDIRECT => "indirect".into(),
+        crate::msg::OFPGT_FF => "ff".into(),
+        t => format!("type{t}"),
+    }
+}
+
+/// One group as `ovs-ofctl -O OpenFlow13 dump-groups` prints it, e.g.
+/// `group_id=7,type=select,bucket=watch_port:1,actions=output:1,bucket=watch_port:2,actions=output:2`:
+/// a bucket's weight only when it is not 1, its watch port and group only when set, its
+/// actions comma-separated (`drop` for none). `ovs-ofctl add-group` reads it back.
+pub fn group_line(g: &crate::multipart::GroupDesc) -> String {
+    let mut s = format!(
+        "group_id={},type={}",
+        g.group_id,
+        group_type_text(g.group_type)
+    );
+    for b in &g.buckets {
+        s.push_str(",bucket=");
+        if b.weight != 1 {
+            let _ = write!(s, "weight:{},", b.weight);
+        }
+        if b.watch_port != port::ANY {
+            let _ = write!(s, "watch_port:{},", port_text(b.watch_port));
+        }
+        if b.watch_group != crate::group::ANY {
+            let _ = write!(s, "watch_group:{},", b.watch_group);
+        }
+        s.push_str("actions=");
+        if b.actions.is_empty() {
+            s.push_str("drop");
+        }
+        for (i, a) in b.actions.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&action_text(a));
+        }
+    }
+    s
+}
+
 /// A port number as ovs-ofctl writes it (reserved ports by name).
 pub fn port_text(p: u32) -> String {
     port::name(p).map_or_else(|| p.to_string(), str::to_string)

@@ -1245,6 +1245,18 @@ impl EmuFabric {
         Ok(())
     }
 
+    /// A link goes down (`up == false`, both ends `LINK_DOWN`, as a cable cut) or comes up
+    /// again; `switch:port` names either end.
+    pub fn set_link(&self, switch: &str, port: u32, up: bool) -> anyhow::Result<()> {
+        let at = (self.sw(switch)?, port);
+        let Some(&(peer, peer_port)) = self.links.get(&at) else {
+            bail!("{switch}:{port} is not a link port");
+        };
+        self.switches[at.0].sw.set_link(port, up);
+        self.switches[peer].sw.set_link(peer_port, up);
+        Ok(())
+    }
+
     /// Takes a host off its port, as a hypervisor deletes a VM's port: the port goes away
     /// (PORT_STATUS DELETE) unless other hosts are behind it. The host sends and receives
     /// nothing until it is plugged in again.

@@ -57,8 +57,21 @@
 //!   at the very end. Backward jumps nest at most 64 deep and a packet visits at most 4096
 //!   tables (OVS's limits); beyond that the packet is dropped with every effect.
 //!
-//! **Not supported** (rejected at FLOW_MOD time, not silently ignored): groups
-//! (`OFPBAC_BAD_OUT_GROUP`), VLAN/MPLS/PBB push and pop, copy-TTL and MPLS TTL actions
+//! **Groups** ([`FlowTables::apply_group_mod`]): all, select, indirect and fast failover;
+//! ADD, MODIFY and DELETE (`OFPG_ALL` too; deleting a group deletes the entries that use it,
+//! as Open vSwitch does), with the errors OVS gives (`OFPGMFC_GROUP_EXISTS`,
+//! `OFPGMFC_UNKNOWN_GROUP`, `OFPGMFC_INVALID_GROUP`, `OFPGMFC_BAD_TYPE`, `OFPGMFC_BAD_WATCH`
+//! for a fast-failover bucket that watches nothing); an entry or packet-out naming a group
+//! that does not exist is refused (`OFPBAC_BAD_OUT_GROUP`). Each bucket runs on its own copy
+//! of the packet. A bucket is live when its watch port exists and is up
+//! ([`FlowTables::set_port_live`]) and its watch group has a live bucket. Fast failover takes
+//! the first live bucket; select picks a live bucket by weight from a hash of the addresses,
+//! protocol and TCP/SCTP ports (not UDP's, as OVS), the same whichever way the packet goes
+//! (Open vSwitch uses its own hash: the bucket a flow takes can differ, the set of buckets
+//! cannot).
+//!
+//! **Not supported** (rejected at FLOW_MOD time, not silently ignored): group chaining (a
+//! group action in a bucket, `OFPGMFC_CHAINING_UNSUPPORTED`), VLAN/MPLS/PBB push and pop, copy-TTL and MPLS TTL actions
 //! (`OFPBAC_BAD_TYPE`), output to NORMAL (`OFPBAC_BAD_OUT_PORT`), experimenter instructions and
 //! actions, set-field on other fields (`OFPBAC_BAD_SET_TYPE`), matching on IPv6, MPLS, PBB,
 //! ND and non-basic OXM fields (`OFPBMC_BAD_FIELD`). Also absent: meters, queues, per-port
@@ -85,6 +98,12 @@ use ofp13::{
     OFPFC_MODIFY, OFPFC_MODIFY_STRICT, OFPFF_CHECK_OVERLAP, OFPFF_RESET_COUNTS,
     OFPFF_SEND_FLOW_REM, OFPRR_HARD_TIMEOUT, OFPRR_IDLE_TIMEOUT, OFPR_ACTION, OFPR_INVALID_TTL,
     OFPR_NO_MATCH, TABLE_ALL,
+};
+use ofp13::{
+    Bucket, GroupDesc, GroupMod, GroupStats, OFPET_GROUP_MOD_FAILED, OFPGC_ADD, OFPGC_DELETE,
+    OFPGC_MODIFY, OFPGMFC_BAD_COMMAND, OFPGMFC_BAD_TYPE, OFPGMFC_BAD_WATCH,
+    OFPGMFC_CHAINING_UNSUPPORTED, OFPGMFC_GROUP_EXISTS, OFPGMFC_INVALID_GROUP,
+    OFPGMFC_UNKNOWN_GROUP, OFPGT_ALL, OFPGT_FF, OFPGT_INDIRECT, OFPGT_SELECT,
 };
 use ofp13::{
     OFPBAC_BAD_EXPERIMENTER, OFPBAC_BAD_OUT_GROUP, OFPBAC_BAD_OUT_PORT, OFPBAC_BAD_SET_ARGUMENT,
@@ -832,6 +851,8 @@ struct ActionSet {
     dec_ttl: bool,
     sets: Vec<Action>,
     output: Option<Action>,
+    /// A group in the action set takes precedence over its output (OpenFlow 1.3.5, 5.10).
+    group: Option<Action>,
 }
 
 impl ActionSet {
@@ -839,6 +860,7 @@ impl ActionSet {
         self.dec_ttl = false;
         self.sets.clear();
         self.output = None;
+        self.group = None;
     }
 
     fn write(&mut self, actions: &[Action]) {
@@ -846,6 +868,7 @@ impl ActionSet {
             match a {
                 Action::DecNwTtl => self.dec_ttl = true,
                 Action::Output { .. } => self.output = Some(a.clone()),
+                Action::Group { .. } => self.group = Some(a.clone()),
                 Action::SetField { .. } | Action::SetNwTtl { .. } | Action::SetQueue { .. } => {
                     self.sets.push(a.clone())
                 }
@@ -885,6 +908,9 @@ enum Next {
 struct Ctx<'a> {
     pkt: Packet,
     ports: &'a [u32],
+    groups: &'a Groups,
+    /// Ports that exist but are not live (their link is down).
+    down: &'a [u32],
     action_set: ActionSet,
     effects: Vec<Effect>,
     /// Origin of the action set's packet-ins: the top-level entry.
@@ -897,10 +923,12 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn new(pkt: Packet, ports: &'a [u32], record_top: bool) -> Self {
+    fn new(pkt: Packet, sw: &'a FlowTables, record_top: bool) -> Self {
         Ctx {
             pkt,
-            ports,
+            ports: &sw.ports,
+            groups: &sw.groups,
+            down: &sw.down,
             action_set: ActionSet::default(),
             effects: Vec::new(),
             top: PACKET_OUT,
@@ -913,7 +941,8 @@ impl<'a> Ctx<'a> {
     }
 
     fn emit(&mut self, port: u32) {
-        if self.ports.contains(&port) {
+        // Like Open vSwitch: nothing goes out of a port whose link is down.
+        if self.ports.contains(&port) && !self.down.contains(&port) {
             self.effects.push(Effect::Output {
                 port,
                 frame: self.pkt.frame.clone(),
@@ -952,6 +981,20 @@ impl<'a> Ctx<'a> {
 }
 
 type Tables = [Vec<Entry>];
+
+/// A group as the switch holds it, with its counters.
+#[derive(Debug, Clone)]
+struct GroupEntry {
+    group_type: u8,
+    buckets: Vec<Bucket>,
+    /// Packets and bytes each bucket has taken.
+    counts: Vec<(Cell<u64>, Cell<u64>)>,
+    packets: Cell<u64>,
+    bytes: Cell<u64>,
+    created: Instant,
+}
+
+type Groups = std::collections::BTreeMap<u32, GroupEntry>;
 
 /// Looks the packet up in `table_id` and runs the entry's instructions. `deepens`: a jump to
 /// this table or an earlier one.
@@ -1046,10 +1089,98 @@ fn run_action(tables: &Tables, ctx: &mut Ctx<'_>, a: &Action, origin: Origin) ->
                 return Next::Stop;
             }
         },
+        Action::Group { group_id } => run_group(tables, ctx, *group_id, origin),
         // set_queue: no queues; everything else was refused by the flow mod.
         _ => {}
     }
     Next::Continue
+}
+
+/// Runs group `id`: the chosen buckets, each on its own copy of the packet (what a bucket
+/// rewrites is not seen by the actions after the group).
+fn run_group(tables: &Tables, ctx: &mut Ctx<'_>, id: u32, origin: Origin) {
+    let Some(g) = ctx.groups.get(&id) else {
+        return;
+    };
+    let chosen: Vec<usize> = match g.group_type {
+        OFPGT_ALL => (0..g.buckets.len()).collect(),
+        OFPGT_INDIRECT => vec![0],
+        OFPGT_FF => (0..g.buckets.len())
+            .find(|&i| bucket_live(ctx, &g.buckets[i], 0))
+            .into_iter()
+            .collect(),
+        _ => select_bucket(ctx, g).into_iter().collect(),
+    };
+    for i in chosen {
+        let Some(b) = g.buckets.get(i) else {
+            continue;
+        };
+        if let Some((n, bytes)) = g.counts.get(i) {
+            n.set(n.get() + 1);
+            bytes.set(bytes.get() + ctx.pkt.frame.len() as u64);
+        }
+        let saved = ctx.pkt.clone();
+        run_actions(tables, ctx, &b.actions, origin);
+        ctx.pkt = saved;
+    }
+    g.packets.set(g.packets.get() + 1);
+    g.bytes.set(g.bytes.get() + ctx.pkt.frame.len() as u64);
+}
+
+/// Whether a bucket may be used: its watch port exists and is up, its watch group has a live
+/// bucket (checked a few groups deep).
+fn bucket_live(ctx: &Ctx<'_>, b: &Bucket, depth: u32) -> bool {
+    let port_ok = b.watch_port == port::ANY
+        || (ctx.ports.contains(&b.watch_port) && !ctx.down.contains(&b.watch_port));
+    let group_ok = b.watch_group == group::ANY
+        || (depth < 8
+            && ctx
+                .groups
+                .get(&b.watch_group)
+                .is_some_and(|g| g.buckets.iter().any(|b| bucket_live(ctx, b, depth + 1))));
+    port_ok && group_ok
+}
+
+/// A select group's bucket for this packet: among the live buckets of non-zero weight, one
+/// chosen by weight from a hash of the packet's addresses, protocol and TCP or SCTP ports
+/// (symmetric: both directions of a connection hash alike). UDP ports are left out, as Open
+/// vSwitch 3.1's `sym_l4` hash leaves them out: UDP flows between two hosts share a bucket.
+fn select_bucket(ctx: &Ctx<'_>, g: &GroupEntry) -> Option<usize> {
+    let live: Vec<usize> = (0..g.buckets.len())
+        .filter(|&i| g.buckets[i].weight > 0 && bucket_live(ctx, &g.buckets[i], 0))
+        .collect();
+    let total: u64 = live.iter().map(|&i| u64::from(g.buckets[i].weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    let h = &ctx.pkt.h;
+    let (a, b) = (h.nw_src.min(h.nw_dst), h.nw_src.max(h.nw_dst));
+    let (p, q) = if matches!(h.proto, IP_TCP | IP_SCTP) {
+        (h.tp_src.min(h.tp_dst), h.tp_src.max(h.tp_dst))
+    } else {
+        (0, 0)
+    };
+    // FNV-1a over the symmetric 5-tuple.
+    let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in a
+        .to_be_bytes()
+        .into_iter()
+        .chain(b.to_be_bytes())
+        .chain([h.proto])
+        .chain(p.to_be_bytes())
+        .chain(q.to_be_bytes())
+    {
+        x = (x ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut at = x % total;
+    for i in live {
+        let w = u64::from(g.buckets[i].weight);
+        if at < w {
+            return Some(i);
+        }
+        at -= w;
+    }
+    None
 }
 
 fn output(tables: &Tables, ctx: &mut Ctx<'_>, out: u32, max_len: u16, origin: Origin) {
@@ -1069,10 +1200,11 @@ fn output(tables: &Tables, ctx: &mut Ctx<'_>, out: u32, max_len: u16, origin: Or
     }
 }
 
-/// Executes the action set at the end of the pipeline (only if it holds an output).
+/// Executes the action set at the end of the pipeline (only if it holds an output or a
+/// group).
 fn run_action_set(tables: &Tables, ctx: &mut Ctx<'_>) {
     let set = std::mem::take(&mut ctx.action_set);
-    let Some(out) = &set.output else {
+    let Some(out) = set.group.as_ref().or(set.output.as_ref()) else {
         return;
     };
     let origin = ctx.top;
@@ -1109,7 +1241,11 @@ fn set_field_consistent(m: &Match, f: OxmField) -> bool {
 
 /// Checks an action list; `consistent_with` is the match of apply-actions (or the packet of a
 /// packet-out) that set-field and TTL actions must be consistent with.
-fn check_actions(actions: &[Action], consistent_with: Option<&Match>) -> Result<(), OfpError> {
+fn check_actions(
+    actions: &[Action],
+    consistent_with: Option<&Match>,
+    groups: &Groups,
+) -> Result<(), OfpError> {
     let inconsistent = (OFPET_BAD_ACTION, OFPBAC_MATCH_INCONSISTENT);
     for a in actions {
         match a {
@@ -1140,6 +1276,7 @@ fn check_actions(actions: &[Action], consistent_with: Option<&Match>) -> Result<
                 }
             }
             Action::SetQueue { .. } => {}
+            Action::Group { group_id } if groups.contains_key(group_id) => {}
             Action::Group { .. } => return Err((OFPET_BAD_ACTION, OFPBAC_BAD_OUT_GROUP)),
             Action::Experimenter { .. } => return Err((OFPET_BAD_ACTION, OFPBAC_BAD_EXPERIMENTER)),
             _ => return Err((OFPET_BAD_ACTION, OFPBAC_BAD_TYPE)),
@@ -1156,6 +1293,9 @@ fn check_actions(actions: &[Action], consistent_with: Option<&Match>) -> Result<
 pub struct FlowTables {
     tables: Vec<Vec<Entry>>,
     ports: Vec<u32>,
+    groups: Groups,
+    /// Ports whose link is down (not live): buckets watching them are not used.
+    down: Vec<u32>,
     /// Entries with an idle or hard timeout: [`FlowTables::next_expiry`] looks at none when
     /// there are none (a switch asks at every turn of its loop).
     timed: usize,
@@ -1175,6 +1315,8 @@ impl FlowTables {
             tables: (0..n_tables).map(|_| Vec::new()).collect(),
             timed: 0,
             ports: Vec::new(),
+            groups: Groups::new(),
+            down: Vec::new(),
         }
     }
 
@@ -1190,6 +1332,143 @@ impl FlowTables {
 
     pub fn ports(&self) -> &[u32] {
         &self.ports
+    }
+
+    /// Marks a port live (its link up) or not; every port starts live. Nothing is sent out of
+    /// a port that is not live, and buckets that watch it are left out.
+    pub fn set_port_live(&mut self, port: u32, live: bool) {
+        self.down.retain(|&p| p != port);
+        if !live {
+            self.down.push(port);
+        }
+    }
+
+    /// Applies a GROUP_MOD; on error nothing changed and the result is the `OFPT_ERROR` the
+    /// switch sends back. Deleting a group deletes the entries that use it.
+    pub fn apply_group_mod(&mut self, gm: &GroupMod) -> Result<(), OfpError> {
+        let failed = |code| Err((OFPET_GROUP_MOD_FAILED, code));
+        match gm.command {
+            OFPGC_DELETE => {
+                let gone: Vec<u32> = if gm.group_id == group::ALL {
+                    self.groups.keys().copied().collect()
+                } else {
+                    self.groups
+                        .contains_key(&gm.group_id)
+                        .then_some(gm.group_id)
+                        .into_iter()
+                        .collect()
+                };
+                for id in gone {
+                    self.groups.remove(&id);
+                    self.delete(
+                        &FlowMod {
+                            command: OFPFC_DELETE,
+                            table_id: TABLE_ALL,
+                            out_group: id,
+                            ..FlowMod::default()
+                        },
+                        false,
+                    )?;
+                }
+                Ok(())
+            }
+            OFPGC_ADD | OFPGC_MODIFY => {
+                if gm.group_id > group::MAX {
+                    return failed(OFPGMFC_INVALID_GROUP);
+                }
+                if !matches!(
+                    gm.group_type,
+                    OFPGT_ALL | OFPGT_SELECT | OFPGT_INDIRECT | OFPGT_FF
+                ) {
+                    return failed(OFPGMFC_BAD_TYPE);
+                }
+                if gm.group_type == OFPGT_INDIRECT && gm.buckets.len() != 1 {
+                    return failed(OFPGMFC_INVALID_GROUP);
+                }
+                for b in &gm.buckets {
+                    if b.actions.iter().any(|a| matches!(a, Action::Group { .. })) {
+                        return failed(OFPGMFC_CHAINING_UNSUPPORTED);
+                    }
+                    if gm.group_type == OFPGT_FF
+                        && b.watch_port == port::ANY
+                        && b.watch_group == group::ANY
+                    {
+                        return failed(OFPGMFC_BAD_WATCH);
+                    }
+                    check_actions(&b.actions, None, &self.groups)?;
+                }
+                let exists = self.groups.contains_key(&gm.group_id);
+                if gm.command == OFPGC_ADD && exists {
+                    return failed(OFPGMFC_GROUP_EXISTS);
+                }
+                if gm.command == OFPGC_MODIFY && !exists {
+                    return failed(OFPGMFC_UNKNOWN_GROUP);
+                }
+                self.groups.insert(
+                    gm.group_id,
+                    GroupEntry {
+                        group_type: gm.group_type,
+                        buckets: gm.buckets.clone(),
+                        counts: gm
+                            .buckets
+                            .iter()
+                            .map(|_| (Cell::new(0), Cell::new(0)))
+                            .collect(),
+                        packets: Cell::new(0),
+                        bytes: Cell::new(0),
+                        created: Instant::now(),
+                    },
+                );
+                Ok(())
+            }
+            _ => failed(OFPGMFC_BAD_COMMAND),
+        }
+    }
+
+    /// The groups, by id, as a group-desc reply gives them.
+    pub fn groups(&self) -> Vec<GroupDesc> {
+        self.groups
+            .iter()
+            .map(|(&id, g)| GroupDesc {
+                group_type: g.group_type,
+                group_id: id,
+                buckets: g.buckets.clone(),
+            })
+            .collect()
+    }
+
+    /// The groups' counters (group `group::ALL`: every group), as a group-stats reply gives
+    /// them; `ref_count` is the number of entries that use the group.
+    pub fn group_stats(&self, group_id: u32) -> Vec<GroupStats> {
+        self.groups
+            .iter()
+            .filter(|(&id, _)| group_id == group::ALL || id == group_id)
+            .map(|(&id, g)| {
+                let age = g.created.elapsed();
+                let refs = self
+                    .tables
+                    .iter()
+                    .flatten()
+                    .filter(|e| e.uses_group(id))
+                    .count();
+                GroupStats {
+                    group_id: id,
+                    ref_count: u32::try_from(refs).unwrap_or(u32::MAX),
+                    packet_count: g.packets.get(),
+                    byte_count: g.bytes.get(),
+                    duration_sec: u32::try_from(age.as_secs()).unwrap_or(u32::MAX),
+                    duration_nsec: age.subsec_nanos(),
+                    bucket_stats: g
+                        .counts
+                        .iter()
+                        .map(|(n, bytes)| ofp13::Counter {
+                            packet_count: n.get(),
+                            byte_count: bytes.get(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
     }
 
     /// Flow entries in all tables.
@@ -1281,8 +1560,12 @@ impl FlowTables {
                         return Err((OFPET_BAD_INSTRUCTION, OFPBIC_BAD_TABLE_ID));
                     }
                 }
-                Instruction::ApplyActions { actions } => check_actions(actions, Some(&fm.match_))?,
-                Instruction::WriteActions { actions } => check_actions(actions, None)?,
+                Instruction::ApplyActions { actions } => {
+                    check_actions(actions, Some(&fm.match_), &self.groups)?
+                }
+                Instruction::WriteActions { actions } => {
+                    check_actions(actions, None, &self.groups)?
+                }
                 _ => {}
             }
         }
@@ -1426,7 +1709,7 @@ impl FlowTables {
         let Some(pkt) = Packet::new(in_port, frame) else {
             return Vec::new();
         };
-        let mut ctx = Ctx::new(pkt, &self.ports, true);
+        let mut ctx = Ctx::new(pkt, self, true);
         run_table(&self.tables, &mut ctx, 0, false);
         run_action_set(&self.tables, &mut ctx);
         ctx.finish()
@@ -1445,11 +1728,11 @@ impl FlowTables {
         }
         let pkt = Packet::new(po.in_port, &po.data);
         let prereq = pkt.as_ref().map(Packet::prerequisites).unwrap_or_default();
-        check_actions(&po.actions, Some(&prereq))?;
+        check_actions(&po.actions, Some(&prereq), &self.groups)?;
         let Some(pkt) = pkt else {
             return Ok(Vec::new());
         };
-        let mut ctx = Ctx::new(pkt, &self.ports, false);
+        let mut ctx = Ctx::new(pkt, self, false);
         run_actions(&self.tables, &mut ctx, &po.actions, PACKET_OUT);
         run_action_set(&self.tables, &mut ctx);
         Ok(ctx.finish())
@@ -1540,6 +1823,264 @@ mod tests {
 
     fn out(p: u32) -> Action {
         Action::output(p)
+    }
+
+    fn bucket(watch: u32, actions: Vec<Action>) -> Bucket {
+        Bucket {
+            weight: 1,
+            watch_port: watch,
+            watch_group: group::ANY,
+            actions,
+        }
+    }
+
+    fn group_mod(command: u16, group_type: u8, id: u32, buckets: Vec<Bucket>) -> GroupMod {
+        GroupMod {
+            command,
+            group_type,
+            group_id: id,
+            buckets,
+        }
+    }
+
+    fn tcp(sport: u16, dport: u16) -> Vec<u8> {
+        l4_frame(IP_TCP, sport, dport)
+    }
+
+    #[test]
+    fn a_select_group_keeps_each_flow_on_one_live_bucket_and_spreads_flows() {
+        let mut t = FlowTables::new(8);
+        t.set_ports(&[1, 2, 3, 4]);
+        let buckets = vec![bucket(2, vec![out(2)]), bucket(3, vec![out(3)])];
+        t.apply_group_mod(&group_mod(OFPGC_ADD, OFPGT_SELECT, 7, buckets))
+            .unwrap();
+        t.apply_flow_mod(&flow(
+            0,
+            1,
+            vec![ipv4()],
+            apply(vec![Action::DecNwTtl, Action::Group { group_id: 7 }]),
+        ))
+        .unwrap();
+        let mut per_port = [0u32; 5];
+        for sport in 1000..1200 {
+            let f = tcp(sport, 53);
+            let a = ports(&t.process(1, &f));
+            assert_eq!(a.len(), 1, "one bucket per packet");
+            assert_eq!(
+                a,
+                ports(&t.process(1, &f)),
+                "the same flow, the same bucket"
+            );
+            per_port[a[0] as usize] += 1;
+        }
+        assert!(
+            per_port[2] > 60 && per_port[3] > 60,
+            "200 flows over two buckets: {per_port:?}"
+        );
+        let stats = t.group_stats(group::ALL);
+        assert_eq!(stats.len(), 1);
+        assert_eq!((stats[0].group_id, stats[0].ref_count), (7, 1));
+        assert_eq!(stats[0].packet_count, 400);
+        let per_bucket: Vec<u64> = stats[0]
+            .bucket_stats
+            .iter()
+            .map(|c| c.packet_count)
+            .collect();
+        assert_eq!(
+            per_bucket,
+            vec![2 * u64::from(per_port[2]), 2 * u64::from(per_port[3])]
+        );
+        // The dec_ttl before the group is seen by the bucket.
+        let fx = t.process(1, &tcp(1000, 53));
+        let Effect::Output { frame, .. } = &fx[0] else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(frame[22], tcp(1000, 53)[22] - 1);
+        // Port 2 down: every flow on port 3; back up: the flows that were on 2 return.
+        t.set_port_live(2, false);
+        for sport in 1000..1200 {
+            assert_eq!(ports(&t.process(1, &tcp(sport, 53))), vec![3]);
+        }
+        t.set_port_live(2, true);
+        let back = (1000..1200)
+            .filter(|&p| ports(&t.process(1, &tcp(p, 53))) == vec![2])
+            .count();
+        assert_eq!(back, per_port[2] as usize);
+        // UDP ports are not hashed: every UDP flow between two hosts takes one bucket.
+        let udp: std::collections::BTreeSet<Vec<u32>> = (1000..1064)
+            .map(|p| ports(&t.process(1, &l4_frame(IP_UDP, p, 53))))
+            .collect();
+        assert_eq!(udp.len(), 1, "{udp:?}");
+        // Both down: dropped.
+        t.set_port_live(2, false);
+        t.set_port_live(3, false);
+        assert!(t.process(1, &tcp(1000, 53)).is_empty());
+    }
+
+    #[test]
+    fn fast_failover_takes_the_first_live_bucket_and_buckets_work_on_copies() {
+        let mut t = FlowTables::new(8);
+        t.set_ports(&[1, 2, 3, 4]);
+        let ff = vec![bucket(2, vec![out(2)]), bucket(3, vec![out(3)])];
+        t.apply_group_mod(&group_mod(OFPGC_ADD, OFPGT_FF, 1, ff))
+            .unwrap();
+        // An all group whose first bucket rewrites: the second bucket and the action after
+        // the group see the packet as it was.
+        let all = vec![
+            bucket(port::ANY, vec![set(Oxm::EthDst(B, None)), out(2)]),
+            bucket(port::ANY, vec![out(3)]),
+        ];
+        t.apply_group_mod(&group_mod(OFPGC_ADD, OFPGT_ALL, 2, all))
+            .unwrap();
+        t.apply_flow_mod(&flow(
+            0,
+            2,
+            vec![Oxm::InPort(1, None)],
+            apply(vec![Action::Group { group_id: 1 }]),
+        ))
+        .unwrap();
+        t.apply_flow_mod(&flow(
+            0,
+            2,
+            vec![Oxm::InPort(4, None)],
+            apply(vec![Action::Group { group_id: 2 }, out(1)]),
+        ))
+        .unwrap();
+        let f = tcp(1, 2);
+        assert_eq!(ports(&t.process(1, &f)), vec![2]);
+        t.set_port_live(2, false);
+        assert_eq!(ports(&t.process(1, &f)), vec![3]);
+        t.set_port_live(3, false);
+        assert!(t.process(1, &f).is_empty());
+        t.set_port_live(2, true);
+        assert_eq!(ports(&t.process(1, &f)), vec![2]);
+
+        t.set_port_live(3, true);
+        let fx = t.process(4, &f);
+        assert_eq!(ports(&fx), vec![2, 3, 1]);
+        let dst = |e: &Effect| match e {
+            Effect::Output { frame, .. } => frame[..6].to_vec(),
+            _ => Vec::new(),
+        };
+        assert_eq!(dst(&fx[0]), B.0.to_vec());
+        assert_eq!(dst(&fx[1]), f[..6].to_vec());
+        assert_eq!(dst(&fx[2]), f[..6].to_vec());
+    }
+
+    #[test]
+    fn group_mods_are_checked_as_open_vswitch_does_and_a_deleted_group_takes_its_entries() {
+        let mut t = FlowTables::new(8);
+        t.set_ports(&[1, 2, 3]);
+        let one = || vec![bucket(2, vec![out(2)])];
+        let e = |t: &mut FlowTables, gm: GroupMod| t.apply_group_mod(&gm).unwrap_err();
+        assert_eq!(
+            e(&mut t, group_mod(OFPGC_MODIFY, OFPGT_SELECT, 1, one())),
+            (OFPET_GROUP_MOD_FAILED, OFPGMFC_UNKNOWN_GROUP)
+        );
+        t.apply_group_mod(&group_mod(OFPGC_ADD, OFPGT_SELECT, 1, one()))
+            .unwrap();
+        assert_eq!(
+            e(&mut t, group_mod(OFPGC_ADD, OFPGT_SELECT, 1, one())),
+            (OFPET_GROUP_MOD_FAILED, OFPGMFC_GROUP_EXISTS)
+        );
+        assert_eq!(
+            e(
+                &mut t,
+                group_mod(OFPGC_ADD, OFPGT_SELECT, group::ALL, one())
+            ),
+            (OFPET_GROUP_MOD_FAILED, OFPGMFC_INVALID_GROUP)
+        );
+        assert_eq!(
+            e(&mut t, group_mod(OFPGC_ADD, 9, 2, one())),
+            (OFPET_GROUP_MOD_FAILED, OFPGMFC_BAD_TYPE)
+        );
+        assert_eq!(
+            e(&mut t, group_mod(7, OFPGT_SELECT, 2, one())),
+            (OFPET_GROUP_MOD_FAILED, OFPGMFC_BAD_COMMAND)
+        );
+        assert_eq!(
+            e(
+                &mut t,
+                group_mod(
+                    OFPGC_ADD,
+                    OFPGT_FF,
+                    2,
+                    vec![bucket(port::ANY, vec![out(2)])]
+                )
+            ),
+            (OFPET_GROUP_MOD_FAILED, OFPGMFC_BAD_WATCH)
+        );
+        assert_eq!(
+            e(
+                &mut t,
+                group_mod(
+                    OFPGC_ADD,
+                    OFPGT_INDIRECT,
+                    2,
+                    vec![bucket(2, vec![out(2)]); 2]
+                )
+            ),
+            (OFPET_GROUP_MOD_FAILED, OFPGMFC_INVALID_GROUP)
+        );
+        assert_eq!(
+            e(
+                &mut t,
+                group_mod(
+                    OFPGC_ADD,
+                    OFPGT_ALL,
+                    2,
+                    vec![bucket(port::ANY, vec![Action::Group { group_id: 1 }])]
+                )
+            ),
+            (OFPET_GROUP_MOD_FAILED, OFPGMFC_CHAINING_UNSUPPORTED)
+        );
+        assert_eq!(
+            e(
+                &mut t,
+                group_mod(
+                    OFPGC_ADD,
+                    OFPGT_ALL,
+                    2,
+                    vec![bucket(port::ANY, vec![out(port::NORMAL)])]
+                )
+            ),
+            (OFPET_BAD_ACTION, OFPBAC_BAD_OUT_PORT)
+        );
+        assert_eq!(t.groups().len(), 1, "nothing refused was kept");
+        // Modified in place: the entries that use it keep using it.
+        t.apply_flow_mod(&flow(
+            0,
+            1,
+            vec![],
+            apply(vec![Action::Group { group_id: 1 }]),
+        ))
+        .unwrap();
+        t.apply_flow_mod(&flow(0, 2, vec![Oxm::InPort(3, None)], apply(vec![out(1)])))
+            .unwrap();
+        t.apply_group_mod(&group_mod(
+            OFPGC_MODIFY,
+            OFPGT_SELECT,
+            1,
+            vec![bucket(3, vec![out(3)])],
+        ))
+        .unwrap();
+        assert_eq!(ports(&t.process(1, &tcp(1, 2))), vec![3]);
+        assert_eq!(t.groups()[0].buckets, vec![bucket(3, vec![out(3)])]);
+        // Deleting it deletes the entry that used it, not the other; deleting what is not
+        // there is no error.
+        t.apply_group_mod(&group_mod(OFPGC_DELETE, OFPGT_ALL, 1, Vec::new()))
+            .unwrap();
+        assert_eq!(t.len(), 1);
+        assert!(t.groups().is_empty());
+        t.apply_group_mod(&group_mod(OFPGC_DELETE, OFPGT_ALL, 1, Vec::new()))
+            .unwrap();
+        t.apply_group_mod(&group_mod(OFPGC_ADD, OFPGT_SELECT, 4, one()))
+            .unwrap();
+        t.apply_group_mod(&group_mod(OFPGC_ADD, OFPGT_SELECT, 5, one()))
+            .unwrap();
+        t.apply_group_mod(&group_mod(OFPGC_DELETE, OFPGT_ALL, group::ALL, Vec::new()))
+            .unwrap();
+        assert!(t.groups().is_empty());
     }
 
     #[test]
@@ -1938,7 +2479,8 @@ mod tests {
                 vec![],
                 apply(vec![Action::Group { group_id: 1 }])
             )),
-            (2, 9)
+            (2, 9),
+            "a group that does not exist"
         );
         assert_eq!(
             err(flow(0, 1, vec![], apply(vec![out(port::NORMAL)]))),

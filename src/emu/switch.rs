@@ -384,7 +384,12 @@ impl SwitchCore {
     /// send (as the async configuration allows); frames to send out of ports queue up for
     /// [`SwitchCore::take_frames`]. A frame on a port the switch does not have is dropped.
     pub fn receive_frame(&mut self, in_port: u32, frame: &[u8]) -> Vec<Message> {
-        if !self.spec.ports.iter().any(|p| p.port_no == in_port) {
+        if !self
+            .spec
+            .ports
+            .iter()
+            .any(|p| p.port_no == in_port && p.is_up())
+        {
             return Vec::new();
         }
         let fx = self.tables.process(in_port, frame);
@@ -426,6 +431,28 @@ impl SwitchCore {
         let desc = self.spec.ports.remove(i);
         self.sync_ports();
         self.port_status(ofp13::OFPPR_DELETE, desc)
+    }
+
+    /// A port's link goes down (`up == false`) or comes up, as a cable pulled or plugged:
+    /// the port stays, its state says `LINK_DOWN`, nothing is sent or received on it, and
+    /// groups leave out the buckets that watch it. Returns the PORT_STATUS (MODIFY) to send
+    /// (none if nothing changed or there is no such port).
+    pub fn set_link(&mut self, port_no: u32, up: bool) -> Vec<Message> {
+        let Some(p) = self.spec.ports.iter_mut().find(|p| p.port_no == port_no) else {
+            return Vec::new();
+        };
+        let state = if up {
+            p.state & !ofp13::OFPPS_LINK_DOWN
+        } else {
+            p.state | ofp13::OFPPS_LINK_DOWN
+        };
+        if state == p.state {
+            return Vec::new();
+        }
+        p.state = state;
+        let desc = p.clone();
+        self.tables.set_port_live(port_no, up);
+        self.port_status(ofp13::OFPPR_MODIFY, desc)
     }
 
     /// Handles one message from the controller; returns the replies and packet-ins, in order
@@ -470,7 +497,9 @@ impl SwitchCore {
                 Vec::new()
             }
             Body::GetAsyncRequest => reply(Body::GetAsyncReply(self.async_config)),
-            Body::FlowMod(_) | Body::PacketOut(_) | Body::MeterMod(_) if self.is_slave() => {
+            Body::FlowMod(_) | Body::PacketOut(_) | Body::MeterMod(_) | Body::GroupMod(_)
+                if self.is_slave() =>
+            {
                 vec![error_for(&msg, (OFPET_BAD_REQUEST, OFPBRC_IS_SLAVE))]
             }
             Body::FlowMod(fm) => match self
@@ -484,6 +513,10 @@ impl SwitchCore {
                 vec![error_for(&msg, (OFPET_BAD_REQUEST, OFPBRC_BAD_TYPE))]
             }
             Body::MeterMod(mm) => match self.meter_mod(mm) {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![error_for(&msg, e)],
+            },
+            Body::GroupMod(gm) => match self.tables.apply_group_mod(gm) {
                 Ok(()) => Vec::new(),
                 Err(e) => vec![error_for(&msg, e)],
             },
@@ -677,6 +710,26 @@ impl SwitchCore {
                     max_color: 0,
                 }),
             )],
+            MultipartRequestBody::GroupDesc => {
+                vec![part(0, MultipartReplyBody::GroupDesc(self.tables.groups()))]
+            }
+            MultipartRequestBody::Group { group_id } => vec![part(
+                0,
+                MultipartReplyBody::Group(self.tables.group_stats(*group_id)),
+            )],
+            MultipartRequestBody::GroupFeatures => vec![part(
+                0,
+                MultipartReplyBody::GroupFeatures(ofp13::GroupFeatures {
+                    // Every type; select by weight, liveness; no chaining.
+                    types: (1 << ofp13::OFPGT_ALL)
+                        | (1 << ofp13::OFPGT_SELECT)
+                        | (1 << ofp13::OFPGT_INDIRECT)
+                        | (1 << ofp13::OFPGT_FF),
+                    capabilities: 0x1 | 0x4,
+                    max_groups: [65_536; 4],
+                    actions: [GROUP_ACTIONS; 4],
+                }),
+            )],
             MultipartRequestBody::Desc => vec![part(
                 0,
                 MultipartReplyBody::Desc(Box::new(Desc {
@@ -691,6 +744,10 @@ impl SwitchCore {
         }
     }
 }
+
+/// The actions a bucket may hold (bits by `OFPAT_*`): output, set_queue, dec_ttl, set_nw_ttl,
+/// set_field.
+const GROUP_ACTIONS: u32 = (1 << 0) | (1 << 21) | (1 << 23) | (1 << 24) | (1 << 25);
 
 /// Flow statistics in parts that each fit one multipart reply (at least one part, maybe
 /// empty).
@@ -809,6 +866,7 @@ enum Cmd {
     Frame(u32, Vec<u8>),
     AddPort(Port),
     DeletePort(u32),
+    SetLink(u32, bool),
 }
 
 /// A frame an emulated switch sent out of one of its ports.
@@ -990,6 +1048,11 @@ impl EmuSwitch {
         let _ = self.cmd.send(Cmd::DeletePort(port_no));
     }
 
+    /// A port's link goes down or comes up (PORT_STATUS MODIFY to the controller).
+    pub fn set_link(&self, port_no: u32, up: bool) {
+        let _ = self.cmd.send(Cmd::SetLink(port_no, up));
+    }
+
     /// Runs `f` on the switch's core (its flow tables, ports, async configuration...).
     pub fn with_core<T>(&self, f: impl FnOnce(&SwitchCore) -> T) -> T {
         f(&lock(&self.core))
@@ -1105,6 +1168,11 @@ async fn drive<S>(
                 }
                 Some(Cmd::DeletePort(no)) => {
                     for m in lock(&core).delete_port(no) {
+                        m.emit(&mut wbuf);
+                    }
+                }
+                Some(Cmd::SetLink(no, up)) => {
+                    for m in lock(&core).set_link(no, up) {
                         m.emit(&mut wbuf);
                     }
                 }
@@ -1351,9 +1419,17 @@ mod tests {
         );
         let out = c.handle(Message::new(8, mp(MultipartRequestBody::GroupDesc)));
         assert!(
-            matches!(&out[..], [Message { xid: 8, body: Body::Error(e) }]
+            matches!(&out[..], [Message { xid: 8, body: Body::MultipartReply(MultipartReply {
+            body: MultipartReplyBody::GroupDesc(g), .. }) }] if g.is_empty())
+        );
+        let out = c.handle(Message::new(
+            9,
+            mp(MultipartRequestBody::TableFeatures(Vec::new())),
+        ));
+        assert!(
+            matches!(&out[..], [Message { xid: 9, body: Body::Error(e) }]
             if e.err_type == OFPET_BAD_REQUEST && e.code == OFPBRC_BAD_MULTIPART
-                && e.offending_xid() == Some(8))
+                && e.offending_xid() == Some(9))
         );
 
         let fm = Message::new(10, Body::FlowMod(ofp13::FlowMod::default()));
