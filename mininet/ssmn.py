@@ -4,7 +4,7 @@ Shared by scenario.py (the eight cases of the paper, outages) and servswitch_mn.
 CLI with `migrate`, `cases`, `where`). Needs Debian's Mininet 2.3 (`apt-get install mininet`),
 root, and a running Open vSwitch.
 
-Everything this module creates carries the prefix `ssm`: bridges `ssm<switch>`, patch ports
+Everything this module creates carries the prefix `ssm`: bridges `ssm<switch>`, link veth ends
 `ssm<switch>-eth<port>`, the switch-side veth of each host `ssm-<host>` (inside the host it is
 `eth0`). One network at a time per machine: a lock (the abstract Unix socket
 `servswitch-mininet`) is held while it exists, so whatever carries the prefix when the lock is
@@ -53,7 +53,7 @@ import urllib.error  # noqa: E402
 import urllib.request  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
-from mininet.link import Link, OVSLink  # noqa: E402
+from mininet.link import Link  # noqa: E402
 from mininet.log import setLogLevel  # noqa: E402
 from mininet.net import Mininet  # noqa: E402
 from mininet.node import Host, OVSSwitch, RemoteController  # noqa: E402
@@ -254,7 +254,7 @@ def _pick(used, preferred, fallback):
 
 
 def plan_names(t):
-    """Bridge per switch, patch port per link end, switch-side veth per host."""
+    """Bridge per switch, veth end per link end, switch-side veth per host."""
     used = set()
     bridges = {s.name: _pick(used, PREFIX + s.name, '%s_s%d' % (PREFIX, i))
                for i, s in enumerate(t.switches)}
@@ -592,9 +592,14 @@ class Network:
                         defaultRoute='via %s' % h.gateway,
                         extra_addrs=['%s/%d' % a for a in rest])
         self._record_shells()
+        # Links are veth pairs, not OVS patch ports: a patch port never goes down, and a
+        # PACKET_OUT that crosses one into a select group (a multipath route) is lost
+        # (docs/failover.md).
         for a, b in self.t.links:
             net.addLink(self.bridges[a[0]], self.bridges[b[0]], port1=a[1], port2=b[1],
-                        intfName1=self.patch[a], intfName2=self.patch[b], cls=OVSLink)
+                        intfName1=self.patch[a], intfName2=self.patch[b], cls=Link)
+            self._no_ipv6(self.patch[a])
+            self._no_ipv6(self.patch[b])
         for h in self.t.hosts:
             sw, port = h.at
             veth = self.veths[h.name]

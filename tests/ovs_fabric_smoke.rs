@@ -1,5 +1,5 @@
 //! The Open vSwitch fabric harness (tests/common/ovs_fabric.rs) against the real thing: the
-//! paper testbed built as userspace-datapath bridges, patch-port links and host namespaces,
+//! paper testbed built as userspace-datapath bridges, veth links and host namespaces,
 //! connected to the real `servswitch run`. Needs root, a running Open vSwitch and `ip netns`;
 //! skips without them, fails instead when CI=true.
 
@@ -130,10 +130,10 @@ fn check_ports(f: &OvsFabric, t: &Topology) {
     }
 }
 
-/// Each patch-port link carries packets both ways: with two temporary flows (sender's host
+/// Each link carries packets both ways: with two temporary flows (sender's host
 /// port -> link port; peer link port -> receiver's host port), an ARP request the sender's
 /// kernel makes for its gateway arrives in the receiver's namespace. ofproto/trace shows the
-/// same path through both bridges.
+/// same path in each bridge.
 fn check_links(f: &OvsFabric) {
     let mut checked = 0;
     for (i, (a, b)) in f.links().iter().enumerate() {
@@ -163,25 +163,28 @@ fn check_links(f: &OvsFabric) {
             )
             .unwrap();
 
-            let trace = f
-                .trace(
-                    &from.switch,
-                    &format!(
-                        "in_port={},arp,dl_src={},dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa={},arp_tpa={}",
-                        tx.port, tx.mac, tx.addrs[0].0, tx.gateway
-                    ),
+            // ofproto/trace stays in one bridge (a veth is a real link): the sender's bridge
+            // sends the frame into the link, the receiver's bridge from the link to the host.
+            let arp = |in_port: u32| {
+                format!(
+                    "in_port={in_port},arp,dl_src={},dl_dst=ff:ff:ff:ff:ff:ff,arp_op=1,arp_spa={},arp_tpa={}",
+                    tx.mac, tx.addrs[0].0, tx.gateway
                 )
-                .unwrap();
-            assert!(
-                trace.contains(&format!("bridge(\"{}\")", f.bridge(&to.switch)))
-                    && trace.contains(&format!("output:{}", rx.port))
-                    && !trace.contains("Datapath actions: drop"),
-                "{} -> {}: trace does not reach {}:{}:\n{trace}",
-                tx.name,
-                rx.name,
-                to.switch,
-                rx.port
-            );
+            };
+            for (sw, in_port, out) in [
+                (&from.switch, tx.port, from.port),
+                (&to.switch, to.port, rx.port),
+            ] {
+                let trace = f.trace(sw, &arp(in_port)).unwrap();
+                assert!(
+                    trace.contains(&format!("bridge(\"{}\")", f.bridge(sw)))
+                        && trace.contains(&format!("output:{out}"))
+                        && !trace.contains("Datapath actions: drop"),
+                    "{} -> {}: trace in {sw} does not reach port {out}:\n{trace}",
+                    tx.name,
+                    rx.name,
+                );
+            }
 
             let port_rx = |sw: &str, port: u32| {
                 counter(

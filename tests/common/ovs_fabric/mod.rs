@@ -1,7 +1,15 @@
 //! Builds a topology file as a real Open vSwitch fabric: one userspace-datapath bridge per
-//! switch, a pair of patch ports per link, one network namespace with a veth per host, with
-//! OpenFlow port numbers equal to the topology's. Everything it creates is named with a prefix
-//! that belongs to one harness instance (`ssfNN…` for bridges, patch ports and veth ends,
+//! switch, a veth pair per link, one network namespace with a veth per host, with OpenFlow
+//! port numbers equal to the topology's.
+//!
+//! Links are veth pairs, not patch ports, because patch ports are not links: a patch port
+//! never goes down (a test cannot cut one: [`OvsFabric::set_link`]), and a packet crossing
+//! one is translated within the sending bridge's datapath flow, so a PACKET_OUT that reaches
+//! a select group in the next bridge is lost (Open vSwitch 3.1's userspace datapath picks a
+//! select group's bucket by recirculating on a datapath hash, which a packet-out crossing a
+//! patch port does not survive: measured, docs/failover.md). Over a veth each bridge
+//! receives the packet as a switch would. Everything it creates is named with a prefix
+//! that belongs to one harness instance (`ssfNN…` for bridges and veth ends,
 //! `ss-fNN-…` for namespaces) and is removed again on drop, also when a test panics.
 //!
 //! The two digits NN are a slot, held by binding the abstract Unix socket
@@ -9,9 +17,10 @@
 //! the kernel releases it when a process dies, so a constructor that gets a slot knows that
 //! whatever still carries the slot's prefix is a leftover and removes it first.
 //!
-//! Nothing here touches a real interface: bridges are `datapath_type=netdev` and get only patch
-//! ports and veth ends whose other side lives in a namespace of ours; the bridges' internal
-//! ports stay down without addresses; the controller target is always 127.0.0.1.
+//! Nothing here touches a real interface: bridges are `datapath_type=netdev` and get only veth
+//! ends whose other side is another bridge of ours or lives in a namespace of ours; no link
+//! end has an address (IPv6 off); the bridges' internal ports stay down without addresses;
+//! the controller target is always 127.0.0.1.
 //!
 //! By concern: [`sys`] runs the tools (ovs-vsctl, ip, python3) and says whether they are
 //! here; [`slots`] owns the names and their cleanup; this file builds and tears down a
@@ -72,16 +81,16 @@ pub struct FabricHost {
     pub port: u32,
 }
 
-/// One end of a link: a patch port.
+/// One end of a link: a veth end on a bridge.
 #[derive(Debug, Clone)]
 pub struct LinkEnd {
     pub switch: String,
     pub port: u32,
-    /// The patch port's name.
+    /// The veth end's name (in the root namespace, on the bridge).
     pub name: String,
 }
 
-/// A topology built as Open vSwitch bridges, patch ports, veths and namespaces.
+/// A topology built as Open vSwitch bridges, veths and namespaces.
 pub struct OvsFabric {
     topology: Topology,
     slot: u32,
@@ -212,6 +221,13 @@ impl OvsFabric {
                 h.veth, h.mac, h.ns
             ));
         }
+        // The links: a veth pair each, both ends in the root namespace and on bridges.
+        for (a, b) in &self.links {
+            lines.push(format!(
+                "link add {} type veth peer name {}",
+                a.name, b.name
+            ));
+        }
         ip_batch(&[], &lines, false)?;
         // 2. The bridge ends: no IPv6 (the kernel would send router solicitations and DAD
         //    probes from them straight into the hosts), then up.
@@ -222,6 +238,13 @@ impl OvsFabric {
                 std::fs::write(&sysctl, "1").map_err(|e| format!("{sysctl}: {e}"))?;
             }
             lines.push(format!("link set {} up", h.veth));
+        }
+        for end in self.links.iter().flat_map(|(a, b)| [a, b]) {
+            let sysctl = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", end.name);
+            if Path::new(&sysctl).exists() {
+                std::fs::write(&sysctl, "1").map_err(|e| format!("{sysctl}: {e}"))?;
+            }
+            lines.push(format!("link set {} up", end.name));
         }
         ip_batch(&[], &lines, false)?;
         // 3. Inside each namespace: loopback, eth0 with its addresses, default route, and
@@ -239,7 +262,7 @@ impl OvsFabric {
                 &["netns", "exec", &h.ns, "ethtool", "-K", "eth0", "tx", "off"],
             )?;
         }
-        // 4. Bridges, controllers, patch ports and host ports in one OVSDB transaction.
+        // 4. Bridges, controllers, link ports and host ports in one OVSDB transaction.
         let mut args: Vec<String> = Vec::new();
         let mut push = |v: &[&str]| args.extend(v.iter().map(|s| s.to_string()));
         for (i, sw) in self.topology.switches.iter().enumerate() {
@@ -270,20 +293,16 @@ impl OvsFabric {
                 push(&["--", "set", "bridge", br, &format!("controller={id}")]);
             }
         }
-        for (a, b) in &self.links {
-            for (me, peer) in [(a, b), (b, a)] {
-                let br = &self.bridges[&me.switch];
-                push(&["--", "add-port", br, &me.name]);
-                push(&[
-                    "--",
-                    "set",
-                    "interface",
-                    &me.name,
-                    "type=patch",
-                    &format!("options:peer={}", peer.name),
-                    &format!("ofport_request={}", me.port),
-                ]);
-            }
+        for me in self.links.iter().flat_map(|(a, b)| [a, b]) {
+            let br = &self.bridges[&me.switch];
+            push(&["--", "add-port", br, &me.name]);
+            push(&[
+                "--",
+                "set",
+                "interface",
+                &me.name,
+                &format!("ofport_request={}", me.port),
+            ]);
         }
         for h in self.hosts.values() {
             let br = &self.bridges[&h.switch];
@@ -326,7 +345,7 @@ impl OvsFabric {
         self.slot
     }
 
-    /// Prefix of every bridge, patch port and veth end of this instance (`ssfNN`).
+    /// Prefix of every bridge and veth end of this instance (`ssfNN`).
     pub fn prefix(&self) -> String {
         bridge_prefix(self.slot)
     }
@@ -363,9 +382,26 @@ impl OvsFabric {
         self.hosts.values()
     }
 
-    /// The links as pairs of patch ports, in topology order.
+    /// The links as pairs of veth ends, in topology order.
     pub fn links(&self) -> &[(LinkEnd, LinkEnd)] {
         &self.links
+    }
+
+    /// Cuts the link at `switch:port` (either end) as a cable is cut, or mends it: the
+    /// veth end on that side is set down (its peer loses its carrier: Open vSwitch reports
+    /// both ports `LINK_DOWN`) or up again.
+    pub fn set_link(&self, switch: &str, port: u32, up: bool) -> Result<(), String> {
+        let end = self
+            .links
+            .iter()
+            .flat_map(|(a, b)| [a, b])
+            .find(|e| e.switch == switch && e.port == port)
+            .ok_or_else(|| format!("{switch}:{port} is not a link of the fabric"))?;
+        run(
+            "ip",
+            &["link", "set", &end.name, if up { "up" } else { "down" }],
+        )
+        .map(|_| ())
     }
 
     /// The host namespace's name.

@@ -71,8 +71,21 @@ impl OvsFabric {
         )
     }
 
-    /// `ovs-appctl ofproto/trace BRIDGE FLOW`: what OVS would do with such a packet (it
-    /// follows patch ports into the peer bridges).
+    /// `ovs-ofctl -O OpenFlow13 dump-groups`: one group a line, after a reply header line.
+    pub fn dump_groups(&self, switch: &str) -> Result<String, String> {
+        run(
+            "ovs-ofctl",
+            &[
+                "-O",
+                "OpenFlow13",
+                "dump-groups",
+                self.bridge_or_name(switch),
+            ],
+        )
+    }
+
+    /// `ovs-appctl ofproto/trace BRIDGE FLOW`: what OVS would do with such a packet in that
+    /// bridge (it ends where the packet leaves it: links are veth pairs).
     pub fn trace(&self, switch: &str, flow: &str) -> Result<String, String> {
         run(
             "ovs-appctl",
