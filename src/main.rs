@@ -56,8 +56,13 @@ enum Command {
         switch: Option<String>,
         /// Print the meters instead of the flow entries, one a line in `ovs-ofctl -O
         /// OpenFlow13 dump-meters` syntax (bands on the meter's line).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "groups")]
         meters: bool,
+        /// Print the groups instead of the flow entries (the select groups of routes with
+        /// several equal-cost next hops), one a line in `ovs-ofctl -O OpenFlow13 dump-groups`
+        /// syntax.
+        #[arg(long)]
+        groups: bool,
         #[command(flatten)]
         limits: LimitArgs,
         /// Plan the tables after migrating HOST (name, address or MAC) to SWITCH:PORT;
@@ -280,6 +285,7 @@ fn run(cli: Cli) -> Result<()> {
             topology,
             switch,
             meters,
+            groups,
             limits,
             migrate,
             cover,
@@ -362,14 +368,14 @@ fn run(cli: Cli) -> Result<()> {
                             topology.display()
                         );
                     }
-                    for line in plan_lines(&planner, &name, meters) {
+                    for line in plan_lines(&planner, &name, meters, groups) {
                         writeln!(out, " {line}")?;
                     }
                 }
                 None => {
                     for s in &t.switches {
                         writeln!(out, "# {} (dpid {}, {})", s.name, s.dpid, s.tier)?;
-                        for line in plan_lines(&planner, &s.name, meters) {
+                        for line in plan_lines(&planner, &s.name, meters, groups) {
                             writeln!(out, " {line}")?;
                         }
                     }
@@ -497,13 +503,20 @@ impl RunArgs {
     }
 }
 
-/// One switch's planned flow entries (or meters), as `plan` prints them.
+/// One switch's planned flow entries (or meters, or groups), as `plan` prints them.
 fn plan_lines(
     planner: &servswitch::app::planner::Planner,
     switch: &str,
     meters: bool,
+    groups: bool,
 ) -> Vec<String> {
-    if meters {
+    if groups {
+        planner
+            .switch_groups(switch)
+            .iter()
+            .map(|g| g.text())
+            .collect()
+    } else if meters {
         planner
             .switch_meters(switch)
             .iter()

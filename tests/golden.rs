@@ -25,6 +25,8 @@ struct Case {
     migrations: &'static [&'static str],
     /// What the tables show.
     about: &'static str,
+    /// The planned groups (`plan --groups`) instead of the flow entries.
+    groups: bool,
 }
 
 const CASES: &[Case] = &[
@@ -33,6 +35,7 @@ const CASES: &[Case] = &[
         topology: "paper-testbed.toml",
         migrations: &[],
         about: "The paper's testbed (Fig. 4) at start: every host at home.",
+        groups: false,
     },
     Case {
         file: "paper-testbed.migrated.txt",
@@ -40,6 +43,7 @@ const CASES: &[Case] = &[
         migrations: &["vm=r2:3"],
         about: "The paper's migration: the VM (192.168.11.3) moves from its home switch r3 to \
                 port 3 of the foreign switch r2.",
+        groups: false,
     },
     Case {
         file: "paper-testbed.migrated2.txt",
@@ -47,12 +51,14 @@ const CASES: &[Case] = &[
         migrations: &["vm=r2:3", "vm2=r2:4", "vm2=r1:4"],
         about: "Cases 7 and 8 of Fig. 3: vm to r2:3, vm2 to r2:4 (two VMs of one home network \
                 on one foreign network), then vm2 on to r1:4 (a VM that moved on).",
+        groups: false,
     },
     Case {
         file: "three-tier.txt",
         topology: "three-tier.toml",
         migrations: &[],
         about: "The three-tier fabric at start: every host at home.",
+        groups: false,
     },
     Case {
         file: "three-tier.migrated.txt",
@@ -60,12 +66,22 @@ const CASES: &[Case] = &[
         migrations: &["h1-0=t5:6"],
         about: "h1-0 moves from access switch t1 (block a1/a2) to access switch t5 of the other \
                 block (a3/a4), on t5's lowest free port 6.",
+        groups: false,
+    },
+    Case {
+        file: "three-tier.groups.txt",
+        topology: "three-tier.toml",
+        migrations: &[],
+        about: "The three-tier fabric's select groups: one per gateway switch reached over \
+                several equal-cost next hops.",
+        groups: true,
     },
     Case {
         file: "two-switches.txt",
         topology: "two-switches.toml",
         migrations: &[],
         about: "The two-switch fabric (no .migrated file: it has no host to migrate).",
+        groups: false,
     },
 ];
 
@@ -79,10 +95,13 @@ fn golden_dir() -> PathBuf {
 
 /// `servswitch plan --topology topologies/T [--migrate M]...` (run in the crate root, so the
 /// command is the one written in the header), its stdout; panics with stderr on failure.
-fn plan(topology: &str, migrations: &[&str], switch: Option<&str>) -> String {
+fn plan(topology: &str, migrations: &[&str], switch: Option<&str>, groups: bool) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_servswitch"));
     cmd.current_dir(root())
         .args(["plan", "--topology", &format!("topologies/{topology}")]);
+    if groups {
+        cmd.arg("--groups");
+    }
     if let Some(s) = switch {
         cmd.args(["--switch", s]);
     }
@@ -104,6 +123,9 @@ fn command_line(c: &Case) -> String {
     for m in c.migrations {
         s.push_str(&format!(" --migrate {m}"));
     }
+    if c.groups {
+        s.push_str(" --groups");
+    }
     s
 }
 
@@ -116,8 +138,10 @@ fn expected(c: &Case) -> String {
     };
     let mut s = String::new();
     s.push_str(&format!(
-        "## Golden flow tables of topologies/{}.\n## {}\n",
-        c.topology, c.about
+        "## Golden {} of topologies/{}.\n## {}\n",
+        if c.groups { "groups" } else { "flow tables" },
+        c.topology,
+        c.about
     ));
     s.push_str(&format!("## Migrations, in order: {migrations}\n"));
     s.push_str("## Regenerate: UPDATE_GOLDEN=1 cargo test --test golden\n");
@@ -127,9 +151,9 @@ fn expected(c: &Case) -> String {
     ));
     s.push_str(
         "## Checked by tests/golden.rs (the planner CLI) and tests/ovs_golden.rs (the live tables \
-         on Open vSwitch, `ovs-ofctl -O OpenFlow13 dump-flows --no-stats`).\n",
+         on Open vSwitch, `ovs-ofctl -O OpenFlow13 dump-flows --no-stats` and `dump-groups`).\n",
     );
-    s.push_str(&plan(c.topology, c.migrations, None));
+    s.push_str(&plan(c.topology, c.migrations, None, c.groups));
     s
 }
 
@@ -332,7 +356,7 @@ fn every_topology_has_golden_files() {
 #[test]
 fn switch_flag_prints_the_section() {
     for c in CASES {
-        let full = plan(c.topology, c.migrations, None);
+        let full = plan(c.topology, c.migrations, None, c.groups);
         let mut sections: BTreeMap<String, String> = BTreeMap::new();
         let mut current = None;
         for line in full.lines() {
@@ -359,7 +383,7 @@ fn switch_flag_prints_the_section() {
         );
         for (name, text) in &sections {
             assert_eq!(
-                &plan(c.topology, c.migrations, Some(name)),
+                &plan(c.topology, c.migrations, Some(name), c.groups),
                 text,
                 "{}: --switch {name}",
                 c.file
@@ -373,16 +397,19 @@ fn switch_flag_prints_the_section() {
 #[test]
 fn migrate_flag_is_applied_in_order() {
     let t = "paper-testbed.toml";
-    let forward = plan(t, &["vm=r2:3", "vm2=r2:4", "vm2=r1:4"], None);
-    let reversed = plan(t, &["vm=r2:3", "vm2=r1:4", "vm2=r2:4"], None);
+    let forward = plan(t, &["vm=r2:3", "vm2=r2:4", "vm2=r1:4"], None, false);
+    let reversed = plan(t, &["vm=r2:3", "vm2=r1:4", "vm2=r2:4"], None, false);
     assert_ne!(forward, reversed, "--migrate order must matter");
     assert_eq!(
         reversed,
-        plan(t, &["vm=r2:3", "vm2=r2:4"], None),
+        plan(t, &["vm=r2:3", "vm2=r2:4"], None, false),
         "vm2's last move (r2:4) wins"
     );
-    assert_ne!(forward, plan(t, &["vm=r2:3"], None));
-    assert_ne!(plan(t, &["vm=r2:3"], None), plan(t, &[], None));
+    assert_ne!(forward, plan(t, &["vm=r2:3"], None, false));
+    assert_ne!(
+        plan(t, &["vm=r2:3"], None, false),
+        plan(t, &[], None, false)
+    );
 }
 
 /// The neighbours of `switch` of the given tier.

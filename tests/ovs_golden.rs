@@ -2,7 +2,9 @@
 //! userspace bridges with hosts in namespaces, the real `servswitch run` programming them, and
 //! every bridge's `ovs-ofctl -O OpenFlow13 dump-flows --no-stats` equal to the golden tables
 //! (per switch, lines trimmed, the same set and the same number of lines): at start, then
-//! after each golden file's migrations are POSTed to the REST API in order. No traffic is sent,
+//! after each golden file's migrations are POSTed to the REST API in order; and, where the
+//! topology has a `<stem>.groups.txt`, every bridge's `dump-groups` equal to the golden groups
+//! (the same buckets in the same order). No traffic is sent,
 //! so no host is learned and the tables are exactly the plan; a host moved through the API
 //! stays physically where it is, which does not matter to the tables.
 //!
@@ -88,14 +90,18 @@ fn goldens(stem: &str) -> Vec<Golden> {
     v
 }
 
-/// A live table's lines, trimmed, sorted.
-fn live(f: &OvsFabric, switch: &str) -> Vec<String> {
-    let mut v: Vec<String> = f
-        .dump_flows(switch)
+/// A live table's lines (or its groups'), trimmed, sorted.
+fn live(f: &OvsFabric, switch: &str, groups: bool) -> Vec<String> {
+    let text = if groups {
+        f.dump_groups(switch)
+    } else {
+        f.dump_flows(switch)
+    };
+    let mut v: Vec<String> = text
         .unwrap()
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && !l.starts_with("OFPST_"))
         .map(str::to_string)
         .collect();
     v.sort();
@@ -106,8 +112,9 @@ fn live(f: &OvsFabric, switch: &str) -> Vec<String> {
 /// number of lines. `Err` lists what differs.
 fn compare(f: &OvsFabric, g: &Golden) -> Result<(), String> {
     let mut problems = Vec::new();
+    let groups = g.file.ends_with(".groups.txt");
     for (switch, want) in &g.tables {
-        let have = live(f, switch);
+        let have = live(f, switch, groups);
         let mut want = want.clone();
         want.sort();
         let want_set: BTreeSet<&String> = want.iter().collect();
@@ -198,6 +205,17 @@ fn check(test: &str, stem: &str) {
         switches.len(),
         goldens[0].file
     );
+    let groups_file = format!("{stem}.groups.txt");
+    if root().join("tests/golden").join(&groups_file).exists() {
+        let g = load_golden(&groups_file);
+        if let Err(e) = compare(&f, &g) {
+            panic!("{e}\ncontroller log:\n{}", ctl.log());
+        }
+        println!(
+            "{stem}: {} switches' groups match {groups_file}",
+            switches.len()
+        );
+    }
 
     // Each later golden file extends the previous one's migrations; POST the new ones. The
     // API answers after the barriers, so the tables are complete right away, but for a last

@@ -406,6 +406,7 @@ fn a_schedule_that_does_not_end_in_the_plan_is_refused_as_inconsistent() {
 /// The tables of every switch after the first `k` batches of `s` and `j` flow mods of the
 /// next one (where a controller killed in the middle of an update leaves the fabric).
 fn crashed(
+    fabric: &Fabric,
     before: &BTreeMap<String, Vec<servswitch::fabric::plan::Flow>>,
     s: &Schedule,
     k: usize,
@@ -414,6 +415,9 @@ fn crashed(
     let mut out = BTreeMap::new();
     for (sw, flows) in before {
         let mut t = servswitch::emu::flowtable::FlowTables::new(6);
+        for g in fabric.groups(sw) {
+            t.apply_group_mod(&g.group_mod(ofp13::OFPGC_ADD)).unwrap();
+        }
         for f in flows {
             t.apply_flow_mod(&f.add()).unwrap();
         }
@@ -474,6 +478,30 @@ fn applied(
     mods: &[ofp13::FlowMod],
 ) -> Vec<servswitch::fabric::plan::Flow> {
     let mut t = servswitch::emu::flowtable::FlowTables::new(6);
+    // The groups the entries name (multipath routes) exist; only entries are compared here,
+    // so their buckets do not matter.
+    let groups: BTreeSet<u32> = flows
+        .iter()
+        .flat_map(|f| f.instructions.iter())
+        .chain(mods.iter().flat_map(|m| m.instructions.iter()))
+        .flat_map(|i| match i {
+            ofp13::Instruction::ApplyActions { actions } => actions.to_vec(),
+            _ => Vec::new(),
+        })
+        .filter_map(|a| match a {
+            ofp13::Action::Group { group_id } => Some(group_id),
+            _ => None,
+        })
+        .collect();
+    for group_id in groups {
+        t.apply_group_mod(&ofp13::GroupMod {
+            command: ofp13::OFPGC_ADD,
+            group_type: ofp13::OFPGT_SELECT,
+            group_id,
+            buckets: Vec::new(),
+        })
+        .unwrap();
+    }
     for f in flows {
         t.apply_flow_mod(&f.add()).unwrap();
     }
@@ -589,7 +617,7 @@ fn a_controller_killed_at_any_point_of_an_update_reconciles_through_safe_states(
             for k in 0..a.planned.batches.len() {
                 let n = a.planned.batches[k].mods.len();
                 for j in [0, n / 2, n] {
-                    let live = crashed(&a.before, &a.planned, k, j);
+                    let live = crashed(&a.fabric, &a.before, &a.planned, k, j);
                     let s = restart_schedule(&live, &a.after);
                     let c = Check {
                         fabric: &a.fabric,

@@ -101,6 +101,40 @@ async fn get_switches(State(st): State<ApiState>) -> Json<Vec<SwitchView>> {
     Json(switches(&st.ctl))
 }
 
+/// One declared link as `GET /api/v1/links` shows it.
+#[derive(Debug, Serialize)]
+struct LinkView {
+    a: String,
+    b: String,
+    /// `up` (routed over) or `down` (out of use: see `reason`). Links are not checked by
+    /// LLDP yet, so `miswired` and `unverified` do not occur.
+    state: &'static str,
+    /// Why a link is out of use: `port down`, `switch disconnected`, `dampened: it flaps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+/// Every declared link with its state, in topology order.
+async fn get_links(State(st): State<ApiState>) -> Response {
+    let Some(router) = &st.router else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no routing app runs in this controller".into(),
+        );
+    };
+    let view: Vec<LinkView> = router
+        .link_states(router.now())
+        .into_iter()
+        .map(|(a, b, why)| LinkView {
+            a: format!("{}:{}", a.0, a.1),
+            b: format!("{}:{}", b.0, b.1),
+            state: if why.is_some() { "down" } else { "up" },
+            reason: why.map(|w| w.text()),
+        })
+        .collect();
+    Json(view).into_response()
+}
+
 /// Where a host lives or is: a subnet's switch and port.
 #[derive(Debug, Serialize)]
 pub struct PlaceView {
@@ -248,6 +282,17 @@ pub struct MetersQuery {
     pub format: Option<String>,
 }
 
+/// A 400 for a `format` other than `text` or `json`.
+fn bad_format(q: &MetersQuery) -> Option<Response> {
+    let f = q.format.as_deref();
+    (!matches!(f, None | Some("json") | Some("text"))).then(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("format={:?}: use text or json", f.unwrap_or_default()),
+        )
+    })
+}
+
 /// One live meter as `GET /api/v1/meters/{switch}` shows it.
 #[derive(Debug, serde::Serialize)]
 struct MeterView {
@@ -278,14 +323,8 @@ async fn get_meters(
     axum::extract::Path(name): axum::extract::Path<String>,
     axum::extract::Query(q): axum::extract::Query<MetersQuery>,
 ) -> Response {
-    if !matches!(q.format.as_deref(), None | Some("json") | Some("text")) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "format={:?}: use text or json",
-                q.format.unwrap_or_default()
-            ),
-        );
+    if let Some(bad) = bad_format(&q) {
+        return bad;
     }
     let h = match connected(&st, &name) {
         Ok(h) => h,
@@ -344,6 +383,97 @@ async fn get_meters(
     answer
 }
 
+/// One live group as `GET /api/v1/groups/{switch}` shows it.
+#[derive(Debug, serde::Serialize)]
+struct GroupView {
+    group_id: u32,
+    #[serde(rename = "type")]
+    kind: String,
+    buckets: Vec<BucketView>,
+    /// Entries that use it.
+    ref_count: u32,
+    packets: u64,
+    bytes: u64,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct BucketView {
+    weight: u16,
+    /// The port whose liveness the bucket follows (none: `null`).
+    watch_port: Option<u32>,
+    watch_group: Option<u32>,
+    /// In ovs-ofctl syntax.
+    actions: Vec<String>,
+    /// Packets and bytes the bucket has taken: how traffic spreads over the next hops.
+    packets: u64,
+    bytes: u64,
+}
+
+/// The live group table of a switch, with each group's and bucket's counters
+/// (`?format=text`: one group a line in `ovs-ofctl dump-groups` syntax, what `verify`
+/// compares with the plan).
+async fn get_groups(
+    State(st): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<MetersQuery>,
+) -> Response {
+    if let Some(bad) = bad_format(&q) {
+        return bad;
+    }
+    let h = match connected(&st, &name) {
+        Ok(h) => h,
+        Err((status, why)) => return error(status, why),
+    };
+    let groups = match crate::app::reconcile::read_groups(&h).await {
+        Ok(g) => g,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("switch {name}: {e}")),
+    };
+    if q.format.as_deref() == Some("text") {
+        let mut text = String::new();
+        for g in &groups {
+            text.push(' ');
+            text.push_str(&ofp13::text::group_line(g));
+            text.push('\n');
+        }
+        return ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response();
+    }
+    let stats = match crate::app::reconcile::read_group_stats(&h).await {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("switch {name}: {e}")),
+    };
+    let set = |v: u32, none: u32| (v != none).then_some(v);
+    let view: Vec<GroupView> = groups
+        .iter()
+        .map(|g| {
+            let s = stats.iter().find(|s| s.group_id == g.group_id);
+            GroupView {
+                group_id: g.group_id,
+                kind: ofp13::text::group_type_text(g.group_type),
+                buckets: g
+                    .buckets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| {
+                        let c = s.and_then(|s| s.bucket_stats.get(i));
+                        BucketView {
+                            weight: b.weight,
+                            watch_port: set(b.watch_port, ofp13::port::ANY),
+                            watch_group: set(b.watch_group, ofp13::group::ANY),
+                            actions: b.actions.iter().map(ofp13::text::action_text).collect(),
+                            packets: c.map_or(0, |c| c.packet_count),
+                            bytes: c.map_or(0, |c| c.byte_count),
+                        }
+                    })
+                    .collect(),
+                ref_count: s.map_or(0, |s| s.ref_count),
+                packets: s.map_or(0, |s| s.packet_count),
+                bytes: s.map_or(0, |s| s.byte_count),
+            }
+        })
+        .collect();
+    Json(view).into_response()
+}
+
 /// What the controller plans for switch `name` now, as text lines (one per entry or meter,
 /// each indented by a space as ovs-ofctl prints them): `lines` picks them from the router.
 fn planned_text(st: &ApiState, name: &str, lines: impl FnOnce(&Router) -> Vec<String>) -> Response {
@@ -373,6 +503,17 @@ async fn get_plan_meters(
 ) -> Response {
     planned_text(&st, &name, |r| {
         r.switch_meters(&name).iter().map(|m| m.text()).collect()
+    })
+}
+
+/// The groups the controller wants on a switch now, one a line as `plan --groups` prints
+/// them: what `verify` compares `GET /api/v1/groups/{switch}?format=text` with.
+async fn get_plan_groups(
+    State(st): State<ApiState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    planned_text(&st, &name, |r| {
+        r.switch_groups(&name).iter().map(|g| g.text()).collect()
     })
 }
 
@@ -598,6 +739,9 @@ pub fn routes(state: ApiState) -> axum::Router {
         )
         .route("/api/v1/plan/{switch}", get(get_plan))
         .route("/api/v1/plan/{switch}/meters", get(get_plan_meters))
+        .route("/api/v1/plan/{switch}/groups", get(get_plan_groups))
+        .route("/api/v1/groups/{switch}", get(get_groups))
+        .route("/api/v1/links", get(get_links))
         .route("/api/v1/meters/{switch}", get(get_meters))
         .route("/metrics", get(get_metrics))
         .fallback(not_found)

@@ -47,6 +47,12 @@ impl Router {
                     }
                     me.catch_up(&name).await;
                 }
+                Effect::Replan { after } => {
+                    tokio::time::sleep(after).await;
+                    let mut effects = Vec::new();
+                    me.replan(&mut effects, me.now());
+                    me.carry_out_all(&mut effects);
+                }
                 Effect::Audit {
                     switch,
                     name,
@@ -89,13 +95,15 @@ pub struct Driver(pub Arc<Router>);
 impl App for Driver {
     fn switch_up(&self, sw: &SwitchHandle) -> Vec<Body> {
         let mut effects = Vec::new();
-        let out = self.0.switch_up(sw, &mut effects);
+        let out = self.0.switch_up(sw, &mut effects, self.0.now());
         self.0.carry_out_all(&mut effects);
         out
     }
 
     fn switch_down(&self, dpid: u64) {
-        self.0.switch_down(dpid, self.0.now());
+        let mut effects = Vec::new();
+        self.0.switch_down(dpid, self.0.now(), &mut effects);
+        self.0.carry_out_all(&mut effects);
     }
 
     fn message(&self, sw: &SwitchHandle, msg: &Message, out: &mut Vec<Body>) {

@@ -50,6 +50,9 @@ pub enum Effect {
     },
     /// A timer: reconcile switch `name` after `after`, if it is connected then.
     Reconcile { name: String, after: Duration },
+    /// A timer: look again at which links the fabric routes over after `after` (a dampened
+    /// link may be used again then, or a disconnected switch's grace is over).
+    Replan { after: Duration },
     /// Reconcile a switch that just connected, then audit it every `every` while its
     /// session lasts.
     Audit {

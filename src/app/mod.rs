@@ -3,19 +3,23 @@
 //! ([`reconcile`]), checking announcements ([`trust`], its data in [`claims`]), the state
 //! that survives a restart ([`store`]), the time every decision is given ([`clock`]), the
 //! work handlers ask for beyond their answers ([`effect`]) and the driver that carries it out
-//! ([`driver`]); planning with no controller ([`planner`]).
+//! ([`driver`]); planning with no controller ([`planner`]); which links are in use
+//! ([`links`]) and the re-plan when that changes ([`replan`]).
 //!
-//! Inside the folder, too, imports run one way: `claims`, `effect` and `clock` know nothing
-//! of the router; `router` (the state and the packet-in path) uses them; `trust`, `migrate`
-//! and `reconcile` add to the router's behaviour; `planner` and `driver` sit on top.
+//! Inside the folder, too, imports run one way: `claims`, `effect`, `clock` and `links` know
+//! nothing of the router; `router` (the state and the packet-in path) uses them; `trust`,
+//! `migrate`, `reconcile` and `replan` add to the router's behaviour; `planner` and `driver`
+//! sit on top.
 
 pub mod claims;
 pub mod clock;
 pub mod driver;
 pub mod effect;
+pub mod links;
 pub mod migrate;
 pub mod planner;
 pub mod reconcile;
+pub mod replan;
 pub mod router;
 pub mod store;
 pub mod trust;

@@ -148,6 +148,11 @@ impl Planner {
         self.state.meters(&self.fabric, switch)
     }
 
+    /// One switch's planned groups.
+    pub fn switch_groups(&self, switch: &str) -> Vec<crate::fabric::plan::Group> {
+        self.fabric.groups(switch)
+    }
+
     /// Every care-of address held.
     pub fn care_of_addresses(&self) -> BTreeSet<Ipv4Addr> {
         self.state.care_of_addresses()

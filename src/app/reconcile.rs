@@ -22,14 +22,19 @@
 //! after the entries, unless an entry that is not servswitch's uses one (deleting a meter
 //! deletes the entries that use it). Each audit round reads the meters' statistics (what
 //! `/metrics` reports as dropped packet-ins) and reconciles when a planned meter is missing.
+//!
+//! Groups (the select groups of multipath routes) likewise: added or modified before the
+//! entries (an entry naming a group that does not exist is refused), deleted after them
+//! unless another application's entry uses one. A group deleted behind the controller's back
+//! takes the entries that use it, which the next audit round's count sees.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ofp13::{
-    Body, FlowStats, FlowStatsRequest, Instruction, MeterConfig, MeterStats, MultipartReplyBody,
-    MultipartRequest, MultipartRequestBody,
+    Action, Body, FlowStats, FlowStatsRequest, GroupDesc, GroupMod, Instruction, MeterConfig,
+    MeterStats, MultipartReplyBody, MultipartRequest, MultipartRequestBody,
 };
 use tracing::{debug, info, warn};
 
@@ -59,21 +64,35 @@ pub async fn count_flows(h: &SwitchHandle) -> Result<u32, String> {
 /// A whole-table audit every this many rounds; the rounds between only count entries.
 const FULL_AUDIT_EVERY: u32 = 12;
 
-/// Reads every flow entry of the switch.
-pub async fn read_table(h: &SwitchHandle) -> Result<Vec<FlowStats>, String> {
-    let req = Body::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Flow(
-        FlowStatsRequest::all(),
-    )));
+/// Sends one multipart request and gathers, over every part of the reply, what `take` finds
+/// in each.
+async fn read_parts<T>(
+    h: &SwitchHandle,
+    body: MultipartRequestBody,
+    take: impl Fn(MultipartReplyBody) -> Option<Vec<T>>,
+) -> Result<Vec<T>, String> {
+    let req = Body::MultipartRequest(MultipartRequest::new(body));
     let parts = h.request(req).await.map_err(|e| e.to_string())?;
-    let mut flows = Vec::new();
+    let mut all = Vec::new();
     for m in parts {
         if let Body::MultipartReply(r) = m.body {
-            if let MultipartReplyBody::Flow(f) = r.body {
-                flows.extend(f);
-            }
+            all.extend(take(r.body).unwrap_or_default());
         }
     }
-    Ok(flows)
+    Ok(all)
+}
+
+/// Reads every flow entry of the switch.
+pub async fn read_table(h: &SwitchHandle) -> Result<Vec<FlowStats>, String> {
+    read_parts(
+        h,
+        MultipartRequestBody::Flow(FlowStatsRequest::all()),
+        |b| match b {
+            MultipartReplyBody::Flow(f) => Some(f),
+            _ => None,
+        },
+    )
+    .await
 }
 
 /// Reads every meter's configuration; None when the switch implements no meters (it refuses
@@ -113,21 +132,73 @@ pub async fn read_meters(h: &SwitchHandle) -> Result<Option<Vec<MeterConfig>>, S
     Ok(Some(meters))
 }
 
-/// Reads every meter's statistics.
-pub async fn read_meter_stats(h: &SwitchHandle) -> Result<Vec<MeterStats>, String> {
-    let req = Body::MultipartRequest(MultipartRequest::new(MultipartRequestBody::Meter {
-        meter_id: ofp13::meter::ALL,
-    }));
-    let parts = h.request(req).await.map_err(|e| e.to_string())?;
-    let mut stats = Vec::new();
-    for m in parts {
-        if let Body::MultipartReply(r) = m.body {
-            if let MultipartReplyBody::Meter(v) = r.body {
-                stats.extend(v);
-            }
+/// Reads every group's description.
+pub async fn read_groups(h: &SwitchHandle) -> Result<Vec<GroupDesc>, String> {
+    read_parts(h, MultipartRequestBody::GroupDesc, |b| match b {
+        MultipartReplyBody::GroupDesc(g) => Some(g),
+        _ => None,
+    })
+    .await
+}
+
+/// Reads every group's counters.
+pub async fn read_group_stats(h: &SwitchHandle) -> Result<Vec<ofp13::GroupStats>, String> {
+    let all = MultipartRequestBody::Group {
+        group_id: ofp13::group::ALL,
+    };
+    read_parts(h, all, |b| match b {
+        MultipartReplyBody::Group(g) => Some(g),
+        _ => None,
+    })
+    .await
+}
+
+/// What to send to bring the live groups to the plan: adds and modifies (sent before the
+/// entries), and deletes (sent after them). A group the plan does not have is kept while an
+/// entry that is not servswitch's uses it.
+pub fn group_difference(
+    live: &[GroupDesc],
+    plan: &[crate::fabric::plan::Group],
+    table: &[FlowStats],
+) -> (Vec<GroupMod>, Vec<GroupMod>) {
+    let mut before = Vec::new();
+    for g in plan {
+        match live.iter().find(|l| l.group_id == g.id) {
+            None => before.push(g.group_mod(ofp13::OFPGC_ADD)),
+            Some(l) if *l != g.desc() => before.push(g.group_mod(ofp13::OFPGC_MODIFY)),
+            Some(_) => {}
         }
     }
-    Ok(stats)
+    let foreign_uses = |id: u32| {
+        table.iter().any(|f| {
+            !crate::fabric::plan::is_ours(f.cookie)
+                && f.instructions.iter().any(|i| match i {
+                    Instruction::ApplyActions { actions }
+                    | Instruction::WriteActions { actions } => actions
+                        .iter()
+                        .any(|a| matches!(a, Action::Group { group_id } if *group_id == id)),
+                    _ => false,
+                })
+        })
+    };
+    let after = live
+        .iter()
+        .filter(|l| !plan.iter().any(|g| g.id == l.group_id) && !foreign_uses(l.group_id))
+        .map(|l| crate::fabric::plan::Group::delete(l.group_id))
+        .collect();
+    (before, after)
+}
+
+/// Reads every meter's statistics.
+pub async fn read_meter_stats(h: &SwitchHandle) -> Result<Vec<MeterStats>, String> {
+    let all = MultipartRequestBody::Meter {
+        meter_id: ofp13::meter::ALL,
+    };
+    read_parts(h, all, |b| match b {
+        MultipartReplyBody::Meter(m) => Some(m),
+        _ => None,
+    })
+    .await
 }
 
 /// What to send to bring the live meters to the plan: adds and modifies (sent before the
@@ -179,9 +250,12 @@ impl Router {
         let live_meters = read_meters(h).await?;
         self.set_metered(name, live_meters.is_some());
         let live_meters = live_meters.unwrap_or_default();
+        let live_groups = read_groups(h).await?;
         let live = read_table(h).await?;
         // The plan is taken after the table was read: anything the router added to its state
         // before sending it to the switch is then in the plan too (at worst added twice).
+        let (groups_before, groups_after) =
+            group_difference(&live_groups, &self.switch_groups(name), &live);
         let (mods, mut r, meters_before, meters_after) = {
             let st = self.read();
             let vms = st.vms_for(name);
@@ -210,19 +284,27 @@ impl Router {
             (mods, r, meters_before, meters_after)
         };
         r.meters = meters_before.len() + meters_after.len();
-        if !mods.is_empty() || !meters_before.is_empty() {
+        r.groups = groups_before.len() + groups_after.len();
+        if !mods.is_empty() || !meters_before.is_empty() || !groups_before.is_empty() {
             let bodies = meters_before
                 .into_iter()
                 .map(Body::MeterMod)
+                .chain(groups_before.into_iter().map(Body::GroupMod))
                 .chain(mods.into_iter().map(Body::FlowMod))
                 .collect();
             h.send(bodies).await.map_err(|e| e.to_string())?;
             h.barrier().await.map_err(|e| e.to_string())?;
         }
-        if !meters_after.is_empty() {
-            h.send(meters_after.into_iter().map(Body::MeterMod).collect())
-                .await
-                .map_err(|e| e.to_string())?;
+        if !meters_after.is_empty() || !groups_after.is_empty() {
+            h.send(
+                groups_after
+                    .into_iter()
+                    .map(Body::GroupMod)
+                    .chain(meters_after.into_iter().map(Body::MeterMod))
+                    .collect(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
             h.barrier().await.map_err(|e| e.to_string())?;
         }
         let (became_ready, quiet, retry_in) = {
@@ -330,6 +412,7 @@ impl Router {
                 modified = r.modified,
                 deleted = r.deleted,
                 meters = r.meters,
+                groups = r.groups,
                 foreign = r.foreign,
                 held = r.held,
                 deferred = r.deferred,
@@ -378,6 +461,7 @@ impl Router {
                     modified = r.modified,
                     deleted = r.deleted,
                     meters = r.meters,
+                    groups = r.groups,
                     "audit: the table had drifted from the plan; repaired"
                 ),
                 Ok(_) => debug!(switch = %name, "audit: table as planned"),
@@ -420,6 +504,41 @@ mod tests {
             match_: ofp13::Match::default(),
             instructions: vec![Instruction::Meter { meter_id }],
         }
+    }
+
+    #[test]
+    fn groups_missing_are_added_changed_modified_unplanned_deleted_unless_foreign_use() {
+        use crate::fabric::plan::Group;
+        let g = |id, ports: &[u32]| Group {
+            id,
+            ports: ports.to_vec(),
+        };
+        let plan = [g(3, &[1, 2]), g(4, &[1, 2]), g(5, &[3, 4])];
+        let live = [
+            g(3, &[1, 2]).desc(),
+            g(4, &[2]).desc(),
+            g(7, &[1, 2]).desc(),
+            g(8, &[1, 2]).desc(),
+        ];
+        // Group 8 is used by someone else's entry; 7 only by ours.
+        let uses = |id, cookie| FlowStats {
+            instructions: vec![Instruction::ApplyActions {
+                actions: vec![Action::Group { group_id: id }],
+            }],
+            ..using(1, cookie)
+        };
+        let table = [uses(7, crate::fabric::plan::COOKIE_ROUTE), uses(8, 0x1)];
+        let (before, after) = group_difference(&live, &plan, &table);
+        assert_eq!(
+            before,
+            [
+                g(4, &[1, 2]).group_mod(ofp13::OFPGC_MODIFY),
+                g(5, &[3, 4]).group_mod(ofp13::OFPGC_ADD),
+            ]
+        );
+        assert_eq!(after, [Group::delete(7)]);
+        let live: Vec<_> = plan.iter().map(Group::desc).collect();
+        assert_eq!(group_difference(&live, &plan, &[]), (vec![], vec![]));
     }
 
     #[test]

@@ -560,6 +560,11 @@ pub struct Router {
     /// what `/metrics` reports as packets dropped on their way to the controller.
     pub(crate) meter_stats:
         std::sync::Mutex<std::collections::BTreeMap<String, Vec<ofp13::MeterStats>>>,
+    /// Which link ends are down, which switches gone, which links flap
+    /// ([`crate::app::replan`]).
+    pub(crate) links: std::sync::Mutex<crate::app::links::LinkWatch>,
+    /// How often the routes were planned again because links changed.
+    pub(crate) replans: std::sync::atomic::AtomicU64,
 }
 
 impl Router {
@@ -608,6 +613,8 @@ impl Router {
             clock: Arc::new(SystemClock),
             writes: std::sync::atomic::AtomicU64::new(0),
             meter_stats: Default::default(),
+            links: Default::default(),
+            replans: Default::default(),
         }
     }
 
@@ -732,6 +739,10 @@ impl Router {
     ) {
         match &msg.body {
             Body::PacketIn(pi) => self.packet_in_into(name, ports, pi, out, effects, now),
+            Body::PortStatus(ps) if self.fabric.is_link_port(name, ps.desc.port_no) => {
+                let up = ps.reason != ofp13::OFPPR_DELETE && ps.desc.is_up();
+                self.link_port(name, ps.desc.port_no, up, effects, now);
+            }
             Body::PortStatus(ps) => {
                 let gone = ps.reason == ofp13::OFPPR_DELETE || !ps.desc.is_up();
                 self.port_meter(name, ps.desc.port_no, ps.reason, out);
@@ -824,6 +835,11 @@ impl Router {
     /// The router's lines for `/metrics` (Prometheus text format).
     pub fn metrics_text(&self) -> String {
         let meters = self.meter_metrics();
+        let links_down = self
+            .link_states(self.now())
+            .iter()
+            .filter(|(_, _, why)| why.is_some())
+            .count();
         let st = self.read();
         meters + &format!(
             "# HELP servswitch_migrations_total Migrations installed.\n# TYPE servswitch_migrations_total counter\nservswitch_migrations_total {}\n\
@@ -834,7 +850,9 @@ impl Router {
              # HELP servswitch_hosts_detached Learned hosts whose port went away, kept for the detached grace.\n# TYPE servswitch_hosts_detached gauge\nservswitch_hosts_detached {}\n\
              # HELP servswitch_announcements_refused_total Claims of a host's MAC at a new port refused because the host answered at its old one.\n# TYPE servswitch_announcements_refused_total counter\nservswitch_announcements_refused_total {}\n\
              # HELP servswitch_quarantined Switch ports and MACs whose claims are ignored after a refusal.\n# TYPE servswitch_quarantined gauge\nservswitch_quarantined {}\n\
-             # HELP servswitch_state_writes_total Times the application state was locked for writing (a packet-in that changes nothing takes a shared read only).\n# TYPE servswitch_state_writes_total counter\nservswitch_state_writes_total {}\n",
+             # HELP servswitch_state_writes_total Times the application state was locked for writing (a packet-in that changes nothing takes a shared read only).\n# TYPE servswitch_state_writes_total counter\nservswitch_state_writes_total {}\n\
+             # HELP servswitch_replans_total Times the routes were planned again because links went out of use or back into use.\n# TYPE servswitch_replans_total counter\nservswitch_replans_total {}\n\
+             # HELP servswitch_links_down Declared links out of use (a port down, a switch disconnected, dampened).\n# TYPE servswitch_links_down gauge\nservswitch_links_down {}\n",
             st.migrations_done,
             st.migrations_failed,
             st.away.len(),
@@ -847,6 +865,8 @@ impl Router {
                 st.quarantine.values().filter(|u| now < **u).count()
             },
             self.state_writes(),
+            self.replans(),
+            links_down,
         )
     }
 
@@ -862,6 +882,11 @@ impl Router {
     /// One switch's planned meters (the controller meter, one per host port).
     pub fn switch_meters(&self, switch: &str) -> Vec<crate::fabric::plan::Meter> {
         self.read().meters(&self.fabric, switch)
+    }
+
+    /// One switch's planned groups (the multipath routes' select groups).
+    pub fn switch_groups(&self, switch: &str) -> Vec<crate::fabric::plan::Group> {
+        self.fabric.groups(switch)
     }
 
     /// Whether `switch` said it implements no meters.
@@ -1727,10 +1752,24 @@ impl Router {
     /// A switch finished its handshake: its asynchronous configuration now; its table is
     /// reconciled by the effect pushed onto `effects` (read, then only the difference sent,
     /// then audited).
-    pub fn switch_up(&self, sw: &SwitchHandle, effects: &mut Vec<Effect>) -> Vec<Body> {
+    pub fn switch_up(
+        &self,
+        sw: &SwitchHandle,
+        effects: &mut Vec<Effect>,
+        now: Instant,
+    ) -> Vec<Body> {
         let Some(name) = self.name_of(sw) else {
             return Vec::new();
         };
+        // Its links as it reports them: in use again if it was gone, out of use if down.
+        let up: std::collections::BTreeSet<u32> = sw
+            .info
+            .ports()
+            .iter()
+            .filter(|p| p.is_up())
+            .map(|p| p.port_no)
+            .collect();
+        self.link_switch(name, Some(&up), effects, now);
         let host_ports = self.host_ports(name, &|| {
             sw.info.ports().iter().map(|p| p.port_no).collect()
         });
@@ -1750,14 +1789,17 @@ impl Router {
         })]
     }
 
-    /// A switch's session ended (at `now`).
-    pub fn switch_down(&self, dpid: u64, now: Instant) {
+    /// A switch's session ended (at `now`): the fabric is routed around it.
+    pub fn switch_down(&self, dpid: u64, now: Instant, effects: &mut Vec<Effect>) {
         let Some(name) = self.names.get(&dpid) else {
             return;
         };
-        let mut st = self.lock();
-        st.reconciled.remove(name);
-        st.refresh_quiet(&self.fabric.topology.switches, now);
+        {
+            let mut st = self.lock();
+            st.reconciled.remove(name);
+            st.refresh_quiet(&self.fabric.topology.switches, now);
+        }
+        self.link_switch(name, None, effects, now);
     }
 }
 

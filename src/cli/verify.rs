@@ -1,9 +1,11 @@
 //! `servswitch verify`: every live flow table compared with what the controller plans for it
 //! (`GET /api/v1/flows/{switch}?format=text&stats=false` against `GET /api/v1/plan/{switch}`),
-//! as sets of `ovs-ofctl dump-flows --no-stats` lines, and its meters likewise
-//! (`GET /api/v1/meters/{switch}?format=text` against `GET /api/v1/plan/{switch}/meters`).
-//! Prints one line per switch and, on drift, the entries and meters planned but missing (`-`)
-//! and present but not planned (`+`); meters count as entries in the drift line.
+//! as sets of `ovs-ofctl dump-flows --no-stats` lines, and its meters and groups likewise
+//! (`GET /api/v1/meters/{switch}?format=text` against `GET /api/v1/plan/{switch}/meters`,
+//! `GET /api/v1/groups/{switch}?format=text` against `GET /api/v1/plan/{switch}/groups`).
+//! Prints one line per switch and, on drift, the entries, meters and groups planned but
+//! missing (`-`) and present but not planned (`+`); meters and groups count as entries in the
+//! drift line. A switch's ok line names its groups only when it has some.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -77,10 +79,23 @@ pub fn run(api: &Api, only: Option<&str>, out: &mut impl Write) -> Result<bool> 
             &format!("/api/v1/meters/{name}?format=text"),
         )?));
         let meters = plan.len() - entries;
+        plan.extend(lines(&get(api, &format!("/api/v1/plan/{name}/groups"))?));
+        live.extend(lines(&get(
+            api,
+            &format!("/api/v1/groups/{name}?format=text"),
+        )?));
+        let groups = plan.len() - entries - meters;
         let missing: Vec<&String> = plan.difference(&live).collect();
         let extra: Vec<&String> = live.difference(&plan).collect();
         if missing.is_empty() && extra.is_empty() {
-            writeln!(out, "{name}: ok ({entries} entries, {meters} meters)")?;
+            if groups == 0 {
+                writeln!(out, "{name}: ok ({entries} entries, {meters} meters)")?;
+            } else {
+                writeln!(
+                    out,
+                    "{name}: ok ({entries} entries, {meters} meters, {groups} groups)"
+                )?;
+            }
             continue;
         }
         ok = false;

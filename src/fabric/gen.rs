@@ -144,6 +144,35 @@ mod tests {
         assert_eq!(f.next_hop("a1", "t45"), Some(1));
         assert_eq!(f.next_hop("c1", "t45"), Some(5));
         assert_eq!(f.next_hop("a5", "t45"), Some(7));
+        // Equal-cost next hops: both uplinks, both cores, both aggregation switches of the
+        // far block; one group per far rack, named after it.
+        assert_eq!(f.next_hops("t1", "t45"), vec![1, 2]);
+        assert_eq!(f.next_hops("a1", "t45"), vec![1, 2]);
+        assert_eq!(f.next_hops("c1", "t45"), vec![5, 6]);
+        assert_eq!(f.next_hops("a5", "t45"), vec![7]);
+        let t45 = t.switches.iter().position(|s| s.name == "t45").unwrap();
+        assert_eq!(f.route_group("t1", "t45").unwrap().id, t45 as u32 + 1);
+        assert!(f.route_group("a5", "t45").is_none());
+        assert_eq!(f.groups("t1").len(), 44, "one per other rack");
+        // The far block's aggregation switch a5 loses its link to t45: it goes up to the
+        // cores (not down through another rack), the cores leave a5 out, and the group
+        // names stay.
+        let down = std::collections::BTreeSet::from([("a5".to_string(), 7)]);
+        assert!(f.set_unused(&down));
+        assert!(!f.set_unused(&down), "the same again changes nothing");
+        assert_eq!(f.next_hops("a5", "t45"), vec![1, 2]);
+        assert_eq!(f.next_hops("c1", "t45"), vec![6]);
+        assert_eq!(f.route_group("c1", "t45").unwrap().ports, vec![6]);
+        assert_eq!(f.next_hops("t1", "t45"), vec![1, 2]);
+        assert_eq!(f.unused().len(), 2, "both ends");
+        // t45 loses its other uplink too: out of reach, its groups empty.
+        let both = std::collections::BTreeSet::from([("a5".to_string(), 7), ("a6".to_string(), 7)]);
+        assert!(f.set_unused(&both));
+        assert!(f.next_hops("t1", "t45").is_empty());
+        assert!(f.route_group("t1", "t45").unwrap().ports.is_empty());
+        assert!(f.set_unused(&std::collections::BTreeSet::new()));
+        assert_eq!(f.next_hops("c1", "t45"), vec![5, 6]);
+        assert!(f.unused().is_empty());
         assert!(GenSpec { racks: 0, ..spec }.validate().is_err());
         assert!(GenSpec {
             hosts_per_rack: 241,

@@ -27,6 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use ofp13::{port, Action, Body, FlowMod, Instruction, MacAddr, Match, Oxm, PacketOut, NO_BUFFER};
 
@@ -107,6 +108,65 @@ impl Meter {
     /// The meter as `ovs-ofctl -O OpenFlow13 dump-meters` prints it, on one line.
     pub fn text(&self) -> String {
         ofp13::text::meter_line(&self.config())
+    }
+}
+
+/// One group as servswitch plans it: a select group over the equal-cost next hops from a
+/// switch toward one gateway switch. Its id is that switch's place in the topology file
+/// (from 1), so a group keeps its id whatever happens to its buckets. Each bucket outputs
+/// to one port and watches it: Open vSwitch picks among the live buckets by a hash of the
+/// packet's addresses and ports (a flow keeps its path; flows spread), and leaves out a
+/// bucket whose port is down without waiting for the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: u32,
+    /// The next hops, lowest port first.
+    pub ports: Vec<u32>,
+}
+
+impl Group {
+    /// The group as the switch reports it (group-desc multipart).
+    pub fn desc(&self) -> ofp13::GroupDesc {
+        ofp13::GroupDesc {
+            group_type: ofp13::OFPGT_SELECT,
+            group_id: self.id,
+            buckets: self
+                .ports
+                .iter()
+                .map(|&p| ofp13::Bucket {
+                    weight: 1,
+                    watch_port: p,
+                    watch_group: ofp13::group::ANY,
+                    actions: vec![Action::output(p)],
+                })
+                .collect(),
+        }
+    }
+
+    /// The GROUP_MOD that creates it (`OFPGC_ADD`) or changes it (`OFPGC_MODIFY`).
+    pub fn group_mod(&self, command: u16) -> ofp13::GroupMod {
+        let d = self.desc();
+        ofp13::GroupMod {
+            command,
+            group_type: d.group_type,
+            group_id: d.group_id,
+            buckets: d.buckets,
+        }
+    }
+
+    /// The GROUP_MOD that deletes group `id` (and, on the switch, every entry using it).
+    pub fn delete(id: u32) -> ofp13::GroupMod {
+        ofp13::GroupMod {
+            command: ofp13::OFPGC_DELETE,
+            group_type: ofp13::OFPGT_ALL,
+            group_id: id,
+            buckets: Vec::new(),
+        }
+    }
+
+    /// The group as `ovs-ofctl -O OpenFlow13 dump-groups` prints it.
+    pub fn text(&self) -> String {
+        ofp13::text::group_line(&self.desc())
     }
 }
 
@@ -408,8 +468,13 @@ pub struct Fabric {
     index: FastMap<String, usize>,
     /// For each switch, its link ports and where they lead: port -> (switch, port).
     links: Vec<BTreeMap<u32, (usize, u32)>>,
-    /// next_hop[a][b]: the port of a on a shortest path to b (None for a == b or unreachable).
-    next_hop: Vec<Vec<Option<u32>>>,
+    /// next_hops[a][b]: the ports of a on a shortest path to b over every declared link,
+    /// lowest first (empty for a == b or unreachable).
+    next_hops: Vec<Vec<Vec<u32>>>,
+    /// The routes over the links in use, when some are not (see [`Fabric::set_unused`]).
+    in_use: InUse,
+    /// Which switches may carry others' traffic (all but access switches).
+    transit: Vec<bool>,
     /// For each switch, the indexes of the subnets it is the gateway of.
     subnets: Vec<Vec<usize>>,
     /// Switches that are not access switches but carry subnets (the fabric's edge).
@@ -424,6 +489,107 @@ pub struct Fabric {
 /// How long a switch added to a VM's cover keeps rewriting toward it once its hosts stop
 /// sending to the VM (`run --cover-idle`).
 pub const DEFAULT_COVER_IDLE: u16 = 60;
+
+/// Every switch's next hops toward every other over the links not in `unused` (link ends by
+/// switch index and port): a breadth-first search from each destination over reversed edges
+/// gives each switch the ports toward a neighbour one step nearer, lowest first.
+///
+/// Valley-free where it can be: an access switch (`transit[i] == false`) is not crossed on
+/// the way to another switch, as in a Clos fabric, where a rack's switch carries no one
+/// else's traffic (with a failed link, a path down through another rack and up again can be
+/// as short as the one over a core). A destination that some switch reaches only through
+/// an access switch (a fabric whose every switch is an access switch, or one cut apart by
+/// failures) is routed over every switch, for all switches alike, so that the next hops
+/// toward one destination always follow one distance and never loop.
+fn shortest_next_hops(
+    links: &[BTreeMap<u32, (usize, u32)>],
+    unused: &BTreeSet<(usize, u32)>,
+    transit: &[bool],
+) -> Vec<Vec<Vec<u32>>> {
+    let n = links.len();
+    let usable =
+        |u: usize, p: u32, v: usize, q: u32| !unused.contains(&(u, p)) && !unused.contains(&(v, q));
+    let distances = |dst: usize, valley_free: bool| {
+        let mut dist = vec![usize::MAX; n];
+        dist[dst] = 0;
+        let mut q = VecDeque::from([dst]);
+        while let Some(u) = q.pop_front() {
+            if valley_free && u != dst && !transit.get(u).copied().unwrap_or(true) {
+                continue;
+            }
+            for (&p, &(v, vp)) in &links[u] {
+                if dist[v] == usize::MAX && usable(u, p, v, vp) {
+                    dist[v] = dist[u] + 1;
+                    q.push_back(v);
+                }
+            }
+        }
+        dist
+    };
+    let mut next_hops = vec![vec![Vec::new(); n]; n];
+    for dst in 0..n {
+        let any = distances(dst, false);
+        let free = distances(dst, true);
+        let reach = |d: &[usize]| d.iter().filter(|&&x| x != usize::MAX).count();
+        let valley_free = reach(&free) == reach(&any);
+        let dist = if valley_free { free } else { any };
+        for (src, (row, out)) in next_hops.iter_mut().zip(links).enumerate() {
+            let d = dist[src];
+            if src == dst || d == usize::MAX {
+                continue;
+            }
+            let Some(cell) = row.get_mut(dst) else {
+                continue;
+            };
+            *cell = out
+                .iter()
+                .filter(|(&p, &(v, vp))| {
+                    dist[v] != usize::MAX
+                        && dist[v] + 1 == d
+                        && usable(src, p, v, vp)
+                        && (v == dst || !valley_free || transit.get(v).copied().unwrap_or(true))
+                })
+                .map(|(&p, _)| p)
+                .collect();
+        }
+    }
+    next_hops
+}
+
+/// The routes over the links in use when some declared link is not.
+#[derive(Debug)]
+struct Routes {
+    unused: BTreeSet<(usize, u32)>,
+    next_hops: Vec<Vec<Vec<u32>>>,
+}
+
+/// Where the fabric keeps its routes over the links in use (none: every declared link is in
+/// use). Shared by reference: a clone of the fabric starts with the same routes and is
+/// changed apart from it.
+#[derive(Debug, Default)]
+struct InUse(std::sync::RwLock<Option<Arc<Routes>>>);
+
+impl InUse {
+    fn routes(&self) -> Option<Arc<Routes>> {
+        match self.0.read() {
+            Ok(r) => r.clone(),
+            Err(e) => e.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, routes: Option<Arc<Routes>>) {
+        match self.0.write() {
+            Ok(mut r) => *r = routes,
+            Err(e) => *e.into_inner() = routes,
+        }
+    }
+}
+
+impl Clone for InUse {
+    fn clone(&self) -> Self {
+        InUse(std::sync::RwLock::new(self.routes()))
+    }
+}
 
 /// What a message's handler asks about the switch it came from, resolved once per message
 /// ([`Fabric::switch_ctx`]): its link ports and its subnets, with no lookup by name after.
@@ -471,30 +637,12 @@ impl Fabric {
                 links[b].insert(l.b.port, (a, l.a.port));
             }
         }
-        // BFS from each destination over reversed edges gives every switch's first hop to it.
-        let mut next_hop = vec![vec![None; n]; n];
-        for dst in 0..n {
-            let mut dist = vec![usize::MAX; n];
-            dist[dst] = 0;
-            let mut q = VecDeque::from([dst]);
-            while let Some(u) = q.pop_front() {
-                for &(v, _) in links[u].values() {
-                    if dist[v] == usize::MAX {
-                        dist[v] = dist[u] + 1;
-                        q.push_back(v);
-                    }
-                }
-            }
-            for src in 0..n {
-                if src == dst || dist[src] == usize::MAX {
-                    continue;
-                }
-                next_hop[src][dst] = links[src]
-                    .iter()
-                    .find(|(_, &(v, _))| dist[v] + 1 == dist[src])
-                    .map(|(&p, _)| p);
-            }
-        }
+        let transit: Vec<bool> = topology
+            .switches
+            .iter()
+            .map(|s| s.tier != crate::fabric::topology::Tier::Access)
+            .collect();
+        let next_hops = shortest_next_hops(&links, &BTreeSet::new(), &transit);
         let mut subnets = vec![Vec::new(); n];
         for (i, s) in topology.subnets.iter().enumerate() {
             if let Some(&sw) = index.get(&s.switch) {
@@ -514,7 +662,9 @@ impl Fabric {
             topology: topology.clone(),
             index,
             links,
-            next_hop,
+            next_hops,
+            in_use: InUse::default(),
+            transit,
             subnets,
             edges,
             cover_idle: DEFAULT_COVER_IDLE,
@@ -566,10 +716,113 @@ impl Fabric {
         Some((name, p))
     }
 
-    /// The port of `from` on a shortest path toward `to`.
+    /// The port of `from` on a shortest path toward `to` over the links in use (of several,
+    /// the lowest: the one path of entries that cannot spread, such as the home agent's turn
+    /// back).
     pub fn next_hop(&self, from: &str, to: &str) -> Option<u32> {
-        let (a, b) = (*self.index.get(from)?, *self.index.get(to)?);
-        self.next_hop[a][b]
+        self.next_hops(from, to).first().copied()
+    }
+
+    /// Every port of `from` on a shortest path toward `to` over the links in use, lowest
+    /// first (empty for `from` itself, an unknown switch or one out of reach).
+    pub fn next_hops(&self, from: &str, to: &str) -> Vec<u32> {
+        let (Some(&a), Some(&b)) = (self.index.get(from), self.index.get(to)) else {
+            return Vec::new();
+        };
+        let hops = |t: &Vec<Vec<Vec<u32>>>| t.get(a).and_then(|v| v.get(b)).cloned();
+        match self.in_use.routes() {
+            Some(r) => hops(&r.next_hops),
+            None => hops(&self.next_hops),
+        }
+        .unwrap_or_default()
+    }
+
+    /// The group that spreads `from`'s traffic toward `to` over its equal-cost next hops:
+    /// there is one where the declared links give several (one: the route outputs to it
+    /// directly). Its buckets are the next hops over the links in use, so that a link out
+    /// of use changes the group, not the entries that use it (no buckets: dropped).
+    pub fn route_group(&self, from: &str, to: &str) -> Option<Group> {
+        let (&a, &b) = (self.index.get(from)?, self.index.get(to)?);
+        let declared = self.next_hops.get(a)?.get(b)?;
+        (declared.len() > 1).then(|| Group {
+            id: u32::try_from(b + 1).unwrap_or(ofp13::group::MAX),
+            ports: self.next_hops(from, to),
+        })
+    }
+
+    /// Takes link ends out of use (`(switch, port)`; a link is out of use when either of its
+    /// ends is), all others back into use, and computes the routes again. Whether the routes
+    /// changed. Every plan made afterwards follows them; the switches learn of it when they
+    /// are reconciled. Callers serialize their calls (the router holds its link watch).
+    pub fn set_unused(&self, ends: &BTreeSet<(String, u32)>) -> bool {
+        let unused: BTreeSet<(usize, u32)> = ends
+            .iter()
+            .filter_map(|(s, p)| {
+                let &i = self.index.get(s)?;
+                let &(j, q) = self.links.get(i)?.get(p)?;
+                Some([(i, *p), (j, q)])
+            })
+            .flatten()
+            .collect();
+        let now = self.in_use.routes();
+        let same = match &now {
+            Some(r) => r.unused == unused,
+            None => unused.is_empty(),
+        };
+        if same {
+            return false;
+        }
+        let next = (!unused.is_empty()).then(|| {
+            Arc::new(Routes {
+                next_hops: shortest_next_hops(&self.links, &unused, &self.transit),
+                unused,
+            })
+        });
+        let changed = match (&now, &next) {
+            (Some(a), Some(b)) => a.next_hops != b.next_hops,
+            (Some(a), None) | (None, Some(a)) => a.next_hops != self.next_hops,
+            (None, None) => false,
+        };
+        self.in_use.set(next);
+        changed
+    }
+
+    /// The link ends out of use now (both ends of each such link), by switch name.
+    pub fn unused(&self) -> BTreeSet<(String, u32)> {
+        let names =
+            |&(i, p): &(usize, u32)| self.topology.switches.get(i).map(|s| (s.name.clone(), p));
+        match self.in_use.routes() {
+            Some(r) => r.unused.iter().filter_map(names).collect(),
+            None => BTreeSet::new(),
+        }
+    }
+
+    /// The groups a switch needs: one per gateway switch it reaches over several equal-cost
+    /// next hops, by id.
+    pub fn groups(&self, switch: &str) -> Vec<Group> {
+        let mut to: Vec<&str> = self
+            .topology
+            .subnets
+            .iter()
+            .map(|s| s.switch.as_str())
+            .filter(|&s| s != switch)
+            .collect();
+        to.sort_unstable();
+        to.dedup();
+        let mut v: Vec<Group> = to
+            .into_iter()
+            .filter_map(|t| self.route_group(switch, t))
+            .collect();
+        v.sort_by_key(|g| g.id);
+        v
+    }
+
+    /// What a route toward gateway switch `to` ends with: its group, or its one next hop.
+    fn route_out(&self, from: &str, to: &str) -> Option<Action> {
+        match self.route_group(from, to) {
+            Some(g) => Some(Action::Group { group_id: g.id }),
+            None => self.next_hop(from, to).map(Action::output),
+        }
     }
 
     /// The subnets a switch is the gateway of (in file order).
@@ -677,7 +930,7 @@ impl Fabric {
             if s.switch == switch {
                 continue;
             }
-            let Some(p) = self.next_hop(switch, &s.switch) else {
+            let Some(out) = self.route_out(switch, &s.switch) else {
                 continue;
             };
             v.push(Flow {
@@ -693,7 +946,7 @@ impl Fabric {
                     Action::SetField {
                         field: Oxm::EthDst(GATEWAY_MAC, None),
                     },
-                    Action::output(p),
+                    out,
                 ]),
                 ..Default::default()
             });

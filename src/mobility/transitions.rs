@@ -223,6 +223,15 @@ struct Model<'a> {
     receivers: HashMap<(usize, u32), Vec<usize>>,
 }
 
+/// The switch's planned groups (multipath routes), which its entries may name.
+fn install_groups(t: &mut FlowTables, fabric: &Fabric, name: &str) -> Result<(), Failure> {
+    for g in fabric.groups(name) {
+        t.apply_group_mod(&g.group_mod(ofp13::OFPGC_ADD))
+            .map_err(|e| Failure::Inconsistent(format!("{name}: refuses {} ({e:?})", g.text())))?;
+    }
+    Ok(())
+}
+
 fn table_count(flows: &[Flow], mods: &[&FlowMod]) -> u8 {
     flows
         .iter()
@@ -307,6 +316,7 @@ impl<'a> Model<'a> {
             let all_mods: Vec<&FlowMod> = mods.iter().map(|(_, m)| *m).collect();
             let mut t = FlowTables::new(table_count(flows, &all_mods));
             t.set_ports(&ports.iter().copied().collect::<Vec<_>>());
+            install_groups(&mut t, c.fabric, name)?;
             for f in flows {
                 t.apply_flow_mod(&f.add()).map_err(|e| {
                     Failure::Inconsistent(format!("{name}: refuses {} ({e:?})", f.text()))
@@ -331,6 +341,7 @@ impl<'a> Model<'a> {
             // The end must be the tables planned after the update.
             if let Some(want) = c.after.get(name) {
                 let mut w = FlowTables::new(table_count(want, &[]));
+                install_groups(&mut w, c.fabric, name)?;
                 for f in want {
                     w.apply_flow_mod(&f.add()).map_err(|e| {
                         Failure::Inconsistent(format!("{name}: refuses {} ({e:?})", f.text()))

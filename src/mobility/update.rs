@@ -367,11 +367,13 @@ pub struct Reconciled {
     pub deferred: usize,
     /// Meters added, changed or deleted.
     pub meters: usize,
+    /// Groups added, changed or deleted.
+    pub groups: usize,
 }
 
 impl Reconciled {
     pub fn changed(&self) -> usize {
-        self.added + self.modified + self.deleted + self.meters
+        self.added + self.modified + self.deleted + self.meters + self.groups
     }
 }
 

@@ -78,6 +78,10 @@ impl FakeFabric {
         for s in &topology.switches {
             let mut t = FlowTables::new(254);
             t.set_ports(&f.ports[&s.name].iter().copied().collect::<Vec<_>>());
+            for g in f.router.switch_groups(&s.name) {
+                t.apply_group_mod(&g.group_mod(ofp13::OFPGC_ADD))
+                    .expect("planned groups are valid");
+            }
             for flow in f.router.switch_plan(&s.name) {
                 t.apply_flow_mod(&flow.add())
                     .expect("planned entries are valid");

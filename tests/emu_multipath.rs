@@ -1,0 +1,255 @@
+//! Multipath and link failures on the emulated fabric (issue 16): the real controller in
+//! process, emulated switches and hosts over real sockets, topologies/three-tier.toml (every
+//! access switch has two uplinks, every aggregation switch two).
+//!
+//! - Equal-cost next hops are select groups: flows spread over both uplinks, and one flow
+//!   keeps its path.
+//! - A link cut (both ends `LINK_DOWN`, as a cable) is routed around: the switch's own group
+//!   leaves the dead bucket out at once, the controller plans the routes again and every
+//!   switch ends up with the new plan; traffic flows both ways meanwhile and after. Mended,
+//!   everything returns to the first plan.
+//!
+//! Nothing waits on a fixed sleep: `wait_until` re-checks whenever a switch or host did work.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use servswitch::app::router::Router;
+use servswitch::emu::fabric::EmuFabric;
+use servswitch::fabric::plan::{Fabric, GATEWAY_MAC};
+use servswitch::fabric::topology::Topology;
+use servswitch::packet;
+use servswitch::switch::runtime::{Controller, RuntimeConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+const WAIT: Duration = Duration::from_secs(10);
+const PING: Duration = Duration::from_secs(2);
+
+struct Rig {
+    ctl: Arc<Controller>,
+    router: Arc<Router>,
+    fabric: EmuFabric,
+    serve: JoinHandle<std::io::Result<()>>,
+    names: Vec<String>,
+}
+
+fn three_tier() -> Topology {
+    Topology::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/three-tier.toml"))
+        .unwrap()
+}
+
+/// Every switch's flow entries and groups, as text.
+fn live(f: &EmuFabric, name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let flows = f.dump_flows(name).lines().map(str::to_string).collect();
+    let groups = f
+        .switch(name)
+        .with_core(|c| c.tables().groups())
+        .iter()
+        .map(ofp13::text::group_line)
+        .collect();
+    (flows, groups)
+}
+
+/// What the router plans for a switch now, as text.
+fn planned(r: &Router, name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    (
+        r.switch_plan(name).iter().map(|f| f.text()).collect(),
+        r.switch_groups(name).iter().map(|g| g.text()).collect(),
+    )
+}
+
+impl Rig {
+    async fn up(t: &Topology) -> Rig {
+        let (router, ctl) =
+            Router::new(Fabric::new(t)).serve_with(t.clone(), RuntimeConfig::default());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let c = Arc::clone(&ctl);
+        let serve = tokio::spawn(async move { c.serve(listener, None).await });
+        let fabric = EmuFabric::build(t, addr).await.unwrap();
+        fabric.wait_connected(WAIT).await.unwrap();
+        let rig = Rig {
+            ctl,
+            router,
+            fabric,
+            serve,
+            names: t.switches.iter().map(|s| s.name.clone()).collect(),
+        };
+        rig.converged("at start").await;
+        rig
+    }
+
+    /// Waits until every switch holds exactly what the router plans for it now.
+    async fn converged(&self, when: &str) {
+        let ok = self
+            .fabric
+            .wait_until(WAIT, |f| {
+                self.names
+                    .iter()
+                    .all(|n| live(f, n) == planned(&self.router, n))
+            })
+            .await;
+        let drift: Vec<String> = self
+            .names
+            .iter()
+            .filter(|n| live(&self.fabric, n) != planned(&self.router, n))
+            .cloned()
+            .collect();
+        assert!(ok, "{when}: not as planned on {drift:?}");
+    }
+
+    /// The whole fabric as it is now (to compare with later).
+    fn snapshot(&self) -> Vec<(BTreeSet<String>, BTreeSet<String>)> {
+        self.names.iter().map(|n| live(&self.fabric, n)).collect()
+    }
+
+    async fn stop(self) {
+        self.fabric.shutdown().await;
+        self.ctl.shutdown(Duration::from_secs(5)).await;
+        let _ = self.serve.await;
+    }
+}
+
+/// A TCP segment (a SYN) from `from` (address `src`) to `dst` with source port `sport`.
+/// TCP: the select hash leaves UDP ports out, as Open vSwitch's does.
+fn tcp(f: &EmuFabric, from: &str, src: Ipv4Addr, dst: Ipv4Addr, sport: u16) -> Vec<u8> {
+    let mut seg = Vec::new();
+    seg.extend_from_slice(&sport.to_be_bytes());
+    seg.extend_from_slice(&9u16.to_be_bytes());
+    seg.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    let mac = f.host(from).mac;
+    packet::ipv4_frame(GATEWAY_MAC, mac, src, dst, packet::IP_TCP, &seg)
+}
+
+fn addr(t: &Topology, host: &str) -> Ipv4Addr {
+    t.hosts.iter().find(|h| h.name == host).unwrap().addresses()[0]
+}
+
+/// Packets each bucket of `switch`'s group `id` has taken.
+fn bucket_packets(f: &EmuFabric, switch: &str, id: u32) -> Vec<u64> {
+    f.switch(switch).with_core(|c| {
+        c.tables()
+            .group_stats(id)
+            .first()
+            .map(|g| g.bucket_stats.iter().map(|b| b.packet_count).collect())
+            .unwrap_or_default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equal_cost_uplinks_share_the_flows_and_each_flow_keeps_its_path() {
+    let t = three_tier();
+    let rig = Rig::up(&t).await;
+    let f = &rig.fabric;
+    // t1 reaches t5 (the other block) over both uplinks: one group, two buckets.
+    let g = rig.router.fabric.route_group("t1", "t5").expect("a group");
+    assert_eq!(g.ports, vec![1, 2]);
+    let (src, dst) = (addr(&t, "h1-0"), addr(&t, "h5-0"));
+    // A ping first; then 64 flows, twice each.
+    assert!(f.ping("h1-0", dst, PING).await.is_some());
+    let before = f.received("h5-0").len();
+    for round in 0..2 {
+        for sport in 2000..2064 {
+            f.send_raw("h1-0", tcp(f, "h1-0", src, dst, sport));
+        }
+        let want = before + 64 * (round + 1);
+        assert!(
+            f.wait_until(WAIT, |f| f.received("h5-0").len() >= want)
+                .await,
+            "only {} of {want} frames reached h5-0",
+            f.received("h5-0").len()
+        );
+    }
+    let per_bucket = bucket_packets(f, "t1", g.id);
+    println!(
+        "t1's group {} toward t5, packets per bucket: {per_bucket:?}",
+        g.id
+    );
+    assert_eq!(per_bucket.iter().sum::<u64>(), 128 + 1, "{per_bucket:?}");
+    assert!(
+        per_bucket.iter().all(|&n| n >= 16),
+        "64 flows over two uplinks: {per_bucket:?}"
+    );
+    // Each flow took one bucket both times: the counts are even but for the ping.
+    assert_eq!(
+        per_bucket.iter().filter(|&&n| n % 2 == 1).count(),
+        1,
+        "{per_bucket:?}"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_is_routed_around_and_a_mended_one_returns_to_the_plan() {
+    let t = three_tier();
+    let rig = Rig::up(&t).await;
+    let f = &rig.fabric;
+    let at_start = rig.snapshot();
+    let (h1, h5, h2) = (addr(&t, "h1-0"), addr(&t, "h5-0"), addr(&t, "h2-0"));
+    for (from, to) in [("h1-0", h5), ("h5-0", h1), ("h2-0", h1)] {
+        assert!(f.ping(from, to, PING).await.is_some(), "{from} -> {to}");
+    }
+
+    // t1's uplink to a1, and a3's downlink to t5: each end's switch loses one next hop, and
+    // a3 can reach t5 only through a core and a4 now.
+    f.set_link("t1", 1, false).unwrap();
+    f.set_link("t5", 1, false).unwrap();
+    let out = rig
+        .fabric
+        .wait_until(WAIT, |_| rig.router.fabric.unused().len() == 4)
+        .await;
+    assert!(out, "the controller did not take the links out of use");
+    rig.converged("after the cuts").await;
+    assert_eq!(rig.router.fabric.next_hops("t1", "t5"), vec![2]);
+    assert_eq!(
+        rig.router.fabric.route_group("t1", "t5").unwrap().ports,
+        vec![2],
+        "the group keeps its id and loses the dead bucket"
+    );
+    assert_eq!(
+        rig.router.fabric.next_hops("a3", "t5"),
+        vec![1, 2],
+        "up, then down"
+    );
+    for (from, to) in [("h1-0", h5), ("h5-0", h1), ("h2-0", h1), ("h1-0", h2)] {
+        assert!(
+            f.ping(from, to, PING).await.is_some(),
+            "{from} -> {to} with the links cut"
+        );
+    }
+    let states = rig.router.link_states(rig.router.now());
+    let down: Vec<String> = states
+        .iter()
+        .filter(|(_, _, why)| why.is_some())
+        .map(|(a, b, _)| format!("{}:{}-{}:{}", a.0, a.1, b.0, b.1))
+        .collect();
+    assert_eq!(down.len(), 2, "{down:?}");
+
+    // Mended: back to the first plan, entry for entry.
+    f.set_link("t1", 1, true).unwrap();
+    f.set_link("t5", 1, true).unwrap();
+    let back = rig
+        .fabric
+        .wait_until(WAIT, |_| rig.router.fabric.unused().is_empty())
+        .await;
+    assert!(
+        back,
+        "the links were not taken back into use: {:?}; out of use: {:?}",
+        rig.router.link_states(rig.router.now()),
+        rig.router.fabric.unused()
+    );
+    rig.converged("after the repair").await;
+    assert_eq!(rig.snapshot(), at_start, "the fabric is as it was");
+    for (from, to) in [("h1-0", h5), ("h5-0", h1)] {
+        assert!(
+            f.ping(from, to, PING).await.is_some(),
+            "{from} -> {to} mended"
+        );
+    }
+    assert!(rig.router.replans() >= 2);
+    rig.stop().await;
+}
