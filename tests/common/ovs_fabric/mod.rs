@@ -8,7 +8,10 @@
 //! a select group in the next bridge is lost (Open vSwitch 3.1's userspace datapath picks a
 //! select group's bucket by recirculating on a datapath hash, which a packet-out crossing a
 //! patch port does not survive: measured, docs/failover.md). Over a veth each bridge
-//! receives the packet as a switch would. Everything it creates is named with a prefix
+//! receives the packet as a switch would. A test whose fabric has no equal-cost paths and
+//! that measures outages tight enough for the veths' extra kernel hop per link to show on
+//! this 2-core machine (tests/ovs_busy.rs: one outage of 3 pings at 10 ms where it allows 2,
+//! seen once in CI) may ask for patch ports ([`Links::Patch`]). Everything it creates is named with a prefix
 //! that belongs to one harness instance (`ssfNN…` for bridges and veth ends,
 //! `ss-fNN-…` for namespaces) and is removed again on drop, also when a test panics.
 //!
@@ -81,7 +84,17 @@ pub struct FabricHost {
     pub port: u32,
 }
 
-/// One end of a link: a veth end on a bridge.
+/// What joins two bridges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// A veth pair: a real link (it can be cut; each bridge receives what crosses it).
+    Veth,
+    /// A pair of OVS patch ports: cheaper, but it never goes down, and a PACKET_OUT
+    /// crossing it into a select group is lost. Only for fabrics without multipath.
+    Patch,
+}
+
+/// One end of a link: a veth end (or patch port) on a bridge.
 #[derive(Debug, Clone)]
 pub struct LinkEnd {
     pub switch: String,
@@ -98,6 +111,7 @@ pub struct OvsFabric {
     bridges: BTreeMap<String, String>,
     hosts: BTreeMap<String, FabricHost>,
     links: Vec<(LinkEnd, LinkEnd)>,
+    link_kind: Links,
     controller_port: Option<u16>,
     torn_down: bool,
 }
@@ -126,6 +140,15 @@ impl OvsFabric {
     /// `tcp:127.0.0.1:PORT` (out-of-band, max_backoff 1000 ms). On error everything created so
     /// far is removed again.
     pub fn build(topology: &Topology, controller_port: Option<u16>) -> Result<OvsFabric, String> {
+        Self::build_with(topology, controller_port, Links::Veth)
+    }
+
+    /// [`OvsFabric::build`] with the given kind of links.
+    pub fn build_with(
+        topology: &Topology,
+        controller_port: Option<u16>,
+        link_kind: Links,
+    ) -> Result<OvsFabric, String> {
         let (slot, lock) = (0..SLOTS)
             .find_map(|s| slot_lock(s).map(|l| (s, l)))
             .ok_or("ovs_fabric: all 100 slots are taken")?;
@@ -201,6 +224,7 @@ impl OvsFabric {
             bridges,
             hosts,
             links,
+            link_kind,
             controller_port,
             torn_down: false,
         };
@@ -222,7 +246,12 @@ impl OvsFabric {
             ));
         }
         // The links: a veth pair each, both ends in the root namespace and on bridges.
-        for (a, b) in &self.links {
+        let veths = if self.link_kind == Links::Veth {
+            self.links.as_slice()
+        } else {
+            &[]
+        };
+        for (a, b) in veths {
             lines.push(format!(
                 "link add {} type veth peer name {}",
                 a.name, b.name
@@ -239,7 +268,7 @@ impl OvsFabric {
             }
             lines.push(format!("link set {} up", h.veth));
         }
-        for end in self.links.iter().flat_map(|(a, b)| [a, b]) {
+        for end in veths.iter().flat_map(|(a, b)| [a, b]) {
             let sysctl = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", end.name);
             if Path::new(&sysctl).exists() {
                 std::fs::write(&sysctl, "1").map_err(|e| format!("{sysctl}: {e}"))?;
@@ -293,16 +322,24 @@ impl OvsFabric {
                 push(&["--", "set", "bridge", br, &format!("controller={id}")]);
             }
         }
-        for me in self.links.iter().flat_map(|(a, b)| [a, b]) {
-            let br = &self.bridges[&me.switch];
-            push(&["--", "add-port", br, &me.name]);
-            push(&[
-                "--",
-                "set",
-                "interface",
-                &me.name,
-                &format!("ofport_request={}", me.port),
-            ]);
+        for (a, b) in &self.links {
+            for (me, peer) in [(a, b), (b, a)] {
+                let br = &self.bridges[&me.switch];
+                push(&["--", "add-port", br, &me.name]);
+                let request = format!("ofport_request={}", me.port);
+                match self.link_kind {
+                    Links::Veth => push(&["--", "set", "interface", &me.name, &request]),
+                    Links::Patch => push(&[
+                        "--",
+                        "set",
+                        "interface",
+                        &me.name,
+                        "type=patch",
+                        &format!("options:peer={}", peer.name),
+                        &request,
+                    ]),
+                }
+            }
         }
         for h in self.hosts.values() {
             let br = &self.bridges[&h.switch];
@@ -391,6 +428,9 @@ impl OvsFabric {
     /// veth end on that side is set down (its peer loses its carrier: Open vSwitch reports
     /// both ports `LINK_DOWN`) or up again.
     pub fn set_link(&self, switch: &str, port: u32, up: bool) -> Result<(), String> {
+        if self.link_kind == Links::Patch {
+            return Err("a patch port cannot be cut: build the fabric with veth links".into());
+        }
         let end = self
             .links
             .iter()
@@ -467,8 +507,18 @@ pub fn start_routed_with(
     controller_topology: &Path,
     extra: &[&str],
 ) -> (ControllerProcess, OvsFabric) {
+    start_routed_links(fabric_topology, controller_topology, extra, Links::Veth)
+}
+
+/// [`start_routed_with`] with the given kind of links.
+pub fn start_routed_links(
+    fabric_topology: &Topology,
+    controller_topology: &Path,
+    extra: &[&str],
+    links: Links,
+) -> (ControllerProcess, OvsFabric) {
     let ctl = ControllerProcess::start(controller_topology, extra);
-    let fabric = OvsFabric::build(fabric_topology, Some(ctl.of_port)).unwrap();
+    let fabric = OvsFabric::build_with(fabric_topology, Some(ctl.of_port), links).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     for s in &fabric_topology.switches {
         loop {
