@@ -63,6 +63,8 @@ pub struct LinkWatch {
     /// after [`DISCONNECT_GRACE`]).
     disconnected: BTreeMap<String, Instant>,
     penalties: BTreeMap<End, Penalty>,
+    /// When the one look-again timer (`Effect::Replan`) is due, if one is armed.
+    armed: Option<Instant>,
 }
 
 /// Why an end is out of use.
@@ -144,6 +146,19 @@ impl LinkWatch {
         self.next_reuse(ends, now).into_iter().chain(grace).min()
     }
 
+    /// Arms the look-again timer for `at`: whether a timer must be started (none is armed
+    /// for an earlier time still to come). Each event of a flapping link would otherwise
+    /// start one more timer.
+    pub fn arm(&mut self, at: Instant, now: Instant) -> bool {
+        match self.armed {
+            Some(a) if a > now && a <= at => false,
+            _ => {
+                self.armed = Some(at);
+                true
+            }
+        }
+    }
+
     /// How long until the first dampened end of `ends` may be used again.
     pub fn next_reuse(&self, ends: &[End], now: Instant) -> Option<Duration> {
         ends.iter()
@@ -205,6 +220,18 @@ mod tests {
         );
         assert_eq!(w.unused(&e, t + wait), None);
         assert_eq!(w.next_reuse(std::slice::from_ref(&e), t + wait), None);
+    }
+
+    #[test]
+    fn one_timer_at_a_time_looks_again() {
+        let mut w = LinkWatch::default();
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        assert!(w.arm(t0 + 5 * s, t0));
+        assert!(!w.arm(t0 + 6 * s, t0), "the armed one comes first");
+        assert!(w.arm(t0 + 2 * s, t0), "an earlier look needs its own timer");
+        assert!(!w.arm(t0 + 5 * s, t0 + s));
+        assert!(w.arm(t0 + 9 * s, t0 + 3 * s), "the armed one has fired");
     }
 
     #[test]

@@ -51,17 +51,18 @@ impl Router {
         effects: &mut Vec<Effect>,
         now: Instant,
     ) {
-        let mut changed = {
+        let changed = {
             let mut w = self.link_watch();
-            w.connection(name, ports_up.is_some(), now)
-        };
-        if let Some(up) = ports_up {
-            for p in self.fabric.link_ports(name) {
-                changed |= self
-                    .link_watch()
-                    .port((name.to_string(), p), up.contains(&p), now);
+            let mut changed = w.connection(name, ports_up.is_some(), now);
+            for p in ports_up
+                .map(|_| self.fabric.link_ports(name))
+                .unwrap_or_default()
+            {
+                let up = ports_up.is_some_and(|up| up.contains(&p));
+                changed |= w.port((name.to_string(), p), up, now);
             }
-        }
+            changed
+        };
         if changed {
             self.replan(effects, now);
         }
@@ -80,7 +81,9 @@ impl Router {
             .filter(|e| w.unused(e, now).is_some())
             .cloned()
             .collect();
-        let retry = w.next_change(&ends, now);
+        let retry = w
+            .next_change(&ends, now)
+            .filter(|&after| w.arm(now + after, now));
         let changed = self.fabric.set_unused(&unused);
         drop(w);
         if changed {

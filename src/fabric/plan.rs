@@ -564,8 +564,7 @@ struct Routes {
 }
 
 /// Where the fabric keeps its routes over the links in use (none: every declared link is in
-/// use). Shared by reference: a clone of the fabric starts with the same routes and is
-/// changed apart from it.
+/// use). A clone of the fabric starts with the same routes and is changed apart from it.
 #[derive(Debug, Default)]
 struct InUse(std::sync::RwLock<Option<Arc<Routes>>>);
 
