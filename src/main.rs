@@ -224,6 +224,11 @@ struct RunArgs {
     /// How long a (switch, port, MAC) whose claim was refused is ignored.
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     quarantine: f64,
+    /// Whether the controller checks the declared links with LLDP (`check`: a link that
+    /// LLDP contradicts is taken out of use) or trusts them as declared (`off`: for links
+    /// through devices that drop LLDP).
+    #[arg(long, default_value = "check", value_parser = ["check", "off"], value_name = "MODE")]
+    lldp: String,
     #[command(flatten)]
     limits: LimitArgs,
     /// Tokens for the REST API, one a line: `TOKEN [NAME] [read]`. Every request but
@@ -496,6 +501,7 @@ impl RunArgs {
             cover_idle: self.cover_idle,
             announcements: self.announcements,
             quarantine: std::time::Duration::from_secs_f64(self.quarantine),
+            lldp: self.lldp == "check",
             limits: self.limits.limits(),
             api_tokens: self.api_token_file,
             api_tls: self.api_tls_cert.zip(self.api_tls_key),

@@ -9,6 +9,10 @@ pub const ETH_IPV4: u16 = 0x0800;
 pub const ETH_ARP: u16 = 0x0806;
 pub const ETH_RARP: u16 = 0x8035;
 pub const ETH_VLAN: u16 = 0x8100;
+/// IEEE 802.1AB Link Layer Discovery Protocol.
+pub const ETH_LLDP: u16 = 0x88cc;
+/// The nearest-bridge group address LLDP is sent to (no bridge forwards it).
+pub const LLDP_MULTICAST: MacAddr = MacAddr([0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e]);
 pub const IP_ICMP: u8 = 1;
 pub const IP_TCP: u8 = 6;
 pub const IP_UDP: u8 = 17;
@@ -279,6 +283,87 @@ pub fn rarp_announce(mac: MacAddr) -> Vec<u8> {
     .frame(MacAddr::BROADCAST, mac, ETH_RARP)
 }
 
+/// Who sent an LLDP frame: the switch (its datapath id) and port the controller sent it
+/// out of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LldpFrom {
+    pub dpid: u64,
+    pub port: u32,
+}
+
+const LLDP_CHASSIS: u8 = 1;
+const LLDP_PORT: u8 = 2;
+const LLDP_TTL: u8 = 3;
+const LLDP_SYSTEM_NAME: u8 = 5;
+/// Chassis and port ID subtype "locally assigned" (IEEE 802.1AB 8.5.2.2, 8.5.3.2).
+const LLDP_LOCAL: u8 = 7;
+
+fn lldp_tlv(f: &mut Vec<u8>, ty: u8, value: &[u8]) {
+    // 7 bits of type, 9 of length; callers' values are far below 512 bytes.
+    let head = (u16::from(ty) << 9) | (value.len() as u16 & 0x1ff);
+    f.extend_from_slice(&head.to_be_bytes());
+    f.extend_from_slice(value);
+}
+
+/// The LLDP frame the controller sends out of `port` of the switch `dpid` (named `name`) to
+/// check a declared link: chassis ID `dpid:` and the datapath id in 16 hex digits, port ID
+/// the port number in decimal (both "locally assigned", as Open vSwitch's own LLDP and
+/// Faucet's carry their identities), time to live `ttl_s`, the switch's name as system name.
+pub fn lldp(src: MacAddr, dpid: u64, port: u32, ttl_s: u16, name: &str) -> Vec<u8> {
+    let mut f = Vec::with_capacity(64 + name.len());
+    f.extend_from_slice(&LLDP_MULTICAST.0);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&ETH_LLDP.to_be_bytes());
+    let chassis = format!("\u{7}dpid:{dpid:016x}");
+    lldp_tlv(&mut f, LLDP_CHASSIS, chassis.as_bytes());
+    let port = format!("\u{7}{port}");
+    lldp_tlv(&mut f, LLDP_PORT, port.as_bytes());
+    lldp_tlv(&mut f, LLDP_TTL, &ttl_s.to_be_bytes());
+    let name = name.as_bytes();
+    lldp_tlv(&mut f, LLDP_SYSTEM_NAME, &name[..name.len().min(255)]);
+    lldp_tlv(&mut f, 0, &[]);
+    if f.len() < MIN_FRAME {
+        f.resize(MIN_FRAME, 0);
+    }
+    f
+}
+
+/// The sender of an LLDP payload (after the Ethernet header) as [`lldp`] writes it; None for
+/// a malformed one or one another speaker sent (other subtypes, other identities).
+pub fn lldp_from(payload: &[u8]) -> Option<LldpFrom> {
+    let (mut dpid, mut port) = (None, None);
+    let mut rest = payload;
+    while rest.len() >= 2 {
+        let head = u16::from_be_bytes([rest[0], rest[1]]);
+        let (ty, len) = ((head >> 9) as u8, usize::from(head & 0x1ff));
+        let value = rest.get(2..2 + len)?;
+        rest = &rest[2 + len..];
+        match (ty, value.split_first()) {
+            (0, _) => break,
+            (LLDP_CHASSIS, Some((&LLDP_LOCAL, id))) => {
+                let hex = std::str::from_utf8(id).ok()?.strip_prefix("dpid:")?;
+                if hex.len() != 16 {
+                    return None;
+                }
+                dpid = Some(u64::from_str_radix(hex, 16).ok()?);
+            }
+            (LLDP_PORT, Some((&LLDP_LOCAL, id))) => {
+                let text = std::str::from_utf8(id).ok()?;
+                if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                port = Some(text.parse().ok()?);
+            }
+            (LLDP_CHASSIS | LLDP_PORT, _) => return None,
+            _ => {}
+        }
+    }
+    Some(LldpFrom {
+        dpid: dpid?,
+        port: port?,
+    })
+}
+
 /// The part of an offending datagram an ICMP error quotes: its header and 8 bytes of payload.
 pub fn icmp_quote(ip: &Ipv4<'_>) -> Vec<u8> {
     let mut q = ip.header.to_vec();
@@ -289,6 +374,37 @@ pub fn icmp_quote(ip: &Ipv4<'_>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lldp_round_trip_and_foreign_or_broken_frames() {
+        let src = MacAddr([2, 0, 0, 0, 0, 9]);
+        let f = lldp(src, 0x0000_0000_0000_0a01, 3, 5, "a1");
+        let eth = Ethernet::parse(&f).unwrap();
+        assert_eq!(
+            (eth.dst, eth.src, eth.ethertype),
+            (LLDP_MULTICAST, src, ETH_LLDP)
+        );
+        assert_eq!(
+            lldp_from(eth.payload),
+            Some(LldpFrom {
+                dpid: 0xa01,
+                port: 3
+            })
+        );
+        // Every truncation is refused, never a panic; so is another speaker's identity.
+        for n in 0..eth.payload.len() {
+            let _ = lldp_from(&eth.payload[..n]);
+        }
+        assert_eq!(lldp_from(&eth.payload[..10]), None);
+        let mut mac_chassis = Vec::new();
+        lldp_tlv(&mut mac_chassis, LLDP_CHASSIS, &[4, 2, 0, 0, 0, 0, 9]);
+        lldp_tlv(&mut mac_chassis, LLDP_PORT, b"\x073");
+        assert_eq!(lldp_from(&mac_chassis), None);
+        let mut big_port = Vec::new();
+        lldp_tlv(&mut big_port, LLDP_CHASSIS, b"\x07dpid:0000000000000001");
+        lldp_tlv(&mut big_port, LLDP_PORT, b"\x0799999999999");
+        assert_eq!(lldp_from(&big_port), None);
+    }
 
     #[test]
     fn arp_round_trip_and_rarp() {

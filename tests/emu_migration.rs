@@ -18,12 +18,20 @@ use servswitch::cli::demo::{CaseResult, Lab};
 use servswitch::fabric::topology::PortRef;
 
 /// The router's metrics about migrations and hosts (not its lock counter, which every
-/// learned host moves).
+/// learned host moves, nor its packet-in and LLDP counters, which every frame moves).
 fn migration_metrics(lab: &Lab) -> String {
     lab.router
         .metrics_text()
         .lines()
-        .filter(|l| !l.contains("servswitch_state_writes_total"))
+        .filter(|l| {
+            ![
+                "servswitch_state_writes_total",
+                "servswitch_packet_ins_total",
+                "servswitch_lldp_received_total",
+            ]
+            .iter()
+            .any(|m| l.contains(m))
+        })
         .collect::<Vec<_>>()
         .join("\n")
         + "\n"
@@ -580,4 +588,122 @@ async fn a_vm_moving_back_within_the_drain_takes_its_care_of_address_back_at_onc
     lab.wait_planned().await.unwrap();
     passed(&lab, &lab.case(2, "E -> C*", "e", "vm").await);
     lab.stop().await;
+}
+
+/// Every host other than `vm` pings `vm` and `vm` pings each of them; the hosts that failed.
+async fn unreachable_with(lab: &Lab, vm: &str) -> Vec<String> {
+    let vm_ip = lab.fabric.host(vm).addrs[0].0;
+    let mut failed = Vec::new();
+    for o in lab.fabric.hosts() {
+        if o.name == vm {
+            continue;
+        }
+        let there = lab.reaches(&o.name, vm_ip, Duration::from_secs(3)).await;
+        let back = lab.reaches(vm, o.addrs[0].0, Duration::from_secs(3)).await;
+        if !(there && back) {
+            failed.push(format!("{} (to {there}, back {back})", o.name));
+        }
+    }
+    failed
+}
+
+/// Sets every link of `switch` down or up (the switch fails or returns: its neighbours'
+/// ports go down with its own).
+fn set_switch_links(lab: &Lab, switch: &str, up: bool) {
+    for l in &lab.fabric.topology().links {
+        for end in [&l.a, &l.b] {
+            if end.switch == switch {
+                lab.fabric.set_link(switch, end.port, up).unwrap();
+            }
+        }
+    }
+}
+
+/// Waits until the routes have been planned again `n` times in all.
+async fn replanned(lab: &Lab, n: u64) {
+    let r = &lab.router;
+    assert!(
+        lab.fabric
+            .wait_until(Duration::from_secs(10), |_| r.replans() >= n)
+            .await,
+        "{} re-plans, not {n}",
+        r.replans()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_while_an_aggregation_switch_is_down_works_and_after_it_returns() {
+    let t = topo("three-tier.toml");
+    let lab = Lab::start(&t).await.unwrap();
+    // a1 fails: t1..t4 keep only their uplinks to a2, the cores theirs to a2..a4.
+    set_switch_links(&lab, "a1", false);
+    replanned(&lab, 1).await;
+    lab.wait_planned().await.unwrap();
+    // h1-0 moves from t1 (block a1/a2) to t5 (block a3/a4), and h2-0 within the block to t3.
+    let to5 = servswitch::cli::demo::free_port(&t, "t5", &[]);
+    lab.migrate("h1-0", "t5", to5).await.unwrap();
+    let to3 = servswitch::cli::demo::free_port(&t, "t3", &[]);
+    lab.migrate("h2-0", "t3", to3).await.unwrap();
+    for vm in ["h1-0", "h2-0"] {
+        let failed = unreachable_with(&lab, vm).await;
+        assert!(failed.is_empty(), "a1 down, {vm} moved: {failed:?}");
+    }
+    // a1 comes back: the routes return to the plan, the moved VMs stay reachable.
+    let before = lab.router.replans();
+    set_switch_links(&lab, "a1", true);
+    replanned(&lab, before + 1).await;
+    lab.wait_planned().await.unwrap();
+    for vm in ["h1-0", "h2-0"] {
+        let failed = unreachable_with(&lab, vm).await;
+        assert!(failed.is_empty(), "a1 back, {vm} away: {failed:?}");
+    }
+    let co = lab.care_of_addresses();
+    assert_eq!(co.len(), 2, "{co:?}");
+    assert!(lab.hosts_that_saw(&co).is_empty());
+    lab.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_that_fails_while_a_migration_installs_leaves_a_consistent_fabric() {
+    let t = topo("three-tier.toml");
+    for (cut, moved) in [
+        (("t5", 1), "h1-0"),
+        (("a1", 3), "h1-0"),
+        (("c1", 3), "h2-0"),
+    ] {
+        let lab = Lab::start(&t).await.unwrap();
+        let to = servswitch::cli::demo::free_port(&t, "t5", &[]);
+        // The announcement and the cut together: the move installs its phases while the
+        // routes are planned again.
+        let mac = lab.fabric.host(moved).mac;
+        lab.fabric.migrate_host(moved, "t5", to).unwrap();
+        lab.fabric.set_link(cut.0, cut.1, false).unwrap();
+        let r = &lab.router;
+        assert!(
+            lab.fabric
+                .wait_until(Duration::from_secs(10), |_| {
+                    r.replans() >= 1
+                        && !r.is_migrating(mac)
+                        && r.host_states()
+                            .iter()
+                            .any(|h| h.mac == mac && h.location == ("t5".to_string(), to))
+                })
+                .await,
+            "{moved} not moved to t5:{to} with {}:{} cut",
+            cut.0,
+            cut.1
+        );
+        lab.wait_planned().await.unwrap();
+        let failed = unreachable_with(&lab, moved).await;
+        assert!(failed.is_empty(), "{}:{} cut: {failed:?}", cut.0, cut.1);
+        // Mended while traffic still needs the move's rewrites.
+        lab.fabric.set_link(cut.0, cut.1, true).unwrap();
+        replanned(&lab, 2).await;
+        lab.wait_planned().await.unwrap();
+        let failed = unreachable_with(&lab, moved).await;
+        assert!(failed.is_empty(), "{}:{} mended: {failed:?}", cut.0, cut.1);
+        let co = lab.care_of_addresses();
+        assert!(lab.hosts_that_saw(&co).is_empty());
+        lab.stop().await;
+    }
 }

@@ -9,6 +9,10 @@
 //!   switch ends up with the new plan; traffic flows both ways meanwhile and after. Mended,
 //!   everything returns to the first plan.
 //!
+//! - LLDP checks the declared links: every one is verified soon after the switches connect;
+//!   a miswired pair and a silent link (its ports up, nothing at the far end) are reported
+//!   within 2 s and routed around, and the hosts still reach each other.
+//!
 //! Nothing waits on a fixed sleep: `wait_until` re-checks whenever a switch or host did work.
 
 use std::collections::BTreeSet;
@@ -17,6 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use servswitch::app::links;
 use servswitch::app::router::Router;
 use servswitch::emu::fabric::EmuFabric;
 use servswitch::fabric::plan::{Fabric, GATEWAY_MAC};
@@ -64,13 +69,25 @@ fn planned(r: &Router, name: &str) -> (BTreeSet<String>, BTreeSet<String>) {
 
 impl Rig {
     async fn up(t: &Topology) -> Rig {
-        let (router, ctl) =
-            Router::new(Fabric::new(t)).serve_with(t.clone(), RuntimeConfig::default());
+        Rig::wired(t, t).await
+    }
+
+    /// The controller runs with the declared topology `t`; the emulated fabric is cabled as
+    /// `wired` says (the same switches and ports, maybe not the same links).
+    async fn wired(t: &Topology, wired: &Topology) -> Rig {
+        Rig::wired_lldp(t, wired, true).await
+    }
+
+    /// [`Rig::wired`], the links checked by LLDP or not.
+    async fn wired_lldp(t: &Topology, wired: &Topology, lldp: bool) -> Rig {
+        let (router, ctl) = Router::new(Fabric::new(t))
+            .with_lldp(lldp)
+            .serve_with(t.clone(), RuntimeConfig::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let c = Arc::clone(&ctl);
         let serve = tokio::spawn(async move { c.serve(listener, None).await });
-        let fabric = EmuFabric::build(t, addr).await.unwrap();
+        let fabric = EmuFabric::build(wired, addr).await.unwrap();
         fabric.wait_connected(WAIT).await.unwrap();
         let rig = Rig {
             ctl,
@@ -224,8 +241,8 @@ async fn a_cut_link_is_routed_around_and_a_mended_one_returns_to_the_plan() {
     let states = rig.router.link_states(rig.router.now());
     let down: Vec<String> = states
         .iter()
-        .filter(|(_, _, why)| why.is_some())
-        .map(|(a, b, _)| format!("{}:{}-{}:{}", a.0, a.1, b.0, b.1))
+        .filter(|l| l.unused.is_some())
+        .map(|l| format!("{}:{}-{}:{}", l.a.0, l.a.1, l.b.0, l.b.1))
         .collect();
     assert_eq!(down.len(), 2, "{down:?}");
 
@@ -251,5 +268,137 @@ async fn a_cut_link_is_routed_around_and_a_mended_one_returns_to_the_plan() {
         );
     }
     assert!(rig.router.replans() >= 2);
+    rig.stop().await;
+}
+
+/// The links' states as the API shows them: (a, b, state, lldp).
+fn link_states(r: &Router) -> Vec<(String, String, &'static str, &'static str)> {
+    r.link_states(r.now())
+        .into_iter()
+        .map(|l| {
+            (
+                format!("{}:{}", l.a.0, l.a.1),
+                format!("{}:{}", l.b.0, l.b.1),
+                l.unused.map_or("up", |u| u.state()),
+                l.lldp.text(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lldp_verifies_every_declared_link_soon_after_the_switches_connect() {
+    let t = three_tier();
+    let start = std::time::Instant::now();
+    let rig = Rig::up(&t).await;
+    let r = &rig.router;
+    let verified = rig
+        .fabric
+        .wait_until(WAIT, |_| {
+            link_states(r)
+                .iter()
+                .all(|l| l.2 == "up" && l.3 == "verified")
+        })
+        .await;
+    println!(
+        "every link verified {:?} after the fabric was built",
+        start.elapsed()
+    );
+    assert!(verified, "{:?}", link_states(r));
+    // The checks go on: still verified well after the fast start.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        link_states(r)
+            .iter()
+            .all(|l| l.2 == "up" && l.3 == "verified"),
+        "{:?}",
+        link_states(r)
+    );
+    rig.stop().await;
+}
+
+/// three-tier cabled wrong: a1:3 goes to t2:2 and a2:4 to t1:1 (declared a1:3 - t1:1,
+/// a2:4 - t2:2); a4:6 and t8:2 are up but lead to two hosts that say nothing (declared
+/// a4:6 - t8:2).
+fn miswired() -> Topology {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/three-tier.toml"),
+    )
+    .unwrap();
+    let swap = text
+        .replace("a = \"a1:3\"\nb = \"t1:1\"", "a = \"a1:3\"\nb = \"t2:2\"")
+        .replace("a = \"a2:4\"\nb = \"t2:2\"", "a = \"a2:4\"\nb = \"t1:1\"")
+        .replace("[[link]]\na = \"a4:6\"\nb = \"t8:2\"\n", "")
+        + "\n[[host]]\nname = \"quiet-a\"\nmac = \"02:00:00:99:00:01\"\nip = \"10.0.8.201\"\nat = \"a4:6\"\n\
+           \n[[host]]\nname = \"quiet-t\"\nmac = \"02:00:00:99:00:02\"\nip = \"10.0.8.202\"\nat = \"t8:2\"\n";
+    let wired = Topology::parse(&swap).unwrap();
+    assert_ne!(
+        wired.links.len(),
+        three_tier().links.len(),
+        "the edits took"
+    );
+    wired
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_lldp_off_the_declared_links_are_trusted() {
+    let t = three_tier();
+    let rig = Rig::wired_lldp(&t, &miswired(), false).await;
+    // Long enough for a check to have run out, had there been one.
+    tokio::time::sleep(links::SILENT_AFTER * 2).await;
+    let states = link_states(&rig.router);
+    assert!(
+        states.iter().all(|l| l.2 == "up" && l.3 == "off"),
+        "{states:?}"
+    );
+    assert_eq!(rig.router.replans(), 0);
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miswired_pair_and_a_silent_link_are_reported_within_2_s_and_routed_around() {
+    let t = three_tier();
+    let wired = miswired();
+    let start = std::time::Instant::now();
+    let rig = Rig::wired(&t, &wired).await;
+    let r = &rig.router;
+    let want = |l: &(String, String, &str, &str)| match (l.0.as_str(), l.1.as_str()) {
+        ("a1:3", "t1:1") | ("a2:4", "t2:2") => "miswired",
+        ("a4:6", "t8:2") => "unverified",
+        _ => "up",
+    };
+    let reported = rig
+        .fabric
+        .wait_until(WAIT, |_| link_states(r).iter().all(|l| l.2 == want(l)))
+        .await;
+    let took = start.elapsed();
+    println!("miswired and silent links reported {took:?} after the fabric was built");
+    assert!(reported, "{:?}", link_states(r));
+    assert!(took < Duration::from_secs(2), "reported after {took:?}");
+    // Routed around: the tables follow the plan without them, and every rack reaches every
+    // other (t1 over a2 only, t2 over a1 only, t8 over a3 only).
+    rig.converged("routed around the contradicted links").await;
+    let f = &rig.fabric;
+    for (from, to) in [
+        ("h1-0", "h2-0"),
+        ("h2-0", "h1-0"),
+        ("h8-0", "h1-0"),
+        ("h1-0", "h8-0"),
+        ("h5-0", "h2-0"),
+    ] {
+        let dst = addr(&t, to);
+        assert!(
+            f.ping(from, dst, PING).await.is_some(),
+            "{from} -> {to}: {:?}, {} re-plans",
+            link_states(r),
+            r.replans()
+        );
+    }
+    // Nothing was sent to the quiet hosts but LLDP; nothing they could send is believed.
+    for l in r.link_states(r.now()) {
+        if l.unused.is_some() {
+            assert!(l.detail.is_some(), "{l:?}");
+        }
+    }
     rig.stop().await;
 }

@@ -9,6 +9,10 @@
 //!   for the traffic the cores still send to a3. Pings lost and the time until the re-plan
 //!   is in place are printed (docs/performance.md has the figures).
 //!
+//! - LLDP: on the fabric as declared every link is verified; on one cabled wrong (two uplinks
+//!   swapped), both links are reported miswired within 2 s of the switches connecting (the
+//!   log line, `GET /api/v1/links`, `verify` exits 1 naming them) and routed around.
+//!
 //! Needs root and a running Open vSwitch; skips without them, fails instead when CI=true.
 
 mod common;
@@ -21,6 +25,10 @@ use common::ovs_fabric::{self, ControllerProcess, OvsFabric};
 use common::traffic::Pinger;
 use servswitch::cli::client::Api;
 use servswitch::fabric::topology::Topology;
+
+/// One fabric at a time: the cut test counts lost pings, which a second fabric's load on two
+/// cores would add to.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn topology() -> (PathBuf, Topology) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("topologies/three-tier.toml");
@@ -90,6 +98,7 @@ fn group_toward(t: &Topology, switch: &str) -> u32 {
 
 #[test]
 fn flows_spread_over_uplinks_and_cut_links_are_routed_around() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !ovs_fabric::available("flows_spread_over_uplinks_and_cut_links_are_routed_around") {
         return;
     }
@@ -204,4 +213,121 @@ fn ctl_replans(ctl: &ControllerProcess) -> u64 {
         .find_map(|l| l.strip_prefix("servswitch_replans_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no servswitch_replans_total in /metrics:\n{text}"))
+}
+
+/// The links as `GET /api/v1/links` shows them: (a, b, state, lldp).
+fn link_states(ctl: &ControllerProcess) -> Vec<(String, String, String, String)> {
+    let api = Api::new(&format!("http://127.0.0.1:{}", ctl.api_port), None).unwrap();
+    let (status, text) = api.request("GET", "/api/v1/links", None).unwrap();
+    assert_eq!(status, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let s = |l: &serde_json::Value, k: &str| l[k].as_str().unwrap_or_default().to_string();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (s(l, "a"), s(l, "b"), s(l, "state"), s(l, "lldp")))
+        .collect()
+}
+
+/// Seconds since midnight of a log line's timestamp (`2026-12-07T11:35:12.456902Z ...`).
+fn log_time(line: &str) -> f64 {
+    let hms = &line[11..line.find('Z').unwrap()];
+    let mut parts = hms.split(':');
+    let h: f64 = parts.next().unwrap().parse().unwrap();
+    let m: f64 = parts.next().unwrap().parse().unwrap();
+    let s: f64 = parts.next().unwrap().parse().unwrap();
+    h * 3600.0 + m * 60.0 + s
+}
+
+#[test]
+fn lldp_verifies_the_links_and_reports_a_miswired_pair_within_2_s() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("lldp_verifies_the_links_and_reports_a_miswired_pair_within_2_s") {
+        return;
+    }
+    let (path, t) = topology();
+    // As declared: every link verified, none out of use.
+    let (ctl, f) = ovs_fabric::start_routed(&t, &path);
+    let t0 = Instant::now();
+    while !link_states(&ctl)
+        .iter()
+        .all(|l| l.2 == "up" && l.3 == "verified")
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{:?}\ncontroller log:\n{}",
+            link_states(&ctl),
+            ctl.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "three-tier on OVS: all {} links verified by LLDP {:?} after the pipelines were in",
+        t.links.len(),
+        t0.elapsed()
+    );
+    f.teardown().unwrap();
+    drop(ctl);
+
+    // Cabled wrong: a1:3 goes to t2:2 and a2:4 to t1:1.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let wired = Topology::parse(
+        &text
+            .replace("a = \"a1:3\"\nb = \"t1:1\"", "a = \"a1:3\"\nb = \"t2:2\"")
+            .replace("a = \"a2:4\"\nb = \"t2:2\"", "a = \"a2:4\"\nb = \"t1:1\""),
+    )
+    .unwrap();
+    let (ctl, f) = ovs_fabric::start_routed_with(&wired, &path, &[]);
+    let miswired = |l: &(String, String, String, String)| {
+        matches!(
+            (l.0.as_str(), l.1.as_str()),
+            ("a1:3", "t1:1") | ("a2:4", "t2:2")
+        )
+    };
+    let t0 = Instant::now();
+    loop {
+        let states = link_states(&ctl);
+        if states
+            .iter()
+            .all(|l| l.2 == if miswired(l) { "miswired" } else { "up" })
+        {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{states:?}\ncontroller log:\n{}",
+            ctl.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Within 2 s of the switches connecting, by the controller's own log.
+    let log = ctl.log();
+    let connected = log
+        .lines()
+        .filter(|l| l.contains("switch connected"))
+        .map(log_time)
+        .fold(0.0, f64::max);
+    let reported: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("link contradicted by LLDP"))
+        .collect();
+    assert_eq!(reported.len(), 2, "one line per link:\n{log}");
+    let after = reported.iter().map(|l| log_time(l)).fold(0.0, f64::max) - connected;
+    println!("miswired pair on OVS: reported {after:.3} s after the last switch connected");
+    assert!(after < 2.0, "{after} s\n{log}");
+    // verify fails, naming both links; the hosts behind them still reach each other.
+    let (ok, report) = verify(&ctl);
+    assert!(!ok, "{report}");
+    for l in ["link a1:3 - t1:1: MISWIRED", "link a2:4 - t2:2: MISWIRED"] {
+        assert!(report.contains(l), "{l}:\n{report}");
+    }
+    assert!(
+        !report.contains("DRIFT"),
+        "the tables follow the plan around them:\n{report}"
+    );
+    for (from, to) in [("h1-0", "h2-0"), ("h2-0", "h1-0"), ("h1-0", "h5-0")] {
+        let (sent, got) = f.ping(from, addr(&t, to), 3);
+        assert!(got > 0, "{from} -> {to}: {got} of {sent}\n{}", ctl.log());
+    }
+    f.teardown().unwrap();
 }

@@ -106,12 +106,19 @@ async fn get_switches(State(st): State<ApiState>) -> Json<Vec<SwitchView>> {
 struct LinkView {
     a: String,
     b: String,
-    /// `up` (routed over) or `down` (out of use: see `reason`). Links are not checked by
-    /// LLDP yet, so `miswired` and `unverified` do not occur.
+    /// `up` (routed over), `down` (a port down, a switch disconnected, dampened),
+    /// `miswired` (LLDP arrived from another port) or `unverified` (no LLDP while its ports
+    /// are up); all but `up` are out of use.
     state: &'static str,
-    /// Why a link is out of use: `port down`, `switch disconnected`, `dampened: it flaps`.
+    /// Why a link is out of use, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
+    /// What LLDP has found: `off` (a switch not connected), `waiting`, `verified`,
+    /// `contradicted`.
+    lldp: &'static str,
+    /// What LLDP found against it (which port an end heard, or which end heard nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
 }
 
 /// Every declared link with its state, in topology order.
@@ -125,11 +132,13 @@ async fn get_links(State(st): State<ApiState>) -> Response {
     let view: Vec<LinkView> = router
         .link_states(router.now())
         .into_iter()
-        .map(|(a, b, why)| LinkView {
-            a: format!("{}:{}", a.0, a.1),
-            b: format!("{}:{}", b.0, b.1),
-            state: if why.is_some() { "down" } else { "up" },
-            reason: why.map(|w| w.text()),
+        .map(|l| LinkView {
+            a: format!("{}:{}", l.a.0, l.a.1),
+            b: format!("{}:{}", l.b.0, l.b.1),
+            state: l.unused.map_or("up", |u| u.state()),
+            reason: l.unused.map(|u| u.text()),
+            lldp: l.lldp.text(),
+            detail: l.detail,
         })
         .collect();
     Json(view).into_response()

@@ -39,6 +39,8 @@ pub struct Options {
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
     /// How long a learned host whose port went away is kept.
     pub detached_grace: Duration,
+    /// Whether the declared links are checked with LLDP (`run --lldp check`).
+    pub lldp: bool,
     /// Idle timeout (seconds) of a VM's rewrite on switches beyond its default cover.
     pub cover_idle: u16,
     /// What an unexpected announcement does.
@@ -87,6 +89,7 @@ pub fn run(opts: Options) -> Result<()> {
     )
     .with_audit(opts.audit)
     .with_detached_grace(opts.detached_grace)
+    .with_lldp(opts.lldp)
     .with_announcements(opts.announcements)
     .with_quarantine(opts.quarantine);
     if let Some(dir) = &opts.state {

@@ -19,6 +19,15 @@
 //! a link that flaps every second costs four and then nothing until it has been quiet for
 //! about 20 s. A switch whose connection ends is routed around once it has been gone for
 //! [`DISCONNECT_GRACE`] (a blip, or the controller's own shutdown, changes nothing).
+//!
+//! **LLDP checks the declared links** ([`LinkWatch::heard`]). Declared links are used from
+//! the start: a restarted controller changes nothing while it checks. Once both switches of a
+//! link have had their tables reconciled, the controller sends LLDP out of every link port
+//! ([`crate::app::replan`]), and each end must hear its declared peer: a link where an end
+//! hears another port is *miswired*; one where an end has heard nothing for [`SILENT_AFTER`]
+//! (or nothing more for [`STALE_AFTER`]) while both ports are up is *unverified*. Either is
+//! out of use until LLDP sees it right again, both ways.
+//!
 //! Everything here is given the time.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +44,20 @@ pub const REUSE: f64 = 1.0;
 /// blips (or a controller that shuts down) changes no route. A switch that dies also takes
 /// its neighbours' link ports down, which they report at once.
 pub const DISCONNECT_GRACE: Duration = Duration::from_secs(1);
+
+/// How long both ends of a link have to hear each other, once checking began, before the
+/// link is unverified (out of use). LLDP is sent every [`LLDP_FAST`] meanwhile: five tries.
+pub const SILENT_AFTER: Duration = Duration::from_millis(1250);
+/// A link that LLDP verified is unverified again when an end has heard nothing more for this
+/// long (five of [`LLDP_EVERY`]).
+pub const STALE_AFTER: Duration = Duration::from_secs(5);
+/// How often LLDP is sent out of every link port of a connected switch.
+pub const LLDP_EVERY: Duration = Duration::from_secs(1);
+/// How often during a switch's first [`LLDP_FAST_FOR`], so a link is checked in time.
+pub const LLDP_FAST: Duration = Duration::from_millis(250);
+pub const LLDP_FAST_FOR: Duration = Duration::from_secs(2);
+/// The time to live LLDP frames carry (what a foreign LLDP agent would keep them for).
+pub const LLDP_TTL_S: u16 = 5;
 
 /// A link end: switch name and port.
 pub type End = (String, u32);
@@ -65,6 +88,19 @@ pub struct LinkWatch {
     penalties: BTreeMap<End, Penalty>,
     /// When the one look-again timer (`Effect::Replan`) is due, if one is armed.
     armed: Option<Instant>,
+    /// Each declared link end's declared peer (both directions).
+    peers: BTreeMap<End, End>,
+    /// Since when each switch's links are checked by LLDP (its table reconciled in this
+    /// session); a switch not here is not checked.
+    lldp_since: BTreeMap<String, Instant>,
+    /// When an end's port last came back up (checking starts again then).
+    up_since: BTreeMap<End, Instant>,
+    /// When each end last heard LLDP from its declared peer.
+    heard: BTreeMap<End, Instant>,
+    /// The last LLDP an end heard from anywhere else: from where, when.
+    wrong: BTreeMap<End, (End, Instant)>,
+    /// What was last reported of each link (by its first end), so each change is logged once.
+    reported: BTreeMap<End, Option<Unused>>,
 }
 
 /// Why an end is out of use.
@@ -73,6 +109,10 @@ pub enum Unused {
     PortDown,
     Disconnected,
     Dampened,
+    /// An end heard LLDP from a port that is not its declared peer.
+    Miswired,
+    /// An end has not heard its peer's LLDP in time while both ports are up.
+    Silent,
 }
 
 impl Unused {
@@ -81,15 +121,64 @@ impl Unused {
             Unused::PortDown => "port down",
             Unused::Disconnected => "switch disconnected",
             Unused::Dampened => "dampened: it flaps",
+            Unused::Miswired => "miswired: LLDP came from another port",
+            Unused::Silent => "unverified: no LLDP from the peer while its ports are up",
+        }
+    }
+
+    /// The state `GET /api/v1/links` shows: `down`, `miswired` or `unverified`.
+    pub fn state(self) -> &'static str {
+        match self {
+            Unused::PortDown | Unused::Disconnected | Unused::Dampened => "down",
+            Unused::Miswired => "miswired",
+            Unused::Silent => "unverified",
+        }
+    }
+}
+
+/// What LLDP has found of a link so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lldp {
+    /// Not checked: a switch of the link is not connected (or its table not reconciled yet).
+    Off,
+    /// Checked, not both ways heard yet (the link is used meanwhile).
+    Waiting,
+    /// Both ends heard their declared peer.
+    Verified,
+    /// Contradicted: see the link's [`Unused`].
+    Contradicted,
+}
+
+impl Lldp {
+    pub fn text(self) -> &'static str {
+        match self {
+            Lldp::Off => "off",
+            Lldp::Waiting => "waiting",
+            Lldp::Verified => "verified",
+            Lldp::Contradicted => "contradicted",
         }
     }
 }
 
 impl LinkWatch {
+    /// A watch over the declared links `links` (pairs of ends).
+    pub fn new(links: impl IntoIterator<Item = (End, End)>) -> LinkWatch {
+        let mut w = LinkWatch::default();
+        for (a, b) in links {
+            w.peers.insert(a.clone(), b.clone());
+            w.peers.insert(b, a);
+        }
+        w
+    }
+
     /// An end's port went down (`up == false`) or came up. Whether it changed.
     pub fn port(&mut self, end: End, up: bool, now: Instant) -> bool {
         if up {
-            return self.down.remove(&end);
+            let changed = self.down.remove(&end);
+            if changed {
+                self.up_since.insert(end, now);
+            }
+            return changed;
         }
         if !self.down.insert(end.clone()) {
             return false;
@@ -107,11 +196,135 @@ impl LinkWatch {
 
     /// A switch connected (`true`) or its connection ended, at `now`.
     pub fn connection(&mut self, switch: &str, up: bool, now: Instant) -> bool {
+        if !up {
+            self.lldp_since.remove(switch);
+        }
         if up {
             self.disconnected.remove(switch).is_some()
         } else {
             self.disconnected.insert(switch.to_string(), now).is_none()
         }
+    }
+
+    /// The switch's table is reconciled in this session: its links are checked by LLDP from
+    /// `now` (both ends' switches must be).
+    pub fn lldp_began(&mut self, switch: &str, now: Instant) {
+        self.lldp_since.insert(switch.to_string(), now);
+    }
+
+    /// End `at` heard LLDP sent out of `from`. Whether that changes what LLDP says of a link
+    /// (a link is found miswired, or seen right again).
+    pub fn heard(&mut self, at: End, from: End, now: Instant) -> bool {
+        if !self.peers.contains_key(&at) {
+            return false;
+        }
+        let before = [self.lldp_judgment(&at, now), self.lldp_judgment(&from, now)];
+        if self.peers.get(&at) == Some(&from) {
+            self.heard.insert(at.clone(), now);
+        } else {
+            self.wrong.insert(at.clone(), (from.clone(), now));
+        }
+        before != [self.lldp_judgment(&at, now), self.lldp_judgment(&from, now)]
+    }
+
+    /// Since when the link of end `e` is checked: both switches checking, from the later
+    /// of their starts and of either port's coming back up.
+    fn checking_since(&self, e: &End) -> Option<Instant> {
+        let p = self.peers.get(e)?;
+        let mut since = *self.lldp_since.get(&e.0)?;
+        since = since.max(*self.lldp_since.get(&p.0)?);
+        for x in [e, p] {
+            if let Some(&t) = self.up_since.get(x) {
+                since = since.max(t);
+            }
+        }
+        Some(since)
+    }
+
+    /// What LLDP says of the link of end `e` at `now`: miswired, silent, or nothing against
+    /// it (None also when it is not checked).
+    fn lldp_judgment(&self, e: &End, now: Instant) -> Option<Unused> {
+        let p = self.peers.get(e)?;
+        let since = self.checking_since(e)?;
+        let heard = |x: &End| self.heard.get(x).copied().filter(|&t| t >= since);
+        for x in [e, p] {
+            if let Some(&(_, t)) = self.wrong.get(x) {
+                if t >= since && heard(x).is_none_or(|h| h < t) {
+                    return Some(Unused::Miswired);
+                }
+            }
+        }
+        for x in [e, p] {
+            let silent = match heard(x) {
+                None => now >= since + SILENT_AFTER,
+                Some(h) => now >= h + STALE_AFTER,
+            };
+            if silent {
+                return Some(Unused::Silent);
+            }
+        }
+        None
+    }
+
+    /// What LLDP has found of the link of end `e`.
+    pub fn lldp(&self, e: &End, now: Instant) -> Lldp {
+        let Some(since) = self.checking_since(e) else {
+            return Lldp::Off;
+        };
+        if self.lldp_judgment(e, now).is_some() {
+            return Lldp::Contradicted;
+        }
+        let both = self.peers.get(e).is_some_and(|p| {
+            [e, p]
+                .iter()
+                .all(|x| self.heard.get(*x).is_some_and(|&t| t >= since))
+        });
+        if both {
+            Lldp::Verified
+        } else {
+            Lldp::Waiting
+        }
+    }
+
+    /// Why LLDP contradicts the link of end `e`, in words (which port an end heard, or which
+    /// end heard nothing), for the log line and the API.
+    pub fn lldp_detail(&self, e: &End, now: Instant) -> Option<String> {
+        let p = self.peers.get(e)?;
+        let since = self.checking_since(e)?;
+        match self.lldp_judgment(e, now)? {
+            Unused::Miswired => [e, p].into_iter().find_map(|x| {
+                let (from, t) = self.wrong.get(x)?;
+                (*t >= since).then(|| {
+                    format!(
+                        "LLDP sent out of {}:{} arrived at {}:{} (declared peer {}:{})",
+                        from.0, from.1, x.0, x.1, self.peers[x].0, self.peers[x].1
+                    )
+                })
+            }),
+            _ => [e, p]
+                .into_iter()
+                .find(|x| {
+                    self.heard
+                        .get(*x)
+                        .is_none_or(|&h| h < since || now >= h + STALE_AFTER)
+                })
+                .map(|x| {
+                    let y = &self.peers[x];
+                    format!("{}:{} has not heard {}:{}", x.0, x.1, y.0, y.1)
+                }),
+        }
+    }
+
+    /// Records why the link of first end `a` is out of use now (None: in use): the reason
+    /// it had before, when that is different (a change to log), else None.
+    pub fn report(&mut self, a: &End, now: Option<Unused>) -> Option<Option<Unused>> {
+        let before = self.reported.insert(a.clone(), now).flatten();
+        (before != now).then_some(before)
+    }
+
+    /// Why the link of first end `a` was out of use at the last re-plan (None: in use).
+    pub fn reported(&self, a: &End) -> Option<Unused> {
+        self.reported.get(a).copied().flatten()
     }
 
     /// Why `end` (a link end) is out of use at `now`, if it is.
@@ -126,11 +339,15 @@ impl LinkWatch {
         if self.down.contains(end) {
             return Some(Unused::PortDown);
         }
-        let p = self.penalties.get_mut(end)?;
-        if p.suppressed && p.now(now) < REUSE {
-            p.suppressed = false;
+        if let Some(p) = self.penalties.get_mut(end) {
+            if p.suppressed && p.now(now) < REUSE {
+                p.suppressed = false;
+            }
+            if p.suppressed {
+                return Some(Unused::Dampened);
+            }
         }
-        p.suppressed.then_some(Unused::Dampened)
+        self.lldp_judgment(end, now)
     }
 
     /// How long until something changes by itself: a dampened end of `ends` may be used
@@ -143,7 +360,25 @@ impl LinkWatch {
             .filter(|&at| at > now)
             .map(|at| at - now + Duration::from_millis(10))
             .min();
-        self.next_reuse(ends, now).into_iter().chain(grace).min()
+        let lldp = ends
+            .iter()
+            .filter_map(|e| self.lldp_deadline(e, now))
+            .map(|at| at - now + Duration::from_millis(10));
+        self.next_reuse(ends, now)
+            .into_iter()
+            .chain(grace)
+            .chain(lldp)
+            .min()
+    }
+
+    /// When the link of end `e` turns silent if its end `e` hears nothing more.
+    fn lldp_deadline(&self, e: &End, now: Instant) -> Option<Instant> {
+        let since = self.checking_since(e)?;
+        let at = match self.heard.get(e).filter(|&&t| t >= since) {
+            None => since + SILENT_AFTER,
+            Some(&h) => h + STALE_AFTER,
+        };
+        (at > now).then_some(at)
     }
 
     /// Arms the look-again timer for `at`: whether a timer must be started (none is armed
@@ -232,6 +467,107 @@ mod tests {
         assert!(w.arm(t0 + 2 * s, t0), "an earlier look needs its own timer");
         assert!(!w.arm(t0 + 5 * s, t0 + s));
         assert!(w.arm(t0 + 9 * s, t0 + 3 * s), "the armed one has fired");
+    }
+
+    /// a1:1 - c1:1 and a2:1 - c2:1, both switches of each checking from t0.
+    fn two_links(t0: Instant) -> LinkWatch {
+        let mut w = LinkWatch::new([(end("a1", 1), end("c1", 1)), (end("a2", 1), end("c2", 1))]);
+        for s in ["a1", "c1", "a2", "c2"] {
+            w.lldp_began(s, t0);
+        }
+        w
+    }
+
+    #[test]
+    fn lldp_verifies_a_link_both_ways_and_it_is_used_meanwhile() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = two_links(t0);
+        assert_eq!(w.lldp(&end("a1", 1), t0), Lldp::Waiting);
+        assert_eq!(w.unused(&end("a1", 1), t0), None, "declared links are used");
+        assert!(!w.heard(end("a1", 1), end("c1", 1), t0 + ms(10)));
+        assert_eq!(w.lldp(&end("c1", 1), t0 + ms(10)), Lldp::Waiting, "one way");
+        w.heard(end("c1", 1), end("a1", 1), t0 + ms(20));
+        assert_eq!(w.lldp(&end("c1", 1), t0 + ms(20)), Lldp::Verified);
+        // Heard every second, it stays verified; silent for STALE_AFTER, it is not.
+        let mut t = t0 + ms(20);
+        for _ in 0..10 {
+            t += LLDP_EVERY;
+            w.heard(end("a1", 1), end("c1", 1), t);
+            w.heard(end("c1", 1), end("a1", 1), t);
+            assert_eq!(w.unused(&end("a1", 1), t), None);
+        }
+        assert_eq!(
+            w.next_change(&[end("a1", 1)], t),
+            Some(STALE_AFTER + ms(10))
+        );
+        assert_eq!(
+            w.unused(&end("a1", 1), t + STALE_AFTER),
+            Some(Unused::Silent)
+        );
+        // The other link heard nothing at all: unverified SILENT_AFTER after checking began.
+        assert_eq!(w.unused(&end("c2", 1), t0 + SILENT_AFTER - ms(1)), None);
+        assert_eq!(
+            w.unused(&end("c2", 1), t0 + SILENT_AFTER),
+            Some(Unused::Silent)
+        );
+        assert_eq!(
+            w.lldp_detail(&end("a2", 1), t0 + SILENT_AFTER).as_deref(),
+            Some("a2:1 has not heard c2:1")
+        );
+    }
+
+    #[test]
+    fn lldp_from_another_port_makes_both_links_miswired_until_it_is_seen_right() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = two_links(t0);
+        // a1:1 is cabled to c2:1 (and a2:1 to c1:1).
+        assert!(w.heard(end("a1", 1), end("c2", 1), t0 + ms(5)));
+        assert_eq!(w.unused(&end("c1", 1), t0 + ms(5)), Some(Unused::Miswired));
+        assert!(w.heard(end("c2", 1), end("a1", 1), t0 + ms(6)));
+        assert_eq!(w.unused(&end("a2", 1), t0 + ms(6)), Some(Unused::Miswired));
+        assert_eq!(
+            w.lldp_detail(&end("a1", 1), t0 + ms(6)).as_deref(),
+            Some("LLDP sent out of c2:1 arrived at a1:1 (declared peer c1:1)")
+        );
+        assert_eq!(w.lldp(&end("a1", 1), t0 + ms(6)), Lldp::Contradicted);
+        // Recabled: each port goes down and comes up, and LLDP now arrives right.
+        let t1 = t0 + ms(500);
+        for e in [end("a1", 1), end("c1", 1)] {
+            w.port(e.clone(), false, t1);
+            w.port(e, true, t1 + ms(1));
+        }
+        assert_eq!(w.unused(&end("a1", 1), t1 + ms(2)), None, "checked anew");
+        w.heard(end("a1", 1), end("c1", 1), t1 + ms(10));
+        w.heard(end("c1", 1), end("a1", 1), t1 + ms(11));
+        assert_eq!(w.lldp(&end("a1", 1), t1 + ms(11)), Lldp::Verified);
+        // A wrong frame after a right one contradicts again; a right one after it mends.
+        assert!(w.heard(end("c1", 1), end("a2", 1), t1 + ms(20)));
+        assert_eq!(w.unused(&end("a1", 1), t1 + ms(20)), Some(Unused::Miswired));
+        assert!(w.heard(end("c1", 1), end("a1", 1), t1 + ms(30)));
+        assert_eq!(w.unused(&end("a1", 1), t1 + ms(30)), None);
+    }
+
+    #[test]
+    fn lldp_checks_only_links_whose_switches_both_check() {
+        let t0 = Instant::now();
+        let mut w = LinkWatch::new([(end("a1", 1), end("c1", 1))]);
+        w.lldp_began("a1", t0);
+        let later = t0 + SILENT_AFTER * 4;
+        assert_eq!(w.lldp(&end("a1", 1), later), Lldp::Off);
+        assert_eq!(w.unused(&end("a1", 1), later), None);
+        assert_eq!(w.next_change(&[end("a1", 1)], later), None);
+        w.lldp_began("c1", later);
+        assert_eq!(
+            w.next_change(&[end("a1", 1)], later),
+            Some(SILENT_AFTER + Duration::from_millis(10))
+        );
+        // A switch that goes away stops the checks of its links; back, they start anew.
+        w.connection("c1", false, later);
+        assert_eq!(w.lldp(&end("a1", 1), later + SILENT_AFTER), Lldp::Off);
+        // An end not declared (a host port) hears nothing.
+        assert!(!w.heard(end("a1", 9), end("c1", 1), later));
     }
 
     #[test]

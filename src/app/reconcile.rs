@@ -405,19 +405,25 @@ impl Router {
         audit: Option<Duration>,
     ) {
         match self.reconcile(&h, &name).await {
-            Ok(r) => info!(
-                switch = %name,
-                kept = r.kept,
-                added = r.added,
-                modified = r.modified,
-                deleted = r.deleted,
-                meters = r.meters,
-                groups = r.groups,
-                foreign = r.foreign,
-                held = r.held,
-                deferred = r.deferred,
-                "table reconciled"
-            ),
+            Ok(r) => {
+                info!(
+                    switch = %name,
+                    kept = r.kept,
+                    added = r.added,
+                    modified = r.modified,
+                    deleted = r.deleted,
+                    meters = r.meters,
+                    groups = r.groups,
+                    foreign = r.foreign,
+                    held = r.held,
+                    deferred = r.deferred,
+                    "table reconciled"
+                );
+                // Its links are checked from now: its table sends its peers' LLDP here.
+                if self.lldp {
+                    tokio::spawn(Arc::clone(self).lldp(h.clone(), name.clone()));
+                }
+            }
             Err(e) => warn!(switch = %name, error = %e, "table not reconciled"),
         }
         let Some(every) = audit else { return };

@@ -1,15 +1,32 @@
 //! The re-plan when links change ([`crate::app::links`] says which are in use): the fabric's
 //! routes are computed again over the links in use and every connected switch is reconciled
-//! with the new plan; `GET /api/v1/links` reads the links' states from here.
+//! with the new plan; `GET /api/v1/links` reads the links' states from here. The LLDP that
+//! checks the declared links is sent ([`Router::lldp`]) and heard ([`Router::lldp_heard`])
+//! here too.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::app::effect::Effect;
-use crate::app::links::{End, LinkWatch, Unused};
+use crate::app::links::{self, End, LinkWatch, Lldp, Unused};
 use crate::app::router::Router;
+use crate::packet::{self, Ethernet};
+use crate::switch::runtime::SwitchHandle;
+
+/// One declared link as [`Router::link_states`] reads it.
+#[derive(Debug, Clone)]
+pub struct LinkState {
+    pub a: End,
+    pub b: End,
+    /// Why it is out of use; None: routed over.
+    pub unused: Option<Unused>,
+    pub lldp: Lldp,
+    /// What LLDP found against it, in words.
+    pub detail: Option<String>,
+}
 
 impl Router {
     /// Every link end of the fabric, both ends of each declared link.
@@ -85,6 +102,7 @@ impl Router {
             .next_change(&ends, now)
             .filter(|&after| w.arm(now + after, now));
         let changed = self.fabric.set_unused(&unused);
+        self.report_links(&mut w, &unused, now);
         drop(w);
         if changed {
             info!(
@@ -109,9 +127,36 @@ impl Router {
         }
     }
 
-    /// Every declared link with its state, for `GET /api/v1/links`.
-    pub fn link_states(&self, now: Instant) -> Vec<(End, End, Option<Unused>)> {
-        let mut w = self.link_watch();
+    /// One log line for each link that LLDP found contradicted, and one when it is seen
+    /// right again (port and switch events are logged where they are heard).
+    fn report_links(&self, w: &mut LinkWatch, unused: &BTreeSet<End>, now: Instant) {
+        for l in &self.fabric.topology.links {
+            let a = (l.a.switch.clone(), l.a.port);
+            let b = (l.b.switch.clone(), l.b.port);
+            let why = if unused.contains(&a) || unused.contains(&b) {
+                w.unused(&a, now).or(w.unused(&b, now))
+            } else {
+                None
+            };
+            let lldp = |u: Option<Unused>| matches!(u, Some(Unused::Miswired | Unused::Silent));
+            let Some(before) = w.report(&a, why) else {
+                continue;
+            };
+            if lldp(why) {
+                let detail = w.lldp_detail(&a, now).unwrap_or_default();
+                warn!(link = %format_args!("{}:{} - {}:{}", a.0, a.1, b.0, b.1),
+                    state = why.map(Unused::state).unwrap_or_default(), %detail,
+                    "link contradicted by LLDP: out of use until LLDP sees it right");
+            } else if lldp(before) && why.is_none() {
+                info!(link = %format_args!("{}:{} - {}:{}", a.0, a.1, b.0, b.1),
+                    "link seen right by LLDP: in use again");
+            }
+        }
+    }
+
+    /// Every declared link with its state as the routes have it, for `GET /api/v1/links`.
+    pub fn link_states(&self, now: Instant) -> Vec<LinkState> {
+        let w = self.link_watch();
         self.fabric
             .topology
             .links
@@ -119,10 +164,111 @@ impl Router {
             .map(|l| {
                 let a = (l.a.switch.clone(), l.a.port);
                 let b = (l.b.switch.clone(), l.b.port);
-                let why = w.unused(&a, now).or(w.unused(&b, now));
-                (a, b, why)
+                // As the routes have it (the last re-plan), not as it would be now: a link
+                // whose check has just run out is shown out of use once routed around.
+                let unused = w.reported(&a);
+                let by_lldp = matches!(unused, Some(Unused::Miswired | Unused::Silent));
+                LinkState {
+                    lldp: match w.lldp(&a, now) {
+                        Lldp::Contradicted if !by_lldp => Lldp::Waiting,
+                        l => l,
+                    },
+                    detail: by_lldp.then(|| w.lldp_detail(&a, now)).flatten(),
+                    a,
+                    b,
+                    unused,
+                }
             })
             .collect()
+    }
+
+    /// Sends LLDP out of every link port of switch `name` for as long as its session lasts
+    /// (every [`links::LLDP_FAST`] for the first [`links::LLDP_FAST_FOR`], then every
+    /// [`links::LLDP_EVERY`]); its links are checked from now. Called once its table has
+    /// been reconciled: its peers' entries that send LLDP to the controller are in place by
+    /// then, or will be once theirs are (checking a link waits for both).
+    pub(crate) async fn lldp(self: Arc<Self>, h: SwitchHandle, name: String) {
+        let Some(sw) = self
+            .fabric
+            .topology
+            .switches
+            .iter()
+            .find(|s| s.name == name)
+        else {
+            return;
+        };
+        let dpid = sw.dpid.0;
+        let link_ports = self.fabric.link_ports(&name);
+        if link_ports.is_empty() {
+            return;
+        }
+        {
+            let now = self.now();
+            self.link_watch().lldp_began(&name, now);
+            let mut effects = Vec::new();
+            self.replan(&mut effects, now);
+            self.carry_out_all(&mut effects);
+        }
+        let started = tokio::time::Instant::now();
+        loop {
+            if h.is_closed() {
+                return;
+            }
+            let ports = h.info.ports();
+            let frames: Vec<ofp13::Body> = link_ports
+                .iter()
+                .filter_map(|&p| {
+                    // A port the switch does not list yet is tried too; a down one is not.
+                    let port = ports.iter().find(|x| x.port_no == p);
+                    if port.is_some_and(|x| !x.is_up()) {
+                        return None;
+                    }
+                    let src = port.map_or(crate::fabric::plan::GATEWAY_MAC, |x| x.hw_addr);
+                    let frame = packet::lldp(src, dpid, p, links::LLDP_TTL_S, &name);
+                    Some(crate::fabric::plan::packet_out([p], frame))
+                })
+                .collect();
+            if !frames.is_empty() && h.send(frames).await.is_err() {
+                return;
+            }
+            let every = if started.elapsed() < links::LLDP_FAST_FOR {
+                links::LLDP_FAST
+            } else {
+                links::LLDP_EVERY
+            };
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// An LLDP frame arrived at link port `in_port` of switch `name`: a link check. A frame
+    /// from a switch this fabric does not have, or another speaker's, is ignored.
+    pub(crate) fn lldp_heard(
+        &self,
+        name: &str,
+        in_port: u32,
+        eth: &Ethernet<'_>,
+        effects: &mut Vec<Effect>,
+        now: Instant,
+    ) {
+        let Some(from) = packet::lldp_from(eth.payload) else {
+            debug!(switch = %name, port = in_port, "LLDP from another speaker ignored");
+            return;
+        };
+        let Some(sender) = self.names.get(&from.dpid) else {
+            debug!(switch = %name, port = in_port, dpid = from.dpid,
+                "LLDP from a switch not in the topology ignored");
+            return;
+        };
+        self.lldp_heard
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let changed = self.link_watch().heard(
+            (name.to_string(), in_port),
+            (sender.clone(), from.port),
+            now,
+        );
+        if changed {
+            self.replan(effects, now);
+        }
     }
 
     /// How often the routes were planned again because links changed.

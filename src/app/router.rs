@@ -523,7 +523,7 @@ pub type Ports<'a> = &'a dyn Fn() -> Vec<u32>;
 /// The routing and mobility app.
 pub struct Router {
     pub fabric: Fabric,
-    names: FastMap<u64, String>,
+    pub(crate) names: FastMap<u64, String>,
     pub(crate) state: RwLock<State>,
     /// Where migrations are recorded before any flow is sent (`--state DIR`).
     pub(crate) store: Option<crate::app::store::Durable>,
@@ -565,6 +565,26 @@ pub struct Router {
     pub(crate) links: std::sync::Mutex<crate::app::links::LinkWatch>,
     /// How often the routes were planned again because links changed.
     pub(crate) replans: std::sync::atomic::AtomicU64,
+    /// LLDP frames received from the controller's own LLDP (link checks).
+    pub(crate) lldp_heard: std::sync::atomic::AtomicU64,
+    /// Whether the declared links are checked with LLDP ([`crate::app::links`]).
+    pub(crate) lldp: bool,
+    /// Packet-ins handled, by kind ([`PACKET_IN_KINDS`]).
+    packet_ins: [std::sync::atomic::AtomicU64; PACKET_IN_KINDS.len()],
+}
+
+/// The kinds of packet-in `/metrics` counts (`servswitch_packet_ins_total{kind=...}`): by
+/// ethertype, and `other` for anything else (or no Ethernet header).
+pub const PACKET_IN_KINDS: [&str; 5] = ["arp", "rarp", "ipv4", "lldp", "other"];
+
+fn packet_in_kind(ethertype: Option<u16>) -> usize {
+    match ethertype {
+        Some(packet::ETH_ARP) => 0,
+        Some(packet::ETH_RARP) => 1,
+        Some(packet::ETH_IPV4) => 2,
+        Some(packet::ETH_LLDP) => 3,
+        _ => 4,
+    }
 }
 
 impl Router {
@@ -594,6 +614,12 @@ impl Router {
             .iter()
             .map(|h| (h.name.clone(), h.mac))
             .collect();
+        let links = crate::app::links::LinkWatch::new(fabric.topology.links.iter().map(|l| {
+            (
+                (l.a.switch.clone(), l.a.port),
+                (l.b.switch.clone(), l.b.port),
+            )
+        }));
         Router {
             fabric,
             names,
@@ -613,8 +639,11 @@ impl Router {
             clock: Arc::new(SystemClock),
             writes: std::sync::atomic::AtomicU64::new(0),
             meter_stats: Default::default(),
-            links: Default::default(),
+            links: std::sync::Mutex::new(links),
             replans: Default::default(),
+            lldp_heard: Default::default(),
+            packet_ins: Default::default(),
+            lldp: true,
         }
     }
 
@@ -635,6 +664,13 @@ impl Router {
     /// The time, as this router's clock has it (what its driver gives each event).
     pub fn now(&self) -> Instant {
         self.clock.now()
+    }
+
+    /// Whether the declared links are checked with LLDP (on by default); off, they are
+    /// trusted as declared and only port status and connections take them out of use.
+    pub fn with_lldp(mut self, check: bool) -> Router {
+        self.lldp = check;
+        self
     }
 
     /// Sets how long a learned host whose port went away is kept (`--detached-grace`).
@@ -832,14 +868,34 @@ impl Router {
         s
     }
 
+    /// Packet-ins handled so far, by kind ([`PACKET_IN_KINDS`]).
+    pub fn packet_ins(&self) -> [(&'static str, u64); PACKET_IN_KINDS.len()] {
+        std::array::from_fn(|i| {
+            (
+                PACKET_IN_KINDS[i],
+                self.packet_ins[i].load(std::sync::atomic::Ordering::Relaxed),
+            )
+        })
+    }
+
     /// The router's lines for `/metrics` (Prometheus text format).
     pub fn metrics_text(&self) -> String {
-        let meters = self.meter_metrics();
-        let links_down = self
-            .link_states(self.now())
-            .iter()
-            .filter(|(_, _, why)| why.is_some())
-            .count();
+        let mut meters = self.meter_metrics();
+        meters.push_str(
+            "# HELP servswitch_packet_ins_total Packet-ins the application handled, by ethertype (lldp: the controller's link checks).\n# TYPE servswitch_packet_ins_total counter\n",
+        );
+        for (kind, n) in self.packet_ins() {
+            meters.push_str(&format!(
+                "servswitch_packet_ins_total{{kind=\"{kind}\"}} {n}\n"
+            ));
+        }
+        let links = self.link_states(self.now());
+        let count = |f: &dyn Fn(crate::app::links::Unused) -> bool| {
+            links.iter().filter(|l| l.unused.is_some_and(f)).count()
+        };
+        let links_down = count(&|_| true);
+        let miswired = count(&|u| u == crate::app::links::Unused::Miswired);
+        let unverified = count(&|u| u == crate::app::links::Unused::Silent);
         let st = self.read();
         meters + &format!(
             "# HELP servswitch_migrations_total Migrations installed.\n# TYPE servswitch_migrations_total counter\nservswitch_migrations_total {}\n\
@@ -852,7 +908,10 @@ impl Router {
              # HELP servswitch_quarantined Switch ports and MACs whose claims are ignored after a refusal.\n# TYPE servswitch_quarantined gauge\nservswitch_quarantined {}\n\
              # HELP servswitch_state_writes_total Times the application state was locked for writing (a packet-in that changes nothing takes a shared read only).\n# TYPE servswitch_state_writes_total counter\nservswitch_state_writes_total {}\n\
              # HELP servswitch_replans_total Times the routes were planned again because links went out of use or back into use.\n# TYPE servswitch_replans_total counter\nservswitch_replans_total {}\n\
-             # HELP servswitch_links_down Declared links out of use (a port down, a switch disconnected, dampened).\n# TYPE servswitch_links_down gauge\nservswitch_links_down {}\n",
+             # HELP servswitch_links_down Declared links out of use (a port down, a switch disconnected, dampened, contradicted by LLDP).\n# TYPE servswitch_links_down gauge\nservswitch_links_down {}\n\
+             # HELP servswitch_links_miswired Declared links out of use because LLDP arrived from another port.\n# TYPE servswitch_links_miswired gauge\nservswitch_links_miswired {}\n\
+             # HELP servswitch_links_unverified Declared links out of use because LLDP did not arrive while their ports are up.\n# TYPE servswitch_links_unverified gauge\nservswitch_links_unverified {}\n\
+             # HELP servswitch_lldp_received_total LLDP frames of the controller's link checks received back.\n# TYPE servswitch_lldp_received_total counter\nservswitch_lldp_received_total {}\n",
             st.migrations_done,
             st.migrations_failed,
             st.away.len(),
@@ -867,6 +926,9 @@ impl Router {
             self.state_writes(),
             self.replans(),
             links_down,
+            miswired,
+            unverified,
+            self.lldp_heard.load(std::sync::atomic::Ordering::Relaxed),
         )
     }
 
@@ -1222,10 +1284,13 @@ impl Router {
         effects: &mut Vec<Effect>,
         now: Instant,
     ) {
+        let eth = Ethernet::parse(&pi.data);
+        self.packet_ins[packet_in_kind(eth.map(|e| e.ethertype))]
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(in_port) = pi.in_port() else {
             return;
         };
-        let Some(eth) = Ethernet::parse(&pi.data) else {
+        let Some(eth) = eth else {
             return;
         };
         if pi.reason == ofp13::OFPR_INVALID_TTL {
@@ -1240,6 +1305,13 @@ impl Router {
             return;
         };
         let host_port = in_port <= port::MAX && !sw.is_link_port(in_port);
+        if eth.ethertype == packet::ETH_LLDP {
+            // Only link ports send LLDP to the controller (table 0); a host's is dropped.
+            if !host_port && in_port <= port::MAX {
+                self.lldp_heard(name, in_port, &eth, effects, now);
+            }
+            return;
+        }
         let at = At {
             sw: &sw,
             ports,

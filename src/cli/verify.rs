@@ -6,6 +6,10 @@
 //! Prints one line per switch and, on drift, the entries, meters and groups planned but
 //! missing (`-`) and present but not planned (`+`); meters and groups count as entries in the
 //! drift line. A switch's ok line names its groups only when it has some.
+//!
+//! Then the declared links (`GET /api/v1/links`): one that LLDP contradicts (`miswired`,
+//! `unverified`) fails the check with a line naming it; one that is `down` is named but does
+//! not fail it (the tables are planned around it, and the plan is what is checked).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -110,6 +114,43 @@ pub fn run(api: &Api, only: Option<&str>, out: &mut impl Write) -> Result<bool> 
         }
         for l in extra {
             writeln!(out, "  + {l}")?;
+        }
+    }
+    ok &= links(api, only, out)?;
+    Ok(ok)
+}
+
+/// The declared links' lines (those of switch `only`, if given): false when LLDP contradicts
+/// one. A controller without the links API (an older one) is not asked.
+fn links(api: &Api, only: Option<&str>, out: &mut impl Write) -> Result<bool> {
+    let (status, body) = api.request("GET", "/api/v1/links", None)?;
+    if status == 404 || status == 503 {
+        return Ok(true);
+    }
+    if status != 200 {
+        bail!("GET /api/v1/links: {status}: {body}");
+    }
+    let links: serde_json::Value =
+        serde_json::from_str(&body).context("GET /api/v1/links: not JSON")?;
+    let mut ok = true;
+    for l in links.as_array().context("GET /api/v1/links: not a list")? {
+        let text = |k: &str| l.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let (a, b, state) = (text("a"), text("b"), text("state"));
+        let on =
+            |end: &str| only.is_none_or(|sw| end.rsplit_once(':').is_some_and(|(s, _)| s == sw));
+        if state == "up" || !(on(a) || on(b)) {
+            continue;
+        }
+        let why = [text("reason"), text("detail")]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(": ");
+        if matches!(state, "miswired" | "unverified") {
+            ok = false;
+            writeln!(out, "link {a} - {b}: {}: {why}", state.to_uppercase())?;
+        } else {
+            writeln!(out, "link {a} - {b}: {state} ({why})")?;
         }
     }
     Ok(ok)

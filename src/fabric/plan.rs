@@ -877,6 +877,16 @@ impl Fabric {
             goto(TABLE_PUNT),
         ));
         for p in self.link_ports(switch) {
+            // The LLDP that checks a link reaches the controller; a host's is dropped below.
+            v.push(pipe(
+                TABLE_CLASSIFY,
+                1000,
+                vec![
+                    Oxm::InPort(p, None),
+                    Oxm::EthType(crate::packet::ETH_LLDP, None),
+                ],
+                goto(TABLE_PUNT),
+            ));
             v.push(pipe(
                 TABLE_CLASSIFY,
                 900,
@@ -1177,6 +1187,7 @@ mod tests {
         let want = [
             "cookie=0x5353000100000000, priority=1000,arp actions=goto_table:5",
             "cookie=0x5353000100000000, priority=1000,rarp actions=goto_table:5",
+            "cookie=0x5353000100000000, priority=1000,in_port=1,dl_type=0x88cc actions=goto_table:5",
             "cookie=0x5353000100000000, priority=900,ip,in_port=1 actions=goto_table:3",
             "cookie=0x53530003c0a80b02, priority=850,ip,in_port=2,dl_src=02:00:00:00:11:02 actions=goto_table:1",
             "cookie=0x53530003c0a80b03, priority=850,ip,in_port=3,dl_src=02:00:00:00:11:03 actions=goto_table:1",
