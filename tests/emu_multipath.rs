@@ -314,6 +314,42 @@ async fn lldp_verifies_every_declared_link_soon_after_the_switches_connect() {
         "{:?}",
         link_states(r)
     );
+    // A link cut and mended once LLDP goes at the slow pace is checked again in time: two
+    // re-plans (out, back), never an unverified one in between.
+    let before = r.replans();
+    rig.fabric.set_link("t1", 1, false).unwrap();
+    assert!(
+        rig.fabric
+            .wait_until(WAIT, |_| r.replans() == before + 1)
+            .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rig.fabric.set_link("t1", 1, true).unwrap();
+    let mended = std::time::Instant::now();
+    let back = rig
+        .fabric
+        .wait_until(WAIT, |_| {
+            r.replans() == before + 2
+                && link_states(r)
+                    .iter()
+                    .all(|l| l.2 == "up" && l.3 == "verified")
+        })
+        .await;
+    assert!(
+        back,
+        "{:?}, {} re-plans",
+        link_states(r),
+        r.replans() - before
+    );
+    // Both ends sent at once when the port came up, not at their next second.
+    let verified_after = mended.elapsed();
+    println!("t1:1 mended, verified again {verified_after:?} after");
+    assert!(
+        verified_after < Duration::from_millis(600),
+        "{verified_after:?}"
+    );
+    tokio::time::sleep(links::SILENT_AFTER * 2).await;
+    assert_eq!(r.replans(), before + 2, "{:?}", link_states(r));
     rig.stop().await;
 }
 

@@ -13,6 +13,13 @@
 //!   swapped), both links are reported miswired within 2 s of the switches connecting (the
 //!   log line, `GET /api/v1/links`, `verify` exits 1 naming them) and routed around.
 //!
+//! - The redundant fabric of the issue's report, generated (`gen-topology --racks 4
+//!   --racks-per-block 4`: two cores, two aggregation switches, four racks with an uplink to
+//!   each): flows spread over both aggregation switches; the uplink in use cut (veth down)
+//!   and then deleted from its bridge under a 10 ms ping; one aggregation switch's links
+//!   all down, every host pair reachable and a VM moved across racks meanwhile; flow and
+//!   group mods counted per failure.
+//!
 //! Needs root and a running Open vSwitch; skips without them, fails instead when CI=true.
 
 mod common;
@@ -329,5 +336,170 @@ fn lldp_verifies_the_links_and_reports_a_miswired_pair_within_2_s() {
         let (sent, got) = f.ping(from, addr(&t, to), 3);
         assert!(got > 0, "{from} -> {to}: {got} of {sent}\n{}", ctl.log());
     }
+    f.teardown().unwrap();
+}
+
+/// FLOW_MODs and GROUP_MODs the controller has sent.
+fn mods_sent(ctl: &ControllerProcess) -> (u64, u64) {
+    (
+        ctl.metric("servswitch_messages_sent_total{type=\"OFPT_FLOW_MOD\"}"),
+        ctl.metric("servswitch_messages_sent_total{type=\"OFPT_GROUP_MOD\"}"),
+    )
+}
+
+/// Host pairs (of `hosts`) that do not reach each other with one ping, each way.
+fn unreachable_pairs(f: &OvsFabric, t: &Topology, hosts: &[&str]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for from in hosts {
+        for to in hosts {
+            if from != to && f.ping(from, addr(t, to), 2).1 == 0 {
+                failed.push(format!("{from} -> {to}"));
+            }
+        }
+    }
+    failed
+}
+
+#[test]
+fn the_reported_redundant_fabric_survives_cuts_deleted_ports_and_an_aggregation_switch_down() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available(
+        "the_reported_redundant_fabric_survives_cuts_deleted_ports_and_an_aggregation_switch_down",
+    ) {
+        return;
+    }
+    let spec = servswitch::fabric::gen::GenSpec {
+        racks: 4,
+        hosts_per_rack: 2,
+        cores: 2,
+        agg_per_block: 2,
+        racks_per_block: 4,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("redundant.toml");
+    std::fs::write(&path, spec.toml()).unwrap();
+    let t = Topology::load(&path).unwrap();
+    let (ctl, f) = ovs_fabric::start_routed(&t, &path);
+    let start = settled(&ctl, 0, "at start");
+    println!("generated redundant fabric on OVS: as planned after {start:?}");
+    let hosts: Vec<&str> = t.hosts.iter().map(|h| h.name.as_str()).collect();
+
+    // Spread: 64 TCP flows from rack 1 to rack 2 over t1's two uplinks.
+    let (h1, h2) = (addr(&t, "h1-0"), addr(&t, "h2-0"));
+    let g = group_toward(&t, "t2");
+    let before = bucket_packets(&f, "t1", g);
+    let script = format!(
+        "import socket\nfor p in range(4):\n  for i in range(64):\n    s=socket.socket()\n    s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n    s.bind(('{h1}',21000+i))\n    s.settimeout(2)\n    s.connect_ex(('{h2}',9))\n    s.close()\n"
+    );
+    f.exec("h1-0", &["python3", "-c", &script]).unwrap();
+    let mut spread = Vec::new();
+    for _ in 0..100 {
+        spread = bucket_packets(&f, "t1", g)
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .collect();
+        if spread.iter().sum::<u64>() >= 256 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("64 TCP flows h1-0 -> h2-0, packets per t1 uplink (a1, a2): {spread:?}");
+    assert_eq!(spread.len(), 2, "{spread:?}");
+    assert!(spread.iter().all(|&n| n >= 32), "flows spread: {spread:?}");
+
+    // The uplink the pings take, cut (veth down), then deleted from its bridge; each mended.
+    for how in ["veth down", "port deleted"] {
+        let mut there = Pinger::start(&f, "h1-0", h2).unwrap();
+        let mut back = Pinger::start(&f, "h2-0", h1).unwrap();
+        there.wait_replies(50, Duration::from_secs(5)).unwrap();
+        back.wait_replies(50, Duration::from_secs(5)).unwrap();
+        let (switch, port) = busiest(&f, &[("t1", 1), ("t1", 2)]);
+        let sent = mods_sent(&ctl);
+        if how == "veth down" {
+            f.set_link(switch, port, false).unwrap();
+        } else {
+            f.set_link_port(switch, port, false).unwrap();
+        }
+        let cut = settled(&ctl, 1, &format!("{switch}:{port} {how}"));
+        let after_cut = mods_sent(&ctl);
+        std::thread::sleep(Duration::from_millis(500));
+        if how == "veth down" {
+            f.set_link(switch, port, true).unwrap();
+        } else {
+            f.set_link_port(switch, port, true).unwrap();
+        }
+        let mended = settled(&ctl, 0, &format!("{switch}:{port} back after {how}"));
+        let after_mend = mods_sent(&ctl);
+        std::thread::sleep(Duration::from_millis(500));
+        let (there, back) = (there.stop().unwrap(), back.stop().unwrap());
+        println!(
+            "{switch}:{port} {how}: re-plan in place after {cut:?} ({} flow mods, {} group \
+             mods), back after {mended:?} ({} flow mods, {} group mods); pings lost \
+             h1-0 -> h2-0 {} of {}, h2-0 -> h1-0 {} of {}",
+            after_cut.0 - sent.0,
+            after_cut.1 - sent.1,
+            after_mend.0 - after_cut.0,
+            after_mend.1 - after_cut.1,
+            there.lost,
+            there.transmitted,
+            back.lost,
+            back.transmitted
+        );
+        for r in [&there, &back] {
+            assert!(r.transmitted > 100, "{r:?}");
+            assert!(r.lost <= 5, "{how}: {r:?}\ncontroller log:\n{}", ctl.log());
+        }
+    }
+
+    // a1 fails: every link of it down. Every pair reaches every other, and a VM moved from
+    // rack 1 to rack 3 meanwhile is reached by all and reaches all; then a1 returns.
+    let a1_links: Vec<(String, u32)> = t
+        .links
+        .iter()
+        .flat_map(|l| [&l.a, &l.b])
+        .filter(|e| e.switch == "a1")
+        .map(|e| (e.switch.clone(), e.port))
+        .collect();
+    let sent = mods_sent(&ctl);
+    for (s, p) in &a1_links {
+        f.set_link(s, *p, false).unwrap();
+    }
+    let cut = settled(&ctl, a1_links.len(), "a1 down");
+    let after_cut = mods_sent(&ctl);
+    let failed = unreachable_pairs(&f, &t, &hosts);
+    println!(
+        "a1 down: re-plan in place after {cut:?} ({} flow mods, {} group mods); {} of {} \
+         host pairs unreachable",
+        after_cut.0 - sent.0,
+        after_cut.1 - sent.1,
+        failed.len(),
+        hosts.len() * (hosts.len() - 1)
+    );
+    assert!(failed.is_empty(), "a1 down: {failed:?}");
+    let mut f = f;
+    f.migrate_host_qemu("h1-0", "t3", 5).unwrap();
+    let t0 = Instant::now();
+    while ctl.host_location("h1-0") != Some(("t3".into(), 5)) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "h1-0 not moved:\n{}",
+            ctl.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    settled(&ctl, a1_links.len(), "h1-0 moved, a1 down");
+    let failed = unreachable_pairs(&f, &t, &hosts);
+    assert!(failed.is_empty(), "h1-0 moved, a1 down: {failed:?}");
+    for (s, p) in &a1_links {
+        f.set_link(s, *p, true).unwrap();
+    }
+    let mended = settled(&ctl, 0, "a1 back");
+    let failed = unreachable_pairs(&f, &t, &hosts);
+    println!(
+        "a1 back: in place after {mended:?}; {} host pairs unreachable",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "a1 back, h1-0 moved: {failed:?}");
     f.teardown().unwrap();
 }

@@ -53,6 +53,7 @@ impl Router {
                     me.replan(&mut effects, me.now());
                     me.carry_out_all(&mut effects);
                 }
+                Effect::LldpBurst { ends } => me.lldp_burst(ends).await,
                 Effect::Audit {
                     switch,
                     name,

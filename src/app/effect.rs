@@ -53,6 +53,9 @@ pub enum Effect {
     /// A timer: look again at which links the fabric routes over after `after` (a dampened
     /// link may be used again then, or a disconnected switch's grace is over).
     Replan { after: Duration },
+    /// Send LLDP out of these link ends now and every [`crate::app::links::LLDP_FAST`] for
+    /// [`crate::app::links::LLDP_FAST_FOR`] (a link that came back up is checked in time).
+    LldpBurst { ends: Vec<(String, u32)> },
     /// Reconcile a switch that just connected, then audit it every `every` while its
     /// session lasts.
     Audit {

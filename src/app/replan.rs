@@ -52,6 +52,12 @@ impl Router {
         if changed {
             if up {
                 info!(switch = %name, port, "link port up");
+                // Its check starts again: both ends send at the fast pace meanwhile.
+                if self.lldp {
+                    let end = (name.to_string(), port);
+                    let ends = self.link_peer(&end).into_iter().chain([end]).collect();
+                    effects.push(Effect::LldpBurst { ends });
+                }
             } else {
                 warn!(switch = %name, port, "link port down");
             }
@@ -182,23 +188,48 @@ impl Router {
             .collect()
     }
 
+    /// The declared far end of link end `end`.
+    fn link_peer(&self, end: &End) -> Option<End> {
+        self.fabric.topology.links.iter().find_map(|l| {
+            let (a, b) = ((&l.a.switch, l.a.port), (&l.b.switch, l.b.port));
+            if a.0 == &end.0 && a.1 == end.1 {
+                Some((b.0.clone(), b.1))
+            } else if b.0 == &end.0 && b.1 == end.1 {
+                Some((a.0.clone(), a.1))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// LLDP out of each of `ports` of switch `name` (connected as `h`) that it does not
+    /// report down.
+    fn lldp_out(&self, h: &SwitchHandle, name: &str, ports: &[u32]) -> Vec<ofp13::Body> {
+        let listed = h.info.ports();
+        let dpid = h.dpid().0;
+        ports
+            .iter()
+            .filter_map(|&p| {
+                // A port the switch does not list yet is tried too; a down one is not.
+                let port = listed.iter().find(|x| x.port_no == p);
+                if port.is_some_and(|x| !x.is_up()) {
+                    return None;
+                }
+                let src = port.map_or(crate::fabric::plan::GATEWAY_MAC, |x| x.hw_addr);
+                let frame = packet::lldp(src, dpid, p, links::LLDP_TTL_S, name);
+                Some(crate::fabric::plan::packet_out([p], frame))
+            })
+            .collect()
+    }
+
     /// Sends LLDP out of every link port of switch `name` for as long as its session lasts
     /// (every [`links::LLDP_FAST`] for the first [`links::LLDP_FAST_FOR`], then every
-    /// [`links::LLDP_EVERY`]); its links are checked from now. Called once its table has
-    /// been reconciled: its peers' entries that send LLDP to the controller are in place by
-    /// then, or will be once theirs are (checking a link waits for both).
+    /// [`links::LLDP_EVERY`]); its links are checked from now, and its peers send toward it
+    /// at the fast pace meanwhile too. Called once its table has been reconciled: its
+    /// peers' entries that send LLDP to the controller are in place by then, or will be once
+    /// theirs are (checking a link waits for both).
     pub(crate) async fn lldp(self: Arc<Self>, h: SwitchHandle, name: String) {
-        let Some(sw) = self
-            .fabric
-            .topology
-            .switches
-            .iter()
-            .find(|s| s.name == name)
-        else {
-            return;
-        };
-        let dpid = sw.dpid.0;
-        let link_ports = self.fabric.link_ports(&name);
+        let link_ports: Vec<u32> = self.fabric.link_ports(&name).into_iter().collect();
         if link_ports.is_empty() {
             return;
         }
@@ -207,6 +238,11 @@ impl Router {
             self.link_watch().lldp_began(&name, now);
             let mut effects = Vec::new();
             self.replan(&mut effects, now);
+            let peers = link_ports
+                .iter()
+                .filter_map(|&p| self.link_peer(&(name.clone(), p)))
+                .collect();
+            effects.push(Effect::LldpBurst { ends: peers });
             self.carry_out_all(&mut effects);
         }
         let started = tokio::time::Instant::now();
@@ -214,20 +250,7 @@ impl Router {
             if h.is_closed() {
                 return;
             }
-            let ports = h.info.ports();
-            let frames: Vec<ofp13::Body> = link_ports
-                .iter()
-                .filter_map(|&p| {
-                    // A port the switch does not list yet is tried too; a down one is not.
-                    let port = ports.iter().find(|x| x.port_no == p);
-                    if port.is_some_and(|x| !x.is_up()) {
-                        return None;
-                    }
-                    let src = port.map_or(crate::fabric::plan::GATEWAY_MAC, |x| x.hw_addr);
-                    let frame = packet::lldp(src, dpid, p, links::LLDP_TTL_S, &name);
-                    Some(crate::fabric::plan::packet_out([p], frame))
-                })
-                .collect();
+            let frames = self.lldp_out(&h, &name, &link_ports);
             if !frames.is_empty() && h.send(frames).await.is_err() {
                 return;
             }
@@ -237,6 +260,27 @@ impl Router {
                 links::LLDP_EVERY
             };
             tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Sends LLDP out of link ends `ends` every [`links::LLDP_FAST`] for
+    /// [`links::LLDP_FAST_FOR`] (of the switches connected at each round).
+    pub(crate) async fn lldp_burst(self: Arc<Self>, ends: Vec<End>) {
+        let until = tokio::time::Instant::now() + links::LLDP_FAST_FOR;
+        let mut by_switch: std::collections::BTreeMap<&str, Vec<u32>> = Default::default();
+        for (s, p) in &ends {
+            by_switch.entry(s.as_str()).or_default().push(*p);
+        }
+        while tokio::time::Instant::now() < until {
+            for (name, ports) in &by_switch {
+                if let Some(h) = self.switch_handle(name) {
+                    let frames = self.lldp_out(&h, name, ports);
+                    if !frames.is_empty() {
+                        let _ = h.send(frames).await;
+                    }
+                }
+            }
+            tokio::time::sleep(links::LLDP_FAST).await;
         }
     }
 

@@ -444,6 +444,31 @@ impl OvsFabric {
         .map(|_| ())
     }
 
+    /// Deletes a link end's port from its bridge (`present == false`: the switch reports
+    /// the port deleted, its peer's end stays up but leads nowhere, as when a hypervisor or
+    /// an operator removes an interface) or adds it back with its port number.
+    pub fn set_link_port(&self, switch: &str, port: u32, present: bool) -> Result<(), String> {
+        if self.link_kind == Links::Patch {
+            return Err(
+                "a patch port is not re-added here: build the fabric with veth links".into(),
+            );
+        }
+        let end = self
+            .links
+            .iter()
+            .flat_map(|(a, b)| [a, b])
+            .find(|e| e.switch == switch && e.port == port)
+            .ok_or_else(|| format!("{switch}:{port} is not a link of the fabric"))?;
+        let br = &self.bridges[switch];
+        if !present {
+            return vsctl(&["del-port", br, &end.name]).map(|_| ());
+        }
+        let mut args = vec!["--", "add-port", br, &end.name, "--", "set", "interface"];
+        let request = format!("ofport_request={port}");
+        args.extend([end.name.as_str(), request.as_str()]);
+        vsctl(&args).map(|_| ())
+    }
+
     /// The host namespace's name.
     pub fn ns(&self, host: &str) -> &str {
         &self.host(host).ns
