@@ -438,3 +438,85 @@ async fn a_miswired_pair_and_a_silent_link_are_reported_within_2_s_and_routed_ar
     }
     rig.stop().await;
 }
+
+/// three-tier with a peer link between the aggregation switches a3 and a4 (port 7 each):
+/// each then has a loop-free alternate for its racks.
+fn peer_linked() -> Topology {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/three-tier.toml"),
+    )
+    .unwrap();
+    Topology::parse(&(text + "\n[[link]]\na = \"a3:7\"\nb = \"a4:7\"\n")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_heals_in_the_switches_before_the_controller_knows_of_it() {
+    for peer_link in [true, false] {
+        let t = if peer_link {
+            peer_linked()
+        } else {
+            three_tier()
+        };
+        let rig = Rig::up(&t).await;
+        let f = &rig.fabric;
+        let (src, dst) = (addr(&t, "h1-0"), addr(&t, "h5-0"));
+        assert!(f.ping("h1-0", dst, PING).await.is_some());
+        // a3 loses its link to t5 and t1 its uplink to a1, and neither tells the
+        // controller: only the switches' groups can route around them.
+        f.set_link_untold("a3", 3, false).unwrap();
+        f.set_link_untold("t1", 1, false).unwrap();
+        let down = f
+            .wait_until(WAIT, |f| {
+                f.switch("a3")
+                    .with_core(|c| c.ports().iter().any(|p| p.port_no == 3 && !p.is_up()))
+            })
+            .await;
+        assert!(down);
+        let before = f.received("h5-0").len();
+        for sport in 3000..3064 {
+            f.send_raw("h1-0", tcp(f, "h1-0", src, dst, sport));
+        }
+        let all = f
+            .wait_until(Duration::from_secs(2), |f| {
+                f.received("h5-0").len() >= before + 64
+            })
+            .await;
+        let arrived = f.received("h5-0").len() - before;
+        println!("peer link {peer_link}: {arrived} of 64 flows reached h5-0 before any re-plan");
+        assert_eq!(rig.router.replans(), 0, "the controller was told nothing");
+        if peer_link {
+            // t1's select group leaves the dead uplink out; the cores still send half the
+            // flows to a3, whose fast-failover group sends them over the peer link.
+            assert!(all, "{arrived} of 64");
+        } else {
+            // a3 has no alternate that would not send them back: those flows are lost
+            // until the re-plan.
+            assert!((16..64).contains(&arrived), "{arrived} of 64");
+        }
+        // LLDP notices what nobody reported: the links go silent and are routed around.
+        let r = &rig.router;
+        let noticed = f
+            .wait_until(links::STALE_AFTER * 2, |_| {
+                link_states(r)
+                    .iter()
+                    .any(|l| l.0 == "a3:3" && l.2 == "unverified")
+                    && link_states(r)
+                        .iter()
+                        .any(|l| l.1 == "t1:1" && l.2 == "unverified")
+            })
+            .await;
+        assert!(noticed, "{:?}", link_states(r));
+        rig.converged("around the silent links").await;
+        let before = f.received("h5-0").len();
+        for sport in 4000..4064 {
+            f.send_raw("h1-0", tcp(f, "h1-0", src, dst, sport));
+        }
+        assert!(
+            f.wait_until(WAIT, |f| f.received("h5-0").len() >= before + 64)
+                .await,
+            "after the re-plan: {} of 64",
+            f.received("h5-0").len() - before
+        );
+        rig.stop().await;
+    }
+}

@@ -503,3 +503,51 @@ fn the_reported_redundant_fabric_survives_cuts_deleted_ports_and_an_aggregation_
     assert!(failed.is_empty(), "a1 back, h1-0 moved: {failed:?}");
     f.teardown().unwrap();
 }
+
+#[test]
+fn a_peer_link_gives_fast_failover_groups_that_open_vswitch_runs() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("a_peer_link_gives_fast_failover_groups_that_open_vswitch_runs") {
+        return;
+    }
+    let (three_tier, _) = topology();
+    let text =
+        std::fs::read_to_string(&three_tier).unwrap() + "\n[[link]]\na = \"a3:7\"\nb = \"a4:7\"\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peer-linked.toml");
+    std::fs::write(&path, text).unwrap();
+    let t = Topology::load(&path).unwrap();
+    let (ctl, f) = ovs_fabric::start_routed(&t, &path);
+    // verify compares the live groups with the plan, text for text: Open vSwitch took the
+    // fast-failover groups as planned.
+    settled(&ctl, 0, "at start");
+    let groups = f.ofctl("dump-groups", "a3", &[]).unwrap();
+    let ff = groups.lines().filter(|l| l.contains("type=ff")).count();
+    println!("a3's fast-failover groups on OVS: {ff}");
+    // One per rack below a3, and one toward c1 (the gateway of the external network),
+    // which a4 is as near to as a3.
+    assert_eq!(ff, 5, "{groups}");
+    // a3's link to t5 cut under pings both ways (both go over it or over a4 by the hash).
+    let (h1, h5) = (addr(&t, "h1-0"), addr(&t, "h5-0"));
+    let mut there = Pinger::start(&f, "h1-0", h5).unwrap();
+    let mut back = Pinger::start(&f, "h5-0", h1).unwrap();
+    there.wait_replies(50, Duration::from_secs(5)).unwrap();
+    back.wait_replies(50, Duration::from_secs(5)).unwrap();
+    f.set_link("a3", 3, false).unwrap();
+    let cut = settled(&ctl, 1, "a3:3 cut");
+    std::thread::sleep(Duration::from_millis(500));
+    f.set_link("a3", 3, true).unwrap();
+    let mended = settled(&ctl, 0, "a3:3 mended");
+    std::thread::sleep(Duration::from_millis(500));
+    let (there, back) = (there.stop().unwrap(), back.stop().unwrap());
+    println!(
+        "a3:3 (to t5) cut with a peer link: re-plan in place after {cut:?}, mended after \
+         {mended:?}; pings lost h1-0 -> h5-0 {} of {}, h5-0 -> h1-0 {} of {}",
+        there.lost, there.transmitted, back.lost, back.transmitted
+    );
+    for r in [&there, &back] {
+        assert!(r.transmitted > 100, "{r:?}");
+        assert!(r.lost <= 5, "{r:?}\ncontroller log:\n{}", ctl.log());
+    }
+    f.teardown().unwrap();
+}

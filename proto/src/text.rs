@@ -480,8 +480,9 @@ pub fn group_type_text(t: u8) -> String {
 
 /// One group as `ovs-ofctl -O OpenFlow13 dump-groups` prints it, e.g.
 /// `group_id=7,type=select,bucket=watch_port:1,actions=output:1,bucket=watch_port:2,actions=output:2`:
-/// a bucket's weight only when it is not 1, its watch port and group only when set, its
-/// actions comma-separated (`drop` for none). `ovs-ofctl add-group` reads it back.
+/// a select group's bucket weight only when it is not 1 (other groups' buckets have none),
+/// its watch port and group only when set, its actions comma-separated (`drop` for none).
+/// `ovs-ofctl add-group` reads it back.
 pub fn group_line(g: &crate::multipart::GroupDesc) -> String {
     let mut s = format!(
         "group_id={},type={}",
@@ -490,7 +491,7 @@ pub fn group_line(g: &crate::multipart::GroupDesc) -> String {
     );
     for b in &g.buckets {
         s.push_str(",bucket=");
-        if b.weight != 1 {
+        if g.group_type == crate::msg::OFPGT_SELECT && b.weight != 1 {
             let _ = write!(s, "weight:{},", b.weight);
         }
         if b.watch_port != port::ANY {

@@ -517,6 +517,7 @@ mod tests {
         use crate::fabric::plan::Group;
         let g = |id, ports: &[u32]| Group {
             id,
+            kind: crate::fabric::plan::GroupKind::Select,
             ports: ports.to_vec(),
         };
         let plan = [g(3, &[1, 2]), g(4, &[1, 2]), g(5, &[3, 4])];

@@ -1248,12 +1248,29 @@ impl EmuFabric {
     /// A link goes down (`up == false`, both ends `LINK_DOWN`, as a cable cut) or comes up
     /// again; `switch:port` names either end.
     pub fn set_link(&self, switch: &str, port: u32, up: bool) -> anyhow::Result<()> {
+        self.link_to(switch, port, up, true)
+    }
+
+    /// [`EmuFabric::set_link`] without telling the controller (no PORT_STATUS from either
+    /// end): what the switches do on their own before the controller reacts (local repair
+    /// by their groups), held open for as long as a test looks.
+    pub fn set_link_untold(&self, switch: &str, port: u32, up: bool) -> anyhow::Result<()> {
+        self.link_to(switch, port, up, false)
+    }
+
+    fn link_to(&self, switch: &str, port: u32, up: bool, tell: bool) -> anyhow::Result<()> {
         let at = (self.sw(switch)?, port);
         let Some(&(peer, peer_port)) = self.links.get(&at) else {
             bail!("{switch}:{port} is not a link port");
         };
-        self.switches[at.0].sw.set_link(port, up);
-        self.switches[peer].sw.set_link(peer_port, up);
+        for (i, p) in [(at.0, port), (peer, peer_port)] {
+            let sw = &self.switches[i].sw;
+            if tell {
+                sw.set_link(p, up);
+            } else {
+                sw.set_link_untold(p, up);
+            }
+        }
         Ok(())
     }
 

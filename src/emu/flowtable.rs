@@ -1386,6 +1386,11 @@ impl FlowTables {
                     return failed(OFPGMFC_INVALID_GROUP);
                 }
                 for b in &gm.buckets {
+                    // Weights are for select groups only: Open vSwitch 3.1 refuses a
+                    // weight on any other group's bucket with this error.
+                    if gm.group_type != OFPGT_SELECT && b.weight != 0 {
+                        return failed(OFPGMFC_INVALID_GROUP);
+                    }
                     if b.actions.iter().any(|a| matches!(a, Action::Group { .. })) {
                         return failed(OFPGMFC_CHAINING_UNSUPPORTED);
                     }
@@ -1834,12 +1839,18 @@ mod tests {
         }
     }
 
+    /// A GROUP_MOD whose buckets have weights only if it is a select group (as Open
+    /// vSwitch requires).
     fn group_mod(command: u16, group_type: u8, id: u32, buckets: Vec<Bucket>) -> GroupMod {
+        let weight = u16::from(group_type == OFPGT_SELECT);
         GroupMod {
             command,
             group_type,
             group_id: id,
-            buckets,
+            buckets: buckets
+                .into_iter()
+                .map(|b| Bucket { weight, ..b })
+                .collect(),
         }
     }
 
@@ -1997,6 +2008,13 @@ mod tests {
         assert_eq!(
             e(&mut t, group_mod(7, OFPGT_SELECT, 2, one())),
             (OFPET_GROUP_MOD_FAILED, OFPGMFC_BAD_COMMAND)
+        );
+        let mut weighted = group_mod(OFPGC_ADD, OFPGT_FF, 2, one());
+        weighted.buckets[0].weight = 1;
+        assert_eq!(
+            e(&mut t, weighted),
+            (OFPET_GROUP_MOD_FAILED, OFPGMFC_INVALID_GROUP),
+            "a weight on a fast-failover bucket, as Open vSwitch 3.1 answers it"
         );
         assert_eq!(
             e(

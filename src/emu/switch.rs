@@ -866,7 +866,8 @@ enum Cmd {
     Frame(u32, Vec<u8>),
     AddPort(Port),
     DeletePort(u32),
-    SetLink(u32, bool),
+    /// The link's state, and whether the controller is told (PORT_STATUS).
+    SetLink(u32, bool, bool),
 }
 
 /// A frame an emulated switch sent out of one of its ports.
@@ -1050,7 +1051,15 @@ impl EmuSwitch {
 
     /// A port's link goes down or comes up (PORT_STATUS MODIFY to the controller).
     pub fn set_link(&self, port_no: u32, up: bool) {
-        let _ = self.cmd.send(Cmd::SetLink(port_no, up));
+        let _ = self.cmd.send(Cmd::SetLink(port_no, up, true));
+    }
+
+    /// [`EmuSwitch::set_link`] without telling the controller: the switch's own liveness
+    /// (its groups' watched ports) follows, the controller's view does not. What the
+    /// fabric looks like in the window before a PORT_STATUS reaches the controller, held
+    /// open for a test of what the switches do alone.
+    pub fn set_link_untold(&self, port_no: u32, up: bool) {
+        let _ = self.cmd.send(Cmd::SetLink(port_no, up, false));
     }
 
     /// Runs `f` on the switch's core (its flow tables, ports, async configuration...).
@@ -1171,8 +1180,9 @@ async fn drive<S>(
                         m.emit(&mut wbuf);
                     }
                 }
-                Some(Cmd::SetLink(no, up)) => {
-                    for m in lock(&core).set_link(no, up) {
+                Some(Cmd::SetLink(no, up, tell)) => {
+                    let told = lock(&core).set_link(no, up);
+                    for m in told.into_iter().filter(|_| tell) {
                         m.emit(&mut wbuf);
                     }
                 }

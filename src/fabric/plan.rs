@@ -111,30 +111,54 @@ impl Meter {
     }
 }
 
-/// One group as servswitch plans it: a select group over the equal-cost next hops from a
-/// switch toward one gateway switch. Its id is that switch's place in the topology file
-/// (from 1), so a group keeps its id whatever happens to its buckets. Each bucket outputs
-/// to one port and watches it: Open vSwitch picks among the live buckets by a hash of the
-/// packet's addresses and ports (a flow keeps its path; flows spread), and leaves out a
-/// bucket whose port is down without waiting for the controller.
+/// One group as servswitch plans it, from a switch toward one gateway switch. Each bucket
+/// outputs to one port and watches it, so a switch leaves out a bucket whose port is down
+/// without waiting for the controller.
+///
+/// - **Select** over the equal-cost next hops: Open vSwitch picks among the live buckets by
+///   a hash of the packet's addresses and ports (a flow keeps its path; flows spread). Its
+///   id is the gateway switch's place in the topology file (from 1).
+/// - **Fast failover** where there is one next hop but a lateral neighbour could stand in
+///   (a loop-free alternate: [`Fabric::route_group`]): the next hop's bucket first, the
+///   alternates' after; the switch uses the first live one. Its id is
+///   [`FAST_FAILOVER_BASE`] plus the select id.
+///
+/// Either keeps its id whatever happens to its buckets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub id: u32,
-    /// The next hops, lowest port first.
+    pub kind: GroupKind,
+    /// The buckets' ports: a select group's next hops lowest first; a fast-failover group's
+    /// next hop, then its alternates.
     pub ports: Vec<u32>,
 }
+
+/// The two kinds of group servswitch plans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    Select,
+    FastFailover,
+}
+
+/// Fast-failover groups' ids start above this (select groups' ids are below it).
+pub const FAST_FAILOVER_BASE: u32 = 0x1_0000;
 
 impl Group {
     /// The group as the switch reports it (group-desc multipart).
     pub fn desc(&self) -> ofp13::GroupDesc {
         ofp13::GroupDesc {
-            group_type: ofp13::OFPGT_SELECT,
+            group_type: match self.kind {
+                GroupKind::Select => ofp13::OFPGT_SELECT,
+                GroupKind::FastFailover => ofp13::OFPGT_FF,
+            },
             group_id: self.id,
             buckets: self
                 .ports
                 .iter()
                 .map(|&p| ofp13::Bucket {
-                    weight: 1,
+                    // Only a select group's buckets have weights (Open vSwitch refuses
+                    // one on any other kind).
+                    weight: u16::from(self.kind == GroupKind::Select),
                     watch_port: p,
                     watch_group: ofp13::group::ANY,
                     actions: vec![Action::output(p)],
@@ -468,9 +492,8 @@ pub struct Fabric {
     index: FastMap<String, usize>,
     /// For each switch, its link ports and where they lead: port -> (switch, port).
     links: Vec<BTreeMap<u32, (usize, u32)>>,
-    /// next_hops[a][b]: the ports of a on a shortest path to b over every declared link,
-    /// lowest first (empty for a == b or unreachable).
-    next_hops: Vec<Vec<Vec<u32>>>,
+    /// The routes over every declared link.
+    hops: Hops,
     /// The routes over the links in use, when some are not (see [`Fabric::set_unused`]).
     in_use: InUse,
     /// Which switches may carry others' traffic (all but access switches).
@@ -501,11 +524,16 @@ pub const DEFAULT_COVER_IDLE: u16 = 60;
 /// an access switch (a fabric whose every switch is an access switch, or one cut apart by
 /// failures) is routed over every switch, for all switches alike, so that the next hops
 /// toward one destination always follow one distance and never loop.
+///
+/// Where a switch has one next hop toward a destination, its lateral neighbours (as far
+/// from the destination as itself, over a usable link, themselves allowed to carry transit)
+/// are loop-free alternates: a neighbour's shortest path cannot come back through the
+/// switch, which is no nearer (RFC 5286, inequality 1, with the link's cost 1).
 fn shortest_next_hops(
     links: &[BTreeMap<u32, (usize, u32)>],
     unused: &BTreeSet<(usize, u32)>,
     transit: &[bool],
-) -> Vec<Vec<Vec<u32>>> {
+) -> Hops {
     let n = links.len();
     let usable =
         |u: usize, p: u32, v: usize, q: u32| !unused.contains(&(u, p)) && !unused.contains(&(v, q));
@@ -527,6 +555,7 @@ fn shortest_next_hops(
         dist
     };
     let mut next_hops = vec![vec![Vec::new(); n]; n];
+    let mut lateral = BTreeMap::new();
     for dst in 0..n {
         let any = distances(dst, false);
         let free = distances(dst, true);
@@ -541,26 +570,49 @@ fn shortest_next_hops(
             let Some(cell) = row.get_mut(dst) else {
                 continue;
             };
-            *cell = out
-                .iter()
-                .filter(|(&p, &(v, vp))| {
-                    dist[v] != usize::MAX
-                        && dist[v] + 1 == d
-                        && usable(src, p, v, vp)
-                        && (v == dst || !valley_free || transit.get(v).copied().unwrap_or(true))
-                })
-                .map(|(&p, _)| p)
-                .collect();
+            let dist = &dist;
+            let usable = &usable;
+            let toward = |step: usize| {
+                out.iter()
+                    .filter(move |(&p, &(v, vp))| {
+                        dist[v] != usize::MAX
+                            && dist[v] + step == d
+                            && usable(src, p, v, vp)
+                            && (v == dst || !valley_free || transit.get(v).copied().unwrap_or(true))
+                    })
+                    .map(|(&p, _)| p)
+            };
+            *cell = toward(1).collect();
+            if cell.len() == 1 {
+                let alternates: Vec<u32> = toward(0).collect();
+                if !alternates.is_empty() {
+                    lateral.insert((src, dst), alternates);
+                }
+            }
         }
     }
-    next_hops
+    Hops {
+        next: next_hops,
+        lateral,
+    }
+}
+
+/// Every pair's routes over a set of links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Hops {
+    /// next[a][b]: the ports of a on a shortest path to b, lowest first (empty for a == b
+    /// or unreachable).
+    next: Vec<Vec<Vec<u32>>>,
+    /// (a, b) -> the ports of a toward its loop-free alternates for b, where next[a][b] has
+    /// one port and there are any (lowest first).
+    lateral: BTreeMap<(usize, usize), Vec<u32>>,
 }
 
 /// The routes over the links in use when some declared link is not.
 #[derive(Debug)]
 struct Routes {
     unused: BTreeSet<(usize, u32)>,
-    next_hops: Vec<Vec<Vec<u32>>>,
+    hops: Hops,
 }
 
 /// Where the fabric keeps its routes over the links in use (none: every declared link is in
@@ -641,7 +693,7 @@ impl Fabric {
             .iter()
             .map(|s| s.tier != crate::fabric::topology::Tier::Access)
             .collect();
-        let next_hops = shortest_next_hops(&links, &BTreeSet::new(), &transit);
+        let hops = shortest_next_hops(&links, &BTreeSet::new(), &transit);
         let mut subnets = vec![Vec::new(); n];
         for (i, s) in topology.subnets.iter().enumerate() {
             if let Some(&sw) = index.get(&s.switch) {
@@ -661,7 +713,7 @@ impl Fabric {
             topology: topology.clone(),
             index,
             links,
-            next_hops,
+            hops,
             in_use: InUse::default(),
             transit,
             subnets,
@@ -728,24 +780,57 @@ impl Fabric {
         let (Some(&a), Some(&b)) = (self.index.get(from), self.index.get(to)) else {
             return Vec::new();
         };
-        let hops = |t: &Vec<Vec<Vec<u32>>>| t.get(a).and_then(|v| v.get(b)).cloned();
+        let hops = |t: &Hops| t.next.get(a).and_then(|v| v.get(b)).cloned();
         match self.in_use.routes() {
-            Some(r) => hops(&r.next_hops),
-            None => hops(&self.next_hops),
+            Some(r) => hops(&r.hops),
+            None => hops(&self.hops),
         }
         .unwrap_or_default()
     }
 
-    /// The group that spreads `from`'s traffic toward `to` over its equal-cost next hops:
-    /// there is one where the declared links give several (one: the route outputs to it
-    /// directly). Its buckets are the next hops over the links in use, so that a link out
-    /// of use changes the group, not the entries that use it (no buckets: dropped).
+    /// The ports of `from` toward its loop-free alternates for `to` over the links in use
+    /// (empty unless it has one next hop and such neighbours).
+    pub fn alternates(&self, from: &str, to: &str) -> Vec<u32> {
+        let (Some(&a), Some(&b)) = (self.index.get(from), self.index.get(to)) else {
+            return Vec::new();
+        };
+        let alt = |t: &Hops| t.lateral.get(&(a, b)).cloned();
+        match self.in_use.routes() {
+            Some(r) => alt(&r.hops),
+            None => alt(&self.hops),
+        }
+        .unwrap_or_default()
+    }
+
+    /// The group a route of `from` toward `to` ends with, if the declared links give it
+    /// one (else the route outputs to its one next hop): a select group where they give
+    /// several equal-cost next hops, a fast-failover group where they give one and a loop-
+    /// free alternate. Its buckets follow the links in use, so that a link out of use
+    /// changes the group, not the entries that use it (no buckets: dropped).
     pub fn route_group(&self, from: &str, to: &str) -> Option<Group> {
         let (&a, &b) = (self.index.get(from)?, self.index.get(to)?);
-        let declared = self.next_hops.get(a)?.get(b)?;
-        (declared.len() > 1).then(|| Group {
-            id: u32::try_from(b + 1).unwrap_or(ofp13::group::MAX),
-            ports: self.next_hops(from, to),
+        let declared = self.hops.next.get(a)?.get(b)?;
+        let id = u32::try_from(b + 1).ok()?;
+        if declared.len() > 1 {
+            return Some(Group {
+                id,
+                kind: GroupKind::Select,
+                ports: self.next_hops(from, to),
+            });
+        }
+        if !self.hops.lateral.contains_key(&(a, b)) || id >= FAST_FAILOVER_BASE {
+            return None;
+        }
+        let mut ports = self.next_hops(from, to);
+        for p in self.alternates(from, to) {
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+        Some(Group {
+            id: FAST_FAILOVER_BASE + id,
+            kind: GroupKind::FastFailover,
+            ports,
         })
     }
 
@@ -773,13 +858,13 @@ impl Fabric {
         }
         let next = (!unused.is_empty()).then(|| {
             Arc::new(Routes {
-                next_hops: shortest_next_hops(&self.links, &unused, &self.transit),
+                hops: shortest_next_hops(&self.links, &unused, &self.transit),
                 unused,
             })
         });
         let changed = match (&now, &next) {
-            (Some(a), Some(b)) => a.next_hops != b.next_hops,
-            (Some(a), None) | (None, Some(a)) => a.next_hops != self.next_hops,
+            (Some(a), Some(b)) => a.hops != b.hops,
+            (Some(a), None) | (None, Some(a)) => a.hops != self.hops,
             (None, None) => false,
         };
         self.in_use.set(next);
@@ -797,7 +882,7 @@ impl Fabric {
     }
 
     /// The groups a switch needs: one per gateway switch it reaches over several equal-cost
-    /// next hops, by id.
+    /// next hops, or over one with loop-free alternates, by id.
     pub fn groups(&self, switch: &str) -> Vec<Group> {
         let mut to: Vec<&str> = self
             .topology
@@ -1177,6 +1262,65 @@ mod tests {
         assert_eq!(f.next_hop("r1", "r2"), Some(1));
         assert_eq!(f.next_hop("r3", "r3"), None);
         assert!(f.is_link_port("r1", 2) && !f.is_link_port("r1", 3));
+    }
+
+    /// three-tier with a peer link between a3 and a4 (port 7 of each).
+    fn peer_linked() -> Fabric {
+        let text = include_str!("../../topologies/three-tier.toml").to_string()
+            + "\n[[link]]\na = \"a3:7\"\nb = \"a4:7\"\n";
+        Fabric::new(&Topology::parse(&text).unwrap())
+    }
+
+    #[test]
+    fn a_lone_next_hop_with_a_loop_free_alternate_gets_a_fast_failover_group() {
+        let f = peer_linked();
+        let t5 = f
+            .topology
+            .switches
+            .iter()
+            .position(|s| s.name == "t5")
+            .unwrap() as u32
+            + 1;
+        // a3 reaches t5 over its own link; a4 (over the peer link) is as near: the backup.
+        let g = f.route_group("a3", "t5").unwrap();
+        assert_eq!(
+            (g.id, g.kind, g.ports.as_slice()),
+            (
+                FAST_FAILOVER_BASE + t5,
+                GroupKind::FastFailover,
+                &[3, 7][..]
+            )
+        );
+        assert_eq!(
+            g.text(),
+            format!(
+                "group_id={},type=ff,bucket=watch_port:3,actions=output:3,bucket=watch_port:7,actions=output:7",
+                FAST_FAILOVER_BASE + t5
+            )
+        );
+        assert!(f.base_flows("a3").iter().any(|fl| fl
+            .text()
+            .ends_with(&format!("group:{}", FAST_FAILOVER_BASE + t5))));
+        // Equal-cost next hops stay a select group; a core has no alternate (it is farther
+        // from t5 than a3 and a4 are, and no other core is as near).
+        assert_eq!(f.route_group("a3", "t1").unwrap().kind, GroupKind::Select);
+        assert_eq!(f.route_group("c1", "t5").unwrap().kind, GroupKind::Select);
+        // Without the peer link there is none: an aggregation switch's only way around a
+        // lost rack link is a core, which would send half the traffic back.
+        let plain = Fabric::new(
+            &Topology::parse(include_str!("../../topologies/three-tier.toml")).unwrap(),
+        );
+        assert_eq!(plain.route_group("a3", "t5"), None);
+        assert!(plain
+            .groups("a3")
+            .iter()
+            .all(|g| g.kind == GroupKind::Select));
+        // The link to t5 out of use: the group keeps its id; a4 is the next hop now and
+        // the cores, as far from t5 as a3 is then, its alternates.
+        let ends = BTreeSet::from([("a3".to_string(), 3)]);
+        assert!(f.set_unused(&ends));
+        let g2 = f.route_group("a3", "t5").unwrap();
+        assert_eq!((g2.id, g2.ports.as_slice()), (g.id, &[7, 1, 2][..]));
     }
 
     #[test]
