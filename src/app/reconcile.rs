@@ -404,6 +404,15 @@ impl Router {
         name: String,
         audit: Option<Duration>,
     ) {
+        // Its links are checked once its table is reconciled (it then sends its peers'
+        // LLDP here): after this first reconciliation, or the first audit that succeeds.
+        let mut checking = false;
+        let check_links = |checking: &mut bool| {
+            if self.lldp && !*checking {
+                *checking = true;
+                tokio::spawn(Arc::clone(self).lldp(h.clone(), name.clone()));
+            }
+        };
         match self.reconcile(&h, &name).await {
             Ok(r) => {
                 info!(
@@ -419,10 +428,7 @@ impl Router {
                     deferred = r.deferred,
                     "table reconciled"
                 );
-                // Its links are checked from now: its table sends its peers' LLDP here.
-                if self.lldp {
-                    tokio::spawn(Arc::clone(self).lldp(h.clone(), name.clone()));
-                }
+                check_links(&mut checking);
             }
             Err(e) => warn!(switch = %name, error = %e, "table not reconciled"),
         }
@@ -461,16 +467,22 @@ impl Router {
             }
             until_full = FULL_AUDIT_EVERY;
             match self.reconcile(&h, &name).await {
-                Ok(r) if r.changed() > 0 => warn!(
-                    switch = %name,
-                    added = r.added,
-                    modified = r.modified,
-                    deleted = r.deleted,
-                    meters = r.meters,
-                    groups = r.groups,
-                    "audit: the table had drifted from the plan; repaired"
-                ),
-                Ok(_) => debug!(switch = %name, "audit: table as planned"),
+                Ok(r) => {
+                    if r.changed() > 0 {
+                        warn!(
+                            switch = %name,
+                            added = r.added,
+                            modified = r.modified,
+                            deleted = r.deleted,
+                            meters = r.meters,
+                            groups = r.groups,
+                            "audit: the table had drifted from the plan; repaired"
+                        );
+                    } else {
+                        debug!(switch = %name, "audit: table as planned");
+                    }
+                    check_links(&mut checking);
+                }
                 Err(e) => {
                     if h.is_closed() {
                         return;
