@@ -114,6 +114,8 @@ class TopoHost:
     # (address, prefix length) for each address, and the default gateway.
     addrs: list = field(default_factory=list)
     gateway: str = ''
+    # IPv6 addresses from `ips` (not configured yet: the Mininet hosts run with IPv6 off).
+    ips6: list = field(default_factory=list)
 
 
 class Topology:
@@ -154,10 +156,12 @@ class Topology:
                                        ipaddress.ip_address(s['gateway'])))
         self.hosts = []
         for i, h in enumerate(doc.get('host', [])):
-            ips = h.get('ips') or ([h['ip']] if 'ip' in h else [])
+            ips = [ipaddress.ip_address(a)
+                   for a in (h.get('ips') or ([h['ip']] if 'ip' in h else []))]
             at = _port_ref(h.get('at'), 'host[%d].at' % i)
             host = TopoHost(h['name'], h['mac'].lower(),
-                            [str(ipaddress.ip_address(a)) for a in ips], at)
+                            [str(a) for a in ips if a.version == 4], at,
+                            ips6=[str(a) for a in ips if a.version == 6])
             for ip in host.ips:
                 sn = self.subnet_of(ip)
                 if sn is None:

@@ -44,6 +44,10 @@ enum Command {
         agg_per_block: u32,
         #[arg(long, default_value_t = 20)]
         racks_per_block: u32,
+        /// Dual stack: each rack also gets an IPv6 /64 (fd00:0:0:R::/64, gateway ::1) and
+        /// each host an IPv6 address.
+        #[arg(long)]
+        ipv6: bool,
     },
     /// Print the flow tables the controller would install (ovs-ofctl dump-flows --no-stats
     /// syntax, deterministic order), for every switch or one.
@@ -275,6 +279,7 @@ fn run(cli: Cli) -> Result<()> {
             cores,
             agg_per_block,
             racks_per_block,
+            ipv6,
         } => {
             let spec = servswitch::fabric::gen::GenSpec {
                 racks,
@@ -282,6 +287,7 @@ fn run(cli: Cli) -> Result<()> {
                 cores,
                 agg_per_block,
                 racks_per_block,
+                ipv6,
             };
             spec.validate().map_err(|e| anyhow::anyhow!(e))?;
             out.write_all(spec.toml().as_bytes())?;
@@ -429,9 +435,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::CheckConfig { file } => {
             let t = servswitch::fabric::topology::Topology::load(&file)
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let v6_subnets = t.subnets.iter().filter(|s| s.prefix6.is_some()).count();
+            let v6_hosts: usize = t.hosts.iter().map(|h| h.addresses6().len()).sum();
+            let v6 = if v6_subnets > 0 {
+                format!("; IPv6 in {v6_subnets} subnets, {v6_hosts} host addresses")
+            } else {
+                String::new()
+            };
             writeln!(
                 out,
-                "{}: ok ({} switches, {} links, {} subnets, {} hosts)",
+                "{}: ok ({} switches, {} links, {} subnets, {} hosts{v6})",
                 file.display(),
                 t.switches.len(),
                 t.links.len(),

@@ -188,6 +188,51 @@ fn check_config_on_shipped_topologies() {
     );
 }
 
+/// `gen-topology --ipv6` makes a dual-stack file that `check-config` accepts and counts; a
+/// bad IPv6 gateway is one line naming the entry.
+#[test]
+fn a_generated_dual_stack_fabric_passes_check_config() {
+    let gen = servswitch(
+        &[
+            "gen-topology",
+            "--racks",
+            "3",
+            "--hosts-per-rack",
+            "2",
+            "--ipv6",
+        ],
+        b"",
+    );
+    assert!(gen.status.success());
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("dual.toml");
+    std::fs::write(&path, &gen.stdout).unwrap();
+    let out = servswitch(&["check-config", path.to_str().unwrap()], b"");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("3 subnets, 6 hosts; IPv6 in 3 subnets, 6 host addresses"),
+        "{text}"
+    );
+    let bad = String::from_utf8_lossy(&gen.stdout).replace(
+        "gateway6 = \"fd00:0:0:2::1\"",
+        "gateway6 = \"fd00:0:0:9::1\"",
+    );
+    std::fs::write(&path, bad).unwrap();
+    let out = servswitch(&["check-config", path.to_str().unwrap()], b"");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("subnet[1].gateway6: fd00:0:0:9::1 is outside the subnet's prefix6"),
+        "{err}"
+    );
+}
+
 /// `run --state DIR` with a state file it cannot trust refuses to start, in one line.
 #[test]
 fn run_refuses_a_corrupt_state() {

@@ -387,7 +387,7 @@ async fn a_vm_with_two_addresses_moves_with_both() {
     for h in &mut t.hosts {
         if h.name == "vm" {
             h.ip = None;
-            h.ips = Some(vec![VM, Ipv4Addr::new(192, 168, 11, 13)]);
+            h.ips = Some(vec![VM.into(), Ipv4Addr::new(192, 168, 11, 13).into()]);
         }
     }
     let lab = Lab::start(&t).await.unwrap();

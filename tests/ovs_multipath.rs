@@ -374,6 +374,7 @@ fn the_reported_redundant_fabric_survives_cuts_deleted_ports_and_an_aggregation_
         cores: 2,
         agg_per_block: 2,
         racks_per_block: 4,
+        ipv6: false,
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("redundant.toml");

@@ -31,6 +31,7 @@ fn generated(racks: u32, hosts: u32) -> Topology {
         cores: 2,
         agg_per_block: 2,
         racks_per_block: 3,
+        ipv6: false,
     };
     Topology::parse(&spec.toml()).unwrap()
 }

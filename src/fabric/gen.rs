@@ -18,6 +18,8 @@ pub struct GenSpec {
     pub cores: u32,
     pub agg_per_block: u32,
     pub racks_per_block: u32,
+    /// Dual stack: each rack also gets an IPv6 /64 and each host an IPv6 address.
+    pub ipv6: bool,
 }
 
 impl Default for GenSpec {
@@ -28,6 +30,7 @@ impl Default for GenSpec {
             cores: 2,
             agg_per_block: 2,
             racks_per_block: 20,
+            ipv6: false,
         }
     }
 }
@@ -56,8 +59,9 @@ impl GenSpec {
             String::with_capacity(self.racks as usize * (self.hosts_per_rack as usize * 90 + 400));
         let _ = writeln!(
             s,
-            "# servswitch gen-topology --racks {} --hosts-per-rack {} --cores {} --agg-per-block {} --racks-per-block {}\n",
-            self.racks, self.hosts_per_rack, self.cores, self.agg_per_block, self.racks_per_block
+            "# servswitch gen-topology --racks {} --hosts-per-rack {} --cores {} --agg-per-block {} --racks-per-block {}{}\n",
+            self.racks, self.hosts_per_rack, self.cores, self.agg_per_block, self.racks_per_block,
+            if self.ipv6 { " --ipv6" } else { "" }
         );
         let blocks = self.racks.div_ceil(self.racks_per_block);
         let mut dpid = 0u64;
@@ -102,18 +106,31 @@ impl GenSpec {
         }
         for r in 1..=self.racks {
             let (hi, lo) = (r >> 8, r & 0xff);
-            let _ = writeln!(
+            let _ = write!(
                 s,
                 "[[subnet]]\nname = \"rack{r}\"\nswitch = \"t{r}\"\nprefix = \"10.{hi}.{lo}.0/24\"\ngateway = \"10.{hi}.{lo}.1\"\n"
             );
+            if self.ipv6 {
+                // One /64 a rack: fd00:0:0:R::/64 (R in hex), the gateway ::1.
+                let _ = write!(
+                    s,
+                    "prefix6 = \"fd00:0:0:{r:x}::/64\"\ngateway6 = \"fd00:0:0:{r:x}::1\"\n"
+                );
+            }
+            s.push('\n');
             for h in 0..self.hosts_per_rack {
+                let v4 = format!("10.{hi}.{lo}.{}", 10 + h);
+                let ips = if self.ipv6 {
+                    format!("ips = [\"{v4}\", \"fd00:0:0:{r:x}::{:x}\"]", 10 + h)
+                } else {
+                    format!("ip = \"{v4}\"")
+                };
                 let _ = writeln!(
                     s,
-                    "[[host]]\nname = \"h{r}-{h}\"\nmac = \"02:00:{:02x}:{:02x}:00:{:02x}\"\nip = \"10.{hi}.{lo}.{}\"\nat = \"t{r}:{}\"\n",
+                    "[[host]]\nname = \"h{r}-{h}\"\nmac = \"02:00:{:02x}:{:02x}:00:{:02x}\"\n{ips}\nat = \"t{r}:{}\"\n",
                     hi,
                     lo,
                     h,
-                    10 + h,
                     self.agg_per_block + 1 + h
                 );
             }

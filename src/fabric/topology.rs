@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -88,6 +88,7 @@ macro_rules! serde_as_text {
 }
 serde_as_text!(PortRef);
 serde_as_text!(Prefix);
+serde_as_text!(Prefix6);
 
 /// `[controller]`: listen addresses, overridable by flags.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -223,6 +224,64 @@ impl FromStr for Prefix {
     }
 }
 
+/// An IPv6 prefix `a:b::/len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prefix6 {
+    pub addr: Ipv6Addr,
+    pub len: u8,
+}
+
+impl Prefix6 {
+    pub fn mask(&self) -> u128 {
+        if self.len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(self.len))
+        }
+    }
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & self.mask() == u128::from(self.addr)
+    }
+    pub fn overlaps(&self, o: &Prefix6) -> bool {
+        let m = self.mask() & o.mask();
+        u128::from(self.addr) & m == u128::from(o.addr) & m
+    }
+}
+
+impl fmt::Display for Prefix6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+impl FromStr for Prefix6 {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not an IPv6 prefix like fd00:11::/64"))?;
+        let addr: Ipv6Addr = a
+            .parse()
+            .map_err(|_| format!("{s:?}: {a:?} is not an IPv6 address"))?;
+        let len: u8 = l
+            .parse()
+            .ok()
+            .filter(|l| *l <= 128)
+            .ok_or_else(|| format!("{s:?}: prefix length must be 0 to 128"))?;
+        let p = Prefix6 { addr, len };
+        if u128::from(addr) & !p.mask() != 0 {
+            return Err(format!(
+                "{s:?} has host bits set (did you mean {}?)",
+                Prefix6 {
+                    addr: Ipv6Addr::from(u128::from(addr) & p.mask()),
+                    len
+                }
+            ));
+        }
+        Ok(p)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubnetConf {
@@ -234,6 +293,23 @@ pub struct SubnetConf {
     pub ports: Option<Vec<u32>>,
     #[serde(default)]
     pub care_of_pool: Option<Prefix>,
+    /// The subnet's IPv6 prefix (dual stack), with `gateway6`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix6: Option<Prefix6>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway6: Option<Ipv6Addr>,
+    /// Where IPv6 care-of addresses of VMs moved here come from (inside `prefix6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub care_of_pool6: Option<Prefix6>,
+    /// The controller answers DHCPv4 for the subnet's known hosts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dhcp: bool,
+    /// DNS servers DHCP offers (only with `dhcp`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<Ipv4Addr>,
+    /// The DHCP lease time, seconds (only with `dhcp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_s: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -243,17 +319,33 @@ pub struct HostConf {
     pub mac: MacAddr,
     #[serde(default)]
     pub ip: Option<Ipv4Addr>,
+    /// IPv4 and IPv6 addresses.
     #[serde(default)]
-    pub ips: Option<Vec<Ipv4Addr>>,
+    pub ips: Option<Vec<IpAddr>>,
     pub at: PortRef,
 }
 
 impl HostConf {
-    /// All of the host's addresses (`ip` and `ips` together).
+    /// The host's IPv4 addresses (`ip` and those of `ips` together).
     pub fn addresses(&self) -> Vec<Ipv4Addr> {
         let mut v: Vec<Ipv4Addr> = self.ip.into_iter().collect();
-        v.extend(self.ips.iter().flatten().copied());
+        v.extend(self.ips.iter().flatten().filter_map(|a| match a {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        }));
         v
+    }
+
+    /// The host's IPv6 addresses (from `ips`).
+    pub fn addresses6(&self) -> Vec<Ipv6Addr> {
+        self.ips
+            .iter()
+            .flatten()
+            .filter_map(|a| match a {
+                IpAddr::V6(a) => Some(*a),
+                IpAddr::V4(_) => None,
+            })
+            .collect()
     }
 }
 
@@ -395,6 +487,19 @@ impl Topology {
                     ));
                 }
             }
+            self.validate_subnet6(i, s)?;
+            if !s.dhcp && (!s.dns.is_empty() || s.lease_s.is_some()) {
+                return Err(err(
+                    format!(
+                        "{path}.{}",
+                        if s.dns.is_empty() { "lease_s" } else { "dns" }
+                    ),
+                    "only means something with dhcp = true",
+                ));
+            }
+            if s.lease_s == Some(0) {
+                return Err(err(format!("{path}.lease_s"), "must be at least 1 second"));
+            }
             for (k, port) in s.ports.iter().flatten().enumerate() {
                 let r = PortRef {
                     switch: s.switch.clone(),
@@ -422,6 +527,7 @@ impl Topology {
         let mut host_names = HashSet::new();
         let mut macs = HashMap::new();
         let mut ips = HashMap::new();
+        let mut ips6 = HashMap::new();
         for (i, h) in self.hosts.iter().enumerate() {
             let path = format!("host[{i}]");
             if !host_names.insert(h.name.as_str()) {
@@ -436,8 +542,32 @@ impl Topology {
                     format!("MAC {} is also host[{j}]'s", h.mac),
                 ));
             }
-            if h.addresses().is_empty() {
+            if h.addresses().is_empty() && h.addresses6().is_empty() {
                 return Err(err(path.clone(), "a host needs ip or ips"));
+            }
+            for ip in h.addresses6() {
+                let Some(sn) = self
+                    .subnets
+                    .iter()
+                    .find(|s| s.prefix6.is_some_and(|p| p.contains(ip)))
+                else {
+                    return Err(err(
+                        format!("{path}.ips"),
+                        format!("{ip} is in no subnet's prefix6"),
+                    ));
+                };
+                if Some(ip) == sn.gateway6 {
+                    return Err(err(
+                        format!("{path}.ips"),
+                        format!("{ip} is the IPv6 gateway of subnet {:?}", sn.name),
+                    ));
+                }
+                if let Some(j) = ips6.insert(ip, i) {
+                    return Err(err(
+                        format!("{path}.ips"),
+                        format!("{ip} is also host[{j}]'s address"),
+                    ));
+                }
             }
             if !names.contains_key(h.at.switch.as_str()) {
                 return Err(err(
@@ -467,6 +597,64 @@ impl Topology {
                         format!("{ip} is also host[{j}]'s address"),
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// A subnet's IPv6 part: `prefix6` and `gateway6` together, the gateway a host address
+    /// of the prefix, the pool inside it, no prefix overlapping an earlier subnet's.
+    fn validate_subnet6(&self, i: usize, s: &SubnetConf) -> Result<(), ConfigError> {
+        let path = format!("subnet[{i}]");
+        let (p, gw) = match (s.prefix6, s.gateway6) {
+            (None, None) => {
+                if s.care_of_pool6.is_some() {
+                    return Err(err(format!("{path}.care_of_pool6"), "needs prefix6"));
+                }
+                return Ok(());
+            }
+            (Some(p), Some(gw)) => (p, gw),
+            (Some(_), None) => return Err(err(format!("{path}.gateway6"), "prefix6 needs one")),
+            (None, Some(_)) => return Err(err(format!("{path}.prefix6"), "gateway6 needs one")),
+        };
+        if p.len > 126 {
+            return Err(err(
+                format!("{path}.prefix6"),
+                format!("{p} leaves no room for hosts (at most /126)"),
+            ));
+        }
+        if !p.contains(gw) {
+            return Err(err(
+                format!("{path}.gateway6"),
+                format!("{gw} is outside the subnet's prefix6 {p}"),
+            ));
+        }
+        if gw == p.addr {
+            return Err(err(
+                format!("{path}.gateway6"),
+                format!("{gw} is the subnet-router anycast address of {p}"),
+            ));
+        }
+        if let Some(pool) = &s.care_of_pool6 {
+            if !p.contains(pool.addr) || pool.len < p.len {
+                return Err(err(
+                    format!("{path}.care_of_pool6"),
+                    format!("{pool} is not inside the subnet's prefix6 {p}"),
+                ));
+            }
+            if pool.contains(gw) {
+                return Err(err(
+                    format!("{path}.care_of_pool6"),
+                    format!("{pool} holds the gateway {gw}"),
+                ));
+            }
+        }
+        for (j, o) in self.subnets.iter().enumerate().take(i) {
+            if let Some(op) = o.prefix6.filter(|op| p.overlaps(op)) {
+                return Err(err(
+                    format!("{path}.prefix6"),
+                    format!("{p} overlaps subnet[{j}] {:?} ({op})", o.name),
+                ));
             }
         }
         Ok(())
@@ -572,5 +760,124 @@ at = "r3:3"
             let e = Topology::parse(&text).unwrap_err().to_string();
             assert!(e.contains(want), "expected {want:?} in {e:?}");
         }
+    }
+
+    /// The paper testbed's home subnet made dual stack, the VM with an IPv6 address too.
+    fn dual(subnet6: &str, vm: &str) -> String {
+        PAPER
+            .replace(
+                "gateway = \"192.168.11.1\"",
+                &format!("gateway = \"192.168.11.1\"\n{subnet6}"),
+            )
+            .replace("ip = \"192.168.11.3\"", vm)
+    }
+
+    const V6: &str = "prefix6 = \"fd00:11::/64\"\ngateway6 = \"fd00:11::1\"";
+
+    #[test]
+    fn dual_stack_subnets_and_hosts_parse_and_write_back() {
+        let text = dual(
+            &format!("{V6}\ncare_of_pool6 = \"fd00:11::ff00/120\"\ndhcp = true\ndns = [\"192.168.11.53\"]\nlease_s = 3600"),
+            "ips = [\"192.168.11.3\", \"fd00:11::3\"]",
+        );
+        let t = Topology::parse(&text).unwrap();
+        let home = &t.subnets[0];
+        assert_eq!(home.prefix6.unwrap().to_string(), "fd00:11::/64");
+        assert_eq!(home.gateway6, Some("fd00:11::1".parse().unwrap()));
+        assert!(home.dhcp && home.lease_s == Some(3600) && home.dns.len() == 1);
+        let vm = &t.hosts[0];
+        assert_eq!(vm.addresses(), vec![Ipv4Addr::new(192, 168, 11, 3)]);
+        assert_eq!(
+            vm.addresses6(),
+            vec!["fd00:11::3".parse::<Ipv6Addr>().unwrap()]
+        );
+        let again = Topology::parse(&toml::to_string(&t).unwrap()).unwrap();
+        assert_eq!(again.subnets[0].care_of_pool6, home.care_of_pool6);
+        assert_eq!(again.hosts[0].addresses6(), vm.addresses6());
+        // An IPv4-only file writes back without any of the new keys.
+        let plain = toml::to_string(&Topology::parse(PAPER).unwrap()).unwrap();
+        for key in ["prefix6", "gateway6", "dhcp", "dns", "lease_s"] {
+            assert!(!plain.contains(key), "{key} in {plain}");
+        }
+    }
+
+    #[test]
+    fn dual_stack_rejections_name_the_entry() {
+        let v4 = "ip = \"192.168.11.3\"";
+        let cases = [
+            (
+                dual("prefix6 = \"fd00:11::/64\"", v4),
+                "subnet[0].gateway6: prefix6 needs one",
+            ),
+            (
+                dual("gateway6 = \"fd00:11::1\"", v4),
+                "subnet[0].prefix6: gateway6 needs one",
+            ),
+            (
+                dual("prefix6 = \"fd00:11::/64\"\ngateway6 = \"fd00:12::1\"", v4),
+                "subnet[0].gateway6: fd00:12::1 is outside",
+            ),
+            (
+                dual("prefix6 = \"fd00:11::/64\"\ngateway6 = \"fd00:11::\"", v4),
+                "subnet-router anycast",
+            ),
+            (
+                dual("prefix6 = \"fd00:11::1/64\"\ngateway6 = \"fd00:11::1\"", v4),
+                "host bits set",
+            ),
+            (
+                dual("prefix6 = \"fd00:11::/129\"\ngateway6 = \"fd00:11::1\"", v4),
+                "0 to 128",
+            ),
+            (
+                dual(&format!("{V6}\ncare_of_pool6 = \"fd00:12::/120\""), v4),
+                "subnet[0].care_of_pool6: fd00:12::/120 is not inside",
+            ),
+            (
+                dual(&format!("{V6}\ncare_of_pool6 = \"fd00:11::/120\""), v4),
+                "holds the gateway",
+            ),
+            (
+                dual("care_of_pool6 = \"fd00:11::/120\"", v4),
+                "needs prefix6",
+            ),
+            (
+                dual(V6, "ips = [\"192.168.11.3\", \"fd00:99::3\"]"),
+                "host[0].ips: fd00:99::3 is in no subnet's prefix6",
+            ),
+            (
+                dual(V6, "ips = [\"192.168.11.3\", \"fd00:11::1\"]"),
+                "is the IPv6 gateway",
+            ),
+            (dual(V6, "ips = [\"192.168.11.3\", \"zz::1\"]"), "line"),
+            (
+                dual("dns = [\"192.168.11.53\"]", v4),
+                "subnet[0].dns: only means something with dhcp",
+            ),
+            (
+                dual("lease_s = 60", v4),
+                "subnet[0].lease_s: only means something with dhcp",
+            ),
+            (
+                dual("dhcp = true\nlease_s = 0", v4),
+                "subnet[0].lease_s: must be at least 1",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = Topology::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "expected {want:?} in {e:?}");
+        }
+        // Two subnets whose IPv6 prefixes overlap.
+        let both = dual(V6, v4)
+            + "[[subnet]]\nname = \"other\"\nswitch = \"r1\"\nprefix = \"10.0.0.0/24\"\n\
+               gateway = \"10.0.0.1\"\nprefix6 = \"fd00::/16\"\ngateway6 = \"fd00::1\"\n";
+        let e = Topology::parse(&both).unwrap_err().to_string();
+        assert!(
+            e.contains("subnet[1].prefix6") && e.contains("overlaps subnet[0]"),
+            "{e}"
+        );
+        // A host with IPv6 addresses only is accepted; the same address twice is not.
+        let only6 = dual(V6, "ips = [\"fd00:11::3\"]");
+        assert!(Topology::parse(&only6).is_ok());
     }
 }
