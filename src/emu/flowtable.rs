@@ -920,11 +920,13 @@ struct Ctx<'a> {
     nesting: u32,
     lookups: u32,
     failed: bool,
+    every_bucket: bool,
 }
 
 impl<'a> Ctx<'a> {
     fn new(pkt: Packet, sw: &'a FlowTables, record_top: bool) -> Self {
         Ctx {
+            every_bucket: sw.every_bucket,
             pkt,
             ports: &sw.ports,
             groups: &sw.groups,
@@ -1108,6 +1110,9 @@ fn run_group(tables: &Tables, ctx: &mut Ctx<'_>, id: u32, origin: Origin) {
         OFPGT_FF => (0..g.buckets.len())
             .find(|&i| bucket_live(ctx, &g.buckets[i], 0))
             .into_iter()
+            .collect(),
+        _ if ctx.every_bucket => (0..g.buckets.len())
+            .filter(|&i| g.buckets[i].weight > 0 && bucket_live(ctx, &g.buckets[i], 0))
             .collect(),
         _ => select_bucket(ctx, g).into_iter().collect(),
     };
@@ -1299,6 +1304,9 @@ pub struct FlowTables {
     /// Entries with an idle or hard timeout: [`FlowTables::next_expiry`] looks at none when
     /// there are none (a switch asks at every turn of its loop).
     timed: usize,
+    /// A select group runs every live bucket, each on its own copy, instead of the one its
+    /// hash picks ([`FlowTables::every_bucket`]).
+    every_bucket: bool,
 }
 
 impl Default for FlowTables {
@@ -1314,6 +1322,7 @@ impl FlowTables {
         FlowTables {
             tables: (0..n_tables).map(|_| Vec::new()).collect(),
             timed: 0,
+            every_bucket: false,
             ports: Vec::new(),
             groups: Groups::new(),
             down: Vec::new(),
@@ -1332,6 +1341,14 @@ impl FlowTables {
 
     pub fn ports(&self) -> &[u32] {
         &self.ports
+    }
+
+    /// Makes every select group run all its live buckets, each on its own copy of the
+    /// packet, instead of the one its hash picks: what a checker that must see every path a
+    /// flow may take needs (Open vSwitch picks by its own hash, which the engine's does not
+    /// reproduce). Off by default.
+    pub fn every_bucket(&mut self, on: bool) {
+        self.every_bucket = on;
     }
 
     /// Marks a port live (its link up) or not; every port starts live. Nothing is sent out of
@@ -1922,6 +1939,13 @@ mod tests {
             .map(|p| ports(&t.process(1, &l4_frame(IP_UDP, p, 53))))
             .collect();
         assert_eq!(udp.len(), 1, "{udp:?}");
+        // Every bucket followed (for a checker): each live bucket on its own copy.
+        t.every_bucket(true);
+        assert_eq!(ports(&t.process(1, &tcp(1000, 53))), vec![2, 3]);
+        t.set_port_live(2, false);
+        assert_eq!(ports(&t.process(1, &tcp(1000, 53))), vec![3]);
+        t.set_port_live(2, true);
+        t.every_bucket(false);
         // Both down: dropped.
         t.set_port_live(2, false);
         t.set_port_live(3, false);

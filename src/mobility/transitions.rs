@@ -316,6 +316,9 @@ impl<'a> Model<'a> {
             let all_mods: Vec<&FlowMod> = mods.iter().map(|(_, m)| *m).collect();
             let mut t = FlowTables::new(table_count(flows, &all_mods));
             t.set_ports(&ports.iter().copied().collect::<Vec<_>>());
+            // Every path a flow may take: a switch picks a select group's bucket by its own
+            // hash, so each bucket is followed.
+            t.every_bucket(true);
             install_groups(&mut t, c.fabric, name)?;
             for f in flows {
                 t.apply_flow_mod(&f.add()).map_err(|e| {
