@@ -317,6 +317,7 @@ async fn lldp_verifies_every_declared_link_soon_after_the_switches_connect() {
     // A link cut and mended once LLDP goes at the slow pace is checked again in time: two
     // re-plans (out, back), never an unverified one in between.
     let before = r.replans();
+    let reconciles = r.replan_reconciles();
     rig.fabric.set_link("t1", 1, false).unwrap();
     assert!(
         rig.fabric
@@ -350,6 +351,10 @@ async fn lldp_verifies_every_declared_link_soon_after_the_switches_connect() {
     );
     tokio::time::sleep(links::SILENT_AFTER * 2).await;
     assert_eq!(r.replans(), before + 2, "{:?}", link_states(r));
+    // Each re-plan reconciled the 7 switches whose routes the link changes (t1, a1, the
+    // cores, t1's block mates), not all 14; every table is as planned all the same.
+    assert_eq!(r.replan_reconciles() - reconciles, 14);
+    rig.converged("after the mend").await;
     rig.stop().await;
 }
 

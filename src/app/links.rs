@@ -2,9 +2,9 @@
 //! [`crate::app::replan`]): the router watches every link end's port status and
 //! every switch's connection, and takes out of use a link whose end is down, every link of a
 //! switch that is not connected, and a link that flaps; the fabric's routes follow
-//! ([`crate::fabric::plan::Fabric::set_unused`]) and every connected switch is reconciled
-//! with the new plan (routes, groups, and the paths of migrated VMs, which are planned over
-//! the same routes).
+//! ([`crate::fabric::plan::Fabric::set_unused_changes`]) and every connected switch whose
+//! routes changed is reconciled with the new plan (routes, groups, and the paths of migrated
+//! VMs, which are planned over the same routes).
 //!
 //! Local repair comes first and needs no controller: a multipath route's select group
 //! watches each bucket's port, so a switch leaves a dead uplink out on its own as soon as its

@@ -1,6 +1,6 @@
 //! The re-plan when links change ([`crate::app::links`] says which are in use): the fabric's
-//! routes are computed again over the links in use and every connected switch is reconciled
-//! with the new plan; `GET /api/v1/links` reads the links' states from here. The LLDP that
+//! routes are computed again over the links in use and every connected switch whose own routes
+//! changed is reconciled with the new plan; `GET /api/v1/links` reads the links' states from here. The LLDP that
 //! checks the declared links is sent ([`Router::lldp`]) and heard ([`Router::lldp_heard`])
 //! here too.
 
@@ -107,26 +107,34 @@ impl Router {
         let retry = w
             .next_change(&ends, now)
             .filter(|&after| w.arm(now + after, now));
-        let changed = self.fabric.set_unused(&unused);
+        let changed = self.fabric.set_unused_changes(&unused);
         self.report_links(&mut w, &unused, now);
         drop(w);
-        if changed {
+        if !changed.is_empty() {
+            // Only the connected switches whose own routes changed: no other plan did.
+            let connected: BTreeSet<String> = self
+                .switches
+                .iter()
+                .flat_map(|reg| reg.all())
+                .filter_map(|h| self.name_of(&h).map(str::to_string))
+                .collect();
+            let mut reconciled = 0;
+            for name in changed.into_iter().filter(|n| connected.contains(n)) {
+                reconciled += 1;
+                effects.push(Effect::Reconcile {
+                    name,
+                    after: Duration::ZERO,
+                });
+            }
             info!(
                 unused = unused.len(),
+                switches = reconciled,
                 "routes planned again over the links in use"
             );
             self.replans
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if let Some(reg) = &self.switches {
-                for h in reg.all() {
-                    if let Some(name) = self.name_of(&h) {
-                        effects.push(Effect::Reconcile {
-                            name: name.to_string(),
-                            after: Duration::ZERO,
-                        });
-                    }
-                }
-            }
+            self.replan_reconciles
+                .fetch_add(reconciled, std::sync::atomic::Ordering::Relaxed);
         }
         if let Some(after) = retry {
             effects.push(Effect::Replan { after });
@@ -318,6 +326,12 @@ impl Router {
     /// How often the routes were planned again because links changed.
     pub fn replans(&self) -> u64 {
         self.replans.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many switches the re-plans reconciled in all (those whose routes changed).
+    pub fn replan_reconciles(&self) -> u64 {
+        self.replan_reconciles
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn link_watch(&self) -> std::sync::MutexGuard<'_, LinkWatch> {

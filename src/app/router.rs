@@ -565,6 +565,8 @@ pub struct Router {
     pub(crate) links: std::sync::Mutex<crate::app::links::LinkWatch>,
     /// How often the routes were planned again because links changed.
     pub(crate) replans: std::sync::atomic::AtomicU64,
+    /// Switches the re-plans reconciled (those whose routes changed).
+    pub(crate) replan_reconciles: std::sync::atomic::AtomicU64,
     /// LLDP frames received from the controller's own LLDP (link checks).
     pub(crate) lldp_heard: std::sync::atomic::AtomicU64,
     /// Whether the declared links are checked with LLDP ([`crate::app::links`]).
@@ -642,6 +644,7 @@ impl Router {
             links: std::sync::Mutex::new(links),
             replans: Default::default(),
             lldp_heard: Default::default(),
+            replan_reconciles: Default::default(),
             packet_ins: Default::default(),
             lldp: true,
         }
@@ -908,6 +911,7 @@ impl Router {
              # HELP servswitch_quarantined Switch ports and MACs whose claims are ignored after a refusal.\n# TYPE servswitch_quarantined gauge\nservswitch_quarantined {}\n\
              # HELP servswitch_state_writes_total Times the application state was locked for writing (a packet-in that changes nothing takes a shared read only).\n# TYPE servswitch_state_writes_total counter\nservswitch_state_writes_total {}\n\
              # HELP servswitch_replans_total Times the routes were planned again because links went out of use or back into use.\n# TYPE servswitch_replans_total counter\nservswitch_replans_total {}\n\
+             # HELP servswitch_replan_reconciles_total Switches reconciled after re-plans (only those whose routes changed).\n# TYPE servswitch_replan_reconciles_total counter\nservswitch_replan_reconciles_total {}\n\
              # HELP servswitch_links_down Declared links out of use (a port down, a switch disconnected, dampened, contradicted by LLDP).\n# TYPE servswitch_links_down gauge\nservswitch_links_down {}\n\
              # HELP servswitch_links_miswired Declared links out of use because LLDP arrived from another port.\n# TYPE servswitch_links_miswired gauge\nservswitch_links_miswired {}\n\
              # HELP servswitch_links_unverified Declared links out of use because LLDP did not arrive while their ports are up.\n# TYPE servswitch_links_unverified gauge\nservswitch_links_unverified {}\n\
@@ -925,6 +929,7 @@ impl Router {
             },
             self.state_writes(),
             self.replans(),
+            self.replan_reconciles(),
             links_down,
             miswired,
             unverified,

@@ -839,6 +839,15 @@ impl Fabric {
     /// changed. Every plan made afterwards follows them; the switches learn of it when they
     /// are reconciled. Callers serialize their calls (the router holds its link watch).
     pub fn set_unused(&self, ends: &BTreeSet<(String, u32)>) -> bool {
+        !self.set_unused_changes(ends).is_empty()
+    }
+
+    /// [`Fabric::set_unused`], returning the switches whose routes changed (by name, in
+    /// topology order; empty: none did). A switch's plan changes with the routes only where
+    /// its own routes do (its route entries, its groups' buckets, the home agent's next
+    /// hop), so a re-plan need reconcile only these: toward some gateway switch their next
+    /// hops or loop-free alternates over the links in use differ.
+    pub fn set_unused_changes(&self, ends: &BTreeSet<(String, u32)>) -> Vec<String> {
         let unused: BTreeSet<(usize, u32)> = ends
             .iter()
             .filter_map(|(s, p)| {
@@ -854,7 +863,7 @@ impl Fabric {
             None => unused.is_empty(),
         };
         if same {
-            return false;
+            return Vec::new();
         }
         let next = (!unused.is_empty()).then(|| {
             Arc::new(Routes {
@@ -862,11 +871,24 @@ impl Fabric {
                 unused,
             })
         });
-        let changed = match (&now, &next) {
-            (Some(a), Some(b)) => a.hops != b.hops,
-            (Some(a), None) | (None, Some(a)) => a.hops != self.hops,
-            (None, None) => false,
-        };
+        let old = now.as_ref().map_or(&self.hops, |r| &r.hops);
+        let new = next.as_ref().map_or(&self.hops, |r| &r.hops);
+        let gateways: Vec<usize> = (0..self.subnets.len())
+            .filter(|&i| !self.subnets[i].is_empty())
+            .collect();
+        let changed = self
+            .topology
+            .switches
+            .iter()
+            .enumerate()
+            .filter(|&(a, _)| {
+                gateways.iter().any(|&b| {
+                    old.next[a][b] != new.next[a][b]
+                        || old.lateral.get(&(a, b)) != new.lateral.get(&(a, b))
+                })
+            })
+            .map(|(_, s)| s.name.clone())
+            .collect();
         self.in_use.set(next);
         changed
     }
@@ -1321,6 +1343,21 @@ mod tests {
         assert!(f.set_unused(&ends));
         let g2 = f.route_group("a3", "t5").unwrap();
         assert_eq!((g2.id, g2.ports.as_slice()), (g.id, &[7, 1, 2][..]));
+    }
+
+    #[test]
+    fn a_failure_changes_the_routes_of_the_switches_near_it_only() {
+        let f = Fabric::new(
+            &Topology::parse(include_str!("../../topologies/three-tier.toml")).unwrap(),
+        );
+        let changed = f.set_unused_changes(&BTreeSet::from([("a3".to_string(), 3)]));
+        // a3 and t5 lose the link, the cores and t5's block mates no longer go through a3
+        // toward t5; the other block sees nothing of it.
+        assert_eq!(changed, ["c1", "c2", "a3", "t5", "t6", "t7", "t8"]);
+        // Mended: the same switches return to their first routes; again, none.
+        let back = f.set_unused_changes(&BTreeSet::new());
+        assert_eq!(back, changed);
+        assert!(f.set_unused_changes(&BTreeSet::new()).is_empty());
     }
 
     #[test]
