@@ -1,8 +1,8 @@
 //! The re-plan when links change ([`crate::app::links`] says which are in use): the fabric's
 //! routes are computed again over the links in use and every connected switch whose own
 //! routes changed is reconciled with the new plan; `GET /api/v1/links` reads the links'
-//! states from here. The LLDP that checks the declared links is sent ([`Router::lldp`]) and
-//! heard ([`Router::lldp_heard`]) here too.
+//! states from here. The LLDP that checks the declared links is sent (`Router::lldp`) and
+//! heard (`Router::lldp_heard`) here too.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
