@@ -98,6 +98,38 @@ fn bucket_packets(f: &OvsFabric, switch: &str, id: u32) -> Vec<u64> {
         .collect()
 }
 
+/// 64 TCP flows from host `from` (address `src`) to `dst`, 4 connection attempts each to a
+/// closed port (each SYN answered by a reset), source ports from `first_port`: the packets
+/// each bucket of t1's group `g` took meanwhile. TCP, not UDP: Open vSwitch 3.1's
+/// select-group hash (`sym_l4`) leaves UDP ports out, so UDP flows between two hosts share
+/// one bucket.
+fn spread_over_uplinks(
+    f: &OvsFabric,
+    from: &str,
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    g: u32,
+    first_port: u16,
+) -> Vec<u64> {
+    let before = bucket_packets(f, "t1", g);
+    let script = format!(
+        "import socket\nfor p in range(4):\n  for i in range(64):\n    s=socket.socket()\n    s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n    s.bind(('{src}',{first_port}+i))\n    s.settimeout(2)\n    s.connect_ex(('{dst}',9))\n    s.close()\n"
+    );
+    f.exec(from, &["python3", "-c", &script]).unwrap();
+    let mut spread = Vec::new();
+    for _ in 0..100 {
+        spread = bucket_packets(f, "t1", g)
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a - b)
+            .collect();
+        if spread.iter().sum::<u64>() >= 256 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    spread
+}
+
 /// Index (from 1) of a switch in the topology: the id of the groups toward it.
 fn group_toward(t: &Topology, switch: &str) -> u32 {
     t.switches.iter().position(|s| s.name == switch).unwrap() as u32 + 1
@@ -116,26 +148,8 @@ fn flows_spread_over_uplinks_and_cut_links_are_routed_around() {
     let (h1, h5) = (addr(&t, "h1-0"), addr(&t, "h5-0"));
     let g = group_toward(&t, "t5");
 
-    // 64 TCP flows from h1-0 to h5-0 (a connection attempt to a closed port each, its SYN
-    // answered by a reset), 4 attempts each. TCP, not UDP: Open vSwitch 3.1's select-group
-    // hash (`sym_l4`) leaves UDP ports out, so UDP flows between two hosts share one bucket.
-    let before = bucket_packets(&f, "t1", g);
-    let script = format!(
-        "import socket\nfor p in range(4):\n  for i in range(64):\n    s=socket.socket()\n    s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n    s.bind(('{h1}',20000+i))\n    s.settimeout(2)\n    s.connect_ex(('{h5}',9))\n    s.close()\n"
-    );
-    f.exec("h1-0", &["python3", "-c", &script]).unwrap();
-    let mut spread = Vec::new();
-    for _ in 0..100 {
-        spread = bucket_packets(&f, "t1", g)
-            .iter()
-            .zip(&before)
-            .map(|(a, b)| a - b)
-            .collect();
-        if spread.iter().sum::<u64>() >= 256 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // 64 TCP flows from h1-0 to h5-0 over t1's two uplinks.
+    let spread = spread_over_uplinks(&f, "h1-0", (h1, h5), g, 20000);
     println!("64 TCP flows h1-0 -> h5-0, packets per t1 uplink: {spread:?}");
     assert_eq!(spread.len(), 2, "{spread:?}");
     assert!(spread.iter().all(|&n| n >= 32), "flows spread: {spread:?}");
@@ -388,23 +402,7 @@ fn the_reported_redundant_fabric_survives_cuts_deleted_ports_and_an_aggregation_
     // Spread: 64 TCP flows from rack 1 to rack 2 over t1's two uplinks.
     let (h1, h2) = (addr(&t, "h1-0"), addr(&t, "h2-0"));
     let g = group_toward(&t, "t2");
-    let before = bucket_packets(&f, "t1", g);
-    let script = format!(
-        "import socket\nfor p in range(4):\n  for i in range(64):\n    s=socket.socket()\n    s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n    s.bind(('{h1}',21000+i))\n    s.settimeout(2)\n    s.connect_ex(('{h2}',9))\n    s.close()\n"
-    );
-    f.exec("h1-0", &["python3", "-c", &script]).unwrap();
-    let mut spread = Vec::new();
-    for _ in 0..100 {
-        spread = bucket_packets(&f, "t1", g)
-            .iter()
-            .zip(&before)
-            .map(|(a, b)| a - b)
-            .collect();
-        if spread.iter().sum::<u64>() >= 256 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let spread = spread_over_uplinks(&f, "h1-0", (h1, h2), g, 21000);
     println!("64 TCP flows h1-0 -> h2-0, packets per t1 uplink (a1, a2): {spread:?}");
     assert_eq!(spread.len(), 2, "{spread:?}");
     assert!(spread.iter().all(|&n| n >= 32), "flows spread: {spread:?}");

@@ -198,16 +198,8 @@ impl Router {
 
     /// The declared far end of link end `end`.
     fn link_peer(&self, end: &End) -> Option<End> {
-        self.fabric.topology.links.iter().find_map(|l| {
-            let (a, b) = ((&l.a.switch, l.a.port), (&l.b.switch, l.b.port));
-            if a.0 == &end.0 && a.1 == end.1 {
-                Some((b.0.clone(), b.1))
-            } else if b.0 == &end.0 && b.1 == end.1 {
-                Some((a.0.clone(), a.1))
-            } else {
-                None
-            }
-        })
+        let (s, p) = self.fabric.peer(&end.0, end.1)?;
+        Some((s.to_string(), p))
     }
 
     /// LLDP out of each of `ports` of switch `name` (connected as `h`) that it does not

@@ -424,19 +424,25 @@ impl OvsFabric {
         &self.links
     }
 
+    /// The veth end of the link at `switch:port`, for a test that changes it (`what`).
+    fn veth_end(&self, switch: &str, port: u32, what: &str) -> Result<&LinkEnd, String> {
+        if self.link_kind == Links::Patch {
+            return Err(format!(
+                "a patch port cannot be {what}: build the fabric with veth links"
+            ));
+        }
+        self.links
+            .iter()
+            .flat_map(|(a, b)| [a, b])
+            .find(|e| e.switch == switch && e.port == port)
+            .ok_or_else(|| format!("{switch}:{port} is not a link of the fabric"))
+    }
+
     /// Cuts the link at `switch:port` (either end) as a cable is cut, or mends it: the
     /// veth end on that side is set down (its peer loses its carrier: Open vSwitch reports
     /// both ports `LINK_DOWN`) or up again.
     pub fn set_link(&self, switch: &str, port: u32, up: bool) -> Result<(), String> {
-        if self.link_kind == Links::Patch {
-            return Err("a patch port cannot be cut: build the fabric with veth links".into());
-        }
-        let end = self
-            .links
-            .iter()
-            .flat_map(|(a, b)| [a, b])
-            .find(|e| e.switch == switch && e.port == port)
-            .ok_or_else(|| format!("{switch}:{port} is not a link of the fabric"))?;
+        let end = self.veth_end(switch, port, "cut")?;
         run(
             "ip",
             &["link", "set", &end.name, if up { "up" } else { "down" }],
@@ -448,17 +454,7 @@ impl OvsFabric {
     /// the port deleted, its peer's end stays up but leads nowhere, as when a hypervisor or
     /// an operator removes an interface) or adds it back with its port number.
     pub fn set_link_port(&self, switch: &str, port: u32, present: bool) -> Result<(), String> {
-        if self.link_kind == Links::Patch {
-            return Err(
-                "a patch port is not re-added here: build the fabric with veth links".into(),
-            );
-        }
-        let end = self
-            .links
-            .iter()
-            .flat_map(|(a, b)| [a, b])
-            .find(|e| e.switch == switch && e.port == port)
-            .ok_or_else(|| format!("{switch}:{port} is not a link of the fabric"))?;
+        let end = self.veth_end(switch, port, "deleted and re-added")?;
         let br = &self.bridges[switch];
         if !present {
             return vsctl(&["del-port", br, &end.name]).map(|_| ());
