@@ -1,9 +1,11 @@
 //! The few packet formats the controller reads and writes itself: Ethernet, ARP (and QEMU's
-//! RARP announcement), IPv4 and ICMP. Parsing never panics; building computes checksums.
+//! RARP announcement), IPv4, ICMP, LLDP, and UDP with DHCPv4 ([`dhcp`]). Parsing never panics; building computes checksums.
 
 use std::net::Ipv4Addr;
 
 use ofp13::MacAddr;
+
+pub mod dhcp;
 
 pub const ETH_IPV4: u16 = 0x0800;
 pub const ETH_ARP: u16 = 0x0806;

@@ -175,13 +175,24 @@ async fn a_detached_learned_host_is_kept_for_its_grace_then_forgotten_with_its_e
     let lab = learned_vm(Some(Duration::from_millis(800))).await;
     let before_learning = {
         // The tables as they would be had the VM never been learned: the plan without it,
-        // and without the meter entries of its port (the port goes when it is unplugged).
+        // and without the entries of its port (the port goes when it is unplugged): its
+        // meter's, its subnet flood's, and its place in the other ports' floods.
         let mut t = tables(&lab);
         for (switch, lines) in t.iter_mut() {
             lines.retain(|l| {
-                let its_port = switch == "r3" && l.contains("meter:3,");
+                let its_port = switch == "r3"
+                    && (l.contains("meter:3,") || l.contains("priority=860,in_port=3,"));
                 !(l.contains("c0a80b03") || l.contains("02:00:00:00:11:03") || its_port)
             });
+            if switch == "r3" {
+                *lines = std::mem::take(lines)
+                    .into_iter()
+                    .map(|l| match l.contains("priority=860,") {
+                        true => l.replace("output:3,", "").replace(",output:3", ""),
+                        false => l,
+                    })
+                    .collect();
+            }
         }
         t
     };

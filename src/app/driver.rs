@@ -54,6 +54,11 @@ impl Router {
                     me.carry_out_all(&mut effects);
                 }
                 Effect::LldpBurst { ends } => me.lldp_burst(ends).await,
+                Effect::Send { switch, batch } => {
+                    if let Some(h) = me.switch_handle(&switch) {
+                        let _ = h.send(batch).await;
+                    }
+                }
                 Effect::Audit {
                     switch,
                     name,

@@ -56,6 +56,12 @@ pub enum Effect {
     /// Send LLDP out of these link ends now and every [`crate::app::links::LLDP_FAST`] for
     /// [`crate::app::links::LLDP_FAST_FOR`] (a link that came back up is checked in time).
     LldpBurst { ends: Vec<(String, u32)> },
+    /// Send `batch` to switch `switch` (not the one whose message is being handled), if it
+    /// is connected: a broadcast of a VM away from home relayed to its home subnet.
+    Send {
+        switch: String,
+        batch: Vec<ofp13::Body>,
+    },
     /// Reconcile a switch that just connected, then audit it every `every` while its
     /// session lasts.
     Audit {

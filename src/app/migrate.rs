@@ -361,9 +361,7 @@ pub fn check_target(
         )));
     }
     fabric
-        .subnets_of(&to.switch)
-        .find(|s| s.ports.as_ref().is_some_and(|p| p.contains(&to.port)))
-        .or_else(|| fabric.subnets_of(&to.switch).find(|s| s.ports.is_none()))
+        .subnet_at(&to.switch, to.port)
         .cloned()
         .ok_or_else(|| {
             MigrateError::BadTarget(format!(

@@ -4,15 +4,17 @@
 //! that survives a restart ([`store`]), the time every decision is given ([`clock`]), the
 //! work handlers ask for beyond their answers ([`effect`]) and the driver that carries it out
 //! ([`driver`]); planning with no controller ([`planner`]); which links are in use
-//! ([`links`]) and the re-plan when that changes ([`replan`]).
+//! ([`links`]) and the re-plan when that changes ([`replan`]); the DHCP server's decisions
+//! ([`dhcp`]).
 //!
-//! Inside the folder, too, imports run one way: `claims`, `effect`, `clock` and `links` know
+//! Inside the folder, too, imports run one way: `claims`, `effect`, `clock`, `dhcp` and `links` know
 //! nothing of the router; `router` (the state and the packet-in path) uses them; `trust`,
 //! `migrate`, `reconcile` and `replan` add to the router's behaviour; `planner` and `driver`
 //! sit on top.
 
 pub mod claims;
 pub mod clock;
+pub mod dhcp;
 pub mod driver;
 pub mod effect;
 pub mod links;

@@ -258,9 +258,7 @@ impl Router {
             group_difference(&live_groups, &self.switch_groups(name), &live);
         let (mods, mut r, meters_before, meters_after) = {
             let st = self.read();
-            let vms = st.vms_for(name);
-            let ports = st.host_ports(&self.fabric, name);
-            let plan = crate::mobility::flows::switch_plan(&self.fabric, name, &vms, &ports);
+            let plan = st.switch_plan(&self.fabric, name);
             let (meters_before, meters_after) =
                 meter_difference(&live_meters, &st.meters(&self.fabric, name), &live);
             let producer = |f: &Flow| {

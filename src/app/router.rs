@@ -13,6 +13,7 @@ use ofp13::{port, AsyncConfig, Body, Message};
 use tracing::{debug, info};
 
 use crate::app::clock::{Clock, SystemClock};
+use crate::app::dhcp;
 use crate::app::effect::Effect;
 use crate::fabric::plan::{
     packet_out, reinject, Fabric, FastMap, FastSet, HostLoc, SwitchCtx, COOKIE_MASK_KIND,
@@ -196,8 +197,22 @@ impl State {
     /// One switch's whole planned table.
     pub fn switch_plan(&self, fabric: &Fabric, switch: &str) -> Vec<crate::fabric::plan::Flow> {
         let vms = self.vms_for(switch);
-        let ports = self.host_ports(fabric, switch);
-        mobility::flows::switch_plan(fabric, switch, &vms, &ports)
+        mobility::flows::switch_plan(fabric, switch, &vms, &self.plan_ports(fabric, switch))
+    }
+
+    /// The host ports of `switch` as its plan uses them: every one it reported (before it ever
+    /// connected, those the topology file names), and those of them that get a meter.
+    pub(crate) fn plan_ports(&self, fabric: &Fabric, switch: &str) -> mobility::flows::HostPorts {
+        let host = match self.ports.get(switch) {
+            Some(p) => p.clone(),
+            None => fabric.declared_ports(switch),
+        };
+        let metered = if self.unmetered.contains(switch) {
+            Default::default()
+        } else {
+            host.clone()
+        };
+        mobility::flows::HostPorts { host, metered }
     }
 
     /// Every care-of address held.
@@ -287,13 +302,7 @@ impl State {
         fabric: &crate::fabric::plan::Fabric,
         switch: &str,
     ) -> std::collections::BTreeSet<u32> {
-        if self.unmetered.contains(switch) {
-            return Default::default();
-        }
-        match self.ports.get(switch) {
-            Some(p) => p.clone(),
-            None => fabric.declared_ports(switch),
-        }
+        self.plan_ports(fabric, switch).metered
     }
 
     /// The meters planned on `switch`: those of its host ports and its controller meter; none
@@ -569,11 +578,18 @@ pub struct Router {
     pub(crate) replan_reconciles: std::sync::atomic::AtomicU64,
     /// LLDP frames received from the controller's own LLDP (link checks).
     pub(crate) lldp_heard: std::sync::atomic::AtomicU64,
+    /// DHCP replies sent, by [`DHCP_REPLIES`] kind, and requests left unanswered.
+    dhcp: [std::sync::atomic::AtomicU64; DHCP_REPLIES.len()],
+    /// Broadcast and multicast frames of VMs away relayed to their home subnets.
+    relayed: std::sync::atomic::AtomicU64,
     /// Whether the declared links are checked with LLDP ([`crate::app::links`]).
     pub(crate) lldp: bool,
     /// Packet-ins handled, by kind ([`PACKET_IN_KINDS`]).
     packet_ins: PacketInCounts,
 }
+
+/// The kinds of `servswitch_dhcp_total`: replies by type, then requests not answered.
+const DHCP_REPLIES: [&str; 4] = ["offer", "ack", "nak", "unanswered"];
 
 /// Packet-ins by kind, counted per thread shard: one shared counter per kind costs a
 /// contended cache line per packet-in between the runtime's threads (6–8 % of the ARP
@@ -676,6 +692,8 @@ impl Router {
             links: std::sync::Mutex::new(links),
             replans: Default::default(),
             lldp_heard: Default::default(),
+            dhcp: Default::default(),
+            relayed: Default::default(),
             replan_reconciles: Default::default(),
             packet_ins: Default::default(),
             lldp: true,
@@ -824,7 +842,8 @@ impl Router {
         }
     }
 
-    /// A host port added or deleted: its meter and entries toward the controller follow it.
+    /// A host port added or deleted: its meter and entries toward the controller follow it,
+    /// and its subnet's flood lists ([`crate::fabric::plan::Fabric::subnet_flows`]).
     /// A new port's meter is deleted first (an `OFPMC_ADD` of a meter the switch still has
     /// would fail), then added, then its entries; a deleted port's entries go, then its meter.
     fn port_meter(&self, name: &str, port: u32, reason: u8, out: &mut Vec<Body>) {
@@ -834,24 +853,46 @@ impl Router {
             ofp13::OFPPR_DELETE => false,
             _ => return,
         };
-        {
+        let (unmetered, before, after) = {
             let mut st = self.lock();
             let unmetered = st.unmetered.contains(name);
-            let ports = st.ports.entry(name.to_string()).or_default();
+            let declared = self.fabric.declared_ports(name);
+            let ports = st.ports.entry(name.to_string()).or_insert(declared);
             let known = ports.contains(&port);
             if added == known || self.fabric.is_link_port(name, port) || port > port::MAX {
                 return;
             }
+            let before = ports.clone();
             if added {
                 ports.insert(port);
             } else {
                 ports.remove(&port);
             }
-            if unmetered {
-                return;
-            }
-        }
-        let Some(meter) = self.fabric.port_meter(name, port) else {
+            (unmetered, before, ports.clone())
+        };
+        // The subnet's flood lists change on every port of it; a new port's entries come
+        // after its meter, a deleted port's go before it.
+        let subnet = {
+            let before = self.fabric.subnet_flows(name, &before);
+            let after = self.fabric.subnet_flows(name, &after);
+            let d = crate::fabric::plan::table_diff(&before, &after);
+            let mut v: Vec<Body> = d
+                .changes
+                .iter()
+                .map(|(f, _)| Body::FlowMod(f.add()))
+                .collect();
+            v.extend(
+                d.extra
+                    .iter()
+                    .map(|f| Body::FlowMod(crate::fabric::plan::delete_strict(*f))),
+            );
+            v
+        };
+        let meter = (!unmetered)
+            .then(|| self.fabric.port_meter(name, port))
+            .flatten();
+        let Some(meter) = meter else {
+            out.extend(subnet);
             return;
         };
         let flows = self.fabric.port_flows(name, port);
@@ -859,7 +900,9 @@ impl Router {
             out.push(Body::MeterMod(Meter::delete(port)));
             out.push(Body::MeterMod(meter.meter_mod(ofp13::OFPMC_ADD)));
             out.extend(flows.iter().map(|f| Body::FlowMod(f.add())));
+            out.extend(subnet);
         } else {
+            out.extend(subnet);
             out.extend(
                 flows
                     .iter()
@@ -919,6 +962,19 @@ impl Router {
                 "servswitch_packet_ins_total{{kind=\"{kind}\"}} {n}\n"
             ));
         }
+        meters.push_str(
+            "# HELP servswitch_dhcp_total DHCP requests the controller handled, by the reply sent (unanswered: another's name, an unknown host or place, an unserved subnet, a release).\n# TYPE servswitch_dhcp_total counter\n",
+        );
+        for (kind, n) in DHCP_REPLIES.iter().zip(&self.dhcp) {
+            meters.push_str(&format!(
+                "servswitch_dhcp_total{{reply=\"{kind}\"}} {}\n",
+                n.load(std::sync::atomic::Ordering::Relaxed)
+            ));
+        }
+        meters.push_str(&format!(
+            "# HELP servswitch_broadcasts_relayed_total Broadcast and multicast frames of VMs away from home sent on to their home subnets.\n# TYPE servswitch_broadcasts_relayed_total counter\nservswitch_broadcasts_relayed_total {}\n",
+            self.relayed.load(std::sync::atomic::Ordering::Relaxed)
+        ));
         let links = self.link_states(self.now());
         let count = |f: &dyn Fn(crate::app::links::Unused) -> bool| {
             links.iter().filter(|l| l.unused.is_some_and(f)).count()
@@ -966,11 +1022,7 @@ impl Router {
 
     /// One switch's whole planned table given everything the router knows now.
     pub fn switch_plan(&self, switch: &str) -> Vec<crate::fabric::plan::Flow> {
-        let st = self.read();
-        let vms = st.vms_for(switch);
-        let ports = st.host_ports(&self.fabric, switch);
-        drop(st);
-        mobility::flows::switch_plan(&self.fabric, switch, &vms, &ports)
+        self.read().switch_plan(&self.fabric, switch)
     }
 
     /// One switch's planned meters (the controller meter, one per host port).
@@ -1392,6 +1444,32 @@ impl Router {
             }
             self.detect_move(at, &eth, announced, effects);
         }
+        // From the punt table: a host's DHCP (its port's subnet is served, or it is a VM away
+        // from a served home subnet; a renewal unicast to a gateway too), and the broadcast
+        // and multicast of a VM away from home.
+        if pi.table_id == crate::fabric::plan::TABLE_PUNT && host_port {
+            if eth.ethertype == packet::ETH_IPV4 {
+                if let Some(req) = Ipv4::parse(eth.payload).and_then(|ip| dhcp::request_in(&ip)) {
+                    let reply = self.on_dhcp(name, in_port, &eth, &req);
+                    let kind = match &reply {
+                        Some((dhcp::Answer::Offer(_), _)) => 0,
+                        Some((dhcp::Answer::Nak, _)) => 2,
+                        Some(_) => 1,
+                        None => 3,
+                    };
+                    self.dhcp[kind].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Some((_, reply)) = reply {
+                        out.push(reply);
+                        return;
+                    }
+                }
+            }
+            if eth.dst.0[0] & 1 == 1 && !matches!(eth.ethertype, packet::ETH_ARP | packet::ETH_RARP)
+            {
+                self.relay_home(name, in_port, &eth, &pi.data, effects);
+                return;
+            }
+        }
         let answers = match eth.ethertype {
             packet::ETH_ARP => match &arp {
                 Some(arp) => self.on_arp(at, &eth, arp),
@@ -1421,6 +1499,95 @@ impl Router {
             _ => Vec::new(),
         };
         out.extend(answers);
+    }
+
+    /// A DHCP request from `eth.src` at `name`:`in_port`: the reply with its home lease (its
+    /// first IPv4 address, that subnet's mask, gateway, DNS and lease time), or `None` when
+    /// its home subnet's DHCP is not the controller's, its address is unknown, it asks in
+    /// another's name (`chaddr` is not the sender), or it is not where the controller knows
+    /// it to be (a move not yet installed, or refused: it asks again).
+    fn on_dhcp(
+        &self,
+        name: &str,
+        in_port: u32,
+        eth: &Ethernet<'_>,
+        req: &packet::dhcp::Dhcp<'_>,
+    ) -> Option<(dhcp::Answer, Body)> {
+        if req.chaddr != eth.src {
+            debug!(switch = %name, port = in_port, src = %eth.src, chaddr = %req.chaddr,
+                "DHCP in another's name: not answered");
+            return None;
+        }
+        let ip = {
+            let st = self.read();
+            if st.location(eth.src) != Some((name, in_port)) {
+                debug!(switch = %name, port = in_port, mac = %eth.src,
+                    "DHCP from a host not known there: not answered");
+                return None;
+            }
+            let declared = self
+                .fabric
+                .topology
+                .hosts
+                .iter()
+                .find(|h| h.mac == eth.src)
+                .and_then(|h| h.addresses().first().copied());
+            declared.or_else(|| st.ips_of(eth.src).next())?
+        };
+        let subnet = self.fabric.subnet_of(ip).filter(|s| s.dhcp)?;
+        let lease = dhcp::Lease { ip, subnet };
+        let answer = dhcp::answer(req, &lease);
+        match answer {
+            dhcp::Answer::Nak => info!(switch = %name, port = in_port, mac = %eth.src, %ip,
+                "DHCP: refused an address that is not the host's"),
+            _ => debug!(switch = %name, port = in_port, mac = %eth.src, %ip, ?answer, "DHCP"),
+        }
+        let frame = dhcp::reply_frame(req, eth.src, &lease, answer)?;
+        Some((answer, packet_out([in_port], frame)))
+    }
+
+    /// A broadcast or multicast frame of a VM away from home (table 0 sends them here, not to
+    /// the foreign subnet): sent on to the host ports of its home subnet.
+    fn relay_home(
+        &self,
+        name: &str,
+        in_port: u32,
+        eth: &Ethernet<'_>,
+        frame: &Bytes,
+        effects: &mut Vec<Effect>,
+    ) {
+        let (home, ports) = {
+            let st = self.read();
+            let Some(ip) = st.ips_of(eth.src).next() else {
+                return;
+            };
+            let Some(home) = self.fabric.subnet_of(ip) else {
+                return;
+            };
+            let here = st.location(eth.src) == Some((name, in_port));
+            if !here || !st.away.contains_key(&eth.src) {
+                return;
+            }
+            let ports: Vec<u32> = st
+                .plan_ports(&self.fabric, &home.switch)
+                .host
+                .into_iter()
+                .filter(|&p| {
+                    self.fabric
+                        .subnet_at(&home.switch, p)
+                        .is_some_and(|s| s.name == home.name)
+                })
+                .collect();
+            (home, ports)
+        };
+        if !ports.is_empty() {
+            self.relayed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            effects.push(Effect::Send {
+                switch: home.switch.clone(),
+                batch: vec![packet_out(ports, frame.clone())],
+            });
+        }
     }
 
     /// The destination address for a packet the controller sends to `dst` out of `port` of
@@ -1928,7 +2095,7 @@ mod tests {
 
     #[test]
     fn a_host_port_gets_its_meter_and_entries_when_it_appears_and_loses_them_when_it_goes() {
-        use crate::fabric::plan::{Meter, COOKIE_PORT, TABLE_PUNT};
+        use crate::fabric::plan::{Meter, COOKIE_PORT, COOKIE_SUBNET, TABLE_PUNT};
         let r = router();
         let status = |reason, port_no| {
             Body::PortStatus(ofp13::PortStatus {
@@ -1952,10 +2119,38 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(adds.len(), 2, "{out:?}");
+        // Its two entries toward the controller, then its subnet's flood: its own, and every
+        // other port of the subnet now floods to it too.
+        let declared = r.fabric.declared_ports("r2");
+        assert_eq!(adds.len(), 2 + 1 + declared.len(), "{out:?}");
         assert!(adds
             .iter()
             .any(|f| f.table_id == TABLE_PUNT && f.cookie == COOKIE_PORT | 9));
+        for f in adds
+            .iter()
+            .filter(|f| f.cookie & COOKIE_MASK_KIND == COOKIE_SUBNET)
+        {
+            let outs: Vec<u32> = f
+                .instructions
+                .iter()
+                .flat_map(|i| match i {
+                    ofp13::Instruction::ApplyActions { actions } => actions.clone(),
+                    _ => Vec::new(),
+                })
+                .filter_map(|a| match a {
+                    Action::Output { port, .. } => Some(port),
+                    _ => None,
+                })
+                .collect();
+            let me = (f.cookie & 0xffff_ffff) as u32;
+            let want: Vec<u32> = declared
+                .iter()
+                .chain([&9])
+                .copied()
+                .filter(|&p| p != me)
+                .collect();
+            assert_eq!(outs, want, "{f:?}");
+        }
         assert!(r.switch_meters("r2").contains(&meter));
         assert!(r
             .switch_plan("r2")
@@ -1981,9 +2176,16 @@ mod tests {
                     |b| matches!(b, Body::FlowMod(fm) if fm.command == ofp13::OFPFC_DELETE_STRICT)
                 )
                 .count(),
-            2
+            2 + 1
         );
         assert!(!r.switch_meters("r2").iter().any(|m| m.id == 9));
+        assert_eq!(
+            r.switch_plan("r2")
+                .iter()
+                .filter(|f| f.cookie & COOKIE_MASK_KIND == COOKIE_SUBNET)
+                .count(),
+            declared.len()
+        );
         assert!(!r
             .switch_plan("r2")
             .iter()

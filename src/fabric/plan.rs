@@ -220,6 +220,9 @@ pub const COOKIE_MOBILITY: u64 = 0x5353_0004_0000_0000;
 pub const COOKIE_REDIRECT: u64 = 0x5353_0005_0000_0000;
 /// A host port's entries toward the controller through its meter (+ the port number).
 pub const COOKIE_PORT: u64 = 0x5353_0006_0000_0000;
+/// A host port's entries of its subnet: broadcast and multicast flooded to the subnet's
+/// other host ports, DHCP to the controller (+ the port number).
+pub const COOKIE_SUBNET: u64 = 0x5353_0007_0000_0000;
 
 /// Whether an entry's cookie is servswitch's (kinds `0x5353_00xx`): reconciliation deletes
 /// only those; anyone else's entries are left alone (and shown by `verify`).
@@ -235,6 +238,18 @@ pub(crate) const PRIO_SOURCE_KNOWN: u16 = 850;
 /// Table 0: IPv4 from a source the switch does not know at that port (a copy to the
 /// controller; one above it per metered host port).
 pub(crate) const PRIO_UNKNOWN_SOURCE: u16 = 800;
+/// Table 0: broadcast and multicast from a host port, flooded to its subnet's host ports
+/// (above the IPv4 entries of hosts, below ARP and DHCP).
+pub(crate) const PRIO_FLOOD: u16 = 860;
+/// Table 0: a VM away from home: its broadcast and multicast go to the controller, which
+/// relays them to its home subnet (above the foreign subnet's flood).
+pub(crate) const PRIO_AWAY_FLOOD: u16 = 870;
+/// Table 0: DHCP from a host port of a subnet whose DHCP the controller answers.
+pub(crate) const PRIO_DHCP: u16 = 1000;
+/// Table 0: DHCP from a VM away from a home subnet whose DHCP the controller answers.
+pub(crate) const PRIO_AWAY_DHCP: u16 = 1001;
+/// Group destination addresses: the I/G bit (broadcast and every multicast).
+pub const MULTICAST_BIT: MacAddr = MacAddr([0x01, 0, 0, 0, 0, 0]);
 
 /// One flow entry as servswitch plans it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -459,6 +474,16 @@ fn to_controller() -> Vec<Instruction> {
 fn metered(id: u32, mut instructions: Vec<Instruction>) -> Vec<Instruction> {
     instructions.insert(0, Instruction::Meter { meter_id: id });
     instructions
+}
+
+/// `fields` followed by the match of a DHCP message to a server (UDP to port 67).
+pub(crate) fn dhcp_to_server(mut fields: Vec<Oxm>) -> Vec<Oxm> {
+    fields.extend([
+        Oxm::EthType(crate::packet::ETH_IPV4, None),
+        Oxm::IpProto(crate::packet::IP_UDP, None),
+        Oxm::UdpDst(crate::packet::dhcp::PORT_SERVER, None),
+    ]);
+    fields
 }
 
 pub(crate) fn ip_dst(p: &Prefix) -> Vec<Oxm> {
@@ -1155,6 +1180,65 @@ impl Fabric {
         v
     }
 
+    /// The subnet of `switch` that host port `port` belongs to: the one whose `ports` list
+    /// it, else the first of the switch's subnets that lists none.
+    pub fn subnet_at<'a>(&'a self, switch: &'a str, port: u32) -> Option<&'a SubnetConf> {
+        self.subnets_of(switch)
+            .find(|s| s.ports.as_ref().is_some_and(|p| p.contains(&port)))
+            .or_else(|| self.subnets_of(switch).find(|s| s.ports.is_none()))
+    }
+
+    /// The entries of `switch`'s host ports `ports` that follow from their subnets (table 0):
+    /// broadcast and multicast from a port flooded to the other host ports of its subnet
+    /// (never to a link, never to another subnet's port), and DHCP from a port of a subnet
+    /// with `dhcp` to the controller, which answers it (docs/dualstack.md). Every port's
+    /// flood lists its subnet's ports, so a port that comes or goes changes them all.
+    pub fn subnet_flows(&self, switch: &str, ports: &BTreeSet<u32>) -> Vec<Flow> {
+        let Some(sw) = self.switch_ctx(switch) else {
+            return Vec::new();
+        };
+        let host: Vec<(u32, &SubnetConf)> = ports
+            .iter()
+            .filter(|&&p| p <= port::MAX && !sw.is_link_port(p))
+            .filter_map(|&p| self.subnet_at(switch, p).map(|s| (p, s)))
+            .collect();
+        let mut v = Vec::new();
+        for &(p, s) in &host {
+            let cookie = COOKIE_SUBNET | u64::from(p);
+            let flood: Vec<Action> = host
+                .iter()
+                .filter(|(q, t)| *q != p && t.name == s.name)
+                .map(|(q, _)| Action::output(*q))
+                .collect();
+            v.push(Flow {
+                table_id: TABLE_CLASSIFY,
+                priority: PRIO_FLOOD,
+                cookie,
+                match_: Match::new(vec![
+                    Oxm::InPort(p, None),
+                    Oxm::EthDst(MULTICAST_BIT, Some(MULTICAST_BIT)),
+                ]),
+                instructions: if flood.is_empty() {
+                    Vec::new()
+                } else {
+                    apply(flood)
+                },
+                ..Default::default()
+            });
+            if s.dhcp {
+                v.push(Flow {
+                    table_id: TABLE_CLASSIFY,
+                    priority: PRIO_DHCP,
+                    cookie,
+                    match_: Match::new(dhcp_to_server(vec![Oxm::InPort(p, None)])),
+                    instructions: goto(TABLE_PUNT),
+                    ..Default::default()
+                });
+            }
+        }
+        v
+    }
+
     /// Delivery of one host at its switch. Table 1: frames from hosts of the same subnet
     /// addressed to its MAC go straight to its port (switched, TTL untouched). Table 2: routed
     /// packets for its address: TTL decremented first (so a packet whose TTL runs out reaches
@@ -1228,9 +1312,11 @@ impl Fabric {
         for h in hosts.iter().filter(|h| h.switch == switch) {
             flows.extend(self.host_flows(h));
         }
-        for p in self.declared_ports(switch) {
+        let ports = self.declared_ports(switch);
+        for &p in &ports {
             flows.extend(self.port_flows(switch, p));
         }
+        flows.extend(self.subnet_flows(switch, &ports));
         let mut flows = dedup(flows);
         sort_flows(&mut flows);
         flows
@@ -1370,6 +1456,9 @@ mod tests {
             "cookie=0x5353000100000000, priority=1000,rarp actions=goto_table:5",
             "cookie=0x5353000100000000, priority=1000,in_port=1,dl_type=0x88cc actions=goto_table:5",
             "cookie=0x5353000100000000, priority=900,ip,in_port=1 actions=goto_table:3",
+            "cookie=0x5353000700000002, priority=860,in_port=2,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=output:3,output:4",
+            "cookie=0x5353000700000003, priority=860,in_port=3,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=output:2,output:4",
+            "cookie=0x5353000700000004, priority=860,in_port=4,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=output:2,output:3",
             "cookie=0x53530003c0a80b02, priority=850,ip,in_port=2,dl_src=02:00:00:00:11:02 actions=goto_table:1",
             "cookie=0x53530003c0a80b03, priority=850,ip,in_port=3,dl_src=02:00:00:00:11:03 actions=goto_table:1",
             "cookie=0x53530003c0a80b04, priority=850,ip,in_port=4,dl_src=02:00:00:00:11:04 actions=goto_table:1",

@@ -28,9 +28,10 @@ use std::net::Ipv4Addr;
 use ofp13::{port, Action, FlowMod, MacAddr, Match, Oxm};
 
 use crate::fabric::plan::{
-    apply, apply_then, dedup, delete_strict, ip_dst, sort_flows, table_diff, Fabric, Flow, HostLoc,
-    COOKIE_MOBILITY, COOKIE_REDIRECT, GATEWAY_MAC, PRIO_PREFIX_BASE, TABLE_FROM_HOST, TABLE_ROUTE,
-    TABLE_SOURCE, TABLE_TO_HOST,
+    apply, apply_then, dedup, delete_strict, dhcp_to_server, goto, ip_dst, sort_flows, table_diff,
+    Fabric, Flow, HostLoc, COOKIE_MOBILITY, COOKIE_REDIRECT, GATEWAY_MAC, MULTICAST_BIT,
+    PRIO_AWAY_DHCP, PRIO_AWAY_FLOOD, PRIO_PREFIX_BASE, TABLE_CLASSIFY, TABLE_FROM_HOST, TABLE_PUNT,
+    TABLE_ROUTE, TABLE_SOURCE, TABLE_TO_HOST,
 };
 use crate::fabric::topology::Prefix;
 use crate::packet::ETH_IPV4;
@@ -44,6 +45,14 @@ const PRIO_REDIRECT_TO_VM: u16 = 460;
 const PRIO_REDIRECT_FROM_VM: u16 = 400;
 /// Tables 2 and 3: source rewrites.
 const PRIO_SNAT: u16 = 400;
+
+/// A switch's host ports as a plan needs them: all of them (their subnets' flood and DHCP
+/// entries), and those that get a meter (none on a switch that implements no meters).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostPorts {
+    pub host: BTreeSet<u32>,
+    pub metered: BTreeSet<u32>,
+}
 
 /// A VM away from home: where its care-of addresses are and which switches rewrite for it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -300,7 +309,47 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
             }
         }
     }
+    out.extend(away_subnet_flows(fabric, vm));
     out
+}
+
+/// The foreign switch's table 0 for a VM away from home: its broadcast and multicast go to
+/// the controller, which relays them to its home subnet (they would otherwise flood the
+/// foreign subnet), and its DHCP too when the controller serves its home subnet's (it keeps
+/// its home lease wherever it renews).
+fn away_subnet_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
+    let Some(&first) = vm.ips.first() else {
+        return Vec::new();
+    };
+    let cookie = COOKIE_MOBILITY | u64::from(u32::from(first));
+    let here = || vec![Oxm::InPort(vm.port, None), Oxm::EthSrc(vm.mac, None)];
+    let mut flood = here();
+    flood.push(Oxm::EthDst(MULTICAST_BIT, Some(MULTICAST_BIT)));
+    let mut v = vec![(
+        vm.switch.clone(),
+        Flow {
+            table_id: TABLE_CLASSIFY,
+            priority: PRIO_AWAY_FLOOD,
+            cookie,
+            match_: Match::new(flood),
+            instructions: goto(TABLE_PUNT),
+            ..Default::default()
+        },
+    )];
+    if fabric.subnet_of(first).is_some_and(|s| s.dhcp) {
+        v.push((
+            vm.switch.clone(),
+            Flow {
+                table_id: TABLE_CLASSIFY,
+                priority: PRIO_AWAY_DHCP,
+                cookie,
+                match_: Match::new(dhcp_to_server(here())),
+                instructions: goto(TABLE_PUNT),
+                ..Default::default()
+            },
+        ));
+    }
+    v
 }
 
 /// The switches with a VM's consumer entries (those that take its care-of addresses out
@@ -375,17 +424,14 @@ pub fn diff(
 }
 
 /// One switch's whole table: the base pipeline and routes, the entries of its host ports
-/// `ports` (their meters), plus every VM's entries there, in the order `plan` prints.
-pub fn switch_plan(
-    fabric: &Fabric,
-    switch: &str,
-    vms: &[Vm],
-    ports: &std::collections::BTreeSet<u32>,
-) -> Vec<Flow> {
+/// `ports` (their subnets' entries for all of `ports.host`, meters for `ports.metered`), plus
+/// every VM's entries there, in the order `plan` prints.
+pub fn switch_plan(fabric: &Fabric, switch: &str, vms: &[Vm], ports: &HostPorts) -> Vec<Flow> {
     let mut flows = fabric.base_flows(switch);
-    for &p in ports {
+    for &p in &ports.metered {
         flows.extend(fabric.port_flows(switch, p));
     }
+    flows.extend(fabric.subnet_flows(switch, &ports.host));
     // A VM at home has entries only where it is.
     for vm in vms
         .iter()
