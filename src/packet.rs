@@ -8,6 +8,7 @@ use ofp13::MacAddr;
 pub mod dhcp;
 
 pub const ETH_IPV4: u16 = 0x0800;
+pub const ETH_IPV6: u16 = 0x86dd;
 pub const ETH_ARP: u16 = 0x0806;
 pub const ETH_RARP: u16 = 0x8035;
 pub const ETH_VLAN: u16 = 0x8100;
@@ -18,6 +19,7 @@ pub const LLDP_MULTICAST: MacAddr = MacAddr([0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e]
 pub const IP_ICMP: u8 = 1;
 pub const IP_TCP: u8 = 6;
 pub const IP_UDP: u8 = 17;
+pub const IP_ICMPV6: u8 = 58;
 pub const ARP_REQUEST: u16 = 1;
 pub const ARP_REPLY: u16 = 2;
 /// RARP "reverse request", what QEMU sends to announce a migrated VM.

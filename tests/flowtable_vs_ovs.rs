@@ -22,7 +22,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener};
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -36,7 +36,8 @@ use servswitch::emu::flowtable::{Effect, FlowTables};
 use servswitch::fabric::plan::{Fabric, Flow, GATEWAY_MAC};
 use servswitch::fabric::topology::Topology;
 use servswitch::packet::{
-    self, checksum, Arp, Ethernet, Ipv4, ARP_REQUEST, ETH_ARP, ETH_IPV4, ETH_RARP,
+    self, checksum, Arp, Ethernet, Ipv4, ARP_REQUEST, ETH_ARP, ETH_IPV4, ETH_IPV6, ETH_RARP,
+    IP_ICMPV6,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -343,10 +344,10 @@ fn hex(b: &[u8]) -> String {
 // What a packet looks like, and what happens to it
 
 /// Header fields by their ovs-ofctl names, as integers.
-type Fields = BTreeMap<&'static str, u64>;
+type Fields = BTreeMap<&'static str, u128>;
 
-fn mac_u64(m: MacAddr) -> u64 {
-    m.0.iter().fold(0, |a, b| (a << 8) | u64::from(*b))
+fn mac_u128(m: MacAddr) -> u128 {
+    m.0.iter().fold(0, |a, b| (a << 8) | u128::from(*b))
 }
 
 fn fields(frame: &[u8]) -> Fields {
@@ -354,8 +355,8 @@ fn fields(frame: &[u8]) -> Fields {
     let Some(e) = Ethernet::parse(frame) else {
         return f;
     };
-    f.insert("dl_dst", mac_u64(e.dst));
-    f.insert("dl_src", mac_u64(e.src));
+    f.insert("dl_dst", mac_u128(e.dst));
+    f.insert("dl_src", mac_u128(e.src));
     f.insert("dl_type", e.ethertype.into());
     if e.ethertype == ETH_IPV4 {
         if let Some(ip) = Ipv4::parse(e.payload) {
@@ -378,13 +379,38 @@ fn fields(frame: &[u8]) -> Fields {
                 f.insert("tp_dst", d.into());
             }
         }
+    } else if e.ethertype == ETH_IPV6 {
+        let p = e.payload;
+        let plen = p
+            .get(4..6)
+            .map_or(0, |l| usize::from(u16::from_be_bytes([l[0], l[1]])));
+        if p.len() >= 40 && plen <= p.len() - 40 {
+            let addr = |at: usize| u128::from_be_bytes(p[at..at + 16].try_into().unwrap());
+            f.insert("ipv6_src", addr(8));
+            f.insert("ipv6_dst", addr(24));
+            f.insert("nw_ttl", p[7].into());
+            f.insert("nw_proto", p[6].into());
+            let l4 = &p[40..40 + plen];
+            if l4.len() >= 4 {
+                let (s, d) = if p[6] == IP_ICMPV6 {
+                    (l4[0].into(), l4[1].into())
+                } else {
+                    (
+                        u16::from_be_bytes([l4[0], l4[1]]),
+                        u16::from_be_bytes([l4[2], l4[3]]),
+                    )
+                };
+                f.insert("tp_src", s.into());
+                f.insert("tp_dst", d.into());
+            }
+        }
     } else if e.ethertype == ETH_ARP || e.ethertype == ETH_RARP {
         if let Some(a) = Arp::parse(e.payload) {
             f.insert("arp_op", a.op.into());
             f.insert("arp_spa", u32::from(a.spa).into());
             f.insert("arp_tpa", u32::from(a.tpa).into());
-            f.insert("arp_sha", mac_u64(a.sha));
-            f.insert("arp_tha", mac_u64(a.tha));
+            f.insert("arp_sha", mac_u128(a.sha));
+            f.insert("arp_tha", mac_u128(a.tha));
         }
     }
     f
@@ -424,6 +450,9 @@ fn canonical(mut v: Vec<Seen>) -> Vec<Seen> {
 /// IPv4 header and L4 checksums of a frame the engine produced.
 fn checksum_problem(frame: &[u8]) -> Option<String> {
     let e = Ethernet::parse(frame)?;
+    if e.ethertype == ETH_IPV6 {
+        return checksum6_problem(e.payload);
+    }
     if e.ethertype != ETH_IPV4 {
         return None;
     }
@@ -447,6 +476,22 @@ fn checksum_problem(frame: &[u8]) -> Option<String> {
         _ => 0,
     };
     (residue != 0).then(|| format!("bad L4 checksum (protocol {})", ip.protocol))
+}
+
+/// The TCP, UDP or ICMPv6 checksum of an IPv6 packet without extension headers (a UDP
+/// checksum of 0, invalid in IPv6, is left as it came).
+fn checksum6_problem(p: &[u8]) -> Option<String> {
+    let plen = usize::from(u16::from_be_bytes([*p.get(4)?, *p.get(5)?]));
+    let next = *p.get(6)?;
+    let l4 = p.get(40..40 + plen)?;
+    if !matches!(next, 6 | 17 | 58) || (next == 17 && l4.get(6..8) == Some(&[0, 0])) {
+        return None;
+    }
+    let mut v = p[8..40].to_vec();
+    v.extend_from_slice(&(plen as u32).to_be_bytes());
+    v.extend_from_slice(&[0, 0, 0, next]);
+    v.extend_from_slice(l4);
+    (checksum(&v) != 0).then(|| format!("bad L4 checksum (IPv6, next header {next})"))
 }
 
 fn engine_seen(effects: &[Effect]) -> (Vec<Seen>, Vec<String>) {
@@ -504,16 +549,19 @@ fn split_top(s: &str) -> Vec<&str> {
         .collect()
 }
 
-/// A number, a dotted IPv4 address or a MAC address as an integer.
-fn value(s: &str) -> u64 {
+/// A number, a dotted IPv4 address, a MAC address or an IPv6 address as an integer.
+fn value(s: &str) -> u128 {
     if let Ok(a) = s.parse::<Ipv4Addr>() {
         return u32::from(a).into();
     }
     if let Ok(m) = s.parse::<MacAddr>() {
-        return mac_u64(m);
+        return mac_u128(m);
+    }
+    if let Ok(a) = s.parse::<std::net::Ipv6Addr>() {
+        return a.into();
     }
     match s.strip_prefix("0x") {
-        Some(h) => u64::from_str_radix(h, 16),
+        Some(h) => u128::from_str_radix(h, 16),
         None => s.parse(),
     }
     .unwrap_or_else(|_| panic!("cannot read value {s:?}"))
@@ -567,7 +615,7 @@ fn ovs_seen(trace: &str, input: &[u8], odp: &BTreeMap<u32, u32>) -> Result<Vec<S
             let visible = fields(&input[..len]);
             seen.push(Seen::ToController {
                 reason: of13_reason(value(param(c, "reason").unwrap_or("0")) as u8),
-                cookie: value(param(c, "rule_cookie").unwrap_or("0")),
+                cookie: value(param(c, "rule_cookie").unwrap_or("0")) as u64,
                 len,
                 fields: state
                     .iter()
@@ -589,6 +637,12 @@ fn ovs_seen(trace: &str, input: &[u8], odp: &BTreeMap<u32, u32>) -> Result<Vec<S
                     ("ipv4", "tos") => "nw_tos",
                     ("ipv4", "ttl") => "nw_ttl",
                     ("ipv4", "proto" | "frag") => continue,
+                    ("ipv6", "src") => "ipv6_src",
+                    ("ipv6", "dst") => "ipv6_dst",
+                    ("ipv6", "hlimit") => "nw_ttl",
+                    ("ipv6", "proto" | "frag" | "tclass" | "label") => continue,
+                    ("icmpv6", "type") => "tp_src",
+                    ("icmpv6", "code") => "tp_dst",
                     ("tcp" | "udp", "src") | ("icmp", "type") => "tp_src",
                     ("tcp" | "udp", "dst") | ("icmp", "code") => "tp_dst",
                     ("arp", "sip") => "arp_spa",
@@ -600,7 +654,7 @@ fn ovs_seen(trace: &str, input: &[u8], odp: &BTreeMap<u32, u32>) -> Result<Vec<S
                 };
                 let (v, mask) = match v.split_once('/') {
                     Some((v, m)) => (value(v), value(m)),
-                    None => (value(v), u64::MAX),
+                    None => (value(v), u128::MAX),
                 };
                 let old = state.get(name).copied().unwrap_or(0);
                 state.insert(name, (old & !mask) | (v & mask));
@@ -709,6 +763,8 @@ impl Oracle<'_> {
             ("nw_dst", "nw_dst"),
             ("nw_ttl", "nw_ttl"),
             ("arp_tpa", "arp_tpa"),
+            ("ipv6_src", "ipv6_src"),
+            ("ipv6_dst", "ipv6_dst"),
         ] {
             if let (Some(v), Some(want)) = (param(flow, ovs_name), f.get(ours)) {
                 assert_eq!(
@@ -806,15 +862,97 @@ fn arp_frame(op: u16, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
     .frame(MacAddr::BROADCAST, sha, ETH_ARP)
 }
 
-/// An IPv6 router solicitation's worth of bytes (dropped by the plan).
+/// An IPv6 packet (no extension headers) around `l4`, whose checksum at `csum_at` (TCP 16, UDP
+/// 6, ICMPv6 2) is computed over the pseudo-header.
+fn ipv6_frame_with(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    next: u8,
+    hlim: u8,
+    mut l4: Vec<u8>,
+    csum_at: usize,
+) -> Vec<u8> {
+    let mut v = src.octets().to_vec();
+    v.extend_from_slice(&dst.octets());
+    v.extend_from_slice(&(l4.len() as u32).to_be_bytes());
+    v.extend_from_slice(&[0, 0, 0, next]);
+    v.extend_from_slice(&l4);
+    let c = checksum(&v);
+    l4[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+    let mut ip = vec![0x60, 0, 0, 0];
+    ip.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&[next, hlim]);
+    ip.extend_from_slice(&src.octets());
+    ip.extend_from_slice(&dst.octets());
+    ip.extend_from_slice(&l4);
+    packet::eth_frame(dst_mac, src_mac, ETH_IPV6, &ip)
+}
+
+fn ip6(s: &str) -> Ipv6Addr {
+    s.parse().expect("IPv6 address")
+}
+
+/// An IPv6 router solicitation (flooded in its subnet by the plan).
 fn ipv6_frame(src: MacAddr) -> Vec<u8> {
-    let mut f = vec![0x33, 0x33, 0, 0, 0, 2];
-    f.extend_from_slice(&src.0);
-    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 8, 58, 255]);
-    f.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    f.extend_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-    f.extend_from_slice(&[133, 0, 0x7b, 0xb8, 0, 0, 0, 0]);
-    f
+    let dst = MacAddr([0x33, 0x33, 0, 0, 0, 2]);
+    let l4 = vec![133, 0, 0, 0, 0, 0, 0, 0];
+    ipv6_frame_with(
+        src,
+        dst,
+        (ip6("fe80::1"), ip6("ff02::2")),
+        IP_ICMPV6,
+        255,
+        l4,
+        2,
+    )
+}
+
+/// ICMPv6 echo request, or a neighbour solicitation for `target` with a source link-layer
+/// option (`target` given).
+fn icmp6_frame(
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    addrs: (Ipv6Addr, Ipv6Addr),
+    hlim: u8,
+    target: Option<Ipv6Addr>,
+) -> Vec<u8> {
+    let l4 = match target {
+        None => {
+            let mut m = vec![128, 0, 0, 0, 0x12, 0x34, 0, 1];
+            m.extend_from_slice(b"servswitch-ping6");
+            m
+        }
+        Some(t) => {
+            let mut m = vec![135, 0, 0, 0, 0, 0, 0, 0];
+            m.extend_from_slice(&t.octets());
+            m.extend_from_slice(&[1, 1]);
+            m.extend_from_slice(&src_mac.0);
+            m
+        }
+    };
+    ipv6_frame_with(src_mac, dst_mac, addrs, IP_ICMPV6, hlim, l4, 2)
+}
+
+/// TCP (SYN) or UDP over IPv6 with a correct checksum.
+fn l4_frame6(
+    proto: u8,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    addrs: (Ipv6Addr, Ipv6Addr),
+    ports: (u16, u16),
+) -> Vec<u8> {
+    let mut seg = Vec::new();
+    seg.extend_from_slice(&ports.0.to_be_bytes());
+    seg.extend_from_slice(&ports.1.to_be_bytes());
+    if proto == 6 {
+        seg.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0]);
+    } else {
+        seg.extend_from_slice(&[0, 13, 0, 0]);
+    }
+    seg.extend_from_slice(b"hello");
+    let at = if proto == 6 { 16 } else { 6 };
+    ipv6_frame_with(src_mac, dst_mac, addrs, proto, 64, seg, at)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1026,6 +1164,9 @@ fn more_features_behave_like_open_vswitch() {
             &l4_frame(6, m1, m2, a, b, (1234, 81)),
         );
         oracle.compare(&at("ipv6"), in_port, &ipv6_frame(m1));
+        for (what, f) in ipv6_cases(m1, m2) {
+            oracle.compare(&at(&what), in_port, &f);
+        }
     }
     // Packet-outs, from a port and from the controller.
     let icmp = icmp_frame(m1, m2, a, b, 3);
@@ -1079,11 +1220,78 @@ fn more_features_behave_like_open_vswitch() {
     eprintln!("{n} frames and packet-outs: the engine agrees with Open vSwitch");
 }
 
+/// IPv6 frames for [`extra_flows`]: solicitations by target and by source, echo requests
+/// through the prefix route (hop limits 64, 2, 1), TCP, UDP (with and without a checksum), and
+/// a link-local echo.
+fn ipv6_cases(m1: MacAddr, m2: MacAddr) -> Vec<(String, Vec<u8>)> {
+    let (a, b) = (ip6("fd00:0:0:1::2"), ip6("fd00:0:0:2::5"));
+    let solicited = MacAddr([0x33, 0x33, 0xff, 0, 0, 1]);
+    let mut v = vec![
+        (
+            "ns for the gateway".to_string(),
+            icmp6_frame(
+                m1,
+                solicited,
+                (a, ip6("ff02::1:ff00:1")),
+                255,
+                Some(ip6("fd00:0:0:1::1")),
+            ),
+        ),
+        (
+            "ns from m1".into(),
+            icmp6_frame(
+                m1,
+                solicited,
+                (a, ip6("ff02::1:ff00:7")),
+                255,
+                Some(ip6("fd00:0:0:1::7")),
+            ),
+        ),
+        (
+            "ns from m2".into(),
+            icmp6_frame(
+                m2,
+                solicited,
+                (a, ip6("ff02::1:ff00:7")),
+                255,
+                Some(ip6("fd00:0:0:1::7")),
+            ),
+        ),
+        (
+            "link-local echo".into(),
+            icmp6_frame(
+                m1,
+                MacAddr([0x33, 0x33, 0, 0, 0, 1]),
+                (ip6("fe80::1"), ip6("ff02::1")),
+                1,
+                None,
+            ),
+        ),
+    ];
+    for hlim in [64, 2, 1] {
+        v.push((
+            format!("echo6 hlim={hlim}"),
+            icmp6_frame(m1, m2, (a, b), hlim, None),
+        ));
+    }
+    for p in [6, 17] {
+        v.push((
+            format!("ipv6 proto {p}"),
+            l4_frame6(p, m1, m2, (a, b), (1234, 80)),
+        ));
+    }
+    let mut no_csum = l4_frame6(17, m1, m2, (a, b), (1234, 80));
+    no_csum[60..62].copy_from_slice(&[0, 0]);
+    v.push(("ipv6 udp without checksum".into(), no_csum));
+    v
+}
+
 /// Flows beyond servswitch's plan: ARP rewrites with IN_PORT, ALL and FLOOD, rewrites between
 /// outputs, TCP/UDP NAT, ICMP type/code, DSCP/ECN, metadata, the action set, a miss in a later
 /// table, an explicit miss to the controller, set_nw_ttl.
 fn extra_flows() -> Vec<FlowMod> {
     let ipv4 = || Oxm::EthType(ETH_IPV4, None);
+    let ipv6 = || Oxm::EthType(ETH_IPV6, None);
     let proto = |p| Oxm::IpProto(p, None);
     let out = Action::output;
     let m1 = MacAddr([2, 0, 0, 0, 0, 1]);
@@ -1174,6 +1382,82 @@ fn extra_flows() -> Vec<FlowMod> {
                 write(vec![Action::DecNwTtl, out(3), set(Oxm::EthSrc(m9, None))]),
                 goto(2),
             ],
+        ),
+        // IPv6: neighbour solicitations by target and by source link-layer address, a prefix
+        // route with hop limit and address rewrite, TCP and UDP rewrites, link-local sources.
+        fm(
+            0,
+            95,
+            0x17,
+            vec![
+                ipv6(),
+                proto(58),
+                Oxm::Icmpv6Type(135, None),
+                Oxm::Ipv6NdTarget(ip6("fd00:0:0:1::1"), None),
+            ],
+            vec![apply(vec![out(port::CONTROLLER)])],
+        ),
+        fm(
+            0,
+            94,
+            0x18,
+            vec![
+                ipv6(),
+                proto(58),
+                Oxm::Icmpv6Type(135, None),
+                Oxm::Ipv6NdSll(m1, None),
+            ],
+            vec![apply(vec![out(3)])],
+        ),
+        fm(
+            0,
+            93,
+            0x19,
+            vec![
+                ipv6(),
+                proto(58),
+                Oxm::Ipv6Dst(ip6("fd00:0:0:2::"), Some(ip6("ffff:ffff:ffff:ffff::"))),
+            ],
+            vec![apply(vec![
+                Action::DecNwTtl,
+                set(Oxm::EthSrc(m9, None)),
+                set(Oxm::Ipv6Dst(ip6("fd00:0:0:2::99"), None)),
+                out(2),
+            ])],
+        ),
+        fm(
+            0,
+            92,
+            0x1a,
+            vec![ipv6(), proto(6), Oxm::TcpDst(80, None)],
+            vec![apply(vec![
+                set(Oxm::Ipv6Src(ip6("fd00:0:0:9::1"), None)),
+                set(Oxm::TcpSrc(1000, None)),
+                Action::DecNwTtl,
+                out(3),
+                Action::Output {
+                    port: port::CONTROLLER,
+                    max_len: 80,
+                },
+            ])],
+        ),
+        fm(
+            0,
+            91,
+            0x1b,
+            vec![ipv6(), proto(17)],
+            vec![apply(vec![
+                set(Oxm::Ipv6Dst(ip6("fd00::5"), None)),
+                set(Oxm::UdpDst(5353, None)),
+                out(4),
+            ])],
+        ),
+        fm(
+            0,
+            90,
+            0x1c,
+            vec![ipv6(), Oxm::Ipv6Src(ip6("fe80::"), Some(ip6("ffc0::")))],
+            vec![apply(vec![out(1)])],
         ),
         // Everything else: an explicit miss to the controller.
         fm(
@@ -1420,6 +1704,9 @@ fn rewritten_frames_are_byte_identical_to_open_vswitch() {
             "udp whose checksum becomes 0xffff",
             zeroed.expect("such a checksum"),
         );
+        for (what, f) in ipv6_cases(m1, m2) {
+            add(&what, f);
+        }
     }
     let n = compare_bytes(&extra_flows(), &cases);
 

@@ -23,20 +23,22 @@
 //! - Match fields: in_port, in_phy_port (= in_port), metadata, eth_dst/src/type, vlan_vid/pcp
 //!   (one tag is read, never written), ip_dscp/ecn/proto, ipv4_src/dst, tcp/udp/sctp ports,
 //!   icmpv4 type/code, arp op/spa/tpa/sha/tha (also read from RARP, eth_type 0x8035),
-//!   tunnel_id (always 0). Masks everywhere the spec allows them.
+//!   ipv6_src/dst/flabel, icmpv6 type/code, ipv6_nd_target/sll/tll (extension headers walked
+//!   as OVS walks them), tunnel_id (always 0). Masks everywhere the spec allows them.
 //! - Instructions in OpenFlow order: meter (accepted, not enforced: see the emulated switch),
 //!   apply-actions, clear-actions,
 //!   write-actions, write-metadata, goto-table.
 //! - Actions: output to a port, IN_PORT, TABLE, FLOOD/ALL (the port list given with
 //!   [`FlowTables::set_ports`], minus the input port), CONTROLLER (truncated to `max_len`);
-//!   set_field on eth, ip_dscp/ecn, ipv4, tcp/udp ports, icmpv4 type/code, arp fields and
-//!   metadata; dec_ttl and set_nw_ttl (IPv4 TTL, IPv6 hop limit); set_queue (ignored).
+//!   set_field on eth, ip_dscp/ecn (IPv4), ipv4 and ipv6 addresses, tcp/udp ports, icmpv4
+//!   type/code, arp fields and metadata; dec_ttl and set_nw_ttl (IPv4 TTL, IPv6 hop limit); set_queue (ignored).
 //!
 //! **Like Open vSwitch, where OpenFlow leaves room or OVS differs from the spec**
 //! - Checksums are updated incrementally (RFC 1624) exactly where OVS updates them: the IPv4
-//!   header checksum for address, TOS and TTL changes; the TCP checksum for address and port
-//!   changes; the UDP checksum likewise unless it is 0 (then it stays 0; a result of 0 becomes
-//!   0xffff); the ICMP checksum for type/code changes. A wrong checksum stays wrong.
+//!   header checksum for address, TOS and TTL changes; the TCP checksum for address (IPv4 and
+//!   IPv6) and port changes; the UDP checksum likewise unless it is 0 (then it stays 0; a
+//!   result of 0 becomes 0xffff); the ICMP checksum for type/code changes, the ICMPv6 checksum
+//!   for IPv6 address changes. A wrong checksum stays wrong.
 //! - dec_ttl with TTL 0 or 1 (a malformed IPv4 header counts as TTL 0): a packet-in with reason
 //!   `OFPR_INVALID_TTL` (always produced here: whether the controller gets it is the async
 //!   configuration's business), then the rest of the current action list — the entry's
@@ -119,11 +121,15 @@ use crate::packet::{ETH_ARP, ETH_IPV4, ETH_RARP};
 /// An `OFPT_ERROR`'s `(err_type, code)`.
 pub type OfpError = (u16, u16);
 
-const ETH_IPV6: u16 = 0x86dd;
+use crate::packet::ETH_IPV6;
 const IP_TCP: u8 = 6;
 const IP_UDP: u8 = 17;
 const IP_SCTP: u8 = 132;
 const IP_ICMP: u8 = 1;
+const IP_ICMPV6: u8 = 58;
+/// ICMPv6 neighbour solicitation and advertisement (RFC 4861).
+const ND_NS: u8 = 135;
+const ND_NA: u8 = 136;
 
 /// Open vSwitch's limits on one packet's trip: nested backward jumps (`output:TABLE`, a
 /// `goto_table` to an earlier table) and table visits in all.
@@ -217,6 +223,14 @@ fn matchable(f: OxmField) -> bool {
             | F::ArpTpa
             | F::ArpSha
             | F::ArpTha
+            | F::Ipv6Src
+            | F::Ipv6Dst
+            | F::Ipv6Flabel
+            | F::Icmpv6Type
+            | F::Icmpv6Code
+            | F::Ipv6NdTarget
+            | F::Ipv6NdSll
+            | F::Ipv6NdTll
             | F::TunnelId
     )
 }
@@ -244,6 +258,8 @@ fn settable(f: OxmField) -> bool {
             | F::ArpTpa
             | F::ArpSha
             | F::ArpTha
+            | F::Ipv6Src
+            | F::Ipv6Dst
     )
 }
 
@@ -279,16 +295,6 @@ fn normalize(m: &Match) -> Result<Vec<FieldMatch>, OfpError> {
         }
     }
     v.sort_by_key(|f| f.field);
-    // IP fields of an IPv6 packet are not parsed: refuse rather than never match.
-    let ipv6 = v
-        .iter()
-        .any(|f| f.field == OxmField::EthType && f.value == u128::from(ETH_IPV6));
-    if ipv6
-        && v.iter()
-            .any(|f| f.field >= OxmField::IpDscp && f.field < OxmField::ArpOp)
-    {
-        return Err(bad_field);
-    }
     Ok(v)
 }
 
@@ -328,6 +334,16 @@ fn be32(b: &[u8], at: usize) -> u32 {
     }
 }
 
+fn be128(b: &[u8], at: usize) -> u128 {
+    match b
+        .get(at..at + 16)
+        .and_then(|s| <[u8; 16]>::try_from(s).ok())
+    {
+        Some(a) => u128::from_be_bytes(a),
+        None => 0,
+    }
+}
+
 fn be48(b: &[u8], at: usize) -> u64 {
     b.get(at..at + 6)
         .map_or(0, |s| s.iter().fold(0, |a, x| (a << 8) | u64::from(*x)))
@@ -362,6 +378,13 @@ fn recalc_csum32(csum: u16, old: u32, new: u32) -> u16 {
     recalc_csum16(c, old as u16, new as u16)
 }
 
+/// Open vSwitch's `packet_update_csum128`: the same for a 128-bit word (an IPv6 address).
+fn recalc_csum128(csum: u16, old: u128, new: u128) -> u16 {
+    (0..4).rev().fold(csum, |c, i| {
+        recalc_csum32(c, (old >> (32 * i)) as u32, (new >> (32 * i)) as u32)
+    })
+}
+
 /// The header fields of a frame and where its layers start, read as Open vSwitch's
 /// `miniflow_extract` reads them: a field a packet does not have reads as 0.
 #[derive(Debug, Clone, Copy, Default)]
@@ -374,7 +397,7 @@ struct Headers {
     l3: usize,
     /// An IPv4 header that passed OVS's sanity check.
     ipv4: bool,
-    /// An IPv6 header (only its hop limit is used).
+    /// An IPv6 header that passed OVS's sanity check (its payload length fits the frame).
     ipv6: bool,
     /// An Ethernet/IPv4 ARP or RARP body.
     arp: bool,
@@ -395,6 +418,13 @@ struct Headers {
     arp_tpa: u32,
     arp_sha: u64,
     arp_tha: u64,
+    ipv6_src: u128,
+    ipv6_dst: u128,
+    ipv6_flabel: u32,
+    /// A neighbour solicitation's or advertisement's target, and its link-layer option.
+    nd_target: u128,
+    nd_sll: u64,
+    nd_tll: u64,
 }
 
 impl Headers {
@@ -423,7 +453,7 @@ impl Headers {
         let l3 = f.get(off..).unwrap_or_default();
         match h.eth_type {
             ETH_IPV4 => h.parse_ipv4(l3),
-            ETH_IPV6 => h.ipv6 = l3.len() >= 40 && usize::from(be16(l3, 4)) <= l3.len() - 40,
+            ETH_IPV6 => h.parse_ipv6(l3),
             ETH_ARP | ETH_RARP => h.parse_arp(l3),
             _ => {}
         }
@@ -469,6 +499,104 @@ impl Headers {
         }
     }
 
+    /// `miniflow_extract` for IPv6: the fixed header, the extension headers OVS walks
+    /// (hop-by-hop, routing, destination options, AH, fragment), then the transport header;
+    /// ICMPv6 type and code in the port fields, and a neighbour solicitation's or
+    /// advertisement's target and link-layer address.
+    fn parse_ipv6(&mut self, l3: &[u8]) {
+        let size = l3.len();
+        if size < 40 {
+            return;
+        }
+        let plen = usize::from(be16(l3, 4));
+        if plen > size - 40 {
+            return;
+        }
+        self.ipv6 = true;
+        let vtcfl = be32(l3, 0);
+        self.tos = (vtcfl >> 20) as u8;
+        self.ipv6_flabel = vtcfl & 0x000f_ffff;
+        self.ttl = byte(l3, 7);
+        self.ipv6_src = be128(l3, 8);
+        self.ipv6_dst = be128(l3, 24);
+        let end = 40 + plen;
+        let (mut next, mut off) = (byte(l3, 6), 40);
+        loop {
+            let len = match next {
+                0 | 43 | 60 => (usize::from(byte(l3, off + 1)) + 1) * 8,
+                51 => (usize::from(byte(l3, off + 1)) + 2) * 4,
+                44 => {
+                    if be16(l3, off + 2) & 0xfff8 != 0 {
+                        self.later_frag = true;
+                    }
+                    8
+                }
+                _ => break,
+            };
+            if off + len > end {
+                // A truncated extension header: OVS reads no protocol.
+                return;
+            }
+            next = byte(l3, off);
+            off += len;
+        }
+        self.proto = next;
+        self.l4 = self.l3 + off;
+        self.l4_len = end - off;
+        if self.later_frag {
+            return;
+        }
+        let l4 = l3.get(off..end).unwrap_or_default();
+        let min = match self.proto {
+            IP_TCP => 20,
+            IP_UDP | IP_ICMPV6 => 8,
+            IP_SCTP => 12,
+            _ => return,
+        };
+        if l4.len() < min {
+            return;
+        }
+        if self.proto != IP_ICMPV6 {
+            self.tp_src = be16(l4, 0);
+            self.tp_dst = be16(l4, 2);
+            return;
+        }
+        let (ty, code) = (byte(l4, 0), byte(l4, 1));
+        self.tp_src = ty.into();
+        self.tp_dst = code.into();
+        if code != 0 || !(ty == ND_NS || ty == ND_NA) || l4.len() < 24 {
+            return;
+        }
+        self.nd_target = be128(l4, 8);
+        // Options: a malformed one (length 0, past the end, or a second link-layer address
+        // of its kind) makes OVS forget the neighbour discovery fields.
+        let mut at = 24;
+        let (mut sll, mut tll) = (0, 0);
+        while at + 8 <= l4.len() {
+            let len = usize::from(byte(l4, at + 1)) * 8;
+            if len == 0 || at + len > l4.len() {
+                self.nd_target = 0;
+                return;
+            }
+            // Either option in either message, as OVS reads them.
+            let slot = match (byte(l4, at), len) {
+                (1, 8) => Some(&mut sll),
+                (2, 8) => Some(&mut tll),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                if *slot != 0 {
+                    self.nd_target = 0;
+                    return;
+                }
+                *slot = be48(l4, at + 2);
+            }
+            at += len;
+        }
+        self.nd_sll = sll;
+        self.nd_tll = tll;
+    }
+
     fn parse_arp(&mut self, l3: &[u8]) {
         if l3.len() < 28
             || be16(l3, 0) != 1
@@ -493,7 +621,7 @@ impl Headers {
     }
 
     fn l4_ok(&self, proto: u8, min: usize) -> bool {
-        self.ipv4 && self.proto == proto && !self.later_frag && self.l4_len >= min
+        (self.ipv4 || self.ipv6) && self.proto == proto && !self.later_frag && self.l4_len >= min
     }
 }
 
@@ -545,6 +673,14 @@ impl Packet {
             F::ArpTpa => h.arp_tpa.into(),
             F::ArpSha => h.arp_sha.into(),
             F::ArpTha => h.arp_tha.into(),
+            F::Ipv6Src => h.ipv6_src,
+            F::Ipv6Dst => h.ipv6_dst,
+            F::Ipv6Flabel => h.ipv6_flabel.into(),
+            F::Icmpv6Type => h.tp_src.into(),
+            F::Icmpv6Code => h.tp_dst.into(),
+            F::Ipv6NdTarget => h.nd_target,
+            F::Ipv6NdSll => h.nd_sll.into(),
+            F::Ipv6NdTll => h.nd_tll.into(),
             _ => 0,
         }
     }
@@ -583,6 +719,8 @@ impl Packet {
             Oxm::IpEcn(v, _) if h.ipv4 => self.set_tos((h.tos & 0xfc) | (v & 0x03)),
             Oxm::Ipv4Src(a, _) if h.ipv4 => self.set_ipv4_addr(12, a.into()),
             Oxm::Ipv4Dst(a, _) if h.ipv4 => self.set_ipv4_addr(16, a.into()),
+            Oxm::Ipv6Src(a, _) if h.ipv6 => self.set_ipv6_addr(8, a.into()),
+            Oxm::Ipv6Dst(a, _) if h.ipv6 => self.set_ipv6_addr(24, a.into()),
             Oxm::TcpSrc(p, _) if self.has_tcp() => self.set_tcp_port(0, p),
             Oxm::TcpDst(p, _) if self.has_tcp() => self.set_tcp_port(2, p),
             Oxm::UdpSrc(p, _) if h.l4_ok(IP_UDP, 8) => self.set_udp_port(0, p),
@@ -630,6 +768,32 @@ impl Packet {
             });
         }
         self.csum_at(h.l3 + 10, |c| recalc_csum32(c, old, new));
+        put(&mut self.frame, h.l3 + at, &new.to_be_bytes());
+    }
+
+    /// `packet_set_ipv6_addr`: the TCP, UDP (unless 0) or ICMPv6 checksum covers the address
+    /// through the pseudo-header; IPv6 has no header checksum.
+    fn set_ipv6_addr(&mut self, at: usize, new: u128) {
+        let h = self.h;
+        let old = be128(&self.frame, h.l3 + at);
+        if old == new {
+            return;
+        }
+        if !h.later_frag {
+            if h.proto == IP_TCP && h.l4_len >= 20 {
+                self.csum_at(h.l4 + 16, |c| recalc_csum128(c, old, new));
+            } else if h.proto == IP_UDP && h.l4_len >= 8 {
+                self.csum_at(h.l4 + 6, |c| match c {
+                    0 => 0,
+                    c => match recalc_csum128(c, old, new) {
+                        0 => 0xffff,
+                        c => c,
+                    },
+                });
+            } else if h.proto == IP_ICMPV6 && h.l4_len >= 4 {
+                self.csum_at(h.l4 + 2, |c| recalc_csum128(c, old, new));
+            }
+        }
         put(&mut self.frame, h.l3 + at, &new.to_be_bytes());
     }
 
@@ -2463,11 +2627,20 @@ mod tests {
             err(flow(
                 0,
                 1,
-                vec![Oxm::EthType(0x86dd, None), Oxm::IpProto(58, None)],
+                vec![Oxm::EthType(0x86dd, None), Oxm::Ipv6Exthdr(1, None)],
                 vec![]
             )),
             (4, 6)
         );
+        // IPv6 fields are matched (tests/flowtable_vs_ovs.rs compares them with OVS).
+        switch(&[])
+            .apply_flow_mod(&flow(
+                0,
+                1,
+                vec![Oxm::EthType(0x86dd, None), Oxm::IpProto(58, None)],
+                vec![],
+            ))
+            .unwrap();
         assert_eq!(
             err(flow(
                 0,
