@@ -172,6 +172,7 @@ fn vm_now(router: &Router, mac: ofp13::MacAddr) -> Option<Vm> {
     Some(Vm {
         mac,
         ips: h.ips,
+        ips6: Vec::new(),
         switch,
         port,
         away,
@@ -779,6 +780,7 @@ async fn verify(router: &Arc<Router>, ctl: &Controller, m: &Mover) -> String {
     let after = Vm {
         mac: m.mac,
         ips: ips.clone(),
+        ips6: Vec::new(),
         switch: m.away.switch.clone(),
         port: m.away.port,
         away: Some(Away {

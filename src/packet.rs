@@ -6,6 +6,7 @@ use std::net::Ipv4Addr;
 use ofp13::MacAddr;
 
 pub mod dhcp;
+pub mod icmp6;
 
 pub const ETH_IPV4: u16 = 0x0800;
 pub const ETH_IPV6: u16 = 0x86dd;

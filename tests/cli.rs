@@ -265,6 +265,8 @@ fn run_refuses_a_corrupt_state() {
 fn bad_state_and_migration_arguments_are_one_line_and_exit_1() {
     let topo = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/paper-testbed.toml");
     let topo = topo.to_str().unwrap();
+    let dual = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/dual-stack.toml");
+    let dual = dual.to_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("servswitch-state.json"),
@@ -296,6 +298,10 @@ fn bad_state_and_migration_arguments_are_one_line_and_exit_1() {
         (
             vec!["plan", "--topology", topo, "--migrate", "vm=r2:1"],
             "link",
+        ),
+        (
+            vec!["plan", "--topology", dual, "--migrate", "v6only=r2:3"],
+            "IPv6 addresses only",
         ),
         (
             vec!["plan", "--topology", topo, "--migrate", "vm"],

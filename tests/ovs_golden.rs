@@ -268,3 +268,8 @@ fn paper_testbed_tables_are_the_golden_files() {
 fn three_tier_tables_are_the_golden_files() {
     check("three_tier_tables_are_the_golden_files", "three-tier");
 }
+
+#[test]
+fn dual_stack_tables_are_the_golden_files() {
+    check("dual_stack_tables_are_the_golden_files", "dual-stack");
+}

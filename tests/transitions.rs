@@ -121,7 +121,9 @@ fn every_move(t: &Topology) -> usize {
     let fabric = Fabric::new(t);
     let gws = gateways(t);
     let mut checks = 0;
-    for h in &t.hosts {
+    // A host with IPv6 addresses only is not moved yet (MigrateError::Ipv6Only, checked in
+    // tests/cli.rs); its IPv6 entries are not part of any VM's.
+    for h in t.hosts.iter().filter(|h| !h.addresses().is_empty()) {
         let mut r = Planner::new(fabric.clone());
         // Another port of its own switch, and back.
         checked(

@@ -38,6 +38,10 @@ use crate::packet::Arp;
 pub enum MigrateError {
     #[error("no host {0:?} (give a host name, one of its addresses, or its MAC)")]
     UnknownHost(String),
+    #[error(
+        "{0} has IPv6 addresses only: moving such a host is not supported yet (docs/dualstack.md)"
+    )]
+    Ipv6Only(String),
     #[error("{0}")]
     BadTarget(String),
     #[error("a migration of {0} is already being installed")]
@@ -55,6 +59,7 @@ impl MigrateError {
     pub fn status(&self) -> u16 {
         match self {
             MigrateError::UnknownHost(_) => 404,
+            MigrateError::Ipv6Only(_) => 501,
             MigrateError::BadTarget(_) => 400,
             MigrateError::InProgress(_) | MigrateError::CareOf(_) => 409,
             MigrateError::Store(_) => 500,
@@ -200,9 +205,13 @@ pub(crate) fn plan_move(
     now: Instant,
 ) -> Result<Option<Planned>, MigrateError> {
     let target_subnet = check_target(fabric, to)?;
-    let before = st
-        .vm(mac)
-        .ok_or_else(|| MigrateError::UnknownHost(name.to_string()))?;
+    let before = st.vm(mac).ok_or_else(|| {
+        if st.has_ipv6(mac) {
+            MigrateError::Ipv6Only(name.to_string())
+        } else {
+            MigrateError::UnknownHost(name.to_string())
+        }
+    })?;
     if st.migrating.contains(&mac) {
         return Err(MigrateError::InProgress(name.to_string()));
     }

@@ -5,11 +5,11 @@
 //! work handlers ask for beyond their answers ([`effect`]) and the driver that carries it out
 //! ([`driver`]); planning with no controller ([`planner`]); which links are in use
 //! ([`links`]) and the re-plan when that changes ([`replan`]); the DHCP server's decisions
-//! ([`dhcp`]).
+//! ([`dhcp`]); the IPv6 gateway ([`ipv6`]).
 //!
 //! Inside the folder, too, imports run one way: `claims`, `effect`, `clock`, `dhcp` and `links` know
 //! nothing of the router; `router` (the state and the packet-in path) uses them; `trust`,
-//! `migrate`, `reconcile` and `replan` add to the router's behaviour; `planner` and `driver`
+//! `migrate`, `reconcile`, `replan` and `ipv6` add to the router's behaviour; `planner` and `driver`
 //! sit on top.
 
 pub mod claims;
@@ -17,6 +17,7 @@ pub mod clock;
 pub mod dhcp;
 pub mod driver;
 pub mod effect;
+pub mod ipv6;
 pub mod links;
 pub mod migrate;
 pub mod planner;

@@ -77,6 +77,10 @@ pub(crate) struct State {
     /// Every address's binding: where the host with that address is now. Change it only
     /// through [`State::bind`] and [`State::unbind`], which keep `macs` in step.
     pub(crate) hosts: FastMap<Ipv4Addr, (HostLoc, Origin)>,
+    /// Every IPv6 address's binding (declared, or learned from neighbour discovery).
+    pub(crate) hosts6: FastMap<std::net::Ipv6Addr, (crate::fabric::plan::HostLoc6, Origin)>,
+    /// The IPv6 addresses of each MAC (kept in step with `hosts6` by [`State::bind6`]).
+    macs6: FastMap<ofp13::MacAddr, std::collections::BTreeSet<std::net::Ipv6Addr>>,
     /// The addresses of each MAC (the packet-in path looks hosts up by MAC).
     macs: FastMap<ofp13::MacAddr, std::collections::BTreeSet<Ipv4Addr>>,
     /// Which hosts are at each port of each switch (several behind one port: a hypervisor's
@@ -178,6 +182,9 @@ impl State {
         for h in fabric.configured_hosts() {
             st.bind(h, Origin::Configured);
         }
+        for h in fabric.configured_hosts6() {
+            st.bind6(h, Origin::Configured);
+        }
         st
     }
 
@@ -197,7 +204,21 @@ impl State {
     /// One switch's whole planned table.
     pub fn switch_plan(&self, fabric: &Fabric, switch: &str) -> Vec<crate::fabric::plan::Flow> {
         let vms = self.vms_for(switch);
-        mobility::flows::switch_plan(fabric, switch, &vms, &self.plan_ports(fabric, switch))
+        let mut flows =
+            mobility::flows::switch_plan(fabric, switch, &vms, &self.plan_ports(fabric, switch));
+        // Hosts with IPv6 addresses only (a dual-stack host's are its VM's entries).
+        let six: Vec<crate::fabric::plan::Flow> = self
+            .hosts6
+            .values()
+            .filter(|(h, _)| h.switch == switch && !self.macs.contains_key(&h.mac))
+            .flat_map(|(h, _)| fabric.host_flows6(h))
+            .collect();
+        if !six.is_empty() {
+            flows.extend(six);
+            flows = crate::fabric::plan::dedup(flows);
+            crate::fabric::plan::sort_flows(&mut flows);
+        }
+        flows
     }
 
     /// The host ports of `switch` as its plan uses them: every one it reported (before it ever
@@ -229,6 +250,22 @@ impl State {
         self.macs.entry(loc.mac).or_default().insert(loc.ip);
         self.place(&loc.switch, loc.port, loc.mac);
         self.hosts.insert(loc.ip, (loc, origin));
+    }
+
+    /// Whether `mac` has an IPv6 address bound.
+    pub(crate) fn has_ipv6(&self, mac: ofp13::MacAddr) -> bool {
+        self.macs6.contains_key(&mac)
+    }
+
+    /// Binds an IPv6 address to a host (an address bound already keeps its binding: IPv6
+    /// bindings never move by a claim).
+    pub(crate) fn bind6(&mut self, loc: crate::fabric::plan::HostLoc6, origin: Origin) -> bool {
+        if self.hosts6.contains_key(&loc.ip) {
+            return false;
+        }
+        self.macs6.entry(loc.mac).or_default().insert(loc.ip);
+        self.hosts6.insert(loc.ip, (loc, origin));
+        true
     }
 
     fn place(&mut self, switch: &str, port: u32, mac: ofp13::MacAddr) {
@@ -268,6 +305,12 @@ impl State {
             self.unplace(&sw, p, mac);
         }
         self.place(switch, port, mac);
+        for ip in self.macs6.get(&mac).into_iter().flatten() {
+            if let Some((h, _)) = self.hosts6.get_mut(ip) {
+                h.switch = switch.to_string();
+                h.port = port;
+            }
+        }
     }
 
     /// The hosts at (`switch`, `port`).
@@ -467,11 +510,17 @@ impl State {
     pub(crate) fn vm(&self, mac: ofp13::MacAddr) -> Option<Vm> {
         let ips: Vec<Ipv4Addr> = self.macs.get(&mac)?.iter().copied().collect();
         let (first, _) = self.hosts.get(ips.first()?)?;
+        let ips6 = self
+            .macs6
+            .get(&mac)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
         Some(Vm {
             mac,
             switch: first.switch.clone(),
             port: first.port,
             ips,
+            ips6,
             away: self.away.get(&mac).map(|a| a.away.clone()),
         })
     }
@@ -1381,6 +1430,8 @@ impl Router {
             if let Some(ip) = Ipv4::parse(eth.payload).filter(|_| eth.ethertype == packet::ETH_IPV4)
             {
                 out.extend(self.time_exceeded(name, in_port, &eth, &ip));
+            } else if eth.ethertype == packet::ETH_IPV6 {
+                out.extend(self.time_exceeded6(name, in_port, &eth));
             }
             return;
         }
@@ -1464,9 +1515,10 @@ impl Router {
                     }
                 }
             }
-            if eth.dst.0[0] & 1 == 1 && !matches!(eth.ethertype, packet::ETH_ARP | packet::ETH_RARP)
+            if eth.dst.0[0] & 1 == 1
+                && !matches!(eth.ethertype, packet::ETH_ARP | packet::ETH_RARP)
+                && self.relay_home(name, in_port, &eth, &pi.data, effects)
             {
-                self.relay_home(name, in_port, &eth, &pi.data, effects);
                 return;
             }
         }
@@ -1496,6 +1548,7 @@ impl Router {
                 Some(ip) => self.on_ipv4(at, &eth, &ip, &pi.data),
                 None => Vec::new(),
             },
+            packet::ETH_IPV6 => self.on_ipv6(&sw, in_port, host_port, &eth),
             _ => Vec::new(),
         };
         out.extend(answers);
@@ -1547,7 +1600,8 @@ impl Router {
     }
 
     /// A broadcast or multicast frame of a VM away from home (table 0 sends them here, not to
-    /// the foreign subnet): sent on to the host ports of its home subnet.
+    /// the foreign subnet): sent on to the host ports of its home subnet. Whether the frame
+    /// was such a VM's (other group frames reach the controller as copies to learn from).
     fn relay_home(
         &self,
         name: &str,
@@ -1555,18 +1609,18 @@ impl Router {
         eth: &Ethernet<'_>,
         frame: &Bytes,
         effects: &mut Vec<Effect>,
-    ) {
+    ) -> bool {
         let (home, ports) = {
             let st = self.read();
             let Some(ip) = st.ips_of(eth.src).next() else {
-                return;
+                return false;
             };
             let Some(home) = self.fabric.subnet_of(ip) else {
-                return;
+                return false;
             };
             let here = st.location(eth.src) == Some((name, in_port));
             if !here || !st.away.contains_key(&eth.src) {
-                return;
+                return false;
             }
             let ports: Vec<u32> = st
                 .plan_ports(&self.fabric, &home.switch)
@@ -1588,6 +1642,7 @@ impl Router {
                 batch: vec![packet_out(ports, frame.clone())],
             });
         }
+        true
     }
 
     /// The destination address for a packet the controller sends to `dst` out of `port` of

@@ -26,7 +26,7 @@
 //! this module plans the pipeline, the routes and hosts at home.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use ofp13::{port, Action, Body, FlowMod, Instruction, MacAddr, Match, Oxm, PacketOut, NO_BUFFER};
@@ -198,6 +198,10 @@ impl Group {
 /// gateway entry in its ARP cache (locally administered, "SS").
 pub const GATEWAY_MAC: MacAddr = MacAddr([0x02, 0x53, 0x53, 0x00, 0x00, 0x01]);
 
+/// The link-local address of every gateway (the gateway MAC by modified EUI-64): a VM's
+/// default IPv6 router stays valid wherever it goes, as its IPv4 gateway's MAC does.
+pub const GATEWAY_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x53, 0x53ff, 0xfe00, 1);
+
 pub const TABLE_CLASSIFY: u8 = 0;
 /// From hosts: same-switch switching, destination rewrites (M -> M*), redirect copies.
 pub const TABLE_FROM_HOST: u8 = 1;
@@ -223,6 +227,8 @@ pub const COOKIE_PORT: u64 = 0x5353_0006_0000_0000;
 /// A host port's entries of its subnet: broadcast and multicast flooded to the subnet's
 /// other host ports, DHCP to the controller (+ the port number).
 pub const COOKIE_SUBNET: u64 = 0x5353_0007_0000_0000;
+/// A host's IPv6 delivery (+ the low 32 bits of its address).
+pub const COOKIE_HOST6: u64 = 0x5353_0008_0000_0000;
 
 /// Whether an entry's cookie is servswitch's (kinds `0x5353_00xx`): reconciliation deletes
 /// only those; anyone else's entries are left alone (and shown by `verify`).
@@ -248,6 +254,9 @@ pub(crate) const PRIO_AWAY_FLOOD: u16 = 870;
 pub(crate) const PRIO_DHCP: u16 = 1000;
 /// Table 0: DHCP from a VM away from a home subnet whose DHCP the controller answers.
 pub(crate) const PRIO_AWAY_DHCP: u16 = 1001;
+/// Table 0: a neighbour solicitation or advertisement to a group address from a host port:
+/// flooded in its subnet like other multicast, and a copy to the controller (learning).
+pub(crate) const PRIO_ND_FLOOD: u16 = 865;
 /// Group destination addresses: the I/G bit (broadcast and every multicast).
 pub const MULTICAST_BIT: MacAddr = MacAddr([0x01, 0, 0, 0, 0, 0]);
 
@@ -492,6 +501,34 @@ pub(crate) fn ip_dst(p: &Prefix) -> Vec<Oxm> {
         Oxm::EthType(crate::packet::ETH_IPV4, None),
         Oxm::Ipv4Dst(p.addr, (p.len < 32).then_some(mask)),
     ]
+}
+
+/// Where a host's IPv6 address is: the input for its IPv6 delivery flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLoc6 {
+    pub ip: Ipv6Addr,
+    pub mac: MacAddr,
+    pub switch: String,
+    pub port: u32,
+}
+
+/// The match of IPv6 packets to `addr`/`len`.
+pub(crate) fn ip6_dst(addr: Ipv6Addr, len: u8) -> Vec<Oxm> {
+    let mask = crate::fabric::topology::Prefix6 { addr, len }.mask();
+    vec![
+        Oxm::EthType(crate::packet::ETH_IPV6, None),
+        Oxm::Ipv6Dst(addr, (len < 128).then(|| Ipv6Addr::from(mask))),
+    ]
+}
+
+/// The match of ICMPv6 messages of type `ty`, after `fields`.
+fn icmp6(mut fields: Vec<Oxm>, ty: u8) -> Vec<Oxm> {
+    fields.extend([
+        Oxm::EthType(crate::packet::ETH_IPV6, None),
+        Oxm::IpProto(crate::packet::IP_ICMPV6, None),
+        Oxm::Icmpv6Type(ty, None),
+    ]);
+    fields
 }
 
 /// Where a host is and what it is: the input for host delivery flows.
@@ -1092,7 +1129,167 @@ impl Fabric {
                 ..Default::default()
             });
         }
+        if self.has_ipv6() {
+            v.extend(self.ipv6_flows(switch));
+        }
         v
+    }
+
+    /// Whether any subnet has an IPv6 prefix: the pipeline then carries IPv6 too.
+    pub fn has_ipv6(&self) -> bool {
+        self.topology.subnets.iter().any(|s| s.prefix6.is_some())
+    }
+
+    /// The subnet whose IPv6 prefix holds `ip`.
+    pub fn subnet_of6(&self, ip: Ipv6Addr) -> Option<&SubnetConf> {
+        self.topology
+            .subnets
+            .iter()
+            .find(|s| s.prefix6.is_some_and(|p| p.contains(ip)))
+    }
+
+    /// The IPv6 pipeline of one switch (docs/dualstack.md, "IPv6 routing"): router
+    /// solicitations and solicitations for a gateway address to the controller; IPv6 from a
+    /// link routed, from a host port on to the switching table; gateway addresses answered
+    /// by the controller; prefixes routed as IPv4's are, a local prefix's unknown hosts
+    /// resolved by the controller.
+    fn ipv6_flows(&self, switch: &str) -> Vec<Flow> {
+        let pipe = |table_id, priority, fields: Vec<Oxm>, instructions| Flow {
+            table_id,
+            priority,
+            cookie: COOKIE_PIPELINE,
+            match_: Match::new(fields),
+            instructions,
+            ..Default::default()
+        };
+        let ipv6 = || Oxm::EthType(crate::packet::ETH_IPV6, None);
+        let mut v = vec![pipe(
+            TABLE_CLASSIFY,
+            1000,
+            icmp6(vec![], crate::packet::icmp6::ROUTER_SOLICITATION),
+            goto(TABLE_PUNT),
+        )];
+        for p in self.link_ports(switch) {
+            v.push(pipe(
+                TABLE_CLASSIFY,
+                900,
+                vec![Oxm::InPort(p, None), ipv6()],
+                goto(TABLE_TO_HOST),
+            ));
+        }
+        v.push(pipe(
+            TABLE_CLASSIFY,
+            PRIO_UNKNOWN_SOURCE,
+            vec![ipv6()],
+            goto(TABLE_FROM_HOST),
+        ));
+        let mine: Vec<(Ipv6Addr, crate::fabric::topology::Prefix6)> = self
+            .subnets_of(switch)
+            .filter_map(|s| Some((s.gateway6?, s.prefix6?)))
+            .collect();
+        let gateways = mine
+            .iter()
+            .map(|(g, _)| *g)
+            .chain((!mine.is_empty()).then_some(GATEWAY_LL));
+        for g in gateways {
+            let mut ns = icmp6(vec![], crate::packet::icmp6::NEIGHBOR_SOLICITATION);
+            ns.push(Oxm::Ipv6NdTarget(g, None));
+            v.push(pipe(TABLE_CLASSIFY, 1000, ns, goto(TABLE_PUNT)));
+            v.push(Flow {
+                table_id: TABLE_ROUTE,
+                priority: PRIO_GATEWAY,
+                cookie: COOKIE_ROUTE,
+                match_: Match::new(ip6_dst(g, 128)),
+                instructions: goto(TABLE_PUNT),
+                ..Default::default()
+            });
+        }
+        for (_, p) in &mine {
+            v.push(Flow {
+                table_id: TABLE_ROUTE,
+                priority: PRIO_PREFIX_BASE + u16::from(p.len),
+                cookie: COOKIE_ROUTE,
+                match_: Match::new(ip6_dst(p.addr, p.len)),
+                instructions: goto(TABLE_PUNT),
+                ..Default::default()
+            });
+        }
+        for s in &self.topology.subnets {
+            let Some(p) = s.prefix6.filter(|_| s.switch != switch) else {
+                continue;
+            };
+            let Some(out) = self.route_out(switch, &s.switch) else {
+                continue;
+            };
+            v.push(Flow {
+                table_id: TABLE_ROUTE,
+                priority: PRIO_PREFIX_BASE + u16::from(p.len),
+                cookie: COOKIE_ROUTE,
+                match_: Match::new(ip6_dst(p.addr, p.len)),
+                instructions: apply(vec![
+                    Action::DecNwTtl,
+                    Action::SetField {
+                        field: Oxm::EthSrc(GATEWAY_MAC, None),
+                    },
+                    Action::SetField {
+                        field: Oxm::EthDst(GATEWAY_MAC, None),
+                    },
+                    out,
+                ]),
+                ..Default::default()
+            });
+        }
+        v
+    }
+
+    /// IPv6 delivery of one host address at its switch: switching by its MAC (table 1, as
+    /// for IPv4) and routed delivery (table 4: hop limit decremented, the gateway's and its
+    /// own MAC).
+    pub fn host_flows6(&self, h: &HostLoc6) -> [Flow; 2] {
+        let cookie = COOKIE_HOST6 | u64::from(u128::from(h.ip) as u32);
+        [
+            Flow {
+                table_id: TABLE_FROM_HOST,
+                priority: 500,
+                cookie,
+                match_: Match::new(vec![Oxm::EthDst(h.mac, None)]),
+                instructions: apply(vec![Action::output(h.port)]),
+                ..Default::default()
+            },
+            Flow {
+                table_id: TABLE_ROUTE,
+                priority: PRIO_PREFIX_BASE + 128,
+                cookie,
+                match_: Match::new(ip6_dst(h.ip, 128)),
+                instructions: apply(vec![
+                    Action::DecNwTtl,
+                    Action::SetField {
+                        field: Oxm::EthSrc(GATEWAY_MAC, None),
+                    },
+                    Action::SetField {
+                        field: Oxm::EthDst(h.mac, None),
+                    },
+                    Action::output(h.port),
+                ]),
+                ..Default::default()
+            },
+        ]
+    }
+
+    /// The IPv6 addresses the topology file places, one entry per address.
+    pub fn configured_hosts6(&self) -> Vec<HostLoc6> {
+        self.topology
+            .hosts
+            .iter()
+            .flat_map(|h| {
+                h.addresses6().into_iter().map(|ip| HostLoc6 {
+                    ip,
+                    mac: h.mac,
+                    switch: h.at.switch.clone(),
+                    port: h.at.port,
+                })
+            })
+            .collect()
     }
 
     /// The meter of host port `p` of `switch` (its id is the port number), if it gets one:
@@ -1221,10 +1418,31 @@ impl Fabric {
                 instructions: if flood.is_empty() {
                     Vec::new()
                 } else {
-                    apply(flood)
+                    apply(flood.clone())
                 },
                 ..Default::default()
             });
+            if s.prefix6.is_some() {
+                // Solicitations and advertisements to a group address: flooded like other
+                // multicast, and the controller learns from them (through the port's meter).
+                for ty in [
+                    crate::packet::icmp6::NEIGHBOR_SOLICITATION,
+                    crate::packet::icmp6::NEIGHBOR_ADVERTISEMENT,
+                ] {
+                    let at = vec![
+                        Oxm::InPort(p, None),
+                        Oxm::EthDst(MULTICAST_BIT, Some(MULTICAST_BIT)),
+                    ];
+                    v.push(Flow {
+                        table_id: TABLE_CLASSIFY,
+                        priority: PRIO_ND_FLOOD,
+                        cookie,
+                        match_: Match::new(icmp6(at, ty)),
+                        instructions: apply_then(flood.clone(), TABLE_PUNT),
+                        ..Default::default()
+                    });
+                }
+            }
             if s.dhcp {
                 v.push(Flow {
                     table_id: TABLE_CLASSIFY,
@@ -1311,6 +1529,11 @@ impl Fabric {
         let mut flows = self.base_flows(switch);
         for h in hosts.iter().filter(|h| h.switch == switch) {
             flows.extend(self.host_flows(h));
+        }
+        for h in self.configured_hosts6() {
+            if h.switch == switch {
+                flows.extend(self.host_flows6(&h));
+            }
         }
         let ports = self.declared_ports(switch);
         for &p in &ports {

@@ -77,6 +77,8 @@ pub const REDIRECT_QUIET: std::time::Duration = std::time::Duration::from_secs(2
 pub struct Vm {
     pub mac: MacAddr,
     pub ips: Vec<Ipv4Addr>,
+    /// Its IPv6 addresses (delivered at home; not yet moved with it: issue 17, part 3).
+    pub ips6: Vec<std::net::Ipv6Addr>,
     pub switch: String,
     pub port: u32,
     pub away: Option<Away>,
@@ -133,6 +135,19 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
             for f in fabric.host_flows(&vm.loc(*ip)) {
                 out.push((vm.switch.clone(), f));
             }
+        }
+        for &ip in &vm.ips6 {
+            let [switching, delivery] = fabric.host_flows6(&crate::fabric::plan::HostLoc6 {
+                ip,
+                mac: vm.mac,
+                switch: vm.switch.clone(),
+                port: vm.port,
+            });
+            // A dual-stack host's switching entry is its IPv4 one (one entry per MAC).
+            if vm.ips.is_empty() {
+                out.push((vm.switch.clone(), switching));
+            }
+            out.push((vm.switch.clone(), delivery));
         }
         return out;
     };
@@ -456,6 +471,7 @@ pub fn vms_at_home(hosts: &[HostLoc]) -> Vec<Vm> {
         let e = m.entry(h.mac).or_insert_with(|| Vm {
             mac: h.mac,
             ips: Vec::new(),
+            ips6: Vec::new(),
             switch: h.switch.clone(),
             port: h.port,
             away: None,

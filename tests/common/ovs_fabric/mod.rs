@@ -78,6 +78,9 @@ pub struct FabricHost {
     pub mac: String,
     /// Addresses with the prefix length of their subnet.
     pub addrs: Vec<(Ipv4Addr, u8)>,
+    /// IPv6 addresses the topology gives it, with their prefix length (configured without
+    /// duplicate address detection; its default IPv6 route comes from router advertisements).
+    pub addrs6: Vec<(std::net::Ipv6Addr, u8)>,
     pub gateway: Ipv4Addr,
     /// Where it is attached now.
     pub switch: String,
@@ -203,6 +206,18 @@ impl OvsFabric {
                 addrs.push((ip, sn.prefix.len));
                 gateway.get_or_insert(sn.gateway);
             }
+            let mut addrs6 = Vec::new();
+            for ip in h.addresses6() {
+                let p = topology
+                    .subnets
+                    .iter()
+                    .find_map(|s| s.prefix6.filter(|p| p.contains(ip)))
+                    .ok_or_else(|| format!("host {}: {ip} is in no subnet", h.name))?;
+                addrs6.push((ip, p.len));
+            }
+            if addrs.is_empty() && addrs6.is_empty() {
+                return Err(format!("host {} has no address", h.name));
+            }
             hosts.insert(
                 h.name.clone(),
                 FabricHost {
@@ -211,7 +226,9 @@ impl OvsFabric {
                     veth,
                     mac: h.mac.to_string(),
                     addrs,
-                    gateway: gateway.ok_or_else(|| format!("host {} has no address", h.name))?,
+                    addrs6,
+                    // An IPv6-only host has no IPv4 gateway.
+                    gateway: gateway.unwrap_or(Ipv4Addr::UNSPECIFIED),
                     switch: h.at.switch.clone(),
                     port: h.at.port,
                 },
@@ -284,7 +301,12 @@ impl OvsFabric {
             for (ip, len) in &h.addrs {
                 lines.push(format!("addr add {ip}/{len} dev eth0"));
             }
-            lines.push(format!("route add default via {} dev eth0", h.gateway));
+            for (ip, len) in &h.addrs6 {
+                lines.push(format!("addr add {ip}/{len} dev eth0 nodad"));
+            }
+            if !h.gateway.is_unspecified() {
+                lines.push(format!("route add default via {} dev eth0", h.gateway));
+            }
             ip_batch(&["-n", &h.ns], &lines, false)?;
             run(
                 "ip",

@@ -1,0 +1,528 @@
+//! The IPv6 gateway (issue 17, part 2; docs/dualstack.md, "IPv6 routing"): neighbour
+//! discovery for the gateway addresses (every subnet's `gateway6` and the one link-local
+//! [`GATEWAY_LL`] of the whole fabric, both at [`GATEWAY_MAC`]), router advertisements in
+//! answer to solicitations and when a switch's table is in place, echo replies from the
+//! gateway addresses, hop limit exceeded, and hosts learned from their neighbour discovery
+//! with the anti-spoof rules of ARP: an address is learned only inside the prefix of the
+//! subnet at the port it comes from, never a gateway's or a care-of pool's, and a binding
+//! never moves to another MAC or port by a claim.
+
+use std::net::Ipv6Addr;
+
+use ofp13::{port, Body, MacAddr};
+use tracing::{debug, info};
+
+use crate::app::router::{Origin, Router};
+use crate::fabric::plan::{packet_out, HostLoc6, SwitchCtx, GATEWAY_LL, GATEWAY_MAC};
+use crate::fabric::topology::SubnetConf;
+use crate::packet::icmp6::{self, Ipv6, Nd};
+use crate::packet::{Ethernet, IP_ICMPV6};
+
+/// Router advertisements: how long hosts keep the gateway as default router, and the
+/// prefix's lifetimes (RFC 4861 defaults: 3 x MaxRtrAdvInterval, 30 days, 7 days).
+const ROUTER_LIFETIME_S: u16 = 1800;
+const VALID_S: u32 = 2_592_000;
+const PREFERRED_S: u32 = 604_800;
+
+impl Router {
+    /// An IPv6 packet-in at `sw`:`in_port` (from a host port when `host_port`).
+    pub(crate) fn on_ipv6(
+        &self,
+        sw: &SwitchCtx<'_>,
+        in_port: u32,
+        host_port: bool,
+        eth: &Ethernet<'_>,
+    ) -> Vec<Body> {
+        let Some(ip) = Ipv6::parse(eth.payload) else {
+            return Vec::new();
+        };
+        if ip.next == IP_ICMPV6 {
+            if let Some(nd) = Nd::parse(&ip) {
+                return self.on_nd(sw, in_port, host_port, eth, &ip, &nd);
+            }
+            if ip.payload.first() == Some(&icmp6::ECHO_REQUEST) && is_gateway6(sw, ip.dst) {
+                let reply = icmp6::icmp6(ip.dst, ip.src, icmp6::ECHO_REPLY, 0, &ip.payload[4..]);
+                let f =
+                    icmp6::ipv6_frame(eth.src, GATEWAY_MAC, ip.dst, ip.src, IP_ICMPV6, 64, &reply);
+                return vec![packet_out([in_port], f)];
+            }
+        }
+        // A local prefix's address nobody has answered for yet: ask for it from the gateway,
+        // on the subnet's host ports. The packet is dropped; its sender tries again.
+        let unknown = !self.read().hosts6.contains_key(&ip.dst);
+        match sw
+            .subnets()
+            .find(|s| s.prefix6.is_some_and(|p| p.contains(ip.dst)))
+        {
+            Some(s) if unknown && !is_gateway6(sw, ip.dst) => self.solicit(sw, s, ip.dst),
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_nd(
+        &self,
+        sw: &SwitchCtx<'_>,
+        in_port: u32,
+        host_port: bool,
+        eth: &Ethernet<'_>,
+        ip: &Ipv6<'_>,
+        nd: &Nd,
+    ) -> Vec<Body> {
+        if !host_port {
+            return Vec::new();
+        }
+        // A link-layer address option that is not the frame's sender: a claim in another's
+        // name, learned from nowhere.
+        let honest = nd.lla.is_none_or(|m| m == eth.src);
+        let mut out = Vec::new();
+        match nd.ty {
+            icmp6::ROUTER_SOLICITATION => {
+                if let Some(s) = self.fabric.subnet_at(sw.name, in_port) {
+                    let to = if ip.src.is_unspecified() {
+                        icmp6::ALL_NODES
+                    } else {
+                        ip.src
+                    };
+                    out.extend(
+                        router_advertisement(s, eth.src, to).map(|f| packet_out([in_port], f)),
+                    );
+                }
+            }
+            icmp6::NEIGHBOR_SOLICITATION => {
+                if honest {
+                    // The sender, or (duplicate address detection) the address it is about
+                    // to use.
+                    let claimed = if nd.is_dad(ip) { nd.target } else { ip.src };
+                    out.extend(self.learn6(sw, in_port, claimed, eth.src));
+                }
+                if is_gateway6(sw, nd.target) {
+                    let dad = ip.src.is_unspecified();
+                    let (to, to_mac) = if dad {
+                        (icmp6::ALL_NODES, icmp6::multicast_mac(icmp6::ALL_NODES))
+                    } else {
+                        (ip.src, eth.src)
+                    };
+                    let body = icmp6::na_body(nd.target, GATEWAY_MAC, true, !dad);
+                    let f = icmp6::icmp6_frame(
+                        to_mac,
+                        GATEWAY_MAC,
+                        nd.target,
+                        to,
+                        icmp6::NEIGHBOR_ADVERTISEMENT,
+                        0,
+                        &body,
+                    );
+                    out.push(packet_out([in_port], f));
+                }
+            }
+            icmp6::NEIGHBOR_ADVERTISEMENT if honest => {
+                out.extend(self.learn6(sw, in_port, nd.target, eth.src));
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Learns IPv6 address `ip` of `mac` at `sw`:`in_port` (see the module's rules); the
+    /// host's delivery entries for the switch.
+    pub(crate) fn learn6(
+        &self,
+        sw: &SwitchCtx<'_>,
+        in_port: u32,
+        ip: Ipv6Addr,
+        mac: MacAddr,
+    ) -> Vec<Body> {
+        let Some(s) = self.fabric.subnet_at(sw.name, in_port) else {
+            return Vec::new();
+        };
+        let learnable = s.prefix6.is_some_and(|p| p.contains(ip))
+            && s.gateway6 != Some(ip)
+            && !s.care_of_pool6.is_some_and(|p| p.contains(ip))
+            && !ip.is_multicast()
+            && in_port <= port::MAX;
+        if !learnable {
+            return Vec::new();
+        }
+        if let Some((h, _)) = self.read().hosts6.get(&ip) {
+            if (h.mac, h.port, h.switch.as_str()) != (mac, in_port, sw.name) {
+                debug!(%ip, claimed_by = %mac, port = in_port, bound_to = %h.mac,
+                    "ignoring a claim for an IPv6 address bound elsewhere");
+            }
+            return Vec::new();
+        }
+        let loc = HostLoc6 {
+            ip,
+            mac,
+            switch: sw.name.to_string(),
+            port: in_port,
+        };
+        let flows = self.fabric.host_flows6(&loc);
+        if !self.lock().bind6(loc, Origin::Learned) {
+            return Vec::new(); // bound meanwhile
+        }
+        info!(switch = sw.name, %ip, %mac, port = in_port, "IPv6 host learned");
+        flows.iter().map(|f| Body::FlowMod(f.add())).collect()
+    }
+
+    /// A neighbour solicitation for `target` from the gateway, out of subnet `s`'s host ports.
+    fn solicit(&self, sw: &SwitchCtx<'_>, s: &SubnetConf, target: Ipv6Addr) -> Vec<Body> {
+        let ports: Vec<u32> = self
+            .read()
+            .plan_ports(&self.fabric, sw.name)
+            .host
+            .into_iter()
+            .filter(|&p| {
+                self.fabric
+                    .subnet_at(sw.name, p)
+                    .is_some_and(|t| t.name == s.name)
+            })
+            .collect();
+        if ports.is_empty() {
+            return Vec::new();
+        }
+        let group = icmp6::solicited_node(target);
+        let f = icmp6::icmp6_frame(
+            icmp6::multicast_mac(group),
+            GATEWAY_MAC,
+            GATEWAY_LL,
+            group,
+            icmp6::NEIGHBOR_SOLICITATION,
+            0,
+            &icmp6::ns_body(target, GATEWAY_MAC),
+        );
+        vec![packet_out(ports, f)]
+    }
+
+    /// ICMPv6 time exceeded for an IPv6 packet whose hop limit ran out at `name`, from the
+    /// gateway address of the sender's subnet there (or the switch's, or the fabric's).
+    pub(crate) fn time_exceeded6(&self, name: &str, in_port: u32, eth: &Ethernet<'_>) -> Vec<Body> {
+        let Some(ip) = Ipv6::parse(eth.payload) else {
+            return Vec::new();
+        };
+        if ip.next == IP_ICMPV6 && ip.payload.first().is_some_and(|t| *t < 128) {
+            return Vec::new(); // never answer an ICMPv6 error with another
+        }
+        let from = self
+            .fabric
+            .subnets_of(name)
+            .find(|s| s.prefix6.is_some_and(|p| p.contains(ip.src)))
+            .or_else(|| self.fabric.subnets_of(name).find(|s| s.gateway6.is_some()))
+            .or_else(|| self.fabric.subnet_of6(ip.src))
+            .and_then(|s| s.gateway6);
+        let Some(from) = from else {
+            return Vec::new();
+        };
+        let mut body = vec![0; 4];
+        body.extend_from_slice(icmp6::quote(ip.packet));
+        let m = icmp6::icmp6(from, ip.src, icmp6::TIME_EXCEEDED, 0, &body);
+        let dst_mac = if self.fabric.is_link_port(name, in_port) {
+            GATEWAY_MAC
+        } else {
+            eth.src
+        };
+        let f = icmp6::ipv6_frame(dst_mac, GATEWAY_MAC, from, ip.src, IP_ICMPV6, 64, &m);
+        vec![packet_out([in_port], f)]
+    }
+
+    /// Router advertisements out of every host port of `name` whose subnet has an IPv6
+    /// prefix (when its table is in place: hosts that solicited before get one now).
+    pub(crate) fn advertise(&self, name: &str) -> Vec<Body> {
+        let ports = self.read().plan_ports(&self.fabric, name).host;
+        let mut out = Vec::new();
+        for s in self.fabric.subnets_of(name) {
+            let mine: Vec<u32> = ports
+                .iter()
+                .copied()
+                .filter(|&p| {
+                    self.fabric
+                        .subnet_at(name, p)
+                        .is_some_and(|t| t.name == s.name)
+                })
+                .collect();
+            let to_mac = icmp6::multicast_mac(icmp6::ALL_NODES);
+            if let Some(f) = router_advertisement(s, to_mac, icmp6::ALL_NODES) {
+                if !mine.is_empty() {
+                    out.push(packet_out(mine, f));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Whether `a` is one of `sw`'s gateway addresses: a subnet's `gateway6`, or the fabric's
+/// link-local gateway (on a switch with an IPv6 subnet).
+fn is_gateway6(sw: &SwitchCtx<'_>, a: Ipv6Addr) -> bool {
+    let mut v6 = sw.subnets().filter_map(|s| s.gateway6).peekable();
+    if a == GATEWAY_LL {
+        return v6.peek().is_some();
+    }
+    v6.any(|g| g == a)
+}
+
+/// A router advertisement of subnet `s` (none without an IPv6 prefix) from the link-local
+/// gateway to `to` at `to_mac`.
+fn router_advertisement(s: &SubnetConf, to_mac: MacAddr, to: Ipv6Addr) -> Option<Vec<u8>> {
+    let p = s.prefix6?;
+    let ad = icmp6::Advert {
+        prefix: p.addr,
+        prefix_len: p.len,
+        router_lifetime: ROUTER_LIFETIME_S,
+        valid_s: VALID_S,
+        preferred_s: PREFERRED_S,
+        mtu: None,
+        mac: GATEWAY_MAC,
+    };
+    Some(icmp6::icmp6_frame(
+        to_mac,
+        GATEWAY_MAC,
+        GATEWAY_LL,
+        to,
+        icmp6::ROUTER_ADVERTISEMENT,
+        0,
+        &icmp6::ra_body(&ad),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fabric::plan::Fabric;
+    use crate::fabric::topology::Topology;
+    use ofp13::{PacketIn, PacketOut};
+
+    const D: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 2]);
+    const VM: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 3]);
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    fn router() -> Router {
+        let t = Topology::parse(include_str!("../../topologies/dual-stack.toml")).unwrap();
+        Router::new(Fabric::new(&t))
+    }
+
+    /// The packet-in of `frame` at r3:`in_port` from the punt table: the messages sent back.
+    fn at_r3(r: &Router, in_port: u32, frame: Vec<u8>) -> Vec<Body> {
+        let mut pi = PacketIn::unbuffered(in_port, ofp13::OFPR_ACTION, frame);
+        pi.table_id = crate::fabric::plan::TABLE_PUNT;
+        r.packet_in("r3", &|| vec![1, 2, 3, 4, 5], &pi)
+    }
+
+    fn outs(v: &[Body]) -> Vec<&PacketOut> {
+        v.iter()
+            .filter_map(|b| match b {
+                Body::PacketOut(p) => Some(p),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn flow_mods(v: &[Body]) -> usize {
+        v.iter().filter(|b| matches!(b, Body::FlowMod(_))).count()
+    }
+
+    fn bound(r: &Router, ip: &str) -> Option<(MacAddr, String, u32)> {
+        r.read()
+            .hosts6
+            .get(&a(ip))
+            .map(|(h, _)| (h.mac, h.switch.clone(), h.port))
+    }
+
+    /// A neighbour solicitation for `target` from `src` (`lla`: its source link-layer option),
+    /// in a frame from `mac`, hop limit `hops`.
+    fn ns(
+        mac: MacAddr,
+        src: Ipv6Addr,
+        target: Ipv6Addr,
+        lla: Option<MacAddr>,
+        hops: u8,
+    ) -> Vec<u8> {
+        let group = icmp6::solicited_node(target);
+        let mut body = icmp6::ns_body(target, lla.unwrap_or(mac));
+        if lla.is_none() {
+            body.truncate(20);
+        }
+        let m = icmp6::icmp6(src, group, icmp6::NEIGHBOR_SOLICITATION, 0, &body);
+        icmp6::ipv6_frame(
+            icmp6::multicast_mac(group),
+            mac,
+            src,
+            group,
+            IP_ICMPV6,
+            hops,
+            &m,
+        )
+    }
+
+    fn na(mac: MacAddr, target: Ipv6Addr, lla: MacAddr) -> Vec<u8> {
+        icmp6::icmp6_frame(
+            icmp6::multicast_mac(icmp6::ALL_NODES),
+            mac,
+            target,
+            icmp6::ALL_NODES,
+            icmp6::NEIGHBOR_ADVERTISEMENT,
+            0,
+            &icmp6::na_body(target, lla, false, false),
+        )
+    }
+
+    #[test]
+    fn a_solicitation_for_a_gateway_is_answered_and_its_sender_learned() {
+        let r = router();
+        for gw in [a("fd00:0:0:11::1"), GATEWAY_LL] {
+            let src = a("fd00:0:0:11::99");
+            let out = at_r3(&r, 2, ns(D, src, gw, Some(D), 255));
+            let po = outs(&out);
+            assert_eq!(po.len(), 1, "{out:?}");
+            let e = Ethernet::parse(&po[0].data).unwrap();
+            let ip = Ipv6::parse(e.payload).unwrap();
+            let nd = Nd::parse(&ip).unwrap();
+            assert_eq!((e.dst, e.src, ip.src, ip.dst), (D, GATEWAY_MAC, gw, src));
+            // Router, solicited, override; the gateway MAC.
+            assert_eq!(
+                (nd.ty, nd.target, nd.lla, nd.flags),
+                (136, gw, Some(GATEWAY_MAC), 0b111)
+            );
+        }
+        // Its sender learned once, with its delivery entries.
+        assert_eq!(bound(&r, "fd00:0:0:11::99"), Some((D, "r3".into(), 2)));
+        // Duplicate address detection of a new address: learned too; the gateway defends its own.
+        let out = at_r3(
+            &r,
+            3,
+            ns(VM, Ipv6Addr::UNSPECIFIED, a("fd00:0:0:11::77"), None, 255),
+        );
+        assert_eq!(flow_mods(&out), 2);
+        assert_eq!(bound(&r, "fd00:0:0:11::77"), Some((VM, "r3".into(), 3)));
+        let out = at_r3(
+            &r,
+            3,
+            ns(VM, Ipv6Addr::UNSPECIFIED, a("fd00:0:0:11::1"), None, 255),
+        );
+        let po = outs(&out);
+        assert_eq!(po.len(), 1);
+        let e = Ethernet::parse(&po[0].data).unwrap();
+        assert_eq!(Ipv6::parse(e.payload).unwrap().dst, icmp6::ALL_NODES);
+        assert_eq!(bound(&r, "fd00:0:0:11::1"), None);
+    }
+
+    #[test]
+    fn neighbour_discovery_never_moves_a_binding_or_learns_what_it_should_not() {
+        let r = router();
+        let before = r.read().hosts6.len();
+        let cases: Vec<(&str, u32, Vec<u8>)> = vec![
+            // vm claims d's declared address, by advertisement and by solicitation.
+            ("advertised", 3, na(VM, a("fd00:0:0:11::2"), VM)),
+            (
+                "solicited",
+                3,
+                ns(VM, a("fd00:0:0:11::2"), a("fd00:0:0:11::1"), Some(VM), 255),
+            ),
+            // A link-layer option that is not the sender.
+            ("other's lla", 3, na(VM, a("fd00:0:0:11::66"), D)),
+            (
+                "other's sll",
+                3,
+                ns(VM, a("fd00:0:0:11::65"), a("fd00:0:0:11::1"), Some(D), 255),
+            ),
+            // Another subnet's prefix, a care-of pool, a gateway, link-local and multicast.
+            ("foreign prefix", 3, na(VM, a("fd00:0:0:10::7"), VM)),
+            ("care-of pool", 3, na(VM, a("fd00:0:0:11::ff01"), VM)),
+            ("gateway", 3, na(VM, a("fd00:0:0:11::1"), VM)),
+            ("link-local", 3, na(VM, a("fe80::1"), VM)),
+            // From off-link (hop limit not 255), and from a link port.
+            (
+                "routed",
+                3,
+                ns(VM, a("fd00:0:0:11::64"), a("fd00:0:0:11::1"), Some(VM), 64),
+            ),
+            ("link port", 1, na(VM, a("fd00:0:0:11::63"), VM)),
+        ];
+        for (what, port, frame) in cases {
+            let out = at_r3(&r, port, frame);
+            assert_eq!(flow_mods(&out), 0, "{what}: {out:?}");
+        }
+        assert_eq!(r.read().hosts6.len(), before);
+        assert_eq!(bound(&r, "fd00:0:0:11::2"), Some((D, "r3".into(), 2)));
+        // Malformed IPv6 never panics and answers nothing.
+        for n in [14, 20, 54, 60, 70] {
+            let f = na(VM, a("fd00:0:0:11::61"), VM);
+            assert!(at_r3(&r, 3, f[..n.min(f.len())].to_vec()).is_empty());
+        }
+    }
+
+    #[test]
+    fn solicitations_echoes_and_expired_hop_limits_are_answered_by_the_gateway() {
+        let r = router();
+        // A router solicitation: the subnet's prefix, from the link-local gateway, to the asker.
+        let src = link_local_of(D);
+        let rs = icmp6::icmp6_frame(
+            icmp6::multicast_mac(a("ff02::2")),
+            D,
+            src,
+            a("ff02::2"),
+            icmp6::ROUTER_SOLICITATION,
+            0,
+            &[0; 4],
+        );
+        let out = at_r3(&r, 2, rs);
+        let po = outs(&out);
+        assert_eq!((po.len(), po[0].in_port), (1, ofp13::port::CONTROLLER));
+        let e = Ethernet::parse(&po[0].data).unwrap();
+        let ip = Ipv6::parse(e.payload).unwrap();
+        assert_eq!(
+            (ip.src, ip.dst, ip.payload[0]),
+            (GATEWAY_LL, src, icmp6::ROUTER_ADVERTISEMENT)
+        );
+        // After the source link-layer option: the prefix information, its prefix last.
+        assert_eq!(&ip.payload[24..28], &[3, 4, 64, 0xc0]);
+        assert_eq!(&ip.payload[40..56], &a("fd00:0:0:11::").octets());
+        // An echo to the gateway.
+        let ping = icmp6::icmp6(
+            a("fd00:0:0:11::2"),
+            a("fd00:0:0:11::1"),
+            icmp6::ECHO_REQUEST,
+            0,
+            &[0, 1, 0, 1, 9, 9],
+        );
+        let f = icmp6::ipv6_frame(
+            GATEWAY_MAC,
+            D,
+            a("fd00:0:0:11::2"),
+            a("fd00:0:0:11::1"),
+            IP_ICMPV6,
+            64,
+            &ping,
+        );
+        let out = at_r3(&r, 2, f.clone());
+        let e = Ethernet::parse(&outs(&out)[0].data).unwrap();
+        let ip = Ipv6::parse(e.payload).unwrap();
+        assert_eq!(
+            (ip.src, ip.payload[0], &ip.payload[4..]),
+            (
+                a("fd00:0:0:11::1"),
+                icmp6::ECHO_REPLY,
+                &[0, 1, 0, 1, 9, 9][..]
+            )
+        );
+        // Its hop limit ran out (invalid_ttl): time exceeded from the sender's gateway.
+        let pi = PacketIn::unbuffered(2, ofp13::OFPR_INVALID_TTL, f);
+        let out = r.packet_in("r3", &|| vec![1, 2, 3, 4, 5], &pi);
+        let e = Ethernet::parse(&outs(&out)[0].data).unwrap();
+        let ip = Ipv6::parse(e.payload).unwrap();
+        assert_eq!(
+            (ip.src, ip.dst, ip.payload[0]),
+            (
+                a("fd00:0:0:11::1"),
+                a("fd00:0:0:11::2"),
+                icmp6::TIME_EXCEEDED
+            )
+        );
+    }
+
+    fn link_local_of(m: MacAddr) -> Ipv6Addr {
+        icmp6::link_local(m)
+    }
+}
