@@ -674,15 +674,16 @@ impl PacketInCounts {
 
 /// The kinds of packet-in `/metrics` counts (`servswitch_packet_ins_total{kind=...}`): by
 /// ethertype, and `other` for anything else (or no Ethernet header).
-pub const PACKET_IN_KINDS: [&str; 5] = ["arp", "rarp", "ipv4", "lldp", "other"];
+pub const PACKET_IN_KINDS: [&str; 6] = ["arp", "rarp", "ipv4", "ipv6", "lldp", "other"];
 
 fn packet_in_kind(ethertype: Option<u16>) -> usize {
     match ethertype {
         Some(packet::ETH_ARP) => 0,
         Some(packet::ETH_RARP) => 1,
         Some(packet::ETH_IPV4) => 2,
-        Some(packet::ETH_LLDP) => 3,
-        _ => 4,
+        Some(packet::ETH_IPV6) => 3,
+        Some(packet::ETH_LLDP) => 4,
+        _ => 5,
     }
 }
 
