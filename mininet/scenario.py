@@ -27,6 +27,7 @@ Exit status 0 only if everything passed.
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -34,6 +35,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import ssmn  # noqa: E402  (runs again under /usr/bin/python3 if Mininet is not importable)
 import traffic  # noqa: E402
+
+# The fabric's one link-local IPv6 gateway (src/fabric/plan.rs, GATEWAY_LL).
+GATEWAY_LL = 'fe80::53:53ff:fe00:1'
 
 SETTLE = 1.2  # after a migration, before the pinger stops: lost requests are > 1 s old
 
@@ -308,7 +312,40 @@ class Run:
                 'saw': ','.join(saw) or '-', 'path': '-', 'ok': not why,
                 'why': '; '.join(why)}
 
+    def ipv6_stage(self):
+        """Dual stack, every host at home: each host with IPv6 addresses gets its default route
+        from the controller's router advertisements (through the fabric's link-local gateway),
+        then pings the first IPv6 address of every other such host (the gateways answer their
+        solicitations; hosts are switched inside a subnet, routed between)."""
+        hosts = [h for h in self.t.hosts if h.ips6]
+        deadline = time.time() + 10
+        for h in hosts:
+            node = self.net.host(h.name)
+            while 'via %s' % GATEWAY_LL not in node.cmd('ip -6 route show default'):
+                if time.time() > deadline:
+                    self.fail('IPv6: %s got no default route from a router advertisement' % h.name)
+                    break
+                time.sleep(0.1)
+        rows = []
+        for h in hosts:
+            for o in hosts:
+                if o is h:
+                    continue
+                out = self.net.host(h.name).cmd('ping -6 -n -c 2 -i 0.2 -W 2 %s' % o.ips6[0])
+                m = re.search(r'(\d+) packets transmitted, (\d+) received', out)
+                tx, rx = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+                why = '' if tx and rx == tx else '%d of %d answered' % (rx, tx)
+                if why:
+                    self.fail('IPv6 %s -> %s: %s' % (h.name, o.ips6[0], why))
+                rows.append({'case': 'v6', 'title': '', 'ends': '%s -> %s' % (h.name, o.name),
+                             'pinged': o.ips6[0], 'answered': '%d/%d' % (rx, tx), 'tcp': '-',
+                             'saw': '-', 'path': '-', 'ok': not why, 'why': why})
+        self.log('IPv6 between every pair of the %d hosts with IPv6 addresses, at home:' % len(hosts))
+        self.log(table(rows))
+
     def run(self):
+        if any(h.ips6 for h in self.t.hosts):
+            self.ipv6_stage()
         try:
             roles = ssmn.pick_roles(self.t)
         except ssmn.Error as e:

@@ -103,6 +103,8 @@ class Subnet:
     switch: str
     net: ipaddress.IPv4Network
     gateway: ipaddress.IPv4Address
+    # The IPv6 prefix (dual stack), or None.
+    net6: object = None
 
 
 @dataclass
@@ -114,8 +116,11 @@ class TopoHost:
     # (address, prefix length) for each address, and the default gateway.
     addrs: list = field(default_factory=list)
     gateway: str = ''
-    # IPv6 addresses from `ips` (not configured yet: the Mininet hosts run with IPv6 off).
+    # IPv6 addresses from `ips`, and (address, prefix length) for each: a host with any runs
+    # with IPv6 on (its default IPv6 route from the controller's router advertisements);
+    # the others with IPv6 off.
     ips6: list = field(default_factory=list)
+    addrs6: list = field(default_factory=list)
 
 
 class Topology:
@@ -153,7 +158,9 @@ class Topology:
         self.subnets = []
         for s in doc.get('subnet', []):
             self.subnets.append(Subnet(s['name'], s['switch'], ipaddress.ip_network(s['prefix']),
-                                       ipaddress.ip_address(s['gateway'])))
+                                       ipaddress.ip_address(s['gateway']),
+                                       ipaddress.ip_network(s['prefix6'])
+                                       if 'prefix6' in s else None))
         self.hosts = []
         for i, h in enumerate(doc.get('host', [])):
             ips = [ipaddress.ip_address(a)
@@ -168,7 +175,13 @@ class Topology:
                     raise Error('%s: host %s: %s is in no subnet' % (path, host.name, ip))
                 host.addrs.append((ip, sn.net.prefixlen))
                 host.gateway = host.gateway or str(sn.gateway)
-            if not host.ips:
+            for ip in host.ips6:
+                sn = next((s for s in self.subnets
+                           if s.net6 is not None and ipaddress.ip_address(ip) in s.net6), None)
+                if sn is None:
+                    raise Error('%s: host %s: %s is in no subnet' % (path, host.name, ip))
+                host.addrs6.append((ip, sn.net6.prefixlen))
+            if not host.ips and not host.ips6:
                 raise Error('%s: host %s has no address' % (path, host.name))
             self.hosts.append(host)
 
@@ -188,7 +201,8 @@ class Topology:
     def hosts_of(self, subnet):
         """Hosts whose first address is in the subnet and who are attached to its switch."""
         return [h for h in self.hosts
-                if ipaddress.ip_address(h.ips[0]) in subnet.net and h.at[0] == subnet.switch]
+                if h.ips and ipaddress.ip_address(h.ips[0]) in subnet.net
+                and h.at[0] == subnet.switch]
 
     def free_port(self, switch, skip=()):
         """The lowest port of the switch that no link or host of the file uses (src/cli/demo.rs)."""
@@ -536,17 +550,21 @@ class QuietRemoteController(RemoteController):
 
 
 class SSHost(Host):
-    """A host as servswitch expects it: no IPv6, several addresses, transmit checksum offload
-    off (with the userspace datapath TCP through a flow that rewrites an address fails
-    otherwise)."""
+    """A host as servswitch expects it: IPv6 off unless the topology gives it IPv6 addresses,
+    several addresses, transmit checksum offload off (with the userspace datapath TCP through
+    a flow that rewrites an address fails otherwise)."""
 
-    def config(self, extra_addrs=(), **params):
-        self.cmd('sysctl -qw net.ipv6.conf.all.disable_ipv6=1 '
-                 'net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1')
+    def config(self, extra_addrs=(), addrs6=(), **params):
+        if not addrs6:
+            self.cmd('sysctl -qw net.ipv6.conf.all.disable_ipv6=1 '
+                     'net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.lo.disable_ipv6=1')
         r = super().config(**params)
         intf = self.defaultIntf()
         for a in extra_addrs:
             self.cmd('ip addr add %s dev %s' % (a, intf))
+        for a in addrs6:
+            # No duplicate address detection: the address is usable at once.
+            self.cmd('ip -6 addr add %s dev %s nodad' % (a, intf))
         self.cmd('ethtool -K %s tx off' % intf)
         return r
 
@@ -591,10 +609,11 @@ class Network:
                           protocols='OpenFlow13', failMode='secure', datapath=self.datapath,
                           inband=False)
         for h in self.t.hosts:
-            first, rest = h.addrs[0], h.addrs[1:]
-            net.addHost(h.name, cls=SSHost, ip='%s/%d' % first, mac=h.mac,
-                        defaultRoute='via %s' % h.gateway,
-                        extra_addrs=['%s/%d' % a for a in rest])
+            first, rest = (h.addrs[0], h.addrs[1:]) if h.addrs else (None, [])
+            net.addHost(h.name, cls=SSHost, ip='%s/%d' % first if first else None, mac=h.mac,
+                        defaultRoute='via %s' % h.gateway if first else None,
+                        extra_addrs=['%s/%d' % a for a in rest],
+                        addrs6=['%s/%d' % a for a in h.addrs6])
         self._record_shells()
         # Links are veth pairs, not OVS patch ports: a patch port never goes down, and a
         # PACKET_OUT that crosses one into a select group (a multipath route) is lost

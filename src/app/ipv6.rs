@@ -156,11 +156,22 @@ impl Router {
             switch: sw.name.to_string(),
             port: in_port,
         };
-        let flows = self.fabric.host_flows6(&loc);
-        if !self.lock().bind6(loc, Origin::Learned) {
-            return Vec::new(); // bound meanwhile
-        }
+        let [switching, delivery] = self.fabric.host_flows6(&loc);
+        let dual_stack = {
+            let mut st = self.lock();
+            if !st.bind6(loc, Origin::Learned) {
+                return Vec::new(); // bound meanwhile
+            }
+            st.knows_mac(mac)
+        };
         info!(switch = sw.name, %ip, %mac, port = in_port, "IPv6 host learned");
+        // A host with IPv4 addresses has its switching entry already, with its IPv4 cookie
+        // (as the plan has it: one entry per MAC).
+        let flows = if dual_stack {
+            vec![delivery]
+        } else {
+            vec![switching, delivery]
+        };
         flows.iter().map(|f| Body::FlowMod(f.add())).collect()
     }
 
@@ -323,6 +334,16 @@ mod tests {
         v.iter().filter(|b| matches!(b, Body::FlowMod(_))).count()
     }
 
+    /// Every FLOW_MOD of `out` adds an entry exactly as r3's plan has it.
+    fn planned(r: &Router, out: &[Body]) {
+        let plan = r.switch_plan("r3");
+        for b in out {
+            if let Body::FlowMod(fm) = b {
+                assert!(plan.iter().any(|f| f.add() == *fm), "{fm:?} is not planned");
+            }
+        }
+    }
+
     fn bound(r: &Router, ip: &str) -> Option<(MacAddr, String, u32)> {
         r.read()
             .hosts6
@@ -386,15 +407,37 @@ mod tests {
                 (136, gw, Some(GATEWAY_MAC), 0b111)
             );
         }
-        // Its sender learned once, with its delivery entries.
+        // Its sender learned once, with its delivery entry (d has IPv4 too: its switching
+        // entry is the IPv4 one, as the plan has it).
         assert_eq!(bound(&r, "fd00:0:0:11::99"), Some((D, "r3".into(), 2)));
+        let r2 = router();
+        let out = at_r3(
+            &r2,
+            2,
+            ns(D, a("fd00:0:0:11::98"), GATEWAY_LL, Some(D), 255),
+        );
+        assert_eq!(flow_mods(&out), 1);
+        planned(&r2, &out);
         // Duplicate address detection of a new address: learned too; the gateway defends its own.
         let out = at_r3(
             &r,
             3,
             ns(VM, Ipv6Addr::UNSPECIFIED, a("fd00:0:0:11::77"), None, 255),
         );
+        assert_eq!(flow_mods(&out), 1);
+        planned(&r, &out);
+        // A host with IPv6 only: its switching entry too, as planned.
+        const V6ONLY: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 5]);
+        let dad = ns(
+            V6ONLY,
+            Ipv6Addr::UNSPECIFIED,
+            a("fd00:0:0:11::76"),
+            None,
+            255,
+        );
+        let out = at_r3(&r, 5, dad);
         assert_eq!(flow_mods(&out), 2);
+        planned(&r, &out);
         assert_eq!(bound(&r, "fd00:0:0:11::77"), Some((VM, "r3".into(), 3)));
         let out = at_r3(
             &r,
