@@ -1,0 +1,145 @@
+//! IPv6 routing on the emulated fabric (issue 17, part 2): topologies/dual-stack.toml with the
+//! controller, the emulated switches running the IPv6 pipeline (their flow tables read IPv6
+//! as Open vSwitch does, tests/flowtable_vs_ovs.rs). The emulated hosts have no IPv6 stack:
+//! they send raw frames and the test reads what arrives. Solicitations of the gateways are
+//! answered, packets are routed between subnets with their hop limit decremented and the
+//! gateway's MAC, an address learned from duplicate address detection is delivered to, and a
+//! claim for another host's address changes nothing.
+
+#[path = "common/shipped.rs"]
+mod shipped;
+use shipped::topo;
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use ofp13::MacAddr;
+use servswitch::cli::demo::Lab;
+use servswitch::fabric::plan::{GATEWAY_LL, GATEWAY_MAC};
+use servswitch::packet::icmp6::{self, Ipv6, Nd};
+use servswitch::packet::{Ethernet, ETH_IPV6, IP_ICMPV6};
+
+fn a(s: &str) -> Ipv6Addr {
+    s.parse().unwrap()
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(150)).await;
+}
+
+/// The IPv6 packets `host` received: (eth src, eth dst, ip src, ip dst, hop limit, first
+/// payload byte).
+fn received6(lab: &Lab, host: &str) -> Vec<(MacAddr, MacAddr, Ipv6Addr, Ipv6Addr, u8, u8)> {
+    lab.fabric
+        .received(host)
+        .iter()
+        .filter_map(|r| {
+            let e = Ethernet::parse(&r.frame).filter(|e| e.ethertype == ETH_IPV6)?;
+            let ip = Ipv6::parse(e.payload)?;
+            Some((
+                e.src,
+                e.dst,
+                ip.src,
+                ip.dst,
+                ip.hop_limit,
+                *ip.payload.first()?,
+            ))
+        })
+        .collect()
+}
+
+fn echo(src_mac: MacAddr, dst_mac: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, tag: u8) -> Vec<u8> {
+    let m = icmp6::icmp6(src, dst, icmp6::ECHO_REQUEST, 0, &[0, 7, 0, tag, tag, tag]);
+    icmp6::ipv6_frame(dst_mac, src_mac, src, dst, IP_ICMPV6, 64, &m)
+}
+
+fn solicit(mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let group = icmp6::solicited_node(target);
+    let body = if src.is_unspecified() {
+        icmp6::ns_body(target, mac)[..20].to_vec()
+    } else {
+        icmp6::ns_body(target, mac)
+    };
+    icmp6::icmp6_frame(
+        icmp6::multicast_mac(group),
+        mac,
+        src,
+        group,
+        icmp6::NEIGHBOR_SOLICITATION,
+        0,
+        &body,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_is_routed_and_the_gateways_answer_on_the_emulated_fabric() {
+    let lab = Lab::start(&topo("dual-stack.toml")).await.unwrap();
+    lab.wait_planned().await.unwrap();
+    let d = lab.fabric.host("d").mac;
+    let b = lab.fabric.host("b").mac;
+    let (d6, b6) = (a("fd00:0:0:11::2"), a("fd00:0:0:10::2"));
+    // The gateways, global and link-local, answer d's solicitations with the gateway MAC.
+    for gw in [a("fd00:0:0:11::1"), GATEWAY_LL] {
+        lab.fabric.send_raw("d", solicit(d, d6, gw));
+    }
+    settle().await;
+    let answers: Vec<Ipv6Addr> = lab
+        .fabric
+        .received("d")
+        .iter()
+        .filter_map(|r| {
+            let e = Ethernet::parse(&r.frame).filter(|e| e.ethertype == ETH_IPV6)?;
+            let ip = Ipv6::parse(e.payload)?;
+            let nd = Nd::parse(&ip).filter(|n| n.ty == icmp6::NEIGHBOR_ADVERTISEMENT)?;
+            (nd.lla == Some(GATEWAY_MAC) && e.dst == d).then_some(nd.target)
+        })
+        .collect();
+    assert_eq!(answers, [a("fd00:0:0:11::1"), GATEWAY_LL]);
+    // Routed from d's subnet to b's, from the gateway MAC to b's.
+    lab.fabric.send_raw("d", echo(d, GATEWAY_MAC, d6, b6, 1));
+    settle().await;
+    let at_b: Vec<_> = received6(&lab, "b")
+        .into_iter()
+        .filter(|p| p.2 == d6 && p.5 == icmp6::ECHO_REQUEST)
+        .collect();
+    // r3, r1 and r2 each route it.
+    assert_eq!(at_b, [(GATEWAY_MAC, b, d6, b6, 61, icmp6::ECHO_REQUEST)]);
+    // The gateway's echo reply.
+    lab.fabric
+        .send_raw("d", echo(d, GATEWAY_MAC, d6, a("fd00:0:0:11::1"), 2));
+    settle().await;
+    assert!(received6(&lab, "d")
+        .iter()
+        .any(|p| p.2 == a("fd00:0:0:11::1") && p.3 == d6 && p.5 == icmp6::ECHO_REPLY));
+    // b autoconfigures an address: its duplicate address detection teaches the controller,
+    // and d's packets reach it.
+    let slaac = a("fd00:0:0:10:0:ff:fe00:1002");
+    lab.fabric
+        .send_raw("b", solicit(b, Ipv6Addr::UNSPECIFIED, slaac));
+    settle().await;
+    lab.fabric.send_raw("d", echo(d, GATEWAY_MAC, d6, slaac, 3));
+    settle().await;
+    assert!(received6(&lab, "b")
+        .iter()
+        .any(|p| p.3 == slaac && p.4 == 61));
+    // vm claims d's address: d still gets what is sent to it, vm nothing of it.
+    let vm = lab.fabric.host("vm").mac;
+    let claim = icmp6::icmp6_frame(
+        icmp6::multicast_mac(icmp6::ALL_NODES),
+        vm,
+        d6,
+        icmp6::ALL_NODES,
+        icmp6::NEIGHBOR_ADVERTISEMENT,
+        0,
+        &icmp6::na_body(d6, vm, false, false),
+    );
+    lab.fabric.send_raw("vm", claim);
+    settle().await;
+    lab.fabric.send_raw("b", echo(b, GATEWAY_MAC, b6, d6, 4));
+    settle().await;
+    assert!(received6(&lab, "d").iter().any(|p| p.2 == b6 && p.3 == d6));
+    assert!(!received6(&lab, "vm").iter().any(|p| p.2 == b6 && p.3 == d6));
+    // The tables are the plan throughout (the learned address's delivery included).
+    lab.wait_planned().await.unwrap();
+    lab.stop().await;
+}
