@@ -1226,37 +1226,15 @@ fn more_features_behave_like_open_vswitch() {
 fn ipv6_cases(m1: MacAddr, m2: MacAddr) -> Vec<(String, Vec<u8>)> {
     let (a, b) = (ip6("fd00:0:0:1::2"), ip6("fd00:0:0:2::5"));
     let solicited = MacAddr([0x33, 0x33, 0xff, 0, 0, 1]);
+    // A solicitation from `mac` for `target` (of the solicited-node group ending in `last`).
+    let ns = |mac, last: u16, target: &str| {
+        let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, last);
+        icmp6_frame(mac, solicited, (a, group), 255, Some(ip6(target)))
+    };
     let mut v = vec![
-        (
-            "ns for the gateway".to_string(),
-            icmp6_frame(
-                m1,
-                solicited,
-                (a, ip6("ff02::1:ff00:1")),
-                255,
-                Some(ip6("fd00:0:0:1::1")),
-            ),
-        ),
-        (
-            "ns from m1".into(),
-            icmp6_frame(
-                m1,
-                solicited,
-                (a, ip6("ff02::1:ff00:7")),
-                255,
-                Some(ip6("fd00:0:0:1::7")),
-            ),
-        ),
-        (
-            "ns from m2".into(),
-            icmp6_frame(
-                m2,
-                solicited,
-                (a, ip6("ff02::1:ff00:7")),
-                255,
-                Some(ip6("fd00:0:0:1::7")),
-            ),
-        ),
+        ("ns for the gateway".to_string(), ns(m1, 1, "fd00:0:0:1::1")),
+        ("ns from m1".into(), ns(m1, 7, "fd00:0:0:1::7")),
+        ("ns from m2".into(), ns(m2, 7, "fd00:0:0:1::7")),
         (
             "link-local echo".into(),
             icmp6_frame(

@@ -464,6 +464,21 @@ pub(crate) fn apply(actions: Vec<Action>) -> Vec<Instruction> {
 }
 
 /// Apply `actions` now, then continue in `table_id`.
+/// A routed hop: TTL (hop limit) decremented first (a packet whose TTL runs out reaches the
+/// controller as it arrived), the gateway MAC as source, `dst_mac` as destination, then `out`.
+pub(crate) fn routed(dst_mac: MacAddr, out: Action) -> Vec<Instruction> {
+    apply(vec![
+        Action::DecNwTtl,
+        Action::SetField {
+            field: Oxm::EthSrc(GATEWAY_MAC, None),
+        },
+        Action::SetField {
+            field: Oxm::EthDst(dst_mac, None),
+        },
+        out,
+    ])
+}
+
 pub(crate) fn apply_then(actions: Vec<Action>, table_id: u8) -> Vec<Instruction> {
     vec![
         Instruction::ApplyActions { actions },
@@ -1116,16 +1131,7 @@ impl Fabric {
                 priority: PRIO_PREFIX_BASE + s.prefix.len as u16,
                 cookie: COOKIE_ROUTE,
                 match_: Match::new(ip_dst(&s.prefix)),
-                instructions: apply(vec![
-                    Action::DecNwTtl,
-                    Action::SetField {
-                        field: Oxm::EthSrc(GATEWAY_MAC, None),
-                    },
-                    Action::SetField {
-                        field: Oxm::EthDst(GATEWAY_MAC, None),
-                    },
-                    out,
-                ]),
+                instructions: routed(GATEWAY_MAC, out),
                 ..Default::default()
             });
         }
@@ -1226,16 +1232,7 @@ impl Fabric {
                 priority: PRIO_PREFIX_BASE + u16::from(p.len),
                 cookie: COOKIE_ROUTE,
                 match_: Match::new(ip6_dst(p.addr, p.len)),
-                instructions: apply(vec![
-                    Action::DecNwTtl,
-                    Action::SetField {
-                        field: Oxm::EthSrc(GATEWAY_MAC, None),
-                    },
-                    Action::SetField {
-                        field: Oxm::EthDst(GATEWAY_MAC, None),
-                    },
-                    out,
-                ]),
+                instructions: routed(GATEWAY_MAC, out),
                 ..Default::default()
             });
         }
@@ -1261,16 +1258,7 @@ impl Fabric {
                 priority: PRIO_PREFIX_BASE + 128,
                 cookie,
                 match_: Match::new(ip6_dst(h.ip, 128)),
-                instructions: apply(vec![
-                    Action::DecNwTtl,
-                    Action::SetField {
-                        field: Oxm::EthSrc(GATEWAY_MAC, None),
-                    },
-                    Action::SetField {
-                        field: Oxm::EthDst(h.mac, None),
-                    },
-                    Action::output(h.port),
-                ]),
+                instructions: routed(h.mac, Action::output(h.port)),
                 ..Default::default()
             },
         ]
@@ -1492,16 +1480,7 @@ impl Fabric {
                     addr: h.ip,
                     len: 32,
                 })),
-                instructions: apply(vec![
-                    Action::DecNwTtl,
-                    Action::SetField {
-                        field: Oxm::EthSrc(GATEWAY_MAC, None),
-                    },
-                    Action::SetField {
-                        field: Oxm::EthDst(h.mac, None),
-                    },
-                    Action::output(h.port),
-                ]),
+                instructions: routed(h.mac, Action::output(h.port)),
                 ..Default::default()
             },
         ]
