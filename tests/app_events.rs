@@ -34,7 +34,7 @@ fn every_regression_input_runs() {
 }
 
 /// One long session: the state the events build up carries over (a harness per input would
-/// only ever see a fresh router).
+/// only ever see a fresh router); the DHCP and IPv6 paths are reached in it.
 #[test]
 fn one_router_through_many_inputs() {
     let mut h = Harness::new();
@@ -48,5 +48,21 @@ fn one_router_through_many_inputs() {
             *b = rng as u8;
         }
         h.run(&data);
+    }
+    // The deep paths were reached: DHCP answered, IPv6 handled, hosts learned from it.
+    let m = h.router.metrics_text();
+    let count = |prefix: &str| -> u64 {
+        m.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    // (The input is the same on every run: these hold or fail every time.)
+    for reached in [
+        "servswitch_dhcp_total{reply=\"offer\"}",
+        "servswitch_dhcp_total{reply=\"ack\"}",
+        "servswitch_packet_ins_total{kind=\"ipv6\"}",
+    ] {
+        assert!(count(reached) > 0, "{reached} never happened:\n{m}");
     }
 }

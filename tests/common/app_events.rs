@@ -6,7 +6,7 @@
 //! run, and every regression input). The one property: nothing panics.
 #![allow(dead_code)]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,8 +19,11 @@ use servswitch::fabric::plan::{
 };
 use servswitch::fabric::topology::{PortRef, Topology};
 use servswitch::packet;
+use servswitch::packet::{dhcp, icmp6};
 
-const TOPOLOGY: &str = include_str!("../../topologies/paper-testbed.toml");
+/// The paper's testbed in dual stack (its IPv4 is the paper's; IPv6, an IPv6-only host and
+/// DHCP on the home subnet reach the IPv6 and DHCP paths too).
+const TOPOLOGY: &str = include_str!("../../topologies/dual-stack.toml");
 
 /// A router on the paper's testbed with a clock the input moves.
 pub struct Harness {
@@ -29,6 +32,10 @@ pub struct Harness {
     switches: Vec<String>,
     macs: Vec<MacAddr>,
     ips: Vec<Ipv4Addr>,
+    ips6: Vec<Ipv6Addr>,
+    /// Where each declared host is (a frame is sometimes sent from there, to get past the
+    /// checks of where a host may speak from).
+    homes: Vec<(MacAddr, String, u32)>,
 }
 
 /// Reads the input a byte at a time; zeros once it runs out.
@@ -101,12 +108,28 @@ impl Harness {
             Ipv4Addr::UNSPECIFIED,
             Ipv4Addr::BROADCAST,
         ]);
+        let mut ips6: Vec<Ipv6Addr> = t.hosts.iter().flat_map(|h| h.addresses6()).collect();
+        ips6.extend(t.subnets.iter().filter_map(|s| s.gateway6));
+        ips6.extend([
+            servswitch::fabric::plan::GATEWAY_LL,
+            "fd00:0:0:10::ff01".parse().unwrap(), // a care-of pool
+            "fd00:0:0:11::77".parse().unwrap(),   // unknown, local to r3
+            "fe80::1".parse().unwrap(),
+            icmp6::ALL_NODES,
+            Ipv6Addr::UNSPECIFIED,
+        ]);
         Harness {
             router,
             clock,
             switches: t.switches.iter().map(|s| s.name.clone()).collect(),
             macs,
             ips,
+            ips6,
+            homes: t
+                .hosts
+                .iter()
+                .map(|h| (h.mac, h.at.switch.clone(), h.at.port))
+                .collect(),
         }
     }
 
@@ -128,6 +151,10 @@ impl Harness {
         self.ips[usize::from(b) % self.ips.len()]
     }
 
+    fn ip6(&self, b: u8) -> Ipv6Addr {
+        self.ips6[usize::from(b) % self.ips6.len()]
+    }
+
     fn port(b: u8) -> u32 {
         match b {
             250 => ofp13::port::LOCAL,
@@ -141,7 +168,7 @@ impl Harness {
 
     fn step(&mut self, input: &mut Input<'_>) {
         let kind = input.byte() % 8;
-        let sw = self.switches[usize::from(input.byte()) % self.switches.len()].clone();
+        let mut sw = self.switches[usize::from(input.byte()) % self.switches.len()].clone();
         let ports = || (1..=11).chain([ofp13::port::LOCAL]).collect();
         let mut out = Vec::new();
         let msg = match kind {
@@ -157,6 +184,15 @@ impl Harness {
                     _ => input.u64(),
                 };
                 let frame = self.frame(kind, input);
+                let mut in_port = in_port;
+                if input.byte().is_multiple_of(2) {
+                    // From where its sender is declared to be.
+                    let src = packet::Ethernet::parse(&frame).map(|e| e.src);
+                    if let Some((_, s, p)) = self.homes.iter().find(|h| Some(h.0) == src) {
+                        sw = s.clone();
+                        in_port = *p;
+                    }
+                }
                 let mut pi = PacketIn::unbuffered(in_port, reason, frame);
                 pi.table_id = table_id;
                 pi.cookie = cookie;
@@ -280,11 +316,102 @@ impl Harness {
                 let dst = self.mac(input.byte());
                 packet::eth_frame(dst, src, packet::ETH_IPV4, &ip)
             }
-            _ => {
-                let len = usize::from(input.byte());
-                input.bytes(len).to_vec()
-            }
+            _ => match input.byte() % 4 {
+                0 => self.dhcp_frame(src, input),
+                1 => self.nd_frame(src, input),
+                2 => {
+                    let (s, d) = (self.ip6(input.byte()), self.ip6(input.byte()));
+                    let next =
+                        [packet::IP_ICMPV6, 6, 17, input.byte()][usize::from(input.byte()) % 4];
+                    let hops = input.byte();
+                    let len = usize::from(input.byte() % 64);
+                    let body = input.bytes(len).to_vec();
+                    let payload = if next == packet::IP_ICMPV6 && input.byte().is_multiple_of(2) {
+                        icmp6::icmp6(s, d, icmp6::ECHO_REQUEST, 0, &body)
+                    } else {
+                        body
+                    };
+                    let dst = self.mac(input.byte());
+                    icmp6::ipv6_frame(dst, src, s, d, next, hops, &payload)
+                }
+                _ => {
+                    let len = usize::from(input.byte());
+                    input.bytes(len).to_vec()
+                }
+            },
         }
+    }
+
+    /// A DHCP request (any message type, its own or another's chaddr, options from the
+    /// fabric's addresses), broadcast or to an address.
+    fn dhcp_frame(&self, src: MacAddr, input: &mut Input<'_>) -> Vec<u8> {
+        // Mostly what clients send (DISCOVER, REQUEST, INFORM), sometimes anything.
+        let ty = [dhcp::DISCOVER, dhcp::REQUEST, dhcp::INFORM, input.byte()]
+            [usize::from(input.byte()) % 4];
+        let chaddr = if input.byte().is_multiple_of(4) {
+            self.mac(input.byte())
+        } else {
+            src
+        };
+        let mut options = Vec::new();
+        if input.byte().is_multiple_of(2) {
+            options.push((
+                dhcp::OPT_REQUESTED_IP,
+                self.ip(input.byte()).octets().to_vec(),
+            ));
+        }
+        if input.byte().is_multiple_of(2) {
+            options.push((dhcp::OPT_SERVER_ID, self.ip(input.byte()).octets().to_vec()));
+        }
+        let flags = u16::from(input.byte()) << 8;
+        let mut msg = dhcp::request(ty, chaddr, 7, self.ip(input.byte()), flags, &options);
+        // Cut short sometimes: a malformed message.
+        if input.byte().is_multiple_of(8) {
+            msg.truncate(usize::from(input.byte()));
+        }
+        let (s, d) = (self.ip(input.byte()), self.ip(input.byte()));
+        let udp = dhcp::udp_datagram(s, d, 68, 67, &msg);
+        let ip = packet::ipv4_packet(s, d, packet::IP_UDP, 64, 0, false, &udp);
+        packet::eth_frame(self.mac(input.byte()), src, packet::ETH_IPV4, &ip)
+    }
+
+    /// Neighbour discovery: a router solicitation, a solicitation (duplicate address
+    /// detection too) or an advertisement, for the fabric's addresses, with its own or
+    /// another's link-layer address, hop limit 255 or not.
+    fn nd_frame(&self, src: MacAddr, input: &mut Input<'_>) -> Vec<u8> {
+        let ty = [
+            icmp6::ROUTER_SOLICITATION,
+            icmp6::NEIGHBOR_SOLICITATION,
+            icmp6::NEIGHBOR_ADVERTISEMENT,
+        ][usize::from(input.byte()) % 3];
+        let (from, target) = (self.ip6(input.byte()), self.ip6(input.byte()));
+        let lla = if input.byte().is_multiple_of(4) {
+            self.mac(input.byte())
+        } else {
+            src
+        };
+        let mut body = match ty {
+            icmp6::NEIGHBOR_ADVERTISEMENT => icmp6::na_body(target, lla, false, true),
+            icmp6::NEIGHBOR_SOLICITATION => icmp6::ns_body(target, lla),
+            _ => vec![0; 4],
+        };
+        body.truncate(body.len() - usize::from(input.byte() % 3) * 4 % body.len());
+        let to = icmp6::solicited_node(target);
+        let hops = if input.byte().is_multiple_of(4) {
+            input.byte()
+        } else {
+            255
+        };
+        let m = icmp6::icmp6(from, to, ty, 0, &body);
+        icmp6::ipv6_frame(
+            icmp6::multicast_mac(to),
+            src,
+            from,
+            to,
+            packet::IP_ICMPV6,
+            hops,
+            &m,
+        )
     }
 
     /// Time passing, and the calls the API makes.
