@@ -139,6 +139,27 @@ async fn ipv6_is_routed_and_the_gateways_answer_on_the_emulated_fabric() {
     settle().await;
     assert!(received6(&lab, "d").iter().any(|p| p.2 == b6 && p.3 == d6));
     assert!(!received6(&lab, "vm").iter().any(|p| p.2 == b6 && p.3 == d6));
+    // The API lists both families: d's IPv6 address after its IPv4 one, b's learned SLAAC
+    // address, and v6only, which has IPv6 only.
+    let view = servswitch::api::handlers::hosts(&lab.router);
+    let ips = |name: &str| {
+        view.iter()
+            .find(|h| h.name == name)
+            .map(|h| h.ips.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(ips("d"), ["192.168.11.2", "fd00:0:0:11::2"]);
+    assert!(ips("b").contains(&slaac.to_string()), "{:?}", ips("b"));
+    assert_eq!(ips("v6only"), ["fd00:0:0:11::5"]);
+    let v6only = view.iter().find(|h| h.name == "v6only").unwrap();
+    assert_eq!(v6only.home.subnet.as_deref(), Some("home"));
+    // Selected by its IPv6 address, it cannot be moved yet, and says why.
+    let to = servswitch::fabric::topology::PortRef {
+        switch: "r2".into(),
+        port: 3,
+    };
+    let err = lab.router.migrate("fd00:0:0:11::5", &to).await.unwrap_err();
+    assert_eq!(err.status(), 501, "{err}");
     // The tables are the plan throughout (the learned address's delivery included).
     lab.wait_planned().await.unwrap();
     lab.stop().await;

@@ -184,16 +184,24 @@ pub fn hosts(router: &Router) -> Vec<HostView> {
                 .find(|c| c.mac == h.mac)
                 .map(|c| c.name.clone())
                 .or_else(|| h.ips.first().map(|ip| ip.to_string()))
+                .or_else(|| h.ips6.first().map(|ip| ip.to_string()))
                 .unwrap_or_else(|| h.mac.to_string());
             let subnet = h
                 .ips
                 .first()
                 .and_then(|ip| router.fabric.subnet_of(*ip))
+                .or_else(|| h.ips6.first().and_then(|ip| router.fabric.subnet_of6(*ip)))
                 .map(|s| s.name.clone());
             HostView {
                 name,
                 mac: h.mac.to_string(),
-                ips: h.ips.iter().map(|ip| ip.to_string()).collect(),
+                // IPv4 addresses first, then IPv6 (as the topology file's `ips` may list them).
+                ips: h
+                    .ips
+                    .iter()
+                    .map(|ip| ip.to_string())
+                    .chain(h.ips6.iter().map(|ip| ip.to_string()))
+                    .collect(),
                 home: PlaceView {
                     subnet,
                     switch: h.home.0,

@@ -438,6 +438,17 @@ mod tests {
         let out = at_r3(&r, 5, dad);
         assert_eq!(flow_mods(&out), 2);
         planned(&r, &out);
+        // Its one switching entry is the same whichever of its addresses put it there (the
+        // plan's choice among them must not depend on a hash order).
+        let switching: Vec<u64> = r
+            .switch_plan("r3")
+            .iter()
+            .filter(|f| {
+                f.table_id == 1 && f.match_.fields.contains(&ofp13::Oxm::EthDst(V6ONLY, None))
+            })
+            .map(|f| f.cookie)
+            .collect();
+        assert_eq!(switching, [crate::fabric::plan::COOKIE_HOST6 | 0x0000_1105]);
         assert_eq!(bound(&r, "fd00:0:0:11::77"), Some((VM, "r3".into(), 3)));
         let out = at_r3(
             &r,

@@ -477,6 +477,9 @@ impl Router {
         if let Ok(ip) = sel.parse::<Ipv4Addr>() {
             return st.hosts.get(&ip).map(|(h, _)| h.mac);
         }
+        if let Ok(ip) = sel.parse::<std::net::Ipv6Addr>() {
+            return st.hosts6.get(&ip).map(|(h, _)| h.mac);
+        }
         let mac: MacAddr = sel.parse().ok()?;
         st.knows_mac(mac).then_some(mac)
     }

@@ -538,6 +538,8 @@ impl State {
 pub struct HostState {
     pub mac: ofp13::MacAddr,
     pub ips: Vec<Ipv4Addr>,
+    /// Its IPv6 addresses (declared and learned).
+    pub ips6: Vec<std::net::Ipv6Addr>,
     pub origin: Origin,
     /// False for a learned host whose port went away (kept for the detached grace).
     pub attached: bool,
@@ -846,10 +848,37 @@ impl Router {
                     home: a.map_or((vm.switch.clone(), vm.port), |a| a.home.clone()),
                     care_of: a.map(|a| a.away.care_of.clone()).unwrap_or_default(),
                     ips: vm.ips,
+                    ips6: vm.ips6,
                 }
             })
             .collect();
-        v.sort_by_key(|h| h.ips.first().copied());
+        // Hosts with IPv6 addresses only (not VMs: they are not moved yet).
+        let mut six: std::collections::BTreeMap<ofp13::MacAddr, HostState> = Default::default();
+        for (ip, (h, origin)) in st
+            .hosts6
+            .iter()
+            .filter(|(_, (h, _))| !st.macs.contains_key(&h.mac))
+        {
+            let e = six.entry(h.mac).or_insert_with(|| HostState {
+                mac: h.mac,
+                ips: Vec::new(),
+                ips6: Vec::new(),
+                origin: *origin,
+                attached: true,
+                location: (h.switch.clone(), h.port),
+                home: (h.switch.clone(), h.port),
+                care_of: Vec::new(),
+            });
+            e.ips6.push(*ip);
+            if *origin == Origin::Configured {
+                e.origin = Origin::Configured;
+            }
+        }
+        for mut h in six.into_values() {
+            h.ips6.sort();
+            v.push(h);
+        }
+        v.sort_by_key(|h| (h.ips.first().copied(), h.ips6.first().copied()));
         v
     }
 

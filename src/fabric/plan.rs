@@ -227,7 +227,9 @@ pub const COOKIE_PORT: u64 = 0x5353_0006_0000_0000;
 /// A host port's entries of its subnet: broadcast and multicast flooded to the subnet's
 /// other host ports, DHCP to the controller (+ the port number).
 pub const COOKIE_SUBNET: u64 = 0x5353_0007_0000_0000;
-/// A host's IPv6 delivery (+ the low 32 bits of its address).
+/// A host's IPv6 delivery (+ the low 32 bits of its address), or the switching entry of a host
+/// with IPv6 addresses only (+ the low 32 bits of its MAC: one entry per MAC, whichever of its
+/// addresses put it there).
 pub const COOKIE_HOST6: u64 = 0x5353_0008_0000_0000;
 
 /// Whether an entry's cookie is servswitch's (kinds `0x5353_00xx`): reconciliation deletes
@@ -1244,11 +1246,13 @@ impl Fabric {
     /// own MAC).
     pub fn host_flows6(&self, h: &HostLoc6) -> [Flow; 2] {
         let cookie = COOKIE_HOST6 | u64::from(u128::from(h.ip) as u32);
+        let m = h.mac.0;
+        let mac_low = u64::from(u32::from_be_bytes([m[2], m[3], m[4], m[5]]));
         [
             Flow {
                 table_id: TABLE_FROM_HOST,
                 priority: 500,
-                cookie,
+                cookie: COOKIE_HOST6 | mac_low,
                 match_: Match::new(vec![Oxm::EthDst(h.mac, None)]),
                 instructions: apply(vec![Action::output(h.port)]),
                 ..Default::default()
