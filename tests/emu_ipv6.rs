@@ -164,3 +164,46 @@ async fn ipv6_is_routed_and_the_gateways_answer_on_the_emulated_fabric() {
     lab.wait_planned().await.unwrap();
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_host_takes_its_ipv6_addresses_and_entries_with_it() {
+    use servswitch::cli::demo::LabOptions;
+    let lab = Lab::start_with(
+        &topo("dual-stack.toml"),
+        LabOptions {
+            learned: vec!["vm".into()],
+            ..LabOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    lab.wait_planned().await.unwrap();
+    // Learned from its IPv4 traffic, then its IPv6 address from its DAD.
+    let vm = lab.fabric.host("vm").mac;
+    let e4 = "10.0.0.2".parse().unwrap();
+    assert!(lab
+        .fabric
+        .ping("vm", e4, Duration::from_secs(3))
+        .await
+        .is_some());
+    let vm6 = a("fd00:0:0:11::3");
+    lab.fabric
+        .send_raw("vm", solicit(vm, Ipv6Addr::UNSPECIFIED, vm6));
+    settle().await;
+    lab.wait_planned().await.unwrap();
+    let has = |lab: &Lab| {
+        lab.fabric
+            .dump_flows("r3")
+            .contains("ipv6_dst=fd00:0:0:11::3")
+    };
+    assert!(has(&lab), "{}", lab.fabric.dump_flows("r3"));
+    // Forgotten (what DELETE /api/v1/hosts/{host} does): its IPv6 delivery goes too, and
+    // the plan does not bring it back.
+    lab.router.forget(vm, None).await.unwrap();
+    lab.wait_planned().await.unwrap();
+    assert!(!has(&lab), "{}", lab.fabric.dump_flows("r3"));
+    assert!(!servswitch::api::handlers::hosts(&lab.router)
+        .iter()
+        .any(|h| h.ips.contains(&vm6.to_string())));
+    lab.stop().await;
+}

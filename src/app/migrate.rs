@@ -737,6 +737,8 @@ impl Router {
             for ip in &vm.ips {
                 st.unbind(*ip);
             }
+            // Its IPv6 addresses go with it (their entries are among the VM's, removed above).
+            st.unbind6_all(mac);
             st.detached.remove(&mac);
             st.previous.remove(&mac);
             st.next_move.remove(&mac);

@@ -257,6 +257,13 @@ impl State {
         self.macs6.contains_key(&mac)
     }
 
+    /// Forgets every IPv6 address of `mac`.
+    pub(crate) fn unbind6_all(&mut self, mac: ofp13::MacAddr) {
+        for ip in self.macs6.remove(&mac).into_iter().flatten() {
+            self.hosts6.remove(&ip);
+        }
+    }
+
     /// Binds an IPv6 address to a host (an address bound already keeps its binding: IPv6
     /// bindings never move by a claim).
     pub(crate) fn bind6(&mut self, loc: crate::fabric::plan::HostLoc6, origin: Origin) -> bool {
