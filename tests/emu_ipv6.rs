@@ -207,3 +207,52 @@ async fn a_forgotten_host_takes_its_ipv6_addresses_and_entries_with_it() {
         .any(|h| h.ips.contains(&vm6.to_string())));
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_advertisements_are_repeated_so_no_default_route_expires() {
+    use servswitch::cli::demo::LabOptions;
+    let every = Duration::from_millis(200);
+    let lab = Lab::start_with(
+        &topo("dual-stack.toml"),
+        LabOptions {
+            advertise_every: Some(every),
+            ..LabOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    lab.wait_planned().await.unwrap();
+    tokio::time::sleep(every * 5).await;
+    // Unsolicited, to all nodes, from the link-local gateway, with the subnet's prefix: on
+    // every host port of a dual-stack subnet, again and again.
+    for (host, prefix) in [
+        ("d", "fd00:0:0:11::"),
+        ("b", "fd00:0:0:10::"),
+        ("e", "fd00:0:0:a::"),
+    ] {
+        let ads: Vec<_> = lab
+            .fabric
+            .received(host)
+            .iter()
+            .filter_map(|r| {
+                let e = Ethernet::parse(&r.frame).filter(|e| e.ethertype == ETH_IPV6)?;
+                let ip = Ipv6::parse(e.payload)?;
+                (ip.payload.first() == Some(&icmp6::ROUTER_ADVERTISEMENT)
+                    && ip.src == GATEWAY_LL
+                    && ip.dst == icmp6::ALL_NODES)
+                    .then(|| ip.payload.get(40..56).map(<[u8]>::to_vec))?
+            })
+            .collect();
+        assert!(
+            ads.len() >= 3,
+            "{host}: {} advertisements in {:?}",
+            ads.len(),
+            every * 5
+        );
+        assert!(
+            ads.iter().all(|p| p.as_slice() == a(prefix).octets()),
+            "{host}"
+        );
+    }
+    lab.stop().await;
+}

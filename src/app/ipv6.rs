@@ -21,6 +21,10 @@ use crate::packet::{Ethernet, IP_ICMPV6};
 /// Router advertisements: how long hosts keep the gateway as default router, and the
 /// prefix's lifetimes (RFC 4861 defaults: 3 x MaxRtrAdvInterval, 30 days, 7 days).
 const ROUTER_LIFETIME_S: u16 = 1800;
+/// How often every host port gets an unsolicited advertisement (RFC 4861's default
+/// MaxRtrAdvInterval, 600 s, leaves a host three chances within the router lifetime; a
+/// third of it, so that a lost one or two never let a host's default route expire).
+pub const ADVERTISE_EVERY: std::time::Duration = std::time::Duration::from_secs(200);
 const VALID_S: u32 = 2_592_000;
 const PREFERRED_S: u32 = 604_800;
 
@@ -235,8 +239,28 @@ impl Router {
         vec![packet_out([in_port], f)]
     }
 
+    /// Unsolicited router advertisements to `name`'s host ports, now (its table is in place:
+    /// hosts that solicited before get one) and every [`ADVERTISE_EVERY`] while its session
+    /// lasts, so that no host's default route expires.
+    pub(crate) async fn advertise_loop(
+        self: std::sync::Arc<Self>,
+        h: crate::switch::runtime::SwitchHandle,
+        name: String,
+    ) {
+        if !self.fabric.subnets_of(&name).any(|s| s.prefix6.is_some()) {
+            return;
+        }
+        while !h.is_closed() {
+            let ads = self.advertise(&name);
+            if !ads.is_empty() && h.send(ads).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(self.advertise_every).await;
+        }
+    }
+
     /// Router advertisements out of every host port of `name` whose subnet has an IPv6
-    /// prefix (when its table is in place: hosts that solicited before get one now).
+    /// prefix.
     pub(crate) fn advertise(&self, name: &str) -> Vec<Body> {
         let ports = self.read().plan_ports(&self.fabric, name).host;
         let mut out = Vec::new();

@@ -405,18 +405,14 @@ impl Router {
         // Its links are checked once its table is reconciled (it then sends its peers'
         // LLDP here): after this first reconciliation, or the first audit that succeeds.
         let mut checking = false;
-        // Its IPv6 hosts get a router advertisement then too (those that solicited one before
-        // the table was in place would otherwise wait for their next solicitation).
+        // Its IPv6 hosts get router advertisements from then on (those that solicited one
+        // before the table was in place would otherwise wait for their next solicitation).
         let check_links = |checking: &mut bool| {
             if *checking {
                 return;
             }
             *checking = true;
-            let ads = self.advertise(&name);
-            if !ads.is_empty() {
-                let h = h.clone();
-                tokio::spawn(async move { h.send(ads).await });
-            }
+            tokio::spawn(Arc::clone(self).advertise_loop(h.clone(), name.clone()));
             if self.lldp {
                 tokio::spawn(Arc::clone(self).lldp(h.clone(), name.clone()));
             }

@@ -642,6 +642,9 @@ pub struct Router {
     relayed: std::sync::atomic::AtomicU64,
     /// Whether the declared links are checked with LLDP ([`crate::app::links`]).
     pub(crate) lldp: bool,
+    /// How often each switch's host ports get unsolicited router advertisements
+    /// ([`crate::app::ipv6::ADVERTISE_EVERY`]).
+    pub(crate) advertise_every: Duration,
     /// Packet-ins handled, by kind ([`PACKET_IN_KINDS`]).
     packet_ins: PacketInCounts,
 }
@@ -756,6 +759,7 @@ impl Router {
             replan_reconciles: Default::default(),
             packet_ins: Default::default(),
             lldp: true,
+            advertise_every: crate::app::ipv6::ADVERTISE_EVERY,
         }
     }
 
@@ -782,6 +786,12 @@ impl Router {
     /// trusted as declared and only port status and connections take them out of use.
     pub fn with_lldp(mut self, check: bool) -> Router {
         self.lldp = check;
+        self
+    }
+
+    /// Sets how often unsolicited router advertisements are sent (tests shorten it).
+    pub fn with_advertise_every(mut self, every: Duration) -> Router {
+        self.advertise_every = every;
         self
     }
 

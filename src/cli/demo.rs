@@ -169,6 +169,8 @@ pub struct LabOptions {
     pub drain: Option<Duration>,
     /// Switches (by name) that implement no meters.
     pub without_meters: std::collections::BTreeSet<String>,
+    /// How often router advertisements are sent (None: the default).
+    pub advertise_every: Option<Duration>,
 }
 
 impl Lab {
@@ -192,6 +194,9 @@ impl Lab {
         let mut router = Router::new(fabric).with_drain(o.drain.unwrap_or(EMULATED_DRAIN));
         if let Some(g) = o.detached_grace {
             router = router.with_detached_grace(g);
+        }
+        if let Some(every) = o.advertise_every {
+            router = router.with_advertise_every(every);
         }
         let (router, ctl) = router.serve_with(told, RuntimeConfig::default());
         let listener = TcpListener::bind("127.0.0.1:0").await?;
