@@ -36,6 +36,8 @@ impl Router {
         in_port: u32,
         host_port: bool,
         eth: &Ethernet<'_>,
+        frame: &bytes::Bytes,
+        now: std::time::Instant,
     ) -> Vec<Body> {
         let Some(ip) = Ipv6::parse(eth.payload) else {
             return Vec::new();
@@ -51,14 +53,24 @@ impl Router {
                 return vec![packet_out([in_port], f)];
             }
         }
-        // A local prefix's address nobody has answered for yet: ask for it from the gateway,
-        // on the subnet's host ports. The packet is dropped; its sender tries again.
+        // A local prefix's address nobody has answered for yet: the packet is held (as for
+        // IPv4) and the address asked for from the gateway, on the subnet's host ports; its
+        // advertisement releases what was held.
         let unknown = !self.read().hosts6.contains_key(&ip.dst);
         match sw
             .subnets()
             .find(|s| s.prefix6.is_some_and(|p| p.contains(ip.dst)))
         {
-            Some(s) if unknown && !is_gateway6(sw, ip.dst) => self.solicit(sw, s, ip.dst),
+            Some(s) if unknown && !is_gateway6(sw, ip.dst) => {
+                let first = self
+                    .lock()
+                    .hold(sw.name, ip.dst.into(), in_port, frame.clone(), now);
+                if first {
+                    self.solicit(sw, s, ip.dst)
+                } else {
+                    Vec::new()
+                }
+            }
             _ => Vec::new(),
         }
     }
@@ -161,12 +173,12 @@ impl Router {
             port: in_port,
         };
         let [switching, delivery] = self.fabric.host_flows6(&loc);
-        let dual_stack = {
+        let (dual_stack, held) = {
             let mut st = self.lock();
             if !st.bind6(loc, Origin::Learned) {
                 return Vec::new(); // bound meanwhile
             }
-            st.knows_mac(mac)
+            (st.knows_mac(mac), st.release(sw.name, ip.into()))
         };
         info!(switch = sw.name, %ip, %mac, port = in_port, "IPv6 host learned");
         // A host with IPv4 addresses has its switching entry already, with its IPv4 cookie
@@ -176,7 +188,9 @@ impl Router {
         } else {
             vec![switching, delivery]
         };
-        flows.iter().map(|f| Body::FlowMod(f.add())).collect()
+        let mut out: Vec<Body> = flows.iter().map(|f| Body::FlowMod(f.add())).collect();
+        out.extend(held);
+        out
     }
 
     /// A neighbour solicitation for `target` from the gateway, out of subnet `s`'s host ports.
@@ -597,6 +611,56 @@ mod tests {
                 a("fd00:0:0:11::2"),
                 icmp6::TIME_EXCEEDED
             )
+        );
+    }
+
+    #[test]
+    fn packets_for_an_unknown_address_are_held_until_it_answers() {
+        let r = router();
+        let (from, to) = (a("fd00:0:0:a::2"), a("fd00:0:0:11::88"));
+        let ping = |n: u8| {
+            let m = icmp6::icmp6(from, to, icmp6::ECHO_REQUEST, 0, &[0, 1, 0, n]);
+            icmp6::ipv6_frame(GATEWAY_MAC, GATEWAY_MAC, from, to, IP_ICMPV6, 62, &m)
+        };
+        // The first, from the link: held, and the address solicited on the subnet's ports.
+        let out = at_r3(&r, 1, ping(1));
+        let po = outs(&out);
+        assert_eq!(po.len(), 1, "{out:?}");
+        let ports: Vec<u32> = po[0]
+            .actions
+            .iter()
+            .filter_map(|x| match x {
+                ofp13::Action::Output { port, .. } => Some(*port),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ports, [2, 3, 4, 5]);
+        let e = Ethernet::parse(&po[0].data).unwrap();
+        let ip = Ipv6::parse(e.payload).unwrap();
+        let nd = Nd::parse(&ip).unwrap();
+        assert_eq!(
+            (ip.src, nd.ty, nd.target),
+            (GATEWAY_LL, icmp6::NEIGHBOR_SOLICITATION, to)
+        );
+        // The second: held, not solicited again.
+        assert!(at_r3(&r, 1, ping(2)).is_empty());
+        // The answer: its delivery, then both packets on through the pipeline from the link.
+        let answer = icmp6::icmp6_frame(
+            VM,
+            VM,
+            to,
+            GATEWAY_LL,
+            icmp6::NEIGHBOR_ADVERTISEMENT,
+            0,
+            &icmp6::na_body(to, VM, false, true),
+        );
+        let out = at_r3(&r, 3, answer);
+        assert_eq!(flow_mods(&out), 1);
+        let again: Vec<_> = outs(&out).into_iter().map(|p| p.in_port).collect();
+        assert_eq!(again, [1, 1]);
+        assert!(
+            matches!(out.first(), Some(Body::FlowMod(_))),
+            "the entry first"
         );
     }
 

@@ -162,7 +162,7 @@ pub(crate) struct State {
     /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
     redirects: FastMap<(Ipv4Addr, Ipv4Addr), (Instant, u32)>,
     /// Packets waiting for an address to be resolved, by (switch, address).
-    held: FastMap<(String, Ipv4Addr), Held>,
+    held: FastMap<(String, std::net::IpAddr), Held>,
     /// The host ports each switch reported (when it connected, and by port status since):
     /// each gets its meter and entries toward the controller.
     pub(crate) ports: FastMap<String, std::collections::BTreeSet<u32>>,
@@ -255,6 +255,47 @@ impl State {
     /// Whether `mac` has an IPv6 address bound.
     pub(crate) fn has_ipv6(&self, mac: ofp13::MacAddr) -> bool {
         self.macs6.contains_key(&mac)
+    }
+
+    /// Holds a packet (that came in at `in_port`) for `ip`, unresolved at `switch`: the
+    /// newest [`HOLD_MAX`] per address, for [`HOLD_FOR`]. Whether it is the first held (the
+    /// address is to be asked for now).
+    pub(crate) fn hold(
+        &mut self,
+        switch: &str,
+        ip: std::net::IpAddr,
+        in_port: u32,
+        frame: Bytes,
+        now: Instant,
+    ) -> bool {
+        self.held
+            .retain(|_, h| now.duration_since(h.since) < HOLD_FOR);
+        let e = self
+            .held
+            .entry((switch.to_string(), ip))
+            .or_insert_with(|| Held {
+                since: now,
+                packets: Vec::new(),
+            });
+        if e.packets.len() >= HOLD_MAX {
+            e.packets.remove(0);
+        }
+        e.packets.push((in_port, frame));
+        e.packets.len() == 1
+    }
+
+    /// The packets held for `ip` at `switch`, sent on through the pipeline (the address is
+    /// resolved: its delivery entry goes before them).
+    pub(crate) fn release(&mut self, switch: &str, ip: std::net::IpAddr) -> Vec<Body> {
+        self.held
+            .remove(&(switch.to_string(), ip))
+            .map(|h| {
+                h.packets
+                    .into_iter()
+                    .map(|(in_port, data)| reinject(in_port, data))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Forgets every IPv6 address of `mac`.
@@ -1249,11 +1290,7 @@ impl Router {
             .map(|f| Body::FlowMod(f.add()))
             .collect();
         st.bind(loc, Origin::Learned);
-        if let Some(held) = st.held.remove(&(name.to_string(), ip)) {
-            for (in_port, data) in held.packets {
-                out.push(reinject(in_port, data));
-            }
-        }
+        out.extend(st.release(name, ip.into()));
         out
     }
 
@@ -1419,23 +1456,9 @@ impl Router {
                 Some(true) => out.push(reinject(in_port, frame.clone())),
                 Some(false) => {} // bound elsewhere: the route flows will carry later packets.
                 None => {
-                    let first = {
-                        let mut st = self.lock();
-                        st.held
-                            .retain(|_, h| now.duration_since(h.since) < HOLD_FOR);
-                        let e = st
-                            .held
-                            .entry((name.to_string(), ip.dst))
-                            .or_insert_with(|| Held {
-                                since: now,
-                                packets: Vec::new(),
-                            });
-                        if e.packets.len() >= HOLD_MAX {
-                            e.packets.remove(0);
-                        }
-                        e.packets.push((in_port, frame.clone()));
-                        e.packets.len() == 1
-                    };
+                    let first = self
+                        .lock()
+                        .hold(name, ip.dst.into(), in_port, frame.clone(), now);
                     if first {
                         out.extend(self.resolve(name, ports, s.gateway, ip.dst));
                     }
@@ -1595,7 +1618,7 @@ impl Router {
                 Some(ip) => self.on_ipv4(at, &eth, &ip, &pi.data),
                 None => Vec::new(),
             },
-            packet::ETH_IPV6 => self.on_ipv6(&sw, in_port, host_port, &eth),
+            packet::ETH_IPV6 => self.on_ipv6(&sw, in_port, host_port, &eth, &pi.data, now),
             _ => Vec::new(),
         };
         out.extend(answers);
