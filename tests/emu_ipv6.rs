@@ -256,3 +256,51 @@ async fn router_advertisements_are_repeated_so_no_default_route_expires() {
     }
     lab.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learned_ipv6_only_host_can_be_forgotten_a_declared_one_not() {
+    use servswitch::app::migrate::ForgetError;
+    use servswitch::cli::demo::LabOptions;
+    let lab = Lab::start_with(
+        &topo("dual-stack.toml"),
+        LabOptions {
+            learned: vec!["v6only".into()],
+            ..LabOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    lab.wait_planned().await.unwrap();
+    let mac = lab.fabric.host("v6only").mac;
+    let me = a("fd00:0:0:11::5");
+    lab.fabric
+        .send_raw("v6only", solicit(mac, Ipv6Addr::UNSPECIFIED, me));
+    settle().await;
+    lab.wait_planned().await.unwrap();
+    let mentions = |lab: &Lab| {
+        let t = lab.fabric.dump_flows("r3");
+        t.contains("ipv6_dst=fd00:0:0:11::5") || t.contains(&format!("dl_dst={mac}"))
+    };
+    assert!(mentions(&lab), "{}", lab.fabric.dump_flows("r3"));
+    // Selected by its address, as DELETE /api/v1/hosts/{host} does.
+    let found = lab.router.find_host("fd00:0:0:11::5").unwrap();
+    lab.router.forget(found, None).await.unwrap();
+    lab.wait_planned().await.unwrap();
+    assert!(!mentions(&lab), "{}", lab.fabric.dump_flows("r3"));
+    assert!(lab.router.find_host("fd00:0:0:11::5").is_none());
+    lab.stop().await;
+    // Declared: refused, nothing changes.
+    let lab = Lab::start(&topo("dual-stack.toml")).await.unwrap();
+    lab.wait_planned().await.unwrap();
+    let mac = lab.router.find_host("fd00:0:0:11::5").unwrap();
+    assert_eq!(
+        lab.router.forget(mac, None).await,
+        Err(ForgetError::Declared)
+    );
+    lab.wait_planned().await.unwrap();
+    assert!(lab
+        .fabric
+        .dump_flows("r3")
+        .contains("ipv6_dst=fd00:0:0:11::5"));
+    lab.stop().await;
+}

@@ -702,6 +702,9 @@ impl Router {
     ) -> Result<(), ForgetError> {
         let lock = self.vm_lock(mac);
         let _one_at_a_time = lock.lock().await;
+        if let Some(done) = self.forget_ipv6_only(mac).await {
+            return done;
+        }
         let (update, snapshot, version, name) = {
             let mut st = self.lock();
             let vm = st.vm(mac).ok_or(ForgetError::Unknown)?;
@@ -762,6 +765,49 @@ impl Router {
         let (_, _, n) = self.send_update(&update).await;
         info!(host = %name, %mac, flow_mods = n, detached_since = ?since.map(|t| self.now().duration_since(t)), "host forgotten with its entries");
         Ok(())
+    }
+
+    /// Forgets a learned host with IPv6 addresses only (not a VM: it has no IPv4 binding)
+    /// and deletes its entries; `None` for any other host.
+    async fn forget_ipv6_only(self: &Arc<Self>, mac: MacAddr) -> Option<Result<(), ForgetError>> {
+        let deletes: BTreeMap<String, Vec<ofp13::Body>> = {
+            let mut st = self.lock();
+            if st.knows_mac(mac) || !st.has_ipv6(mac) {
+                return None;
+            }
+            let locs: Vec<crate::fabric::plan::HostLoc6> = st
+                .hosts6
+                .values()
+                .filter(|(h, _)| h.mac == mac)
+                .map(|(h, _)| h.clone())
+                .collect();
+            if st
+                .hosts6
+                .values()
+                .any(|(h, o)| h.mac == mac && *o != Origin::Learned)
+            {
+                return Some(Err(ForgetError::Declared));
+            }
+            st.unbind6_all(mac);
+            let mut per: BTreeMap<String, Vec<ofp13::Body>> = BTreeMap::new();
+            for h in &locs {
+                let b = per.entry(h.switch.clone()).or_default();
+                for f in self.fabric.host_flows6(h) {
+                    let del = ofp13::Body::FlowMod(crate::fabric::plan::delete_strict(&f));
+                    if !b.contains(&del) {
+                        b.push(del);
+                    }
+                }
+            }
+            per
+        };
+        for (sw, batch) in deletes {
+            if let Some(h) = self.switch_handle(&sw) {
+                let _ = h.send(batch).await;
+            }
+        }
+        info!(%mac, "IPv6-only host forgotten with its entries");
+        Some(Ok(()))
     }
 
     /// The lock that makes a VM's migrations and cover changes run one at a time.
