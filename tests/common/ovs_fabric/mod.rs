@@ -67,6 +67,17 @@ pub(super) const IFNAMSIZ: usize = 15;
 /// Every ovs-vsctl call gives up after this many seconds instead of hanging.
 pub(super) const VSCTL_TIMEOUT: &str = "--timeout=20";
 
+/// Whether the hosts of fabrics built from now on (in this test process) accept router
+/// advertisements (and so autoconfigure addresses, which the controller learns from their
+/// duplicate address detection). Tests that compare tables with a plan of silent hosts turn
+/// it off.
+static ACCEPT_RA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// See [`ACCEPT_RA`].
+pub fn hosts_accept_router_advertisements(on: bool) {
+    ACCEPT_RA.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// One host of the fabric.
 #[derive(Debug, Clone)]
 pub struct FabricHost {
@@ -312,6 +323,21 @@ impl OvsFabric {
                 "ip",
                 &["netns", "exec", &h.ns, "ethtool", "-K", "eth0", "tx", "off"],
             )?;
+            if !ACCEPT_RA.load(std::sync::atomic::Ordering::SeqCst) && !h.addrs6.is_empty() {
+                // Before any switch is connected: no advertisement has arrived yet.
+                run(
+                    "ip",
+                    &[
+                        "netns",
+                        "exec",
+                        &h.ns,
+                        "sysctl",
+                        "-qw",
+                        "net.ipv6.conf.eth0.accept_ra=0",
+                        "net.ipv6.conf.eth0.autoconf=0",
+                    ],
+                )?;
+            }
         }
         // 4. Bridges, controllers, link ports and host ports in one OVSDB transaction.
         let mut args: Vec<String> = Vec::new();
