@@ -822,15 +822,8 @@ fn icmp_frame(
     )
 }
 
-/// TCP (SYN) or UDP with a correct checksum.
-fn l4_frame(
-    proto: u8,
-    src_mac: MacAddr,
-    dst_mac: MacAddr,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    ports: (u16, u16),
-) -> Vec<u8> {
+/// A TCP SYN or UDP segment with its checksum still 0, carrying "hello".
+fn segment(proto: u8, ports: (u16, u16)) -> Vec<u8> {
     let mut seg = Vec::new();
     seg.extend_from_slice(&ports.0.to_be_bytes());
     seg.extend_from_slice(&ports.1.to_be_bytes());
@@ -840,6 +833,19 @@ fn l4_frame(
         seg.extend_from_slice(&[0, 13, 0, 0]);
     }
     seg.extend_from_slice(b"hello");
+    seg
+}
+
+/// TCP (SYN) or UDP with a correct checksum.
+fn l4_frame(
+    proto: u8,
+    src_mac: MacAddr,
+    dst_mac: MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ports: (u16, u16),
+) -> Vec<u8> {
+    let mut seg = segment(proto, ports);
     let mut v = src.octets().to_vec();
     v.extend_from_slice(&dst.octets());
     v.extend_from_slice(&[0, proto]);
@@ -942,15 +948,7 @@ fn l4_frame6(
     addrs: (Ipv6Addr, Ipv6Addr),
     ports: (u16, u16),
 ) -> Vec<u8> {
-    let mut seg = Vec::new();
-    seg.extend_from_slice(&ports.0.to_be_bytes());
-    seg.extend_from_slice(&ports.1.to_be_bytes());
-    if proto == 6 {
-        seg.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0]);
-    } else {
-        seg.extend_from_slice(&[0, 13, 0, 0]);
-    }
-    seg.extend_from_slice(b"hello");
+    let seg = segment(proto, ports);
     let at = if proto == 6 { 16 } else { 6 };
     ipv6_frame_with(src_mac, dst_mac, addrs, proto, 64, seg, at)
 }

@@ -466,6 +466,19 @@ pub(crate) fn apply(actions: Vec<Action>) -> Vec<Instruction> {
 }
 
 /// Apply `actions` now, then continue in `table_id`.
+/// Table 1: frames to `mac` from hosts of its subnet go straight to its `port` (switched,
+/// TTL untouched).
+fn switching(mac: MacAddr, port: u32, cookie: u64) -> Flow {
+    Flow {
+        table_id: TABLE_FROM_HOST,
+        priority: 500,
+        cookie,
+        match_: Match::new(vec![Oxm::EthDst(mac, None)]),
+        instructions: apply(vec![Action::output(port)]),
+        ..Default::default()
+    }
+}
+
 /// A routed hop: TTL (hop limit) decremented first (a packet whose TTL runs out reaches the
 /// controller as it arrived), the gateway MAC as source, `dst_mac` as destination, then `out`.
 pub(crate) fn routed(dst_mac: MacAddr, out: Action) -> Vec<Instruction> {
@@ -1249,14 +1262,7 @@ impl Fabric {
         let m = h.mac.0;
         let mac_low = u64::from(u32::from_be_bytes([m[2], m[3], m[4], m[5]]));
         [
-            Flow {
-                table_id: TABLE_FROM_HOST,
-                priority: 500,
-                cookie: COOKIE_HOST6 | mac_low,
-                match_: Match::new(vec![Oxm::EthDst(h.mac, None)]),
-                instructions: apply(vec![Action::output(h.port)]),
-                ..Default::default()
-            },
+            switching(h.mac, h.port, COOKIE_HOST6 | mac_low),
             Flow {
                 table_id: TABLE_ROUTE,
                 priority: PRIO_PREFIX_BASE + 128,
@@ -1468,14 +1474,7 @@ impl Fabric {
                 instructions: goto(TABLE_FROM_HOST),
                 ..Default::default()
             },
-            Flow {
-                table_id: TABLE_FROM_HOST,
-                priority: 500,
-                cookie,
-                match_: Match::new(vec![Oxm::EthDst(h.mac, None)]),
-                instructions: apply(vec![Action::output(h.port)]),
-                ..Default::default()
-            },
+            switching(h.mac, h.port, cookie),
             Flow {
                 table_id: TABLE_ROUTE,
                 priority: PRIO_PREFIX_BASE + 32,
