@@ -164,9 +164,10 @@ fn delivery(fabric: &Fabric, vm: &Vm) -> Option<Flow> {
 fn vm_now(router: &Router, mac: ofp13::MacAddr) -> Option<Vm> {
     let h = router.host_states().into_iter().find(|h| h.mac == mac)?;
     let (switch, port) = h.location.clone();
-    let away = (!h.care_of.is_empty()).then(|| Away {
+    let away = (!h.care_of.is_empty() || !h.care_of6.is_empty()).then(|| Away {
         care_of: h.care_of.clone(),
-        cover: default_cover(&router.fabric, &switch, &h.ips),
+        care_of6: h.care_of6.clone(),
+        cover: default_cover(&router.fabric, &switch, &h.ips, &h.ips6),
         ..Default::default()
     });
     Some(Vm {
@@ -470,7 +471,7 @@ fn rate(rt: &tokio::runtime::Runtime) {
             away: Some(Away {
                 care_of: vec![co],
                 cover: if cover {
-                    default_cover(&fabric, &to.switch, &vm.ips)
+                    default_cover(&fabric, &to.switch, &vm.ips, &vm.ips6)
                 } else {
                     [to.switch.clone(), vm.switch.clone()].into()
                 },
@@ -486,6 +487,7 @@ fn rate(rt: &tokio::runtime::Runtime) {
             &fabric,
             &by_mac[&vm.mac].away.switch,
             &vm.ips,
+            &vm.ips6,
         ));
     }
     let cover_us = t.elapsed().as_secs_f64() * 1e6 / plan_n as f64;
@@ -785,7 +787,7 @@ async fn verify(router: &Arc<Router>, ctl: &Controller, m: &Mover) -> String {
         port: m.away.port,
         away: Some(Away {
             care_of,
-            cover: default_cover(&router.fabric, &m.away.switch, &ips),
+            cover: default_cover(&router.fabric, &m.away.switch, &ips, &[]),
             ..Default::default()
         }),
     };

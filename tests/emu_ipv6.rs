@@ -153,13 +153,35 @@ async fn ipv6_is_routed_and_the_gateways_answer_on_the_emulated_fabric() {
     assert_eq!(ips("v6only"), ["fd00:0:0:11::5"]);
     let v6only = view.iter().find(|h| h.name == "v6only").unwrap();
     assert_eq!(v6only.home.subnet.as_deref(), Some("home"));
-    // Selected by its IPv6 address, it cannot be moved yet, and says why.
-    let to = servswitch::fabric::topology::PortRef {
-        switch: "r2".into(),
-        port: 3,
-    };
-    let err = lab.router.migrate("fd00:0:0:11::5", &to).await.unwrap_err();
-    assert_eq!(err.status(), 501, "{err}");
+    // A host with IPv6 addresses only moves like any other (its port, then its RARP): a
+    // care-of address from the foreign prefix, reached by its address there, and reaching.
+    let only6 = a("fd00:0:0:11::5");
+    lab.migrate("v6only", "r2", 4).await.unwrap();
+    let moved = servswitch::api::handlers::hosts(&lab.router)
+        .into_iter()
+        .find(|h| h.name == "v6only")
+        .unwrap();
+    assert_eq!(
+        (moved.location.switch.as_str(), moved.location.port),
+        ("r2", 4)
+    );
+    assert_eq!(moved.care_of.len(), 1, "{:?}", moved.care_of);
+    assert!(
+        moved.care_of[0].starts_with("fd00:0:0:10::"),
+        "{:?}",
+        moved.care_of
+    );
+    let v6only = lab.fabric.host("v6only").mac;
+    lab.fabric.send_raw("d", echo(d, GATEWAY_MAC, d6, only6, 5));
+    lab.fabric
+        .send_raw("v6only", echo(v6only, GATEWAY_MAC, only6, b6, 6));
+    settle().await;
+    assert!(received6(&lab, "v6only")
+        .iter()
+        .any(|p| (p.1, p.2, p.3) == (v6only, d6, only6)));
+    assert!(received6(&lab, "b")
+        .iter()
+        .any(|p| (p.1, p.2, p.3) == (b, only6, b6)));
     // The tables are the plan throughout (the learned address's delivery included).
     lab.wait_planned().await.unwrap();
     lab.stop().await;
@@ -302,5 +324,115 @@ async fn a_learned_ipv6_only_host_can_be_forgotten_a_declared_one_not() {
         .fabric
         .dump_flows("r3")
         .contains("ipv6_dst=fd00:0:0:11::5"));
+    lab.stop().await;
+}
+
+/// Issue 17, part 3 on the emulated fabric: the dual-stack VM moves to the foreign subnet
+/// (its port moves, then its RARP) with its IPv6 address; the eight cases' IPv6 traffic
+/// arrives with the addresses it was sent with, in both directions; its home network hears
+/// an unsolicited advertisement of it at the gateway's MAC and is answered so when it asks;
+/// no host ever sees the IPv6 care-of address; back home, all is as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dual_stack_vm_moves_with_its_ipv6_address() {
+    let lab = Lab::start(&topo("dual-stack.toml")).await.unwrap();
+    lab.wait_planned().await.unwrap();
+    let mac = |h: &str| lab.fabric.host(h).mac;
+    let (vm6, d6, b6, e6, only6) = (
+        a("fd00:0:0:11::3"),
+        a("fd00:0:0:11::2"),
+        a("fd00:0:0:10::2"),
+        a("fd00:0:0:a::2"),
+        a("fd00:0:0:11::5"),
+    );
+    let peers = [("e", e6), ("d", d6), ("b", b6), ("v6only", only6)];
+    let before = lab.router.tables();
+    lab.migrate("vm", "r2", 3).await.unwrap();
+    let co: Vec<Ipv6Addr> = lab
+        .router
+        .host_states()
+        .into_iter()
+        .flat_map(|h| h.care_of6)
+        .collect();
+    assert_eq!(co.len(), 1, "{co:?}");
+    // The home network heard it is at the gateway's MAC now.
+    let told = |host: &str| {
+        lab.fabric.received(host).iter().any(|r| {
+            let Some(e) = Ethernet::parse(&r.frame).filter(|e| e.ethertype == ETH_IPV6) else {
+                return false;
+            };
+            let Some(ip) = Ipv6::parse(e.payload) else {
+                return false;
+            };
+            Nd::parse(&ip).is_some_and(|nd| {
+                nd.ty == icmp6::NEIGHBOR_ADVERTISEMENT
+                    && nd.target == vm6
+                    && nd.lla == Some(GATEWAY_MAC)
+                    && ip.dst == icmp6::ALL_NODES
+            })
+        })
+    };
+    assert!(
+        told("d") && told("v6only"),
+        "unsolicited advertisements at home"
+    );
+    assert!(!told("b") && !told("e"), "only at home");
+    for round in 0..2u8 {
+        // Cases 2, 4, 6 (and a host with IPv6 only): to the VM, wherever it is.
+        for (i, (h, src)) in peers.iter().enumerate() {
+            let tag = 10 * round + i as u8;
+            lab.fabric
+                .send_raw(h, echo(mac(h), GATEWAY_MAC, *src, vm6, tag));
+        }
+        // Cases 1, 3, 5: from the VM.
+        for (i, (_, dst)) in peers.iter().enumerate() {
+            let tag = 100 + 10 * round + i as u8;
+            lab.fabric
+                .send_raw("vm", echo(mac("vm"), GATEWAY_MAC, vm6, *dst, tag));
+        }
+        settle().await;
+        let at_vm = received6(&lab, "vm");
+        for (h, src) in &peers {
+            assert!(
+                at_vm
+                    .iter()
+                    .any(|p| (p.1, p.2, p.3) == (mac("vm"), *src, vm6)),
+                "round {round}: {h} -> vm: {at_vm:?}"
+            );
+            let there = received6(&lab, h);
+            assert!(
+                there.iter().any(|p| (p.1, p.2, p.3) == (mac(h), vm6, *src)),
+                "round {round}: vm -> {h}: {there:?}"
+            );
+        }
+        if round == 0 {
+            // Its home neighbour asked for at the foreign switch: the gateway's MAC.
+            lab.fabric.send_raw("vm", solicit(mac("vm"), vm6, d6));
+            settle().await;
+            assert!(lab.fabric.received("vm").iter().any(|r| {
+                Ethernet::parse(&r.frame)
+                    .and_then(|e| Ipv6::parse(e.payload))
+                    .and_then(|ip| Nd::parse(&ip))
+                    .is_some_and(|nd| nd.target == d6 && nd.lla == Some(GATEWAY_MAC))
+            }));
+            lab.migrate("vm", "r3", 3).await.unwrap();
+        }
+    }
+    // No host ever saw the care-of address.
+    for h in lab.fabric.hosts().into_iter().map(|h| h.name) {
+        for r in lab.fabric.received(&h) {
+            let o = co[0].octets();
+            assert!(
+                !r.frame.windows(16).any(|w| w == o),
+                "{h} received the care-of address {}",
+                co[0]
+            );
+        }
+    }
+    assert!(lab.router.care_of_all().is_empty());
+    assert_eq!(
+        lab.router.tables(),
+        before,
+        "home again: the plan as it was"
+    );
     lab.stop().await;
 }

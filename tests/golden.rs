@@ -89,9 +89,9 @@ const CASES: &[Case] = &[
         file: "dual-stack.migrated.txt",
         topology: "dual-stack.toml",
         migrations: &["vm=r2:3"],
-        about: "The paper's migration in dual stack: the VM's IPv4 address by Service Switching, \
-                its broadcasts and DHCP to the controller at r2 (its IPv6 address is not moved \
-                yet: issue 17, part 3).",
+        about: "The paper's migration in dual stack: the VM's IPv4 and IPv6 addresses by \
+                Service Switching (a care-of address from each foreign prefix), its broadcasts \
+                and DHCP to the controller at r2.",
         groups: false,
     },
     Case {

@@ -121,9 +121,8 @@ fn every_move(t: &Topology) -> usize {
     let fabric = Fabric::new(t);
     let gws = gateways(t);
     let mut checks = 0;
-    // A host with IPv6 addresses only is not moved yet (MigrateError::Ipv6Only, checked in
-    // tests/cli.rs); its IPv6 entries are not part of any VM's.
-    for h in t.hosts.iter().filter(|h| !h.addresses().is_empty()) {
+    // Hosts with IPv6 addresses only move too (dual-stack.toml's v6only).
+    for h in &t.hosts {
         let mut r = Planner::new(fabric.clone());
         // Another port of its own switch, and back.
         checked(
@@ -239,7 +238,7 @@ struct Around {
     before: BTreeMap<String, Vec<servswitch::fabric::plan::Flow>>,
     after: BTreeMap<String, Vec<servswitch::fabric::plan::Flow>>,
     endpoints: Vec<transitions::Endpoint>,
-    care_of: BTreeSet<std::net::Ipv4Addr>,
+    care_of: BTreeSet<std::net::IpAddr>,
     planned: Schedule,
 }
 
@@ -247,9 +246,9 @@ fn around(r: &mut Planner, host: &str, to: &PortRef) -> Around {
     let mac = r.find_host(host).unwrap();
     let before = r.tables();
     let from = r.endpoints().into_iter().find(|e| e.mac == mac).unwrap().at;
-    let mut care_of = r.care_of_addresses();
+    let mut care_of = r.care_of_all();
     let planned = r.plan_move(host, to).unwrap();
-    care_of.extend(r.care_of_addresses());
+    care_of.extend(r.care_of_all());
     let mut endpoints = r.endpoints();
     for e in endpoints.iter_mut().filter(|e| e.mac == mac) {
         e.moving = true;
@@ -332,6 +331,40 @@ fn the_order_used_before_is_rejected_a_care_of_address_reaches_a_host() {
         .check(&old_order(&a, "t8"))
         .expect_err("the old order must fail");
     assert!(is_care_of_leak(&err), "{err}");
+}
+
+#[test]
+fn an_ipv6_care_of_address_is_checked_like_an_ipv4_one() {
+    let t = topology("dual-stack.toml");
+    let mut r = Planner::new(Fabric::new(&t));
+    let to = PortRef {
+        switch: "r2".into(),
+        port: 9,
+    };
+    let mut a = around(&mut r, "vm", &to);
+    assert!(
+        a.care_of.iter().any(|c| c.is_ipv6()),
+        "the dual-stack VM takes an IPv6 care-of address: {:?}",
+        a.care_of
+    );
+    // IPv6 probes only: a leak found is an IPv6 one.
+    for e in &mut a.endpoints {
+        e.ips.clear();
+    }
+    let ok = a
+        .check(&a.planned)
+        .expect("the phased order is safe for IPv6");
+    assert!(ok.packets > 0);
+    let err = a
+        .check(&old_order(&a, "r2"))
+        .expect_err("the old order leaks an IPv6 care-of address");
+    assert!(
+        matches!(&err, Failure::Violation(v)
+            if matches!(&v.kind, ViolationKind::CareOfAtHost { src, dst, .. }
+                if src.is_ipv6() && dst.is_ipv6())),
+        "{err}"
+    );
+    assert!(err.to_string().contains("from vm at r2:9"), "{err}");
 }
 
 #[test]

@@ -171,7 +171,7 @@ pub struct HostView {
 
 /// Every known host, one entry per MAC address, ordered by first address. `home` is the
 /// switch of its home subnet (and the port it was at there); `location` where it is now;
-/// `care_of` its care-of addresses while it is away.
+/// `care_of` its care-of addresses while it is away (IPv4 first, then IPv6, as `ips`).
 pub fn hosts(router: &Router) -> Vec<HostView> {
     let topo = &router.fabric.topology;
     router
@@ -212,7 +212,12 @@ pub fn hosts(router: &Router) -> Vec<HostView> {
                     switch: h.location.0,
                     port: h.location.1,
                 },
-                care_of: h.care_of.iter().map(|c| c.to_string()).collect(),
+                care_of: h
+                    .care_of
+                    .iter()
+                    .map(|c| c.to_string())
+                    .chain(h.care_of6.iter().map(|c| c.to_string()))
+                    .collect(),
                 origin: match h.origin {
                     crate::app::router::Origin::Configured => "configured".into(),
                     crate::app::router::Origin::Learned => "learned".into(),

@@ -111,17 +111,22 @@ impl Router {
                     let claimed = if nd.is_dad(ip) { nd.target } else { ip.src };
                     out.extend(self.learn6(sw, in_port, claimed, eth.src));
                 }
-                if is_gateway6(sw, nd.target) {
+                let answer = {
+                    let st = self.read();
+                    self.nd_answer(&st, sw, eth, ip, nd)
+                };
+                if let Some(mac) = answer {
                     let dad = ip.src.is_unspecified();
                     let (to, to_mac) = if dad {
                         (icmp6::ALL_NODES, icmp6::multicast_mac(icmp6::ALL_NODES))
                     } else {
                         (ip.src, eth.src)
                     };
-                    let body = icmp6::na_body(nd.target, GATEWAY_MAC, true, !dad);
+                    let router = mac == GATEWAY_MAC && is_gateway6(sw, nd.target);
+                    let body = icmp6::na_body(nd.target, mac, router, !dad);
                     let f = icmp6::icmp6_frame(
                         to_mac,
-                        GATEWAY_MAC,
+                        mac,
                         nd.target,
                         to,
                         icmp6::NEIGHBOR_ADVERTISEMENT,
@@ -137,6 +142,63 @@ impl Router {
             _ => {}
         }
         out
+    }
+
+    /// Who answers a neighbour solicitation at `sw` (the roles of ARP's, see
+    /// [`Router::arp_answer`]), with the MAC the answer gives:
+    /// 1. a gateway address of the switch: the gateway MAC;
+    /// 2. a host at this switch, asked unicast at the gateway's MAC (the asker's cache holds
+    ///    the gateway for it, from before one of them moved): its own MAC (asked by
+    ///    multicast, it answers itself);
+    /// 3. the asker is a VM away from home here, asking for an address of its home prefix
+    ///    (its home network, cases 1 and 3): the gateway MAC (proxy);
+    /// 4. a care-of address: nobody (no host may learn one);
+    /// 5. an address of a VM away from this switch's subnets, asked for by its home network
+    ///    (case 4; duplicate address detection included, which this defends): the gateway
+    ///    MAC (proxy).
+    fn nd_answer(
+        &self,
+        st: &crate::app::router::State,
+        sw: &SwitchCtx<'_>,
+        eth: &Ethernet<'_>,
+        ip: &Ipv6<'_>,
+        nd: &Nd,
+    ) -> Option<MacAddr> {
+        if is_gateway6(sw, nd.target) {
+            return Some(GATEWAY_MAC);
+        }
+        let target = st.hosts6.get(&nd.target).map(|(h, _)| h);
+        if let Some(h) = target.filter(|h| h.switch == sw.name) {
+            return (eth.dst == GATEWAY_MAC && h.mac != eth.src).then_some(h.mac);
+        }
+        let asker_away_here = st.away.contains_key(&eth.src)
+            && st.location(eth.src).is_some_and(|(s, _)| s == sw.name);
+        if asker_away_here {
+            let homes = st
+                .vm(eth.src)
+                .map(|vm| vm.ips6)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|a| self.fabric.subnet_of6(a).and_then(|s| s.prefix6));
+            let home_net = homes
+                .chain(self.fabric.subnet_of6(ip.src).and_then(|s| s.prefix6))
+                .any(|p| p.contains(nd.target));
+            if home_net {
+                return Some(GATEWAY_MAC);
+            }
+        }
+        if target.is_none() && st.is_care_of(nd.target, self.now()) {
+            return None;
+        }
+        let local = sw
+            .subnets()
+            .any(|s| s.prefix6.is_some_and(|p| p.contains(nd.target)));
+        match target {
+            Some(h) if local && st.away.contains_key(&h.mac) && h.mac != eth.src => {
+                Some(GATEWAY_MAC)
+            }
+            _ => None,
+        }
     }
 
     /// Learns IPv6 address `ip` of `mac` at `sw`:`in_port` (see the module's rules); the
@@ -178,7 +240,7 @@ impl Router {
             if !st.bind6(loc, Origin::Learned) {
                 return Vec::new(); // bound meanwhile
             }
-            (st.knows_mac(mac), st.release(sw.name, ip.into()))
+            (st.has_ipv4(mac), st.release(sw.name, ip.into()))
         };
         info!(switch = sw.name, %ip, %mac, port = in_port, "IPv6 host learned");
         // A host with IPv4 addresses has its switching entry already, with its IPv4 cookie
@@ -662,6 +724,83 @@ mod tests {
             matches!(out.first(), Some(Body::FlowMod(_))),
             "the entry first"
         );
+    }
+
+    /// The packet-in of `frame` at `switch`:`in_port` from the punt table.
+    fn at(r: &Router, switch: &str, in_port: u32, frame: Vec<u8>) -> Vec<Body> {
+        let mut pi = PacketIn::unbuffered(in_port, ofp13::OFPR_ACTION, frame);
+        pi.table_id = crate::fabric::plan::TABLE_PUNT;
+        r.packet_in(switch, &|| vec![1, 2, 3, 4, 5], &pi)
+    }
+
+    /// The one neighbour advertisement `out` sends: (Ethernet destination, IPv6
+    /// destination, target, its link-layer address, flags).
+    fn advertised(out: &[Body]) -> (MacAddr, Ipv6Addr, Ipv6Addr, Option<MacAddr>, u8) {
+        let po = outs(out);
+        assert_eq!(po.len(), 1, "{out:?}");
+        let e = Ethernet::parse(&po[0].data).unwrap();
+        let ip = Ipv6::parse(e.payload).unwrap();
+        let nd = Nd::parse(&ip).unwrap();
+        assert_eq!(
+            (nd.ty, e.src),
+            (icmp6::NEIGHBOR_ADVERTISEMENT, nd.lla.unwrap())
+        );
+        (e.dst, ip.dst, nd.target, nd.lla, nd.flags)
+    }
+
+    #[test]
+    fn neighbour_discovery_is_proxied_for_a_vm_away_and_for_its_home_network() {
+        const B: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 2]);
+        let r = router();
+        let (vm6, d6, b6) = (
+            a("fd00:0:0:11::3"),
+            a("fd00:0:0:11::2"),
+            a("fd00:0:0:10::2"),
+        );
+        {
+            let mut st = r.lock();
+            let to = crate::fabric::topology::PortRef {
+                switch: "r2".into(),
+                port: 3,
+            };
+            crate::app::migrate::plan_move(&mut st, &r.fabric, VM, "vm", &to, false, r.now())
+                .unwrap();
+        }
+        let co = r.read().away[&VM].away.care_of6[0];
+        // Its home network asks for it: the gateway's MAC (not a router), solicited, override.
+        let out = at(&r, "r3", 2, ns(D, d6, vm6, Some(D), 255));
+        assert_eq!(
+            advertised(&out),
+            (D, d6, vm6, Some(GATEWAY_MAC), 0b011),
+            "{out:?}"
+        );
+        // The same unicast at the gateway's MAC (a neighbour's cache checking it).
+        let mut unicast = ns(D, d6, vm6, Some(D), 255);
+        unicast[..6].copy_from_slice(&GATEWAY_MAC.0);
+        assert_eq!(advertised(&at(&r, "r3", 2, unicast)).3, Some(GATEWAY_MAC));
+        // Duplicate address detection of its address at home: defended, to all nodes.
+        let dad = ns(D, Ipv6Addr::UNSPECIFIED, vm6, None, 255);
+        let (_, to, target, lla, flags) = advertised(&at(&r, "r3", 2, dad));
+        assert_eq!(
+            (to, target, lla, flags & 0b010),
+            (icmp6::ALL_NODES, vm6, Some(GATEWAY_MAC), 0)
+        );
+        // The VM, away, asks for a home neighbour: the gateway's MAC.
+        let out = at(&r, "r2", 3, ns(VM, vm6, d6, Some(VM), 255));
+        assert_eq!(advertised(&out).3, Some(GATEWAY_MAC), "{out:?}");
+        // ... from its link-local address too.
+        let out = at(&r, "r2", 3, ns(VM, link_local_of(VM), d6, Some(VM), 255));
+        assert_eq!(advertised(&out).3, Some(GATEWAY_MAC), "{out:?}");
+        // A host of the foreign subnet asking for the VM: it answers itself (the fabric
+        // floods the solicitation to it); for a foreign host, nobody but the host.
+        assert!(outs(&at(&r, "r2", 2, ns(B, b6, vm6, Some(B), 255))).is_empty());
+        // Its care-of address: never answered, whoever asks, wherever.
+        for (sw, port, mac, src) in [("r2", 2, B, b6), ("r3", 2, D, d6), ("r2", 3, VM, vm6)] {
+            let out = at(&r, sw, port, ns(mac, src, co, Some(mac), 255));
+            assert!(outs(&out).is_empty(), "{sw}: {out:?}");
+        }
+        // The VM does not learn a home address at the foreign port.
+        assert_eq!(bound(&r, "fd00:0:0:11::3"), Some((VM, "r2".into(), 3)));
     }
 
     fn link_local_of(m: MacAddr) -> Ipv6Addr {

@@ -14,7 +14,7 @@
 //! update of a VM takes over the pending last phase of its previous one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,10 +38,6 @@ use crate::packet::Arp;
 pub enum MigrateError {
     #[error("no host {0:?} (give a host name, one of its addresses, or its MAC)")]
     UnknownHost(String),
-    #[error(
-        "{0} has IPv6 addresses only: moving such a host is not supported yet (docs/dualstack.md)"
-    )]
-    Ipv6Only(String),
     #[error("{0}")]
     BadTarget(String),
     #[error("a migration of {0} is already being installed")]
@@ -59,7 +55,6 @@ impl MigrateError {
     pub fn status(&self) -> u16 {
         match self {
             MigrateError::UnknownHost(_) => 404,
-            MigrateError::Ipv6Only(_) => 501,
             MigrateError::BadTarget(_) => 400,
             MigrateError::InProgress(_) | MigrateError::CareOf(_) => 409,
             MigrateError::Store(_) => 500,
@@ -113,7 +108,7 @@ pub(crate) fn records(router: &Router, st: &State) -> crate::app::store::Snapsho
     };
     for (mac, a) in &st.away {
         let Some(vm) = st.vm(*mac) else { continue };
-        let name = host_name(router, *mac, vm.ips.first().copied());
+        let name = host_name(router, &vm);
         out.vms.insert(
             mac.to_string(),
             VmRecord {
@@ -123,6 +118,7 @@ pub(crate) fn records(router: &Router, st: &State) -> crate::app::store::Snapsho
                     .ips
                     .first()
                     .and_then(|ip| router.fabric.subnet_of(*ip))
+                    .or_else(|| vm.ips6.first().and_then(|ip| router.fabric.subnet_of6(*ip)))
                     .map(|s| s.name.clone())
                     .unwrap_or_default(),
                 ips: vm.ips.clone(),
@@ -136,9 +132,15 @@ pub(crate) fn records(router: &Router, st: &State) -> crate::app::store::Snapsho
                 },
                 care_of_subnet: a.care_of_subnet.clone(),
                 care_of: a.away.care_of.clone(),
+                ips6: vm.ips6.clone(),
+                care_of6: a.away.care_of6.clone(),
                 cover: {
-                    let default =
-                        mobility::flows::default_cover(&router.fabric, &vm.switch, &vm.ips);
+                    let default = mobility::flows::default_cover(
+                        &router.fabric,
+                        &vm.switch,
+                        &vm.ips,
+                        &vm.ips6,
+                    );
                     a.away.cover.difference(&default).cloned().collect()
                 },
             },
@@ -148,13 +150,14 @@ pub(crate) fn records(router: &Router, st: &State) -> crate::app::store::Snapsho
 }
 
 /// A host's name: its declared name, else its first address, else its MAC.
-fn host_name(router: &Router, mac: MacAddr, first_ip: Option<Ipv4Addr>) -> String {
+fn host_name(router: &Router, vm: &Vm) -> String {
     router
         .names_by_mac
-        .get(&mac)
+        .get(&vm.mac)
         .cloned()
-        .or_else(|| first_ip.map(|ip| ip.to_string()))
-        .unwrap_or_else(|| mac.to_string())
+        .or_else(|| vm.ips.first().map(|ip| ip.to_string()))
+        .or_else(|| vm.ips6.first().map(|ip| ip.to_string()))
+        .unwrap_or_else(|| vm.mac.to_string())
 }
 
 /// What was decided under the lock, to be installed after it.
@@ -175,7 +178,7 @@ struct Undo {
     away: Option<AwayState>,
     /// The subnet care-of addresses were taken from, and those given back (subnet, addresses).
     taken: Option<String>,
-    released: Option<(String, Vec<Ipv4Addr>)>,
+    released: Option<(String, Vec<IpAddr>)>,
 }
 
 /// A move as [`plan_move`] decided it.
@@ -205,13 +208,9 @@ pub(crate) fn plan_move(
     now: Instant,
 ) -> Result<Option<Planned>, MigrateError> {
     let target_subnet = check_target(fabric, to)?;
-    let before = st.vm(mac).ok_or_else(|| {
-        if st.has_ipv6(mac) {
-            MigrateError::Ipv6Only(name.to_string())
-        } else {
-            MigrateError::UnknownHost(name.to_string())
-        }
-    })?;
+    let before = st
+        .vm(mac)
+        .ok_or_else(|| MigrateError::UnknownHost(name.to_string()))?;
     if st.migrating.contains(&mac) {
         return Err(MigrateError::InProgress(name.to_string()));
     }
@@ -219,11 +218,15 @@ pub(crate) fn plan_move(
     if (before.switch.as_str(), before.port) == (to.switch.as_str(), to.port) {
         return Ok(None);
     }
+    // At home: the switch of every home subnet, IPv4 and IPv6 (a host with IPv6 only has
+    // only IPv6 homes).
     let at_home = before
         .ips
         .iter()
-        .all(|ip| fabric.subnet_of(*ip).is_some_and(|s| s.switch == to.switch));
-    let mut reused: Vec<(String, Ipv4Addr)> = Vec::new();
+        .map(|ip| fabric.subnet_of(*ip))
+        .chain(before.ips6.iter().map(|ip| fabric.subnet_of6(*ip)))
+        .all(|s| s.is_some_and(|s| s.switch == to.switch));
+    let mut reused: Vec<(String, IpAddr)> = Vec::new();
     let old = st.away.get(&mac).cloned();
     let mut undo = Undo {
         from: (before.switch.clone(), before.port),
@@ -238,51 +241,88 @@ pub(crate) fn plan_move(
         let keep = old
             .as_ref()
             .filter(|a| a.care_of_subnet == target_subnet.name);
-        let care_of = match keep {
-            Some(a) => a.away.care_of.clone(),
+        let (care_of, care_of6) = match keep {
+            Some(a) => (a.away.care_of.clone(), a.away.care_of6.clone()),
             None => {
                 // Its own care-of addresses there, still draining from its last stay:
                 // taken back (the update that took over their cleanup keeps their
-                // entries). Otherwise new ones, all or nothing: an exhausted pool fails
-                // here with nothing changed.
+                // entries). Otherwise new ones, all or nothing (IPv4 and IPv6 together):
+                // an exhausted pool fails here with nothing changed.
                 let State {
                     hosts,
+                    hosts6,
                     pools,
                     draining,
                     cleanups,
                     ..
                 } = &mut *st;
                 let n = before.ips.len();
-                let mine: Vec<Ipv4Addr> = cleanups
+                let n6 = if pools.has_ipv6(&target_subnet.name) {
+                    before.ips6.len()
+                } else {
+                    0
+                };
+                let draining_here: Vec<IpAddr> = cleanups
                     .get(&mac)
                     .map(|c| {
                         c.released
                             .iter()
                             .filter(|(s, _)| *s == target_subnet.name)
                             .map(|(_, a)| *a)
-                            .take(n)
                             .collect()
                     })
                     .unwrap_or_default();
-                let got =
-                    if live && mine.len() == n && pools.restore(&target_subnet.name, &owner, &mine)
-                    {
-                        if let Some(c) = cleanups.get_mut(&mac) {
-                            c.released.retain(|(_, a)| !mine.contains(a));
+                let mine: Vec<IpAddr> = draining_here
+                    .iter()
+                    .filter(|a| a.is_ipv4())
+                    .take(n)
+                    .chain(draining_here.iter().filter(|a| a.is_ipv6()).take(n6))
+                    .copied()
+                    .collect();
+                let reuse = live
+                    && mine.iter().filter(|a| a.is_ipv4()).count() == n
+                    && mine.iter().filter(|a| a.is_ipv6()).count() == n6
+                    && pools.can_restore(&target_subnet.name, &owner, &mine);
+                let got: (Vec<Ipv4Addr>, Vec<Ipv6Addr>) = if reuse {
+                    pools.restore_any(&target_subnet.name, &owner, &mine);
+                    if let Some(c) = cleanups.get_mut(&mac) {
+                        c.released.retain(|(_, a)| !mine.contains(a));
+                    }
+                    for a in &mine {
+                        draining.remove(a);
+                    }
+                    reused = mine
+                        .iter()
+                        .map(|a| (target_subnet.name.clone(), *a))
+                        .collect();
+                    let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) =
+                        mine.iter().partition(|a| a.is_ipv4());
+                    (
+                        v4.into_iter().filter_map(as_v4).collect(),
+                        v6.into_iter().filter_map(as_v6).collect(),
+                    )
+                } else {
+                    let v4 = pools.take(&target_subnet.name, &owner, n, |a| {
+                        hosts.contains_key(&a) || draining.contains(&a.into())
+                    })?;
+                    // An IPv6 care-of address never shares the low 32 bits of one of the
+                    // VM's home addresses (its entries' cookies tell them apart by those).
+                    let homes: Vec<u32> =
+                        before.ips6.iter().map(|a| u128::from(*a) as u32).collect();
+                    let v6 = match pools.take6(&target_subnet.name, &owner, n6, |a| {
+                        hosts6.contains_key(&a)
+                            || draining.contains(&a.into())
+                            || homes.contains(&(u128::from(a) as u32))
+                    }) {
+                        Ok(v6) => v6,
+                        Err(e) => {
+                            let taken: Vec<IpAddr> = v4.iter().map(|a| (*a).into()).collect();
+                            pools.give_back(&target_subnet.name, &owner, &taken);
+                            return Err(e.into());
                         }
-                        for a in &mine {
-                            draining.remove(a);
-                        }
-                        reused = mine
-                            .iter()
-                            .map(|a| (target_subnet.name.clone(), *a))
-                            .collect();
-                        mine
-                    } else {
-                        pools.take(&target_subnet.name, &owner, n, |a| {
-                            hosts.contains_key(&a) || draining.contains(&a)
-                        })?
                     };
+                    (v4, v6)
+                };
                 undo.taken = Some(target_subnet.name.clone());
                 if let Some(a) = &old {
                     let gone = st.release_care_of(&a.care_of_subnet, &owner, now);
@@ -294,7 +334,13 @@ pub(crate) fn plan_move(
         Some(AwayState {
             away: Away {
                 care_of,
-                cover: mobility::flows::default_cover(fabric, &to.switch, &before.ips),
+                care_of6,
+                cover: mobility::flows::default_cover(
+                    fabric,
+                    &to.switch,
+                    &before.ips,
+                    &before.ips6,
+                ),
                 ..Default::default()
             },
             home: old
@@ -420,6 +466,44 @@ impl Router {
                     r.care_of
                 );
             }
+            if !r.care_of6.is_empty() && r.care_of6.len() != r.ips6.len() {
+                anyhow::bail!(
+                    "{}: {} IPv6 care-of addresses for {} IPv6 addresses",
+                    r.name,
+                    r.care_of6.len(),
+                    r.ips6.len()
+                );
+            }
+            if let Some(ip) = r.ips6.iter().find(|ip| {
+                self.fabric.subnet_of6(**ip).is_none()
+                    || st.hosts6.get(ip).is_some_and(|(h, _)| h.mac != r.mac)
+            }) {
+                anyhow::bail!(
+                    "{}: IPv6 address {ip} is in no subnet of this topology, or another host's",
+                    r.name
+                );
+            }
+            if !st
+                .pools
+                .restore6(&r.care_of_subnet, &r.mac.to_string(), &r.care_of6)
+            {
+                anyhow::bail!(
+                    "{}: IPv6 care-of addresses {:?} conflict with the topology or another VM",
+                    r.name,
+                    r.care_of6
+                );
+            }
+            for ip in &r.ips6 {
+                st.bind6(
+                    crate::fabric::plan::HostLoc6 {
+                        ip: *ip,
+                        mac: r.mac,
+                        switch: r.location.switch.clone(),
+                        port: r.location.port,
+                    },
+                    Origin::Learned,
+                );
+            }
             for ip in &r.ips {
                 let origin = st.hosts.get(ip).map_or(Origin::Learned, |(_, o)| *o);
                 st.bind(
@@ -432,16 +516,26 @@ impl Router {
                     origin,
                 );
             }
+            st.relocate(r.mac, &r.location.switch, r.location.port);
+            if !r.care_of6.is_empty() && st.vm(r.mac).is_none_or(|vm| vm.ips6 != r.ips6) {
+                anyhow::bail!(
+                    "{}: its IPv6 addresses in this topology are not the recorded {:?}",
+                    r.name,
+                    r.ips6
+                );
+            }
             st.away.insert(
                 r.mac,
                 AwayState {
                     away: Away {
                         care_of: r.care_of.clone(),
+                        care_of6: r.care_of6.clone(),
                         cover: {
                             let mut c = mobility::flows::default_cover(
                                 &self.fabric,
                                 &r.location.switch,
                                 &r.ips,
+                                &r.ips6,
                             );
                             c.extend(
                                 r.cover
@@ -613,7 +707,9 @@ impl Router {
         live: bool,
     ) -> Result<Result<Prepared, MigrationReport>, MigrateError> {
         let mut st = self.lock();
-        let name = host_name(self, mac, st.ips_of(mac).next());
+        let name = st
+            .vm(mac)
+            .map_or_else(|| mac.to_string(), |vm| host_name(self, &vm));
         let Some(planned) = plan_move(&mut st, &self.fabric, mac, &name, to, live, self.now())?
         else {
             let here = st
@@ -627,7 +723,7 @@ impl Router {
                 care_of: st
                     .away
                     .get(&mac)
-                    .map(|a| a.away.care_of.iter().map(|c| c.to_string()).collect())
+                    .map(|a| care_of_text(&a.away))
                     .unwrap_or_default(),
                 switches: Vec::new(),
                 pending: Vec::new(),
@@ -684,9 +780,10 @@ impl Router {
         let owner = mac.to_string();
         if let Some(subnet) = u.taken {
             st.pools.release(&subnet, &owner);
+            st.pools.release6(&subnet, &owner);
         }
         if let Some((subnet, addrs)) = u.released {
-            st.pools.restore(&subnet, &owner, &addrs);
+            st.pools.restore_any(&subnet, &owner, &addrs);
         }
         st.migrating.remove(&mac);
     }
@@ -702,24 +799,16 @@ impl Router {
     ) -> Result<(), ForgetError> {
         let lock = self.vm_lock(mac);
         let _one_at_a_time = lock.lock().await;
-        if let Some(done) = self.forget_ipv6_only(mac).await {
-            return done;
-        }
         let (update, snapshot, version, name) = {
             let mut st = self.lock();
             let vm = st.vm(mac).ok_or(ForgetError::Unknown)?;
-            let origin = vm
-                .ips
-                .first()
-                .and_then(|ip| st.hosts.get(ip))
-                .map(|(_, o)| *o);
-            if origin != Some(Origin::Learned) {
+            if st.origin(mac) != Some(Origin::Learned) {
                 return Err(ForgetError::Declared);
             }
             if since.is_some() && st.detached.get(&mac).copied() != since {
                 return Ok(()); // seen again since, or detached anew (its own timer runs)
             }
-            let name = host_name(self, mac, vm.ips.first().copied());
+            let name = host_name(self, &vm);
             let released = match st.away.remove(&mac) {
                 Some(a) => st
                     .release_care_of(&a.care_of_subnet, &mac.to_string(), self.now())
@@ -765,49 +854,6 @@ impl Router {
         let (_, _, n) = self.send_update(&update).await;
         info!(host = %name, %mac, flow_mods = n, detached_since = ?since.map(|t| self.now().duration_since(t)), "host forgotten with its entries");
         Ok(())
-    }
-
-    /// Forgets a learned host with IPv6 addresses only (not a VM: it has no IPv4 binding)
-    /// and deletes its entries; `None` for any other host.
-    async fn forget_ipv6_only(self: &Arc<Self>, mac: MacAddr) -> Option<Result<(), ForgetError>> {
-        let deletes: BTreeMap<String, Vec<ofp13::Body>> = {
-            let mut st = self.lock();
-            if st.knows_mac(mac) || !st.has_ipv6(mac) {
-                return None;
-            }
-            let locs: Vec<crate::fabric::plan::HostLoc6> = st
-                .hosts6
-                .values()
-                .filter(|(h, _)| h.mac == mac)
-                .map(|(h, _)| h.clone())
-                .collect();
-            if st
-                .hosts6
-                .values()
-                .any(|(h, o)| h.mac == mac && *o != Origin::Learned)
-            {
-                return Some(Err(ForgetError::Declared));
-            }
-            st.unbind6_all(mac);
-            let mut per: BTreeMap<String, Vec<ofp13::Body>> = BTreeMap::new();
-            for h in &locs {
-                let b = per.entry(h.switch.clone()).or_default();
-                for f in self.fabric.host_flows6(h) {
-                    let del = ofp13::Body::FlowMod(crate::fabric::plan::delete_strict(&f));
-                    if !b.contains(&del) {
-                        b.push(del);
-                    }
-                }
-            }
-            per
-        };
-        for (sw, batch) in deletes {
-            if let Some(h) = self.switch_handle(&sw) {
-                let _ = h.send(batch).await;
-            }
-        }
-        info!(%mac, "IPv6-only host forgotten with its entries");
-        Some(Ok(()))
     }
 
     /// The lock that makes a VM's migrations and cover changes run one at a time.
@@ -881,7 +927,8 @@ impl Router {
                 }
                 let Some(vm) = st.vm(mac) else { continue };
                 let Some(away) = &vm.away else { continue };
-                let default = mobility::flows::default_cover(&self.fabric, &vm.switch, &vm.ips);
+                let default =
+                    mobility::flows::default_cover(&self.fabric, &vm.switch, &vm.ips, &vm.ips6);
                 let mut cover = away.cover.clone();
                 cover.retain(|s| default.contains(s) || !unwanted.contains(s));
                 cover.extend(
@@ -1156,7 +1203,7 @@ impl Router {
             host = %p.name,
             from = %format!("{}:{}", p.before.switch, p.before.port),
             to = %to,
-            care_of = ?p.after.away.as_ref().map(|a| &a.care_of),
+            care_of = ?p.after.away.as_ref().map(care_of_text),
             flow_mods,
             elapsed_us,
             "migrated"
@@ -1165,12 +1212,7 @@ impl Router {
             host: p.name.clone(),
             from: format!("{}:{}", p.before.switch, p.before.port),
             to: to.to_string(),
-            care_of: p
-                .after
-                .away
-                .as_ref()
-                .map(|a| a.care_of.iter().map(|c| c.to_string()).collect())
-                .unwrap_or_default(),
+            care_of: p.after.away.as_ref().map(care_of_text).unwrap_or_default(),
             cleanup: cleanup(&p.update.schedule, self.drain, &pending),
             switches,
             pending,
@@ -1202,19 +1244,7 @@ impl Router {
             } else {
                 vm.mac
             };
-            let Some(h) = self.switch_handle(&home.switch) else {
-                continue;
-            };
-            let ports: Vec<u32> = h
-                .info
-                .ports()
-                .iter()
-                .map(|desc| desc.port_no)
-                .filter(|&n| n <= port::MAX && !self.fabric.is_link_port(&home.switch, n))
-                .filter(|&n| !(home.switch == vm.switch && n == vm.port))
-                .filter(|&n| !(home.switch == p.before.switch && n == p.before.port))
-                .filter(|&n| home.ports.as_ref().is_none_or(|ps| ps.contains(&n)))
-                .collect();
+            let ports = self.home_ports(home, vm, &p.before);
             if !ports.is_empty() {
                 per_switch
                     .entry(home.switch.clone())
@@ -1222,11 +1252,64 @@ impl Router {
                     .push(garp(sha, *ip, ports));
             }
         }
+        // IPv6's gratuitous ARP: an unsolicited neighbour advertisement (override set) of each
+        // of its IPv6 addresses to its home network, from the gateway's MAC while it is away
+        // (a neighbour's cache then sends to the fabric, which routes to it), from its own
+        // when it is back.
+        for ip in &vm.ips6 {
+            let Some(home) = self.fabric.subnet_of6(*ip) else {
+                continue;
+            };
+            let lla = if vm.away.is_some() {
+                GATEWAY_MAC
+            } else {
+                vm.mac
+            };
+            let ports = self.home_ports(home, vm, &p.before);
+            if !ports.is_empty() {
+                let all = crate::packet::icmp6::ALL_NODES;
+                let f = crate::packet::icmp6::icmp6_frame(
+                    crate::packet::icmp6::multicast_mac(all),
+                    lla,
+                    *ip,
+                    all,
+                    crate::packet::icmp6::NEIGHBOR_ADVERTISEMENT,
+                    0,
+                    &crate::packet::icmp6::na_body(*ip, lla, false, false),
+                );
+                per_switch
+                    .entry(home.switch.clone())
+                    .or_default()
+                    .push(packet_out(ports, f));
+            }
+        }
         for (sw, batch) in per_switch {
             if let Some(h) = self.switch_handle(&sw) {
                 let _ = h.send(batch).await;
             }
         }
+    }
+
+    /// The host ports of `home`'s subnet at its switch that the VM (`vm`, before: `before`)
+    /// is not at: where its neighbours at home are.
+    fn home_ports(
+        &self,
+        home: &crate::fabric::topology::SubnetConf,
+        vm: &Vm,
+        before: &Vm,
+    ) -> Vec<u32> {
+        let Some(h) = self.switch_handle(&home.switch) else {
+            return Vec::new();
+        };
+        h.info
+            .ports()
+            .iter()
+            .map(|desc| desc.port_no)
+            .filter(|&n| n <= port::MAX && !self.fabric.is_link_port(&home.switch, n))
+            .filter(|&n| !(home.switch == vm.switch && n == vm.port))
+            .filter(|&n| !(home.switch == before.switch && n == before.port))
+            .filter(|&n| home.ports.as_ref().is_none_or(|ps| ps.contains(&n)))
+            .collect()
     }
 }
 
@@ -1261,9 +1344,9 @@ pub(crate) struct Update {
     pub(crate) marked: Vec<String>,
     /// Care-of addresses the update gives back (subnet, address), with those of a pending
     /// cleanup it took over: nobody gets them before its last phase.
-    pub(crate) released: Vec<(String, Ipv4Addr)>,
+    pub(crate) released: Vec<(String, IpAddr)>,
     /// Care-of addresses it took back from the VM's pending cleanup.
-    pub(crate) reused: Vec<(String, Ipv4Addr)>,
+    pub(crate) reused: Vec<(String, IpAddr)>,
     /// The pending cleanup it registered (its last phase), if any.
     cleanup: Option<u64>,
     /// The VM's pending cleanup it took over.
@@ -1282,7 +1365,7 @@ impl Update {
         fabric: &crate::fabric::plan::Fabric,
         before: &Vm,
         after: &Vm,
-        released: Vec<(String, Ipv4Addr)>,
+        released: Vec<(String, IpAddr)>,
         live: bool,
     ) -> Update {
         Update::new(
@@ -1304,7 +1387,7 @@ impl Update {
         mut before: BTreeMap<String, Vec<crate::fabric::plan::Flow>>,
         after: BTreeMap<String, Vec<crate::fabric::plan::Flow>>,
         deps: BTreeSet<String>,
-        mut released: Vec<(String, Ipv4Addr)>,
+        mut released: Vec<(String, IpAddr)>,
         live: bool,
     ) -> Update {
         // The previous update's last phase has not run: its entries are still there.
@@ -1408,6 +1491,29 @@ impl Update {
             st.cleanups.insert(self.mac, c);
         }
         st.refresh_quiet(switches, now);
+    }
+}
+
+/// A VM's care-of addresses as the API shows them: IPv4 first, then IPv6.
+fn care_of_text(a: &Away) -> Vec<String> {
+    a.care_of
+        .iter()
+        .map(|c| c.to_string())
+        .chain(a.care_of6.iter().map(|c| c.to_string()))
+        .collect()
+}
+
+fn as_v4(a: IpAddr) -> Option<Ipv4Addr> {
+    match a {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+fn as_v6(a: IpAddr) -> Option<Ipv6Addr> {
+    match a {
+        IpAddr::V6(a) => Some(a),
+        IpAddr::V4(_) => None,
     }
 }
 

@@ -88,7 +88,7 @@ impl Planner {
                 "{sel} is at home: only a VM away from home has a cover"
             )));
         }
-        let mut cover = mobility::flows::default_cover(&self.fabric, &vm.switch, &vm.ips);
+        let mut cover = mobility::flows::default_cover(&self.fabric, &vm.switch, &vm.ips, &vm.ips6);
         cover.extend(switches.iter().cloned());
         let mut after = vm.clone();
         if let Some(a) = after.away.as_mut() {
@@ -112,9 +112,9 @@ impl Planner {
         let mac = self.host(sel)?;
         let before = self.tables();
         let from = self.state.location(mac).map(|(s, p)| (s.to_string(), p));
-        let mut care_of = self.care_of_addresses();
+        let mut care_of = self.state.care_of_all();
         let schedule = make(self)?;
-        care_of.extend(self.care_of_addresses());
+        care_of.extend(self.state.care_of_all());
         let after = self.tables();
         let mut endpoints = self.endpoints();
         for e in endpoints.iter_mut().filter(|e| e.mac == mac) {
@@ -158,6 +158,11 @@ impl Planner {
         self.state.care_of_addresses()
     }
 
+    /// Every care-of address held, IPv4 and IPv6.
+    pub fn care_of_all(&self) -> BTreeSet<std::net::IpAddr> {
+        self.state.care_of_all()
+    }
+
     /// The host `mac` as planned: where it is, and its care-of addresses and cover if away.
     pub fn vm(&self, mac: MacAddr) -> Option<crate::mobility::flows::Vm> {
         self.state.vm(mac)
@@ -180,9 +185,11 @@ impl Planner {
                     .get(&vm.mac)
                     .cloned()
                     .or_else(|| vm.ips.first().map(|ip| ip.to_string()))
+                    .or_else(|| vm.ips6.first().map(|ip| ip.to_string()))
                     .unwrap_or_else(|| vm.mac.to_string()),
                 mac: vm.mac,
                 ips: vm.ips,
+                ips6: vm.ips6,
                 at: (vm.switch, vm.port),
                 also_at: None,
                 moving: false,

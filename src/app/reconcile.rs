@@ -262,8 +262,7 @@ impl Router {
             let (meters_before, meters_after) =
                 meter_difference(&live_meters, &st.meters(&self.fabric, name), &live);
             let producer = |f: &Flow| {
-                let home = std::net::Ipv4Addr::from(f.cookie as u32);
-                let vm = st.hosts.get(&home).and_then(|(h, _)| st.vm(h.mac));
+                let vm = st.owner_of(f.cookie, &f.match_).and_then(|mac| st.vm(mac));
                 vm.is_none_or(|vm| {
                     crate::mobility::flows::consumer_switches(&vm)
                         .iter()

@@ -103,9 +103,9 @@ pub(crate) struct State {
     pub(crate) previous: FastMap<ofp13::MacAddr, ((String, u32), Instant)>,
     /// Care-of addresses given back, and when: for a while packets in flight may still
     /// carry them, and nobody may be asked for them.
-    pub(crate) released_care_of: FastMap<Ipv4Addr, Instant>,
+    pub(crate) released_care_of: FastMap<std::net::IpAddr, Instant>,
     /// The same, oldest first, to forget them in order (amortised O(1) per release).
-    released_order: std::collections::VecDeque<(Instant, Ipv4Addr)>,
+    released_order: std::collections::VecDeque<(Instant, std::net::IpAddr)>,
     /// Where a VM was announced while its migration was being installed: the next move.
     pub(crate) next_move: FastMap<ofp13::MacAddr, (String, u32)>,
     /// When a switch was last added to a VM's cover (or tried).
@@ -151,7 +151,7 @@ pub(crate) struct State {
     pub(crate) quiet_since: Option<Instant>,
     /// Care-of addresses given back by updates whose last phase has not run yet: nobody
     /// gets them meanwhile (that phase deletes entries that match them).
-    pub(crate) draining: FastSet<Ipv4Addr>,
+    pub(crate) draining: FastSet<std::net::IpAddr>,
     /// Updates being installed, their drained last phase included (the audit waits).
     pub(crate) updates: u32,
     /// Per VM, the last phase of its latest update while it waits for its drain: the VM's
@@ -203,22 +203,9 @@ impl State {
 
     /// One switch's whole planned table.
     pub fn switch_plan(&self, fabric: &Fabric, switch: &str) -> Vec<crate::fabric::plan::Flow> {
+        // Every host is a VM here, those with IPv6 addresses only included.
         let vms = self.vms_for(switch);
-        let mut flows =
-            mobility::flows::switch_plan(fabric, switch, &vms, &self.plan_ports(fabric, switch));
-        // Hosts with IPv6 addresses only (a dual-stack host's are its VM's entries).
-        let six: Vec<crate::fabric::plan::Flow> = self
-            .hosts6
-            .values()
-            .filter(|(h, _)| h.switch == switch && !self.macs.contains_key(&h.mac))
-            .flat_map(|(h, _)| fabric.host_flows6(h))
-            .collect();
-        if !six.is_empty() {
-            flows.extend(six);
-            flows = crate::fabric::plan::dedup(flows);
-            crate::fabric::plan::sort_flows(&mut flows);
-        }
-        flows
+        mobility::flows::switch_plan(fabric, switch, &vms, &self.plan_ports(fabric, switch))
     }
 
     /// The host ports of `switch` as its plan uses them: every one it reported (before it ever
@@ -244,17 +231,42 @@ impl State {
             .collect()
     }
 
+    /// The VM a per-VM entry (cookie and match) belongs to: its cookie names an IPv4 home
+    /// address; an IPv6 entry's match pins one of the VM's IPv6 addresses.
+    pub(crate) fn owner_of(&self, cookie: u64, m: &ofp13::Match) -> Option<ofp13::MacAddr> {
+        match cookie & COOKIE_MASK_KIND {
+            crate::fabric::plan::COOKIE_MOBILITY6 => m.fields.iter().find_map(|f| match f {
+                ofp13::Oxm::Ipv6Src(a, None) | ofp13::Oxm::Ipv6Dst(a, None) => self
+                    .hosts6
+                    .get(a)
+                    .map(|(h, _)| h.mac)
+                    .filter(|mac| self.away.contains_key(mac) || self.macs.contains_key(mac)),
+                _ => None,
+            }),
+            _ => self
+                .hosts
+                .get(&Ipv4Addr::from(cookie as u32))
+                .map(|(h, _)| h.mac),
+        }
+    }
+
+    /// Every care-of address held, IPv4 and IPv6.
+    pub fn care_of_all(&self) -> std::collections::BTreeSet<std::net::IpAddr> {
+        self.away
+            .values()
+            .flat_map(|a| {
+                let v4 = a.away.care_of.iter().map(|c| std::net::IpAddr::from(*c));
+                v4.chain(a.away.care_of6.iter().map(|c| std::net::IpAddr::from(*c)))
+            })
+            .collect()
+    }
+
     /// Binds an address to a host (replacing any earlier binding of that address).
     pub(crate) fn bind(&mut self, loc: HostLoc, origin: Origin) {
         self.unbind(loc.ip);
         self.macs.entry(loc.mac).or_default().insert(loc.ip);
         self.place(&loc.switch, loc.port, loc.mac);
         self.hosts.insert(loc.ip, (loc, origin));
-    }
-
-    /// Whether `mac` has an IPv6 address bound.
-    pub(crate) fn has_ipv6(&self, mac: ofp13::MacAddr) -> bool {
-        self.macs6.contains_key(&mac)
     }
 
     /// Holds a packet (that came in at `in_port`) for `ip`, unresolved at `switch`: the
@@ -300,8 +312,15 @@ impl State {
 
     /// Forgets every IPv6 address of `mac`.
     pub(crate) fn unbind6_all(&mut self, mac: ofp13::MacAddr) {
+        let mut last = None;
         for ip in self.macs6.remove(&mac).into_iter().flatten() {
-            self.hosts6.remove(&ip);
+            if let Some((h, _)) = self.hosts6.remove(&ip) {
+                last = Some((h.switch, h.port));
+            }
+        }
+        // A host with IPv6 addresses only leaves its place with them.
+        if let (Some((sw, port)), false) = (last, self.macs.contains_key(&mac)) {
+            self.unplace(&sw, port, mac);
         }
     }
 
@@ -310,6 +329,9 @@ impl State {
     pub(crate) fn bind6(&mut self, loc: crate::fabric::plan::HostLoc6, origin: Origin) -> bool {
         if self.hosts6.contains_key(&loc.ip) {
             return false;
+        }
+        if !self.macs.contains_key(&loc.mac) && !self.macs6.contains_key(&loc.mac) {
+            self.place(&loc.switch, loc.port, loc.mac);
         }
         self.macs6.entry(loc.mac).or_default().insert(loc.ip);
         self.hosts6.insert(loc.ip, (loc, origin));
@@ -338,12 +360,19 @@ impl State {
 
     /// Moves every address of `mac` to (`switch`, `port`).
     pub(crate) fn relocate(&mut self, mac: ofp13::MacAddr, switch: &str, port: u32) {
-        let Some(ips) = self.macs.get(&mac) else {
+        if !self.knows_mac(mac) {
             return;
-        };
+        }
         let mut old = Vec::new();
-        for ip in ips {
+        for ip in self.macs.get(&mac).into_iter().flatten() {
             if let Some((h, _)) = self.hosts.get_mut(ip) {
+                old.push((h.switch.clone(), h.port));
+                h.switch = switch.to_string();
+                h.port = port;
+            }
+        }
+        for ip in self.macs6.get(&mac).into_iter().flatten() {
+            if let Some((h, _)) = self.hosts6.get_mut(ip) {
                 old.push((h.switch.clone(), h.port));
                 h.switch = switch.to_string();
                 h.port = port;
@@ -353,12 +382,6 @@ impl State {
             self.unplace(&sw, p, mac);
         }
         self.place(switch, port, mac);
-        for ip in self.macs6.get(&mac).into_iter().flatten() {
-            if let Some((h, _)) = self.hosts6.get_mut(ip) {
-                h.switch = switch.to_string();
-                h.port = port;
-            }
-        }
     }
 
     /// The hosts at (`switch`, `port`).
@@ -416,7 +439,10 @@ impl State {
             set.remove(&ip);
             if set.is_empty() {
                 self.macs.remove(&old.0.mac);
-                self.unplace(&old.0.switch, old.0.port, old.0.mac);
+                // A host that keeps IPv6 addresses stays where it is.
+                if !self.macs6.contains_key(&old.0.mac) {
+                    self.unplace(&old.0.switch, old.0.port, old.0.mac);
+                }
             }
         }
         Some(old)
@@ -501,22 +527,38 @@ impl State {
     }
 
     /// Whether `ip` is a care-of address at `now`, or was one a short while before.
-    pub(crate) fn is_care_of(&self, ip: Ipv4Addr, now: Instant) -> bool {
-        self.pools.holder(ip).is_some()
-            || self
-                .released_care_of
-                .get(&ip)
-                .is_some_and(|t| now.duration_since(*t) < CARE_OF_AFTERLIFE)
+    pub(crate) fn is_care_of(&self, ip: impl Into<std::net::IpAddr>, now: Instant) -> bool {
+        let ip = ip.into();
+        let held = match ip {
+            std::net::IpAddr::V4(a) => self.pools.holder(a).is_some(),
+            std::net::IpAddr::V6(a) => self.pools.holder6(a).is_some(),
+        };
+        held || self
+            .released_care_of
+            .get(&ip)
+            .is_some_and(|t| now.duration_since(*t) < CARE_OF_AFTERLIFE)
     }
 
-    /// Gives back the care-of addresses `owner` holds in `subnet` at `now`, remembering them.
+    /// Gives back the care-of addresses `owner` holds in `subnet` at `now` (IPv4, then IPv6),
+    /// remembering them.
     pub(crate) fn release_care_of(
         &mut self,
         subnet: &str,
         owner: &str,
         now: Instant,
-    ) -> Vec<Ipv4Addr> {
-        let gone = self.pools.release(subnet, owner);
+    ) -> Vec<std::net::IpAddr> {
+        let mut gone: Vec<std::net::IpAddr> = self
+            .pools
+            .release(subnet, owner)
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        gone.extend(
+            self.pools
+                .release6(subnet, owner)
+                .into_iter()
+                .map(std::net::IpAddr::from),
+        );
         while let Some(&(t, a)) = self.released_order.front() {
             if now.duration_since(t) < CARE_OF_AFTERLIFE {
                 break;
@@ -535,8 +577,33 @@ impl State {
 
     /// Where the host with this MAC is, without building its [`Vm`].
     pub(crate) fn location(&self, mac: ofp13::MacAddr) -> Option<(&str, u32)> {
-        let ip = self.macs.get(&mac)?.iter().next()?;
-        self.hosts.get(ip).map(|(h, _)| (h.switch.as_str(), h.port))
+        if let Some(ip) = self.macs.get(&mac).and_then(|s| s.iter().next()) {
+            return self.hosts.get(ip).map(|(h, _)| (h.switch.as_str(), h.port));
+        }
+        let ip = self.macs6.get(&mac)?.iter().next()?;
+        self.hosts6
+            .get(ip)
+            .map(|(h, _)| (h.switch.as_str(), h.port))
+    }
+
+    /// How a host came to be known: its first IPv4 address's origin; for a host with IPv6
+    /// addresses only, declared if any of them is.
+    pub(crate) fn origin(&self, mac: ofp13::MacAddr) -> Option<Origin> {
+        if let Some(ip) = self.macs.get(&mac).and_then(|s| s.iter().next()) {
+            return self.hosts.get(ip).map(|(_, o)| *o);
+        }
+        let ips = self.macs6.get(&mac)?;
+        Some(
+            if ips.iter().any(|ip| {
+                self.hosts6
+                    .get(ip)
+                    .is_some_and(|(_, o)| *o == Origin::Configured)
+            }) {
+                Origin::Configured
+            } else {
+                Origin::Learned
+            },
+        )
     }
 
     /// The addresses bound to this MAC, ascending.
@@ -544,29 +611,43 @@ impl State {
         self.macs.get(&mac).into_iter().flatten().copied()
     }
 
-    /// Whether any address is bound to this MAC.
+    /// Whether any address (IPv4 or IPv6) is bound to this MAC.
     pub(crate) fn knows_mac(&self, mac: ofp13::MacAddr) -> bool {
+        self.macs.contains_key(&mac) || self.macs6.contains_key(&mac)
+    }
+
+    /// Whether an IPv4 address is bound to this MAC.
+    pub(crate) fn has_ipv4(&self, mac: ofp13::MacAddr) -> bool {
         self.macs.contains_key(&mac)
     }
 
     /// How many hosts (MACs) are known.
     pub(crate) fn host_count(&self) -> usize {
         self.macs.len()
+            + self
+                .macs6
+                .keys()
+                .filter(|m| !self.macs.contains_key(m))
+                .count()
     }
 
     /// The VM with this MAC: its addresses (ascending), location and care-of addresses.
     pub(crate) fn vm(&self, mac: ofp13::MacAddr) -> Option<Vm> {
-        let ips: Vec<Ipv4Addr> = self.macs.get(&mac)?.iter().copied().collect();
-        let (first, _) = self.hosts.get(ips.first()?)?;
-        let ips6 = self
+        let ips: Vec<Ipv4Addr> = self
+            .macs
+            .get(&mac)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        let ips6: Vec<std::net::Ipv6Addr> = self
             .macs6
             .get(&mac)
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
+        let (switch, port) = self.location(mac)?;
         Some(Vm {
             mac,
-            switch: first.switch.clone(),
-            port: first.port,
+            switch: switch.to_string(),
+            port,
             ips,
             ips6,
             away: self.away.get(&mac).map(|a| a.away.clone()),
@@ -575,8 +656,10 @@ impl State {
 
     /// Every host as a VM, by MAC.
     pub(crate) fn vms(&self) -> Vec<Vm> {
-        let mut macs: Vec<ofp13::MacAddr> = self.macs.keys().copied().collect();
+        let mut macs: Vec<ofp13::MacAddr> =
+            self.macs.keys().chain(self.macs6.keys()).copied().collect();
         macs.sort();
+        macs.dedup();
         macs.into_iter().filter_map(|m| self.vm(m)).collect()
     }
 }
@@ -594,6 +677,8 @@ pub struct HostState {
     pub location: (String, u32),
     pub home: (String, u32),
     pub care_of: Vec<Ipv4Addr>,
+    /// Its IPv6 care-of addresses (in the order of `ips6`).
+    pub care_of6: Vec<std::net::Ipv6Addr>,
 }
 
 /// What an ordinary frame tells the router about where its sender is.
@@ -892,11 +977,7 @@ impl Router {
             .vms()
             .into_iter()
             .map(|vm| {
-                let origin = vm
-                    .ips
-                    .first()
-                    .and_then(|ip| st.hosts.get(ip))
-                    .map_or(Origin::Learned, |(_, o)| *o);
+                let origin = st.origin(vm.mac).unwrap_or(Origin::Learned);
                 let a = st.away.get(&vm.mac);
                 HostState {
                     mac: vm.mac,
@@ -905,37 +986,12 @@ impl Router {
                     location: (vm.switch.clone(), vm.port),
                     home: a.map_or((vm.switch.clone(), vm.port), |a| a.home.clone()),
                     care_of: a.map(|a| a.away.care_of.clone()).unwrap_or_default(),
+                    care_of6: a.map(|a| a.away.care_of6.clone()).unwrap_or_default(),
                     ips: vm.ips,
                     ips6: vm.ips6,
                 }
             })
             .collect();
-        // Hosts with IPv6 addresses only (not VMs: they are not moved yet).
-        let mut six: std::collections::BTreeMap<ofp13::MacAddr, HostState> = Default::default();
-        for (ip, (h, origin)) in st
-            .hosts6
-            .iter()
-            .filter(|(_, (h, _))| !st.macs.contains_key(&h.mac))
-        {
-            let e = six.entry(h.mac).or_insert_with(|| HostState {
-                mac: h.mac,
-                ips: Vec::new(),
-                ips6: Vec::new(),
-                origin: *origin,
-                attached: true,
-                location: (h.switch.clone(), h.port),
-                home: (h.switch.clone(), h.port),
-                care_of: Vec::new(),
-            });
-            e.ips6.push(*ip);
-            if *origin == Origin::Configured {
-                e.origin = Origin::Configured;
-            }
-        }
-        for mut h in six.into_values() {
-            h.ips6.sort();
-            v.push(h);
-        }
         v.sort_by_key(|h| (h.ips.first().copied(), h.ips6.first().copied()));
         v
     }
@@ -1196,6 +1252,11 @@ impl Router {
     /// Every care-of address held now.
     pub fn care_of_addresses(&self) -> std::collections::BTreeSet<Ipv4Addr> {
         self.read().care_of_addresses()
+    }
+
+    /// Every care-of address held, IPv4 and IPv6.
+    pub fn care_of_all(&self) -> std::collections::BTreeSet<std::net::IpAddr> {
+        self.read().care_of_all()
     }
 
     /// Every known host binding.
@@ -1587,6 +1648,7 @@ impl Router {
             }
             if eth.dst.0[0] & 1 == 1
                 && !matches!(eth.ethertype, packet::ETH_ARP | packet::ETH_RARP)
+                && !is_neighbour_discovery(&eth)
                 && self.relay_home(name, in_port, &eth, &pi.data, effects)
             {
                 return;
@@ -1612,12 +1674,21 @@ impl Router {
                 Some(ip)
                     if pi.cookie & COOKIE_MASK_KIND == crate::fabric::plan::COOKIE_MOBILITY =>
                 {
-                    self.home_agent_copy(&ip, effects, now);
+                    self.home_agent_copy(ip.src.into(), ip.dst.into(), effects, now);
                     Vec::new()
                 }
                 Some(ip) => self.on_ipv4(at, &eth, &ip, &pi.data),
                 None => Vec::new(),
             },
+            packet::ETH_IPV6
+                if pi.cookie & COOKIE_MASK_KIND == crate::fabric::plan::COOKIE_MOBILITY6 =>
+            {
+                // The home agent's copy of a packet for a VM away (route optimisation).
+                if let Some(ip) = crate::packet::icmp6::Ipv6::parse(eth.payload) {
+                    self.home_agent_copy(ip.src.into(), ip.dst.into(), effects, now);
+                }
+                Vec::new()
+            }
             packet::ETH_IPV6 => self.on_ipv6(&sw, in_port, host_port, &eth, &pi.data, now),
             _ => Vec::new(),
         };
@@ -1820,22 +1891,23 @@ impl Router {
             }
             return;
         }
+        let kind = fr.cookie & COOKIE_MASK_KIND;
         if fr.reason != ofp13::OFPRR_IDLE_TIMEOUT
-            || fr.cookie & COOKIE_MASK_KIND != crate::fabric::plan::COOKIE_MOBILITY
+            || (kind != crate::fabric::plan::COOKIE_MOBILITY
+                && kind != crate::fabric::plan::COOKIE_MOBILITY6)
             || fr.table_id != crate::fabric::plan::TABLE_FROM_HOST
         {
             return;
         }
-        let home = Ipv4Addr::from(fr.cookie as u32);
         let mac = {
             let mut st = self.lock();
-            let Some(mac) = st.hosts.get(&home).map(|(h, _)| h.mac) else {
+            let Some(mac) = st.owner_of(fr.cookie, &fr.match_) else {
                 return;
             };
             let Some(vm) = st.vm(mac) else { return };
             let beyond = vm.away.as_ref().is_some_and(|a| {
                 a.cover.contains(name)
-                    && !mobility::flows::default_cover(&self.fabric, &vm.switch, &vm.ips)
+                    && !mobility::flows::default_cover(&self.fabric, &vm.switch, &vm.ips, &vm.ips6)
                         .contains(name)
             });
             if !beyond {
@@ -1859,18 +1931,36 @@ impl Router {
     /// A packet the home agent forwarded to a VM away from home: the switch it came from is
     /// added to the VM's cover (once; a failed attempt is retried after a while), by the VM's
     /// cover task, which takes every switch wanted meanwhile in one update.
-    fn home_agent_copy(&self, ip: &Ipv4<'_>, effects: &mut Vec<Effect>, now: Instant) {
+    pub(crate) fn home_agent_copy(
+        &self,
+        src: std::net::IpAddr,
+        dst: std::net::IpAddr,
+        effects: &mut Vec<Effect>,
+        now: Instant,
+    ) {
+        use std::net::IpAddr;
         let mac = {
             let mut st = self.lock();
-            let Some(mac) = st.hosts.get(&ip.dst).map(|(h, _)| h.mac) else {
+            let mac = match dst {
+                IpAddr::V4(d) => st.hosts.get(&d).map(|(h, _)| h.mac),
+                IpAddr::V6(d) => st.hosts6.get(&d).map(|(h, _)| h.mac),
+            };
+            let Some(mac) = mac else {
                 return;
             };
             // The sender's switch: where it is if it is a known host, else its subnet's.
-            let from = st
-                .hosts
-                .get(&ip.src)
-                .map(|(h, _)| h.switch.clone())
-                .or_else(|| self.fabric.subnet_of(ip.src).map(|s| s.switch.clone()));
+            let from = match src {
+                IpAddr::V4(s) => st
+                    .hosts
+                    .get(&s)
+                    .map(|(h, _)| h.switch.clone())
+                    .or_else(|| self.fabric.subnet_of(s).map(|s| s.switch.clone())),
+                IpAddr::V6(s) => st
+                    .hosts6
+                    .get(&s)
+                    .map(|(h, _)| h.switch.clone())
+                    .or_else(|| self.fabric.subnet_of6(s).map(|s| s.switch.clone())),
+            };
             let Some(from) = from else { return };
             if st
                 .away
@@ -2122,6 +2212,17 @@ impl Router {
 /// Whether a known host's frame at `name:in_port` shows it moved there: it is bound
 /// elsewhere and not being moved already; an ordinary frame (not an announcement) from where
 /// it was before its last move is a straggler for [`PREVIOUS_GRACE`], not a move back.
+/// Whether a frame is IPv6 neighbour or router discovery (ICMPv6 133 to 137): the
+/// controller answers it wherever the sender is, never relays it (a VM away from home asks the
+/// fabric for its home neighbours, and the fabric answers for them).
+fn is_neighbour_discovery(eth: &Ethernet<'_>) -> bool {
+    eth.ethertype == packet::ETH_IPV6
+        && crate::packet::icmp6::Ipv6::parse(eth.payload).is_some_and(|ip| {
+            ip.next == packet::IP_ICMPV6
+                && ip.payload.first().is_some_and(|t| (133..=137).contains(t))
+        })
+}
+
 fn seen_elsewhere(
     st: &State,
     name: &str,

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -39,6 +39,12 @@ pub struct VmRecord {
     /// The foreign subnet the care-of addresses belong to.
     pub care_of_subnet: String,
     pub care_of: Vec<Ipv4Addr>,
+    /// Its IPv6 addresses, and their care-of addresses in the same order (none when the
+    /// foreign subnet has no prefix6).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ips6: Vec<Ipv6Addr>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub care_of6: Vec<Ipv6Addr>,
     /// Switches that rewrite for it beyond the default (correspondents' switches).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cover: Vec<String>,
@@ -199,6 +205,8 @@ mod tests {
             },
             care_of_subnet: "foreign".into(),
             care_of: vec![Ipv4Addr::new(192, 168, 10, 192)],
+            ips6: vec!["fd00:0:0:11::3".parse().unwrap()],
+            care_of6: vec!["fd00:0:0:10::ff01".parse().unwrap()],
             cover: Vec::new(),
         }
     }

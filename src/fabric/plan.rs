@@ -231,6 +231,10 @@ pub const COOKIE_SUBNET: u64 = 0x5353_0007_0000_0000;
 /// with IPv6 addresses only (+ the low 32 bits of its MAC: one entry per MAC, whichever of its
 /// addresses put it there).
 pub const COOKIE_HOST6: u64 = 0x5353_0008_0000_0000;
+/// The IPv6 rewrites and home-agent route of one migrated VM address (+ the low 32 bits of the
+/// home address; a care-of address never has the same low 32 bits as a home address of its VM,
+/// so an entry that writes other low bits writes a care-of address).
+pub const COOKIE_MOBILITY6: u64 = 0x5353_0009_0000_0000;
 
 /// Whether an entry's cookie is servswitch's (kinds `0x5353_00xx`): reconciliation deletes
 /// only those; anyone else's entries are left alone (and shown by `verify`).
@@ -259,6 +263,11 @@ pub(crate) const PRIO_AWAY_DHCP: u16 = 1001;
 /// Table 0: a neighbour solicitation or advertisement to a group address from a host port:
 /// flooded in its subnet like other multicast, and a copy to the controller (learning).
 pub(crate) const PRIO_ND_FLOOD: u16 = 865;
+/// Table 0: a neighbour solicitation from a host unicast to the gateway's MAC (a host whose
+/// cache holds the gateway's MAC for a neighbour the controller answers for, checking it is
+/// still reachable): to the controller, which answers it as it answers the multicast ones.
+/// Below the IPv6 from links (900), above the floods.
+pub(crate) const PRIO_ND_GATEWAY: u16 = 880;
 /// Group destination addresses: the I/G bit (broadcast and every multicast).
 pub const MULTICAST_BIT: MacAddr = MacAddr([0x01, 0, 0, 0, 0, 0]);
 
@@ -1212,6 +1221,17 @@ impl Fabric {
             .iter()
             .map(|(g, _)| *g)
             .chain((!mine.is_empty()).then_some(GATEWAY_LL));
+        if !mine.is_empty() {
+            v.push(pipe(
+                TABLE_CLASSIFY,
+                PRIO_ND_GATEWAY,
+                icmp6(
+                    vec![Oxm::EthDst(GATEWAY_MAC, None)],
+                    crate::packet::icmp6::NEIGHBOR_SOLICITATION,
+                ),
+                goto(TABLE_PUNT),
+            ));
+        }
         for g in gateways {
             let mut ns = icmp6(vec![], crate::packet::icmp6::NEIGHBOR_SOLICITATION);
             ns.push(Oxm::Ipv6NdTarget(g, None));

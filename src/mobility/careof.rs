@@ -5,9 +5,9 @@
 //! request that cannot be met in full takes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::fabric::topology::{Prefix, SubnetConf};
+use crate::fabric::topology::{Prefix, Prefix6, SubnetConf};
 
 /// Why no care-of address could be given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,6 +19,13 @@ pub enum CareOfError {
         need: usize,
         free: usize,
     },
+    #[error("care-of pool {pool} of subnet {subnet:?} is exhausted: {need} IPv6 addresses needed, {free} free")]
+    Exhausted6 {
+        subnet: String,
+        pool: Prefix6,
+        need: usize,
+        free: usize,
+    },
     #[error("no subnet named {0:?}")]
     UnknownSubnet(String),
 }
@@ -27,6 +34,19 @@ pub enum CareOfError {
 #[derive(Debug, Clone, Default)]
 pub struct CareOfPools {
     pools: BTreeMap<String, Pool>,
+    /// The IPv6 pools of the subnets with a `prefix6`.
+    pools6: BTreeMap<String, Pool6>,
+}
+
+/// A subnet's IPv6 care-of addresses: its `care_of_pool6` or its whole prefix, from the
+/// lowest address up (a /64 is never scanned whole: addresses are taken in order, so the
+/// scan stops after the held ones and those hosts use).
+#[derive(Debug, Clone)]
+struct Pool6 {
+    range: Prefix6,
+    /// The gateway and the subnet-router anycast address (RFC 4291 2.6.1).
+    reserved: BTreeSet<Ipv6Addr>,
+    held: BTreeMap<Ipv6Addr, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,8 +60,9 @@ struct Pool {
 impl CareOfPools {
     /// One pool per subnet: its `care_of_pool`, or the whole prefix.
     pub fn new<'a>(subnets: impl IntoIterator<Item = &'a SubnetConf>) -> Self {
+        let subnets: Vec<&SubnetConf> = subnets.into_iter().collect();
         let pools = subnets
-            .into_iter()
+            .iter()
             .map(|s| {
                 let range = s.care_of_pool.unwrap_or(s.prefix);
                 let mut reserved = BTreeSet::from([s.gateway]);
@@ -60,7 +81,106 @@ impl CareOfPools {
                 )
             })
             .collect();
-        CareOfPools { pools }
+        let pools6 = subnets
+            .iter()
+            .filter_map(|s| {
+                let prefix = s.prefix6?;
+                let mut reserved = BTreeSet::from([prefix.addr]);
+                reserved.extend(s.gateway6);
+                Some((
+                    s.name.clone(),
+                    Pool6 {
+                        range: s.care_of_pool6.unwrap_or(prefix),
+                        reserved,
+                        held: BTreeMap::new(),
+                    },
+                ))
+            })
+            .collect();
+        CareOfPools { pools, pools6 }
+    }
+
+    /// Whether `subnet` has IPv6 care-of addresses to give (it has a `prefix6`).
+    pub fn has_ipv6(&self, subnet: &str) -> bool {
+        self.pools6.contains_key(subnet)
+    }
+
+    /// Takes `n` IPv6 addresses of `subnet` for `owner`, the lowest free ones, skipping any
+    /// address `in_use` says is taken; all or nothing.
+    pub fn take6(
+        &mut self,
+        subnet: &str,
+        owner: &str,
+        n: usize,
+        in_use: impl Fn(Ipv6Addr) -> bool,
+    ) -> Result<Vec<Ipv6Addr>, CareOfError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let pool = self
+            .pools6
+            .get_mut(subnet)
+            .ok_or_else(|| CareOfError::UnknownSubnet(subnet.to_string()))?;
+        let first = u128::from(pool.range.addr);
+        let last = first | !pool.range.mask();
+        let free =
+            |a: &Ipv6Addr| !pool.reserved.contains(a) && !pool.held.contains_key(a) && !in_use(*a);
+        let mut got = Vec::with_capacity(n);
+        let mut a = first;
+        while got.len() < n {
+            if free(&Ipv6Addr::from(a)) {
+                got.push(Ipv6Addr::from(a));
+            }
+            if a == last {
+                break;
+            }
+            a += 1;
+        }
+        if got.len() < n {
+            // Only a small pool runs out: every address of it was looked at.
+            return Err(CareOfError::Exhausted6 {
+                subnet: subnet.to_string(),
+                pool: pool.range,
+                need: n,
+                free: got.len(),
+            });
+        }
+        hold(&mut pool.held, owner, &got);
+        Ok(got)
+    }
+
+    /// Gives back every IPv6 address `owner` holds in `subnet`; returns them.
+    pub fn release6(&mut self, subnet: &str, owner: &str) -> Vec<Ipv6Addr> {
+        let Some(pool) = self.pools6.get_mut(subnet) else {
+            return Vec::new();
+        };
+        give_up(&mut pool.held, owner)
+    }
+
+    /// Marks IPv6 addresses as held (restoring state); false if one is taken or outside.
+    pub fn restore6(&mut self, subnet: &str, owner: &str, addrs: &[Ipv6Addr]) -> bool {
+        if addrs.is_empty() {
+            return true;
+        }
+        let Some(pool) = self.pools6.get_mut(subnet) else {
+            return false;
+        };
+        if addrs.iter().any(|a| {
+            pool.held.get(a).is_some_and(|o| o != owner)
+                || !pool.range.contains(*a)
+                || pool.reserved.contains(a)
+        }) {
+            return false;
+        }
+        hold(&mut pool.held, owner, addrs);
+        true
+    }
+
+    /// Who holds IPv6 care-of address `addr`, if anyone.
+    pub fn holder6(&self, addr: Ipv6Addr) -> Option<&str> {
+        self.pools6
+            .values()
+            .find_map(|p| p.held.get(&addr).map(String::as_str))
     }
 
     /// Takes `n` addresses of `subnet` for `owner`, skipping any address `in_use` says a host
@@ -95,9 +215,7 @@ impl CareOfPools {
                 free: total_free,
             });
         }
-        for a in &free {
-            pool.held.insert(*a, owner.to_string());
-        }
+        hold(&mut pool.held, owner, &free);
         Ok(free)
     }
 
@@ -106,16 +224,7 @@ impl CareOfPools {
         let Some(pool) = self.pools.get_mut(subnet) else {
             return Vec::new();
         };
-        let mine: Vec<Ipv4Addr> = pool
-            .held
-            .iter()
-            .filter(|(_, o)| o.as_str() == owner)
-            .map(|(a, _)| *a)
-            .collect();
-        for a in &mine {
-            pool.held.remove(a);
-        }
-        mine
+        give_up(&mut pool.held, owner)
     }
 
     /// Marks addresses as held (restoring state after a restart); false if one is taken.
@@ -129,10 +238,48 @@ impl CareOfPools {
         {
             return false;
         }
-        for a in addrs {
-            pool.held.insert(*a, owner.to_string());
-        }
+        hold(&mut pool.held, owner, addrs);
         true
+    }
+
+    /// Marks addresses of either family as held ([`CareOfPools::restore`],
+    /// [`CareOfPools::restore6`]); false, with nothing held, if one is taken.
+    pub fn restore_any(&mut self, subnet: &str, owner: &str, addrs: &[IpAddr]) -> bool {
+        let (v4, v6) = split(addrs);
+        if !self.can_restore(subnet, owner, addrs) {
+            return false;
+        }
+        self.restore(subnet, owner, &v4) && self.restore6(subnet, owner, &v6)
+    }
+
+    /// Whether [`CareOfPools::restore_any`] would succeed (changes nothing).
+    pub fn can_restore(&self, subnet: &str, owner: &str, addrs: &[IpAddr]) -> bool {
+        let (v4, v6) = split(addrs);
+        let ok4 = v4.is_empty()
+            || self.pools.get(subnet).is_some_and(|p| {
+                v4.iter()
+                    .all(|a| p.held.get(a).is_none_or(|o| o == owner) && p.range.contains(*a))
+            });
+        let ok6 = v6.is_empty()
+            || self.pools6.get(subnet).is_some_and(|p| {
+                v6.iter().all(|a| {
+                    p.held.get(a).is_none_or(|o| o == owner)
+                        && p.range.contains(*a)
+                        && !p.reserved.contains(a)
+                })
+            });
+        ok4 && ok6
+    }
+
+    /// Gives back the addresses `addrs` of `subnet` (those `owner` holds).
+    pub fn give_back(&mut self, subnet: &str, owner: &str, addrs: &[IpAddr]) {
+        let (v4, v6) = split(addrs);
+        if let Some(p) = self.pools.get_mut(subnet) {
+            p.held.retain(|a, o| !(o == owner && v4.contains(a)));
+        }
+        if let Some(p) = self.pools6.get_mut(subnet) {
+            p.held.retain(|a, o| !(o == owner && v6.contains(a)));
+        }
     }
 
     /// Who holds `addr`, if anyone.
@@ -141,6 +288,39 @@ impl CareOfPools {
             .values()
             .find_map(|p| p.held.get(&addr).map(String::as_str))
     }
+}
+
+/// Marks `addrs` as held by `owner`.
+fn hold<A: Ord + Copy>(held: &mut BTreeMap<A, String>, owner: &str, addrs: &[A]) {
+    for a in addrs {
+        held.insert(*a, owner.to_string());
+    }
+}
+
+/// Takes every address `owner` holds out of `held`; returns them.
+fn give_up<A: Ord + Copy>(held: &mut BTreeMap<A, String>, owner: &str) -> Vec<A> {
+    let mine: Vec<A> = held
+        .iter()
+        .filter(|(_, o)| o.as_str() == owner)
+        .map(|(a, _)| *a)
+        .collect();
+    for a in &mine {
+        held.remove(a);
+    }
+    mine
+}
+
+/// Addresses by family.
+fn split(addrs: &[IpAddr]) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for a in addrs {
+        match a {
+            IpAddr::V4(a) => v4.push(*a),
+            IpAddr::V6(a) => v6.push(*a),
+        }
+    }
+    (v4, v6)
 }
 
 #[cfg(test)]
@@ -217,6 +397,65 @@ mod tests {
             p.take("nowhere", "x", 1, |_| false),
             Err(CareOfError::UnknownSubnet(_))
         ));
+    }
+
+    fn dual() -> CareOfPools {
+        let t = Topology::parse(include_str!("../../topologies/dual-stack.toml")).unwrap();
+        CareOfPools::new(&t.subnets)
+    }
+
+    #[test]
+    fn ipv6_care_of_addresses_are_the_lowest_free_of_the_pool() {
+        let mut p = dual();
+        let t = Topology::parse(include_str!("../../topologies/dual-stack.toml")).unwrap();
+        let foreign = t.subnets.iter().find(|s| s.name == "foreign").unwrap();
+        let prefix = foreign.prefix6.unwrap();
+        let pool = foreign.care_of_pool6.unwrap_or(prefix);
+        let base = u128::from(pool.addr);
+        let skipped = |a: Ipv6Addr| a == Ipv6Addr::from(base + 2);
+        let a = p.take6("foreign", "vm", 2, skipped).unwrap();
+        for x in &a {
+            assert!(pool.contains(*x) && Some(*x) != foreign.gateway6 && *x != prefix.addr);
+            assert!(!skipped(*x));
+        }
+        assert!(a[0] < a[1]);
+        assert_eq!(p.holder6(a[0]), Some("vm"));
+        let b = p.take6("foreign", "other", 1, |_| false).unwrap();
+        assert!(!a.contains(&b[0]));
+        assert!(!p.restore6("foreign", "third", &b), "held by another");
+        assert_eq!(p.release6("foreign", "vm"), a);
+        assert_eq!(p.holder6(a[0]), None);
+        assert!(p.restore6("foreign", "vm", &a));
+        assert!(matches!(
+            p.take6("nowhere", "x", 1, |_| false),
+            Err(CareOfError::UnknownSubnet(_))
+        ));
+    }
+
+    #[test]
+    fn a_small_ipv6_pool_runs_out_and_takes_nothing() {
+        let mut t = Topology::parse(include_str!("../../topologies/dual-stack.toml")).unwrap();
+        let s = t.subnets.iter_mut().find(|s| s.name == "foreign").unwrap();
+        let p6 = s.prefix6.unwrap();
+        s.care_of_pool6 = Some(crate::fabric::topology::Prefix6 {
+            addr: Ipv6Addr::from(u128::from(p6.addr) | 0x100),
+            len: 126,
+        });
+        let mut p = CareOfPools::new(&t.subnets);
+        let e = p.take6("foreign", "big", 5, |_| false).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CareOfError::Exhausted6 {
+                    need: 5,
+                    free: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(p.take6("foreign", "small", 4, |_| false).unwrap().len(), 4);
+        assert!(p.take6("foreign", "more", 1, |_| false).is_err());
     }
 
     #[test]

@@ -23,18 +23,18 @@
 //! and core only M* is seen for cover traffic.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ofp13::{port, Action, FlowMod, MacAddr, Match, Oxm};
 
 use crate::fabric::plan::{
-    apply, apply_then, dedup, delete_strict, dhcp_to_server, goto, ip_dst, sort_flows, table_diff,
-    Fabric, Flow, HostLoc, COOKIE_MOBILITY, COOKIE_REDIRECT, GATEWAY_MAC, MULTICAST_BIT,
-    PRIO_AWAY_DHCP, PRIO_AWAY_FLOOD, PRIO_PREFIX_BASE, TABLE_CLASSIFY, TABLE_FROM_HOST, TABLE_PUNT,
-    TABLE_ROUTE, TABLE_SOURCE, TABLE_TO_HOST,
+    apply, apply_then, dedup, delete_strict, dhcp_to_server, goto, sort_flows, table_diff, Fabric,
+    Flow, HostLoc, HostLoc6, COOKIE_MOBILITY, COOKIE_MOBILITY6, COOKIE_REDIRECT, GATEWAY_MAC,
+    MULTICAST_BIT, PRIO_AWAY_DHCP, PRIO_AWAY_FLOOD, PRIO_PREFIX_BASE, TABLE_CLASSIFY,
+    TABLE_FROM_HOST, TABLE_PUNT, TABLE_ROUTE, TABLE_SOURCE, TABLE_TO_HOST,
 };
-use crate::fabric::topology::Prefix;
-use crate::packet::ETH_IPV4;
+use crate::fabric::topology::{Prefix, Prefix6};
+use crate::packet::{ETH_IPV4, ETH_IPV6};
 
 /// Table 1: destination rewrite M -> M* (above redirect copies of other traffic, below the
 /// same-switch switching entries at 500).
@@ -59,6 +59,9 @@ pub struct HostPorts {
 pub struct Away {
     /// One care-of address per home address, in the same order as [`Vm::ips`].
     pub care_of: Vec<Ipv4Addr>,
+    /// One care-of address per IPv6 home address, in the order of [`Vm::ips6`] (none when
+    /// the foreign subnet has no `prefix6`: its IPv6 addresses are then not delivered).
+    pub care_of6: Vec<Ipv6Addr>,
     /// The switches that rewrite its addresses (always its location and home switches).
     pub cover: BTreeSet<String>,
     /// (source, destination) pairs between the VM and a host of the foreign subnets whose
@@ -77,8 +80,8 @@ pub const REDIRECT_QUIET: std::time::Duration = std::time::Duration::from_secs(2
 pub struct Vm {
     pub mac: MacAddr,
     pub ips: Vec<Ipv4Addr>,
-    /// Its IPv6 addresses (delivered at home; not yet moved with it: issue 17, part 3).
-    pub ips6: Vec<std::net::Ipv6Addr>,
+    /// Its IPv6 addresses, ascending (they move with it, see [`Away::care_of6`]).
+    pub ips6: Vec<Ipv6Addr>,
     pub switch: String,
     pub port: u32,
     pub away: Option<Away>,
@@ -93,17 +96,33 @@ impl Vm {
             port: self.port,
         }
     }
+
+    fn loc6(&self, ip: Ipv6Addr) -> HostLoc6 {
+        HostLoc6 {
+            ip,
+            mac: self.mac,
+            switch: self.switch.clone(),
+            port: self.port,
+        }
+    }
 }
 
 /// The switches that rewrite for a VM away from its home switch(es) by default: where it is,
 /// its home switches, and every edge switch (a non-access switch with subnets of its own,
 /// such as the core router carrying the external network).
-pub fn default_cover(fabric: &Fabric, at: &str, ips: &[Ipv4Addr]) -> BTreeSet<String> {
+pub fn default_cover(
+    fabric: &Fabric,
+    at: &str,
+    ips: &[Ipv4Addr],
+    ips6: &[Ipv6Addr],
+) -> BTreeSet<String> {
     let mut c = BTreeSet::from([at.to_string()]);
-    for ip in ips {
-        if let Some(s) = fabric.subnet_of(*ip) {
-            c.insert(s.switch.clone());
-        }
+    let homes = ips
+        .iter()
+        .filter_map(|ip| fabric.subnet_of(*ip))
+        .chain(ips6.iter().filter_map(|ip| fabric.subnet_of6(*ip)));
+    for s in homes {
+        c.insert(s.switch.clone());
     }
     c.extend(fabric.edges().iter().cloned());
     c
@@ -127,6 +146,71 @@ fn set(field: Oxm) -> Action {
     Action::SetField { field }
 }
 
+/// A subnet's prefix in one family, as a match field.
+#[derive(Debug, Clone, Copy)]
+enum Net {
+    V4(Prefix),
+    V6(Prefix6),
+}
+
+impl Net {
+    fn dst(self) -> Oxm {
+        match self {
+            Net::V4(p) => prefix_oxm_dst(&p),
+            Net::V6(p) => Oxm::Ipv6Dst(p.addr, (p.len < 128).then(|| Ipv6Addr::from(p.mask()))),
+        }
+    }
+}
+
+/// The prefixes of `switch`'s subnets in the family of `a`.
+fn nets(fabric: &Fabric, switch: &str, a: IpAddr) -> Vec<Net> {
+    fabric
+        .subnets_of(switch)
+        .filter_map(|s| match a {
+            IpAddr::V4(_) => Some(Net::V4(s.prefix)),
+            IpAddr::V6(_) => s.prefix6.map(Net::V6),
+        })
+        .collect()
+}
+
+fn exact_dst(a: IpAddr) -> Oxm {
+    match a {
+        IpAddr::V4(a) => Oxm::Ipv4Dst(a, None),
+        IpAddr::V6(a) => Oxm::Ipv6Dst(a, None),
+    }
+}
+
+fn exact_src(a: IpAddr) -> Oxm {
+    match a {
+        IpAddr::V4(a) => Oxm::Ipv4Src(a, None),
+        IpAddr::V6(a) => Oxm::Ipv6Src(a, None),
+    }
+}
+
+fn eth_type(a: IpAddr) -> Oxm {
+    Oxm::EthType(if a.is_ipv4() { ETH_IPV4 } else { ETH_IPV6 }, None)
+}
+
+/// A match on packets of `a`'s family, then `fields`.
+fn family_match(a: IpAddr, fields: Vec<Oxm>) -> Match {
+    let mut v = vec![eth_type(a)];
+    v.extend(fields);
+    Match::new(v)
+}
+
+/// The cookie of a VM's entries for home address `a` (see [`COOKIE_MOBILITY6`]).
+pub fn mobility_cookie(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(a) => COOKIE_MOBILITY | u64::from(u32::from(a)),
+        IpAddr::V6(a) => COOKIE_MOBILITY6 | u64::from(u128::from(a) as u32),
+    }
+}
+
+/// Table 4's priority for one address (a longest-prefix route of its family's full length).
+fn host_route_priority(a: IpAddr) -> u16 {
+    PRIO_PREFIX_BASE + if a.is_ipv4() { 32 } else { 128 }
+}
+
 /// Every flow entry a VM needs, by switch. At home these are its ordinary host entries.
 pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
     let mut out = Vec::new();
@@ -137,12 +221,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
             }
         }
         for &ip in &vm.ips6 {
-            let [switching, delivery] = fabric.host_flows6(&crate::fabric::plan::HostLoc6 {
-                ip,
-                mac: vm.mac,
-                switch: vm.switch.clone(),
-                port: vm.port,
-            });
+            let [switching, delivery] = fabric.host_flows6(&vm.loc6(ip));
             // A dual-stack host's switching entry is its IPv4 one (one entry per MAC).
             if vm.ips.is_empty() {
                 out.push((vm.switch.clone(), switching));
@@ -153,7 +232,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
     };
     let sf = vm.switch.as_str();
     let sf_subnets: Vec<Prefix> = fabric.subnets_of(sf).map(|s| s.prefix).collect();
-    let default = default_cover(fabric, sf, &vm.ips);
+    let default = default_cover(fabric, sf, &vm.ips, &vm.ips6);
     for (i, &ip) in vm.ips.iter().enumerate() {
         let [source, switching, _home_delivery] = fabric.host_flows(&vm.loc(ip));
         out.push((sf.to_string(), source));
@@ -161,36 +240,9 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
         let Some(&co) = away.care_of.get(i) else {
             continue;
         };
-        let cookie = COOKIE_MOBILITY | u64::from(u32::from(ip));
+        rewrites(fabric, vm, away, ip.into(), co.into(), &default, &mut out);
         let redirect = COOKIE_REDIRECT | u64::from(u32::from(ip));
-        let dnat = Flow {
-            table_id: TABLE_FROM_HOST,
-            priority: PRIO_DNAT,
-            cookie,
-            match_: ip_match(vec![Oxm::Ipv4Dst(ip, None)]),
-            instructions: apply_then(vec![set(Oxm::Ipv4Dst(co, None))], TABLE_SOURCE),
-            ..Default::default()
-        };
-        // The foreign switch: delivery of M* as M, its own hosts' traffic to M rewritten like
-        // everywhere else, and copies for redirects between M and the foreign subnets.
-        out.push((sf.to_string(), dnat.clone()));
-        out.push((
-            sf.to_string(),
-            Flow {
-                table_id: TABLE_ROUTE,
-                priority: PRIO_PREFIX_BASE + 32,
-                cookie,
-                match_: ip_match(vec![Oxm::Ipv4Dst(co, None)]),
-                instructions: apply(vec![
-                    Action::DecNwTtl,
-                    set(Oxm::Ipv4Dst(ip, None)),
-                    set(Oxm::EthSrc(GATEWAY_MAC, None)),
-                    set(Oxm::EthDst(vm.mac, None)),
-                    Action::output(vm.port),
-                ]),
-                ..Default::default()
-            },
-        ));
+        // Copies for redirects between M and the foreign subnets (cases 5 and 6).
         for p in &sf_subnets {
             if p.contains(ip) {
                 continue;
@@ -247,85 +299,143 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
                 },
             ));
         }
-        for s in away.cover.iter().filter(|s| s.as_str() != sf) {
-            for sub in fabric.subnets_of(s) {
-                // Leaving the foreign switch toward a cover switch's subnet: M -> M*.
-                out.push((
-                    sf.to_string(),
-                    Flow {
-                        table_id: TABLE_SOURCE,
-                        priority: PRIO_SNAT,
-                        cookie,
-                        match_: ip_match(vec![Oxm::Ipv4Src(ip, None), prefix_oxm_dst(&sub.prefix)]),
-                        instructions: apply_then(vec![set(Oxm::Ipv4Src(co, None))], TABLE_TO_HOST),
-                        ..Default::default()
-                    },
-                ));
-                // Arriving at that subnet's switch: M* -> M before delivery.
-                out.push((
-                    s.clone(),
-                    Flow {
-                        table_id: TABLE_TO_HOST,
-                        priority: PRIO_SNAT,
-                        cookie,
-                        match_: ip_match(vec![Oxm::Ipv4Src(co, None), prefix_oxm_dst(&sub.prefix)]),
-                        instructions: apply_then(vec![set(Oxm::Ipv4Src(ip, None))], TABLE_ROUTE),
-                        ..Default::default()
-                    },
-                ));
-            }
-            // Beyond the default cover (a switch added because its hosts talked to the VM),
-            // the rewrite idles out once they stop; the controller hears of it
-            // (FLOW_REMOVED) and takes the switch out of the cover.
-            let mut d = dnat.clone();
-            if fabric.cover_idle != 0 && !default.contains(s) {
-                d.idle_timeout = fabric.cover_idle;
-                d.flags = ofp13::OFPFF_SEND_FLOW_REM;
-            }
-            out.push((s.clone(), d));
+    }
+    // Its IPv6 addresses move with it when the foreign subnet has a prefix6 (a care-of
+    // address each); without one they are not delivered while it is away.
+    for (i, &ip) in vm.ips6.iter().enumerate() {
+        let Some(&co) = away.care_of6.get(i) else {
+            continue;
+        };
+        if vm.ips.is_empty() {
+            let [switching, _] = fabric.host_flows6(&vm.loc6(ip));
+            out.push((sf.to_string(), switching));
         }
-        // The home switch: the home agent for traffic from outside the cover.
-        if let Some(home) = fabric.subnet_of(ip) {
-            if home.switch != sf {
-                if let Some(p) = fabric.next_hop(&home.switch, sf) {
-                    let agent = |in_port: Option<u32>| {
-                        let mut fields = ip_dst(&Prefix { addr: ip, len: 32 });
-                        let (priority, out) = match in_port {
-                            // OpenFlow never sends a packet back out of the port it came in
-                            // on unless told IN_PORT: traffic from the link toward SF turns
-                            // around here.
-                            Some(l) => {
-                                fields.insert(0, Oxm::InPort(l, None));
-                                (PRIO_PREFIX_BASE + 33, port::IN_PORT)
-                            }
-                            None => (PRIO_PREFIX_BASE + 32, p),
-                        };
-                        Flow {
-                            table_id: TABLE_ROUTE,
-                            priority,
-                            cookie,
-                            match_: Match::new(fields),
-                            // A copy to the controller: the sender's switch is not in
-                            // the cover yet, and is added (route optimisation).
-                            instructions: apply(vec![
-                                Action::output(port::CONTROLLER),
-                                Action::DecNwTtl,
-                                set(Oxm::Ipv4Dst(co, None)),
-                                set(Oxm::EthSrc(GATEWAY_MAC, None)),
-                                set(Oxm::EthDst(GATEWAY_MAC, None)),
-                                Action::output(out),
-                            ]),
-                            ..Default::default()
-                        }
-                    };
-                    out.push((home.switch.clone(), agent(None)));
-                    out.push((home.switch.clone(), agent(Some(p))));
-                }
-            }
-        }
+        rewrites(fabric, vm, away, ip.into(), co.into(), &default, &mut out);
     }
     out.extend(away_subnet_flows(fabric, vm));
     out
+}
+
+/// The rewrites of one home address `ip` of a VM away, with care-of address `co` (both of one
+/// family), by switch: see the module's header.
+fn rewrites(
+    fabric: &Fabric,
+    vm: &Vm,
+    away: &Away,
+    ip: IpAddr,
+    co: IpAddr,
+    default: &BTreeSet<String>,
+    out: &mut Vec<(String, Flow)>,
+) {
+    let sf = vm.switch.as_str();
+    let cookie = mobility_cookie(ip);
+    let dnat = Flow {
+        table_id: TABLE_FROM_HOST,
+        priority: PRIO_DNAT,
+        cookie,
+        match_: family_match(ip, vec![exact_dst(ip)]),
+        instructions: apply_then(vec![set(exact_dst(co))], TABLE_SOURCE),
+        ..Default::default()
+    };
+    // The foreign switch: delivery of M* as M, its own hosts' traffic to M rewritten like
+    // everywhere else.
+    out.push((sf.to_string(), dnat.clone()));
+    out.push((
+        sf.to_string(),
+        Flow {
+            table_id: TABLE_ROUTE,
+            priority: host_route_priority(ip),
+            cookie,
+            match_: family_match(ip, vec![exact_dst(co)]),
+            instructions: apply(vec![
+                Action::DecNwTtl,
+                set(exact_dst(ip)),
+                set(Oxm::EthSrc(GATEWAY_MAC, None)),
+                set(Oxm::EthDst(vm.mac, None)),
+                Action::output(vm.port),
+            ]),
+            ..Default::default()
+        },
+    ));
+    for s in away.cover.iter().filter(|s| s.as_str() != sf) {
+        for net in nets(fabric, s, ip) {
+            // Leaving the foreign switch toward a cover switch's subnet: M -> M*.
+            out.push((
+                sf.to_string(),
+                Flow {
+                    table_id: TABLE_SOURCE,
+                    priority: PRIO_SNAT,
+                    cookie,
+                    match_: family_match(ip, vec![exact_src(ip), net.dst()]),
+                    instructions: apply_then(vec![set(exact_src(co))], TABLE_TO_HOST),
+                    ..Default::default()
+                },
+            ));
+            // Arriving at that subnet's switch: M* -> M before delivery.
+            out.push((
+                s.clone(),
+                Flow {
+                    table_id: TABLE_TO_HOST,
+                    priority: PRIO_SNAT,
+                    cookie,
+                    match_: family_match(ip, vec![exact_src(co), net.dst()]),
+                    instructions: apply_then(vec![set(exact_src(ip))], TABLE_ROUTE),
+                    ..Default::default()
+                },
+            ));
+        }
+        // Beyond the default cover (a switch added because its hosts talked to the VM),
+        // the rewrite idles out once they stop; the controller hears of it
+        // (FLOW_REMOVED) and takes the switch out of the cover.
+        let mut d = dnat.clone();
+        if fabric.cover_idle != 0 && !default.contains(s) {
+            d.idle_timeout = fabric.cover_idle;
+            d.flags = ofp13::OFPFF_SEND_FLOW_REM;
+        }
+        out.push((s.clone(), d));
+    }
+    // The home switch: the home agent for traffic from outside the cover.
+    let home = match ip {
+        IpAddr::V4(a) => fabric.subnet_of(a),
+        IpAddr::V6(a) => fabric.subnet_of6(a),
+    };
+    let Some(home) = home.filter(|h| h.switch != sf) else {
+        return;
+    };
+    let Some(p) = fabric.next_hop(&home.switch, sf) else {
+        return;
+    };
+    let agent = |in_port: Option<u32>| {
+        let mut fields = vec![eth_type(ip), exact_dst(ip)];
+        let (priority, out) = match in_port {
+            // OpenFlow never sends a packet back out of the port it came in on unless told
+            // IN_PORT: traffic from the link toward SF turns around here.
+            Some(l) => {
+                fields.insert(0, Oxm::InPort(l, None));
+                (host_route_priority(ip) + 1, port::IN_PORT)
+            }
+            None => (host_route_priority(ip), p),
+        };
+        Flow {
+            table_id: TABLE_ROUTE,
+            priority,
+            cookie,
+            match_: Match::new(fields),
+            // A copy to the controller: the sender's switch is not in the cover yet, and is
+            // added (route optimisation).
+            instructions: apply(vec![
+                Action::output(port::CONTROLLER),
+                Action::DecNwTtl,
+                set(exact_dst(co)),
+                set(Oxm::EthSrc(GATEWAY_MAC, None)),
+                set(Oxm::EthDst(GATEWAY_MAC, None)),
+                Action::output(out),
+            ]),
+            ..Default::default()
+        }
+    };
+    out.push((home.switch.clone(), agent(None)));
+    out.push((home.switch.clone(), agent(Some(p))));
 }
 
 /// The foreign switch's table 0 for a VM away from home: its broadcast and multicast go to
@@ -333,10 +443,15 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
 /// foreign subnet), and its DHCP too when the controller serves its home subnet's (it keeps
 /// its home lease wherever it renews).
 fn away_subnet_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
-    let Some(&first) = vm.ips.first() else {
+    let Some(first) = vm
+        .ips
+        .first()
+        .map(|a| IpAddr::from(*a))
+        .or_else(|| vm.ips6.first().map(|a| IpAddr::from(*a)))
+    else {
         return Vec::new();
     };
-    let cookie = COOKIE_MOBILITY | u64::from(u32::from(first));
+    let cookie = mobility_cookie(first);
     let here = || vec![Oxm::InPort(vm.port, None), Oxm::EthSrc(vm.mac, None)];
     let mut flood = here();
     flood.push(Oxm::EthDst(MULTICAST_BIT, Some(MULTICAST_BIT)));
@@ -351,7 +466,12 @@ fn away_subnet_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
             ..Default::default()
         },
     )];
-    if fabric.subnet_of(first).is_some_and(|s| s.dhcp) {
+    let dhcp = vm
+        .ips
+        .first()
+        .and_then(|a| fabric.subnet_of(*a))
+        .is_some_and(|s| s.dhcp);
+    if dhcp {
         v.push((
             vm.switch.clone(),
             Flow {
@@ -507,7 +627,7 @@ mod tests {
         vm.port = port;
         vm.away = Some(Away {
             care_of: vec![co],
-            cover: default_cover(f, sw, &vm.ips),
+            cover: default_cover(f, sw, &vm.ips, &vm.ips6),
             ..Away::default()
         });
         vm

@@ -35,7 +35,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use ofp13::{port, Action, FlowMod, Instruction, MacAddr, Oxm};
@@ -43,7 +43,10 @@ use ofp13::{port, Action, FlowMod, Instruction, MacAddr, Oxm};
 use crate::emu::flowtable::{Effect, FlowTables};
 use crate::fabric::plan::{Fabric, Flow, GATEWAY_MAC};
 use crate::mobility::update::Schedule;
-use crate::packet::{self, Arp, Ethernet, Ipv4, ETH_IPV4, ICMP_ECHO_REQUEST, IP_ICMP, IP_TCP};
+use crate::packet::icmp6::{self, Ipv6};
+use crate::packet::{
+    self, Arp, Ethernet, Ipv4, ETH_IPV4, ETH_IPV6, ICMP_ECHO_REQUEST, IP_ICMP, IP_TCP,
+};
 
 /// A packet that visits more switches than this is taken for a loop.
 const MAX_HOPS: usize = 48;
@@ -54,6 +57,8 @@ pub struct Endpoint {
     pub name: String,
     pub mac: MacAddr,
     pub ips: Vec<Ipv4Addr>,
+    /// Its IPv6 addresses (probed like the IPv4 ones).
+    pub ips6: Vec<Ipv6Addr>,
     /// Where it is once the update is done.
     pub at: (String, u32),
     /// Where else it may be while the update runs (a moving host's old place: the hypervisor
@@ -72,7 +77,7 @@ pub struct Check<'a> {
     pub after: &'a BTreeMap<String, Vec<Flow>>,
     pub endpoints: &'a [Endpoint],
     /// Every address that is a care-of address before or after (no host may ever receive one).
-    pub care_of: &'a BTreeSet<Ipv4Addr>,
+    pub care_of: &'a BTreeSet<IpAddr>,
 }
 
 /// What a successful check looked at.
@@ -119,8 +124,8 @@ pub enum ViolationKind {
     /// A host received a packet carrying a care-of address.
     CareOfAtHost {
         host: String,
-        src: Ipv4Addr,
-        dst: Ipv4Addr,
+        src: IpAddr,
+        dst: IpAddr,
     },
     /// The packet came back to where it had been, or crossed too many switches.
     Loop,
@@ -128,7 +133,7 @@ pub enum ViolationKind {
     /// dropped before or after the update.
     UninvolvedDropped { at: String },
     /// A host received, addressed to its own MAC, a packet for an address it does not have.
-    Misdelivered { host: String, dst: Ipv4Addr },
+    Misdelivered { host: String, dst: IpAddr },
     /// Once the update is done, this packet does not arrive where it should.
     FinalUndelivered { expected: String, got: String },
 }
@@ -358,9 +363,15 @@ impl<'a> Model<'a> {
                         .iter()
                         .filter(|(k, v)| got.get(*k).is_some_and(|g| g != *v))
                         .count();
+                    let first = want
+                        .keys()
+                        .find(|k| !got.contains_key(*k))
+                        .or_else(|| got.keys().find(|k| !want.contains_key(*k)))
+                        .map(|k| format!(" (first: {k:?})"))
+                        .unwrap_or_default();
                     return Err(Failure::Inconsistent(format!(
                         "{name}: the schedule leaves {extra} entries the plan does not have, \
-                         lacks {missing} and differs in {changed}"
+                         lacks {missing} and differs in {changed}{first}"
                     )));
                 }
             }
@@ -535,7 +546,10 @@ fn unknown_address(c: &Check<'_>, s: &crate::fabric::topology::SubnetConf) -> Op
         .endpoints
         .iter()
         .flat_map(|e| e.ips.iter().copied())
-        .chain(c.care_of.iter().copied())
+        .chain(c.care_of.iter().filter_map(|a| match a {
+            IpAddr::V4(a) => Some(*a),
+            IpAddr::V6(_) => None,
+        }))
         .collect();
     let first = u32::from(s.prefix.addr);
     let last = first | !s.prefix.mask();
@@ -545,13 +559,46 @@ fn unknown_address(c: &Check<'_>, s: &crate::fabric::topology::SubnetConf) -> Op
         .find(|a| *a != s.gateway && !taken.contains(a))
 }
 
+/// An IPv6 address of subnet `s`'s prefix6 that no endpoint has, is no gateway and no care-of
+/// address: the highest such one.
+fn unknown_address6(c: &Check<'_>, s: &crate::fabric::topology::SubnetConf) -> Option<Ipv6Addr> {
+    let p = s.prefix6?;
+    let taken = |a: Ipv6Addr| {
+        Some(a) == s.gateway6
+            || c.care_of.contains(&a.into())
+            || c.endpoints.iter().any(|e| e.ips6.contains(&a))
+    };
+    let last = u128::from(p.addr) | !p.mask();
+    (1..64u128)
+        .map(|k| Ipv6Addr::from(last - k))
+        .find(|a| p.contains(*a) && !taken(*a))
+}
+
+/// The addresses of an endpoint, IPv4 first.
+fn addresses(e: &Endpoint) -> impl Iterator<Item = IpAddr> + '_ {
+    e.ips
+        .iter()
+        .map(|a| IpAddr::from(*a))
+        .chain(e.ips6.iter().map(|a| IpAddr::from(*a)))
+}
+
+/// The source and destination of the IPv4 or IPv6 packet in a frame.
+fn addresses_of(frame: &[u8]) -> Option<(IpAddr, IpAddr)> {
+    let eth = Ethernet::parse(frame)?;
+    match eth.ethertype {
+        ETH_IPV4 => Ipv4::parse(eth.payload).map(|ip| (ip.src.into(), ip.dst.into())),
+        ETH_IPV6 => Ipv6::parse(eth.payload).map(|ip| (ip.src.into(), ip.dst.into())),
+        _ => None,
+    }
+}
+
 /// The values that identify the moving hosts' traffic: their addresses and MACs, and the
 /// care-of addresses the update writes or matches.
-fn involved_values(c: &Check<'_>) -> (BTreeSet<Ipv4Addr>, BTreeSet<MacAddr>) {
-    let mut ips: BTreeSet<Ipv4Addr> = BTreeSet::new();
+fn involved_values(c: &Check<'_>) -> (BTreeSet<IpAddr>, BTreeSet<MacAddr>) {
+    let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
     let mut macs = BTreeSet::new();
     for e in c.endpoints.iter().filter(|e| e.moving) {
-        ips.extend(e.ips.iter().copied());
+        ips.extend(addresses(e));
         macs.insert(e.mac);
     }
     for b in &c.schedule.batches {
@@ -570,10 +617,11 @@ fn involved_values(c: &Check<'_>) -> (BTreeSet<Ipv4Addr>, BTreeSet<MacAddr>) {
 
 /// Whether every changed entry pins a value of the moving hosts' traffic (then no other
 /// packet can meet one).
-fn all_pinned(c: &Check<'_>, ips: &BTreeSet<Ipv4Addr>, macs: &BTreeSet<MacAddr>) -> bool {
+fn all_pinned(c: &Check<'_>, ips: &BTreeSet<IpAddr>, macs: &BTreeSet<MacAddr>) -> bool {
     c.schedule.batches.iter().flat_map(|b| &b.mods).all(|m| {
         m.match_.fields.iter().any(|f| match f {
-            Oxm::Ipv4Src(a, None) | Oxm::Ipv4Dst(a, None) => ips.contains(a),
+            Oxm::Ipv4Src(a, None) | Oxm::Ipv4Dst(a, None) => ips.contains(&(*a).into()),
+            Oxm::Ipv6Src(a, None) | Oxm::Ipv6Dst(a, None) => ips.contains(&(*a).into()),
             Oxm::EthSrc(a, None) | Oxm::EthDst(a, None) => macs.contains(a),
             _ => false,
         })
@@ -604,17 +652,25 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
             .ips
             .first()
             .and_then(|ip| fabric.subnet_of(*ip))
+            .or_else(|| e.ips6.first().and_then(|ip| fabric.subnet_of6(*ip)))
             .map_or_else(String::new, |s| s.name.clone());
         let key = (subnet, e.at.0.clone(), moving_places.contains(&e.at));
         reps.entry(key).or_insert(i);
     }
     chosen.extend(reps.values().copied());
     chosen.sort();
-    let unknowns: Vec<Ipv4Addr> = fabric
+    let unknowns: Vec<IpAddr> = fabric
         .topology
         .subnets
         .iter()
-        .filter_map(|s| unknown_address(c, s))
+        .filter_map(|s| unknown_address(c, s).map(IpAddr::from))
+        .chain(
+            fabric
+                .topology
+                .subnets
+                .iter()
+                .filter_map(|s| unknown_address6(c, s).map(IpAddr::from)),
+        )
         .collect();
 
     let mut out = Vec::new();
@@ -623,8 +679,8 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
                     from: usize,
                     at: &(String, u32),
                     from_final: bool,
-                    src: Ipv4Addr,
-                    dst: Ipv4Addr,
+                    src: IpAddr,
+                    dst: IpAddr,
                     eth_dst: MacAddr,
                     dest: Dest,
                     involved: bool| {
@@ -632,22 +688,36 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
             return;
         };
         let e = &c.endpoints[from];
-        for proto in [IP_ICMP, IP_TCP] {
+        for tcp in [false, true] {
             id = id.wrapping_add(1);
-            let payload = if proto == IP_ICMP {
-                packet::icmp(
-                    ICMP_ECHO_REQUEST,
-                    0,
-                    [0, 1, (id >> 8) as u8, id as u8],
-                    b"ss",
-                )
-            } else {
-                tcp_syn(40000 + (id % 20000), 80)
+            let echo = [0, 1, (id >> 8) as u8, id as u8];
+            let syn = tcp_syn(40000 + (id % 20000), 80);
+            let frame = match (src, dst) {
+                (IpAddr::V4(src), IpAddr::V4(dst)) if tcp => {
+                    packet::ipv4_frame(eth_dst, e.mac, src, dst, IP_TCP, &syn)
+                }
+                (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                    let icmp = packet::icmp(ICMP_ECHO_REQUEST, 0, echo, b"ss");
+                    packet::ipv4_frame(eth_dst, e.mac, src, dst, IP_ICMP, &icmp)
+                }
+                (IpAddr::V6(src), IpAddr::V6(dst)) if tcp => {
+                    icmp6::ipv6_frame(eth_dst, e.mac, src, dst, IP_TCP, 64, &syn)
+                }
+                (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                    let mut body = echo.to_vec();
+                    body.extend_from_slice(b"ss");
+                    let m = icmp6::icmp6(src, dst, icmp6::ECHO_REQUEST, 0, &body);
+                    icmp6::ipv6_frame(eth_dst, e.mac, src, dst, packet::IP_ICMPV6, 64, &m)
+                }
+                _ => return, // no packet goes from one family to the other
             };
-            let frame = packet::ipv4_frame(eth_dst, e.mac, src, dst, proto, &payload);
             let text = format!(
                 "{} {src} -> {dst} (eth_dst {eth_dst}) from {} at {}:{}",
-                if proto == IP_ICMP { "ICMP" } else { "TCP" },
+                match (src.is_ipv4(), tcp) {
+                    (true, false) => "ICMP",
+                    (false, false) => "ICMPv6",
+                    _ => "TCP",
+                },
                 e.name,
                 at.0,
                 at.1
@@ -667,10 +737,9 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
         let places: Vec<(&(String, u32), bool)> = std::iter::once((&ea.at, true))
             .chain(ea.also_at.as_ref().map(|p| (p, false)))
             .collect();
-        let Some(&src) = ea.ips.first() else { continue };
         for &(at, is_final) in &places {
             // Its ARP requests and announcements always reach the controller.
-            if let Some(&si) = model.index.get(at.0.as_str()) {
+            if let (Some(&si), Some(&src)) = (model.index.get(at.0.as_str()), ea.ips.first()) {
                 let arp = Arp::request(ea.mac, src, src).to_frame();
                 for (frame, what) in [(arp, "ARP"), (packet::rarp_announce(ea.mac), "RARP")] {
                     out.push(Probe {
@@ -683,8 +752,14 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
                     });
                 }
             }
-            for &src in &ea.ips {
-                let gw = fabric.subnet_of(src).map(|s| s.gateway);
+            for src in addresses(ea) {
+                let gw = match src {
+                    IpAddr::V4(a) => fabric.subnet_of(a).map(|s| IpAddr::from(s.gateway)),
+                    IpAddr::V6(a) => fabric
+                        .subnet_of6(a)
+                        .and_then(|s| s.gateway6)
+                        .map(IpAddr::from),
+                };
                 if let Some(gw) = gw {
                     push(
                         &mut out,
@@ -711,7 +786,7 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
                     if eb.at == *at || eb.also_at.as_ref() == Some(at) {
                         continue;
                     }
-                    for &dst in &eb.ips {
+                    for dst in addresses(eb).filter(|d| d.is_ipv4() == src.is_ipv4()) {
                         for eth in [GATEWAY_MAC, eb.mac] {
                             push(
                                 &mut out,
@@ -728,7 +803,7 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
                     }
                 }
                 if ea.moving || !pinned {
-                    for &u in &unknowns {
+                    for &u in unknowns.iter().filter(|u| u.is_ipv4() == src.is_ipv4()) {
                         push(
                             &mut out,
                             a,
@@ -1020,14 +1095,11 @@ impl<'a> Model<'a> {
                 },
             ) => {
                 let e = &self.c.endpoints[*b];
-                let sent = Ethernet::parse(&probe.frame)
-                    .and_then(|x| Ipv4::parse(x.payload))
-                    .map(|ip| (ip.src, ip.dst));
+                let sent = addresses_of(&probe.frame);
                 (self.switches[*switch].name.as_str(), *port) == (e.at.0.as_str(), e.at.1)
-                    && Ethernet::parse(frame)
-                        .filter(|x| x.dst == e.mac)
-                        .and_then(|x| Ipv4::parse(x.payload))
-                        .is_some_and(|ip| Some((ip.src, ip.dst)) == sent)
+                    && Ethernet::parse(frame).is_some_and(|x| x.dst == e.mac)
+                    && sent.is_some()
+                    && addresses_of(frame) == sent
             }
             (Dest::Host(_), _) => false,
             (_, Leaf::Controller { .. }) => true,
@@ -1068,22 +1140,20 @@ impl<'a> Model<'a> {
                         at: format!("{}:{port}", self.switches[*switch].name),
                     });
                 }
-                let ip = (eth.ethertype == ETH_IPV4)
-                    .then(|| Ipv4::parse(eth.payload))
-                    .flatten()?;
+                let (src, dst) = addresses_of(frame)?;
                 for &r in receivers.into_iter().flatten() {
                     let e = &self.c.endpoints[r];
-                    if self.c.care_of.contains(&ip.src) || self.c.care_of.contains(&ip.dst) {
+                    if self.c.care_of.contains(&src) || self.c.care_of.contains(&dst) {
                         return Some(ViolationKind::CareOfAtHost {
                             host: e.name.clone(),
-                            src: ip.src,
-                            dst: ip.dst,
+                            src,
+                            dst,
                         });
                     }
-                    if eth.dst == e.mac && !e.ips.contains(&ip.dst) {
+                    if eth.dst == e.mac && !addresses(e).any(|a| a == dst) {
                         return Some(ViolationKind::Misdelivered {
                             host: e.name.clone(),
-                            dst: ip.dst,
+                            dst,
                         });
                     }
                 }
@@ -1140,8 +1210,8 @@ impl<'a> Model<'a> {
                 let s = &self.switches[*switch].name;
                 let addrs = Ethernet::parse(frame)
                     .and_then(|e| {
-                        let ip = Ipv4::parse(e.payload)?;
-                        Some(format!(" as {} -> {} to {}", ip.src, ip.dst, e.dst))
+                        let (src, dst) = addresses_of(frame)?;
+                        Some(format!(" as {src} -> {dst} to {}", e.dst))
                     })
                     .unwrap_or_default();
                 format!("out of {s}:{port}{addrs}")
@@ -1163,6 +1233,12 @@ fn normalized(frame: &[u8]) -> Vec<u8> {
             if let Some(b) = f.get_mut(i) {
                 *b = 0;
             }
+        }
+    } else if ethertype == Some(ETH_IPV6) {
+        // The hop limit (IPv6 has no header checksum; the transport checksum follows the
+        // addresses, which a second pass compares anyway).
+        if let Some(b) = f.get_mut(14 + 7) {
+            *b = 0;
         }
     }
     f

@@ -30,12 +30,13 @@
 //! not allow yet; reconciliation (`crate::app::reconcile`) sends it.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use ofp13::{Action, FlowMod, FlowStats, Instruction, Oxm};
 
 use crate::fabric::plan::{
-    delete_strict, is_ours, table_diff, Flow, COOKIE_MASK_KIND, COOKIE_MOBILITY, COOKIE_REDIRECT,
+    delete_strict, is_ours, table_diff, Flow, COOKIE_MASK_KIND, COOKIE_MOBILITY, COOKIE_MOBILITY6,
+    COOKIE_REDIRECT,
 };
 use crate::mobility::flows::SwitchDiff;
 
@@ -50,18 +51,18 @@ pub enum Role {
 }
 
 /// The role of an entry with this cookie and these instructions. Only servswitch's per-VM
-/// entries have one: their cookie carries the VM's home address M, and an entry that sets an
-/// IPv4 address other than M writes a care-of address (producer), one that sets M takes it
-/// out (consumer). An entry that did both would be a producer (none does).
+/// entries have one: their cookie carries the VM's home address M (IPv4; the low 32 bits of
+/// an IPv6 one, which no care-of address of the VM shares), and an entry that sets an address
+/// other than M writes a care-of address (producer), one that sets M takes it out (consumer).
+/// An entry that did both would be a producer (none does).
 pub fn role(cookie: u64, instructions: &[Instruction]) -> Role {
     let kind = cookie & COOKIE_MASK_KIND;
-    if kind != COOKIE_MOBILITY && kind != COOKIE_REDIRECT {
+    if kind != COOKIE_MOBILITY && kind != COOKIE_REDIRECT && kind != COOKIE_MOBILITY6 {
         return Role::Neutral;
     }
-    let home = Ipv4Addr::from(cookie as u32);
     let mut role = Role::Neutral;
     for (ip, _) in set_addresses(instructions) {
-        if ip != home {
+        if !is_home(cookie, ip) {
             return Role::Producer;
         }
         role = Role::Consumer;
@@ -69,20 +70,32 @@ pub fn role(cookie: u64, instructions: &[Instruction]) -> Role {
     role
 }
 
+/// Whether `ip` is the home address the cookie of a per-VM entry names.
+fn is_home(cookie: u64, ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            cookie & COOKIE_MASK_KIND != COOKIE_MOBILITY6 && u32::from(a) == cookie as u32
+        }
+        IpAddr::V6(a) => {
+            cookie & COOKIE_MASK_KIND == COOKIE_MOBILITY6 && u128::from(a) as u32 == cookie as u32
+        }
+    }
+}
+
 /// The role of a planned entry.
 pub fn flow_role(f: &Flow) -> Role {
     role(f.cookie, &f.instructions)
 }
 
-/// Which IPv4 field an address is written to or matched in.
+/// Which address field an address is written to or matched in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Field {
     Src,
     Dst,
 }
 
-/// The IPv4 addresses an entry's actions write, with the field.
-pub fn set_addresses(instructions: &[Instruction]) -> impl Iterator<Item = (Ipv4Addr, Field)> + '_ {
+/// The IPv4 and IPv6 addresses an entry's actions write, with the field.
+pub fn set_addresses(instructions: &[Instruction]) -> impl Iterator<Item = (IpAddr, Field)> + '_ {
     instructions
         .iter()
         .flat_map(|i| match i {
@@ -92,45 +105,44 @@ pub fn set_addresses(instructions: &[Instruction]) -> impl Iterator<Item = (Ipv4
             _ => &[],
         })
         .filter_map(|a| match a {
-            Action::SetField {
-                field: Oxm::Ipv4Src(ip, _),
-            } => Some((*ip, Field::Src)),
-            Action::SetField {
-                field: Oxm::Ipv4Dst(ip, _),
-            } => Some((*ip, Field::Dst)),
+            Action::SetField { field } => address_field(field),
             _ => None,
         })
 }
 
-/// The exact IPv4 addresses a match pins, with the field.
-pub fn matched_addresses(m: &ofp13::Match) -> impl Iterator<Item = (Ipv4Addr, Field)> + '_ {
-    m.fields.iter().filter_map(|f| match f {
-        Oxm::Ipv4Src(ip, None) => Some((*ip, Field::Src)),
-        Oxm::Ipv4Dst(ip, None) => Some((*ip, Field::Dst)),
+fn address_field(f: &Oxm) -> Option<(IpAddr, Field)> {
+    match f {
+        Oxm::Ipv4Src(ip, None) => Some(((*ip).into(), Field::Src)),
+        Oxm::Ipv4Dst(ip, None) => Some(((*ip).into(), Field::Dst)),
+        Oxm::Ipv6Src(ip, None) => Some(((*ip).into(), Field::Src)),
+        Oxm::Ipv6Dst(ip, None) => Some(((*ip).into(), Field::Dst)),
         _ => None,
-    })
+    }
+}
+
+/// The exact IPv4 and IPv6 addresses a match pins, with the field.
+pub fn matched_addresses(m: &ofp13::Match) -> impl Iterator<Item = (IpAddr, Field)> + '_ {
+    m.fields.iter().filter_map(address_field)
 }
 
 /// The care-of addresses a producer writes, with the field (empty for other entries).
-pub fn produced(f: &Flow) -> Vec<(Ipv4Addr, Field)> {
+pub fn produced(f: &Flow) -> Vec<(IpAddr, Field)> {
     if flow_role(f) != Role::Producer {
         return Vec::new();
     }
-    let home = Ipv4Addr::from(f.cookie as u32);
     set_addresses(&f.instructions)
-        .filter(|(ip, _)| *ip != home)
+        .filter(|(ip, _)| !is_home(f.cookie, *ip))
         .collect()
 }
 
 /// The care-of addresses a consumer takes out, with the field it matches them in.
-pub fn consumed(f: &Flow) -> Vec<(Ipv4Addr, Field)> {
+pub fn consumed(f: &Flow) -> Vec<(IpAddr, Field)> {
     if flow_role(f) != Role::Consumer {
         return Vec::new();
     }
-    let home = Ipv4Addr::from(f.cookie as u32);
     let written: Vec<Field> = set_addresses(&f.instructions).map(|(_, fl)| fl).collect();
     matched_addresses(&f.match_)
-        .filter(|(ip, fl)| *ip != home && written.contains(fl))
+        .filter(|(ip, fl)| !is_home(f.cookie, *ip) && written.contains(fl))
         .collect()
 }
 
@@ -346,7 +358,7 @@ pub fn mod_text(m: &FlowMod) -> String {
 pub struct PendingCleanup {
     pub id: u64,
     pub flows: BTreeMap<String, Vec<Flow>>,
-    pub released: Vec<(String, Ipv4Addr)>,
+    pub released: Vec<(String, std::net::IpAddr)>,
 }
 
 // --- Within one switch: a table brought to its plan in the same phases ---------------------
@@ -464,6 +476,7 @@ mod tests {
     use crate::fabric::plan::paper_fabric;
     use crate::mobility::flows::{by_switch, default_cover, diff, vm_flows, vms_at_home, Away, Vm};
     use ofp13::{Match, Oxm};
+    use std::net::Ipv4Addr;
 
     fn vm_moves() -> (Vm, Vm) {
         let f = paper_fabric();
@@ -476,7 +489,7 @@ mod tests {
         away.port = 9;
         away.away = Some(Away {
             care_of: vec![Ipv4Addr::new(192, 168, 10, 192)],
-            cover: default_cover(&f, "r2", &away.ips),
+            cover: default_cover(&f, "r2", &away.ips, &away.ips6),
             ..Default::default()
         });
         (home, away)

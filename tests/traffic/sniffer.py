@@ -30,6 +30,9 @@ while True:
             src, dst, proto, ttl = d[26:30], d[30:34], d[23], d[22]
         elif et in (0x0806, 0x8035) and len(d) >= 42:
             src, dst, proto, ttl = d[28:32], d[38:42], int.from_bytes(d[20:22], 'big'), 0
+        elif et == 0x86dd and len(d) >= 54:
+            # IPv6: the IPv4 columns say 0.0.0.0 (the addresses are in the frame's hex).
+            src, dst, proto, ttl = bytes(4), bytes(4), d[20], d[21]
         else:
             continue
         f.write('%.6f %s %04x %s %s %s %s %d %d %s\n' % (

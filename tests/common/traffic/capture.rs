@@ -2,7 +2,7 @@
 //! a test can assert that an address, e.g. a care-of address, never reaches any host.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -23,7 +23,8 @@ pub struct Packet {
     pub time: f64,
     /// Arrived on the interface (false: sent from it).
     pub incoming: bool,
-    /// 0x0800 IPv4, 0x0806 ARP, 0x8035 RARP.
+    /// 0x0800 IPv4, 0x0806 ARP, 0x8035 RARP, 0x86dd IPv6 (its addresses only in `frame`:
+    /// `src` and `dst` are 0.0.0.0, `proto` the next header, `ttl` the hop limit).
     pub ethertype: u16,
     pub src_mac: String,
     pub dst_mac: String,
@@ -55,11 +56,14 @@ impl Packet {
 
     /// Whether the address occurs anywhere after the Ethernet header: IP source or
     /// destination, ARP fields, an ICMP error's quoted header, a redirect's gateway, payload.
-    pub fn mentions(&self, ip: Ipv4Addr) -> bool {
-        let o = ip.octets();
+    pub fn mentions(&self, ip: impl Into<IpAddr>) -> bool {
+        let o: Vec<u8> = match ip.into() {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
         self.frame
             .get(14..)
-            .is_some_and(|b| b.windows(4).any(|w| w == o))
+            .is_some_and(|b| b.windows(o.len()).any(|w| w == o.as_slice()))
     }
 }
 
@@ -257,7 +261,11 @@ impl CaptureSet {
 }
 
 /// Every (host, packet) of a [`CaptureSet::stop`] result that mentions `ip` anywhere.
-pub fn mentioning(captures: &BTreeMap<String, Vec<Packet>>, ip: Ipv4Addr) -> Vec<(String, Packet)> {
+pub fn mentioning(
+    captures: &BTreeMap<String, Vec<Packet>>,
+    ip: impl Into<IpAddr>,
+) -> Vec<(String, Packet)> {
+    let ip = ip.into();
     captures
         .iter()
         .flat_map(|(h, ps)| {

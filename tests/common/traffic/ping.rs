@@ -2,7 +2,7 @@
 //! longest run of them, when they happened.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ pub struct Pinger {
 impl Pinger {
     /// Starts pinging `dst` from `host`; returns once ping has started (not necessarily
     /// answered: see [`Pinger::wait_replies`]).
-    pub fn start(fabric: &OvsFabric, host: &str, dst: Ipv4Addr) -> Result<Pinger, String> {
+    pub fn start(fabric: &OvsFabric, host: &str, dst: impl Into<IpAddr>) -> Result<Pinger, String> {
         Self::start_every(fabric, host, dst, "0.01")
     }
 
@@ -52,9 +52,10 @@ impl Pinger {
     pub fn start_every(
         fabric: &OvsFabric,
         host: &str,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         interval: &str,
     ) -> Result<Pinger, String> {
+        let dst: IpAddr = dst.into();
         let dir = tempdir(fabric, "ping")?;
         let (out, err) = (dir.path().join("ping.out"), dir.path().join("ping.err"));
         let child = fabric

@@ -2,7 +2,7 @@
 //! client run as python3 in hosts' namespaces; the client's report says whether the
 //! connection stayed open and how long echoes stalled.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -80,7 +80,7 @@ impl TcpStream {
         fabric: &OvsFabric,
         server_host: &str,
         client_host: &str,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         port: u16,
     ) -> Result<TcpStream, String> {
         Self::start_for(fabric, server_host, client_host, dst, port, None)
@@ -91,7 +91,7 @@ impl TcpStream {
         fabric: &OvsFabric,
         server_host: &str,
         client_host: &str,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         port: u16,
         duration: Option<Duration>,
     ) -> Result<TcpStream, String> {
@@ -103,7 +103,7 @@ impl TcpStream {
         fabric: &OvsFabric,
         server_host: &str,
         client_host: &str,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         port: u16,
         duration: Option<Duration>,
         interval: f64,
@@ -150,7 +150,7 @@ impl TcpStream {
                 &[
                     python3(),
                     p(&client_py),
-                    &dst.to_string(),
+                    &dst.into().to_string(),
                     &port.to_string(),
                     &secs,
                     p(&stop_file),
@@ -195,7 +195,7 @@ impl TcpStream {
         fabric: &OvsFabric,
         server_host: &str,
         client_host: &str,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         port: u16,
         duration: Duration,
     ) -> Result<StreamReport, String> {
