@@ -15,6 +15,13 @@ impl OvsFabric {
     /// live-migrated VM); the old port disappears from the old switch (PORT_STATUS delete)
     /// and the new one appears on the new switch.
     pub fn move_host(&mut self, host: &str, to_switch: &str, to_port: u32) -> Result<(), String> {
+        self.place_port(host, to_switch, to_port)?;
+        self.check_port(host, to_switch, to_port)
+    }
+
+    /// The move itself: one OVSDB transaction (del-port, add-port with the port number),
+    /// which returns once ovs-vswitchd has applied it.
+    fn place_port(&mut self, host: &str, to_switch: &str, to_port: u32) -> Result<(), String> {
         let veth = self.host(host).veth.clone();
         let br = self
             .bridges
@@ -36,6 +43,15 @@ impl OvsFabric {
             &veth,
             &format!("ofport_request={to_port}"),
         ])?;
+        Ok(())
+    }
+
+    /// Reads back the port number the moved host got (another ovsdb round trip: a
+    /// migration sends its announcement before it, as a hypervisor does the moment the VM
+    /// runs, not one query later).
+    fn check_port(&mut self, host: &str, to_switch: &str, to_port: u32) -> Result<(), String> {
+        let veth = self.host(host).veth.clone();
+        let br = self.bridges[to_switch].clone();
         let got = interface_ofports()?.remove(&veth);
         let h = self.hosts.get_mut(host).expect("host exists");
         h.switch = to_switch.to_string();
@@ -81,8 +97,9 @@ impl OvsFabric {
     ) -> Result<(), String> {
         let before = self.host_state(host)?;
         let rarp = self.announcer(host)?;
-        self.move_host(host, to_switch, to_port)?;
+        self.place_port(host, to_switch, to_port)?;
         rarp.send()?;
+        self.check_port(host, to_switch, to_port)?;
         let after = self.host_state(host)?;
         if before != after {
             return Err(format!(
@@ -130,9 +147,10 @@ impl OvsFabric {
     ) -> Result<Instant, String> {
         let frame = rarp_frame(&self.host(host).mac)?;
         let rarp = self.armed_frame_rounds(host, &frame, &[0, 50, 200, 450, 800])?;
-        self.move_host(host, to_switch, to_port)?;
+        self.place_port(host, to_switch, to_port)?;
         let first = Instant::now();
         rarp.send()?;
+        self.check_port(host, to_switch, to_port)?;
         Ok(first)
     }
 
