@@ -414,6 +414,34 @@ async fn a_dual_stack_vm_moves_with_its_ipv6_address() {
                     .and_then(|ip| Nd::parse(&ip))
                     .is_some_and(|nd| nd.target == d6 && nd.lla == Some(GATEWAY_MAC))
             }));
+            // Cases 5 and 6: b and the VM, on one link now, are told by ICMPv6 redirects
+            // from the link-local gateway that the other is on the link, and at which MAC.
+            let redirected = |host: &str, dest: Ipv6Addr, lla: MacAddr| {
+                lab.fabric.received(host).iter().any(|r| {
+                    let Some(e) = Ethernet::parse(&r.frame) else {
+                        return false;
+                    };
+                    let Some(ip) = Ipv6::parse(e.payload) else {
+                        return false;
+                    };
+                    let m = ip.payload;
+                    ip.src == GATEWAY_LL
+                        && ip.hop_limit == 255
+                        && m.first() == Some(&icmp6::REDIRECT)
+                        && m.get(8..24) == Some(&dest.octets()[..])
+                        && m.get(24..40) == Some(&dest.octets()[..])
+                        && m.get(40..48) == Some(&[&[2u8, 1][..], &lla.0[..]].concat()[..])
+                        && m.get(48) == Some(&4) // the redirected header follows
+                })
+            };
+            assert!(
+                redirected("b", vm6, mac("vm")),
+                "case 6: b told the VM is on its link"
+            );
+            assert!(
+                redirected("vm", b6, mac("b")),
+                "case 5: the VM told b is on its link"
+            );
             lab.migrate("vm", "r3", 3).await.unwrap();
         }
     }

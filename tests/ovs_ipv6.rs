@@ -201,7 +201,8 @@ fn care_of6(ctl: &ControllerProcess) -> Vec<Ipv6Addr> {
 /// one RARP with both its addresses. TCP over IPv6 to it from the edge (case 2), its home
 /// network (case 4) and the foreign network (case 6), and ping -6 -i 0.01 from the edge and
 /// home, run through the move and back; the VM reaches every host by IPv6 from where it is
-/// (cases 1, 3, 5); no host ever sees its IPv6 care-of address. Then the host with IPv6
+/// (cases 1, 3, 5), and ICMPv6 redirects put it and the foreign host on one link (cases 5
+/// and 6); no host ever sees its IPv6 care-of address. Then the host with IPv6
 /// addresses only moves too, with a TCP connection open.
 #[test]
 fn a_dual_stack_vm_moves_with_its_ipv6_address_and_keeps_its_connections() {
@@ -250,6 +251,18 @@ fn a_dual_stack_vm_moves_with_its_ipv6_address_and_keeps_its_connections() {
     }
     let (tx, rx) = f.ping("vm", "10.0.0.2".parse().unwrap(), 3);
     assert!(tx == 3 && rx >= 2, "IPv4 moved with it");
+    // Cases 5 and 6: the VM and b share a link now; ICMPv6 redirects from the link-local
+    // gateway make each the other's next hop (no "via" the gateway any more).
+    for (from, to) in [("vm", "fd00:0:0:10::2"), ("b", VM6)] {
+        reaches(&f, &ctl, from, to);
+        reaches(&f, &ctl, from, to);
+        let r = f.exec(from, &["ip", "-6", "route", "get", to]).unwrap();
+        assert!(
+            !r.contains(&format!("via {GATEWAY_LL}")),
+            "{from} -> {to} not redirected: {r}\ncontroller log:\n{}",
+            ctl.log()
+        );
+    }
     migrate(&ctl, &mut f, "vm", "r3", 3);
     std::thread::sleep(Duration::from_millis(500));
     assert!(care_of6(&ctl).is_empty(), "given back at home");

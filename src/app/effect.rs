@@ -37,7 +37,7 @@ pub enum Effect {
     /// Stop copying a (source, destination) pair's packets of the VM to the controller.
     QuietRedirects {
         mac: MacAddr,
-        pair: (Ipv4Addr, Ipv4Addr),
+        pair: (std::net::IpAddr, std::net::IpAddr),
     },
     /// Run the VM's cover task (its `cover_busy` mark is set).
     ChangeCovers { mac: MacAddr },

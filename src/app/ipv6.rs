@@ -156,6 +156,8 @@ impl Router {
     /// 5. an address of a VM away from this switch's subnets, asked for by its home network
     ///    (case 4; duplicate address detection included, which this defends): the gateway
     ///    MAC (proxy).
+    /// 6. a known host elsewhere, outside the asker's prefix (the asker holds an ICMPv6
+    ///    redirect to it from before one of them moved): the gateway MAC, so it is routed.
     fn nd_answer(
         &self,
         st: &crate::app::router::State,
@@ -196,6 +198,23 @@ impl Router {
         match target {
             Some(h) if local && st.away.contains_key(&h.mac) && h.mac != eth.src => {
                 Some(GATEWAY_MAC)
+            }
+            // A known host elsewhere, outside the asker's prefix: the asker holds a redirect
+            // to it (cases 5 and 6) that outlived the move of one of them. Routed, it works.
+            Some(h) if !local && h.mac != eth.src => {
+                let asker = self
+                    .fabric
+                    .subnet_of6(ip.src)
+                    .or_else(|| {
+                        st.vm(eth.src)?
+                            .ips6
+                            .first()
+                            .and_then(|a| self.fabric.subnet_of6(*a))
+                    })
+                    .and_then(|s| s.prefix6);
+                asker
+                    .is_some_and(|p| !p.contains(nd.target))
+                    .then_some(GATEWAY_MAC)
             }
             _ => None,
         }
@@ -801,6 +820,19 @@ mod tests {
         }
         // The VM does not learn a home address at the foreign port.
         assert_eq!(bound(&r, "fd00:0:0:11::3"), Some((VM, "r2".into(), 3)));
+        // Back home, b still holds a redirect to it on its link: asked there, the gateway's
+        // MAC, so b's packets are routed to it.
+        {
+            let mut st = r.lock();
+            let home = crate::fabric::topology::PortRef {
+                switch: "r3".into(),
+                port: 3,
+            };
+            crate::app::migrate::plan_move(&mut st, &r.fabric, VM, "vm", &home, false, r.now())
+                .unwrap();
+        }
+        let out = at(&r, "r2", 2, ns(B, b6, vm6, Some(B), 255));
+        assert_eq!(advertised(&out).3, Some(GATEWAY_MAC), "{out:?}");
     }
 
     fn link_local_of(m: MacAddr) -> Ipv6Addr {

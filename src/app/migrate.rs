@@ -864,11 +864,7 @@ impl Router {
 
     /// Stops copying the packets of a (source, destination) pair between the VM and a host
     /// of its foreign subnet to the controller: their redirects are spent.
-    pub(crate) async fn quiet_redirects(
-        self: &Arc<Self>,
-        mac: MacAddr,
-        pair: (Ipv4Addr, Ipv4Addr),
-    ) {
+    pub(crate) async fn quiet_redirects(self: &Arc<Self>, mac: MacAddr, pair: (IpAddr, IpAddr)) {
         let lock = self.vm_lock(mac);
         let _one_at_a_time = lock.lock().await;
         let update = {

@@ -160,7 +160,7 @@ pub(crate) struct State {
     /// Numbers the pending cleanups.
     pub(crate) next_cleanup: u64,
     /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
-    redirects: FastMap<(Ipv4Addr, Ipv4Addr), (Instant, u32)>,
+    redirects: FastMap<(std::net::IpAddr, std::net::IpAddr), (Instant, u32)>,
     /// Packets waiting for an address to be resolved, by (switch, address).
     held: FastMap<(String, std::net::IpAddr), Held>,
     /// The host ports each switch reported (when it connected, and by port status since):
@@ -1681,6 +1681,14 @@ impl Router {
                 None => Vec::new(),
             },
             packet::ETH_IPV6
+                if pi.cookie & COOKIE_MASK_KIND == crate::fabric::plan::COOKIE_REDIRECT6 =>
+            {
+                match crate::packet::icmp6::Ipv6::parse(eth.payload) {
+                    Some(ip) => self.redirect6(at, &eth, &ip, pi.cookie, effects),
+                    None => Vec::new(),
+                }
+            }
+            packet::ETH_IPV6
                 if pi.cookie & COOKIE_MASK_KIND == crate::fabric::plan::COOKIE_MOBILITY6 =>
             {
                 // The home agent's copy of a packet for a VM away (route optimisation).
@@ -1859,9 +1867,25 @@ impl Router {
 
     /// The redirects of a (source, destination) pair of the VM whose redirect copies carry
     /// `cookie` are spent: its task stops the pair's copies.
-    fn quiet_pair(&self, cookie: u64, pair: (Ipv4Addr, Ipv4Addr), effects: &mut Vec<Effect>) {
-        let home = Ipv4Addr::from(cookie as u32);
-        if let Some(mac) = self.read().hosts.get(&home).map(|(h, _)| h.mac) {
+    fn quiet_pair(
+        &self,
+        cookie: u64,
+        pair: (std::net::IpAddr, std::net::IpAddr),
+        effects: &mut Vec<Effect>,
+    ) {
+        use std::net::IpAddr;
+        let st = self.read();
+        // The VM is the end of the pair whose address the cookie names.
+        let mac = [pair.0, pair.1].into_iter().find_map(|a| match a {
+            IpAddr::V4(a) if u32::from(a) == cookie as u32 => st.hosts.get(&a).map(|(h, _)| h.mac),
+            IpAddr::V6(a) if u128::from(a) as u32 == cookie as u32 => st
+                .hosts6
+                .get(&a)
+                .map(|(h, _)| h.mac)
+                .filter(|m| st.away.contains_key(m)),
+            _ => None,
+        });
+        if let Some(mac) = mac {
             effects.push(Effect::QuietRedirects { mac, pair });
         }
     }
@@ -1872,14 +1896,19 @@ impl Router {
     /// cover task takes it out of the cover (its other entries go in the phases of any
     /// update); the next packet they send brings it back.
     fn flow_removed(&self, name: &str, fr: &ofp13::FlowRemoved, effects: &mut Vec<Effect>) {
-        if fr.reason == ofp13::OFPRR_HARD_TIMEOUT && fr.cookie & COOKIE_MASK_KIND == COOKIE_REDIRECT
-        {
+        let redirect_kind = matches!(
+            fr.cookie & COOKIE_MASK_KIND,
+            COOKIE_REDIRECT | crate::fabric::plan::COOKIE_REDIRECT6
+        );
+        if fr.reason == ofp13::OFPRR_HARD_TIMEOUT && redirect_kind {
             // A quiet pair's time is up: its packets are copied (and redirected) again.
             let (mut src, mut dst) = (None, None);
             for f in &fr.match_.fields {
                 match f {
-                    ofp13::Oxm::Ipv4Src(a, None) => src = Some(*a),
-                    ofp13::Oxm::Ipv4Dst(a, None) => dst = Some(*a),
+                    ofp13::Oxm::Ipv4Src(a, None) => src = Some(std::net::IpAddr::from(*a)),
+                    ofp13::Oxm::Ipv4Dst(a, None) => dst = Some(std::net::IpAddr::from(*a)),
+                    ofp13::Oxm::Ipv6Src(a, None) => src = Some(std::net::IpAddr::from(*a)),
+                    ofp13::Oxm::Ipv6Dst(a, None) => dst = Some(std::net::IpAddr::from(*a)),
                     _ => {}
                 }
             }
@@ -2132,31 +2161,8 @@ impl Router {
         let Some(gw) = self.fabric.subnet_of(ip.src).map(|s| s.gateway) else {
             return Vec::new();
         };
-        let spent = {
-            let mut st = self.lock();
-            if st.redirects.len() >= REDIRECT_PAIRS {
-                // Forget pairs that have been quiet long enough to start afresh anyway.
-                st.redirects
-                    .retain(|_, (last, _)| now.duration_since(*last) < REDIRECT_QUIET);
-            }
-            let e = st.redirects.entry((ip.src, ip.dst)).or_insert((now, 0));
-            if e.1 > 0 {
-                let since = now.duration_since(e.0);
-                if e.1 >= REDIRECT_BURST && since < REDIRECT_QUIET {
-                    return Vec::new();
-                }
-                if since < REDIRECT_INTERVAL {
-                    return Vec::new();
-                }
-                if since >= REDIRECT_QUIET {
-                    e.1 = 0;
-                }
-            }
-            *e = (now, e.1 + 1);
-            e.1 >= REDIRECT_BURST
-        };
-        if spent {
-            self.quiet_pair(cookie, (ip.src, ip.dst), effects);
+        if !self.may_redirect(cookie, (ip.src.into(), ip.dst.into()), now, effects) {
+            return Vec::new();
         }
         debug!(switch = name, from = %ip.src, to = %ip.dst, "ICMP redirect");
         let icmp = packet::icmp(
@@ -2167,6 +2173,85 @@ impl Router {
         );
         let f = packet::ipv4_frame(eth.src, GATEWAY_MAC, gw, ip.src, packet::IP_ICMP, &icmp);
         vec![packet_out([in_port], f)]
+    }
+
+    /// Whether a redirect may be sent to the sender of a (source, destination) pair now: at
+    /// most one per [`REDIRECT_INTERVAL`], [`REDIRECT_BURST`] of them, then silence for
+    /// [`REDIRECT_QUIET`] (the pair's copies stop meanwhile: its VM's task is asked to).
+    fn may_redirect(
+        &self,
+        cookie: u64,
+        pair: (std::net::IpAddr, std::net::IpAddr),
+        now: Instant,
+        effects: &mut Vec<Effect>,
+    ) -> bool {
+        let spent = {
+            let mut st = self.lock();
+            if st.redirects.len() >= REDIRECT_PAIRS {
+                // Forget pairs that have been quiet long enough to start afresh anyway.
+                st.redirects
+                    .retain(|_, (last, _)| now.duration_since(*last) < REDIRECT_QUIET);
+            }
+            let e = st.redirects.entry(pair).or_insert((now, 0));
+            if e.1 > 0 {
+                let since = now.duration_since(e.0);
+                if e.1 >= REDIRECT_BURST && since < REDIRECT_QUIET {
+                    return false;
+                }
+                if since < REDIRECT_INTERVAL {
+                    return false;
+                }
+                if since >= REDIRECT_QUIET {
+                    e.1 = 0;
+                }
+            }
+            *e = (now, e.1 + 1);
+            e.1 >= REDIRECT_BURST
+        };
+        if spent {
+            self.quiet_pair(cookie, pair, effects);
+        }
+        true
+    }
+
+    /// An ICMPv6 redirect (RFC 4861 section 8) for a copied packet between a VM away and a
+    /// host of the foreign switch's subnets (cases 5 and 6): its destination is on the link,
+    /// at the MAC the controller knows for it there. Sent from the fabric's link-local
+    /// gateway, the sender's default router (a host accepts a redirect only from its
+    /// current first hop), with as much of the packet as fits in 1280 bytes.
+    fn redirect6(
+        &self,
+        at: At<'_, '_>,
+        eth: &Ethernet<'_>,
+        ip: &crate::packet::icmp6::Ipv6<'_>,
+        cookie: u64,
+        effects: &mut Vec<Effect>,
+    ) -> Vec<Body> {
+        use crate::packet::icmp6;
+        if ip.dst.is_multicast() || ip.src.is_unspecified() {
+            return Vec::new();
+        }
+        if !self.may_redirect(cookie, (ip.src.into(), ip.dst.into()), at.now, effects) {
+            return Vec::new();
+        }
+        let tlla = self
+            .read()
+            .hosts6
+            .get(&ip.dst)
+            .filter(|(h, _)| h.switch == at.sw.name)
+            .map(|(h, _)| h.mac);
+        debug!(switch = at.sw.name, from = %ip.src, to = %ip.dst, "ICMPv6 redirect");
+        let body = icmp6::redirect_body(ip.dst, ip.dst, tlla, ip.packet);
+        let f = icmp6::icmp6_frame(
+            eth.src,
+            GATEWAY_MAC,
+            crate::fabric::plan::GATEWAY_LL,
+            ip.src,
+            icmp6::REDIRECT,
+            0,
+            &body,
+        );
+        vec![packet_out([at.in_port], f)]
     }
 
     /// ICMP time exceeded for a packet whose TTL ran out at this switch.

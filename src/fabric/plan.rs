@@ -235,6 +235,9 @@ pub const COOKIE_HOST6: u64 = 0x5353_0008_0000_0000;
 /// home address; a care-of address never has the same low 32 bits as a home address of its VM,
 /// so an entry that writes other low bits writes a care-of address).
 pub const COOKIE_MOBILITY6: u64 = 0x5353_0009_0000_0000;
+/// Copies to the controller that make it send ICMPv6 redirects (+ the low 32 bits of the home
+/// address, as [`COOKIE_MOBILITY6`]).
+pub const COOKIE_REDIRECT6: u64 = 0x5353_000a_0000_0000;
 
 /// Whether an entry's cookie is servswitch's (kinds `0x5353_00xx`): reconciliation deletes
 /// only those; anyone else's entries are left alone (and shown by `verify`).

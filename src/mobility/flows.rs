@@ -29,8 +29,8 @@ use ofp13::{port, Action, FlowMod, MacAddr, Match, Oxm};
 
 use crate::fabric::plan::{
     apply, apply_then, dedup, delete_strict, dhcp_to_server, goto, sort_flows, table_diff, Fabric,
-    Flow, HostLoc, HostLoc6, COOKIE_MOBILITY, COOKIE_MOBILITY6, COOKIE_REDIRECT, GATEWAY_MAC,
-    MULTICAST_BIT, PRIO_AWAY_DHCP, PRIO_AWAY_FLOOD, PRIO_PREFIX_BASE, TABLE_CLASSIFY,
+    Flow, HostLoc, HostLoc6, COOKIE_MOBILITY, COOKIE_MOBILITY6, COOKIE_REDIRECT, COOKIE_REDIRECT6,
+    GATEWAY_MAC, MULTICAST_BIT, PRIO_AWAY_DHCP, PRIO_AWAY_FLOOD, PRIO_PREFIX_BASE, TABLE_CLASSIFY,
     TABLE_FROM_HOST, TABLE_PUNT, TABLE_ROUTE, TABLE_SOURCE, TABLE_TO_HOST,
 };
 use crate::fabric::topology::{Prefix, Prefix6};
@@ -65,9 +65,9 @@ pub struct Away {
     /// The switches that rewrite its addresses (always its location and home switches).
     pub cover: BTreeSet<String>,
     /// (source, destination) pairs between the VM and a host of the foreign subnets whose
-    /// ICMP redirects are spent (the sender ignores them): their packets are no longer
-    /// copied to the controller, until [`REDIRECT_QUIET`] has passed.
-    pub quiet: BTreeSet<(Ipv4Addr, Ipv4Addr)>,
+    /// ICMP or ICMPv6 redirects are spent (the sender ignores them): their packets are no
+    /// longer copied to the controller, until [`REDIRECT_QUIET`] has passed.
+    pub quiet: BTreeSet<(IpAddr, IpAddr)>,
 }
 
 /// How long a (sender, destination) pair whose ICMP redirects are spent is not copied to
@@ -128,12 +128,6 @@ pub fn default_cover(
     c
 }
 
-fn ip_match(fields: Vec<Oxm>) -> Match {
-    let mut v = vec![Oxm::EthType(ETH_IPV4, None)];
-    v.extend(fields);
-    Match::new(v)
-}
-
 fn prefix_oxm_dst(p: &Prefix) -> Oxm {
     Oxm::Ipv4Dst(p.addr, (p.len < 32).then(|| Ipv4Addr::from(p.mask())))
 }
@@ -154,6 +148,21 @@ enum Net {
 }
 
 impl Net {
+    fn contains(self, a: IpAddr) -> bool {
+        match (self, a) {
+            (Net::V4(p), IpAddr::V4(a)) => p.contains(a),
+            (Net::V6(p), IpAddr::V6(a)) => p.contains(a),
+            _ => false,
+        }
+    }
+
+    fn src(self) -> Oxm {
+        match self {
+            Net::V4(p) => prefix_oxm_src(&p),
+            Net::V6(p) => Oxm::Ipv6Src(p.addr, (p.len < 128).then(|| Ipv6Addr::from(p.mask()))),
+        }
+    }
+
     fn dst(self) -> Oxm {
         match self {
             Net::V4(p) => prefix_oxm_dst(&p),
@@ -231,7 +240,6 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
         return out;
     };
     let sf = vm.switch.as_str();
-    let sf_subnets: Vec<Prefix> = fabric.subnets_of(sf).map(|s| s.prefix).collect();
     let default = default_cover(fabric, sf, &vm.ips, &vm.ips6);
     for (i, &ip) in vm.ips.iter().enumerate() {
         let [source, switching, _home_delivery] = fabric.host_flows(&vm.loc(ip));
@@ -241,64 +249,7 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
             continue;
         };
         rewrites(fabric, vm, away, ip.into(), co.into(), &default, &mut out);
-        let redirect = COOKIE_REDIRECT | u64::from(u32::from(ip));
-        // Copies for redirects between M and the foreign subnets (cases 5 and 6).
-        for p in &sf_subnets {
-            if p.contains(ip) {
-                continue;
-            }
-            out.push((
-                sf.to_string(),
-                Flow {
-                    table_id: TABLE_FROM_HOST,
-                    priority: PRIO_REDIRECT_FROM_VM,
-                    cookie: redirect,
-                    match_: ip_match(vec![Oxm::Ipv4Src(ip, None), prefix_oxm_dst(p)]),
-                    instructions: apply_then(vec![Action::output(port::CONTROLLER)], TABLE_SOURCE),
-                    ..Default::default()
-                },
-            ));
-            out.push((
-                sf.to_string(),
-                Flow {
-                    table_id: TABLE_FROM_HOST,
-                    priority: PRIO_REDIRECT_TO_VM,
-                    cookie: redirect,
-                    match_: ip_match(vec![prefix_oxm_src(p), Oxm::Ipv4Dst(ip, None)]),
-                    instructions: apply_then(
-                        vec![
-                            Action::output(port::CONTROLLER),
-                            set(Oxm::Ipv4Dst(co, None)),
-                        ],
-                        TABLE_SOURCE,
-                    ),
-                    ..Default::default()
-                },
-            ));
-        }
-        // Pairs whose redirects are spent: the same rewrite without the copy, above it.
-        for &(src, dst) in &away.quiet {
-            let (priority, actions) = if dst == ip && sf_subnets.iter().any(|p| p.contains(src)) {
-                (PRIO_REDIRECT_TO_VM + 10, vec![set(Oxm::Ipv4Dst(co, None))])
-            } else if src == ip && sf_subnets.iter().any(|p| p.contains(dst)) {
-                (PRIO_REDIRECT_FROM_VM + 10, Vec::new())
-            } else {
-                continue;
-            };
-            out.push((
-                sf.to_string(),
-                Flow {
-                    table_id: TABLE_FROM_HOST,
-                    priority,
-                    cookie: redirect,
-                    match_: ip_match(vec![Oxm::Ipv4Src(src, None), Oxm::Ipv4Dst(dst, None)]),
-                    instructions: apply_then(actions, TABLE_SOURCE),
-                    hard_timeout: REDIRECT_QUIET.as_secs() as u16,
-                    flags: ofp13::OFPFF_SEND_FLOW_REM,
-                    ..Default::default()
-                },
-            ));
-        }
+        redirect_copies(fabric, vm, away, ip.into(), co.into(), &mut out);
     }
     // Its IPv6 addresses move with it when the foreign subnet has a prefix6 (a care-of
     // address each); without one they are not delivered while it is away.
@@ -311,9 +262,86 @@ pub fn vm_flows(fabric: &Fabric, vm: &Vm) -> Vec<(String, Flow)> {
             out.push((sf.to_string(), switching));
         }
         rewrites(fabric, vm, away, ip.into(), co.into(), &default, &mut out);
+        redirect_copies(fabric, vm, away, ip.into(), co.into(), &mut out);
     }
     out.extend(away_subnet_flows(fabric, vm));
     out
+}
+
+/// The foreign switch's copies to the controller of traffic between home address `ip` (care-of
+/// `co`) and its own subnets, which the controller answers with ICMP or ICMPv6 redirects
+/// (cases 5 and 6); and the entries of pairs whose redirects are spent: the same without the
+/// copy, above it, until [`REDIRECT_QUIET`] has passed.
+fn redirect_copies(
+    fabric: &Fabric,
+    vm: &Vm,
+    away: &Away,
+    ip: IpAddr,
+    co: IpAddr,
+    out: &mut Vec<(String, Flow)>,
+) {
+    let sf = vm.switch.as_str();
+    let cookie = redirect_cookie(ip);
+    let local = nets(fabric, sf, ip);
+    let copy = |priority, fields, mut actions: Vec<Action>| {
+        actions.insert(0, Action::output(port::CONTROLLER));
+        Flow {
+            table_id: TABLE_FROM_HOST,
+            priority,
+            cookie,
+            match_: family_match(ip, fields),
+            instructions: apply_then(actions, TABLE_SOURCE),
+            ..Default::default()
+        }
+    };
+    for net in local.iter().filter(|n| !n.contains(ip)) {
+        out.push((
+            sf.to_string(),
+            copy(
+                PRIO_REDIRECT_FROM_VM,
+                vec![exact_src(ip), net.dst()],
+                Vec::new(),
+            ),
+        ));
+        out.push((
+            sf.to_string(),
+            copy(
+                PRIO_REDIRECT_TO_VM,
+                vec![net.src(), exact_dst(ip)],
+                vec![set(exact_dst(co))],
+            ),
+        ));
+    }
+    for &(src, dst) in &away.quiet {
+        let (priority, actions) = if dst == ip && local.iter().any(|n| n.contains(src)) {
+            (PRIO_REDIRECT_TO_VM + 10, vec![set(exact_dst(co))])
+        } else if src == ip && local.iter().any(|n| n.contains(dst)) {
+            (PRIO_REDIRECT_FROM_VM + 10, Vec::new())
+        } else {
+            continue;
+        };
+        out.push((
+            sf.to_string(),
+            Flow {
+                table_id: TABLE_FROM_HOST,
+                priority,
+                cookie,
+                match_: family_match(ip, vec![exact_src(src), exact_dst(dst)]),
+                instructions: apply_then(actions, TABLE_SOURCE),
+                hard_timeout: REDIRECT_QUIET.as_secs() as u16,
+                flags: ofp13::OFPFF_SEND_FLOW_REM,
+                ..Default::default()
+            },
+        ));
+    }
+}
+
+/// The cookie of a VM's redirect copies for home address `a`.
+pub fn redirect_cookie(a: IpAddr) -> u64 {
+    match a {
+        IpAddr::V4(a) => COOKIE_REDIRECT | u64::from(u32::from(a)),
+        IpAddr::V6(a) => COOKIE_REDIRECT6 | u64::from(u128::from(a) as u32),
+    }
 }
 
 /// The rewrites of one home address `ip` of a VM away, with care-of address `co` (both of one

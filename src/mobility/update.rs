@@ -36,7 +36,7 @@ use ofp13::{Action, FlowMod, FlowStats, Instruction, Oxm};
 
 use crate::fabric::plan::{
     delete_strict, is_ours, table_diff, Flow, COOKIE_MASK_KIND, COOKIE_MOBILITY, COOKIE_MOBILITY6,
-    COOKIE_REDIRECT,
+    COOKIE_REDIRECT, COOKIE_REDIRECT6,
 };
 use crate::mobility::flows::SwitchDiff;
 
@@ -57,7 +57,14 @@ pub enum Role {
 /// An entry that did both would be a producer (none does).
 pub fn role(cookie: u64, instructions: &[Instruction]) -> Role {
     let kind = cookie & COOKIE_MASK_KIND;
-    if kind != COOKIE_MOBILITY && kind != COOKIE_REDIRECT && kind != COOKIE_MOBILITY6 {
+    if ![
+        COOKIE_MOBILITY,
+        COOKIE_REDIRECT,
+        COOKIE_MOBILITY6,
+        COOKIE_REDIRECT6,
+    ]
+    .contains(&kind)
+    {
         return Role::Neutral;
     }
     let mut role = Role::Neutral;
@@ -72,13 +79,13 @@ pub fn role(cookie: u64, instructions: &[Instruction]) -> Role {
 
 /// Whether `ip` is the home address the cookie of a per-VM entry names.
 fn is_home(cookie: u64, ip: IpAddr) -> bool {
+    let v6 = matches!(
+        cookie & COOKIE_MASK_KIND,
+        COOKIE_MOBILITY6 | COOKIE_REDIRECT6
+    );
     match ip {
-        IpAddr::V4(a) => {
-            cookie & COOKIE_MASK_KIND != COOKIE_MOBILITY6 && u32::from(a) == cookie as u32
-        }
-        IpAddr::V6(a) => {
-            cookie & COOKIE_MASK_KIND == COOKIE_MOBILITY6 && u128::from(a) as u32 == cookie as u32
-        }
+        IpAddr::V4(a) => !v6 && u32::from(a) == cookie as u32,
+        IpAddr::V6(a) => v6 && u128::from(a) as u32 == cookie as u32,
     }
 }
 

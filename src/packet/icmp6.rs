@@ -17,10 +17,12 @@ pub const ROUTER_SOLICITATION: u8 = 133;
 pub const ROUTER_ADVERTISEMENT: u8 = 134;
 pub const NEIGHBOR_SOLICITATION: u8 = 135;
 pub const NEIGHBOR_ADVERTISEMENT: u8 = 136;
+pub const REDIRECT: u8 = 137;
 
 const OPT_SOURCE_LLA: u8 = 1;
 const OPT_TARGET_LLA: u8 = 2;
 const OPT_PREFIX_INFO: u8 = 3;
+const OPT_REDIRECTED_HEADER: u8 = 4;
 const OPT_MTU: u8 = 5;
 
 /// The all-nodes multicast address and its MAC.
@@ -232,6 +234,35 @@ pub fn na_body(target: Ipv6Addr, mac: MacAddr, router: bool, solicited: bool) ->
     b
 }
 
+/// A redirect's body (RFC 4861 4.5): a better first hop `target` for `dest` (the same
+/// address: the destination is on the link), its link-layer address if known, and the
+/// redirected packet, cut so that the whole redirect stays within the minimum MTU (1280).
+pub fn redirect_body(
+    target: Ipv6Addr,
+    dest: Ipv6Addr,
+    tlla: Option<MacAddr>,
+    packet: &[u8],
+) -> Vec<u8> {
+    const MIN_MTU: usize = 1280;
+    let mut b = vec![0, 0, 0, 0];
+    b.extend_from_slice(&target.octets());
+    b.extend_from_slice(&dest.octets());
+    if let Some(m) = tlla {
+        b.extend_from_slice(&[OPT_TARGET_LLA, 1]);
+        b.extend_from_slice(&m.0);
+    }
+    // IPv6 header, ICMPv6 header, what is there, the option's own 8 bytes.
+    let room = (MIN_MTU - 40 - 4 - b.len() - 8) / 8 * 8;
+    let quoted = &packet[..packet.len().min(room)];
+    let padded = quoted.len().div_ceil(8) * 8;
+    b.push(OPT_REDIRECTED_HEADER);
+    b.push(u8::try_from(1 + padded / 8).unwrap_or(u8::MAX));
+    b.extend_from_slice(&[0; 6]);
+    b.extend_from_slice(quoted);
+    b.resize(b.len() + (padded - quoted.len()), 0);
+    b
+}
+
 /// A neighbour solicitation's body for `target`, from a sender at `mac`.
 pub fn ns_body(target: Ipv6Addr, mac: MacAddr) -> Vec<u8> {
     let mut b = vec![0, 0, 0, 0];
@@ -286,6 +317,33 @@ mod tests {
     use super::*;
 
     const M: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+
+    #[test]
+    fn a_redirect_fits_the_minimum_mtu_with_its_options_in_whole_octets() {
+        let (t, d) = (a("fd00:0:0:10::2"), a("fd00:0:0:11::3"));
+        for len in [0usize, 5, 48, 1500, 9000] {
+            let packet = vec![0xab; len];
+            for lla in [None, Some(M)] {
+                let body = redirect_body(t, d, lla, &packet);
+                let frame = icmp6_frame(M, M, GATEWAY_LL_TEST, d, REDIRECT, 0, &body);
+                assert!(
+                    frame.len() - 14 <= 1280,
+                    "{len}: {} bytes",
+                    frame.len() - 14
+                );
+                assert_eq!((body.len() - 36) % 8, 0, "options in units of 8 octets");
+                assert_eq!(&body[4..20], &t.octets());
+                assert_eq!(&body[20..36], &d.octets());
+                let rh = if lla.is_some() { 44 } else { 36 };
+                assert_eq!(body[rh], 4, "the redirected header option");
+                assert_eq!(usize::from(body[rh + 1]) * 8, body.len() - rh);
+                let quoted = (body.len() - rh - 8).min(len);
+                assert!(body[rh + 8..rh + 8 + quoted].iter().all(|b| *b == 0xab));
+            }
+        }
+    }
+
+    const GATEWAY_LL_TEST: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x53, 0x53ff, 0xfe00, 1);
 
     fn a(s: &str) -> Ipv6Addr {
         s.parse().unwrap()
