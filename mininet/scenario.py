@@ -117,6 +117,11 @@ class Run:
         for a in self.ips(dst):
             t, r, _ = traffic.ping_result(self.net, traffic.ping(self.net, src, a))
             tx, rx = tx + t, rx + r
+        # Dual stack: the same case over IPv6 (the first address of each end).
+        tx6 = rx6 = 0
+        if self.t.host(src).ips6 and self.t.host(dst).ips6:
+            tx6, rx6, _ = traffic.ping_result(
+                self.net, traffic.ping(self.net, src, self.t.host(dst).ips6[0]))
         # After the pings: Linux ignores an ICMP redirect that quotes a TCP segment already
         # acknowledged (tcp_v4_err's window check), which is what the controller's redirects
         # for a running stream quote; pings are what make cases 5 to 7 go direct.
@@ -139,6 +144,8 @@ class Run:
         why = []
         if tx == 0 or rx < tx:
             why.append('%d of %d answered' % (rx, tx))
+        if self.t.host(src).ips6 and self.t.host(dst).ips6 and (tx6 == 0 or rx6 < tx6):
+            why.append('IPv6: %d of %d answered' % (rx6, tx6))
         if not s['unbroken']:
             why.append('TCP %s' % (s['error'] or '%d of %d echoed, %d connections'
                                    % (s['echoed'], s['sent'], len(s['accepted']))))
@@ -152,7 +159,8 @@ class Run:
                        % (src, len(redirects), self.net.host(src).cmd(
                            'ip route get %s' % self.ips(dst)[0]).split('\n')[0].strip()))
         return {'case': n, 'title': title, 'ends': '%s -> %s' % (src, dst),
-                'pinged': ','.join(self.ips(dst)), 'answered': '%d/%d' % (rx, tx),
+                'pinged': ','.join(self.ips(dst) + ([self.t.host(dst).ips6[0]] if tx6 else [])),
+                'answered': '%d/%d' % (rx + rx6, tx + tx6),
                 'tcp': 'ok %d/%d' % (s['echoed'], s['sent']) if s['unbroken'] else 'BROKEN',
                 'saw': ','.join(saw) or '-', 'path': path, 'ok': not why, 'why': '; '.join(why)}
 

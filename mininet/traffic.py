@@ -111,10 +111,14 @@ class Packet:
         return self.frame[off] if len(self.frame) > off else None
 
     def addresses(self):
-        """Every IPv4 address the frame names as an address: IP source and destination, ARP
-        sender and target, an ICMP redirect's gateway, the header an ICMP error quotes."""
+        """Every IPv4 or IPv6 address the frame names as an address: IP source and destination,
+        ARP sender and target, an ICMP redirect's gateway, the header an ICMP error quotes; an
+        IPv6 neighbour discovery target, an ICMPv6 redirect's target and destination, the header
+        an ICMPv6 error or redirect quotes."""
         d = self.frame
         ip = lambda b: str(ipaddress.IPv4Address(bytes(b)))
+        if self.ethertype == 0x86dd:
+            return self.addresses6()
         if self.ethertype in (0x0806, 0x8035):
             return {self.src, self.dst}
         out = {self.src, self.dst}
@@ -127,6 +131,28 @@ class Packet:
             if len(d) >= inner + 20:
                 out.add(ip(d[inner + 12:inner + 16]))
                 out.add(ip(d[inner + 16:inner + 20]))
+        return out
+
+
+    def addresses6(self):
+        d = self.frame
+        ip6 = lambda b: str(ipaddress.IPv6Address(bytes(b)))
+        if len(d) < 54:
+            return set()
+        out = {ip6(d[22:38]), ip6(d[38:54])}
+        if d[20] == 58 and len(d) >= 58:  # ICMPv6 right after the header
+            t, body = d[54], d[58:]
+            if t in (135, 136) and len(body) >= 20:
+                out.add(ip6(body[4:20]))
+            if t == 137 and len(body) >= 36:
+                out.update({ip6(body[4:20]), ip6(body[20:36])})
+            # The packet an error (1 to 4) or a redirect's option quotes: any IPv6 header in
+            # the rest, found by its version nibble and addresses in place.
+            rest = body[4:] if t < 128 else body[36:] if t == 137 else b''
+            for i in range(0, max(0, len(rest) - 39)):
+                if rest[i] >> 4 == 6 and (t < 128 or i % 8 == 0):
+                    out.update({ip6(rest[i + 8:i + 24]), ip6(rest[i + 24:i + 40])})
+                    break
         return out
 
 

@@ -148,8 +148,9 @@ impl Router {
     /// [`Router::arp_answer`]), with the MAC the answer gives:
     /// 1. a gateway address of the switch: the gateway MAC;
     /// 2. a host at this switch, asked unicast at the gateway's MAC (the asker's cache holds
-    ///    the gateway for it, from before one of them moved): its own MAC (asked by
-    ///    multicast, it answers itself);
+    ///    the gateway for it, from before one of them moved), or asked by a VM away (whose
+    ///    multicast only the controller hears): its own MAC (asked by multicast by anyone
+    ///    else, it answers itself);
     /// 3. the asker is a VM away from home here, asking for an address of its home prefix
     ///    (its home network, cases 1 and 3): the gateway MAC (proxy);
     /// 4. a care-of address: nobody (no host may learn one);
@@ -171,7 +172,12 @@ impl Router {
         }
         let target = st.hosts6.get(&nd.target).map(|(h, _)| h);
         if let Some(h) = target.filter(|h| h.switch == sw.name) {
-            return (eth.dst == GATEWAY_MAC && h.mac != eth.src).then_some(h.mac);
+            // A VM away sends its multicast to the controller only (table 0, 870): nobody
+            // else hears its solicitation, so the controller answers it (case 7: two VMs of
+            // one home network on one foreign switch).
+            let heard_only_here = st.away.contains_key(&eth.src);
+            return ((eth.dst == GATEWAY_MAC || heard_only_here) && h.mac != eth.src)
+                .then_some(h.mac);
         }
         let asker_away_here = st.away.contains_key(&eth.src)
             && st.location(eth.src).is_some_and(|(s, _)| s == sw.name);
@@ -820,6 +826,24 @@ mod tests {
         }
         // The VM does not learn a home address at the foreign port.
         assert_eq!(bound(&r, "fd00:0:0:11::3"), Some((VM, "r2".into(), 3)));
+        // Case 7: a second VM of its home network moves to the same foreign switch; their
+        // solicitations of each other reach only the controller, which answers each with
+        // the other's own MAC.
+        const VM2: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 4]);
+        let vm2_6 = a("fd00:0:0:11::4");
+        {
+            let mut st = r.lock();
+            let to = crate::fabric::topology::PortRef {
+                switch: "r2".into(),
+                port: 4,
+            };
+            crate::app::migrate::plan_move(&mut st, &r.fabric, VM2, "vm2", &to, false, r.now())
+                .unwrap();
+        }
+        let out = at(&r, "r2", 3, ns(VM, vm6, vm2_6, Some(VM), 255));
+        assert_eq!(advertised(&out).3, Some(VM2), "{out:?}");
+        let out = at(&r, "r2", 4, ns(VM2, vm2_6, vm6, Some(VM2), 255));
+        assert_eq!(advertised(&out).3, Some(VM), "{out:?}");
         // Back home, b still holds a redirect to it on its link: asked there, the gateway's
         // MAC, so b's packets are routed to it.
         {
