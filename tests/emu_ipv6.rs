@@ -464,3 +464,79 @@ async fn a_dual_stack_vm_moves_with_its_ipv6_address() {
     );
     lab.stop().await;
 }
+
+/// A move seen from IPv6 alone (issue 17, part 3): a VM that shows up at a new port and
+/// says nothing but an unsolicited neighbour advertisement, or an MLD report (with its
+/// hop-by-hop header), is moved there, all its addresses with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_move_is_seen_from_a_neighbour_advertisement_or_an_mld_report() {
+    let lab = Lab::start(&topo("dual-stack.toml")).await.unwrap();
+    lab.wait_planned().await.unwrap();
+    let at = |h: &str| {
+        servswitch::api::handlers::hosts(&lab.router)
+            .into_iter()
+            .find(|v| v.name == h)
+            .map(|v| (v.location.switch, v.location.port))
+            .unwrap()
+    };
+    let wait_at = |h: &'static str, place: (&'static str, u32)| {
+        let lab = &lab;
+        async move {
+            for _ in 0..100 {
+                if at(h) == (place.0.to_string(), place.1)
+                    && !lab.router.is_migrating(lab.fabric.host(h).mac)
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("{h} not moved to {place:?}: at {:?}", at(h));
+        }
+    };
+    // vm: its port moves to r2:3, then an unsolicited advertisement of its address.
+    let vm = lab.fabric.host("vm").mac;
+    lab.fabric.move_host("vm", "r2", 3).unwrap();
+    lab.fabric.send_raw(
+        "vm",
+        icmp6::icmp6_frame(
+            icmp6::multicast_mac(icmp6::ALL_NODES),
+            vm,
+            a("fd00:0:0:11::3"),
+            icmp6::ALL_NODES,
+            icmp6::NEIGHBOR_ADVERTISEMENT,
+            0,
+            &icmp6::na_body(a("fd00:0:0:11::3"), vm, false, false),
+        ),
+    );
+    wait_at("vm", ("r2", 3)).await;
+    // v6only: its port moves to r2:4, then an MLDv2 report from its link-local address.
+    let v6only = lab.fabric.host("v6only").mac;
+    lab.fabric.move_host("v6only", "r2", 4).unwrap();
+    let group = a("ff02::16");
+    let mut payload = vec![IP_ICMPV6, 0, 5, 2, 0, 0, 1, 0];
+    let mut report = vec![icmp6::MLD2_REPORT, 0, 0, 0, 0, 0, 0, 1, 4, 0, 0, 0];
+    report.extend_from_slice(&icmp6::solicited_node(a("fd00:0:0:11::5")).octets());
+    payload.extend_from_slice(&report);
+    lab.fabric.send_raw(
+        "v6only",
+        icmp6::ipv6_frame(
+            icmp6::multicast_mac(group),
+            v6only,
+            icmp6::link_local(v6only),
+            group,
+            0, // hop-by-hop options first, as MLD requires (router alert)
+            1,
+            &payload,
+        ),
+    );
+    wait_at("v6only", ("r2", 4)).await;
+    let co: Vec<Ipv6Addr> = lab
+        .router
+        .host_states()
+        .into_iter()
+        .flat_map(|h| h.care_of6)
+        .collect();
+    assert_eq!(co.len(), 2, "one IPv6 care-of address each: {co:?}");
+    lab.wait_planned().await.unwrap();
+    lab.stop().await;
+}

@@ -271,6 +271,9 @@ pub(crate) const PRIO_ND_FLOOD: u16 = 865;
 /// still reachable): to the controller, which answers it as it answers the multicast ones.
 /// Below the IPv6 from links (900), above the floods.
 pub(crate) const PRIO_ND_GATEWAY: u16 = 880;
+/// Table 0: group-addressed neighbour discovery and MLD reports from a port without its
+/// own entries yet (below every per-port entry, above IPv6's catch-all at 800).
+pub(crate) const PRIO_ND_NEW_PORT: u16 = 805;
 /// Group destination addresses: the I/G bit (broadcast and every multicast).
 pub const MULTICAST_BIT: MacAddr = MacAddr([0x01, 0, 0, 0, 0, 0]);
 
@@ -1225,6 +1228,23 @@ impl Fabric {
             .map(|(g, _)| *g)
             .chain((!mine.is_empty()).then_some(GATEWAY_LL));
         if !mine.is_empty() {
+            // From a host port whose own entries are not there yet (it has just appeared:
+            // a VM arriving), group-addressed neighbour discovery and MLD reports still reach
+            // the controller, which learns from them or sees the move (IPv4's counterpart is
+            // the copy of IPv4 from a port without a meter).
+            for ty in [
+                crate::packet::icmp6::NEIGHBOR_SOLICITATION,
+                crate::packet::icmp6::NEIGHBOR_ADVERTISEMENT,
+                crate::packet::icmp6::MLD_REPORT,
+                crate::packet::icmp6::MLD2_REPORT,
+            ] {
+                v.push(pipe(
+                    TABLE_CLASSIFY,
+                    PRIO_ND_NEW_PORT,
+                    icmp6(vec![Oxm::EthDst(MULTICAST_BIT, Some(MULTICAST_BIT))], ty),
+                    goto(TABLE_PUNT),
+                ));
+            }
             v.push(pipe(
                 TABLE_CLASSIFY,
                 PRIO_ND_GATEWAY,
@@ -1445,10 +1465,13 @@ impl Fabric {
             });
             if s.prefix6.is_some() {
                 // Solicitations and advertisements to a group address: flooded like other
-                // multicast, and the controller learns from them (through the port's meter).
+                // multicast, and the controller learns from them (through the port's meter);
+                // MLD reports too, which tell it a VM has appeared at a new port.
                 for ty in [
                     crate::packet::icmp6::NEIGHBOR_SOLICITATION,
                     crate::packet::icmp6::NEIGHBOR_ADVERTISEMENT,
+                    crate::packet::icmp6::MLD_REPORT,
+                    crate::packet::icmp6::MLD2_REPORT,
                 ] {
                     let at = vec![
                         Oxm::InPort(p, None),

@@ -18,6 +18,9 @@ pub const ROUTER_ADVERTISEMENT: u8 = 134;
 pub const NEIGHBOR_SOLICITATION: u8 = 135;
 pub const NEIGHBOR_ADVERTISEMENT: u8 = 136;
 pub const REDIRECT: u8 = 137;
+/// Multicast listener reports, MLDv1 (RFC 2710) and MLDv2 (RFC 3810).
+pub const MLD_REPORT: u8 = 131;
+pub const MLD2_REPORT: u8 = 143;
 
 const OPT_SOURCE_LLA: u8 = 1;
 const OPT_TARGET_LLA: u8 = 2;
