@@ -9,7 +9,6 @@
 //! effects it asked for; [`crate::app::driver::Driver`], the application as the runtime sees
 //! it, carries each out in a task of its own.
 
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use ofp13::MacAddr;
@@ -44,7 +43,7 @@ pub enum Effect {
     /// Probe the place a claimed move took the VM from.
     Probe {
         mac: MacAddr,
-        ip: Ipv4Addr,
+        ip: std::net::IpAddr,
         from: (String, u32),
         claim: PortRef,
     },

@@ -21,7 +21,7 @@
 //! and the migrations made (by whom, from where to where, how long, with what outcome), are
 //! listed by `GET /api/v1/migrations`.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use ofp13::MacAddr;
@@ -83,10 +83,17 @@ impl Router {
         let Some(v) = st.verifying.get(&eth.src) else {
             return false;
         };
-        if (v.from.0.as_str(), v.from.1) != (sw.name, in_port)
-            || eth.ethertype != packet::ETH_ARP
-            || !v.probing(now)
-        {
+        if (v.from.0.as_str(), v.from.1) != (sw.name, in_port) || !v.probing(now) {
+            return false;
+        }
+        if eth.ethertype == packet::ETH_IPV6 {
+            // The answer to the IPv6 probe: an advertisement to the gateway's MAC.
+            return eth.dst == GATEWAY_MAC
+                && packet::icmp6::Ipv6::parse(eth.payload)
+                    .and_then(|ip| packet::icmp6::Nd::parse(&ip))
+                    .is_some_and(|nd| nd.ty == packet::icmp6::NEIGHBOR_ADVERTISEMENT);
+        }
+        if eth.ethertype != packet::ETH_ARP {
             return false;
         }
         Arp::parse(eth.payload)
@@ -386,7 +393,17 @@ impl Router {
     ) -> Option<Effect> {
         let (from, ip) = {
             let mut st = self.lock();
-            let ip = st.ips_of(mac).next().filter(|_| installed);
+            // Probed by ARP for its first IPv4 address, or by neighbour solicitation for its
+            // first IPv6 one (a host with IPv6 only).
+            let ip = st
+                .vm(mac)
+                .and_then(|vm| {
+                    vm.ips
+                        .first()
+                        .map(|a| IpAddr::from(*a))
+                        .or_else(|| vm.ips6.first().map(|a| IpAddr::from(*a)))
+                })
+                .filter(|_| installed);
             let now = self.now();
             let v = st.verifying.get_mut(&mac).filter(|v| v.is_claim(to))?;
             if v.probed.is_some() {
@@ -420,7 +437,7 @@ impl Router {
     pub(crate) async fn probe(
         &self,
         mac: MacAddr,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         from: (String, u32),
         claim: PortRef,
     ) {
@@ -435,10 +452,30 @@ impl Router {
             .as_ref()
             .is_some_and(|h| h.info.ports().iter().any(|p| p.port_no == from.1));
         if port_exists {
-            // RFC 5227's probe: sender address 0.0.0.0, so nothing caches it; to the VM's MAC
-            // only, so no other host behind that port sees it.
-            let mut frame = Arp::request(GATEWAY_MAC, Ipv4Addr::UNSPECIFIED, ip).to_frame();
-            frame[..6].copy_from_slice(&mac.0);
+            let frame = match ip {
+                // RFC 5227's probe: sender address 0.0.0.0, so nothing caches it; to the VM's
+                // MAC only, so no other host behind that port sees it.
+                IpAddr::V4(ip) => {
+                    let mut f = Arp::request(GATEWAY_MAC, Ipv4Addr::UNSPECIFIED, ip).to_frame();
+                    f[..6].copy_from_slice(&mac.0);
+                    f
+                }
+                // A unicast neighbour solicitation (RFC 4861 7.2.2, as a reachability check)
+                // from the link-local gateway, to the VM's MAC only: it answers to the gateway.
+                IpAddr::V6(ip) => {
+                    use crate::packet::icmp6;
+                    let ll = crate::fabric::plan::GATEWAY_LL;
+                    icmp6::icmp6_frame(
+                        mac,
+                        GATEWAY_MAC,
+                        ll,
+                        ip,
+                        icmp6::NEIGHBOR_SOLICITATION,
+                        0,
+                        &icmp6::ns_body(ip, GATEWAY_MAC),
+                    )
+                }
+            };
             let step = PROBE_WINDOW / PROBES;
             for _ in 0..PROBES {
                 if !still(self) {
@@ -782,6 +819,45 @@ mod tests {
 
     fn to(s: &str) -> PortRef {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_host_with_ipv6_only_is_probed_by_solicitation_and_refused_when_it_answers() {
+        use crate::packet::icmp6;
+        const V6: MacAddr = MacAddr([2, 0, 0, 0, 0x11, 5]);
+        let clock = ManualClock::new();
+        let t = crate::fabric::topology::Topology::parse(include_str!(
+            "../../topologies/dual-stack.toml"
+        ))
+        .unwrap();
+        let r = Router::new(crate::fabric::plan::Fabric::new(&t))
+            .with_clock(clock.clone())
+            .with_announcements(Announcements::Verified);
+        let ip: std::net::Ipv6Addr = "fd00:0:0:11::5".parse().unwrap();
+        frame_in(&r, "r2", 7, packet::rarp_announce(V6));
+        assert!(r.read().verifying.contains_key(&V6), "its claim is checked");
+        let e = r.claim_installed(V6, &to("r2:7"), true);
+        assert!(
+            matches!(e, Some(Effect::Probe { ip: IpAddr::V6(a), ref from, .. }) if a == ip && *from == ("r3".to_string(), 5)),
+            "{e:?}"
+        );
+        // Someone else's advertisement at its old port refutes nothing; its own does.
+        let na = |mac: MacAddr| {
+            icmp6::icmp6_frame(
+                GATEWAY_MAC,
+                mac,
+                ip,
+                crate::fabric::plan::GATEWAY_LL,
+                icmp6::NEIGHBOR_ADVERTISEMENT,
+                0,
+                &icmp6::na_body(ip, mac, false, true),
+            )
+        };
+        frame_in(&r, "r3", 5, na(MacAddr([2, 0, 0, 0, 0x11, 2])));
+        assert_eq!(r.announcements_refused(), 0);
+        frame_in(&r, "r3", 5, na(V6));
+        assert_eq!(r.announcements_refused(), 1);
+        assert!(!r.read().verifying.contains_key(&V6));
     }
 
     #[test]
