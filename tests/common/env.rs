@@ -32,6 +32,18 @@ pub fn runnable(test: &str, missing: Option<String>) -> bool {
 /// The machine's load (`/proc/loadavg`) and its CPUs, for the messages of assertions that
 /// bound a time: a bound missed while something else held the CPUs (a compiler, another
 /// test suite) says so.
+/// Whether the machine's CPUs are saturated: the 1-minute load average at or above the
+/// number of CPUs (a test's own traffic can do it on a 2-CPU machine).
+#[allow(dead_code)]
+pub fn saturated() -> bool {
+    let load: f64 = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    load >= cpus as f64
+}
+
 pub fn machine_load() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
