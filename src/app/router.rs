@@ -235,18 +235,20 @@ impl State {
     /// address; an IPv6 entry's match pins one of the VM's IPv6 addresses.
     pub(crate) fn owner_of(&self, cookie: u64, m: &ofp13::Match) -> Option<ofp13::MacAddr> {
         match cookie & COOKIE_MASK_KIND {
-            crate::fabric::plan::COOKIE_MOBILITY6 => m.fields.iter().find_map(|f| match f {
-                ofp13::Oxm::Ipv6Src(a, None) | ofp13::Oxm::Ipv6Dst(a, None) => self
-                    .hosts6
-                    .get(a)
-                    .map(|(h, _)| h.mac)
-                    .filter(|mac| self.away.contains_key(mac) || self.macs.contains_key(mac)),
-                _ => None,
-            }),
+            crate::fabric::plan::COOKIE_MOBILITY6 => crate::mobility::update::matched_addresses(m)
+                .find_map(|(a, _)| self.binding(a).filter(|_| a.is_ipv6()).map(|(mac, _)| mac)),
             _ => self
                 .hosts
                 .get(&Ipv4Addr::from(cookie as u32))
                 .map(|(h, _)| h.mac),
+        }
+    }
+
+    /// The host an address (of either family) is bound to: its MAC and switch.
+    pub(crate) fn binding(&self, ip: std::net::IpAddr) -> Option<(ofp13::MacAddr, &str)> {
+        match ip {
+            std::net::IpAddr::V4(a) => self.hosts.get(&a).map(|(h, _)| (h.mac, h.switch.as_str())),
+            std::net::IpAddr::V6(a) => self.hosts6.get(&a).map(|(h, _)| (h.mac, h.switch.as_str())),
         }
     }
 
@@ -1873,18 +1875,17 @@ impl Router {
         pair: (std::net::IpAddr, std::net::IpAddr),
         effects: &mut Vec<Effect>,
     ) {
-        use std::net::IpAddr;
         let st = self.read();
-        // The VM is the end of the pair whose address the cookie names.
-        let mac = [pair.0, pair.1].into_iter().find_map(|a| match a {
-            IpAddr::V4(a) if u32::from(a) == cookie as u32 => st.hosts.get(&a).map(|(h, _)| h.mac),
-            IpAddr::V6(a) if u128::from(a) as u32 == cookie as u32 => st
-                .hosts6
-                .get(&a)
-                .map(|(h, _)| h.mac)
-                .filter(|m| st.away.contains_key(m)),
-            _ => None,
-        });
+        // The VM is the end of the pair whose home address the cookie names.
+        let names = |a: std::net::IpAddr| match a {
+            std::net::IpAddr::V4(a) => u32::from(a) == cookie as u32,
+            std::net::IpAddr::V6(a) => u128::from(a) as u32 == cookie as u32,
+        };
+        let mac = [pair.0, pair.1]
+            .into_iter()
+            .filter(|a| names(*a))
+            .find_map(|a| st.binding(a).map(|(mac, _)| mac))
+            .filter(|m| st.away.contains_key(m));
         if let Some(mac) = mac {
             effects.push(Effect::QuietRedirects { mac, pair });
         }
@@ -1902,14 +1903,12 @@ impl Router {
         );
         if fr.reason == ofp13::OFPRR_HARD_TIMEOUT && redirect_kind {
             // A quiet pair's time is up: its packets are copied (and redirected) again.
+            use crate::mobility::update::{matched_addresses, Field};
             let (mut src, mut dst) = (None, None);
-            for f in &fr.match_.fields {
-                match f {
-                    ofp13::Oxm::Ipv4Src(a, None) => src = Some(std::net::IpAddr::from(*a)),
-                    ofp13::Oxm::Ipv4Dst(a, None) => dst = Some(std::net::IpAddr::from(*a)),
-                    ofp13::Oxm::Ipv6Src(a, None) => src = Some(std::net::IpAddr::from(*a)),
-                    ofp13::Oxm::Ipv6Dst(a, None) => dst = Some(std::net::IpAddr::from(*a)),
-                    _ => {}
+            for (a, field) in matched_addresses(&fr.match_) {
+                match field {
+                    Field::Src => src = Some(a),
+                    Field::Dst => dst = Some(a),
                 }
             }
             if let (Some(src), Some(dst)) = (src, dst) {
@@ -1967,29 +1966,19 @@ impl Router {
         effects: &mut Vec<Effect>,
         now: Instant,
     ) {
-        use std::net::IpAddr;
         let mac = {
             let mut st = self.lock();
-            let mac = match dst {
-                IpAddr::V4(d) => st.hosts.get(&d).map(|(h, _)| h.mac),
-                IpAddr::V6(d) => st.hosts6.get(&d).map(|(h, _)| h.mac),
-            };
-            let Some(mac) = mac else {
+            let Some((mac, _)) = st.binding(dst) else {
                 return;
             };
             // The sender's switch: where it is if it is a known host, else its subnet's.
-            let from = match src {
-                IpAddr::V4(s) => st
-                    .hosts
-                    .get(&s)
-                    .map(|(h, _)| h.switch.clone())
-                    .or_else(|| self.fabric.subnet_of(s).map(|s| s.switch.clone())),
-                IpAddr::V6(s) => st
-                    .hosts6
-                    .get(&s)
-                    .map(|(h, _)| h.switch.clone())
-                    .or_else(|| self.fabric.subnet_of6(s).map(|s| s.switch.clone())),
-            };
+            let from = st.binding(src).map(|(_, sw)| sw.to_string()).or_else(|| {
+                match src {
+                    std::net::IpAddr::V4(s) => self.fabric.subnet_of(s),
+                    std::net::IpAddr::V6(s) => self.fabric.subnet_of6(s),
+                }
+                .map(|s| s.switch.clone())
+            });
             let Some(from) = from else { return };
             if st
                 .away
@@ -2236,10 +2225,9 @@ impl Router {
         }
         let tlla = self
             .read()
-            .hosts6
-            .get(&ip.dst)
-            .filter(|(h, _)| h.switch == at.sw.name)
-            .map(|(h, _)| h.mac);
+            .binding(ip.dst.into())
+            .filter(|(_, sw)| *sw == at.sw.name)
+            .map(|(mac, _)| mac);
         debug!(switch = at.sw.name, from = %ip.src, to = %ip.dst, "ICMPv6 redirect");
         let body = icmp6::redirect_body(ip.dst, ip.dst, tlla, ip.packet);
         let f = icmp6::icmp6_frame(

@@ -165,11 +165,7 @@ impl CareOfPools {
         let Some(pool) = self.pools6.get_mut(subnet) else {
             return false;
         };
-        if addrs.iter().any(|a| {
-            pool.held.get(a).is_some_and(|o| o != owner)
-                || !pool.range.contains(*a)
-                || pool.reserved.contains(a)
-        }) {
+        if !pool.fits(owner, addrs) {
             return false;
         }
         hold(&mut pool.held, owner, addrs);
@@ -232,10 +228,7 @@ impl CareOfPools {
         let Some(pool) = self.pools.get_mut(subnet) else {
             return false;
         };
-        if addrs
-            .iter()
-            .any(|a| pool.held.get(a).is_some_and(|o| o != owner) || !pool.range.contains(*a))
-        {
+        if !pool.fits(owner, addrs) {
             return false;
         }
         hold(&mut pool.held, owner, addrs);
@@ -255,19 +248,8 @@ impl CareOfPools {
     /// Whether [`CareOfPools::restore_any`] would succeed (changes nothing).
     pub fn can_restore(&self, subnet: &str, owner: &str, addrs: &[IpAddr]) -> bool {
         let (v4, v6) = split(addrs);
-        let ok4 = v4.is_empty()
-            || self.pools.get(subnet).is_some_and(|p| {
-                v4.iter()
-                    .all(|a| p.held.get(a).is_none_or(|o| o == owner) && p.range.contains(*a))
-            });
-        let ok6 = v6.is_empty()
-            || self.pools6.get(subnet).is_some_and(|p| {
-                v6.iter().all(|a| {
-                    p.held.get(a).is_none_or(|o| o == owner)
-                        && p.range.contains(*a)
-                        && !p.reserved.contains(a)
-                })
-            });
+        let ok4 = v4.is_empty() || self.pools.get(subnet).is_some_and(|p| p.fits(owner, &v4));
+        let ok6 = v6.is_empty() || self.pools6.get(subnet).is_some_and(|p| p.fits(owner, &v6));
         ok4 && ok6
     }
 
@@ -287,6 +269,26 @@ impl CareOfPools {
         self.pools
             .values()
             .find_map(|p| p.held.get(&addr).map(String::as_str))
+    }
+}
+
+impl Pool {
+    /// Whether `owner` may hold `addrs` here: inside the range, nobody else's.
+    fn fits(&self, owner: &str, addrs: &[Ipv4Addr]) -> bool {
+        addrs
+            .iter()
+            .all(|a| self.held.get(a).is_none_or(|o| o == owner) && self.range.contains(*a))
+    }
+}
+
+impl Pool6 {
+    /// Whether `owner` may hold `addrs` here: inside the range, not reserved, nobody else's.
+    fn fits(&self, owner: &str, addrs: &[Ipv6Addr]) -> bool {
+        addrs.iter().all(|a| {
+            self.held.get(a).is_none_or(|o| o == owner)
+                && self.range.contains(*a)
+                && !self.reserved.contains(a)
+        })
     }
 }
 
