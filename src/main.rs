@@ -29,7 +29,7 @@ enum Command {
     /// no Open vSwitch); prints a table, exits 0 only when every case passes.
     Demo {
         /// The topology file (TOML).
-        #[arg(long, default_value = "topologies/paper-testbed.toml")]
+        #[arg(long, default_value = "topologies/dual-stack.toml")]
         topology: PathBuf,
     },
     /// Print a generated three-tier fabric (topology TOML) for benchmarks and tests.

@@ -1,7 +1,9 @@
 //! IPv6 routing on the emulated fabric (issue 17, part 2): topologies/dual-stack.toml with the
 //! controller, the emulated switches running the IPv6 pipeline (their flow tables read IPv6
-//! as Open vSwitch does, tests/flowtable_vs_ovs.rs). The emulated hosts have no IPv6 stack:
-//! they send raw frames and the test reads what arrives. Solicitations of the gateways are
+//! as Open vSwitch does, tests/flowtable_vs_ovs.rs). The paper's eight cases run in both
+//! families with the emulated hosts' own IPv6 stack (neighbour discovery, router
+//! advertisements, echo, redirects, like Linux's); the other tests have the hosts send raw
+//! frames and read what arrives. Solicitations of the gateways are
 //! answered, packets are routed between subnets with their hop limit decremented and the
 //! gateway's MAC, an address learned from duplicate address detection is delivered to, and a
 //! claim for another host's address changes nothing.
@@ -202,7 +204,7 @@ async fn a_forgotten_host_takes_its_ipv6_addresses_and_entries_with_it() {
     lab.wait_planned().await.unwrap();
     // Learned from its IPv4 traffic, then its IPv6 address from its DAD.
     let vm = lab.fabric.host("vm").mac;
-    let e4 = "10.0.0.2".parse().unwrap();
+    let e4 = "10.0.0.2".parse::<std::net::Ipv4Addr>().unwrap();
     assert!(lab
         .fabric
         .ping("vm", e4, Duration::from_secs(3))
@@ -538,5 +540,30 @@ async fn a_move_is_seen_from_a_neighbour_advertisement_or_an_mld_report() {
         .collect();
     assert_eq!(co.len(), 2, "one IPv6 care-of address each: {co:?}");
     lab.wait_planned().await.unwrap();
+    lab.stop().await;
+}
+
+/// The demo's scenario on the dual-stack fabric: every case in IPv4 and in IPv6, the VMs
+/// moved by RARP only; no host ever sees a care-of address of either family, cases 5 to 7
+/// end direct after the ICMPv6 redirects as after ICMP's, and the tables are as before once
+/// both VMs are home.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eight_cases_pass_in_both_families_and_home_restores_every_table() {
+    let lab = Lab::start(&topo("dual-stack.toml")).await.unwrap();
+    let (cases, failures) = lab.run_all().await.unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+    let v6: Vec<_> = cases.iter().filter(|c| c.dst.is_ipv6()).collect();
+    assert_eq!((cases.len(), v6.len()), (20, 10));
+    for c in &v6 {
+        assert!(c.peer_saw.iter().all(|a| a.is_ipv6()), "{c:?}");
+        assert_eq!(c.reply_from, Some(c.dst), "{c:?}");
+    }
+    let direct: Vec<u8> = v6
+        .iter()
+        .filter(|c| c.path == "direct")
+        .map(|c| c.case)
+        .collect();
+    assert_eq!(direct, [5, 6, 7, 7]);
+    assert!(lab.care_of_addresses().is_empty(), "all released at home");
     lab.stop().await;
 }

@@ -95,7 +95,7 @@ async fn case_2_edge_host_to_vm() {
     let lab = c_moved().await;
     let c = lab.case(2, "E -> C*", "e", "vm").await;
     passed(&lab, &c);
-    assert_eq!(c.reply_from, Some(VM));
+    assert_eq!(c.reply_from, Some(VM.into()));
     lab.stop().await;
 }
 
@@ -402,7 +402,7 @@ async fn a_vm_with_two_addresses_moves_with_both() {
     for dst in [VM, Ipv4Addr::new(192, 168, 11, 13)] {
         for from in ["e", "d", "b"] {
             let r = lab.fabric.ping(from, dst, Duration::from_secs(3)).await;
-            assert_eq!(r.map(|r| r.from), Some(dst), "{from} -> {dst}");
+            assert_eq!(r.map(|r| r.from), Some(dst.into()), "{from} -> {dst}");
         }
     }
     let co = lab.care_of_addresses();
@@ -450,7 +450,7 @@ async fn three_tier_migrations_inside_and_across_blocks() {
             let r = lab.fabric.ping(o, c_ip, Duration::from_secs(3)).await;
             assert_eq!(
                 r.map(|r| r.from),
-                Some(c_ip),
+                Some(c_ip.into()),
                 "{o} -> {} at {target}",
                 c_name
             );

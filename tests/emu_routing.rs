@@ -230,7 +230,7 @@ async fn expired_ttl_gets_time_exceeded_from_the_gateway() {
     assert_eq!(
         f.probe("b", e, 1, PING).await,
         ProbeOutcome::Error {
-            from: Ipv4Addr::new(192, 168, 10, 1),
+            from: Ipv4Addr::new(192, 168, 10, 1).into(),
             icmp_type: ICMP_TIME_EXCEEDED,
             code: 0
         }
@@ -239,7 +239,7 @@ async fn expired_ttl_gets_time_exceeded_from_the_gateway() {
     assert_eq!(
         f.probe("b", e, 2, PING).await,
         ProbeOutcome::Error {
-            from: Ipv4Addr::new(10, 0, 0, 1),
+            from: Ipv4Addr::new(10, 0, 0, 1).into(),
             icmp_type: ICMP_TIME_EXCEEDED,
             code: 0
         }
@@ -270,7 +270,7 @@ async fn expired_ttl_gets_time_exceeded_from_the_gateway() {
     assert_eq!(
         f.probe("b", d, 3, PING).await,
         ProbeOutcome::Error {
-            from: Ipv4Addr::new(192, 168, 11, 1),
+            from: Ipv4Addr::new(192, 168, 11, 1).into(),
             icmp_type: ICMP_TIME_EXCEEDED,
             code: 0
         }
@@ -555,7 +555,7 @@ async fn a_switch_without_meters_gets_its_pipeline_without_them() {
     assert!(moved);
     lab.wait_planned().await.unwrap();
     assert!(
-        lab.reaches("e", "192.168.11.3".parse().unwrap(), PING)
+        lab.reaches("e", "192.168.11.3".parse::<Ipv4Addr>().unwrap(), PING)
             .await
     );
     assert!(!lab.fabric.dump_flows("r2").contains("meter:"));

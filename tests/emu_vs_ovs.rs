@@ -26,7 +26,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::{BufRead, BufReader};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -72,10 +72,10 @@ impl fmt::Display for Probe {
 /// What came of a probe, as `ping` would say it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
-    Reply { from: Ipv4Addr, ttl: u8 },
-    TimeExceeded { from: Ipv4Addr },
-    Unreachable { from: Ipv4Addr },
-    OtherError { from: Ipv4Addr, what: String },
+    Reply { from: IpAddr, ttl: u8 },
+    TimeExceeded { from: IpAddr },
+    Unreachable { from: IpAddr },
+    OtherError { from: IpAddr, what: String },
     NoAnswer,
 }
 

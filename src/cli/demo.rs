@@ -9,7 +9,7 @@
 //! QEMU's RARP announcement; nothing tells the controller.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use crate::app::router::Router;
 use crate::emu::fabric::EmuFabric;
 use crate::fabric::plan::Fabric;
 use crate::fabric::topology::{Tier, Topology};
-use crate::packet::ICMP_ECHO_REQUEST;
+use crate::packet::{icmp6, ICMP_ECHO_REQUEST};
 use crate::switch::runtime::{Controller, RuntimeConfig};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -130,6 +130,23 @@ impl Roles {
     }
 }
 
+/// An address family the cases run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn of(a: IpAddr) -> Family {
+        if a.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        }
+    }
+}
+
 /// One case of Fig. 3 as it ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseResult {
@@ -137,14 +154,14 @@ pub struct CaseResult {
     pub title: &'static str,
     pub from: String,
     pub to: String,
-    /// The address pinged (the peer's home address).
-    pub dst: Ipv4Addr,
+    /// The address pinged (the peer's first home address of the family).
+    pub dst: IpAddr,
     /// The source address of the answer the sender got.
-    pub reply_from: Option<Ipv4Addr>,
+    pub reply_from: Option<IpAddr>,
     /// The source addresses the peer saw on the echo requests.
-    pub peer_saw: Vec<Ipv4Addr>,
+    pub peer_saw: Vec<IpAddr>,
     /// "routed", or "direct" when the last request reached the peer straight from the
-    /// sender's MAC with its TTL untouched.
+    /// sender's MAC with its TTL (hop limit) untouched.
     pub path: &'static str,
     pub ok: bool,
     pub why: String,
@@ -221,6 +238,19 @@ impl Lab {
             serve,
         };
         lab.wait_planned().await?;
+        // Hosts with IPv6 take their default router from the advertisement each switch
+        // sends once its table is in place.
+        let ok = lab
+            .fabric
+            .wait_until(WAIT, |f| {
+                f.hosts()
+                    .iter()
+                    .all(|h| h.addrs6.is_empty() || h.router6.is_some())
+            })
+            .await;
+        if !ok {
+            bail!("hosts with IPv6 got no router advertisement within {WAIT:?}");
+        }
         Ok(lab)
     }
 
@@ -256,7 +286,7 @@ impl Lab {
     }
 
     /// Whether a ping from host `from` to `to` is answered within `within`.
-    pub async fn reaches(&self, from: &str, to: Ipv4Addr, within: Duration) -> bool {
+    pub async fn reaches(&self, from: &str, to: impl Into<IpAddr>, within: Duration) -> bool {
         self.fabric.ping(from, to, within).await.is_some()
     }
 
@@ -284,40 +314,71 @@ impl Lab {
         Ok(t0.elapsed())
     }
 
-    /// Every care-of address the controller holds now.
-    pub fn care_of_addresses(&self) -> BTreeSet<Ipv4Addr> {
+    /// Every care-of address (IPv4 and IPv6) the controller holds now.
+    pub fn care_of_addresses(&self) -> BTreeSet<IpAddr> {
         self.router
             .host_states()
             .into_iter()
-            .flat_map(|h| h.care_of)
+            .flat_map(|h| {
+                h.care_of
+                    .into_iter()
+                    .map(IpAddr::from)
+                    .chain(h.care_of6.into_iter().map(IpAddr::from))
+            })
             .collect()
     }
 
-    /// Hosts that ever received a packet from or to one of `addrs`.
-    pub fn hosts_that_saw(&self, addrs: &BTreeSet<Ipv4Addr>) -> Vec<String> {
+    /// Hosts that ever received an IPv4 or IPv6 packet from or to one of `addrs`.
+    pub fn hosts_that_saw(&self, addrs: &BTreeSet<IpAddr>) -> Vec<String> {
+        let seen = |a: IpAddr| addrs.contains(&a);
         self.fabric
             .hosts()
             .into_iter()
             .filter(|h| {
                 self.fabric.received(&h.name).iter().any(|r| {
                     r.ipv4()
-                        .is_some_and(|ip| addrs.contains(&ip.src) || addrs.contains(&ip.dst))
+                        .is_some_and(|ip| seen(ip.src.into()) || seen(ip.dst.into()))
+                        || r.ipv6()
+                            .is_some_and(|ip| seen(ip.src.into()) || seen(ip.dst.into()))
                 })
             })
             .map(|h| h.name)
             .collect()
     }
 
-    /// One case: `from` pings `to` (its first address) a few times; the answers, what the
-    /// peer saw, and whether the last request came directly.
+    /// A host's addresses of one family, in file order.
+    fn addresses(&self, host: &str, family: Family) -> Vec<IpAddr> {
+        let h = self.fabric.host(host);
+        match family {
+            Family::V4 => h.addrs.iter().map(|a| IpAddr::from(a.0)).collect(),
+            Family::V6 => h.addrs6.iter().map(|a| IpAddr::from(a.0)).collect(),
+        }
+    }
+
+    /// [`Lab::case_in`] over IPv4.
     pub async fn case(&self, case: u8, title: &'static str, from: &str, to: &str) -> CaseResult {
+        self.case_in(Family::V4, case, title, from, to).await
+    }
+
+    /// One case in one family: `from` pings `to` (its first address of the family) a few
+    /// times; the answers, what the peer saw, and whether the last request came directly.
+    pub async fn case_in(
+        &self,
+        family: Family,
+        case: u8,
+        title: &'static str,
+        from: &str,
+        to: &str,
+    ) -> CaseResult {
         let dst = self
-            .fabric
-            .host(to)
-            .addrs
+            .addresses(to, family)
             .first()
-            .map_or(Ipv4Addr::UNSPECIFIED, |a| a.0);
-        let src_ips: Vec<Ipv4Addr> = self.fabric.host(from).addrs.iter().map(|a| a.0).collect();
+            .copied()
+            .unwrap_or(match family {
+                Family::V4 => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                Family::V6 => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            });
+        let src_ips = self.addresses(from, family);
         let from_mac = self.fabric.host(from).mac;
         let before = self.fabric.received(to).len();
         let mut replies = Vec::new();
@@ -330,21 +391,30 @@ impl Lab {
             replies.push(self.fabric.ping(from, dst, PING).await);
         }
         let got = self.fabric.received(to);
-        let requests: Vec<_> = got
+        // Echo requests to `dst`: (source, TTL or hop limit, Ethernet source).
+        let requests: Vec<(IpAddr, u8, ofp13::MacAddr)> = got
             .get(before..)
             .unwrap_or_default()
             .iter()
-            .filter(|r| r.icmp() == Some((ICMP_ECHO_REQUEST, 0)))
-            .filter(|r| r.ipv4().is_some_and(|ip| ip.dst == dst))
+            .filter_map(|r| {
+                let eth = r.eth()?.src;
+                match family {
+                    Family::V4 => r
+                        .ipv4()
+                        .filter(|ip| ip.dst == dst && r.icmp() == Some((ICMP_ECHO_REQUEST, 0)))
+                        .map(|ip| (ip.src.into(), ip.ttl, eth)),
+                    Family::V6 => r
+                        .ipv6()
+                        .filter(|ip| ip.dst == dst && r.icmp6() == Some((icmp6::ECHO_REQUEST, 0)))
+                        .map(|ip| (ip.src.into(), ip.hop_limit, eth)),
+                }
+            })
             .collect();
-        let mut peer_saw: Vec<Ipv4Addr> = requests
-            .iter()
-            .filter_map(|r| r.ipv4().map(|ip| ip.src))
-            .collect();
+        let mut peer_saw: Vec<IpAddr> = requests.iter().map(|r| r.0).collect();
         peer_saw.dedup();
-        let direct = requests.last().is_some_and(|r| {
-            r.eth().is_some_and(|e| e.src == from_mac) && r.ipv4().is_some_and(|ip| ip.ttl == 64)
-        });
+        let direct = requests
+            .last()
+            .is_some_and(|&(_, ttl, eth)| eth == from_mac && ttl == 64);
         let reply_from = replies.iter().flatten().last().map(|r| r.from);
         let answered = replies.iter().filter(|r| r.is_some()).count();
         let mut why = Vec::new();
@@ -374,9 +444,23 @@ impl Lab {
         }
     }
 
+    /// The families every part of Fig. 3 has an address in (IPv4 first).
+    pub fn families(&self, r: &Roles) -> Vec<Family> {
+        [Family::V4, Family::V6]
+            .into_iter()
+            .filter(|f| {
+                [&r.c, &r.d, &r.b, &r.e, &r.d_star]
+                    .iter()
+                    .all(|h| !self.addresses(h, *f).is_empty())
+            })
+            .collect()
+    }
+
     /// The whole scenario: C moves to F, cases 1 to 6; D* moves to F, case 7 (both ways);
     /// D* moves on to the third network, case 8 (both ways); then both go home and the tables
-    /// must be exactly as before. Returns every case and a list of failed checks.
+    /// must be exactly as before. Each case runs in every family all the parts have
+    /// addresses in ([`Lab::families`]: IPv4, then IPv6). Returns every case and a list of
+    /// failed checks.
     pub async fn run_all(&self) -> Result<(Vec<CaseResult>, Vec<String>)> {
         let mut moves = Vec::new();
         let res = self.run_all_logged(&mut moves).await;
@@ -395,7 +479,11 @@ impl Lab {
             .host_states()
             .into_iter()
             .find(|h| h.mac == mac)
-            .map(|h| h.care_of)
+            .map(|h| {
+                let v4 = h.care_of.into_iter().map(IpAddr::from);
+                v4.chain(h.care_of6.into_iter().map(IpAddr::from))
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         moves.push(format!(
             "{host} moved to {sw}:{port} (RARP only){}: tables converged in {:.1} ms",
@@ -439,23 +527,33 @@ impl Lab {
             let h = self.fabric.host(&r.d_star);
             (h.switch, h.port)
         };
+        let families = self.families(&r);
+        if families.is_empty() {
+            bail!("the parts of Fig. 3 share no address family");
+        }
+        let mut out = Vec::new();
         self.moved(moves, &r.c, &r.c_to.0, r.c_to.1).await?;
-        let mut out = vec![
-            self.case(1, "C* -> E", &r.c, &r.e).await,
-            self.case(2, "E -> C*", &r.e, &r.c).await,
-            self.case(3, "C* -> D", &r.c, &r.d).await,
-            self.case(4, "D -> C*", &r.d, &r.c).await,
-            self.case(5, "C* -> B", &r.c, &r.b).await,
-            self.case(6, "B -> C*", &r.b, &r.c).await,
-        ];
+        for &f in &families {
+            out.push(self.case_in(f, 1, "C* -> E", &r.c, &r.e).await);
+            out.push(self.case_in(f, 2, "E -> C*", &r.e, &r.c).await);
+            out.push(self.case_in(f, 3, "C* -> D", &r.c, &r.d).await);
+            out.push(self.case_in(f, 4, "D -> C*", &r.d, &r.c).await);
+            out.push(self.case_in(f, 5, "C* -> B", &r.c, &r.b).await);
+            out.push(self.case_in(f, 6, "B -> C*", &r.b, &r.c).await);
+        }
         self.moved(moves, &r.d_star, &r.d_star_to.0, r.d_star_to.1)
             .await?;
-        out.push(self.case(7, "C* -> D*", &r.c, &r.d_star).await);
-        out.push(self.case(7, "D* -> C*", &r.d_star, &r.c).await);
+        for &f in &families {
+            out.push(self.case_in(f, 7, "C* -> D*", &r.c, &r.d_star).await);
+            out.push(self.case_in(f, 7, "D* -> C*", &r.d_star, &r.c).await);
+        }
         self.moved(moves, &r.d_star, &r.d_star_star_to.0, r.d_star_star_to.1)
             .await?;
-        out.push(self.case(8, "C* -> D**", &r.c, &r.d_star).await);
-        out.push(self.case(8, "D** -> C*", &r.d_star, &r.c).await);
+        for &f in &families {
+            out.push(self.case_in(f, 8, "C* -> D**", &r.c, &r.d_star).await);
+            out.push(self.case_in(f, 8, "D** -> C*", &r.d_star, &r.c).await);
+        }
+        out.sort_by_key(|c| Family::of(c.dst) == Family::V6);
         let care_of = self.care_of_addresses();
         // Cases 5 to 7 end with the two talking directly, as the paper's redirects intend.
         for c in &out {
@@ -502,14 +600,29 @@ impl Lab {
 
 /// Prints the cases as a table.
 pub fn table(cases: &[CaseResult]) -> String {
+    let width = cases
+        .iter()
+        .map(|c| c.dst.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max(15);
     let mut s = String::new();
     s.push_str(&format!(
-        "{:<5} {:<10} {:<6} {:<6} {:<15} {:<15} {:<20} {:<7} {}\n",
-        "case", "", "from", "to", "pinged", "answer from", "peer saw source", "path", "result"
+        "{:<5} {:<10} {:<6} {:<6} {:<w$} {:<w$} {:<w$} {:<7} {}\n",
+        "case",
+        "",
+        "from",
+        "to",
+        "pinged",
+        "answer from",
+        "peer saw source",
+        "path",
+        "result",
+        w = width
     ));
     for c in cases {
         s.push_str(&format!(
-            "{:<5} {:<10} {:<6} {:<6} {:<15} {:<15} {:<20} {:<7} {}\n",
+            "{:<5} {:<10} {:<6} {:<6} {:<w$} {:<w$} {:<w$} {:<7} {}\n",
             c.case,
             c.title,
             c.from,
@@ -526,7 +639,8 @@ pub fn table(cases: &[CaseResult]) -> String {
                 "pass".to_string()
             } else {
                 format!("FAIL: {}", c.why)
-            }
+            },
+            w = width
         ));
     }
     s

@@ -1,7 +1,7 @@
 //! An emulated fabric, in process: one emulated OpenFlow 1.3 switch ([`crate::emu::switch`]) per switch
 //! of a topology, connected to a controller over real sockets; links that carry frames between
-//! them; and one emulated host per topology host, with a tiny IPv4 stack that behaves like a
-//! Linux host for what the fabric cares about. Used by tests (`tests/emu_routing.rs`, and
+//! them; and one emulated host per topology host, with a tiny IPv4 and IPv6 stack that behaves
+//! like a Linux host for what the fabric cares about. Used by tests (`tests/emu_routing.rs`, and
 //! `tests/emu_vs_ovs.rs`, which runs the same scenario on Open vSwitch and compares what every
 //! host receives) and meant for `servswitch demo`.
 //!
@@ -37,7 +37,19 @@
 //!   for [`HostConfig::redirect_timeout`] ([`EmuFabric::redirects`]); without one it only asks
 //!   for G, and a later redirect installs the exception;
 //! - ignores RARP (counted as dropped) and never answers ARP for an address not its own;
-//! - records every frame delivered to its port, for its own MAC or not ([`EmuFabric::received`]).
+//! - records every frame delivered to its port, for its own MAC or not ([`EmuFabric::received`]);
+//! - IPv6 (the host's IPv6 addresses from the topology, with their subnet's prefix length,
+//!   and the link-local address of its MAC): neighbour discovery in the same cache and with
+//!   the same retries as ARP (solicitations to the solicited-node group; it answers those for
+//!   its addresses and takes the asker's address; an advertisement updates an existing entry
+//!   only, a different address only with the override flag, as `ndisc_recv_na`); the default
+//!   router from router advertisements (from a link-local address, hop limit 255; lifetime 0
+//!   removes it; no prefixes taken: its addresses are configured); echo requests answered
+//!   with hop limit 64; echo replies, time exceeded and unreachable (address unreachable
+//!   when neighbour discovery gave up) matched to its probes; ICMPv6 redirects taken as
+//!   Linux takes them (link-local source, hop limit 255, only from the destination's current
+//!   first hop, target link-local or the destination itself; the target link-layer option
+//!   resolves the target at once, unlike IPv4's redirect); other IPv6 packets are ignored.
 //!
 //! **Migration.** [`EmuFabric::migrate_host`] moves a host's port like a live-migrated VM and
 //! has it broadcast QEMU's RARP announcement (`net/announce.c`) from the new port, as QEMU does
@@ -53,7 +65,7 @@
 //! task, and waits for all of them; dropping an [`EmuFabric`] aborts them instead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -65,10 +77,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::switch::{self, Egress, EmuConfig, EmuSwitch, Injector, SwitchSpec, Wire};
 use crate::fabric::topology::Topology;
+use crate::packet::icmp6::{self, Ipv6, Nd};
 use crate::packet::{
     self, checksum, eth_frame, ipv4_packet, Arp, Ethernet, Ipv4, ARP_REPLY, ARP_REQUEST, ETH_ARP,
-    ETH_IPV4, ETH_RARP, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_REDIRECT, ICMP_TIME_EXCEEDED,
-    IP_ICMP, IP_TCP, IP_UDP,
+    ETH_IPV4, ETH_IPV6, ETH_RARP, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_REDIRECT,
+    ICMP_TIME_EXCEEDED, IP_ICMP, IP_ICMPV6, IP_TCP, IP_UDP,
 };
 
 /// ICMP destination unreachable.
@@ -123,10 +136,10 @@ impl Default for HostConfig {
 /// An answer to an echo request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PingReply {
-    /// The reply's TTL as it arrived.
+    /// The reply's TTL (hop limit) as it arrived.
     pub ttl: u8,
     /// The reply's source address.
-    pub from: Ipv4Addr,
+    pub from: IpAddr,
     pub rtt: Duration,
 }
 
@@ -135,9 +148,10 @@ pub struct PingReply {
 pub enum ProbeOutcome {
     Reply(PingReply),
     /// An ICMP error about the probe: time exceeded (11) or destination unreachable (3), from
-    /// a router, or from the host itself when its next hop did not answer ARP.
+    /// a router, or from the host itself when its next hop did not answer ARP; for IPv6,
+    /// time exceeded (3) or destination unreachable (1).
     Error {
-        from: Ipv4Addr,
+        from: IpAddr,
         icmp_type: u8,
         code: u8,
     },
@@ -175,6 +189,19 @@ impl Received {
         let e = self.eth()?;
         (e.ethertype == ETH_ARP).then(|| Arp::parse(e.payload))?
     }
+    /// The IPv6 packet, if the frame carries one.
+    pub fn ipv6(&self) -> Option<Ipv6<'_>> {
+        let e = self.eth()?;
+        (e.ethertype == ETH_IPV6).then(|| Ipv6::parse(e.payload))?
+    }
+    /// ICMPv6 (type, code) of an IPv6 packet whose next header is ICMPv6.
+    pub fn icmp6(&self) -> Option<(u8, u8)> {
+        let ip = self.ipv6()?;
+        if ip.next != IP_ICMPV6 {
+            return None;
+        }
+        Some((*ip.payload.first()?, *ip.payload.get(1)?))
+    }
     /// ICMP (type, code) of an IPv4 ICMP packet.
     pub fn icmp(&self) -> Option<(u8, u8)> {
         let ip = self.ipv4()?;
@@ -193,7 +220,7 @@ enum Neigh {
         sent: u32,
         next: Instant,
         /// The sender address of the requests (that of the first one).
-        src: Ipv4Addr,
+        src: IpAddr,
     },
     Valid {
         mac: MacAddr,
@@ -204,17 +231,17 @@ enum Neigh {
 /// A route exception installed by an ICMP redirect (Linux: a `fib_nh_exception`).
 #[derive(Debug, Clone, Copy)]
 struct RouteException {
-    gateway: Ipv4Addr,
+    gateway: IpAddr,
     expires: Instant,
 }
 
 /// Where a packet for one destination goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Route {
+struct Route<A> {
     /// The neighbour its frame is addressed to.
-    hop: Ipv4Addr,
+    hop: A,
     /// The source address of packets the host originates for it.
-    src: Ipv4Addr,
+    src: A,
     /// Whether `hop` is a gateway (the default one or a redirect's), not the destination.
     via_gateway: bool,
 }
@@ -223,21 +250,26 @@ struct Route {
 struct Waiter {
     sent: Instant,
     /// The probe's source address (an unreachable error names it).
-    src: Ipv4Addr,
+    src: IpAddr,
     reply: Option<oneshot::Sender<ProbeOutcome>>,
 }
 
-/// One emulated host's IPv4 stack, sans-io: frames and time in, frames out.
+/// One emulated host's IPv4 and IPv6 stack, sans-io: frames and time in, frames out.
 #[derive(Debug)]
 pub struct HostStack {
     name: String,
     mac: MacAddr,
     addrs: Vec<(Ipv4Addr, u8)>,
     gateway: Option<Ipv4Addr>,
+    /// IPv6 addresses besides the link-local one, with their prefix lengths.
+    addrs6: Vec<(Ipv6Addr, u8)>,
+    /// The IPv6 default router, from router advertisements.
+    router6: Option<Ipv6Addr>,
     cfg: HostConfig,
-    neigh: HashMap<Ipv4Addr, Neigh>,
+    /// ARP and neighbour discovery entries, both families.
+    neigh: HashMap<IpAddr, Neigh>,
     /// Route exceptions from redirects: destination -> gateway.
-    redirects: BTreeMap<Ipv4Addr, RouteException>,
+    redirects: BTreeMap<IpAddr, RouteException>,
     received: Vec<Received>,
     probes: HashMap<(u16, u16), Waiter>,
     ip_id: u16,
@@ -254,6 +286,27 @@ fn mask(len: u8) -> u32 {
 
 fn same_prefix(a: Ipv4Addr, b: Ipv4Addr, len: u8) -> bool {
     u32::from(a) & mask(len) == u32::from(b) & mask(len)
+}
+
+fn same_prefix6(a: Ipv6Addr, b: Ipv6Addr, len: u8) -> bool {
+    let m = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len.min(128)))
+    };
+    u128::from(a) & m == u128::from(b) & m
+}
+
+/// The two bytes at `at` as a big-endian number (0 if absent).
+fn be16(b: &[u8], at: usize) -> u16 {
+    b.get(at..at + 2)
+        .map_or(0, |x| u16::from_be_bytes([x[0], x[1]]))
+}
+
+fn ip6_at(b: &[u8], at: usize) -> Option<Ipv6Addr> {
+    Some(Ipv6Addr::from(
+        <[u8; 16]>::try_from(b.get(at..at + 16)?).ok()?,
+    ))
 }
 
 /// What `ping` (iputils) puts in an echo request: 8 bytes of timestamp, then 0x10, 0x11, ...
@@ -278,6 +331,8 @@ impl HostStack {
             mac,
             addrs,
             gateway,
+            addrs6: Vec::new(),
+            router6: None,
             cfg,
             neigh: HashMap::new(),
             redirects: BTreeMap::new(),
@@ -288,8 +343,22 @@ impl HostStack {
         }
     }
 
+    /// The host with IPv6 addresses too (and their prefix lengths); its default router comes
+    /// from router advertisements.
+    pub fn with_ipv6(mut self, addrs6: Vec<(Ipv6Addr, u8)>) -> HostStack {
+        self.addrs6 = addrs6;
+        self
+    }
+
     pub fn name(&self) -> &str {
         &self.name
+    }
+    pub fn addrs6(&self) -> &[(Ipv6Addr, u8)] {
+        &self.addrs6
+    }
+    /// The IPv6 default router a router advertisement named, if any.
+    pub fn router6(&self) -> Option<Ipv6Addr> {
+        self.router6
     }
     pub fn mac(&self) -> MacAddr {
         self.mac
@@ -324,7 +393,22 @@ impl HostStack {
     pub fn redirects(&self) -> BTreeMap<Ipv4Addr, Ipv4Addr> {
         self.redirects
             .iter()
-            .map(|(d, r)| (*d, r.gateway))
+            .filter_map(|(d, r)| match (d, r.gateway) {
+                (IpAddr::V4(d), IpAddr::V4(g)) => Some((*d, g)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The route exceptions ICMPv6 redirects installed: destination -> new first hop (the
+    /// destination itself when the redirect said it is on the link).
+    pub fn redirects6(&self) -> BTreeMap<Ipv6Addr, Ipv6Addr> {
+        self.redirects
+            .iter()
+            .filter_map(|(d, r)| match (d, r.gateway) {
+                (IpAddr::V6(d), IpAddr::V6(g)) => Some((*d, g)),
+                _ => None,
+            })
             .collect()
     }
 
@@ -351,13 +435,29 @@ impl HostStack {
 
     /// The resolved ARP entries valid at `now`, by address.
     pub fn arp_cache(&self, now: Instant) -> BTreeMap<Ipv4Addr, MacAddr> {
-        self.neigh
-            .iter()
-            .filter_map(|(ip, n)| match n {
-                Neigh::Valid { mac, updated } if !self.expired(*updated, now) => Some((*ip, *mac)),
-                _ => None,
+        self.neighbours(now)
+            .filter_map(|(ip, mac)| match ip {
+                IpAddr::V4(ip) => Some((ip, mac)),
+                IpAddr::V6(_) => None,
             })
             .collect()
+    }
+
+    /// The resolved neighbour discovery entries valid at `now`, by address.
+    pub fn neighbours6(&self, now: Instant) -> BTreeMap<Ipv6Addr, MacAddr> {
+        self.neighbours(now)
+            .filter_map(|(ip, mac)| match ip {
+                IpAddr::V6(ip) => Some((ip, mac)),
+                IpAddr::V4(_) => None,
+            })
+            .collect()
+    }
+
+    fn neighbours(&self, now: Instant) -> impl Iterator<Item = (IpAddr, MacAddr)> + '_ {
+        self.neigh.iter().filter_map(move |(ip, n)| match n {
+            Neigh::Valid { mac, updated } if !self.expired(*updated, now) => Some((*ip, *mac)),
+            _ => None,
+        })
     }
 
     fn expired(&self, updated: Instant, now: Instant) -> bool {
@@ -368,7 +468,7 @@ impl HostStack {
     /// everything else via the gateway, or via the gateway a redirect named for `dst` (a route
     /// exception, valid until it expires; the source address stays that of the route). `None`
     /// when there is no route.
-    fn route(&self, dst: Ipv4Addr, now: Instant) -> Option<Route> {
+    fn route(&self, dst: Ipv4Addr, now: Instant) -> Option<Route<Ipv4Addr>> {
         if let Some((a, _)) = self.addrs.iter().find(|(a, l)| same_prefix(*a, dst, *l)) {
             return Some(Route {
                 hop: dst,
@@ -382,8 +482,11 @@ impl HostStack {
             .iter()
             .find(|(a, l)| same_prefix(*a, gw, *l))
             .or(self.addrs.first())?;
-        let hop = match self.redirects.get(&dst) {
-            Some(r) if now < r.expires => r.gateway,
+        let hop = match self.redirects.get(&IpAddr::V4(dst)) {
+            Some(RouteException {
+                gateway: IpAddr::V4(g),
+                expires,
+            }) if now < *expires => *g,
             _ => gw,
         };
         Some(Route {
@@ -393,24 +496,59 @@ impl HostStack {
         })
     }
 
-    fn arp_request(&self, src: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
-        Arp::request(self.mac, src, target).to_frame()
+    /// An ARP request for `target` (IPv4), or a neighbour solicitation to its
+    /// solicited-node group (IPv6), from `src`.
+    fn solicit(&self, src: IpAddr, target: IpAddr) -> Vec<u8> {
+        match (src, target) {
+            (IpAddr::V4(src), IpAddr::V4(target)) => Arp::request(self.mac, src, target).to_frame(),
+            (src, target) => {
+                let src = match src {
+                    IpAddr::V6(a) => a,
+                    IpAddr::V4(_) => icmp6::link_local(self.mac),
+                };
+                let target = match target {
+                    IpAddr::V6(a) => a,
+                    IpAddr::V4(a) => a.to_ipv6_mapped(),
+                };
+                let group = icmp6::solicited_node(target);
+                icmp6::icmp6_frame(
+                    icmp6::multicast_mac(group),
+                    self.mac,
+                    src,
+                    group,
+                    icmp6::NEIGHBOR_SOLICITATION,
+                    0,
+                    &icmp6::ns_body(target, self.mac),
+                )
+            }
+        }
     }
 
-    /// Sends an IPv4 packet (whose destination is at bytes 16..20) towards `next_hop`.
+    /// The Ethernet type of packets to `ip`'s family.
+    fn ethertype(ip: IpAddr) -> u16 {
+        if ip.is_ipv4() {
+            ETH_IPV4
+        } else {
+            ETH_IPV6
+        }
+    }
+
+    /// Sends an IP packet towards `next_hop` (an IPv4 or an IPv6 neighbour: the packet's
+    /// family), soliciting it from `src` first if it is not resolved.
     fn send_ip(
         &mut self,
-        next_hop: Ipv4Addr,
-        src: Ipv4Addr,
+        next_hop: impl Into<IpAddr>,
+        src: impl Into<IpAddr>,
         pkt: Vec<u8>,
         now: Instant,
     ) -> Vec<Vec<u8>> {
+        let (next_hop, src) = (next_hop.into(), src.into());
         let valid = match self.neigh.get(&next_hop) {
             Some(Neigh::Valid { mac, updated }) if !self.expired(*updated, now) => Some(*mac),
             _ => None,
         };
         if let Some(mac) = valid {
-            return vec![eth_frame(mac, self.mac, ETH_IPV4, &pkt)];
+            return vec![eth_frame(mac, self.mac, Self::ethertype(next_hop), &pkt)];
         }
         let limit = self.cfg.arp_queue.max(1);
         match self.neigh.get_mut(&next_hop) {
@@ -431,7 +569,7 @@ impl HostStack {
                         src,
                     },
                 );
-                vec![self.arp_request(src, next_hop)]
+                vec![self.solicit(src, next_hop)]
             }
         }
     }
@@ -470,19 +608,25 @@ impl HostStack {
 
     /// Sends an echo request (`ping -t ttl`) with identifier `id` and sequence `seq`; the
     /// outcome goes to `reply` when it is known. Returns the frames to send.
+    /// For an IPv6 `dst`, an ICMPv6 echo request (`ping -6 -t hop_limit`).
     pub fn start_probe(
         &mut self,
-        dst: Ipv4Addr,
+        dst: impl Into<IpAddr>,
         ttl: u8,
         id: u16,
         seq: u16,
         reply: oneshot::Sender<ProbeOutcome>,
         now: Instant,
     ) -> Vec<Vec<u8>> {
+        let dst = dst.into();
         self.probes
             .retain(|_, w| w.reply.as_ref().is_some_and(|r| !r.is_closed()));
         self.expire_redirects(now);
-        if self.is_mine(dst) {
+        let mine = match dst {
+            IpAddr::V4(d) => self.is_mine(d),
+            IpAddr::V6(d) => self.is_mine6(d),
+        };
+        if mine {
             // Answered by the host itself, over loopback.
             let _ = reply.send(ProbeOutcome::Reply(PingReply {
                 ttl: self.cfg.ttl,
@@ -491,6 +635,10 @@ impl HostStack {
             }));
             return Vec::new();
         }
+        let dst = match dst {
+            IpAddr::V4(d) => d,
+            IpAddr::V6(d) => return self.start_probe6(d, ttl, id, seq, reply, now),
+        };
         let Some(Route { src, .. }) = self.route(dst, now) else {
             let _ = reply.send(ProbeOutcome::Timeout);
             return Vec::new();
@@ -503,11 +651,39 @@ impl HostStack {
             (id, seq),
             Waiter {
                 sent: now,
-                src,
+                src: src.into(),
                 reply: Some(reply),
             },
         );
         self.originate_icmp(Some(src), dst, ttl, true, &icmp, now)
+    }
+
+    fn start_probe6(
+        &mut self,
+        dst: Ipv6Addr,
+        hop_limit: u8,
+        id: u16,
+        seq: u16,
+        reply: oneshot::Sender<ProbeOutcome>,
+        now: Instant,
+    ) -> Vec<Vec<u8>> {
+        let Some(Route { src, .. }) = self.route6(dst, now) else {
+            let _ = reply.send(ProbeOutcome::Timeout);
+            return Vec::new();
+        };
+        let mut body = Vec::with_capacity(60);
+        body.extend_from_slice(&id.to_be_bytes());
+        body.extend_from_slice(&seq.to_be_bytes());
+        body.extend(ping_data(seq));
+        self.probes.insert(
+            (id, seq),
+            Waiter {
+                sent: now,
+                src: src.into(),
+                reply: Some(reply),
+            },
+        );
+        self.originate6(Some(src), dst, hop_limit, icmp6::ECHO_REQUEST, &body, now)
     }
 
     fn finish_probe(&mut self, id: u16, seq: u16, outcome: impl FnOnce(&Waiter) -> ProbeOutcome) {
@@ -530,7 +706,9 @@ impl HostStack {
             self.dropped += 1;
             return Vec::new();
         };
-        if eth.dst != self.mac && eth.dst != MacAddr::BROADCAST {
+        // IPv6 multicast frames are for it if their group is (see `on_ipv6`).
+        let multicast6 = eth.ethertype == ETH_IPV6 && eth.dst.0[..2] == [0x33, 0x33];
+        if eth.dst != self.mac && eth.dst != MacAddr::BROADCAST && !multicast6 {
             self.dropped += 1;
             return Vec::new();
         }
@@ -543,6 +721,7 @@ impl HostStack {
                 }
             },
             ETH_IPV4 => self.on_ipv4(eth.payload, now),
+            ETH_IPV6 => self.on_ipv6(&eth, now),
             // Linux has no RARP handler: a migrated VM's announcement is not for the host.
             ETH_RARP => {
                 self.dropped += 1;
@@ -556,12 +735,13 @@ impl HostStack {
     }
 
     /// The entry for `ip` now says `mac`: queued packets go out.
-    fn resolve(&mut self, ip: Ipv4Addr, mac: MacAddr, now: Instant) -> Vec<Vec<u8>> {
+    fn resolve(&mut self, ip: impl Into<IpAddr>, mac: MacAddr, now: Instant) -> Vec<Vec<u8>> {
+        let ip = ip.into();
         let old = self.neigh.insert(ip, Neigh::Valid { mac, updated: now });
         match old {
             Some(Neigh::Incomplete { queue, .. }) => queue
                 .into_iter()
-                .map(|p| eth_frame(mac, self.mac, ETH_IPV4, &p))
+                .map(|p| eth_frame(mac, self.mac, Self::ethertype(ip), &p))
                 .collect(),
             _ => Vec::new(),
         }
@@ -590,7 +770,7 @@ impl HostStack {
         }
         // Anything else only updates an entry that exists (arp_accept=0).
         let gratuitous = a.spa == a.tpa;
-        let update = match self.neigh.get(&a.spa) {
+        let update = match self.neigh.get(&IpAddr::V4(a.spa)) {
             None => false,
             Some(Neigh::Incomplete { .. }) => true,
             Some(Neigh::Valid { mac, updated }) => {
@@ -638,7 +818,7 @@ impl HostStack {
                 self.finish_probe(id, seq, |w| {
                     ProbeOutcome::Reply(PingReply {
                         ttl,
-                        from,
+                        from: from.into(),
                         rtt: now.saturating_duration_since(w.sent),
                     })
                 });
@@ -657,7 +837,7 @@ impl HostStack {
                         let seq = u16::from_be_bytes([inner[6], inner[7]]);
                         let from = ip.src;
                         self.finish_probe(id, seq, |_| ProbeOutcome::Error {
-                            from,
+                            from: from.into(),
                             icmp_type: ty,
                             code,
                         });
@@ -719,6 +899,7 @@ impl HostStack {
             self.dropped += 1;
             return Vec::new();
         };
+        let (dst, gateway, src) = (IpAddr::V4(dst), IpAddr::V4(gateway), IpAddr::V4(src));
         match self.neigh.get(&gateway) {
             // NUD_VALID includes STALE: an entry past its lifetime still counts.
             Some(Neigh::Valid { .. }) => {
@@ -739,9 +920,267 @@ impl HostStack {
                         src,
                     },
                 );
-                vec![self.arp_request(src, gateway)]
+                vec![self.solicit(src, gateway)]
             }
         }
+    }
+
+    // --- IPv6 -----------------------------------------------------------------------------
+
+    fn is_mine6(&self, ip: Ipv6Addr) -> bool {
+        ip == icmp6::link_local(self.mac) || self.addrs6.iter().any(|(a, _)| *a == ip)
+    }
+
+    /// The multicast groups it has joined: all-nodes and the solicited-node group of each of
+    /// its addresses.
+    fn listens6(&self, group: Ipv6Addr) -> bool {
+        group == icmp6::ALL_NODES
+            || group == icmp6::solicited_node(icmp6::link_local(self.mac))
+            || self
+                .addrs6
+                .iter()
+                .any(|(a, _)| icmp6::solicited_node(*a) == group)
+    }
+
+    /// The next hop for `dst` and the source address: link-local and on-link destinations
+    /// directly, everything else via the default router, or via the first hop a redirect
+    /// named (directly, when it named the destination itself).
+    fn route6(&self, dst: Ipv6Addr, now: Instant) -> Option<Route<Ipv6Addr>> {
+        let ll = icmp6::link_local(self.mac);
+        if dst.is_unicast_link_local() {
+            return Some(Route {
+                hop: dst,
+                src: ll,
+                via_gateway: false,
+            });
+        }
+        if let Some((a, _)) = self.addrs6.iter().find(|(a, l)| same_prefix6(*a, dst, *l)) {
+            return Some(Route {
+                hop: dst,
+                src: *a,
+                via_gateway: false,
+            });
+        }
+        let router = self.router6?;
+        let src = self.addrs6.first().map_or(ll, |a| a.0);
+        let hop = match self.redirects.get(&IpAddr::V6(dst)) {
+            Some(RouteException {
+                gateway: IpAddr::V6(g),
+                expires,
+            }) if now < *expires => *g,
+            _ => router,
+        };
+        Some(Route {
+            hop,
+            src,
+            via_gateway: hop != dst,
+        })
+    }
+
+    /// Builds and sends an ICMPv6 message from this host.
+    fn originate6(
+        &mut self,
+        src: Option<Ipv6Addr>,
+        dst: Ipv6Addr,
+        hop_limit: u8,
+        ty: u8,
+        body: &[u8],
+        now: Instant,
+    ) -> Vec<Vec<u8>> {
+        let Some(Route {
+            hop,
+            src: route_src,
+            ..
+        }) = self.route6(dst, now)
+        else {
+            self.dropped += 1;
+            return Vec::new();
+        };
+        let src = src.unwrap_or(route_src);
+        let m = icmp6::icmp6(src, dst, ty, 0, body);
+        let pkt = icmp6::ipv6_packet(src, dst, IP_ICMPV6, hop_limit, &m);
+        self.send_ip(hop, src, pkt, now)
+    }
+
+    fn on_ipv6(&mut self, eth: &Ethernet<'_>, now: Instant) -> Vec<Vec<u8>> {
+        let Some(ip) = Ipv6::parse(eth.payload) else {
+            self.dropped += 1;
+            return Vec::new();
+        };
+        let for_me = if ip.dst.is_multicast() {
+            self.listens6(ip.dst)
+        } else {
+            self.is_mine6(ip.dst)
+        };
+        if !for_me {
+            self.dropped += 1;
+            return Vec::new();
+        }
+        if ip.next != IP_ICMPV6 {
+            return Vec::new();
+        }
+        let m = ip.payload;
+        if m.len() < 8 || !icmp6::checksum_ok(&ip) {
+            self.dropped += 1;
+            return Vec::new();
+        }
+        let (ty, code) = (m[0], m[1]);
+        match ty {
+            icmp6::ECHO_REQUEST if !ip.dst.is_multicast() => {
+                let ttl = self.cfg.ttl;
+                self.originate6(Some(ip.dst), ip.src, ttl, icmp6::ECHO_REPLY, &m[4..], now)
+            }
+            icmp6::ECHO_REPLY => {
+                let (from, ttl) = (ip.src, ip.hop_limit);
+                self.finish_probe(be16(m, 4), be16(m, 6), |w| {
+                    ProbeOutcome::Reply(PingReply {
+                        ttl,
+                        from: from.into(),
+                        rtt: now.saturating_duration_since(w.sent),
+                    })
+                });
+                Vec::new()
+            }
+            icmp6::TIME_EXCEEDED | icmp6::DEST_UNREACHABLE => {
+                // The quote: as much of the offending packet as fits; an echo request of ours
+                // is 40 bytes of header, then the ICMPv6 header with identifier and sequence.
+                let q = &m[8..];
+                if q.len() >= 48 && q[6] == IP_ICMPV6 && q[40] == icmp6::ECHO_REQUEST {
+                    let from = ip.src;
+                    self.finish_probe(be16(q, 44), be16(q, 46), |_| ProbeOutcome::Error {
+                        from: from.into(),
+                        icmp_type: ty,
+                        code,
+                    });
+                }
+                Vec::new()
+            }
+            icmp6::NEIGHBOR_SOLICITATION => self.on_ns(eth, &ip, now),
+            icmp6::NEIGHBOR_ADVERTISEMENT => self.on_na(&ip, now),
+            icmp6::ROUTER_ADVERTISEMENT => self.on_ra(&ip, now),
+            icmp6::REDIRECT => self.on_redirect6(&ip, now),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A solicitation for one of its addresses is answered (solicited, override; to the
+    /// unsolicited all-nodes group for duplicate address detection), and its sender's
+    /// link-layer address is taken into the cache (Linux's `ndisc_recv_ns`).
+    fn on_ns(&mut self, eth: &Ethernet<'_>, ip: &Ipv6<'_>, now: Instant) -> Vec<Vec<u8>> {
+        let Some(nd) = Nd::parse(ip) else {
+            self.dropped += 1;
+            return Vec::new();
+        };
+        if !self.is_mine6(nd.target) {
+            return Vec::new();
+        }
+        let dad = ip.src.is_unspecified();
+        let mut out = Vec::new();
+        if let (false, Some(mac)) = (dad, nd.lla) {
+            out.extend(self.resolve(ip.src, mac, now));
+        }
+        let (to, to_mac) = if dad {
+            (icmp6::ALL_NODES, icmp6::multicast_mac(icmp6::ALL_NODES))
+        } else {
+            (ip.src, nd.lla.unwrap_or(eth.src))
+        };
+        out.push(icmp6::icmp6_frame(
+            to_mac,
+            self.mac,
+            nd.target,
+            to,
+            icmp6::NEIGHBOR_ADVERTISEMENT,
+            0,
+            &icmp6::na_body(nd.target, self.mac, false, !dad),
+        ));
+        out
+    }
+
+    /// An advertisement updates an entry that exists (it never creates one, as Linux's
+    /// `ndisc_recv_na`): an incomplete one with its address, a valid one when the address is
+    /// the same or the override flag is set (the controller's unsolicited advertisements set
+    /// it, as IPv6's gratuitous ARP).
+    fn on_na(&mut self, ip: &Ipv6<'_>, now: Instant) -> Vec<Vec<u8>> {
+        let Some(nd) = Nd::parse(ip) else {
+            self.dropped += 1;
+            return Vec::new();
+        };
+        let Some(mac) = nd.lla else {
+            return Vec::new();
+        };
+        let over = nd.flags & 0b001 != 0;
+        let update = match self.neigh.get(&IpAddr::V6(nd.target)) {
+            None => false,
+            Some(Neigh::Incomplete { .. }) => true,
+            Some(Neigh::Valid { mac: old, .. }) => *old == mac || over,
+        };
+        if update {
+            self.resolve(nd.target, mac, now)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// A router advertisement (RFC 4861 6.1.2: from a link-local address, hop limit 255, code
+    /// 0) makes its sender the default router while its router lifetime is not 0 (0 removes
+    /// it), and its source link-layer address resolves the router. The emulated host takes
+    /// no prefix from it (its addresses are configured, as with `autoconf=0`), and the
+    /// lifetime does not run out (the controller repeats its advertisements).
+    fn on_ra(&mut self, ip: &Ipv6<'_>, now: Instant) -> Vec<Vec<u8>> {
+        let m = ip.payload;
+        if !ip.src.is_unicast_link_local() || ip.hop_limit != 255 || m.len() < 16 || m[1] != 0 {
+            self.dropped += 1;
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if let Some(mac) = icmp6::lla_option(&m[16..], icmp6::OPT_SOURCE_LLA) {
+            out.extend(self.resolve(ip.src, mac, now));
+        }
+        if be16(m, 6) > 0 {
+            self.router6 = Some(ip.src);
+        } else if self.router6 == Some(ip.src) {
+            self.router6 = None;
+        }
+        out
+    }
+
+    /// An ICMPv6 redirect, as Linux takes it (`ndisc_redirect_rcv`, `rt6_do_redirect`): from
+    /// a link-local address with hop limit 255 and code 0, for a unicast destination whose
+    /// current first hop is the sender, to a target that is link-local or the destination
+    /// itself (on the link). The target link-layer option, if any, resolves the target; the
+    /// route exception "destination via target" lasts [`HostConfig::redirect_timeout`].
+    /// Ignored redirects count as dropped.
+    fn on_redirect6(&mut self, ip: &Ipv6<'_>, now: Instant) -> Vec<Vec<u8>> {
+        let m = ip.payload;
+        let parsed = (m.len() >= 40).then(|| (ip6_at(m, 8), ip6_at(m, 24)));
+        let (Some((Some(target), Some(dest))), true) = (parsed, self.cfg.accept_redirects) else {
+            self.dropped += 1;
+            return Vec::new();
+        };
+        let current = self.route6(dest, now);
+        let acceptable = ip.src.is_unicast_link_local()
+            && ip.hop_limit == 255
+            && m[1] == 0
+            && !dest.is_multicast()
+            && (target.is_unicast_link_local() || target == dest)
+            && current.is_some_and(|r| r.via_gateway && r.hop == ip.src);
+        if !acceptable {
+            self.dropped += 1;
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if let Some(mac) = icmp6::lla_option(&m[40..], icmp6::OPT_TARGET_LLA) {
+            out.extend(self.resolve(target, mac, now));
+        }
+        let expires = now + self.cfg.redirect_timeout;
+        self.redirects.insert(
+            dest.into(),
+            RouteException {
+                gateway: target.into(),
+                expires,
+            },
+        );
+        out
     }
 
     /// When [`HostStack::on_timeout`] next has something to do (an ARP retransmission or
@@ -763,7 +1202,7 @@ impl HostStack {
         self.expire_redirects(now);
         let mut out = Vec::new();
         let mut failed = Vec::new();
-        let due: Vec<Ipv4Addr> = self
+        let due: Vec<IpAddr> = self
             .neigh
             .iter()
             .filter(|(_, n)| matches!(n, Neigh::Incomplete { next, .. } if *next <= now))
@@ -780,7 +1219,7 @@ impl HostStack {
                     *sent += 1;
                     *next = now + retrans;
                     let src = *src;
-                    out.push(self.arp_request(src, ip));
+                    out.push(self.solicit(src, ip));
                     continue;
                 }
             }
@@ -788,17 +1227,29 @@ impl HostStack {
                 failed.extend(queue);
             }
         }
-        // Local senders of what was queued learn "host unreachable" (what ping prints).
+        // Local senders of what was queued learn "host unreachable" (IPv6: "address
+        // unreachable"), what ping prints.
         for p in failed {
-            let Some(ip) = Ipv4::parse(&p) else { continue };
-            if ip.protocol == IP_ICMP && ip.payload.first() == Some(&ICMP_ECHO_REQUEST) {
-                if let Some(h) = ip.payload.get(4..8) {
-                    let id = u16::from_be_bytes([h[0], h[1]]);
-                    let seq = u16::from_be_bytes([h[2], h[3]]);
+            let probe = if let Some(ip) = Ipv4::parse(&p) {
+                (ip.protocol == IP_ICMP && ip.payload.first() == Some(&ICMP_ECHO_REQUEST))
+                    .then_some((ip.payload, ICMP_DEST_UNREACHABLE, ICMP_HOST_UNREACHABLE))
+            } else if let Some(ip) = Ipv6::parse(&p) {
+                let echo = ip.next == IP_ICMPV6 && ip.payload.first() == Some(&icmp6::ECHO_REQUEST);
+                echo.then_some((
+                    ip.payload,
+                    icmp6::DEST_UNREACHABLE,
+                    icmp6::ADDRESS_UNREACHABLE,
+                ))
+            } else {
+                None
+            };
+            if let Some((icmp, icmp_type, code)) = probe {
+                if icmp.len() >= 8 {
+                    let (id, seq) = (be16(icmp, 4), be16(icmp, 6));
                     self.finish_probe(id, seq, |w| ProbeOutcome::Error {
                         from: w.src,
-                        icmp_type: ICMP_DEST_UNREACHABLE,
-                        code: ICMP_HOST_UNREACHABLE,
+                        icmp_type,
+                        code,
                     });
                 }
             }
@@ -826,6 +1277,10 @@ pub struct HostInfo {
     pub mac: MacAddr,
     pub addrs: Vec<(Ipv4Addr, u8)>,
     pub gateway: Option<Ipv4Addr>,
+    /// IPv6 addresses (not the link-local one) and their prefix lengths.
+    pub addrs6: Vec<(Ipv6Addr, u8)>,
+    /// The IPv6 default router, once an advertisement named one.
+    pub router6: Option<Ipv6Addr>,
     /// Where it is plugged in (or was last, when it is not).
     pub switch: String,
     pub port: u32,
@@ -908,7 +1363,7 @@ impl Shared {
 enum FabricCmd {
     Probe {
         host: usize,
-        dst: Ipv4Addr,
+        dst: IpAddr,
         ttl: u8,
         reply: oneshot::Sender<ProbeOutcome>,
     },
@@ -994,11 +1449,22 @@ impl EmuFabric {
                 addrs.push((ip, s.prefix.len));
                 gateway.get_or_insert(s.gateway);
             }
+            let mut addrs6 = Vec::new();
+            for ip in h.addresses6() {
+                let len = topology
+                    .subnets
+                    .iter()
+                    .find_map(|s| s.prefix6.filter(|p| p.contains(ip)))
+                    .ok_or_else(|| anyhow!("host {}: {ip} is in no subnet's prefix6", h.name))?
+                    .len;
+                addrs6.push((ip, len));
+            }
             ports[at.0].insert(at.1);
             host_at.entry(at).or_insert_with(Vec::new).push(hosts.len());
             host_index.insert(h.name.clone(), hosts.len());
             hosts.push(HostSlot {
-                stack: HostStack::new(&h.name, h.mac, addrs, gateway, cfg.host.clone()),
+                stack: HostStack::new(&h.name, h.mac, addrs, gateway, cfg.host.clone())
+                    .with_ipv6(addrs6),
                 at,
                 plugged: true,
             });
@@ -1127,7 +1593,12 @@ impl EmuFabric {
 
     /// One echo request from `from` to `to` with the host's default TTL; the reply, if one
     /// came within `timeout`.
-    pub async fn ping(&self, from: &str, to: Ipv4Addr, timeout: Duration) -> Option<PingReply> {
+    pub async fn ping(
+        &self,
+        from: &str,
+        to: impl Into<IpAddr>,
+        timeout: Duration,
+    ) -> Option<PingReply> {
         let ttl = self.shared.net().hosts[self.host_idx(from)].stack.cfg.ttl;
         self.probe(from, to, ttl, timeout).await.reply()
     }
@@ -1137,7 +1608,7 @@ impl EmuFabric {
     pub async fn probe(
         &self,
         from: &str,
-        to: Ipv4Addr,
+        to: impl Into<IpAddr>,
         ttl: u8,
         timeout: Duration,
     ) -> ProbeOutcome {
@@ -1147,7 +1618,7 @@ impl EmuFabric {
             .cmd
             .send(FabricCmd::Probe {
                 host,
-                dst: to,
+                dst: to.into(),
                 ttl,
                 reply,
             })
@@ -1182,6 +1653,8 @@ impl EmuFabric {
             mac: h.stack.mac,
             addrs: h.stack.addrs.clone(),
             gateway: h.stack.gateway,
+            addrs6: h.stack.addrs6.clone(),
+            router6: h.stack.router6,
             switch: self.switches[h.at.0].name.clone(),
             port: h.at.1,
             plugged: h.plugged,
@@ -1638,7 +2111,10 @@ mod tests {
         );
         match rx.try_recv().unwrap() {
             ProbeOutcome::Reply(r) => {
-                assert_eq!((r.from, r.ttl, r.rtt), (FAR, 62, Duration::from_millis(3)))
+                assert_eq!(
+                    (r.from, r.ttl, r.rtt),
+                    (FAR.into(), 62, Duration::from_millis(3))
+                )
             }
             o => panic!("{o:?}"),
         }
@@ -1656,7 +2132,7 @@ mod tests {
         assert_eq!(
             rx.try_recv().unwrap(),
             ProbeOutcome::Error {
-                from: ME,
+                from: ME.into(),
                 icmp_type: ICMP_DEST_UNREACHABLE,
                 code: ICMP_HOST_UNREACHABLE
             }
@@ -1706,7 +2182,7 @@ mod tests {
         assert_eq!(
             rx.try_recv().unwrap(),
             ProbeOutcome::Error {
-                from: GW,
+                from: GW.into(),
                 icmp_type: ICMP_TIME_EXCEEDED,
                 code: 0
             }
@@ -2159,5 +2635,276 @@ mod tests {
         f.shutdown().await;
         ctl.shutdown(Duration::from_secs(5)).await;
         let _ = serve.await;
+    }
+}
+
+#[cfg(test)]
+mod tests6 {
+    use super::*;
+    use crate::fabric::plan::{GATEWAY_LL, GATEWAY_MAC};
+
+    const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 2]);
+    const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 3]);
+    const OTHER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0x10, 4]);
+
+    fn a(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+    fn me() -> Ipv6Addr {
+        a("fd00:0:0:10::2")
+    }
+    fn peer() -> Ipv6Addr {
+        a("fd00:0:0:10::3")
+    }
+    fn far() -> Ipv6Addr {
+        a("fd00:0:0:a::2")
+    }
+
+    fn host() -> HostStack {
+        HostStack::new("b", MAC, Vec::new(), None, HostConfig::default())
+            .with_ipv6(vec![(me(), 64)])
+    }
+
+    /// (Ethernet destination, IPv6 source, destination, hop limit, ICMPv6 message), with the
+    /// checksum checked.
+    fn parse(f: &[u8]) -> (MacAddr, Ipv6Addr, Ipv6Addr, u8, Vec<u8>) {
+        let e = Ethernet::parse(f).unwrap();
+        assert_eq!(e.ethertype, ETH_IPV6);
+        let ip = Ipv6::parse(e.payload).unwrap();
+        assert_eq!(ip.next, IP_ICMPV6);
+        assert!(icmp6::checksum_ok(&ip), "ICMPv6 checksum");
+        (e.dst, ip.src, ip.dst, ip.hop_limit, ip.payload.to_vec())
+    }
+
+    fn na(from: MacAddr, target: Ipv6Addr, to: Ipv6Addr, solicited: bool, over: bool) -> Vec<u8> {
+        let mut body = icmp6::na_body(target, from, false, solicited);
+        if !over {
+            body[0] &= !0x20;
+        }
+        icmp6::icmp6_frame(
+            MAC,
+            from,
+            target,
+            to,
+            icmp6::NEIGHBOR_ADVERTISEMENT,
+            0,
+            &body,
+        )
+    }
+
+    fn ra(src: Ipv6Addr, lifetime: u16) -> Vec<u8> {
+        let body = icmp6::ra_body(&icmp6::Advert {
+            prefix: a("fd00:0:0:10::"),
+            prefix_len: 64,
+            router_lifetime: lifetime,
+            valid_s: 86400,
+            preferred_s: 14400,
+            mtu: None,
+            mac: GATEWAY_MAC,
+        });
+        let all = icmp6::ALL_NODES;
+        icmp6::icmp6_frame(
+            icmp6::multicast_mac(all),
+            GATEWAY_MAC,
+            src,
+            all,
+            icmp6::ROUTER_ADVERTISEMENT,
+            0,
+            &body,
+        )
+    }
+
+    fn echo_reply(from: Ipv6Addr, id: u16, seq: u16, hop_limit: u8) -> Vec<u8> {
+        let mut body = id.to_be_bytes().to_vec();
+        body.extend_from_slice(&seq.to_be_bytes());
+        let m = icmp6::icmp6(from, me(), icmp6::ECHO_REPLY, 0, &body);
+        icmp6::ipv6_frame(MAC, PEER_MAC, from, me(), IP_ICMPV6, hop_limit, &m)
+    }
+
+    #[test]
+    fn solicits_an_on_link_neighbour_then_sends_what_waited_and_matches_the_reply() {
+        let mut h = host();
+        let t0 = Instant::now();
+        let (tx, mut rx) = oneshot::channel();
+        let out = h.start_probe(peer(), 64, 7, 1, tx, t0);
+        assert_eq!(out.len(), 1);
+        let (dst, src, to, hop, m) = parse(&out[0]);
+        let group = icmp6::solicited_node(peer());
+        assert_eq!(
+            (dst, src, to, hop, m[0]),
+            (icmp6::multicast_mac(group), me(), group, 255, 135)
+        );
+        assert_eq!(&m[8..24], &peer().octets());
+        assert_eq!(
+            icmp6::lla_option(&m[24..], icmp6::OPT_SOURCE_LLA),
+            Some(MAC)
+        );
+        // The answer releases the queued echo request, straight to the peer's MAC.
+        let out = h.receive(&na(PEER_MAC, peer(), me(), true, true), t0);
+        assert_eq!(out.len(), 1);
+        let (dst, src, to, hop, m) = parse(&out[0]);
+        assert_eq!((dst, src, to, hop, m[0]), (PEER_MAC, me(), peer(), 64, 128));
+        assert_eq!((be16(&m, 4), be16(&m, 6)), (7, 1));
+        h.receive(&echo_reply(peer(), 7, 1, 64), t0 + Duration::from_millis(2));
+        let r = rx.try_recv().unwrap().reply().unwrap();
+        assert_eq!((r.from, r.ttl), (IpAddr::from(peer()), 64));
+        assert_eq!(h.neighbours6(t0).get(&peer()), Some(&PEER_MAC));
+    }
+
+    #[test]
+    fn answers_solicitations_for_its_addresses_only_and_learns_the_asker() {
+        let mut h = host();
+        let t0 = Instant::now();
+        let ns = |target: Ipv6Addr, src: Ipv6Addr| {
+            let body = if src.is_unspecified() {
+                let mut b = vec![0; 4];
+                b.extend_from_slice(&target.octets());
+                b
+            } else {
+                icmp6::ns_body(target, PEER_MAC)
+            };
+            let group = icmp6::solicited_node(target);
+            icmp6::icmp6_frame(
+                icmp6::multicast_mac(group),
+                PEER_MAC,
+                src,
+                group,
+                icmp6::NEIGHBOR_SOLICITATION,
+                0,
+                &body,
+            )
+        };
+        let out = h.receive(&ns(me(), peer()), t0);
+        assert_eq!(out.len(), 1);
+        let (dst, src, to, _, m) = parse(&out[0]);
+        assert_eq!((dst, src, to, m[0]), (PEER_MAC, me(), peer(), 136));
+        assert_eq!(m[4] & 0b0110_0000, 0b0110_0000, "solicited and override");
+        assert_eq!(h.neighbours6(t0).get(&peer()), Some(&PEER_MAC));
+        // Its link-local address too; not someone else's.
+        let ll = icmp6::link_local(MAC);
+        assert_eq!(h.receive(&ns(ll, peer()), t0).len(), 1);
+        assert!(h.receive(&ns(a("fd00:0:0:10::9"), peer()), t0).is_empty());
+        // Duplicate address detection for its address: the answer goes to all nodes.
+        let out = h.receive(&ns(me(), Ipv6Addr::UNSPECIFIED), t0);
+        let (dst, _, to, _, m) = parse(&out[0]);
+        assert_eq!(
+            (dst, to),
+            (icmp6::multicast_mac(icmp6::ALL_NODES), icmp6::ALL_NODES)
+        );
+        assert_eq!(m[4] & 0b0100_0000, 0, "not solicited");
+    }
+
+    #[test]
+    fn an_advertisement_updates_an_existing_entry_only_and_a_different_address_needs_override() {
+        let mut h = host();
+        let t0 = Instant::now();
+        // No entry: an unsolicited advertisement creates none.
+        h.receive(&na(PEER_MAC, peer(), icmp6::ALL_NODES, false, true), t0);
+        assert!(h.neighbours6(t0).is_empty());
+        let (tx, _rx) = oneshot::channel();
+        h.start_probe(peer(), 64, 1, 1, tx, t0);
+        h.receive(&na(PEER_MAC, peer(), me(), true, true), t0);
+        // Another address without override: kept; with override (IPv6's gratuitous ARP):
+        // replaced.
+        h.receive(&na(OTHER_MAC, peer(), icmp6::ALL_NODES, false, false), t0);
+        assert_eq!(h.neighbours6(t0).get(&peer()), Some(&PEER_MAC));
+        h.receive(&na(OTHER_MAC, peer(), icmp6::ALL_NODES, false, true), t0);
+        assert_eq!(h.neighbours6(t0).get(&peer()), Some(&OTHER_MAC));
+    }
+
+    #[test]
+    fn the_default_router_comes_from_an_advertisement_from_a_link_local_address() {
+        let mut h = host();
+        let t0 = Instant::now();
+        let (tx, mut rx) = oneshot::channel();
+        assert!(h.start_probe(far(), 64, 1, 1, tx, t0).is_empty());
+        assert_eq!(rx.try_recv().unwrap(), ProbeOutcome::Timeout, "no route");
+        // From a global address: ignored.
+        h.receive(&ra(a("fd00:0:0:10::1"), 1800), t0);
+        assert_eq!(h.router6(), None);
+        h.receive(&ra(GATEWAY_LL, 1800), t0);
+        assert_eq!(h.router6(), Some(GATEWAY_LL));
+        // Its source link-layer option resolved the router: the echo goes straight out.
+        let (tx, _rx) = oneshot::channel();
+        let out = h.start_probe(far(), 64, 2, 1, tx, t0);
+        let (dst, src, to, _, _) = parse(&out[0]);
+        assert_eq!((dst, src, to), (GATEWAY_MAC, me(), far()));
+        // Router lifetime 0: no longer the default router.
+        h.receive(&ra(GATEWAY_LL, 0), t0);
+        assert_eq!(h.router6(), None);
+    }
+
+    #[test]
+    fn a_redirect_is_taken_only_from_the_current_first_hop_as_linux_does() {
+        let t0 = Instant::now();
+        let redirect = |src: Ipv6Addr, hop_limit: u8, target: Ipv6Addr, tlla: Option<MacAddr>| {
+            let body = icmp6::redirect_body(target, far(), tlla, &[0x60; 48]);
+            let m = icmp6::icmp6(src, me(), icmp6::REDIRECT, 0, &body);
+            icmp6::ipv6_frame(MAC, GATEWAY_MAC, src, me(), IP_ICMPV6, hop_limit, &m)
+        };
+        let routed = || {
+            let mut h = host();
+            h.receive(&ra(GATEWAY_LL, 1800), t0);
+            h
+        };
+        let ignored = [
+            // Not from a link-local address.
+            redirect(a("fd00:0:0:10::1"), 255, far(), Some(PEER_MAC)),
+            // Not from the current first hop.
+            redirect(a("fe80::99"), 255, far(), Some(PEER_MAC)),
+            // Hop limit not 255: not from the link.
+            redirect(GATEWAY_LL, 64, far(), Some(PEER_MAC)),
+            // A global target other than the destination.
+            redirect(GATEWAY_LL, 255, peer(), Some(PEER_MAC)),
+        ];
+        for f in ignored {
+            let mut h = routed();
+            let dropped = h.dropped();
+            h.receive(&f, t0);
+            assert!(h.redirects6().is_empty());
+            assert_eq!(h.dropped(), dropped + 1);
+        }
+        // The destination is on the link, at PEER_MAC: echo requests go there directly.
+        let mut h = routed();
+        h.receive(&redirect(GATEWAY_LL, 255, far(), Some(PEER_MAC)), t0);
+        assert_eq!(h.redirects6().get(&far()), Some(&far()));
+        let (tx, _rx) = oneshot::channel();
+        let out = h.start_probe(far(), 64, 3, 1, tx, t0);
+        assert_eq!(parse(&out[0]).0, PEER_MAC);
+        // Only the current first hop may redirect again: now that is the destination.
+        let mut ignored = h.dropped();
+        h.receive(&redirect(GATEWAY_LL, 255, far(), Some(OTHER_MAC)), t0);
+        ignored += 1;
+        assert_eq!(h.dropped(), ignored);
+        // The exception runs out.
+        h.on_timeout(t0 + HostConfig::default().redirect_timeout);
+        assert!(h.redirects6().is_empty());
+    }
+
+    #[test]
+    fn an_unanswered_solicitation_ends_in_address_unreachable() {
+        let mut h = host();
+        let t0 = Instant::now();
+        let cfg = HostConfig::default();
+        let (tx, mut rx) = oneshot::channel();
+        assert_eq!(h.start_probe(peer(), 64, 9, 1, tx, t0).len(), 1);
+        // The second and third solicitations, then the give-up.
+        let mut again = 0;
+        for i in 1..=cfg.arp_tries {
+            assert!(
+                rx.try_recv().is_err(),
+                "still waiting after {i} solicitations"
+            );
+            again += h.on_timeout(t0 + cfg.arp_retrans * i).len();
+        }
+        assert_eq!(again, cfg.arp_tries as usize - 1);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            ProbeOutcome::Error {
+                from: me().into(),
+                icmp_type: icmp6::DEST_UNREACHABLE,
+                code: icmp6::ADDRESS_UNREACHABLE,
+            }
+        );
     }
 }

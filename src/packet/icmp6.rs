@@ -10,6 +10,9 @@ use ofp13::MacAddr;
 
 use super::{checksum, mac_at, u16_at, IP_ICMPV6};
 
+pub const DEST_UNREACHABLE: u8 = 1;
+/// Code "address unreachable" of [`DEST_UNREACHABLE`] (neighbour discovery failed).
+pub const ADDRESS_UNREACHABLE: u8 = 3;
 pub const ECHO_REQUEST: u8 = 128;
 pub const ECHO_REPLY: u8 = 129;
 pub const TIME_EXCEEDED: u8 = 3;
@@ -22,8 +25,8 @@ pub const REDIRECT: u8 = 137;
 pub const MLD_REPORT: u8 = 131;
 pub const MLD2_REPORT: u8 = 143;
 
-const OPT_SOURCE_LLA: u8 = 1;
-const OPT_TARGET_LLA: u8 = 2;
+pub const OPT_SOURCE_LLA: u8 = 1;
+pub const OPT_TARGET_LLA: u8 = 2;
 const OPT_PREFIX_INFO: u8 = 3;
 const OPT_REDIRECTED_HEADER: u8 = 4;
 const OPT_MTU: u8 = 5;
@@ -120,10 +123,36 @@ pub fn icmp6(src: Ipv6Addr, dst: Ipv6Addr, ty: u8, code: u8, body: &[u8]) -> Vec
     m
 }
 
-/// An Ethernet frame with an IPv6 packet (no extension headers) around `payload`.
-pub fn ipv6_frame(
-    eth_dst: MacAddr,
-    eth_src: MacAddr,
+/// Whether an ICMPv6 message's checksum (over the pseudo-header) is right.
+pub fn checksum_ok(ip: &Ipv6<'_>) -> bool {
+    let mut pseudo = Vec::with_capacity(40 + ip.payload.len());
+    pseudo.extend_from_slice(&ip.src.octets());
+    pseudo.extend_from_slice(&ip.dst.octets());
+    pseudo.extend_from_slice(&(ip.payload.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, ip.next]);
+    pseudo.extend_from_slice(ip.payload);
+    checksum(&pseudo) == 0
+}
+
+/// The link-layer address option of kind `kind` ([`OPT_SOURCE_LLA`] or [`OPT_TARGET_LLA`])
+/// among neighbour discovery options; `None` if absent or the options are malformed.
+pub fn lla_option(mut opts: &[u8], kind: u8) -> Option<MacAddr> {
+    while opts.len() >= 8 {
+        let len = usize::from(opts[1]) * 8;
+        if len == 0 {
+            return None;
+        }
+        let o = opts.get(..len)?;
+        if o[0] == kind && len == 8 {
+            return mac_at(o, 2);
+        }
+        opts = &opts[len..];
+    }
+    None
+}
+
+/// An IPv6 packet (no extension headers) around `payload`.
+pub fn ipv6_packet(
     src: Ipv6Addr,
     dst: Ipv6Addr,
     next: u8,
@@ -141,6 +170,20 @@ pub fn ipv6_frame(
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
     p.extend_from_slice(payload);
+    p
+}
+
+/// An Ethernet frame with an IPv6 packet (no extension headers) around `payload`.
+pub fn ipv6_frame(
+    eth_dst: MacAddr,
+    eth_src: MacAddr,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    next: u8,
+    hop_limit: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let p = ipv6_packet(src, dst, next, hop_limit, payload);
     super::eth_frame(eth_dst, eth_src, super::ETH_IPV6, &p)
 }
 
