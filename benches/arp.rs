@@ -163,7 +163,12 @@ fn main() {
                 .find(|s| s.name == format!("t{r}"))
                 .expect("rack switch");
             let host = topo.hosts.iter().find(|h| h.at.switch == sw.name).expect("host");
-            let gw = topo.subnets.iter().find(|s| s.switch == sw.name).expect("subnet").gateway;
+            let gw = topo
+                .subnets
+                .iter()
+                .find(|s| s.switch == sw.name)
+                .and_then(|s| s.gateway)
+                .expect("an IPv4 subnet");
             let load = Load {
                 addr,
                 dpid: sw.dpid.0,

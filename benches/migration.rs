@@ -463,8 +463,11 @@ fn rate(rt: &tokio::runtime::Runtime) {
     let plan_n = env("PLAN_ITERS", 4000) as usize;
     let moved = |vm: &Vm, cover: bool| -> Vm {
         let to = &by_mac[&vm.mac].away;
-        let sub = fabric.subnets_of(&to.switch).next().expect("target subnet");
-        let co = Ipv4Addr::from(u32::from(sub.prefix.addr) | 200);
+        let prefix = fabric
+            .subnets_of(&to.switch)
+            .find_map(|s| s.prefix)
+            .expect("target subnet with IPv4");
+        let co = Ipv4Addr::from(u32::from(prefix.addr) | 200);
         Vm {
             switch: to.switch.clone(),
             port: to.port,

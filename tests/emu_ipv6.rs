@@ -567,3 +567,26 @@ async fn the_eight_cases_pass_in_both_families_and_home_restores_every_table() {
     assert!(lab.care_of_addresses().is_empty(), "all released at home");
     lab.stop().await;
 }
+
+/// The same on a fabric with IPv6 only (topologies/ipv6-only.toml): no subnet has an IPv4
+/// prefix, no host an IPv4 address, and the VMs still move by QEMU's RARP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_eight_cases_pass_on_a_fabric_with_ipv6_only() {
+    let lab = Lab::start(&topo("ipv6-only.toml")).await.unwrap();
+    let (cases, failures) = lab.run_all().await.unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(cases.len(), 10);
+    assert!(cases.iter().all(|c| c.dst.is_ipv6() && c.ok), "{cases:#?}");
+    // No host ever sent or received IPv4 or ARP.
+    for h in lab.fabric.hosts() {
+        let v4 = lab
+            .fabric
+            .received(&h.name)
+            .iter()
+            .filter(|r| r.ipv4().is_some() || r.arp().is_some())
+            .count();
+        assert_eq!(v4, 0, "{} received IPv4 or ARP", h.name);
+    }
+    assert!(lab.care_of_addresses().is_empty(), "all released at home");
+    lab.stop().await;
+}

@@ -126,7 +126,7 @@ async fn all_pairs(f: &EmuFabric, t: &Topology) -> usize {
             .iter()
             .filter(|h| h.name != from.name)
             .flat_map(|h| h.addresses())
-            .chain(t.subnets.iter().map(|s| s.gateway));
+            .chain(t.subnets.iter().filter_map(|s| s.gateway));
         for ip in targets {
             n += 1;
             if f.ping(&from.name, ip, PING).await.is_none() {

@@ -101,7 +101,7 @@ fn probes(t: &Topology) -> Vec<Probe> {
                 .iter()
                 .filter(|o| o.name != h.name)
                 .flat_map(|o| o.addresses())
-                .chain(t.subnets.iter().map(|s| s.gateway));
+                .chain(t.subnets.iter().filter_map(|s| s.gateway));
             for to in targets {
                 v.push(Probe {
                     from: h.name.clone(),

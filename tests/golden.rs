@@ -95,6 +95,22 @@ const CASES: &[Case] = &[
         groups: false,
     },
     Case {
+        file: "ipv6-only.txt",
+        topology: "ipv6-only.toml",
+        migrations: &[],
+        about: "The paper's testbed with IPv6 only: IPv6 routes, neighbour discovery and router \
+                solicitations to the controller, no IPv4 route; every host at home.",
+        groups: false,
+    },
+    Case {
+        file: "ipv6-only.migrated.txt",
+        topology: "ipv6-only.toml",
+        migrations: &["vm=r2:3"],
+        about: "The paper's migration with IPv6 only: the VM's address by Service Switching, \
+                with a care-of address from the foreign prefix.",
+        groups: false,
+    },
+    Case {
         file: "two-switches.txt",
         topology: "two-switches.toml",
         migrations: &[],
@@ -313,6 +329,11 @@ fn three_tier() {
 #[test]
 fn dual_stack() {
     check_topology("dual-stack.toml");
+}
+
+#[test]
+fn ipv6_only() {
+    check_topology("ipv6-only.toml");
 }
 
 #[test]

@@ -277,3 +277,8 @@ fn three_tier_tables_are_the_golden_files() {
 fn dual_stack_tables_are_the_golden_files() {
     check("dual_stack_tables_are_the_golden_files", "dual-stack");
 }
+
+#[test]
+fn ipv6_only_tables_are_the_golden_files() {
+    check("ipv6_only_tables_are_the_golden_files", "ipv6-only");
+}

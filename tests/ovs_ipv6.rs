@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::ovs_fabric::{self, python3, ControllerProcess, OvsFabric};
-use common::traffic::{mentioning, Capture, Pinger, TcpStream};
+use common::traffic::{mentioning, Capture, CaptureSet, Pinger, TcpStream};
 use servswitch::fabric::topology::Topology;
 
 /// One fabric at a time: the tests share host names (namespaces) and the machine's 2 cores.
@@ -288,15 +288,7 @@ fn a_dual_stack_vm_moves_with_its_ipv6_address_and_keeps_its_connections() {
             ctl.log()
         );
     }
-    let caps = captures.stop().unwrap();
-    for co in &held {
-        let seen = mentioning(&caps, *co);
-        assert!(
-            seen.is_empty(),
-            "care-of {co} reached hosts: {:?}",
-            seen.iter().take(3).collect::<Vec<_>>()
-        );
-    }
+    never_seen(captures, &held);
     let vm_after = f.host_state("vm").unwrap();
     assert_eq!(vm_before.addrs, vm_after.addrs, "the VM's addresses");
     // A host with IPv6 addresses only moves the same way, and keeps its TCP.
@@ -341,4 +333,110 @@ fn tcp6_echo(f: &OvsFabric, server: &str, client: &str, addr: Ipv6Addr) {
         Ok("intact"),
         "{client} -> [{addr}]:7777"
     );
+}
+
+/// Stops the hosts' captures and checks that none holds a packet from or to one of `held`.
+fn never_seen(captures: CaptureSet, held: &[Ipv6Addr]) {
+    let caps = captures.stop().unwrap();
+    for co in held {
+        let seen = mentioning(&caps, *co);
+        assert!(
+            seen.is_empty(),
+            "care-of {co} reached hosts: {:?}",
+            seen.iter().take(3).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Whether `from`'s route to `to` no longer goes through the fabric's link-local gateway
+/// (an ICMPv6 redirect made the peer its next hop).
+fn direct(f: &OvsFabric, from: &str, to: &str) -> bool {
+    let r = f.exec(from, &["ip", "-6", "route", "get", to]).unwrap();
+    !r.contains(&format!("via {GATEWAY_LL}"))
+}
+
+/// The eight cases of Fig. 3 on a fabric with IPv6 only (topologies/ipv6-only.toml: no
+/// IPv4 prefix, no IPv4 address): C (vm) moves to the foreign switch by its RARP with TCP
+/// connections open from the edge, its home network and the foreign network, then D* (vm2)
+/// to the foreign switch (case 7) and on to the edge's (case 8), then both go home. Every
+/// case is pinged both ways; cases 5 to 7 end direct after the redirects; the TCP streams
+/// survive both moves of C; no host ever sees a care-of address.
+#[test]
+fn the_eight_cases_pass_on_a_fabric_with_ipv6_only() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !ovs_fabric::available("the_eight_cases_pass_on_a_fabric_with_ipv6_only") {
+        return;
+    }
+    const E: &str = "fd00:0:0:a::2";
+    const B: &str = "fd00:0:0:10::2";
+    const D: &str = "fd00:0:0:11::2";
+    const C: &str = "fd00:0:0:11::3";
+    const D_STAR: &str = "fd00:0:0:11::4";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/ipv6-only.toml");
+    let t = Topology::load(&path).unwrap();
+    let (ctl, mut f) = ovs_fabric::start_routed(&t, &path);
+    for h in ["e", "b", "d", "vm", "vm2"] {
+        autoconfigured(&f, &ctl, h);
+    }
+    let captures = Capture::start_all(&f).unwrap();
+    for h in ["e", "d", "b", "vm2"] {
+        reaches(&f, &ctl, h, C);
+    }
+    let streams: Vec<(&str, TcpStream)> = [("e", 5001), ("d", 5002), ("b", 5003)]
+        .into_iter()
+        .map(|(h, port)| (h, TcpStream::start(&f, "vm", h, a6(C), port).unwrap()))
+        .collect();
+    migrate(&ctl, &mut f, "vm", "r2", 3);
+    let mut held = care_of6(&ctl);
+    assert_eq!(held.len(), ipv6_of(&ctl, "vm").len(), "{held:?}");
+    // Cases 1 to 6.
+    for (from, to) in [
+        ("vm", E),
+        ("e", C),
+        ("vm", D),
+        ("d", C),
+        ("vm", B),
+        ("b", C),
+    ] {
+        reaches(&f, &ctl, from, to);
+    }
+    for (from, to) in [("vm", B), ("b", C)] {
+        reaches(&f, &ctl, from, to);
+        assert!(
+            direct(&f, from, to),
+            "case 5/6 {from} -> {to} not redirected\n{}",
+            ctl.log()
+        );
+    }
+    // Case 7: two VMs of one home network on one foreign network talk directly.
+    migrate(&ctl, &mut f, "vm2", "r2", 4);
+    held.extend(care_of6(&ctl));
+    for (from, to) in [("vm", D_STAR), ("vm2", C)] {
+        reaches(&f, &ctl, from, to);
+        reaches(&f, &ctl, from, to);
+        assert!(direct(&f, from, to), "case 7 {from} -> {to}\n{}", ctl.log());
+    }
+    // Case 8: D* moves on to the edge's switch.
+    migrate(&ctl, &mut f, "vm2", "r1", 4);
+    held.extend(care_of6(&ctl));
+    for (from, to) in [("vm", D_STAR), ("vm2", C)] {
+        reaches(&f, &ctl, from, to);
+    }
+    migrate(&ctl, &mut f, "vm2", "r3", 4);
+    migrate(&ctl, &mut f, "vm", "r3", 3);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(care_of6(&ctl).is_empty(), "given back at home");
+    for (from, to) in [("vm", E), ("b", C), ("vm2", B)] {
+        reaches(&f, &ctl, from, to);
+    }
+    for (h, stream) in streams {
+        let s = stream.stop().unwrap();
+        println!("tcp6 {h} -> vm: {s:?}");
+        assert!(s.unbroken(), "{h}: {s:?}\ncontroller log:\n{}", ctl.log());
+    }
+    held.sort();
+    held.dedup();
+    assert!(!held.is_empty());
+    never_seen(captures, &held);
+    f.teardown().unwrap();
 }

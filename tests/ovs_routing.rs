@@ -48,7 +48,7 @@ fn all_pairs(f: &OvsFabric, t: &Topology, ctl: &ControllerProcess) {
             .iter()
             .filter(|(to, _)| to != from)
             .flat_map(|(_, ips)| ips.clone())
-            .chain(t.subnets.iter().map(|s| s.gateway));
+            .chain(t.subnets.iter().filter_map(|s| s.gateway));
         for ip in targets {
             n += 1;
             // One echo at a time, up to three: on this 2-core machine a busy userspace

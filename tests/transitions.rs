@@ -75,8 +75,11 @@ fn with_hosts(t: &Topology) -> Topology {
         return t;
     }
     for (i, s) in t.subnets.clone().iter().enumerate() {
+        let Some(prefix) = s.prefix else {
+            continue;
+        };
         for k in 0..2u32 {
-            let ip = std::net::Ipv4Addr::from(u32::from(s.prefix.addr) + 10 + k);
+            let ip = std::net::Ipv4Addr::from(u32::from(prefix.addr) + 10 + k);
             let port = free_port(&t, &s.switch, 0);
             t.hosts.push(servswitch::fabric::topology::HostConf {
                 name: format!("h{i}-{k}"),

@@ -76,20 +76,26 @@ pub(crate) fn load_switches(topo: &Topology, n: usize, spare: u32) -> Result<Vec
     let mut loaded = 0;
     for s in sws {
         let name = s.name.as_str();
-        let sub = topo.subnets.iter().find(|x| x.switch == name);
+        // The load is IPv4: the switch's first subnet with an IPv4 prefix.
+        let sub = topo
+            .subnets
+            .iter()
+            .filter(|x| x.switch == name)
+            .find_map(|x| Some((x.prefix?, x.gateway?)));
         let mut hosts = Vec::new();
         for h in topo.hosts.iter().filter(|h| h.at.switch == name) {
             for ip in h.addresses() {
-                if let Some(sn) = topo
+                if let Some(gateway) = topo
                     .subnets
                     .iter()
-                    .find(|x| x.switch == name && x.prefix.contains(ip))
+                    .find(|x| x.switch == name && x.contains(ip))
+                    .and_then(|x| x.gateway)
                 {
                     hosts.push(Host {
                         mac: h.mac,
                         ip,
                         port: h.at.port,
-                        gateway: sn.gateway,
+                        gateway,
                     });
                 }
             }
@@ -108,7 +114,7 @@ pub(crate) fn load_switches(topo: &Topology, n: usize, spare: u32) -> Result<Vec
             nports,
             host_ports: (1..=nports).filter(|p| !lp.contains(p)).collect(),
             hosts,
-            subnet: sub.map(|x| (ip_u32(x.prefix.addr), x.prefix.mask(), x.gateway)),
+            subnet: sub.map(|(p, g)| (ip_u32(p.addr), p.mask(), g)),
             spare_first: max + 1,
             loaded: is_loaded,
         });

@@ -21,6 +21,20 @@ pub const DEFAULT_LEASE_S: u32 = 3600;
 pub struct Lease<'a> {
     pub ip: Ipv4Addr,
     pub subnet: &'a SubnetConf,
+    gateway: Ipv4Addr,
+    mask: u32,
+}
+
+impl<'a> Lease<'a> {
+    /// `ip`'s lease in `subnet`; `None` if the subnet has no IPv4 prefix and gateway.
+    pub fn new(ip: Ipv4Addr, subnet: &'a SubnetConf) -> Option<Lease<'a>> {
+        Some(Lease {
+            ip,
+            subnet,
+            gateway: subnet.gateway?,
+            mask: subnet.prefix?.mask(),
+        })
+    }
 }
 
 impl Lease<'_> {
@@ -31,7 +45,7 @@ impl Lease<'_> {
     /// The server identifier: the home gateway's address (a renewal is unicast to it, and
     /// reaches the controller wherever the VM is).
     pub fn server(&self) -> Ipv4Addr {
-        self.subnet.gateway
+        self.gateway
     }
 }
 
@@ -87,11 +101,8 @@ pub fn reply_frame(
 ) -> Option<Vec<u8>> {
     let s = lease.subnet;
     let mut options = vec![
-        (
-            dhcp::OPT_SUBNET_MASK,
-            s.prefix.mask().to_be_bytes().to_vec(),
-        ),
-        (dhcp::OPT_ROUTER, s.gateway.octets().to_vec()),
+        (dhcp::OPT_SUBNET_MASK, lease.mask.to_be_bytes().to_vec()),
+        (dhcp::OPT_ROUTER, lease.gateway.octets().to_vec()),
     ];
     if !s.dns.is_empty() {
         options.push((
@@ -175,11 +186,11 @@ mod tests {
         SubnetConf {
             name: "s1".into(),
             switch: "r1".into(),
-            prefix: Prefix {
+            prefix: Some(Prefix {
                 addr: Ipv4Addr::new(10, 0, 1, 0),
                 len: 24,
-            },
-            gateway: Ipv4Addr::new(10, 0, 1, 1),
+            }),
+            gateway: Some(Ipv4Addr::new(10, 0, 1, 1)),
             ports: None,
             care_of_pool: None,
             prefix6: None,
@@ -201,7 +212,7 @@ mod tests {
 
     fn decide(b: &[u8]) -> Answer {
         let s = subnet();
-        answer(&Dhcp::parse(b).unwrap(), &Lease { ip: ME, subnet: &s })
+        answer(&Dhcp::parse(b).unwrap(), &Lease::new(ME, &s).unwrap())
     }
 
     #[test]
@@ -249,13 +260,7 @@ mod tests {
 
     fn sent(b: &[u8], a: Answer) -> (MacAddr, Ipv4Addr, u8, Ipv4Addr, Vec<u8>) {
         let s = subnet();
-        let f = reply_frame(
-            &Dhcp::parse(b).unwrap(),
-            C,
-            &Lease { ip: ME, subnet: &s },
-            a,
-        )
-        .unwrap();
+        let f = reply_frame(&Dhcp::parse(b).unwrap(), C, &Lease::new(ME, &s).unwrap(), a).unwrap();
         let eth = packet::Ethernet::parse(&f).unwrap();
         assert_eq!((eth.src, eth.ethertype), (GATEWAY_MAC, packet::ETH_IPV4));
         let ip = Ipv4::parse(eth.payload).unwrap();

@@ -33,10 +33,11 @@ pub enum Effect {
         since: Instant,
         after: Duration,
     },
-    /// Stop copying a (source, destination) pair's packets of the VM to the controller.
+    /// Stop copying a (source, destination) pair's packets (or its TCP segments) of the VM
+    /// to the controller.
     QuietRedirects {
         mac: MacAddr,
-        pair: (std::net::IpAddr, std::net::IpAddr),
+        pair: crate::mobility::flows::QuietPair,
     },
     /// Run the VM's cover task (its `cover_busy` mark is set).
     ChangeCovers { mac: MacAddr },

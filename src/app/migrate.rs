@@ -256,7 +256,12 @@ pub(crate) fn plan_move(
                     cleanups,
                     ..
                 } = &mut *st;
-                let n = before.ips.len();
+                // A family the foreign subnet lacks is not covered there.
+                let n = if pools.has_ipv4(&target_subnet.name) {
+                    before.ips.len()
+                } else {
+                    0
+                };
                 let n6 = if pools.has_ipv6(&target_subnet.name) {
                     before.ips6.len()
                 } else {
@@ -862,9 +867,14 @@ impl Router {
         locks.entry(mac).or_default().clone()
     }
 
-    /// Stops copying the packets of a (source, destination) pair between the VM and a host
-    /// of its foreign subnet to the controller: their redirects are spent.
-    pub(crate) async fn quiet_redirects(self: &Arc<Self>, mac: MacAddr, pair: (IpAddr, IpAddr)) {
+    /// Stops copying the packets (or the TCP segments) of a (source, destination) pair
+    /// between the VM and a host of its foreign subnet to the controller: their redirects
+    /// are spent.
+    pub(crate) async fn quiet_redirects(
+        self: &Arc<Self>,
+        mac: MacAddr,
+        pair: mobility::flows::QuietPair,
+    ) {
         let lock = self.vm_lock(mac);
         let _one_at_a_time = lock.lock().await;
         let update = {
@@ -892,7 +902,8 @@ impl Router {
             return;
         }
         self.send_update(&update).await;
-        info!(%mac, from = %pair.0, to = %pair.1, quiet_s = mobility::flows::REDIRECT_QUIET.as_secs(),
+        info!(%mac, from = %pair.src, to = %pair.dst, tcp_only = pair.tcp_only,
+            quiet_s = mobility::flows::REDIRECT_QUIET.as_secs(),
             "redirects spent: the pair's packets are no longer copied to the controller");
     }
 
@@ -1225,13 +1236,17 @@ impl Router {
         let vm = &p.after;
         let mut per_switch: BTreeMap<String, Vec<Body>> = BTreeMap::new();
         for ip in &vm.ips {
-            let Some(home) = self.fabric.subnet_of(*ip) else {
+            let Some((home, home_gateway)) = self
+                .fabric
+                .subnet_of(*ip)
+                .and_then(|s| Some((s, s.gateway?)))
+            else {
                 continue;
             };
             if vm.away.is_some() {
                 per_switch.entry(vm.switch.clone()).or_default().push(garp(
                     GATEWAY_MAC,
-                    home.gateway,
+                    home_gateway,
                     vec![vm.port],
                 ));
             }

@@ -159,8 +159,9 @@ pub(crate) struct State {
     pub(crate) cleanups: FastMap<ofp13::MacAddr, crate::mobility::update::PendingCleanup>,
     /// Numbers the pending cleanups.
     pub(crate) next_cleanup: u64,
-    /// ICMP redirects sent, by (sender, destination): when the last was, and how many.
-    redirects: FastMap<(std::net::IpAddr, std::net::IpAddr), (Instant, u32)>,
+    /// ICMP redirects sent, by (sender, destination, for a TCP segment): when the last was,
+    /// and how many.
+    redirects: FastMap<(std::net::IpAddr, std::net::IpAddr, bool), (Instant, u32)>,
     /// Packets waiting for an address to be resolved, by (switch, address).
     held: FastMap<(String, std::net::IpAddr), Held>,
     /// The host ports each switch reported (when it connected, and by port status since):
@@ -1314,7 +1315,7 @@ impl Router {
             && !sw.is_link_port(in_port)
             && sw
                 .subnets()
-                .any(|s| s.prefix.contains(ip) && s.gateway != ip)
+                .any(|s| s.contains(ip) && s.gateway != Some(ip))
     }
 
     /// Learns `ip` at (`name`, `in_port`) unless the address is bound elsewhere (a spoofed or
@@ -1416,8 +1417,8 @@ impl Router {
                 };
             }
         }
-        let local = sw.subnets().find(|s| s.prefix.contains(arp.tpa));
-        if local.is_some_and(|s| s.gateway == arp.tpa) {
+        let local = sw.subnets().find(|s| s.contains(arp.tpa));
+        if local.is_some_and(|s| s.gateway == Some(arp.tpa)) {
             return ArpAnswer::Mac(GATEWAY_MAC);
         }
         let asker_away_here = st.away.contains_key(&arp.sha)
@@ -1429,7 +1430,7 @@ impl Router {
             && self
                 .fabric
                 .subnet_of(arp.spa)
-                .is_some_and(|s| s.prefix.contains(arp.tpa))
+                .is_some_and(|s| s.contains(arp.tpa))
         {
             return ArpAnswer::Mac(GATEWAY_MAC);
         }
@@ -1439,14 +1440,14 @@ impl Router {
         match (local, target) {
             (Some(_), Some(h)) if st.away.contains_key(&h.mac) => ArpAnswer::Mac(GATEWAY_MAC),
             (Some(_), Some(_)) => ArpAnswer::Nothing, // bound elsewhere, not here
-            (Some(s), None) => ArpAnswer::Resolve(s.gateway),
+            (Some(s), None) => s.gateway.map_or(ArpAnswer::Nothing, ArpAnswer::Resolve),
             // A known host outside the asker's subnet, elsewhere: the asker holds a redirect
             // to it (cases 5 and 6) that outlived the move of one of them. Routed, it works.
             (None, Some(_))
                 if self
                     .fabric
                     .subnet_of(arp.spa)
-                    .is_some_and(|s| !s.prefix.contains(arp.tpa)) =>
+                    .is_some_and(|s| !s.contains(arp.tpa)) =>
             {
                 ArpAnswer::Mac(GATEWAY_MAC)
             }
@@ -1478,7 +1479,7 @@ impl Router {
         let name = sw.name;
         let mut out = self.learn(sw, in_port, ip.src, eth.src);
         // Ping to one of this switch's gateway addresses.
-        if let Some(s) = sw.subnets().find(|s| s.gateway == ip.dst) {
+        if sw.subnets().any(|s| s.gateway == Some(ip.dst)) {
             if ip.protocol == packet::IP_ICMP
                 && ip.payload.first() == Some(&packet::ICMP_ECHO_REQUEST)
             {
@@ -1492,7 +1493,7 @@ impl Router {
                 let reply = packet::ipv4_frame(
                     eth.src,
                     GATEWAY_MAC,
-                    s.gateway,
+                    ip.dst,
                     self.fabric_address(name, in_port, ip.src),
                     packet::IP_ICMP,
                     &icmp,
@@ -1503,7 +1504,7 @@ impl Router {
         }
         // An address of a local subnet: deliver if known (the flow raced this packet), else
         // hold the packet and ask for the address.
-        if let Some(s) = sw.subnets().find(|s| s.prefix.contains(ip.dst)) {
+        if let Some(s) = sw.subnets().find(|s| s.contains(ip.dst)) {
             let known = {
                 let st = self.read();
                 let known = st.hosts.get(&ip.dst).map(|(h, _)| h.switch == name);
@@ -1523,7 +1524,7 @@ impl Router {
                         .lock()
                         .hold(name, ip.dst.into(), in_port, frame.clone(), now);
                     if first {
-                        out.extend(self.resolve(name, ports, s.gateway, ip.dst));
+                        out.extend(s.gateway.and_then(|g| self.resolve(name, ports, g, ip.dst)));
                     }
                 }
             }
@@ -1739,7 +1740,7 @@ impl Router {
             declared.or_else(|| st.ips_of(eth.src).next())?
         };
         let subnet = self.fabric.subnet_of(ip).filter(|s| s.dhcp)?;
-        let lease = dhcp::Lease { ip, subnet };
+        let lease = dhcp::Lease::new(ip, subnet)?;
         let answer = dhcp::answer(req, &lease);
         match answer {
             dhcp::Answer::Nak => info!(switch = %name, port = in_port, mac = %eth.src, %ip,
@@ -1872,16 +1873,17 @@ impl Router {
     fn quiet_pair(
         &self,
         cookie: u64,
-        pair: (std::net::IpAddr, std::net::IpAddr),
+        (src, dst, tcp_only): (std::net::IpAddr, std::net::IpAddr, bool),
         effects: &mut Vec<Effect>,
     ) {
+        let pair = mobility::flows::QuietPair { src, dst, tcp_only };
         let st = self.read();
         // The VM is the end of the pair whose home address the cookie names.
         let names = |a: std::net::IpAddr| match a {
             std::net::IpAddr::V4(a) => u32::from(a) == cookie as u32,
             std::net::IpAddr::V6(a) => u128::from(a) as u32 == cookie as u32,
         };
-        let mac = [pair.0, pair.1]
+        let mac = [src, dst]
             .into_iter()
             .filter(|a| names(*a))
             .find_map(|a| st.binding(a).map(|(mac, _)| mac))
@@ -1911,10 +1913,16 @@ impl Router {
                     Field::Dst => dst = Some(a),
                 }
             }
+            let tcp_only = fr
+                .match_
+                .fields
+                .iter()
+                .any(|f| matches!(f, ofp13::Oxm::IpProto(packet::IP_TCP, _)));
             if let (Some(src), Some(dst)) = (src, dst) {
+                let pair = mobility::flows::QuietPair { src, dst, tcp_only };
                 let mut st = self.lock();
                 for a in st.away.values_mut() {
-                    a.away.quiet.remove(&(src, dst));
+                    a.away.quiet.remove(&pair);
                 }
             }
             return;
@@ -2147,10 +2155,11 @@ impl Router {
         effects: &mut Vec<Effect>,
     ) -> Vec<Body> {
         let (name, in_port, now) = (at.sw.name, at.in_port, at.now);
-        let Some(gw) = self.fabric.subnet_of(ip.src).map(|s| s.gateway) else {
+        let Some(gw) = self.fabric.subnet_of(ip.src).and_then(|s| s.gateway) else {
             return Vec::new();
         };
-        if !self.may_redirect(cookie, (ip.src.into(), ip.dst.into()), now, effects) {
+        let tcp = ip.protocol == packet::IP_TCP;
+        if !self.may_redirect(cookie, (ip.src.into(), ip.dst.into(), tcp), now, effects) {
             return Vec::new();
         }
         debug!(switch = name, from = %ip.src, to = %ip.dst, "ICMP redirect");
@@ -2167,10 +2176,12 @@ impl Router {
     /// Whether a redirect may be sent to the sender of a (source, destination) pair now: at
     /// most one per [`REDIRECT_INTERVAL`], [`REDIRECT_BURST`] of them, then silence for
     /// [`REDIRECT_QUIET`] (the pair's copies stop meanwhile: its VM's task is asked to).
+    /// Redirects for TCP segments and for other packets are counted apart (`pair.2`: for a
+    /// TCP segment; see [`mobility::flows::QuietPair`]).
     fn may_redirect(
         &self,
         cookie: u64,
-        pair: (std::net::IpAddr, std::net::IpAddr),
+        pair: (std::net::IpAddr, std::net::IpAddr, bool),
         now: Instant,
         effects: &mut Vec<Effect>,
     ) -> bool {
@@ -2220,7 +2231,8 @@ impl Router {
         if ip.dst.is_multicast() || ip.src.is_unspecified() {
             return Vec::new();
         }
-        if !self.may_redirect(cookie, (ip.src.into(), ip.dst.into()), at.now, effects) {
+        let tcp = ip.next == packet::IP_TCP;
+        if !self.may_redirect(cookie, (ip.src.into(), ip.dst.into(), tcp), at.now, effects) {
             return Vec::new();
         }
         let tlla = self
@@ -2258,10 +2270,10 @@ impl Router {
         let from = self
             .fabric
             .subnets_of(name)
-            .find(|s| s.prefix.contains(ip.src))
-            .or_else(|| self.fabric.subnets_of(name).next())
+            .find(|s| s.contains(ip.src))
+            .or_else(|| self.fabric.subnets_of(name).find(|s| s.gateway.is_some()))
             .or_else(|| self.fabric.subnet_of(ip.src))
-            .map(|s| s.gateway);
+            .and_then(|s| s.gateway);
         let Some(from) = from else {
             return Vec::new();
         };
@@ -2941,24 +2953,27 @@ mod tests {
         );
     }
 
+    /// The redirects `frame`, copied to the controller at r2's port 5 now, brings.
+    fn redirected(r: &Router, frame: &[u8]) -> usize {
+        let eth = Ethernet::parse(frame).unwrap();
+        let ip = Ipv4::parse(eth.payload).unwrap();
+        let r2 = r.fabric.switch_ctx("r2").unwrap();
+        let at = At {
+            sw: &r2,
+            ports: &r2_ports,
+            in_port: 5,
+            now: r.now(),
+        };
+        r.redirect(at, &eth, &ip, COOKIE_REDIRECT, &mut Vec::new())
+            .len()
+    }
+
     #[test]
     fn redirects_keep_their_interval_burst_and_quiet_period() {
         let clock = crate::app::clock::ManualClock::new();
         let r = router_at(&clock);
         let frame = icmp_frame(X_IP, Ipv4Addr::new(192, 168, 10, 2));
-        let eth = Ethernet::parse(&frame).unwrap();
-        let ip = Ipv4::parse(eth.payload).unwrap();
-        let r2 = r.fabric.switch_ctx("r2").unwrap();
-        let sent = |r: &Router| {
-            let at = At {
-                sw: &r2,
-                ports: &r2_ports,
-                in_port: 5,
-                now: r.now(),
-            };
-            r.redirect(at, &eth, &ip, COOKIE_REDIRECT, &mut Vec::new())
-                .len()
-        };
+        let sent = |r: &Router| redirected(r, &frame);
         assert_eq!(sent(&r), 1);
         clock.advance(REDIRECT_INTERVAL - Duration::from_millis(1));
         assert_eq!(sent(&r), 0, "within the interval");
@@ -2975,6 +2990,27 @@ mod tests {
         assert_eq!(sent(&r), 0, "still within the quiet period after the last");
         clock.advance(Duration::from_millis(1));
         assert_eq!(sent(&r), 1, "after the quiet period, a new burst");
+    }
+
+    /// A TCP stream spends its own redirects (Linux ignores those quoting acknowledged
+    /// segments), not those of the pair's other packets: a ping between the same two
+    /// addresses is still redirected at once.
+    #[test]
+    fn tcp_segments_and_other_packets_of_a_pair_have_their_own_redirects() {
+        let clock = crate::app::clock::ManualClock::new();
+        let r = router_at(&clock);
+        let (src, dst) = (X_IP, Ipv4Addr::new(192, 168, 10, 2));
+        let tcp = packet::ipv4_frame(GATEWAY_MAC, GATEWAY_MAC, src, dst, packet::IP_TCP, &[0; 20]);
+        let icmp = icmp_frame(src, dst);
+        let sent = redirected;
+        for _ in 0..REDIRECT_BURST {
+            assert_eq!(sent(&r, &tcp), 1);
+            clock.advance(REDIRECT_INTERVAL);
+        }
+        assert_eq!(sent(&r, &tcp), 0, "the TCP segments' burst is spent");
+        assert_eq!(sent(&r, &icmp), 1, "the ping's is not");
+        clock.advance(REDIRECT_INTERVAL - Duration::from_millis(1));
+        assert_eq!(sent(&r, &icmp), 0, "and keeps its own interval");
     }
 
     #[test]

@@ -74,9 +74,11 @@ impl Roles {
             t.hosts
                 .iter()
                 .filter(|h| {
-                    h.addresses()
-                        .first()
-                        .is_some_and(|ip| subnet.prefix.contains(*ip))
+                    // Its home: the subnet of its first address (IPv4 if it has one).
+                    let first = h.addresses().first().map(|a| IpAddr::from(*a));
+                    first
+                        .or_else(|| h.addresses6().first().map(|a| IpAddr::from(*a)))
+                        .is_some_and(|ip| subnet.contains_addr(ip))
                 })
                 .filter(|h| h.at.switch == subnet.switch)
                 .map(|h| h.name.clone())

@@ -1064,7 +1064,7 @@ impl Fabric {
 
     /// The subnet an address belongs to.
     pub fn subnet_of(&self, ip: Ipv4Addr) -> Option<&SubnetConf> {
-        self.topology.subnets.iter().find(|s| s.prefix.contains(ip))
+        self.topology.subnets.iter().find(|s| s.contains(ip))
     }
 
     /// The pipeline and routes of one switch, without per-host entries.
@@ -1128,8 +1128,11 @@ impl Fabric {
         v.push(pipe(TABLE_PUNT, 0, vec![], to_controller()));
 
         for s in self.subnets_of(switch) {
+            let (Some(prefix), Some(gateway)) = (s.prefix, s.gateway) else {
+                continue;
+            };
             let gw = Prefix {
-                addr: s.gateway,
+                addr: gateway,
                 len: 32,
             };
             v.push(Flow {
@@ -1142,25 +1145,25 @@ impl Fabric {
             });
             v.push(Flow {
                 table_id: TABLE_ROUTE,
-                priority: PRIO_PREFIX_BASE + s.prefix.len as u16,
+                priority: PRIO_PREFIX_BASE + prefix.len as u16,
                 cookie: COOKIE_ROUTE,
-                match_: Match::new(ip_dst(&s.prefix)),
+                match_: Match::new(ip_dst(&prefix)),
                 instructions: goto(TABLE_PUNT),
                 ..Default::default()
             });
         }
         for s in &self.topology.subnets {
-            if s.switch == switch {
+            let Some(prefix) = s.prefix.filter(|_| s.switch != switch) else {
                 continue;
-            }
+            };
             let Some(out) = self.route_out(switch, &s.switch) else {
                 continue;
             };
             v.push(Flow {
                 table_id: TABLE_ROUTE,
-                priority: PRIO_PREFIX_BASE + s.prefix.len as u16,
+                priority: PRIO_PREFIX_BASE + prefix.len as u16,
                 cookie: COOKIE_ROUTE,
-                match_: Match::new(ip_dst(&s.prefix)),
+                match_: Match::new(ip_dst(&prefix)),
                 instructions: routed(GATEWAY_MAC, out),
                 ..Default::default()
             });

@@ -287,8 +287,12 @@ impl FromStr for Prefix6 {
 pub struct SubnetConf {
     pub name: String,
     pub switch: String,
-    pub prefix: Prefix,
-    pub gateway: Ipv4Addr,
+    /// The subnet's IPv4 prefix, with `gateway` (a subnet of an IPv6-only fabric has none,
+    /// and `prefix6` instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<Prefix>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<Ipv4Addr>,
     #[serde(default)]
     pub ports: Option<Vec<u32>>,
     #[serde(default)]
@@ -323,6 +327,26 @@ pub struct HostConf {
     #[serde(default)]
     pub ips: Option<Vec<IpAddr>>,
     pub at: PortRef,
+}
+
+impl SubnetConf {
+    /// Whether `ip` lies in the subnet's IPv4 prefix (never, without one).
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.prefix.is_some_and(|p| p.contains(ip))
+    }
+
+    /// Whether `ip` lies in the subnet's IPv6 prefix (never, without one).
+    pub fn contains6(&self, ip: Ipv6Addr) -> bool {
+        self.prefix6.is_some_and(|p| p.contains(ip))
+    }
+
+    /// Whether `ip` lies in the subnet's prefix of its family.
+    pub fn contains_addr(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.contains(a),
+            IpAddr::V6(a) => self.contains6(a),
+        }
+    }
 }
 
 impl HostConf {
@@ -461,32 +485,7 @@ impl Topology {
                     format!("unknown switch {:?}", s.switch),
                 ));
             }
-            if !s.prefix.contains(s.gateway) {
-                return Err(err(
-                    format!("{path}.gateway"),
-                    format!("{} is outside the subnet's prefix {}", s.gateway, s.prefix),
-                ));
-            }
-            if s.gateway == s.prefix.addr
-                || (s.prefix.len < 31
-                    && u32::from(s.gateway) == u32::from(s.prefix.addr) | !s.prefix.mask())
-            {
-                return Err(err(
-                    format!("{path}.gateway"),
-                    format!(
-                        "{} is the network or broadcast address of {}",
-                        s.gateway, s.prefix
-                    ),
-                ));
-            }
-            if let Some(pool) = &s.care_of_pool {
-                if !s.prefix.contains(pool.addr) || pool.len < s.prefix.len {
-                    return Err(err(
-                        format!("{path}.care_of_pool"),
-                        format!("{pool} is not inside the subnet's prefix {}", s.prefix),
-                    ));
-                }
-            }
+            self.validate_subnet4(i, s)?;
             self.validate_subnet6(i, s)?;
             if !s.dhcp && (!s.dns.is_empty() || s.lease_s.is_some()) {
                 return Err(err(
@@ -513,14 +512,13 @@ impl Topology {
                 }
             }
             for (j, o) in self.subnets.iter().enumerate().take(i) {
-                if s.prefix.overlaps(&o.prefix) {
-                    return Err(err(
-                        format!("{path}.prefix"),
-                        format!(
-                            "{} overlaps subnet[{j}] {:?} ({})",
-                            s.prefix, o.name, o.prefix
-                        ),
-                    ));
+                if let (Some(p), Some(q)) = (s.prefix, o.prefix) {
+                    if p.overlaps(&q) {
+                        return Err(err(
+                            format!("{path}.prefix"),
+                            format!("{p} overlaps subnet[{j}] {:?} ({q})", o.name),
+                        ));
+                    }
                 }
             }
         }
@@ -582,10 +580,10 @@ impl Topology {
                 ));
             }
             for ip in h.addresses() {
-                let Some(sn) = self.subnets.iter().find(|s| s.prefix.contains(ip)) else {
+                let Some(sn) = self.subnets.iter().find(|s| s.contains(ip)) else {
                     return Err(err(format!("{path}.ip"), format!("{ip} is in no subnet")));
                 };
-                if ip == sn.gateway {
+                if Some(ip) == sn.gateway {
                     return Err(err(
                         format!("{path}.ip"),
                         format!("{ip} is the gateway of subnet {:?}", sn.name),
@@ -597,6 +595,63 @@ impl Topology {
                         format!("{ip} is also host[{j}]'s address"),
                     ));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// A subnet's IPv4 part: `prefix` and `gateway` together, the gateway a host address of
+    /// the prefix, the pool inside it; a subnet without them needs `prefix6` and has no
+    /// IPv4 settings (care-of pool, DHCP).
+    fn validate_subnet4(&self, i: usize, s: &SubnetConf) -> Result<(), ConfigError> {
+        let path = format!("subnet[{i}]");
+        let (prefix, gateway) = match (s.prefix, s.gateway) {
+            (Some(p), Some(g)) => (p, g),
+            (Some(_), None) => return Err(err(format!("{path}.gateway"), "prefix needs one")),
+            (None, Some(_)) => return Err(err(format!("{path}.prefix"), "gateway needs one")),
+            (None, None) => {
+                if s.prefix6.is_none() {
+                    return Err(err(
+                        format!("{path}.prefix"),
+                        "a subnet needs prefix and gateway, or prefix6 and gateway6, or both",
+                    ));
+                }
+                let v4_only = if s.care_of_pool.is_some() {
+                    Some("care_of_pool")
+                } else if s.dhcp {
+                    Some("dhcp")
+                } else {
+                    None
+                };
+                if let Some(key) = v4_only {
+                    return Err(err(
+                        format!("{path}.{key}"),
+                        "is for IPv4 and needs prefix and gateway",
+                    ));
+                }
+                return Ok(());
+            }
+        };
+        if !prefix.contains(gateway) {
+            return Err(err(
+                format!("{path}.gateway"),
+                format!("{gateway} is outside the subnet's prefix {prefix}"),
+            ));
+        }
+        if gateway == prefix.addr
+            || (prefix.len < 31 && u32::from(gateway) == u32::from(prefix.addr) | !prefix.mask())
+        {
+            return Err(err(
+                format!("{path}.gateway"),
+                format!("{gateway} is the network or broadcast address of {prefix}"),
+            ));
+        }
+        if let Some(pool) = &s.care_of_pool {
+            if !prefix.contains(pool.addr) || pool.len < prefix.len {
+                return Err(err(
+                    format!("{path}.care_of_pool"),
+                    format!("{pool} is not inside the subnet's prefix {prefix}"),
+                ));
             }
         }
         Ok(())
@@ -879,5 +934,68 @@ at = "r3:3"
         // A host with IPv6 addresses only is accepted; the same address twice is not.
         let only6 = dual(V6, "ips = [\"fd00:11::3\"]");
         assert!(Topology::parse(&only6).is_ok());
+    }
+
+    /// The paper testbed's home subnet with IPv6 only (no `prefix`, no `gateway`), the VM
+    /// with an IPv6 address only.
+    fn only6(subnet: &str) -> String {
+        PAPER
+            .replace(
+                "prefix = \"192.168.11.0/24\"\ngateway = \"192.168.11.1\"",
+                subnet,
+            )
+            .replace("ip = \"192.168.11.3\"", "ips = [\"fd00:11::3\"]")
+    }
+
+    #[test]
+    fn a_subnet_may_have_ipv6_only_and_writes_back_without_ipv4_keys() {
+        let text = only6(V6);
+        assert!(!text.contains("192.168.11."), "{text}");
+        let t = Topology::parse(&text).unwrap();
+        let home = &t.subnets[0];
+        assert_eq!((home.prefix, home.gateway), (None, None));
+        assert!(home.contains6("fd00:11::3".parse().unwrap()));
+        assert!(!home.contains(Ipv4Addr::new(192, 168, 11, 3)));
+        let back = toml::to_string(&t).unwrap();
+        let again = Topology::parse(&back).unwrap();
+        assert_eq!(
+            (again.subnets[0].prefix, again.subnets[0].gateway),
+            (None, None)
+        );
+        assert_eq!(again.subnets[0].prefix6, home.prefix6);
+        let cases = [
+            (
+                only6(""),
+                "subnet[0].prefix: a subnet needs prefix and gateway, or prefix6",
+            ),
+            (
+                only6(&format!("{V6}\nprefix = \"192.168.11.0/24\"")),
+                "subnet[0].gateway: prefix needs one",
+            ),
+            (
+                only6(&format!("{V6}\ngateway = \"192.168.11.1\"")),
+                "subnet[0].prefix: gateway needs one",
+            ),
+            (
+                only6(&format!("{V6}\ncare_of_pool = \"192.168.11.192/26\"")),
+                "subnet[0].care_of_pool: is for IPv4",
+            ),
+            (
+                only6(&format!("{V6}\ndhcp = true")),
+                "subnet[0].dhcp: is for IPv4",
+            ),
+            // An IPv4 address for a subnet that has none.
+            (
+                only6(V6).replace(
+                    "ips = [\"fd00:11::3\"]",
+                    "ips = [\"192.168.11.3\", \"fd00:11::3\"]",
+                ),
+                "host[0].ip: 192.168.11.3 is in no subnet",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = Topology::parse(&text).unwrap_err().to_string();
+            assert!(e.contains(want), "expected {want:?} in {e:?}");
+        }
     }
 }

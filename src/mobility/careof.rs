@@ -58,27 +58,29 @@ struct Pool {
 }
 
 impl CareOfPools {
-    /// One pool per subnet: its `care_of_pool`, or the whole prefix.
+    /// One pool per subnet with an IPv4 prefix: its `care_of_pool`, or the whole prefix; and
+    /// one per subnet with an IPv6 prefix.
     pub fn new<'a>(subnets: impl IntoIterator<Item = &'a SubnetConf>) -> Self {
         let subnets: Vec<&SubnetConf> = subnets.into_iter().collect();
         let pools = subnets
             .iter()
-            .map(|s| {
-                let range = s.care_of_pool.unwrap_or(s.prefix);
-                let mut reserved = BTreeSet::from([s.gateway]);
-                let net = u32::from(s.prefix.addr);
-                if s.prefix.len < 31 {
+            .filter_map(|s| {
+                let (prefix, gateway) = (s.prefix?, s.gateway?);
+                let range = s.care_of_pool.unwrap_or(prefix);
+                let mut reserved = BTreeSet::from([gateway]);
+                let net = u32::from(prefix.addr);
+                if prefix.len < 31 {
                     reserved.insert(Ipv4Addr::from(net));
-                    reserved.insert(Ipv4Addr::from(net | !s.prefix.mask()));
+                    reserved.insert(Ipv4Addr::from(net | !prefix.mask()));
                 }
-                (
+                Some((
                     s.name.clone(),
                     Pool {
                         range,
                         reserved,
                         held: BTreeMap::new(),
                     },
-                )
+                ))
             })
             .collect();
         let pools6 = subnets
@@ -98,6 +100,11 @@ impl CareOfPools {
             })
             .collect();
         CareOfPools { pools, pools6 }
+    }
+
+    /// Whether `subnet` has IPv4 care-of addresses to give (it has a `prefix`).
+    pub fn has_ipv4(&self, subnet: &str) -> bool {
+        self.pools.contains_key(subnet)
     }
 
     /// Whether `subnet` has IPv6 care-of addresses to give (it has a `prefix6`).
@@ -188,6 +195,9 @@ impl CareOfPools {
         n: usize,
         in_use: impl Fn(Ipv4Addr) -> bool,
     ) -> Result<Vec<Ipv4Addr>, CareOfError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         let pool = self
             .pools
             .get_mut(subnet)

@@ -65,9 +65,23 @@ pub struct Away {
     /// The switches that rewrite its addresses (always its location and home switches).
     pub cover: BTreeSet<String>,
     /// (source, destination) pairs between the VM and a host of the foreign subnets whose
-    /// ICMP or ICMPv6 redirects are spent (the sender ignores them): their packets are no
-    /// longer copied to the controller, until [`REDIRECT_QUIET`] has passed.
-    pub quiet: BTreeSet<(IpAddr, IpAddr)>,
+    /// ICMP or ICMPv6 redirects are spent (the sender ignores them): their packets (or
+    /// their TCP segments only) are no longer copied to the controller, until
+    /// [`REDIRECT_QUIET`] has passed.
+    pub quiet: BTreeSet<QuietPair>,
+}
+
+/// A (source, destination) pair whose redirects are spent, for its TCP segments only or for
+/// all its packets. Redirects for TCP and for the rest are counted apart: Linux ignores a
+/// redirect that quotes a TCP segment already acknowledged (`TcpExtOutOfWindowIcmps`), as
+/// most are by the time the redirect arrives, so a TCP stream spends its pair's redirects
+/// at once; its ICMP and UDP packets (a ping) are still redirected, and once the host takes
+/// one, all its packets to the destination go direct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QuietPair {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub tcp_only: bool,
 }
 
 /// How long a (sender, destination) pair whose ICMP redirects are spent is not copied to
@@ -176,7 +190,7 @@ fn nets(fabric: &Fabric, switch: &str, a: IpAddr) -> Vec<Net> {
     fabric
         .subnets_of(switch)
         .filter_map(|s| match a {
-            IpAddr::V4(_) => Some(Net::V4(s.prefix)),
+            IpAddr::V4(_) => s.prefix.map(Net::V4),
             IpAddr::V6(_) => s.prefix6.map(Net::V6),
         })
         .collect()
@@ -312,21 +326,32 @@ fn redirect_copies(
             ),
         ));
     }
-    for &(src, dst) in &away.quiet {
+    for q in &away.quiet {
+        let (src, dst) = (q.src, q.dst);
         let (priority, actions) = if dst == ip && local.iter().any(|n| n.contains(src)) {
-            (PRIO_REDIRECT_TO_VM + 10, vec![set(exact_dst(co))])
+            (PRIO_REDIRECT_TO_VM, vec![set(exact_dst(co))])
         } else if src == ip && local.iter().any(|n| n.contains(dst)) {
-            (PRIO_REDIRECT_FROM_VM + 10, Vec::new())
+            (PRIO_REDIRECT_FROM_VM, Vec::new())
         } else {
             continue;
         };
+        // Above the copy; the whole pair's above its TCP segments'.
+        let (priority, mut fields) = if q.tcp_only {
+            (
+                priority + 5,
+                vec![Oxm::IpProto(crate::packet::IP_TCP, None)],
+            )
+        } else {
+            (priority + 10, Vec::new())
+        };
+        fields.extend([exact_src(src), exact_dst(dst)]);
         out.push((
             sf.to_string(),
             Flow {
                 table_id: TABLE_FROM_HOST,
                 priority,
                 cookie,
-                match_: family_match(ip, vec![exact_src(src), exact_dst(dst)]),
+                match_: family_match(ip, fields),
                 instructions: apply_then(actions, TABLE_SOURCE),
                 hard_timeout: REDIRECT_QUIET.as_secs() as u16,
                 flags: ofp13::OFPFF_SEND_FLOW_REM,

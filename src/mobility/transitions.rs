@@ -551,12 +551,13 @@ fn unknown_address(c: &Check<'_>, s: &crate::fabric::topology::SubnetConf) -> Op
             IpAddr::V6(_) => None,
         }))
         .collect();
-    let first = u32::from(s.prefix.addr);
-    let last = first | !s.prefix.mask();
+    let prefix = s.prefix?;
+    let first = u32::from(prefix.addr);
+    let last = first | !prefix.mask();
     (first + 1..last)
         .rev()
         .map(Ipv4Addr::from)
-        .find(|a| *a != s.gateway && !taken.contains(a))
+        .find(|a| Some(*a) != s.gateway && !taken.contains(a))
 }
 
 /// An IPv6 address of subnet `s`'s prefix6 that no endpoint has, is no gateway and no care-of
@@ -754,7 +755,10 @@ fn probes(c: &Check<'_>, model: &Model<'_>, report: &mut Report) -> Vec<Probe> {
             }
             for src in addresses(ea) {
                 let gw = match src {
-                    IpAddr::V4(a) => fabric.subnet_of(a).map(|s| IpAddr::from(s.gateway)),
+                    IpAddr::V4(a) => fabric
+                        .subnet_of(a)
+                        .and_then(|s| s.gateway)
+                        .map(IpAddr::from),
                     IpAddr::V6(a) => fabric
                         .subnet_of6(a)
                         .and_then(|s| s.gateway6)

@@ -97,9 +97,7 @@ impl Harness {
             MacAddr([2, 0, 0, 0, 0x10, 0x66]),
         ]);
         let mut ips: Vec<Ipv4Addr> = t.hosts.iter().flat_map(|h| h.addresses()).collect();
-        for s in &t.subnets {
-            ips.push(s.gateway);
-        }
+        ips.extend(t.subnets.iter().filter_map(|s| s.gateway));
         ips.extend([
             Ipv4Addr::new(192, 168, 10, 192), // care-of pools
             Ipv4Addr::new(192, 168, 11, 192),

@@ -209,13 +209,13 @@ impl OvsFabric {
             let mut addrs = Vec::new();
             let mut gateway = None;
             for ip in h.addresses() {
-                let sn = topology
+                let (prefix, gw) = topology
                     .subnets
                     .iter()
-                    .find(|s| s.prefix.contains(ip))
+                    .find_map(|s| s.prefix.filter(|p| p.contains(ip)).zip(s.gateway))
                     .ok_or_else(|| format!("host {}: {ip} is in no subnet", h.name))?;
-                addrs.push((ip, sn.prefix.len));
-                gateway.get_or_insert(sn.gateway);
+                addrs.push((ip, prefix.len));
+                gateway.get_or_insert(gw);
             }
             let mut addrs6 = Vec::new();
             for ip in h.addresses6() {
