@@ -101,9 +101,10 @@ class Switch:
 class Subnet:
     name: str
     switch: str
-    net: ipaddress.IPv4Network
-    gateway: ipaddress.IPv4Address
-    # The IPv6 prefix (dual stack), or None.
+    # The IPv4 prefix and gateway, or None (a subnet with IPv6 only).
+    net: object
+    gateway: object
+    # The IPv6 prefix (dual stack, or IPv6 only), or None.
     net6: object = None
 
 
@@ -157,8 +158,11 @@ class Topology:
             self.links.append((a, b))
         self.subnets = []
         for s in doc.get('subnet', []):
-            self.subnets.append(Subnet(s['name'], s['switch'], ipaddress.ip_network(s['prefix']),
-                                       ipaddress.ip_address(s['gateway']),
+            self.subnets.append(Subnet(s['name'], s['switch'],
+                                       ipaddress.ip_network(s['prefix'])
+                                       if 'prefix' in s else None,
+                                       ipaddress.ip_address(s['gateway'])
+                                       if 'gateway' in s else None,
                                        ipaddress.ip_network(s['prefix6'])
                                        if 'prefix6' in s else None))
         self.hosts = []
@@ -176,8 +180,7 @@ class Topology:
                 host.addrs.append((ip, sn.net.prefixlen))
                 host.gateway = host.gateway or str(sn.gateway)
             for ip in host.ips6:
-                sn = next((s for s in self.subnets
-                           if s.net6 is not None and ipaddress.ip_address(ip) in s.net6), None)
+                sn = self.subnet_of(ip)
                 if sn is None:
                     raise Error('%s: host %s: %s is in no subnet' % (path, host.name, ip))
                 host.addrs6.append((ip, sn.net6.prefixlen))
@@ -186,8 +189,16 @@ class Topology:
             self.hosts.append(host)
 
     def subnet_of(self, ip):
+        """The subnet whose prefix of the address's family holds it."""
         ip = ipaddress.ip_address(ip)
-        return next((s for s in self.subnets if ip in s.net), None)
+        return next((s for s in self.subnets
+                     if (s.net if ip.version == 4 else s.net6) is not None
+                     and ip in (s.net if ip.version == 4 else s.net6)), None)
+
+    @staticmethod
+    def first_address(host):
+        """A host's first address: its first IPv4 one, or its first IPv6 one."""
+        return (host.ips or host.ips6)[0]
 
     def host(self, name):
         return next((h for h in self.hosts if h.name == name), None)
@@ -196,12 +207,12 @@ class Topology:
         return next((s.tier for s in self.switches if s.name == switch), None)
 
     def home_switch(self, host):
-        return self.subnet_of(host.ips[0]).switch
+        return self.subnet_of(self.first_address(host)).switch
 
     def hosts_of(self, subnet):
         """Hosts whose first address is in the subnet and who are attached to its switch."""
         return [h for h in self.hosts
-                if h.ips and ipaddress.ip_address(h.ips[0]) in subnet.net
+                if self.subnet_of(self.first_address(h)) is subnet
                 and h.at[0] == subnet.switch]
 
     def free_port(self, switch, skip=()):
