@@ -338,3 +338,66 @@ async fn hosts_behind_one_port_are_hosts_like_any_other() {
         .is_some());
     lab.stop().await;
 }
+
+/// A learned host with IPv6 only (ipv6-only.toml, the VM not declared, learned from the
+/// neighbour solicitation its first ping sends) is detached like an IPv4 one when its port
+/// goes, and forgotten with its entries when the grace ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learned_host_with_ipv6_only_is_detached_then_forgotten() {
+    let lab = Lab::start_with(
+        &topo("ipv6-only.toml"),
+        LabOptions {
+            learned: vec!["vm".into()],
+            detached_grace: Some(Duration::from_millis(800)),
+            ..LabOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let vm6: std::net::Ipv6Addr = "fd00:0:0:11::3".parse().unwrap();
+    let e6: std::net::Ipv6Addr = "fd00:0:0:a::2".parse().unwrap();
+    let host6 = |lab: &Lab| {
+        lab.router
+            .host_states()
+            .into_iter()
+            .find(|h| h.ips6.contains(&vm6))
+    };
+    assert!(lab
+        .fabric
+        .ping("vm", e6, Duration::from_secs(3))
+        .await
+        .is_some());
+    let h = host6(&lab).expect("learned from its neighbour discovery");
+    assert_eq!(h.origin, servswitch::app::router::Origin::Learned);
+    assert!(h.attached);
+    lab.wait_planned().await.unwrap();
+    lab.fabric.unplug("vm");
+    assert!(
+        until(Duration::from_secs(2), || host6(&lab)
+            .is_some_and(|h| !h.attached))
+        .await,
+        "{:?}",
+        host6(&lab)
+    );
+    assert!(
+        until(Duration::from_secs(5), || host6(&lab).is_none()
+            && !lab.router.migrations_in_progress())
+        .await,
+        "{:?}",
+        host6(&lab)
+    );
+    lab.wait_planned().await.unwrap();
+    let left: Vec<String> = ["r1", "r2", "r3"]
+        .iter()
+        .flat_map(|s| {
+            lab.fabric
+                .dump_flows(s)
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains("02:00:00:00:11:03") || l.contains("fd00:0:0:11::3"))
+        .collect();
+    assert!(left.is_empty(), "its entries are gone: {left:#?}");
+    lab.stop().await;
+}

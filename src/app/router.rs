@@ -1843,15 +1843,10 @@ impl Router {
                 }
                 return;
             }
+            // Learned hosts of either family (a host with IPv6 only too).
             let learned: Vec<ofp13::MacAddr> = here
                 .into_iter()
-                .filter(|m| {
-                    st.macs
-                        .get(m)
-                        .and_then(|ips| ips.iter().next())
-                        .and_then(|ip| st.hosts.get(ip))
-                        .is_some_and(|(_, o)| *o == Origin::Learned)
-                })
+                .filter(|m| st.origin(*m) == Some(Origin::Learned))
                 .filter(|m| !st.detached.contains_key(m))
                 .collect();
             for m in &learned {
