@@ -453,7 +453,13 @@ impl Router {
             {
                 anyhow::bail!("{}: address {ip} is in no subnet of this topology", r.name);
             }
-            if r.care_of.len() != r.ips.len() {
+            // None when the foreign subnet has no IPv4 (its IPv4 addresses are not covered).
+            let care_of_wanted = if st.pools.has_ipv4(&r.care_of_subnet) {
+                r.ips.len()
+            } else {
+                0
+            };
+            if r.care_of.len() != care_of_wanted {
                 anyhow::bail!(
                     "{}: {} care-of addresses for {} addresses",
                     r.name,
@@ -1639,6 +1645,25 @@ mod tests {
                 .all(|m| m.command == ofp13::OFPFC_DELETE_STRICT
                     && role(m.cookie, &m.instructions) != Role::Producer));
         }
+    }
+
+    /// On a fabric with IPv6 only, a VM away has no IPv4 care-of address; its record is
+    /// restored all the same (the IPv4 pool it has none of does not exist).
+    #[test]
+    fn a_vm_away_on_a_fabric_with_ipv6_only_is_restored() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies/ipv6-only.toml");
+        let t = crate::fabric::topology::Topology::load(&path).unwrap();
+        let fabric = || crate::fabric::plan::Fabric::new(&t);
+        let r = Router::new(fabric());
+        r.plan_move("vm", &to("r2", 3)).unwrap();
+        let snap = records(&r, &r.read());
+        let rec = snap.vms.values().next().unwrap();
+        assert!(rec.care_of.is_empty() && rec.care_of6.len() == 1, "{rec:?}");
+        let mut again = Router::new(fabric());
+        again.restore(&snap).unwrap();
+        assert_eq!(again.tables(), r.tables());
+        assert_eq!(again.care_of_addresses(), r.care_of_addresses());
     }
 
     #[test]

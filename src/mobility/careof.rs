@@ -235,6 +235,9 @@ impl CareOfPools {
 
     /// Marks addresses as held (restoring state after a restart); false if one is taken.
     pub fn restore(&mut self, subnet: &str, owner: &str, addrs: &[Ipv4Addr]) -> bool {
+        if addrs.is_empty() {
+            return true; // nothing to hold (a subnet without IPv4 has no pool)
+        }
         let Some(pool) = self.pools.get_mut(subnet) else {
             return false;
         };
