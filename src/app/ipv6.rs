@@ -21,10 +21,6 @@ use crate::packet::{Ethernet, IP_ICMPV6};
 /// Router advertisements: how long hosts keep the gateway as default router, and the
 /// prefix's lifetimes (RFC 4861 defaults: 3 x MaxRtrAdvInterval, 30 days, 7 days).
 const ROUTER_LIFETIME_S: u16 = 1800;
-/// How often every host port gets an unsolicited advertisement (RFC 4861's default
-/// MaxRtrAdvInterval, 600 s, leaves a host three chances within the router lifetime; a
-/// third of it, so that a lost one or two never let a host's default route expire).
-pub const ADVERTISE_EVERY: std::time::Duration = std::time::Duration::from_secs(200);
 const VALID_S: u32 = 2_592_000;
 const PREFERRED_S: u32 = 604_800;
 
@@ -341,7 +337,8 @@ impl Router {
     }
 
     /// Unsolicited router advertisements to `name`'s host ports, now (its table is in place:
-    /// hosts that solicited before get one) and every [`ADVERTISE_EVERY`] while its session
+    /// hosts that solicited before get one) and every `advertise_every`
+    /// ([`crate::app::router::DEFAULT_ADVERTISE_EVERY`] unless a test sets it) while its session
     /// lasts, so that no host's default route expires.
     pub(crate) async fn advertise_loop(
         self: std::sync::Arc<Self>,

@@ -45,6 +45,10 @@ const CARE_OF_AFTERLIFE: Duration = Duration::from_secs(60);
 pub const DEFAULT_AUDIT: Duration = Duration::from_secs(5);
 /// How long a learned host whose port went away is kept (`--detached-grace`).
 pub const DEFAULT_DETACHED_GRACE: Duration = Duration::from_secs(600);
+/// How often every host port gets an unsolicited router advertisement (RFC 4861's default
+/// MaxRtrAdvInterval, 600 s, leaves a host three chances within the router lifetime; a
+/// third of it, so that a lost one or two never let a host's default route expire).
+pub const DEFAULT_ADVERTISE_EVERY: Duration = Duration::from_secs(200);
 /// How long before a switch that could not be added to a VM's cover is tried again.
 const COVER_RETRY: Duration = Duration::from_secs(5);
 
@@ -772,7 +776,7 @@ pub struct Router {
     /// Whether the declared links are checked with LLDP ([`crate::app::links`]).
     pub(crate) lldp: bool,
     /// How often each switch's host ports get unsolicited router advertisements
-    /// ([`crate::app::ipv6::ADVERTISE_EVERY`]).
+    /// ([`DEFAULT_ADVERTISE_EVERY`]).
     pub(crate) advertise_every: Duration,
     /// Packet-ins handled, by kind ([`PACKET_IN_KINDS`]).
     packet_ins: PacketInCounts,
@@ -888,7 +892,7 @@ impl Router {
             replan_reconciles: Default::default(),
             packet_ins: Default::default(),
             lldp: true,
-            advertise_every: crate::app::ipv6::ADVERTISE_EVERY,
+            advertise_every: DEFAULT_ADVERTISE_EVERY,
         }
     }
 
