@@ -61,6 +61,18 @@ class Run:
     def ips(self, host):
         return self.t.host(host).ips
 
+    def primary(self, host):
+        """The address pingers and TCP streams use: the first IPv4 one, else the first IPv6."""
+        h = self.t.host(host)
+        return (h.ips or h.ips6)[0]
+
+    def own(self, host):
+        """Every address the host has: declared, and those it gave itself (SLAAC)."""
+        node = self.net.host(host)
+        out = node.cmd('ip -o addr show dev %s scope global' % node.defaultIntf())
+        have = {l.split()[3].split('/')[0] for l in out.splitlines() if len(l.split()) > 3}
+        return have | set(self.t.host(host).ips) | set(self.t.host(host).ips6)
+
     # ---- migrations
 
     def migrate(self, host, to, correspondent, why=''):
@@ -68,7 +80,7 @@ class Run:
         running across it; checks the controller's view; records the outage."""
         sw, port = to
         frm = self.net.location[host]
-        pinger = traffic.Pinger(self.net, correspondent, self.ips(host)[0])
+        pinger = traffic.Pinger(self.net, correspondent, self.primary(host))
         if not pinger.wait_replies(20, 5):
             self.fail('%s -> %s: no replies before the move of %s' % (correspondent, host, host))
         since = self.api.migrations()
@@ -126,38 +138,44 @@ class Run:
         # acknowledged (tcp_v4_err's window check), which is what the controller's redirects
         # for a running stream quote; pings are what make cases 5 to 7 go direct.
         self.port += 1
-        tcp = traffic.TcpStream(self.net, dst, src, self.ips(dst)[0], self.port, duration=1.0)
+        tcp = traffic.TcpStream(self.net, dst, src, self.primary(dst), self.port, duration=1.0)
         tcp.wait(8)
         s = tcp.stop()
         time.sleep(0.1)
-        reqs = [p for p in sniffers.packets(dst) if p.time >= t0 and p.incoming and
-                p.icmp_type() == 8 and p.dst in self.ips(dst)]
+        got = [p for p in sniffers.packets(dst) if p.time >= t0 and p.incoming]
+        reqs = [p for p in got if p.icmp_type() == 8 and p.dst in self.ips(dst)]
+        reqs6 = [p for p in got if p.icmp6_type() == 128 and p.dst in self.t.host(dst).ips6]
         saw = []
-        for p in reqs:
+        for p in reqs + reqs6:
             if p.src not in saw:
                 saw.append(p.src)
         for a in s['accepted']:
             if a not in saw:
                 saw.append(a)
         mac = self.t.host(src).mac
-        path = 'direct' if reqs and reqs[-1].src_mac == mac and reqs[-1].ttl == 64 else 'routed'
+        # The path of the last request of the first family (IPv4 if the peer has it).
+        last = (reqs or reqs6 or [None])[-1]
+        path = 'direct' if last and last.src_mac == mac and last.ttl == 64 else 'routed'
         why = []
-        if tx == 0 or rx < tx:
+        if tx + tx6 == 0 or rx < tx:
             why.append('%d of %d answered' % (rx, tx))
         if self.t.host(src).ips6 and self.t.host(dst).ips6 and (tx6 == 0 or rx6 < tx6):
             why.append('IPv6: %d of %d answered' % (rx6, tx6))
         if not s['unbroken']:
             why.append('TCP %s' % (s['error'] or '%d of %d echoed, %d connections'
                                    % (s['echoed'], s['sent'], len(s['accepted']))))
-        foreign = [a for a in saw if a not in self.ips(src)]
+        own = self.own(src)
+        foreign = [a for a in saw if a not in own]
         if foreign or not saw:
-            why.append('%s saw %s, not %s' % (dst, saw or 'nothing', ','.join(self.ips(src))))
+            why.append('%s saw %s, not %s' % (dst, saw or 'nothing', ','.join(sorted(own))))
         if direct and path != 'direct':
+            v6 = not reqs
             redirects = [p for p in sniffers.packets(src) if p.time >= t0 and p.incoming
-                         and p.icmp_type() == 5]
+                         and (p.icmp6_type() == 137 if v6 else p.icmp_type() == 5)]
             why.append('still routed after the ICMP redirect (%s got %d redirects; %s)'
                        % (src, len(redirects), self.net.host(src).cmd(
-                           'ip route get %s' % self.ips(dst)[0]).split('\n')[0].strip()))
+                           'ip %sroute get %s' % ('-6 ' if v6 else '', self.primary(dst))
+                       ).split('\n')[0].strip()))
         return {'case': n, 'title': title, 'ends': '%s -> %s' % (src, dst),
                 'pinged': ','.join(self.ips(dst) + ([self.t.host(dst).ips6[0]] if tx6 else [])),
                 'answered': '%d/%d' % (rx + rx6, tx + tx6),
@@ -206,8 +224,8 @@ class Run:
         self.start_common()
         net = self.net
         for a, b in ((r.e, r.c), (r.d, r.c), (r.c, r.b)):
-            traffic.ping_result(net, traffic.ping(net, a, self.ips(b)[0], count=2))
-        stream = traffic.TcpStream(net, r.c, r.e, self.ips(r.c)[0], 5000)
+            traffic.ping_result(net, traffic.ping(net, a, self.primary(b), count=2))
+        stream = traffic.TcpStream(net, r.c, r.e, self.primary(r.c), 5000)
         if not stream.wait_up():
             raise ssmn.Error('no TCP stream from %s to %s before any move' % (r.e, r.c))
         c_home, d_home = self.t.host(r.c).at, self.t.host(r.d_star).at
@@ -361,17 +379,7 @@ class Run:
                      'across blocks, then home\n' % (os.path.basename(self.t.path), e))
             self.simple()
         else:
-            v4 = [getattr(roles, r) for r in ('c', 'd', 'b', 'e', 'd_star')]
-            if all(self.t.host(h).ips for h in v4):
-                self.eight_cases(roles)
-            else:
-                # The cases here ping, stream and sniff IPv4; on IPv6 only, the IPv6 stage
-                # above is the check, and the eight cases run in `servswitch demo` and
-                # tests/ovs_ipv6.rs.
-                self.log('%s: %s have no IPv4 address: the eight cases are not run on Mininet '
-                         '(servswitch demo --topology %s runs them in IPv6)\n'
-                         % (os.path.basename(self.t.path),
-                            ', '.join(h for h in v4 if not self.t.host(h).ips), self.t.path))
+            self.eight_cases(roles)
         if self.failures:
             self.log('\nFAIL:')
             for f in self.failures:

@@ -90,6 +90,10 @@ class Packet:
         self.src, self.dst = f[5], f[6]
         self.proto, self.ttl = int(f[7]), int(f[8])
         self.frame = bytes.fromhex(f[9])
+        if self.ethertype == 0x86dd and len(self.frame) >= 54:
+            # The sniffer's address columns are IPv4's; an IPv6 packet's are in the frame.
+            self.src = str(ipaddress.IPv6Address(self.frame[22:38]))
+            self.dst = str(ipaddress.IPv6Address(self.frame[38:54]))
 
     def describe(self):
         t = time.strftime('%H:%M:%S', time.localtime(self.time)) + ('%.3f' % (self.time % 1))[1:]
@@ -109,6 +113,13 @@ class Packet:
         ihl = (self.frame[14] & 0xf) * 4
         off = 14 + ihl
         return self.frame[off] if len(self.frame) > off else None
+
+    def icmp6_type(self):
+        """The ICMPv6 type of an IPv6 packet whose next header is ICMPv6 (no extension
+        headers), else None."""
+        if self.ethertype != 0x86dd or self.proto != 58:
+            return None
+        return self.frame[54] if len(self.frame) > 54 else None
 
     def addresses(self):
         """Every IPv4 or IPv6 address the frame names as an address: IP source and destination,

@@ -592,3 +592,43 @@ async fn the_eight_cases_pass_on_a_fabric_with_ipv6_only() {
     assert!(lab.care_of_addresses().is_empty(), "all released at home");
     lab.stop().await;
 }
+
+/// Case 7 when the two VMs knew each other at home: there, the controller's announcements
+/// turned each one's cache entry for the other into the gateway's MAC when the first left;
+/// when the second arrives at the same foreign switch, each is told the other's own MAC
+/// (gratuitous ARP, unsolicited advertisement with override), so they talk directly at
+/// once in both families rather than through the gateway until the entry is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_vms_that_knew_each_other_at_home_talk_directly_abroad() {
+    use servswitch::cli::demo::Family;
+    let lab = Lab::start(&topo("dual-stack.toml")).await.unwrap();
+    let wait = Duration::from_secs(3);
+    for (to4, to6) in [
+        ("192.168.11.3", "fd00:0:0:11::3"),
+        ("192.168.11.4", "fd00:0:0:11::4"),
+    ] {
+        let from = if to4.ends_with(".3") { "vm2" } else { "vm" };
+        let to4: std::net::Ipv4Addr = to4.parse().unwrap();
+        assert!(lab.fabric.ping(from, to4, wait).await.is_some());
+        assert!(lab.fabric.ping(from, a(to6), wait).await.is_some());
+    }
+    lab.migrate("vm", "r2", 3).await.unwrap();
+    // vm2, still at home, now has vm at the gateway's MAC.
+    let told = lab
+        .fabric
+        .wait_until(wait, |f| {
+            f.arp_cache("vm2").get(&"192.168.11.3".parse().unwrap()) == Some(&GATEWAY_MAC)
+        })
+        .await;
+    assert!(told, "{:?}", lab.fabric.arp_cache("vm2"));
+    lab.migrate("vm2", "r2", 4).await.unwrap();
+    settle().await;
+    for family in [Family::V4, Family::V6] {
+        for (from, to) in [("vm2", "vm"), ("vm", "vm2")] {
+            let c = lab.case_in(family, 7, "case 7", from, to).await;
+            assert!(c.ok, "{c:?}");
+            assert_eq!(c.path, "direct", "{family:?} {from} -> {to}: {c:?}");
+        }
+    }
+    lab.stop().await;
+}

@@ -1300,11 +1300,75 @@ impl Router {
                     .push(packet_out(ports, f));
             }
         }
+        if vm.away.is_some() {
+            let here = self.neighbours_away_here(vm);
+            per_switch
+                .entry(vm.switch.clone())
+                .or_default()
+                .extend(here);
+        }
         for (sw, batch) in per_switch {
             if let Some(h) = self.switch_handle(&sw) {
                 let _ = h.send(batch).await;
             }
         }
+    }
+
+    /// Case 7: VMs of one home network away at the same switch talk at layer 2 there, but
+    /// their caches may hold the gateway's MAC for each other (the announcements at home
+    /// said so, to hosts that had an entry), and an entry is corrected only when it is
+    /// next checked (IPv6: 5 s after its first use). So the VM that arrived is told each
+    /// such VM's own MAC, and each of them the VM's: a gratuitous ARP, or an unsolicited
+    /// neighbour advertisement with override, per pair of addresses of one home subnet,
+    /// out of the port of the one told (both update an entry that exists, create none).
+    fn neighbours_away_here(&self, vm: &Vm) -> Vec<Body> {
+        use crate::packet::icmp6;
+        let st = self.read();
+        let others: Vec<Vm> = st
+            .away
+            .keys()
+            .filter(|m| **m != vm.mac)
+            .filter_map(|m| st.vm(*m))
+            .filter(|o| o.switch == vm.switch)
+            .collect();
+        drop(st);
+        let home = |a: IpAddr| match a {
+            IpAddr::V4(a) => self.fabric.subnet_of(a).map(|s| s.name.as_str()),
+            IpAddr::V6(a) => self.fabric.subnet_of6(a).map(|s| s.name.as_str()),
+        };
+        let addrs = |v: &Vm| -> Vec<IpAddr> {
+            let v4 = v.ips.iter().map(|a| IpAddr::from(*a));
+            v4.chain(v.ips6.iter().map(|a| IpAddr::from(*a))).collect()
+        };
+        // `to` learns that `ip` is at `mac`.
+        let tell = |to: &Vm, ip: IpAddr, mac: MacAddr| match ip {
+            IpAddr::V4(a) => garp(mac, a, vec![to.port]),
+            IpAddr::V6(a) => {
+                let all = icmp6::ALL_NODES;
+                let f = icmp6::icmp6_frame(
+                    icmp6::multicast_mac(all),
+                    mac,
+                    a,
+                    all,
+                    icmp6::NEIGHBOR_ADVERTISEMENT,
+                    0,
+                    &icmp6::na_body(a, mac, false, false),
+                );
+                packet_out([to.port], f)
+            }
+        };
+        let mut out = Vec::new();
+        for o in &others {
+            for a in addrs(vm) {
+                for b in addrs(o) {
+                    if a.is_ipv4() == b.is_ipv4() && home(a).is_some() && home(a) == home(b) {
+                        out.push(tell(vm, b, o.mac));
+                        out.push(tell(o, a, vm.mac));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// The host ports of `home`'s subnet at its switch that the VM (`vm`, before: `before`)
