@@ -1340,9 +1340,9 @@ impl Router {
             let v4 = v.ips.iter().map(|a| IpAddr::from(*a));
             v4.chain(v.ips6.iter().map(|a| IpAddr::from(*a))).collect()
         };
-        // `to` learns that `ip` is at `mac`.
-        let tell = |to: &Vm, ip: IpAddr, mac: MacAddr| match ip {
-            IpAddr::V4(a) => garp(mac, a, vec![to.port]),
+        // Out of port `to`: `ip` is at `mac`.
+        let tell = |to: u32, ip: IpAddr, mac: MacAddr| match ip {
+            IpAddr::V4(a) => garp(mac, a, vec![to]),
             IpAddr::V6(a) => {
                 let all = icmp6::ALL_NODES;
                 let f = icmp6::icmp6_frame(
@@ -1354,21 +1354,24 @@ impl Router {
                     0,
                     &icmp6::na_body(a, mac, false, false),
                 );
-                packet_out([to.port], f)
+                packet_out([to], f)
             }
         };
-        let mut out = Vec::new();
+        // (port told, address, its MAC), each once.
+        let mut told = BTreeSet::new();
         for o in &others {
             for a in addrs(vm) {
                 for b in addrs(o) {
                     if a.is_ipv4() == b.is_ipv4() && home(a).is_some() && home(a) == home(b) {
-                        out.push(tell(vm, b, o.mac));
-                        out.push(tell(o, a, vm.mac));
+                        told.insert((vm.port, b, o.mac));
+                        told.insert((o.port, a, vm.mac));
                     }
                 }
             }
         }
-        out
+        told.into_iter()
+            .map(|(to, ip, mac)| tell(to, ip, mac))
+            .collect()
     }
 
     /// The host ports of `home`'s subnet at its switch that the VM (`vm`, before: `before`)
