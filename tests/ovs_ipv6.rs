@@ -161,7 +161,8 @@ const VM6: &str = "fd00:0:0:11::3";
 fn migrate(ctl: &ControllerProcess, f: &mut OvsFabric, host: &str, switch: &str, port: u32) {
     let n = ctl.metric("servswitch_migrations_total");
     let t0 = Instant::now();
-    f.migrate_host(host, switch, port).unwrap();
+    // QEMU's five announcements (see tests/ovs_migration.rs's `migrate`).
+    f.migrate_host_qemu(host, switch, port).unwrap();
     while ctl.metric("servswitch_migrations_total") == n {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
