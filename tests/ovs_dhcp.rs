@@ -132,7 +132,8 @@ impl Lab {
     fn migrate(&mut self, host: &str, switch: &str, port: u32) {
         let n = self.ctl.metric("servswitch_migrations_total");
         let t0 = Instant::now();
-        self.f.migrate_host(host, switch, port).unwrap();
+        // QEMU's five announcements (see tests/ovs_migration.rs's `migrate`).
+        self.f.migrate_host_qemu(host, switch, port).unwrap();
         while self.ctl.metric("servswitch_migrations_total") == n {
             assert!(
                 t0.elapsed() < Duration::from_secs(10),
