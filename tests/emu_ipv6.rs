@@ -622,7 +622,25 @@ async fn two_vms_that_knew_each_other_at_home_talk_directly_abroad() {
         .await;
     assert!(told, "{:?}", lab.fabric.arp_cache("vm2"));
     lab.migrate("vm2", "r2", 4).await.unwrap();
-    settle().await;
+    // The news goes out after the move's tables: wait until both caches have it.
+    let (vm_mac, vm2_mac) = (lab.fabric.host("vm").mac, lab.fabric.host("vm2").mac);
+    let knows = |f: &servswitch::emu::fabric::EmuFabric, who: &str, ip4: &str, ip6: &str, mac| {
+        f.arp_cache(who).get(&ip4.parse().unwrap()) == Some(&mac)
+            && f.neighbours6(who).get(&a(ip6)) == Some(&mac)
+    };
+    let told = lab
+        .fabric
+        .wait_until(wait, |f| {
+            knows(f, "vm2", "192.168.11.3", "fd00:0:0:11::3", vm_mac)
+                && knows(f, "vm", "192.168.11.4", "fd00:0:0:11::4", vm2_mac)
+        })
+        .await;
+    assert!(
+        told,
+        "{:?} {:?}",
+        lab.fabric.neighbours6("vm2"),
+        lab.fabric.arp_cache("vm2")
+    );
     for family in [Family::V4, Family::V6] {
         for (from, to) in [("vm2", "vm"), ("vm", "vm2")] {
             let c = lab.case_in(family, 7, "case 7", from, to).await;

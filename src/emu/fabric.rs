@@ -1644,6 +1644,12 @@ impl EmuFabric {
         self.shared.net().hosts[h].stack.arp_cache(Instant::now())
     }
 
+    /// The host's valid IPv6 neighbour entries now.
+    pub fn neighbours6(&self, host: &str) -> BTreeMap<Ipv6Addr, MacAddr> {
+        let h = self.host_idx(host);
+        self.shared.net().hosts[h].stack.neighbours6(Instant::now())
+    }
+
     /// What a host is and where it is now.
     pub fn host(&self, name: &str) -> HostInfo {
         let net = self.shared.net();

@@ -297,16 +297,18 @@ fn redirect_copies(
     let sf = vm.switch.as_str();
     let cookie = redirect_cookie(ip);
     let local = nets(fabric, sf, ip);
+    // The entry of a pair at the foreign switch: its actions, then on to the source table.
+    let entry = |priority, fields, actions: Vec<Action>| Flow {
+        table_id: TABLE_FROM_HOST,
+        priority,
+        cookie,
+        match_: family_match(ip, fields),
+        instructions: apply_then(actions, TABLE_SOURCE),
+        ..Default::default()
+    };
     let copy = |priority, fields, mut actions: Vec<Action>| {
         actions.insert(0, Action::output(port::CONTROLLER));
-        Flow {
-            table_id: TABLE_FROM_HOST,
-            priority,
-            cookie,
-            match_: family_match(ip, fields),
-            instructions: apply_then(actions, TABLE_SOURCE),
-            ..Default::default()
-        }
+        entry(priority, fields, actions)
     };
     for net in local.iter().filter(|n| !n.contains(ip)) {
         out.push((
@@ -348,14 +350,9 @@ fn redirect_copies(
         out.push((
             sf.to_string(),
             Flow {
-                table_id: TABLE_FROM_HOST,
-                priority,
-                cookie,
-                match_: family_match(ip, fields),
-                instructions: apply_then(actions, TABLE_SOURCE),
                 hard_timeout: REDIRECT_QUIET.as_secs() as u16,
                 flags: ofp13::OFPFF_SEND_FLOW_REM,
-                ..Default::default()
+                ..entry(priority, fields, actions)
             },
         ));
     }
