@@ -388,8 +388,8 @@ async fn paper(n: usize, n_rarp: usize) {
 struct NoPipeline(Driver);
 
 impl App for NoPipeline {
-    fn message(&self, sw: &SwitchHandle, msg: &Message, out: &mut Vec<Body>) {
-        self.0.message(sw, msg, out)
+    fn message(&self, sw: &SwitchHandle, msg: &Message, read: Instant, out: &mut Vec<Body>) {
+        self.0.message(sw, msg, read, out)
     }
 }
 

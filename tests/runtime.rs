@@ -310,7 +310,7 @@ impl App for Recorder {
         self.push(format!("up {}", sw.dpid().0));
         Vec::new()
     }
-    fn message(&self, _sw: &SwitchHandle, msg: &Message, _out: &mut Vec<Body>) {
+    fn message(&self, _sw: &SwitchHandle, msg: &Message, _read: Instant, _out: &mut Vec<Body>) {
         match &msg.body {
             Body::PacketIn(p) => self.push(format!("packet_in {}", p.data[0])),
             b => self.push(b.name().to_string()),

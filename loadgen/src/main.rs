@@ -34,7 +34,7 @@ use ofp13::{
 use servswitch::fabric::plan::{self, FastMap, GATEWAY_MAC};
 use servswitch::fabric::topology::Topology;
 use servswitch::packet::{self, Arp, Ethernet};
-use tokio::io::Interest;
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 mod check;

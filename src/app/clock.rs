@@ -14,6 +14,13 @@ use std::time::{Duration, Instant};
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     fn now(&self) -> Instant;
+    /// The time of an event the runtime read from a switch at `read` (its one clock
+    /// reading per batch of messages): the system clock takes it as it is, which spares a
+    /// clock read per message; any other clock gives its own time.
+    fn event_time(&self, read: Instant) -> Instant {
+        let _ = read;
+        self.now()
+    }
 }
 
 /// The system's monotonic clock.
@@ -23,6 +30,9 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
         Instant::now()
+    }
+    fn event_time(&self, read: Instant) -> Instant {
+        read
     }
 }
 
@@ -65,5 +75,13 @@ mod tests {
         assert_eq!(c.now(), t0);
         c.advance(Duration::from_secs(3));
         assert_eq!(c.now(), t0 + Duration::from_secs(3));
+        // An event's time is the manual clock's, whatever the runtime read.
+        assert_eq!(c.event_time(Instant::now()), t0 + Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_system_clock_takes_the_runtime_s_reading_of_an_event() {
+        let read = Instant::now() - Duration::from_millis(5);
+        assert_eq!(SystemClock.event_time(read), read);
     }
 }

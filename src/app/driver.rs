@@ -8,6 +8,7 @@
 //! the controller, none to the router itself.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use ofp13::{Body, Message};
 use tracing::info;
@@ -112,15 +113,21 @@ impl App for Driver {
         self.0.carry_out_all(&mut effects);
     }
 
-    fn message(&self, sw: &SwitchHandle, msg: &Message, out: &mut Vec<Body>) {
+    fn message(&self, sw: &SwitchHandle, msg: &Message, read: Instant, out: &mut Vec<Body>) {
         let Some(name) = self.0.name_of(sw) else {
             return;
         };
         let ports = || sw.info.ports().iter().map(|p| p.port_no).collect();
         // Empty unless the message asks for more than an answer: no allocation then.
         let mut effects = Vec::new();
-        self.0
-            .handle_message(name, &ports, msg, out, &mut effects, self.0.now());
+        self.0.handle_message(
+            name,
+            &ports,
+            msg,
+            out,
+            &mut effects,
+            self.0.event_time(read),
+        );
         if !effects.is_empty() {
             self.0.carry_out_all(&mut effects);
         }

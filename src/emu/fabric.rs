@@ -2534,6 +2534,7 @@ mod tests {
             &self,
             sw: &crate::switch::runtime::SwitchHandle,
             msg: &ofp13::Message,
+            _read: std::time::Instant,
             _out: &mut Vec<ofp13::Body>,
         ) {
             self.0.send_modify(|v| v.push((sw.dpid().0, msg.clone())));

@@ -44,10 +44,11 @@ pub trait App: Send + Sync + 'static {
     fn switch_up(&self, _sw: &SwitchHandle) -> Vec<Body> {
         Vec::new()
     }
-    /// An asynchronous message (packet-in, flow-removed, unsolicited error) or port status:
-    /// what to send back is pushed onto `out`, the connection's buffer, emptied and reused
-    /// for every message (an answer of one message allocates nothing for the list).
-    fn message(&self, _sw: &SwitchHandle, _msg: &Message, _out: &mut Vec<Body>) {}
+    /// An asynchronous message (packet-in, flow-removed, unsolicited error) or port status,
+    /// read from the socket at `read` (one clock reading per batch of messages): what to
+    /// send back is pushed onto `out`, the connection's buffer, emptied and reused for every
+    /// message (an answer of one message allocates nothing for the list).
+    fn message(&self, _sw: &SwitchHandle, _msg: &Message, _read: Instant, _out: &mut Vec<Body>) {}
     /// The switch's session ended (not called when a newer session replaced it).
     fn switch_down(&self, _dpid: u64) {}
 }
@@ -358,6 +359,9 @@ struct Conn<'a, S> {
     closed: Option<String>,
     /// Sent messages not yet added to the shared counters.
     out_tally: Tally,
+    /// When the events the session queues were read (the last read of the socket, a
+    /// command's or a timer's arrival): the time the app is given with them.
+    read_at: Instant,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
@@ -386,6 +390,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
             cancel: ctl.shutdown.child_token(),
             closed: None,
             out_tally: Tally::default(),
+            read_at: Instant::now(),
         }
     }
 
@@ -432,7 +437,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 Some(cmd) = self.cmd_rx.recv() => self.command(cmd),
                 _ = &mut timer => {
                     armed = None;
-                    self.session.handle_timeout(Instant::now());
+                    self.read_at = Instant::now();
+                    self.session.handle_timeout(self.read_at);
                 }
                 _ = &mut cancelled => {
                     let why = if self.ctl.shutdown.is_cancelled() {
@@ -456,6 +462,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
     fn decode(&mut self) {
         // One clock read and one update of the shared counters per read, not per message.
         let now = Instant::now();
+        self.read_at = now;
         let mut tally = Tally::default();
         self.decode_batch(now, &mut tally);
         self.ctl.metrics.messages_in_batch(&mut tally);
@@ -543,6 +550,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
 
     fn command(&mut self, cmd: Command) {
         let now = Instant::now();
+        self.read_at = now;
         match cmd {
             Command::Send(batch) => {
                 for b in batch {
@@ -605,7 +613,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 Event::Up { features, ports } => self.up(features, ports),
                 Event::Async(msg) => {
                     if let Some(h) = &self.handle {
-                        self.ctl.app.message(h, &msg, &mut self.answers);
+                        self.ctl
+                            .app
+                            .message(h, &msg, self.read_at, &mut self.answers);
                         for b in self.answers.drain(..) {
                             self.session.send(b);
                         }
@@ -618,7 +628,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                         }
                         info!(port = ps.desc.port_no, name = %ps.desc.name, reason = ps.reason, up = ps.desc.is_up(), "port status");
                         let msg = Message::new(0, Body::PortStatus(ps));
-                        self.ctl.app.message(h, &msg, &mut self.answers);
+                        self.ctl
+                            .app
+                            .message(h, &msg, self.read_at, &mut self.answers);
                         for b in self.answers.drain(..) {
                             self.session.send(b);
                         }
