@@ -114,20 +114,15 @@ impl App for Driver {
     }
 
     fn message(&self, sw: &SwitchHandle, msg: &Message, read: Instant, out: &mut Vec<Body>) {
-        let Some(name) = self.0.name_of(sw) else {
+        // The switch resolved once, by datapath id: no name is hashed to find it per message.
+        let Some(at) = self.0.switch_of(sw) else {
             return;
         };
         let ports = || sw.info.ports().iter().map(|p| p.port_no).collect();
         // Empty unless the message asks for more than an answer: no allocation then.
         let mut effects = Vec::new();
-        self.0.handle_message(
-            name,
-            &ports,
-            msg,
-            out,
-            &mut effects,
-            self.0.event_time(read),
-        );
+        self.0
+            .handle_message_at(at, &ports, msg, out, &mut effects, self.0.event_time(read));
         if !effects.is_empty() {
             self.0.carry_out_all(&mut effects);
         }

@@ -298,7 +298,7 @@ impl Router {
             debug!(switch = %name, port = in_port, "LLDP from another speaker ignored");
             return;
         };
-        let Some(sender) = self.names.get(&from.dpid) else {
+        let Some(sender) = self.name_by_dpid(from.dpid) else {
             debug!(switch = %name, port = in_port, dpid = from.dpid,
                 "LLDP from a switch not in the topology ignored");
             return;
@@ -307,7 +307,7 @@ impl Router {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let changed = self.link_watch().heard(
             (name.to_string(), in_port),
-            (sender.clone(), from.port),
+            (sender.to_string(), from.port),
             now,
         );
         if changed {

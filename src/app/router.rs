@@ -18,7 +18,7 @@ use crate::app::clock::{Clock, SystemClock};
 use crate::app::dhcp;
 use crate::app::effect::Effect;
 use crate::fabric::plan::{
-    packet_out, reinject, Fabric, FastMap, FastSet, HostLoc, SwitchCtx, COOKIE_MASK_KIND,
+    packet_out, reinject, Fabric, FastMap, FastSet, HostLoc, SwitchCtx, SwitchId, COOKIE_MASK_KIND,
     COOKIE_PIPELINE, COOKIE_REDIRECT, GATEWAY_MAC,
 };
 use crate::mobility;
@@ -725,7 +725,8 @@ pub type Ports<'a> = &'a dyn Fn() -> Vec<u32>;
 /// The routing and mobility app.
 pub struct Router {
     pub fabric: Fabric,
-    pub(crate) names: FastMap<u64, String>,
+    /// The fabric's switches by datapath id, resolved once per message.
+    pub(crate) by_dpid: FastMap<u64, SwitchId>,
     /// Sharded for readers: a packet-in's shared read touches only its thread's shard, so
     /// the runtime's workers do not pass one lock word back and forth (a plain `RwLock`'s
     /// reader count took 10 % of the controller's time under ofload's ARP load).
@@ -840,11 +841,12 @@ fn packet_in_kind(ethertype: Option<u16>) -> usize {
 impl Router {
     pub fn new(fabric: Fabric) -> Router {
         let st = State::new(&fabric);
-        let names = fabric
+        let by_dpid = fabric
             .topology
             .switches
             .iter()
-            .map(|s| (s.dpid.0, s.name.clone()))
+            .enumerate()
+            .map(|(i, s)| (s.dpid.0, SwitchId(i as u32)))
             .collect();
         let fabric_switch_locks = fabric
             .topology
@@ -872,7 +874,7 @@ impl Router {
         }));
         Router {
             fabric,
-            names,
+            by_dpid,
             names_by_mac,
             macs_by_name,
             state: ShardedLock::new(st),
@@ -1036,8 +1038,24 @@ impl Router {
         effects: &mut Vec<Effect>,
         now: Instant,
     ) {
+        if let Some(sw) = self.fabric.switch_ctx(name) {
+            self.handle_message_at(sw, ports, msg, out, effects, now);
+        }
+    }
+
+    /// [`Router::handle_message`] for a switch already resolved (the driver's path).
+    pub fn handle_message_at(
+        &self,
+        sw: SwitchCtx<'_>,
+        ports: Ports<'_>,
+        msg: &Message,
+        out: &mut Vec<Body>,
+        effects: &mut Vec<Effect>,
+        now: Instant,
+    ) {
+        let name = sw.name;
         match &msg.body {
-            Body::PacketIn(pi) => self.packet_in_into(name, ports, pi, out, effects, now),
+            Body::PacketIn(pi) => self.packet_in_at(sw, ports, pi, out, effects, now),
             Body::PortStatus(ps) if self.fabric.is_link_port(name, ps.desc.port_no) => {
                 let up = ps.reason != ofp13::OFPPR_DELETE && ps.desc.is_up();
                 self.link_port(name, ps.desc.port_no, up, effects, now);
@@ -1284,8 +1302,22 @@ impl Router {
         v
     }
 
+    /// The switch a connected switch's handle is (one lookup by datapath id).
+    pub(crate) fn switch_of(&self, sw: &SwitchHandle) -> Option<SwitchCtx<'_>> {
+        self.by_dpid
+            .get(&sw.dpid().0)
+            .and_then(|&id| self.fabric.ctx(id))
+    }
+
+    /// The name of a connected switch.
     pub(crate) fn name_of(&self, sw: &SwitchHandle) -> Option<&str> {
-        self.names.get(&sw.dpid().0).map(String::as_str)
+        self.name_by_dpid(sw.dpid().0)
+    }
+
+    /// The name of the switch whose datapath id is `dpid`.
+    pub(crate) fn name_by_dpid(&self, dpid: u64) -> Option<&str> {
+        let &id = self.by_dpid.get(&dpid)?;
+        self.fabric.ctx(id).map(|c| c.name)
     }
 
     /// The switch's ports that face hosts (not links, not reserved).
@@ -1565,6 +1597,23 @@ impl Router {
         effects: &mut Vec<Effect>,
         now: Instant,
     ) {
+        if let Some(sw) = self.fabric.switch_ctx(name) {
+            self.packet_in_at(sw, ports, pi, out, effects, now);
+        }
+    }
+
+    /// [`Router::packet_in_into`] at a switch already resolved: the one decision of a
+    /// packet-in.
+    fn packet_in_at(
+        &self,
+        sw: SwitchCtx<'_>,
+        ports: Ports<'_>,
+        pi: &ofp13::PacketIn,
+        out: &mut Vec<Body>,
+        effects: &mut Vec<Effect>,
+        now: Instant,
+    ) {
+        let name = sw.name;
         let eth = Ethernet::parse(&pi.data);
         self.packet_ins
             .add(packet_in_kind(eth.map(|e| e.ethertype)));
@@ -1583,10 +1632,7 @@ impl Router {
             }
             return;
         }
-        // The switch is resolved once for the whole message, each header parsed once.
-        let Some(sw) = self.fabric.switch_ctx(name) else {
-            return;
-        };
+        // The switch was resolved once for the whole message; each header is parsed once.
         let host_port = in_port <= port::MAX && !sw.is_link_port(in_port);
         if eth.ethertype == packet::ETH_LLDP {
             // Only link ports send LLDP to the controller (table 0); a host's is dropped.
@@ -2382,7 +2428,7 @@ impl Router {
 
     /// A switch's session ended (at `now`): the fabric is routed around it.
     pub fn switch_down(&self, dpid: u64, now: Instant, effects: &mut Vec<Effect>) {
-        let Some(name) = self.names.get(&dpid) else {
+        let Some(name) = self.name_by_dpid(dpid) else {
             return;
         };
         {

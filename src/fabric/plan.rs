@@ -749,10 +749,23 @@ impl Clone for InUse {
     }
 }
 
+/// A switch of the fabric: its position in the topology's list of switches. Resolved once
+/// from a datapath id or a name ([`Fabric::id_of`]), it reaches the fabric's per-switch data
+/// by index ([`Fabric::ctx`]), with no hashing or comparing of names per message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SwitchId(pub u32);
+
+impl SwitchId {
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// What a message's handler asks about the switch it came from, resolved once per message
-/// ([`Fabric::switch_ctx`]): its link ports and its subnets, with no lookup by name after.
+/// ([`Fabric::ctx`]): its name, link ports and subnets, with no lookup by name after.
 #[derive(Debug, Clone, Copy)]
 pub struct SwitchCtx<'a> {
+    pub id: SwitchId,
     pub name: &'a str,
     links: &'a BTreeMap<u32, (usize, u32)>,
     subnets: &'a [usize],
@@ -851,9 +864,30 @@ impl Fabric {
 
     /// The switch named `name`, resolved once for a message's handler.
     pub fn switch_ctx<'a>(&'a self, name: &'a str) -> Option<SwitchCtx<'a>> {
-        let &i = self.index.get(name)?;
+        self.ctx(self.id_of(name)?)
+    }
+
+    /// The switch named `name`.
+    pub fn id_of(&self, name: &str) -> Option<SwitchId> {
+        self.index.get(name).map(|&i| SwitchId(i as u32))
+    }
+
+    /// The switch whose datapath id is `dpid` (a scan: resolve it once, when it connects).
+    pub fn id_by_dpid(&self, dpid: u64) -> Option<SwitchId> {
+        let i = self
+            .topology
+            .switches
+            .iter()
+            .position(|s| s.dpid.0 == dpid)?;
+        Some(SwitchId(i as u32))
+    }
+
+    /// Switch `id`'s context, by index.
+    pub fn ctx(&self, id: SwitchId) -> Option<SwitchCtx<'_>> {
+        let i = id.index();
         Some(SwitchCtx {
-            name,
+            id,
+            name: self.topology.switches.get(i)?.name.as_str(),
             links: self.links.get(i)?,
             subnets: self.subnets.get(i).map_or(&[], Vec::as_slice),
             all_subnets: &self.topology.subnets,
@@ -1624,6 +1658,29 @@ mod tests {
         assert_eq!(f.next_hop("r1", "r2"), Some(1));
         assert_eq!(f.next_hop("r3", "r3"), None);
         assert!(f.is_link_port("r1", 2) && !f.is_link_port("r1", 3));
+    }
+
+    #[test]
+    fn a_switch_resolved_once_is_reached_by_index() {
+        let f = paper();
+        for (i, conf) in f.topology.switches.iter().enumerate() {
+            let id = f.id_of(&conf.name).unwrap();
+            assert_eq!(id, SwitchId(i as u32));
+            let by_id = f.ctx(id).unwrap();
+            let by_name = f.switch_ctx(&conf.name).unwrap();
+            assert_eq!(by_id.name, conf.name);
+            assert_eq!(by_id.id, by_name.id);
+            let ports: Vec<u32> = (0..8).filter(|&p| by_id.is_link_port(p)).collect();
+            assert_eq!(
+                ports,
+                (0..8)
+                    .filter(|&p| by_name.is_link_port(p))
+                    .collect::<Vec<_>>()
+            );
+            assert_eq!(by_id.subnets().count(), by_name.subnets().count());
+        }
+        assert!(f.id_of("no-such-switch").is_none());
+        assert!(f.ctx(SwitchId(f.topology.switches.len() as u32)).is_none());
     }
 
     /// three-tier with a peer link between a3 and a4 (port 7 of each).

@@ -617,7 +617,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                             .app
                             .message(h, &msg, self.read_at, &mut self.answers);
                         for b in self.answers.drain(..) {
-                            self.session.send(b);
+                            let t = b.msg_type();
+                            if self.session.send_into(b, &mut self.wbuf) {
+                                self.out_tally.count(t);
+                            }
                         }
                     }
                 }
@@ -632,7 +635,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                             .app
                             .message(h, &msg, self.read_at, &mut self.answers);
                         for b in self.answers.drain(..) {
-                            self.session.send(b);
+                            let t = b.msg_type();
+                            if self.session.send_into(b, &mut self.wbuf) {
+                                self.out_tally.count(t);
+                            }
                         }
                     }
                 }

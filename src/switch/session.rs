@@ -239,6 +239,20 @@ impl Session {
         x
     }
 
+    /// Sends a message that needs no reply: encoded straight into `buf` (the connection's
+    /// write buffer) when nothing is queued ahead of it, so an answer is not moved through
+    /// the transmit queue; else queued behind the rest, as [`Session::send`] does. Returns
+    /// whether it was encoded.
+    pub fn send_into(&mut self, body: Body, buf: &mut Vec<u8>) -> bool {
+        if !self.transmit.is_empty() {
+            self.send(body);
+            return false;
+        }
+        let xid = self.alloc_xid();
+        Message::new(xid, body).emit(buf);
+        true
+    }
+
     /// Queues a message that needs no reply; returns its xid.
     pub fn send(&mut self, body: Body) -> u32 {
         let xid = self.alloc_xid();
@@ -626,6 +640,34 @@ mod tests {
 
     fn packet_in(n: u8) -> Body {
         Body::PacketIn(PacketIn::unbuffered(1, 0, vec![n]))
+    }
+
+    #[test]
+    fn an_answer_is_encoded_at_once_only_when_nothing_waits_ahead_of_it() {
+        let now = Instant::now();
+        let mut s = Session::new(now, SessionConfig::default());
+        let mut wire = Vec::new();
+        // The HELLO is queued: the answer goes behind it, not before.
+        assert!(!s.send_into(Body::BarrierRequest, &mut wire));
+        assert!(wire.is_empty());
+        for m in drain(&mut s) {
+            m.emit(&mut wire);
+        }
+        // Nothing queued now: straight into the buffer, with the next xid.
+        assert!(s.send_into(
+            Body::EchoRequest(bytes::Bytes::from_static(b"x")),
+            &mut wire
+        ));
+        let mut buf = bytes::BytesMut::from(&wire[..]);
+        let got: Vec<Message> =
+            std::iter::from_fn(|| ofp13::decode_frame(&mut buf, ofp13::MAX_MESSAGE_LEN).ok()?)
+                .collect();
+        let names: Vec<&str> = got.iter().map(|m| m.body.name()).collect();
+        assert_eq!(
+            names,
+            ["OFPT_HELLO", "OFPT_BARRIER_REQUEST", "OFPT_ECHO_REQUEST"]
+        );
+        assert!(got[1].xid < got[2].xid, "xids in the order sent");
     }
 
     /// Plays the switch's side of the handshake; returns the session once up.
