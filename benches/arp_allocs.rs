@@ -2,9 +2,11 @@
 //! work the controller does for one PACKET_IN carrying a host's ARP request for its gateway,
 //! from the message's bytes to the PACKET_OUT's bytes, stage by stage:
 //! - decode: `ofp13::Message::parse` of the PACKET_IN (what the runtime does per message);
-//! - decide: `Router::packet_in_into`, the application's decision and its answer (the
-//!   PACKET_OUT with the ARP reply) pushed onto a reused list, as the runtime calls it;
-//! - encode: `Message::emit` of the answer into a reused write buffer.
+//! - decide: `Router::packet_in_at` (the switch resolved once, as the driver does), the
+//!   application's decision and its answer (the PACKET_OUT with the ARP reply, held inline)
+//!   pushed onto a reused list, as the runtime calls it;
+//! - encode: the answer encoded into a reused write buffer, as the runtime's
+//!   `send_answers` does (`InlinePacketOut::emit`, or `Message::emit` for other answers).
 //!
 //! The runtime's socket reads and writes reuse their buffers and allocate nothing per
 //! message. Every answer is checked (an ARP reply from the gateway MAC to the asker).
@@ -21,6 +23,7 @@ use servswitch::app::router::Router;
 use servswitch::fabric::plan::{Fabric, GATEWAY_MAC};
 use servswitch::fabric::topology::Topology;
 use servswitch::packet::{self, Arp, Ethernet};
+use servswitch::switch::runtime::{Answer, Answers};
 
 /// The system allocator, counting every allocation (and reallocation).
 struct Counting;
@@ -80,7 +83,8 @@ fn main() {
     .into();
     let ports = || vec![1, 2, 5];
     let mut wbuf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut out: Vec<Body> = Vec::with_capacity(4);
+    let mut out = Answers::with_capacity(4);
+    let r2 = router.fabric.id_of("r2").expect("r2");
     // As the runtime's driver does: a new, empty list per message (no allocation unless an
     // effect is pushed).
     let (mut decode, mut decide, mut encode) = ((0, 0), (0, 0), (0, 0));
@@ -94,27 +98,32 @@ fn main() {
             unreachable!("a packet-in was encoded")
         };
         let mut effects = Vec::new();
-        router.packet_in_into("r2", &ports, pi, &mut out, &mut effects, Instant::now());
+        let sw = router.fabric.ctx(r2).expect("r2");
+        router.packet_in_at(sw, &ports, pi, &mut out, &mut effects, Instant::now());
         let c2 = count();
         assert!(
             effects.is_empty(),
             "an answered ARP request asks for nothing more"
         );
         // The check allocates nothing, and is not counted anyway.
-        if let [Body::PacketOut(po)] = &out[..] {
-            let ok = Ethernet::parse(&po.data)
-                .and_then(|e| Arp::parse(e.payload))
-                .is_some_and(|a| {
-                    a.op == packet::ARP_REPLY && a.sha == GATEWAY_MAC && a.tpa == b_ip
-                });
+        if let [Answer::PacketOut(po)] = out.as_slice() {
+            let ok = po.out_port == 2
+                && Ethernet::parse(po.frame())
+                    .and_then(|e| Arp::parse(e.payload))
+                    .is_some_and(|a| {
+                        a.op == packet::ARP_REPLY && a.sha == GATEWAY_MAC && a.tpa == b_ip
+                    });
             checked += u64::from(ok);
         }
         let c2_checked = count();
-        // As the runtime does: each answer is moved into a message and emitted into the
-        // connection's write buffer, which keeps its capacity.
+        // As the runtime does: each answer is encoded into the connection's write buffer,
+        // which keeps its capacity.
         wbuf.clear();
-        for b in out.drain(..) {
-            Message::new(i as u32, b).emit(&mut wbuf);
+        for a in out.drain() {
+            match a {
+                Answer::PacketOut(p) => p.emit(i as u32, &mut wbuf),
+                Answer::Message(b) => Message::new(i as u32, b).emit(&mut wbuf),
+            }
         }
         let c3 = count();
         decode = (decode.0 + c1.0 - c0.0, decode.1 + c1.1 - c0.1);

@@ -57,7 +57,9 @@ use servswitch::fabric::topology::{PortRef, Tier, Topology};
 use servswitch::mobility::flows::{
     by_switch, default_cover, diff, vm_flows, vms_at_home, Away, Vm,
 };
-use servswitch::switch::runtime::{App, Controller, Registry, RuntimeConfig, SwitchHandle};
+use servswitch::switch::runtime::{
+    Answers, App, Controller, Registry, RuntimeConfig, SwitchHandle,
+};
 
 const FARM: &str = "MIGRATION_BENCH_FARM";
 const PAPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/topologies/paper-testbed.toml");
@@ -388,7 +390,7 @@ async fn paper(n: usize, n_rarp: usize) {
 struct NoPipeline(Driver);
 
 impl App for NoPipeline {
-    fn message(&self, sw: &SwitchHandle, msg: &Message, read: Instant, out: &mut Vec<Body>) {
+    fn message(&self, sw: &SwitchHandle, msg: &Message, read: Instant, out: &mut Answers) {
         self.0.message(sw, msg, read, out)
     }
 }

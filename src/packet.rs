@@ -33,7 +33,7 @@ pub const ICMP_ECHO_REQUEST: u8 = 8;
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
 
 /// Frames shorter than this are padded (Ethernet minimum without FCS).
-const MIN_FRAME: usize = 60;
+pub const MIN_FRAME: usize = 60;
 
 fn mac_at(b: &[u8], at: usize) -> Option<MacAddr> {
     Some(MacAddr(b.get(at..at + 6)?.try_into().ok()?))
@@ -124,12 +124,17 @@ impl Arp {
     /// The frame a host sends this in: from `sha`; a request broadcast, anything else to
     /// `tha`.
     pub fn to_frame(&self) -> Vec<u8> {
+        self.to_frame_array().to_vec()
+    }
+
+    /// [`Arp::to_frame`] on the stack (no heap allocation: the common ARP answer).
+    pub fn to_frame_array(&self) -> [u8; MIN_FRAME] {
         let dst = if self.op == ARP_REQUEST {
             MacAddr::BROADCAST
         } else {
             self.tha
         };
-        self.frame(dst, self.sha, ETH_ARP)
+        self.frame_array(dst, self.sha, ETH_ARP)
     }
 
     /// A gratuitous ARP: sender and target address are the same.
@@ -139,18 +144,35 @@ impl Arp {
 
     /// The whole Ethernet frame carrying this ARP (`ethertype` ARP or RARP), padded to 60.
     pub fn frame(&self, eth_dst: MacAddr, eth_src: MacAddr, ethertype: u16) -> Vec<u8> {
-        // One allocation: the Ethernet header, the ARP body and the padding in place.
-        let mut f = Vec::with_capacity(MIN_FRAME);
-        f.extend_from_slice(&eth_dst.0);
-        f.extend_from_slice(&eth_src.0);
-        f.extend_from_slice(&ethertype.to_be_bytes());
-        f.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
-        f.extend_from_slice(&self.op.to_be_bytes());
-        f.extend_from_slice(&self.sha.0);
-        f.extend_from_slice(&self.spa.octets());
-        f.extend_from_slice(&self.tha.0);
-        f.extend_from_slice(&self.tpa.octets());
-        f.resize(MIN_FRAME, 0);
+        self.frame_array(eth_dst, eth_src, ethertype).to_vec()
+    }
+
+    /// [`Arp::frame`] on the stack: the Ethernet header, the ARP body and the padding.
+    pub fn frame_array(
+        &self,
+        eth_dst: MacAddr,
+        eth_src: MacAddr,
+        ethertype: u16,
+    ) -> [u8; MIN_FRAME] {
+        let mut f = [0u8; MIN_FRAME];
+        let parts: [&[u8]; 9] = [
+            &eth_dst.0,
+            &eth_src.0,
+            &ethertype.to_be_bytes(),
+            &[0, 1, 8, 0, 6, 4],
+            &self.op.to_be_bytes(),
+            &self.sha.0,
+            &self.spa.octets(),
+            &self.tha.0,
+            &self.tpa.octets(),
+        ];
+        let mut at = 0;
+        for p in parts {
+            if let Some(dst) = f.get_mut(at..at + p.len()) {
+                dst.copy_from_slice(p);
+            }
+            at += p.len();
+        }
         f
     }
 }

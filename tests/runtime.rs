@@ -18,7 +18,7 @@ use servswitch::emu::switch::{
     self as emu, Closed, EmuConfig, EmuSwitch, EmuTls, Status, SwitchSpec,
 };
 use servswitch::fabric::topology::{Dpid, SwitchConf, Tier, Topology};
-use servswitch::switch::runtime::{App, Controller, NoApp, RuntimeConfig, SwitchHandle};
+use servswitch::switch::runtime::{Answers, App, Controller, NoApp, RuntimeConfig, SwitchHandle};
 use servswitch::switch::session::{ReplyError, SessionConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -310,7 +310,7 @@ impl App for Recorder {
         self.push(format!("up {}", sw.dpid().0));
         Vec::new()
     }
-    fn message(&self, _sw: &SwitchHandle, msg: &Message, _read: Instant, _out: &mut Vec<Body>) {
+    fn message(&self, _sw: &SwitchHandle, msg: &Message, _read: Instant, _out: &mut Answers) {
         match &msg.body {
             Body::PacketIn(p) => self.push(format!("packet_in {}", p.data[0])),
             b => self.push(b.name().to_string()),

@@ -442,6 +442,72 @@ impl PacketOut {
     }
 }
 
+/// A PACKET_OUT of one short frame out of one port, the frame held inline: what a
+/// controller answers most packet-ins with (an ARP reply from the gateway), encoded with no
+/// heap allocation ([`InlinePacketOut::emit`]). Its bytes on the wire are those of the
+/// equal [`PacketOut`] ([`InlinePacketOut::to_packet_out`]) in a [`crate::Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InlinePacketOut {
+    pub in_port: u32,
+    pub out_port: u32,
+    len: u8,
+    frame: [u8; InlinePacketOut::MAX_FRAME],
+}
+
+impl InlinePacketOut {
+    /// The longest frame held inline (a minimum Ethernet frame without its checksum: an
+    /// ARP packet and its padding fit).
+    pub const MAX_FRAME: usize = 60;
+
+    /// `frame` sent out of `out_port`, as if from `in_port` (`OFPP_CONTROLLER` for a frame
+    /// of the controller's own); `None` when the frame is longer than [`Self::MAX_FRAME`].
+    pub fn new(in_port: u32, out_port: u32, frame: &[u8]) -> Option<InlinePacketOut> {
+        let mut inline = [0u8; Self::MAX_FRAME];
+        inline.get_mut(..frame.len())?.copy_from_slice(frame);
+        Some(InlinePacketOut {
+            in_port,
+            out_port,
+            len: frame.len() as u8,
+            frame: inline,
+        })
+    }
+
+    pub fn frame(&self) -> &[u8] {
+        self.frame.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    /// The same message as a [`PacketOut`] (on the heap).
+    pub fn to_packet_out(&self) -> PacketOut {
+        PacketOut {
+            buffer_id: crate::NO_BUFFER,
+            in_port: self.in_port,
+            actions: smallvec::smallvec![Action::output(self.out_port)],
+            data: Bytes::copy_from_slice(self.frame()),
+        }
+    }
+
+    /// Appends the whole message (header with `xid` included) to `out`.
+    pub fn emit(&self, xid: u32, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.put_u8(crate::message::OFP_VERSION);
+        out.put_u8(crate::message::OFPT_PACKET_OUT);
+        out.put_u16(0);
+        out.put_u32(xid);
+        out.put_u32(crate::NO_BUFFER);
+        out.put_u32(self.in_port);
+        let at = out.len();
+        out.put_u16(0);
+        wire::pad(out, 6);
+        let actions = out.len();
+        Action::output(self.out_port).emit(out);
+        let len = out.len() - actions;
+        wire::patch_u16(out, at, len);
+        out.extend_from_slice(self.frame());
+        let len = out.len() - start;
+        wire::patch_u16(out, start + 2, len);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // FLOW_MOD, FLOW_REMOVED
 

@@ -1389,3 +1389,26 @@ fn corpus_prefixes() {
         check_patched_prefixes(&b);
     }
 }
+
+proptest! {
+    /// A PACKET_OUT held inline is on the wire what the equal heap `PacketOut` is, and
+    /// decodes back to it; a frame longer than the inline room is refused.
+    #[test]
+    fn an_inline_packet_out_is_the_packet_out_it_stands_for(
+        xid in any::<u32>(),
+        in_port in any::<u32>(),
+        out_port in any::<u32>(),
+        frame in vec(any::<u8>(), 0..=70),
+    ) {
+        let Some(inline) = InlinePacketOut::new(in_port, out_port, &frame) else {
+            prop_assert!(frame.len() > InlinePacketOut::MAX_FRAME);
+            return Ok(());
+        };
+        prop_assert_eq!(inline.frame(), &frame[..]);
+        let heap = Message::new(xid, Body::PacketOut(inline.to_packet_out()));
+        let mut wire = vec![0xee]; // appended after what the buffer holds
+        inline.emit(xid, &mut wire);
+        prop_assert_eq!(&wire[1..], &heap.to_bytes()[..]);
+        prop_assert_eq!(Message::parse_slice(&wire[1..]).unwrap(), heap);
+    }
+}

@@ -16,7 +16,7 @@ use tracing::info;
 use crate::app::effect::Effect;
 use crate::app::router::Router;
 use crate::fabric::topology::Topology;
-use crate::switch::runtime::{App, Controller, Registry, RuntimeConfig, SwitchHandle};
+use crate::switch::runtime::{Answers, App, Controller, Registry, RuntimeConfig, SwitchHandle};
 
 impl Router {
     /// Carries out `effect` in a task of the runtime (call from within it).
@@ -113,7 +113,7 @@ impl App for Driver {
         self.0.carry_out_all(&mut effects);
     }
 
-    fn message(&self, sw: &SwitchHandle, msg: &Message, read: Instant, out: &mut Vec<Body>) {
+    fn message(&self, sw: &SwitchHandle, msg: &Message, read: Instant, out: &mut Answers) {
         // The switch resolved once, by datapath id: no name is hashed to find it per message.
         let Some(at) = self.0.switch_of(sw) else {
             return;

@@ -25,7 +25,7 @@ use crate::mobility;
 use crate::mobility::careof::CareOfPools;
 use crate::mobility::flows::Vm;
 use crate::packet::{self, Arp, Ethernet, Ipv4};
-use crate::switch::runtime::{Registry, SwitchHandle};
+use crate::switch::runtime::{Answers, Registry, SwitchHandle};
 
 /// How many packets are held per unresolved address, and for how long.
 const HOLD_MAX: usize = 16;
@@ -1039,7 +1039,9 @@ impl Router {
         now: Instant,
     ) {
         if let Some(sw) = self.fabric.switch_ctx(name) {
-            self.handle_message_at(sw, ports, msg, out, effects, now);
+            let mut answers = Answers::default();
+            self.handle_message_at(sw, ports, msg, &mut answers, effects, now);
+            out.extend(answers.drain_bodies());
         }
     }
 
@@ -1049,7 +1051,7 @@ impl Router {
         sw: SwitchCtx<'_>,
         ports: Ports<'_>,
         msg: &Message,
-        out: &mut Vec<Body>,
+        out: &mut Answers,
         effects: &mut Vec<Effect>,
         now: Instant,
     ) {
@@ -1074,7 +1076,7 @@ impl Router {
     /// and its subnet's flood lists ([`crate::fabric::plan::Fabric::subnet_flows`]).
     /// A new port's meter is deleted first (an `OFPMC_ADD` of a meter the switch still has
     /// would fail), then added, then its entries; a deleted port's entries go, then its meter.
-    fn port_meter(&self, name: &str, port: u32, reason: u8, out: &mut Vec<Body>) {
+    fn port_meter(&self, name: &str, port: u32, reason: u8, out: &mut Answers) {
         use crate::fabric::plan::Meter;
         let added = match reason {
             ofp13::OFPPR_ADD => true,
@@ -1598,18 +1600,20 @@ impl Router {
         now: Instant,
     ) {
         if let Some(sw) = self.fabric.switch_ctx(name) {
-            self.packet_in_at(sw, ports, pi, out, effects, now);
+            let mut answers = Answers::default();
+            self.packet_in_at(sw, ports, pi, &mut answers, effects, now);
+            out.extend(answers.drain_bodies());
         }
     }
 
     /// [`Router::packet_in_into`] at a switch already resolved: the one decision of a
     /// packet-in.
-    fn packet_in_at(
+    pub fn packet_in_at(
         &self,
         sw: SwitchCtx<'_>,
         ports: Ports<'_>,
         pi: &ofp13::PacketIn,
-        out: &mut Vec<Body>,
+        out: &mut Answers,
         effects: &mut Vec<Effect>,
         now: Instant,
     ) {
@@ -1677,7 +1681,18 @@ impl Router {
                 }
                 let answer = self.arp_answer(&st, &sw, arp, now);
                 drop(st);
-                out.extend(self.arp_reply(name, ports, in_port, arp, answer));
+                match answer {
+                    // The common answer, built on the stack and encoded straight into the
+                    // connection's write buffer: no heap allocation from request to reply.
+                    ArpAnswer::Mac(mac) => {
+                        let reply = Arp::reply(mac, arp.tpa, arp.sha, arp.spa).to_frame_array();
+                        match crate::fabric::plan::packet_out_inline(in_port, &reply) {
+                            Some(p) => out.push_packet_out(p),
+                            None => out.push(packet_out([in_port], reply.to_vec())),
+                        }
+                    }
+                    answer => out.extend(self.arp_reply(name, ports, in_port, arp, answer)),
+                }
                 return;
             }
         }

@@ -2535,7 +2535,7 @@ mod tests {
             sw: &crate::switch::runtime::SwitchHandle,
             msg: &ofp13::Message,
             _read: std::time::Instant,
-            _out: &mut Vec<ofp13::Body>,
+            _out: &mut crate::switch::runtime::Answers,
         ) {
             self.0.send_modify(|v| v.push((sw.dpid().0, msg.clone())));
         }

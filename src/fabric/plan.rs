@@ -465,6 +465,12 @@ pub fn packet_out(ports: impl IntoIterator<Item = u32>, frame: impl Into<bytes::
     })
 }
 
+/// [`packet_out`] of a short frame out of one port, held inline (no heap allocation); `None`
+/// when the frame is longer than [`ofp13::InlinePacketOut::MAX_FRAME`].
+pub fn packet_out_inline(port: u32, frame: &[u8]) -> Option<ofp13::InlinePacketOut> {
+    ofp13::InlinePacketOut::new(port::CONTROLLER, port, frame)
+}
+
 /// A PACKET_OUT that runs `frame` through the switch's pipeline again, as if it had just
 /// arrived on `in_port` (output to `OFPP_TABLE`).
 pub fn reinject(in_port: u32, frame: bytes::Bytes) -> Body {

@@ -46,11 +46,66 @@ pub trait App: Send + Sync + 'static {
     }
     /// An asynchronous message (packet-in, flow-removed, unsolicited error) or port status,
     /// read from the socket at `read` (one clock reading per batch of messages): what to
-    /// send back is pushed onto `out`, the connection's buffer, emptied and reused for every
+    /// send back is pushed onto `out`, the connection's list, emptied and reused for every
     /// message (an answer of one message allocates nothing for the list).
-    fn message(&self, _sw: &SwitchHandle, _msg: &Message, _read: Instant, _out: &mut Vec<Body>) {}
+    fn message(&self, _sw: &SwitchHandle, _msg: &Message, _read: Instant, _out: &mut Answers) {}
     /// The switch's session ended (not called when a newer session replaced it).
     fn switch_down(&self, _dpid: u64) {}
+}
+
+/// One answer of the app to a message from a switch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Message(Body),
+    /// A PACKET_OUT of a short frame out of one port, encoded into the connection's write
+    /// buffer with no heap allocation (the common ARP answer).
+    PacketOut(ofp13::InlinePacketOut),
+}
+
+impl Answer {
+    /// The answer as a message (an inline PACKET_OUT copied to the heap).
+    pub fn into_body(self) -> Body {
+        match self {
+            Answer::Message(b) => b,
+            Answer::PacketOut(p) => Body::PacketOut(p.to_packet_out()),
+        }
+    }
+}
+
+/// The app's answers to one message, sent in the order pushed.
+#[derive(Debug, Default)]
+pub struct Answers(Vec<Answer>);
+
+impl Answers {
+    pub fn with_capacity(n: usize) -> Answers {
+        Answers(Vec::with_capacity(n))
+    }
+    pub fn push(&mut self, body: Body) {
+        self.0.push(Answer::Message(body));
+    }
+    pub fn push_packet_out(&mut self, p: ofp13::InlinePacketOut) {
+        self.0.push(Answer::PacketOut(p));
+    }
+    pub fn extend(&mut self, bodies: impl IntoIterator<Item = Body>) {
+        self.0.extend(bodies.into_iter().map(Answer::Message));
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn as_slice(&self) -> &[Answer] {
+        &self.0
+    }
+    /// Takes every answer out, keeping the list's room.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Answer> {
+        self.0.drain(..)
+    }
+    /// Takes every answer out as a message (for tests and tools).
+    pub fn drain_bodies(&mut self) -> impl Iterator<Item = Body> + '_ {
+        self.0.drain(..).map(Answer::into_body)
+    }
 }
 
 /// An app that does nothing: the runtime alone, for tests and for switches with no policy.
@@ -349,7 +404,7 @@ struct Conn<'a, S> {
     rbuf: BytesMut,
     wbuf: Vec<u8>,
     /// The app's answers to one message (reused).
-    answers: Vec<Body>,
+    answers: Answers,
     waiters: HashMap<u32, oneshot::Sender<Result<Vec<Message>, ReplyError>>>,
     handle: Option<SwitchHandle>,
     cmd_tx: mpsc::Sender<Command>,
@@ -382,7 +437,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
             span,
             rbuf: BytesMut::with_capacity(16 * 1024),
             wbuf: Vec::with_capacity(4 * 1024),
-            answers: Vec::with_capacity(4),
+            answers: Answers::with_capacity(4),
             waiters: HashMap::new(),
             handle: None,
             cmd_tx,
@@ -606,6 +661,23 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
         r
     }
 
+    /// Sends the app's answers, each straight into the write buffer when nothing waits
+    /// ahead of it ([`Session::send_into`]).
+    fn send_answers(&mut self) {
+        for a in self.answers.drain() {
+            let (t, sent) = match a {
+                Answer::Message(b) => (b.msg_type(), self.session.send_into(b, &mut self.wbuf)),
+                Answer::PacketOut(p) => (
+                    ofp13::message::OFPT_PACKET_OUT,
+                    self.session.send_packet_out_into(&p, &mut self.wbuf),
+                ),
+            };
+            if sent {
+                self.out_tally.count(t);
+            }
+        }
+    }
+
     /// Handles session events; sets [`Conn::closed`] once the session has ended.
     fn process_events(&mut self) {
         while let Some(ev) = self.session.poll_event() {
@@ -616,12 +688,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                         self.ctl
                             .app
                             .message(h, &msg, self.read_at, &mut self.answers);
-                        for b in self.answers.drain(..) {
-                            let t = b.msg_type();
-                            if self.session.send_into(b, &mut self.wbuf) {
-                                self.out_tally.count(t);
-                            }
-                        }
+                        self.send_answers();
                     }
                 }
                 Event::PortStatus(ps) => {
@@ -634,12 +701,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                         self.ctl
                             .app
                             .message(h, &msg, self.read_at, &mut self.answers);
-                        for b in self.answers.drain(..) {
-                            let t = b.msg_type();
-                            if self.session.send_into(b, &mut self.wbuf) {
-                                self.out_tally.count(t);
-                            }
-                        }
+                        self.send_answers();
                     }
                 }
                 Event::Reply { xid, result } => {

@@ -253,6 +253,18 @@ impl Session {
         true
     }
 
+    /// [`Session::send_into`] for a PACKET_OUT held inline: encoded with no heap
+    /// allocation when nothing is queued ahead of it, else queued as a [`Body::PacketOut`].
+    pub fn send_packet_out_into(&mut self, p: &ofp13::InlinePacketOut, buf: &mut Vec<u8>) -> bool {
+        if !self.transmit.is_empty() {
+            self.send(Body::PacketOut(p.to_packet_out()));
+            return false;
+        }
+        let xid = self.alloc_xid();
+        p.emit(xid, buf);
+        true
+    }
+
     /// Queues a message that needs no reply; returns its xid.
     pub fn send(&mut self, body: Body) -> u32 {
         let xid = self.alloc_xid();
