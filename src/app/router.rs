@@ -1038,9 +1038,22 @@ impl Router {
         effects: &mut Vec<Effect>,
         now: Instant,
     ) {
+        self.by_name(name, out, |sw, answers| {
+            self.handle_message_at(sw, ports, msg, answers, effects, now)
+        });
+    }
+
+    /// Runs `f` at switch `name` with a list of answers, then appends them to `out` as
+    /// messages: the entry points by name that tests and tools call.
+    fn by_name(
+        &self,
+        name: &str,
+        out: &mut Vec<Body>,
+        f: impl FnOnce(SwitchCtx<'_>, &mut Answers),
+    ) {
         if let Some(sw) = self.fabric.switch_ctx(name) {
             let mut answers = Answers::default();
-            self.handle_message_at(sw, ports, msg, &mut answers, effects, now);
+            f(sw, &mut answers);
             out.extend(answers.drain_bodies());
         }
     }
@@ -1599,11 +1612,9 @@ impl Router {
         effects: &mut Vec<Effect>,
         now: Instant,
     ) {
-        if let Some(sw) = self.fabric.switch_ctx(name) {
-            let mut answers = Answers::default();
-            self.packet_in_at(sw, ports, pi, &mut answers, effects, now);
-            out.extend(answers.drain_bodies());
-        }
+        self.by_name(name, out, |sw, answers| {
+            self.packet_in_at(sw, ports, pi, answers, effects, now)
+        });
     }
 
     /// [`Router::packet_in_into`] at a switch already resolved: the one decision of a
