@@ -2,7 +2,6 @@
 
 use crate::*;
 
-/// The output ports of a PACKET_OUT, in order.
 /// The asking host's index when `frame` is a PACKET_OUT that answers it exactly as the
 /// `arp` check requires (read straight from the wire: ofp_packet_out, one 16-byte output
 /// action to the host's port, then the Ethernet/ARP reply). None: let the full check decide.
@@ -11,9 +10,8 @@ pub(crate) fn good_arp_reply(
     by_ip: &FastMap<Ipv4Addr, usize>,
     frame: &[u8],
 ) -> Option<usize> {
-    pub(crate) const OFPT_PACKET_OUT: u8 = 13;
-    pub(crate) const HEAD: usize = 8 + 16; // ofp_header, buffer_id, in_port, actions_len, pad
-    if frame.get(1) != Some(&OFPT_PACKET_OUT) {
+    const HEAD: usize = 8 + 16; // ofp_header, buffer_id, in_port, actions_len, pad
+    if frame.get(1) != Some(&ofp13::message::OFPT_PACKET_OUT) {
         return None;
     }
     let u16_at = |i: usize| Some(u16::from_be_bytes(frame.get(i..i + 2)?.try_into().ok()?));

@@ -6,11 +6,10 @@
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
-
-use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard, ShardedLockWriteGuard};
 use ofp13::{port, AsyncConfig, Body, Message};
 use tracing::{debug, info};
 
