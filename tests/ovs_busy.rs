@@ -22,7 +22,7 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -492,19 +492,22 @@ fn a_learned_vm_whose_old_port_is_deleted_before_it_announces_moves() {
     f.teardown().unwrap();
 }
 
-/// `servswitch_packet_ins_total` of every kind but `lldp` (the controller's link checks, a
-/// steady few a second whatever the hosts do).
-fn packet_ins(ctl: &ControllerProcess) -> u64 {
+/// `servswitch_packet_ins_total` by kind, but `lldp` (the controller's link checks, a steady
+/// few a second whatever the hosts do).
+fn packet_ins(ctl: &ControllerProcess) -> BTreeMap<String, u64> {
     ctl.api_get("/metrics")
         .ok()
         .map(|(_, body)| {
             body.lines()
                 .filter_map(|l| l.strip_prefix("servswitch_packet_ins_total{kind=\""))
-                .filter(|l| !l.starts_with("lldp\""))
-                .filter_map(|l| l.rsplit_once(' ')?.1.trim().parse::<u64>().ok())
-                .sum()
+                .filter_map(|l| {
+                    let (kind, rest) = l.split_once('"')?;
+                    let n = rest.rsplit_once(' ')?.1.trim().parse::<u64>().ok()?;
+                    (kind != "lldp").then(|| (kind.to_string(), n))
+                })
+                .collect()
         })
-        .unwrap_or(0)
+        .unwrap_or_default()
 }
 
 #[test]
@@ -538,19 +541,31 @@ fn hosts_that_ignore_redirects_cost_no_packet_ins_after_a_second() {
     let before = (packet_ins(&ctl), Instant::now());
     std::thread::sleep(Duration::from_secs(2));
     let after = (packet_ins(&ctl), Instant::now());
-    let rate = (after.0 - before.0) as f64 / after.1.duration_since(before.1).as_secs_f64();
+    let new: BTreeMap<&str, u64> = after
+        .0
+        .iter()
+        .map(|(k, n)| (k.as_str(), n - before.0.get(k).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let total: u64 = new.values().sum();
+    let rate = total as f64 / after.1.duration_since(before.1).as_secs_f64();
     let p = ping.stop().unwrap();
     let s = tcp.stop().unwrap();
     println!(
-        "after the first second: {rate:.1} packet-ins/s; ping {p:?}; tcp sent {} echoed {}",
+        "after the first second: {rate:.1} packet-ins/s {new:?}; ping {p:?}; tcp sent {} echoed {}",
         s.sent, s.echoed
     );
     assert!(s.unbroken(), "{s:?}");
     assert_eq!(p.lost, 0, "{p:?}");
-    assert_eq!(
-        after.0 - before.0,
-        0,
-        "{rate:.1} packet-ins/s\ncontroller log:\n{}",
+    // The pair's packets (IPv4) reach the controller no more. The hosts' own neighbour
+    // discovery and group reports (ARP, IPv6 NS and MLD, sent at random times by Linux)
+    // reach it on purpose, as they show moves: one of those fell into the window in 3 of 34
+    // runs (the one whose kind was printed: IPv6), which is not what this test is about; a
+    // few are allowed.
+    let ipv4 = new.get("ipv4").copied().unwrap_or(0);
+    assert!(
+        ipv4 == 0 && total - ipv4 <= 2,
+        "{rate:.1} packet-ins/s {new:?}\ncontroller log:\n{}",
         ctl.log()
     );
     f.teardown().unwrap();
