@@ -559,7 +559,7 @@ fn hosts_that_ignore_redirects_cost_no_packet_ins_after_a_second() {
     assert_eq!(p.lost, 0, "{p:?}");
     // The pair's packets (IPv4) reach the controller no more. The hosts' own neighbour
     // discovery and group reports (ARP, IPv6 NS and MLD, sent at random times by Linux)
-    // reach it on purpose, as they show moves: one of those fell into the window in 3 of 34
+    // reach it on purpose, as they show moves: one of those fell into the window in 3 of 25
     // runs (the one whose kind was printed: IPv6), which is not what this test is about; a
     // few are allowed.
     let ipv4 = new.get("ipv4").copied().unwrap_or(0);
