@@ -1284,20 +1284,10 @@ impl Router {
             };
             let ports = self.home_ports(home, vm, &p.before);
             if !ports.is_empty() {
-                let all = crate::packet::icmp6::ALL_NODES;
-                let f = crate::packet::icmp6::icmp6_frame(
-                    crate::packet::icmp6::multicast_mac(all),
-                    lla,
-                    *ip,
-                    all,
-                    crate::packet::icmp6::NEIGHBOR_ADVERTISEMENT,
-                    0,
-                    &crate::packet::icmp6::na_body(*ip, lla, false, false),
-                );
                 per_switch
                     .entry(home.switch.clone())
                     .or_default()
-                    .push(packet_out(ports, f));
+                    .push(unsolicited_na(lla, *ip, ports));
             }
         }
         if vm.away.is_some() {
@@ -1322,7 +1312,6 @@ impl Router {
     /// neighbour advertisement with override, per pair of addresses of one home subnet,
     /// out of the port of the one told (both update an entry that exists, create none).
     fn neighbours_away_here(&self, vm: &Vm) -> Vec<Body> {
-        use crate::packet::icmp6;
         let st = self.read();
         let others: Vec<Vm> = st
             .away
@@ -1343,29 +1332,17 @@ impl Router {
         // Out of port `to`: `ip` is at `mac`.
         let tell = |to: u32, ip: IpAddr, mac: MacAddr| match ip {
             IpAddr::V4(a) => garp(mac, a, vec![to]),
-            IpAddr::V6(a) => {
-                let all = icmp6::ALL_NODES;
-                let f = icmp6::icmp6_frame(
-                    icmp6::multicast_mac(all),
-                    mac,
-                    a,
-                    all,
-                    icmp6::NEIGHBOR_ADVERTISEMENT,
-                    0,
-                    &icmp6::na_body(a, mac, false, false),
-                );
-                packet_out([to], f)
-            }
+            IpAddr::V6(a) => unsolicited_na(mac, a, vec![to]),
         };
         // (port told, address, its MAC), each once.
         let mut told = BTreeSet::new();
         for o in &others {
             for a in addrs(vm) {
-                for b in addrs(o) {
-                    if a.is_ipv4() == b.is_ipv4() && home(a).is_some() && home(a) == home(b) {
-                        told.insert((vm.port, b, o.mac));
-                        told.insert((o.port, a, vm.mac));
-                    }
+                let Some(net) = home(a) else { continue };
+                let alike = |b: &IpAddr| b.is_ipv4() == a.is_ipv4() && home(*b) == Some(net);
+                for b in addrs(o).into_iter().filter(alike) {
+                    told.insert((vm.port, b, o.mac));
+                    told.insert((o.port, a, vm.mac));
                 }
             }
         }
@@ -1605,6 +1582,12 @@ fn as_v6(a: IpAddr) -> Option<Ipv6Addr> {
 /// out of `ports`.
 fn garp(mac: MacAddr, ip: Ipv4Addr, ports: Vec<u32>) -> Body {
     packet_out(ports, Arp::request(mac, ip, ip).to_frame())
+}
+
+/// IPv6's gratuitous ARP ([`crate::packet::icmp6::unsolicited_na`]): `ip` is at `mac`,
+/// out of `ports`.
+fn unsolicited_na(mac: MacAddr, ip: std::net::Ipv6Addr, ports: Vec<u32>) -> Body {
+    packet_out(ports, crate::packet::icmp6::unsolicited_na(ip, mac))
 }
 
 #[cfg(test)]

@@ -280,6 +280,20 @@ pub fn na_body(target: Ipv6Addr, mac: MacAddr, router: bool, solicited: bool) ->
     b
 }
 
+/// An unsolicited neighbour advertisement (override set) that `target` is at `mac`, from
+/// `mac` to all nodes: IPv6's gratuitous ARP.
+pub fn unsolicited_na(target: Ipv6Addr, mac: MacAddr) -> Vec<u8> {
+    icmp6_frame(
+        multicast_mac(ALL_NODES),
+        mac,
+        target,
+        ALL_NODES,
+        NEIGHBOR_ADVERTISEMENT,
+        0,
+        &na_body(target, mac, false, false),
+    )
+}
+
 /// A redirect's body (RFC 4861 4.5): a better first hop `target` for `dest` (the same
 /// address: the destination is on the link), its link-layer address if known, and the
 /// redirected packet, cut so that the whole redirect stays within the minimum MTU (1280).

@@ -89,12 +89,6 @@ impl Answers {
     pub fn extend(&mut self, bodies: impl IntoIterator<Item = Body>) {
         self.0.extend(bodies.into_iter().map(Answer::Message));
     }
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
     pub fn as_slice(&self) -> &[Answer] {
         &self.0
     }

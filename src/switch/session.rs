@@ -244,23 +244,27 @@ impl Session {
     /// the transmit queue; else queued behind the rest, as [`Session::send`] does. Returns
     /// whether it was encoded.
     pub fn send_into(&mut self, body: Body, buf: &mut Vec<u8>) -> bool {
-        if !self.transmit.is_empty() {
+        let Some(xid) = self.xid_if_nothing_waits() else {
             self.send(body);
             return false;
-        }
-        let xid = self.alloc_xid();
+        };
         Message::new(xid, body).emit(buf);
         true
+    }
+
+    /// A fresh xid for a message that may be encoded now: none while others wait in the
+    /// transmit queue (an answer encoded now would overtake them).
+    fn xid_if_nothing_waits(&mut self) -> Option<u32> {
+        self.transmit.is_empty().then(|| self.alloc_xid())
     }
 
     /// [`Session::send_into`] for a PACKET_OUT held inline: encoded with no heap
     /// allocation when nothing is queued ahead of it, else queued as a [`Body::PacketOut`].
     pub fn send_packet_out_into(&mut self, p: &ofp13::InlinePacketOut, buf: &mut Vec<u8>) -> bool {
-        if !self.transmit.is_empty() {
+        let Some(xid) = self.xid_if_nothing_waits() else {
             self.send(Body::PacketOut(p.to_packet_out()));
             return false;
-        }
-        let xid = self.alloc_xid();
+        };
         p.emit(xid, buf);
         true
     }
