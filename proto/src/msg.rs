@@ -400,6 +400,92 @@ impl PacketIn {
             _ => None,
         })
     }
+
+    /// The view a controller decides on, borrowing this message's packet.
+    pub fn view(&self) -> PacketInView<'_> {
+        PacketInView {
+            buffer_id: self.buffer_id,
+            total_len: self.total_len,
+            reason: self.reason,
+            table_id: self.table_id,
+            cookie: self.cookie,
+            in_port: self.in_port(),
+            data: &self.data,
+        }
+    }
+}
+
+/// A PACKET_IN read in place from its message's bytes: the fields a controller decides on,
+/// the packet borrowed (not copied, not reference-counted), the match reduced to its
+/// ingress port. The runtime reads the common packet-in this way; [`PacketIn::view`] gives
+/// the same view of a parsed message, so one decision serves both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketInView<'a> {
+    pub buffer_id: u32,
+    pub total_len: u16,
+    pub reason: u8,
+    pub table_id: u8,
+    pub cookie: u64,
+    /// The match's first `in_port`, as [`PacketIn::in_port`] finds it.
+    pub in_port: Option<u32>,
+    pub data: &'a [u8],
+}
+
+impl<'a> PacketInView<'a> {
+    /// Reads a whole `OFPT_PACKET_IN` message (header included, `msg` exactly its length).
+    /// `None` for anything else, and for anything [`crate::Message::parse`] would refuse:
+    /// whenever this gives a view, that parser gives a `PacketIn` whose
+    /// [`PacketIn::view`] is equal (a property test holds it to that), so a caller can
+    /// fall back to the general parser for whatever this does not read.
+    pub fn parse(msg: &'a [u8]) -> Option<PacketInView<'a>> {
+        let be16 = |at: usize| -> Option<u16> {
+            Some(u16::from_be_bytes(msg.get(at..at + 2)?.try_into().ok()?))
+        };
+        let be32 = |at: usize| -> Option<u32> {
+            Some(u32::from_be_bytes(msg.get(at..at + 4)?.try_into().ok()?))
+        };
+        // ofp_header, then ofp_packet_in's fixed part: buffer_id, total_len, reason,
+        // table_id, cookie (8 + 16 bytes), then ofp_match at offset 24.
+        const MATCH: usize = crate::HEADER_LEN + 16;
+        if *msg.first()? != crate::OFP_VERSION
+            || *msg.get(1)? != crate::message::OFPT_PACKET_IN
+            || usize::from(be16(2)?) != msg.len()
+            || be16(MATCH)? != crate::oxm::OFPMT_OXM
+        {
+            return None;
+        }
+        let match_len = usize::from(be16(MATCH + 2)?);
+        if match_len < 4 {
+            return None;
+        }
+        let oxms = msg.get(MATCH + 4..MATCH + match_len)?;
+        // After the match: its padding to 8, then 2 bytes of padding, then the packet.
+        let data = msg.get(MATCH + wire::round8(match_len) + 2..)?;
+        let mut in_port = None;
+        let mut rest = oxms;
+        while !rest.is_empty() {
+            let header = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+            let (class, field, hasmask, len) = crate::oxm::split_header(header);
+            let value = rest.get(4..4 + len)?;
+            if in_port.is_none()
+                && class == crate::oxm::OFPXMC_OPENFLOW_BASIC
+                && field == crate::OxmField::InPort.number()
+                && len == if hasmask { 8 } else { 4 }
+            {
+                in_port = Some(u32::from_be_bytes(value.get(..4)?.try_into().ok()?));
+            }
+            rest = rest.get(4 + len..)?;
+        }
+        Some(PacketInView {
+            buffer_id: be32(crate::HEADER_LEN)?,
+            total_len: be16(crate::HEADER_LEN + 4)?,
+            reason: *msg.get(crate::HEADER_LEN + 6)?,
+            table_id: *msg.get(crate::HEADER_LEN + 7)?,
+            cookie: u64::from_be_bytes(msg.get(crate::HEADER_LEN + 8..MATCH)?.try_into().ok()?),
+            in_port,
+            data,
+        })
+    }
 }
 
 /// `OFPT_PACKET_OUT`.

@@ -1022,31 +1022,7 @@ fn body() -> BoxedStrategy<Body> {
         (1, Just(Body::GetConfigRequest).boxed()),
         (1, switch_config().prop_map(Body::GetConfigReply).boxed()),
         (1, switch_config().prop_map(Body::SetConfig).boxed()),
-        (
-            3,
-            (
-                any::<u32>(),
-                any::<u16>(),
-                any::<[u8; 2]>(),
-                any::<u64>(),
-                match_(),
-                bytes_up_to(64),
-            )
-                .prop_map(
-                    |(buffer_id, total_len, [reason, table_id], cookie, match_, data)| {
-                        Body::PacketIn(PacketIn {
-                            buffer_id,
-                            total_len,
-                            reason,
-                            table_id,
-                            cookie,
-                            match_,
-                            data,
-                        })
-                    },
-                )
-                .boxed(),
-        ),
+        (3, packet_in().prop_map(Body::PacketIn).boxed()),
         (2, flow_removed().prop_map(Body::FlowRemoved).boxed()),
         (
             1,
@@ -1410,5 +1386,70 @@ proptest! {
         inline.emit(xid, &mut wire);
         prop_assert_eq!(&wire[1..], &heap.to_bytes()[..]);
         prop_assert_eq!(Message::parse_slice(&wire[1..]).unwrap(), heap);
+    }
+}
+
+fn packet_in() -> impl Strategy<Value = PacketIn> + Clone {
+    (
+        any::<u32>(),
+        any::<u16>(),
+        any::<[u8; 2]>(),
+        any::<u64>(),
+        match_(),
+        bytes_up_to(64),
+    )
+        .prop_map(
+            |(buffer_id, total_len, [reason, table_id], cookie, match_, data)| PacketIn {
+                buffer_id,
+                total_len,
+                reason,
+                table_id,
+                cookie,
+                match_,
+                data,
+            },
+        )
+}
+
+proptest! {
+    /// A packet-in read in place is the view of the same message parsed: every field, the
+    /// packet, and the match's first in_port (whatever else the match holds).
+    #[test]
+    fn a_packet_in_read_in_place_is_the_parsed_one(xid in any::<u32>(), pi in packet_in()) {
+        let wire = Message::new(xid, Body::PacketIn(pi.clone())).to_bytes();
+        prop_assert_eq!(PacketInView::parse(&wire), Some(pi.view()));
+    }
+
+    /// Whatever bytes it reads, the in-place reader is never more lenient than the general
+    /// parser: when it gives a view, `Message::parse` gives a packet-in with that view.
+    /// The bytes are packet-ins with some bytes changed, and cut or extended (half the time
+    /// with the header's length made right after).
+    #[test]
+    fn the_in_place_reader_accepts_nothing_the_parser_refuses(
+        pi in packet_in(),
+        changes in vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        cut in 0usize..40,
+        extra in vec(any::<u8>(), 0..3),
+        fix_length in any::<bool>(),
+    ) {
+        let mut wire = Message::new(7, Body::PacketIn(pi)).to_bytes();
+        for (at, b) in changes {
+            let i = at.index(wire.len());
+            wire[i] = b;
+        }
+        wire.truncate(wire.len().saturating_sub(cut));
+        wire.extend_from_slice(&extra);
+        if fix_length && wire.len() >= 4 && wire.len() <= 0xffff {
+            // The header's length made right again, so the changes inside are what counts.
+            let len = (wire.len() as u16).to_be_bytes();
+            wire[2..4].copy_from_slice(&len);
+        }
+        if let Some(view) = PacketInView::parse(&wire) {
+            let parsed = Message::parse_slice(&wire);
+            prop_assert!(matches!(parsed, Ok(Message { body: Body::PacketIn(_), .. })), "{:?}", parsed);
+            if let Ok(Message { body: Body::PacketIn(p), .. }) = parsed {
+                prop_assert_eq!(view, p.view());
+            }
+        }
     }
 }

@@ -14,7 +14,8 @@ use ofp13::{Body, Message};
 use tracing::info;
 
 use crate::app::effect::Effect;
-use crate::app::router::Router;
+use crate::app::router::{Ports, Router};
+use crate::fabric::plan::SwitchCtx;
 use crate::fabric::topology::Topology;
 use crate::switch::runtime::{Answers, App, Controller, Registry, RuntimeConfig, SwitchHandle};
 
@@ -114,15 +115,41 @@ impl App for Driver {
     }
 
     fn message(&self, sw: &SwitchHandle, msg: &Message, read: Instant, out: &mut Answers) {
-        // The switch resolved once, by datapath id: no name is hashed to find it per message.
+        self.at_switch(sw, read, |at, ports, effects, now| {
+            self.0.handle_message_at(at, ports, msg, out, effects, now);
+        });
+    }
+
+    fn packet_in(
+        &self,
+        sw: &SwitchHandle,
+        _msg: &[u8],
+        pi: &ofp13::PacketInView<'_>,
+        read: Instant,
+        out: &mut Answers,
+    ) {
+        self.at_switch(sw, read, |at, ports, effects, now| {
+            self.0.packet_in_at(at, ports, pi, out, effects, now);
+        });
+    }
+}
+
+impl Driver {
+    /// Runs a handler at the connected switch, resolved once by datapath id (no name is
+    /// hashed per message), at the event's time; then carries out the effects it asked for
+    /// (none, and no allocation, for a message that needs only an answer).
+    fn at_switch(
+        &self,
+        sw: &SwitchHandle,
+        read: Instant,
+        f: impl FnOnce(SwitchCtx<'_>, Ports<'_>, &mut Vec<Effect>, Instant),
+    ) {
         let Some(at) = self.0.switch_of(sw) else {
             return;
         };
         let ports = || sw.info.ports().iter().map(|p| p.port_no).collect();
-        // Empty unless the message asks for more than an answer: no allocation then.
         let mut effects = Vec::new();
-        self.0
-            .handle_message_at(at, &ports, msg, out, &mut effects, self.0.event_time(read));
+        f(at, &ports, &mut effects, self.0.event_time(read));
         if !effects.is_empty() {
             self.0.carry_out_all(&mut effects);
         }

@@ -32,7 +32,7 @@ impl Router {
         in_port: u32,
         host_port: bool,
         eth: &Ethernet<'_>,
-        frame: &bytes::Bytes,
+        frame: &[u8],
         now: std::time::Instant,
     ) -> Vec<Body> {
         let Some(ip) = Ipv6::parse(eth.payload) else {
@@ -58,9 +58,13 @@ impl Router {
             .find(|s| s.prefix6.is_some_and(|p| p.contains(ip.dst)))
         {
             Some(s) if unknown && !is_gateway6(sw, ip.dst) => {
-                let first = self
-                    .lock()
-                    .hold(sw.name, ip.dst.into(), in_port, frame.clone(), now);
+                let first = self.lock().hold(
+                    sw.name,
+                    ip.dst.into(),
+                    in_port,
+                    bytes::Bytes::copy_from_slice(frame),
+                    now,
+                );
                 if first {
                     self.solicit(sw, s, ip.dst)
                 } else {

@@ -1069,7 +1069,7 @@ impl Router {
     ) {
         let name = sw.name;
         match &msg.body {
-            Body::PacketIn(pi) => self.packet_in_at(sw, ports, pi, out, effects, now),
+            Body::PacketIn(pi) => self.packet_in_at(sw, ports, &pi.view(), out, effects, now),
             Body::PortStatus(ps) if self.fabric.is_link_port(name, ps.desc.port_no) => {
                 let up = ps.reason != ofp13::OFPPR_DELETE && ps.desc.is_up();
                 self.link_port(name, ps.desc.port_no, up, effects, now);
@@ -1533,7 +1533,7 @@ impl Router {
         at: At<'_, '_>,
         eth: &Ethernet<'_>,
         ip: &Ipv4<'_>,
-        frame: &Bytes,
+        frame: &[u8],
     ) -> Vec<Body> {
         let (sw, ports, in_port, now) = (at.sw, at.ports, at.in_port, at.now);
         let name = sw.name;
@@ -1577,12 +1577,16 @@ impl Router {
                 known
             };
             match known {
-                Some(true) => out.push(reinject(in_port, frame.clone())),
+                Some(true) => out.push(reinject(in_port, Bytes::copy_from_slice(frame))),
                 Some(false) => {} // bound elsewhere: the route flows will carry later packets.
                 None => {
-                    let first = self
-                        .lock()
-                        .hold(name, ip.dst.into(), in_port, frame.clone(), now);
+                    let first = self.lock().hold(
+                        name,
+                        ip.dst.into(),
+                        in_port,
+                        Bytes::copy_from_slice(frame),
+                        now,
+                    );
                     if first {
                         out.extend(s.gateway.and_then(|g| self.resolve(name, ports, g, ip.dst)));
                     }
@@ -1612,26 +1616,27 @@ impl Router {
         now: Instant,
     ) {
         self.by_name(name, out, |sw, answers| {
-            self.packet_in_at(sw, ports, pi, answers, effects, now)
+            self.packet_in_at(sw, ports, &pi.view(), answers, effects, now)
         });
     }
 
     /// [`Router::packet_in_into`] at a switch already resolved: the one decision of a
-    /// packet-in.
+    /// packet-in, read in place by the runtime ([`ofp13::PacketInView::parse`]) or viewed
+    /// from a parsed message ([`ofp13::PacketIn::view`]).
     pub fn packet_in_at(
         &self,
         sw: SwitchCtx<'_>,
         ports: Ports<'_>,
-        pi: &ofp13::PacketIn,
+        pi: &ofp13::PacketInView<'_>,
         out: &mut Answers,
         effects: &mut Vec<Effect>,
         now: Instant,
     ) {
         let name = sw.name;
-        let eth = Ethernet::parse(&pi.data);
+        let eth = Ethernet::parse(pi.data);
         self.packet_ins
             .add(packet_in_kind(eth.map(|e| e.ethertype)));
-        let Some(in_port) = pi.in_port() else {
+        let Some(in_port) = pi.in_port else {
             return;
         };
         let Some(eth) = eth else {
@@ -1737,7 +1742,7 @@ impl Router {
             if eth.dst.0[0] & 1 == 1
                 && !matches!(eth.ethertype, packet::ETH_ARP | packet::ETH_RARP)
                 && !is_neighbour_discovery(&eth)
-                && self.relay_home(name, in_port, &eth, &pi.data, effects)
+                && self.relay_home(name, in_port, &eth, pi.data, effects)
             {
                 return;
             }
@@ -1765,7 +1770,7 @@ impl Router {
                     self.home_agent_copy(ip.src.into(), ip.dst.into(), effects, now);
                     Vec::new()
                 }
-                Some(ip) => self.on_ipv4(at, &eth, &ip, &pi.data),
+                Some(ip) => self.on_ipv4(at, &eth, &ip, pi.data),
                 None => Vec::new(),
             },
             packet::ETH_IPV6
@@ -1785,7 +1790,7 @@ impl Router {
                 }
                 Vec::new()
             }
-            packet::ETH_IPV6 => self.on_ipv6(&sw, in_port, host_port, &eth, &pi.data, now),
+            packet::ETH_IPV6 => self.on_ipv6(&sw, in_port, host_port, &eth, pi.data, now),
             _ => Vec::new(),
         };
         out.extend(answers);
@@ -1844,7 +1849,7 @@ impl Router {
         name: &str,
         in_port: u32,
         eth: &Ethernet<'_>,
-        frame: &Bytes,
+        frame: &[u8],
         effects: &mut Vec<Effect>,
     ) -> bool {
         let (home, ports) = {
@@ -1876,7 +1881,7 @@ impl Router {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             effects.push(Effect::Send {
                 switch: home.switch.clone(),
-                batch: vec![packet_out(ports, frame.clone())],
+                batch: vec![packet_out(ports, Bytes::copy_from_slice(frame))],
             });
         }
         true

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use dashmap::DashMap;
 use ofp13::{Body, Error as DecodeError, Header, Message, Port, MAX_MESSAGE_LEN};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -49,6 +49,21 @@ pub trait App: Send + Sync + 'static {
     /// send back is pushed onto `out`, the connection's list, emptied and reused for every
     /// message (an answer of one message allocates nothing for the list).
     fn message(&self, _sw: &SwitchHandle, _msg: &Message, _read: Instant, _out: &mut Answers) {}
+    /// A PACKET_IN the runtime read in place from its read buffer (`msg`, the whole
+    /// message's bytes; `pi`, its view): the common message, handed over with no copy, no
+    /// reference count and no queue. By default it is parsed and given to [`App::message`].
+    fn packet_in(
+        &self,
+        sw: &SwitchHandle,
+        msg: &[u8],
+        _pi: &ofp13::PacketInView<'_>,
+        read: Instant,
+        out: &mut Answers,
+    ) {
+        if let Ok(m) = Message::parse_slice(msg) {
+            self.message(sw, &m, read, out);
+        }
+    }
     /// The switch's session ended (not called when a newer session replaced it).
     fn switch_down(&self, _dpid: u64) {}
 }
@@ -519,6 +534,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
 
     fn decode_batch(&mut self, now: Instant, tally: &mut Tally) {
         loop {
+            if self.packet_in_in_place(now, tally) {
+                continue;
+            }
             match ofp13::decode_frame(&mut self.rbuf, MAX_MESSAGE_LEN) {
                 Ok(Some(msg)) => {
                     tally.count(msg.body.msg_type());
@@ -560,6 +578,36 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                 }
             }
         }
+    }
+
+    /// The common message, a PACKET_IN whole at the front of the read buffer, read in
+    /// place ([`ofp13::PacketInView`]) and handed to the app, its answers encoded at once;
+    /// then consumed. False (nothing consumed) for anything else, or when the session cannot
+    /// take it now ([`Session::deliver_in_place`]): the general decoder then has it.
+    fn packet_in_in_place(&mut self, now: Instant, tally: &mut Tally) -> bool {
+        let Some(h) = Header::peek(&self.rbuf) else {
+            return false;
+        };
+        let len = usize::from(h.length);
+        if h.msg_type != ofp13::message::OFPT_PACKET_IN {
+            return false;
+        }
+        let (Some(handle), Some(msg)) = (&self.handle, self.rbuf.get(..len)) else {
+            return false;
+        };
+        let Some(pi) = ofp13::PacketInView::parse(msg) else {
+            return false;
+        };
+        if !self.session.deliver_in_place(now) {
+            return false;
+        }
+        tally.count(ofp13::message::OFPT_PACKET_IN);
+        self.ctl
+            .app
+            .packet_in(handle, msg, &pi, now, &mut self.answers);
+        self.send_answers();
+        self.rbuf.advance(len);
+        true
     }
 
     /// A message in another OpenFlow version: a HELLO still negotiates; anything else ends.

@@ -395,14 +395,33 @@ impl Session {
         self.request_inner(Body::FeaturesRequest, now, true);
     }
 
+    /// For a PACKET_IN the caller read in place and will hand the application itself,
+    /// bypassing [`Session::handle_message`] and the event queue: when the session is up
+    /// and no event waits to be delivered ahead of it, notes the message received (as
+    /// `handle_message` does) and returns true. Otherwise returns false and changes
+    /// nothing: the caller decodes the message and feeds it to `handle_message`, which holds
+    /// it until the session is up or keeps it behind the waiting events.
+    pub fn deliver_in_place(&mut self, now: Instant) -> bool {
+        if self.state != SessionState::Up || !self.events.is_empty() {
+            return false;
+        }
+        self.received(now);
+        true
+    }
+
+    /// A message arrived: the switch is alive, the next echo probe moves on.
+    fn received(&mut self, now: Instant) {
+        self.last_rx = now;
+        self.echo_sent = 0;
+        self.next_echo = now + self.cfg.echo_interval;
+    }
+
     /// Feeds one decoded message from the switch.
     pub fn handle_message(&mut self, msg: Message, now: Instant) {
         if self.state == SessionState::Closed {
             return;
         }
-        self.last_rx = now;
-        self.echo_sent = 0;
-        self.next_echo = now + self.cfg.echo_interval;
+        self.received(now);
         let xid = msg.xid;
         match msg.body {
             Body::Hello(h) => self.negotiate(ofp13::OFP_VERSION, &h),
