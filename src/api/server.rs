@@ -56,14 +56,49 @@ pub struct Options {
 }
 
 /// Logs to stderr at the level `RUST_LOG` names (default `info`).
+///
+/// `RUST_LOG` of targets and levels (`info`, `servswitch=debug,warn`), the usual form, is
+/// read as a static filter (`Targets`); only one with span or field directives
+/// (`[conn{dpid=...}]=debug`) takes `EnvFilter`, which supports them at a price: it takes a
+/// process-wide read lock each time any span is entered or left, and every switch
+/// connection's task runs in its span, so the runtime's worker threads passed that lock's
+/// cache line back and forth on every wake-up (docs/performance.md).
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let registry = tracing_subscriber::registry().with(output);
+    let _ = match log_filter(&std::env::var("RUST_LOG").unwrap_or_default()) {
+        LogFilter::Targets(t) => registry.with(*t).try_init(),
+        LogFilter::Env(f) => registry.with(*f).try_init(),
+    };
+}
+
+/// The filter a `RUST_LOG` value asks for ([`init_logging`]).
+#[derive(Debug)]
+enum LogFilter {
+    Targets(Box<tracing_subscriber::filter::Targets>),
+    Env(Box<tracing_subscriber::EnvFilter>),
+}
+
+/// Targets and levels as a static filter; span or field directives (which would parse as a
+/// target's name) by `EnvFilter`; empty or unreadable: `info`, as before.
+fn log_filter(spec: &str) -> LogFilter {
+    let spec = match spec.trim() {
+        "" => "info",
+        s => s,
+    };
+    if !spec.contains(['[', '{']) {
+        if let Ok(t) = spec.parse() {
+            return LogFilter::Targets(Box::new(t));
+        }
+    }
+    LogFilter::Env(Box::new(
+        tracing_subscriber::EnvFilter::try_new(spec)
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+    ))
 }
 
 /// Runs the controller until SIGINT or SIGTERM.
@@ -211,5 +246,45 @@ async fn shutdown_signal() -> &'static str {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         _ = term.recv() => "SIGTERM",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::level_filters::LevelFilter;
+    use tracing::Level;
+
+    fn targets(spec: &str) -> tracing_subscriber::filter::Targets {
+        match log_filter(spec) {
+            LogFilter::Targets(t) => *t,
+            other => panic!("{spec:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn targets_and_levels_are_a_static_filter() {
+        assert_eq!(targets("").default_level(), Some(LevelFilter::INFO));
+        assert_eq!(targets("  ").default_level(), Some(LevelFilter::INFO));
+        assert_eq!(targets("debug").default_level(), Some(LevelFilter::DEBUG));
+        let t = targets("warn,servswitch::switch=trace");
+        assert!(t.would_enable("servswitch::switch::runtime", &Level::TRACE));
+        assert!(!t.would_enable("servswitch::app::router", &Level::INFO));
+        assert!(t.would_enable("servswitch::app::router", &Level::WARN));
+        let t = targets("servswitch=debug");
+        assert!(t.would_enable("servswitch::app", &Level::DEBUG));
+        assert!(!t.would_enable("tokio", &Level::ERROR));
+    }
+
+    #[test]
+    fn span_directives_and_unreadable_values_take_env_filter() {
+        for spec in ["[conn]=debug", "servswitch[conn{dpid=1}]=debug", "a=b=c"] {
+            assert!(matches!(log_filter(spec), LogFilter::Env(_)), "{spec:?}");
+        }
+        // Unreadable by both: info, as RUST_LOG's parse error always gave.
+        let LogFilter::Env(f) = log_filter("a=b=c") else {
+            unreachable!()
+        };
+        assert_eq!(f.max_level_hint(), Some(LevelFilter::INFO));
     }
 }
