@@ -919,6 +919,13 @@ impl Router {
         self
     }
 
+    /// How many switches are connected and have had their table reconciled since they
+    /// connected (and not lost it since: a switch that missed an update's batch is
+    /// reconciled again when it reconnects).
+    pub fn reconciled_switches(&self) -> usize {
+        self.read().reconciled.len()
+    }
+
     /// Whether any update (a migration, a cover change, the drained last phase of one) is
     /// being installed now.
     pub fn migrations_in_progress(&self) -> bool {
