@@ -741,6 +741,38 @@ mod tests {
     }
 
     #[test]
+    fn a_packet_in_goes_past_the_queue_only_when_up_and_nothing_waits() {
+        let now = Instant::now();
+        let mut early = Session::new(now, SessionConfig::default());
+        assert!(!early.deliver_in_place(now), "not before the handshake");
+        let mut s = handshake(now, SessionConfig::default());
+        assert!(matches!(events(&mut s)[..], [Event::Up { .. }]));
+        // An event waiting (a port status): the packet-in must queue behind it.
+        s.handle_message(
+            Message::new(
+                0,
+                Body::PortStatus(ofp13::PortStatus {
+                    reason: ofp13::OFPPR_MODIFY,
+                    desc: port(1),
+                }),
+            ),
+            now,
+        );
+        assert!(!s.deliver_in_place(now));
+        assert!(matches!(events(&mut s)[..], [Event::PortStatus(_)]));
+        // Up, nothing waiting: delivered in place, and the switch counts as heard from.
+        let later = now + Duration::from_secs(4);
+        assert!(s.deliver_in_place(later));
+        assert_eq!(
+            s.poll_timeout(),
+            Some(later + SessionConfig::default().echo_interval),
+            "the echo probe moves on as for any message"
+        );
+        s.close(CloseReason::Local("test".into()));
+        assert!(!s.deliver_in_place(later), "not once closed");
+    }
+
+    #[test]
     fn handshake_reports_up_with_ports() {
         let now = Instant::now();
         let mut s = handshake(now, SessionConfig::default());
