@@ -58,13 +58,9 @@ impl Router {
             .find(|s| s.prefix6.is_some_and(|p| p.contains(ip.dst)))
         {
             Some(s) if unknown && !is_gateway6(sw, ip.dst) => {
-                let first = self.lock().hold(
-                    sw.name,
-                    ip.dst.into(),
-                    in_port,
-                    bytes::Bytes::copy_from_slice(frame),
-                    now,
-                );
+                // Copied before the write lock is taken, not under it.
+                let held = bytes::Bytes::copy_from_slice(frame);
+                let first = self.lock().hold(sw.name, ip.dst.into(), in_port, held, now);
                 if first {
                     self.solicit(sw, s, ip.dst)
                 } else {

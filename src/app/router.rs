@@ -1555,13 +1555,9 @@ impl Router {
                 Some(true) => out.push(reinject(in_port, Bytes::copy_from_slice(frame))),
                 Some(false) => {} // bound elsewhere: the route flows will carry later packets.
                 None => {
-                    let first = self.lock().hold(
-                        name,
-                        ip.dst.into(),
-                        in_port,
-                        Bytes::copy_from_slice(frame),
-                        now,
-                    );
+                    // Copied before the write lock is taken, not under it.
+                    let held = Bytes::copy_from_slice(frame);
+                    let first = self.lock().hold(name, ip.dst.into(), in_port, held, now);
                     if first {
                         out.extend(s.gateway.and_then(|g| self.resolve(name, ports, g, ip.dst)));
                     }
