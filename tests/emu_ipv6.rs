@@ -25,8 +25,28 @@ fn a(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
+/// How long a packet or a learning step may take on a loaded machine: the waits below end
+/// as soon as what they wait for is there.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// For a step that leaves nothing to wait for (a claim refused): a pause.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(150)).await;
+}
+
+/// Waits until the controller lists `addr` among its hosts' addresses: a learning step done
+/// before the next step, which depends on it.
+async fn until_known(lab: &Lab, addr: Ipv6Addr) {
+    let addr = addr.to_string();
+    let known = lab
+        .fabric
+        .wait_until(WAIT, |_| {
+            servswitch::api::handlers::hosts(&lab.router)
+                .iter()
+                .any(|h| h.ips.contains(&addr))
+        })
+        .await;
+    assert!(known, "the controller never learned {addr}");
 }
 
 /// The IPv6 packets `host` received: (eth src, eth dst, ip src, ip dst, hop limit, first
@@ -84,46 +104,62 @@ async fn ipv6_is_routed_and_the_gateways_answer_on_the_emulated_fabric() {
     for gw in [a("fd00:0:0:11::1"), GATEWAY_LL] {
         lab.fabric.send_raw("d", solicit(d, d6, gw));
     }
-    settle().await;
-    let answers: Vec<Ipv6Addr> = lab
-        .fabric
-        .received("d")
-        .iter()
-        .filter_map(|r| {
-            let e = Ethernet::parse(&r.frame).filter(|e| e.ethertype == ETH_IPV6)?;
-            let ip = Ipv6::parse(e.payload)?;
-            let nd = Nd::parse(&ip).filter(|n| n.ty == icmp6::NEIGHBOR_ADVERTISEMENT)?;
-            (nd.lla == Some(GATEWAY_MAC) && e.dst == d).then_some(nd.target)
-        })
-        .collect();
-    assert_eq!(answers, [a("fd00:0:0:11::1"), GATEWAY_LL]);
+    let answers = |lab: &Lab| -> Vec<Ipv6Addr> {
+        lab.fabric
+            .received("d")
+            .iter()
+            .filter_map(|r| {
+                let e = Ethernet::parse(&r.frame).filter(|e| e.ethertype == ETH_IPV6)?;
+                let ip = Ipv6::parse(e.payload)?;
+                let nd = Nd::parse(&ip).filter(|n| n.ty == icmp6::NEIGHBOR_ADVERTISEMENT)?;
+                (nd.lla == Some(GATEWAY_MAC) && e.dst == d).then_some(nd.target)
+            })
+            .collect()
+    };
+    lab.fabric
+        .wait_until(WAIT, |_| answers(&lab).len() >= 2)
+        .await;
+    assert_eq!(answers(&lab), [a("fd00:0:0:11::1"), GATEWAY_LL]);
     // Routed from d's subnet to b's, from the gateway MAC to b's.
     lab.fabric.send_raw("d", echo(d, GATEWAY_MAC, d6, b6, 1));
-    settle().await;
-    let at_b: Vec<_> = received6(&lab, "b")
-        .into_iter()
-        .filter(|p| p.2 == d6 && p.5 == icmp6::ECHO_REQUEST)
-        .collect();
+    let at_b = |lab: &Lab| -> Vec<_> {
+        received6(lab, "b")
+            .into_iter()
+            .filter(|p| p.2 == d6 && p.5 == icmp6::ECHO_REQUEST)
+            .collect()
+    };
+    lab.fabric
+        .wait_until(WAIT, |_| !at_b(&lab).is_empty())
+        .await;
+    let at_b = at_b(&lab);
     // r3, r1 and r2 each route it.
     assert_eq!(at_b, [(GATEWAY_MAC, b, d6, b6, 61, icmp6::ECHO_REQUEST)]);
     // The gateway's echo reply.
     lab.fabric
         .send_raw("d", echo(d, GATEWAY_MAC, d6, a("fd00:0:0:11::1"), 2));
-    settle().await;
-    assert!(received6(&lab, "d")
-        .iter()
-        .any(|p| p.2 == a("fd00:0:0:11::1") && p.3 == d6 && p.5 == icmp6::ECHO_REPLY));
+    assert!(
+        lab.fabric
+            .wait_until(WAIT, |_| received6(&lab, "d")
+                .iter()
+                .any(|p| p.2 == a("fd00:0:0:11::1")
+                    && p.3 == d6
+                    && p.5 == icmp6::ECHO_REPLY))
+            .await
+    );
     // b autoconfigures an address: its duplicate address detection teaches the controller,
     // and d's packets reach it.
     let slaac = a("fd00:0:0:10:0:ff:fe00:1002");
     lab.fabric
         .send_raw("b", solicit(b, Ipv6Addr::UNSPECIFIED, slaac));
-    settle().await;
+    until_known(&lab, slaac).await;
     lab.fabric.send_raw("d", echo(d, GATEWAY_MAC, d6, slaac, 3));
-    settle().await;
-    assert!(received6(&lab, "b")
-        .iter()
-        .any(|p| p.3 == slaac && p.4 == 61));
+    assert!(
+        lab.fabric
+            .wait_until(WAIT, |_| received6(&lab, "b")
+                .iter()
+                .any(|p| p.3 == slaac && p.4 == 61))
+            .await
+    );
     // vm claims d's address: d still gets what is sent to it, vm nothing of it.
     let vm = lab.fabric.host("vm").mac;
     let claim = icmp6::icmp6_frame(
@@ -138,8 +174,13 @@ async fn ipv6_is_routed_and_the_gateways_answer_on_the_emulated_fabric() {
     lab.fabric.send_raw("vm", claim);
     settle().await;
     lab.fabric.send_raw("b", echo(b, GATEWAY_MAC, b6, d6, 4));
-    settle().await;
-    assert!(received6(&lab, "d").iter().any(|p| p.2 == b6 && p.3 == d6));
+    assert!(
+        lab.fabric
+            .wait_until(WAIT, |_| received6(&lab, "d")
+                .iter()
+                .any(|p| p.2 == b6 && p.3 == d6))
+            .await
+    );
     assert!(!received6(&lab, "vm").iter().any(|p| p.2 == b6 && p.3 == d6));
     // The API lists both families: d's IPv6 address after its IPv4 one, b's learned SLAAC
     // address, and v6only, which has IPv6 only.
@@ -177,13 +218,15 @@ async fn ipv6_is_routed_and_the_gateways_answer_on_the_emulated_fabric() {
     lab.fabric.send_raw("d", echo(d, GATEWAY_MAC, d6, only6, 5));
     lab.fabric
         .send_raw("v6only", echo(v6only, GATEWAY_MAC, only6, b6, 6));
-    settle().await;
-    assert!(received6(&lab, "v6only")
-        .iter()
-        .any(|p| (p.1, p.2, p.3) == (v6only, d6, only6)));
-    assert!(received6(&lab, "b")
-        .iter()
-        .any(|p| (p.1, p.2, p.3) == (b, only6, b6)));
+    let both = |lab: &Lab| {
+        received6(lab, "v6only")
+            .iter()
+            .any(|p| (p.1, p.2, p.3) == (v6only, d6, only6))
+            && received6(lab, "b")
+                .iter()
+                .any(|p| (p.1, p.2, p.3) == (b, only6, b6))
+    };
+    assert!(lab.fabric.wait_until(WAIT, |_| both(&lab)).await);
     // The tables are the plan throughout (the learned address's delivery included).
     lab.wait_planned().await.unwrap();
     lab.stop().await;
@@ -213,7 +256,7 @@ async fn a_forgotten_host_takes_its_ipv6_addresses_and_entries_with_it() {
     let vm6 = a("fd00:0:0:11::3");
     lab.fabric
         .send_raw("vm", solicit(vm, Ipv6Addr::UNSPECIFIED, vm6));
-    settle().await;
+    until_known(&lab, vm6).await;
     lab.wait_planned().await.unwrap();
     let has = |lab: &Lab| {
         lab.fabric
@@ -299,7 +342,7 @@ async fn a_learned_ipv6_only_host_can_be_forgotten_a_declared_one_not() {
     let me = a("fd00:0:0:11::5");
     lab.fabric
         .send_raw("v6only", solicit(mac, Ipv6Addr::UNSPECIFIED, me));
-    settle().await;
+    until_known(&lab, me).await;
     lab.wait_planned().await.unwrap();
     let mentions = |lab: &Lab| {
         let t = lab.fabric.dump_flows("r3");
@@ -393,31 +436,53 @@ async fn a_dual_stack_vm_moves_with_its_ipv6_address() {
             lab.fabric
                 .send_raw("vm", echo(mac("vm"), GATEWAY_MAC, vm6, *dst, tag));
         }
-        settle().await;
-        let at_vm = received6(&lab, "vm");
-        for (h, src) in &peers {
+        // Each round's echoes by their tag (the sequence number's low byte): the packets
+        // of round 0 must not stand for those of round 1.
+        // Sent with these addresses, received with them, at the host's own MAC.
+        let got = |lab: &Lab, host: &str, (src, dst): (Ipv6Addr, Ipv6Addr), tag: u8| {
+            lab.fabric.received(host).iter().any(|r| {
+                Ethernet::parse(&r.frame)
+                    .filter(|e| e.ethertype == ETH_IPV6 && e.dst == mac(host))
+                    .and_then(|e| Ipv6::parse(e.payload))
+                    .is_some_and(|ip| {
+                        (ip.src, ip.dst) == (src, dst)
+                            && ip.payload.first() == Some(&icmp6::ECHO_REQUEST)
+                            && ip.payload.get(7) == Some(&tag)
+                    })
+            })
+        };
+        let all_there = |lab: &Lab| {
+            peers.iter().enumerate().all(|(i, (h, src))| {
+                got(lab, "vm", (*src, vm6), 10 * round + i as u8)
+                    && got(lab, h, (vm6, *src), 100 + 10 * round + i as u8)
+            })
+        };
+        lab.fabric.wait_until(WAIT, |_| all_there(&lab)).await;
+        for (i, (h, src)) in peers.iter().enumerate() {
             assert!(
-                at_vm
-                    .iter()
-                    .any(|p| (p.1, p.2, p.3) == (mac("vm"), *src, vm6)),
-                "round {round}: {h} -> vm: {at_vm:?}"
+                got(&lab, "vm", (*src, vm6), 10 * round + i as u8),
+                "round {round}: {h} -> vm: {:?}",
+                received6(&lab, "vm")
             );
-            let there = received6(&lab, h);
             assert!(
-                there.iter().any(|p| (p.1, p.2, p.3) == (mac(h), vm6, *src)),
-                "round {round}: vm -> {h}: {there:?}"
+                got(&lab, h, (vm6, *src), 100 + 10 * round + i as u8),
+                "round {round}: vm -> {h}: {:?}",
+                received6(&lab, h)
             );
         }
         if round == 0 {
             // Its home neighbour asked for at the foreign switch: the gateway's MAC.
             lab.fabric.send_raw("vm", solicit(mac("vm"), vm6, d6));
-            settle().await;
-            assert!(lab.fabric.received("vm").iter().any(|r| {
-                Ethernet::parse(&r.frame)
-                    .and_then(|e| Ipv6::parse(e.payload))
-                    .and_then(|ip| Nd::parse(&ip))
-                    .is_some_and(|nd| nd.target == d6 && nd.lla == Some(GATEWAY_MAC))
-            }));
+            assert!(
+                lab.fabric
+                    .wait_until(WAIT, |f| f.received("vm").iter().any(|r| {
+                        Ethernet::parse(&r.frame)
+                            .and_then(|e| Ipv6::parse(e.payload))
+                            .and_then(|ip| Nd::parse(&ip))
+                            .is_some_and(|nd| nd.target == d6 && nd.lla == Some(GATEWAY_MAC))
+                    }))
+                    .await
+            );
             // Cases 5 and 6: b and the VM, on one link now, are told by ICMPv6 redirects
             // from the link-local gateway that the other is on the link, and at which MAC.
             let redirected = |host: &str, dest: Ipv6Addr, lla: MacAddr| {
@@ -438,6 +503,13 @@ async fn a_dual_stack_vm_moves_with_its_ipv6_address() {
                         && m.get(48) == Some(&4) // the redirected header follows
                 })
             };
+            // The redirects follow the echoes (the controller sends them from the packet-in
+            // of a redirect entry), so they are waited for on their own.
+            lab.fabric
+                .wait_until(WAIT, |_| {
+                    redirected("b", vm6, mac("vm")) && redirected("vm", b6, mac("b"))
+                })
+                .await;
             assert!(
                 redirected("b", vm6, mac("vm")),
                 "case 6: b told the VM is on its link"
