@@ -108,8 +108,23 @@ fn names(v: &[&str]) -> BTreeSet<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
+/// For a step that leaves nothing to wait for (no answer, a frame nobody should get): a
+/// pause.
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(150)).await;
+}
+
+/// Waits (at most 5 s, on a loaded machine) until what the next lines assert has arrived:
+/// woken by the switches' work, it ends as soon as `cond` holds.
+async fn until(lab: &Lab, cond: impl Fn(&Lab) -> bool) {
+    lab.fabric
+        .wait_until(Duration::from_secs(5), |_| cond(lab))
+        .await;
+}
+
+/// Whether every host of `want` has received a frame carrying `tag`.
+fn all_saw(lab: &Lab, tag: &[u8], want: &[&str]) -> bool {
+    names(want).is_subset(&saw(lab, tag))
 }
 
 /// The DHCP replies `host` has received with transaction `xid`: (eth dst, ip dst, type,
@@ -160,7 +175,12 @@ async fn broadcast_and_multicast_reach_their_subnet_and_no_other() {
         "b",
         group_frame(&lab, "b", MacAddr::BROADCAST, b"tag-bcast-b"),
     );
-    settle().await;
+    until(&lab, |l| {
+        all_saw(l, b"tag-bcast-d", &["vm", "vm2"])
+            && all_saw(l, b"tag-mdns-d", &["vm", "vm2"])
+            && all_saw(l, b"tag-ipv6-vm2", &["d", "vm"])
+    })
+    .await;
     assert_eq!(saw(&lab, b"tag-bcast-d"), names(&["vm", "vm2"]));
     assert_eq!(saw(&lab, b"tag-mdns-d"), names(&["vm", "vm2"]));
     assert_eq!(saw(&lab, b"tag-ipv6-vm2"), names(&["d", "vm"]));
@@ -169,13 +189,15 @@ async fn broadcast_and_multicast_reach_their_subnet_and_no_other() {
     let r3 = lab.fabric.switch("r3");
     r3.add_port(servswitch::emu::switch::port(r3.dpid(), 7));
     lab.fabric.plug("vm2", "r3", 7).unwrap();
-    settle().await;
+    // The controller has heard of the port once the port's own flood entry is in (then
+    // the whole table is the new plan, the other ports' floods included).
+    until(&lab, |l| l.fabric.dump_flows("r3").contains("in_port=7")).await;
     lab.wait_planned().await.unwrap();
     lab.fabric.send_raw(
         "d",
         group_frame(&lab, "d", MacAddr::BROADCAST, b"tag-moved"),
     );
-    settle().await;
+    until(&lab, |l| all_saw(l, b"tag-moved", &["vm", "vm2"])).await;
     assert_eq!(saw(&lab, b"tag-moved"), names(&["vm", "vm2"]));
     lab.stop().await;
 }
@@ -188,7 +210,7 @@ async fn dhcp_gives_a_host_its_lease_and_nobody_anothers() {
     let none = Ipv4Addr::UNSPECIFIED;
     let discover = dhcp::request(dhcp::DISCOVER, d, 1, none, 0, &[]);
     dhcp_broadcast(&lab, "d", d, none, &discover);
-    settle().await;
+    until(&lab, |l| !replies(l, "d", 1).is_empty()).await;
     let got = replies(&lab, "d", 1);
     assert_eq!(got.len(), 1, "{got:?}");
     let (mac, dst, ty, yi, opts) = &got[0];
@@ -224,7 +246,7 @@ async fn dhcp_gives_a_host_its_lease_and_nobody_anothers() {
     // Asking to keep another address: refused.
     let wrong = dhcp::request(dhcp::REQUEST, d, 4, none, 0, &[requested(VM)]);
     dhcp_broadcast(&lab, "d", d, none, &wrong);
-    settle().await;
+    until(&lab, |l| (2..=4).all(|x| !replies(l, "d", x).is_empty())).await;
     let ty = |xid| {
         replies(&lab, "d", xid)
             .iter()
@@ -295,7 +317,7 @@ async fn a_vm_away_keeps_its_home_lease_and_its_broadcasts_go_home() {
     dhcp_broadcast(&lab, "vm", vm, none, &reboot);
     let discover = dhcp::request(dhcp::DISCOVER, vm, 14, none, 0, &[]);
     dhcp_broadcast(&lab, "vm", vm, none, &discover);
-    settle().await;
+    until(&lab, |l| (11..=14).all(|x| !replies(l, "vm", x).is_empty())).await;
     for xid in 11..=14 {
         let got = replies(&lab, "vm", xid);
         assert_eq!(got.len(), 1, "xid {xid}: {got:?}");
@@ -320,7 +342,10 @@ async fn a_vm_away_keeps_its_home_lease_and_its_broadcasts_go_home() {
     );
     lab.fabric
         .send_raw("vm", group_frame(&lab, "vm", mdns, b"tag-away-mdns"));
-    settle().await;
+    until(&lab, |l| {
+        all_saw(l, b"tag-away-bcast", &["d", "vm2"]) && all_saw(l, b"tag-away-mdns", &["d", "vm2"])
+    })
+    .await;
     assert_eq!(saw(&lab, b"tag-away-bcast"), names(&["d", "vm2"]));
     assert_eq!(saw(&lab, b"tag-away-mdns"), names(&["d", "vm2"]));
     // The foreign subnet's own broadcast still floods there.
@@ -328,7 +353,7 @@ async fn a_vm_away_keeps_its_home_lease_and_its_broadcasts_go_home() {
         "b",
         group_frame(&lab, "b", MacAddr::BROADCAST, b"tag-foreign"),
     );
-    settle().await;
+    until(&lab, |l| all_saw(l, b"tag-foreign", &["vm"])).await;
     assert_eq!(saw(&lab, b"tag-foreign"), names(&["vm"]));
     // No care-of address reached a host; the VM still works both ways.
     assert!(lab.hosts_that_saw(&lab.care_of_addresses()).is_empty());
@@ -350,7 +375,10 @@ async fn a_vm_away_keeps_its_home_lease_and_its_broadcasts_go_home() {
         "vm",
         group_frame(&lab, "vm", MacAddr::BROADCAST, b"tag-home"),
     );
-    settle().await;
+    until(&lab, |l| {
+        !replies(l, "vm", 15).is_empty() && all_saw(l, b"tag-home", &["d", "vm2"])
+    })
+    .await;
     assert_eq!(
         replies(&lab, "vm", 15)
             .iter()
