@@ -353,6 +353,28 @@ async fn packet_in_racing_the_handshake_reaches_the_app_after_switch_up() {
     assert_eq!(app.log()[4], "down 5");
 }
 
+/// A malformed PACKET_IN is not read in place: the general decoder counts it and drops it,
+/// the connection goes on, and the next packet-in is read in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_packet_in_is_dropped_and_the_next_one_read_in_place() {
+    let _g = GATE.read().await;
+    let app = Arc::new(Recorder::default());
+    let h = start_with(&[6], RuntimeConfig::default(), app.clone(), None).await;
+    let (sw, _) = h.switch_up(SwitchSpec::new(6)).await;
+    // The match's type (offset 24: after the header and 16 bytes of packet-in) made 0,
+    // OFPMT_STANDARD, which OpenFlow 1.3 does not have.
+    let mut bad = packet_in(1).to_bytes();
+    bad[24..26].copy_from_slice(&0u16.to_be_bytes());
+    assert!(Message::parse_slice(&bad).is_err());
+    let errors = h.ctl.metrics.decode_errors.load(Relaxed);
+    sw.send_bytes(bad);
+    sw.send(packet_in(2));
+    eventually("the good packet-in", || app.log().len() >= 2).await;
+    assert_eq!(app.log(), ["up 6", "packet_in 2 in place"]);
+    assert_eq!(h.ctl.metrics.decode_errors.load(Relaxed), errors + 1);
+    assert!(matches!(sw.status(), Status::Up), "the connection goes on");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_multipart_barrier_error_and_close() {
     let _g = GATE.read().await;

@@ -861,6 +861,7 @@ pub enum Status {
 
 enum Cmd {
     Send(Message),
+    SendBytes(Vec<u8>),
     Resume,
     Close,
     Frame(u32, Vec<u8>),
@@ -991,6 +992,12 @@ impl EmuSwitch {
     /// Writes `msg` to the controller (after anything queued before).
     pub fn send(&self, msg: Message) {
         let _ = self.cmd.send(Cmd::Send(msg));
+    }
+
+    /// Writes `bytes` to the controller as they are (after anything queued before): a
+    /// malformed message, for a test of what the controller does with one.
+    pub fn send_bytes(&self, bytes: Vec<u8>) {
+        let _ = self.cmd.send(Cmd::SendBytes(bytes));
     }
 
     /// Everything the controller sent so far, in order.
@@ -1160,6 +1167,7 @@ async fn drive<S>(
             },
             cmd = cmds.recv() => match cmd {
                 Some(Cmd::Send(m)) => m.emit(&mut wbuf),
+                Some(Cmd::SendBytes(b)) => wbuf.extend_from_slice(&b),
                 Some(Cmd::Resume) => {
                     for m in lock(&core).resume() {
                         m.emit(&mut wbuf);
