@@ -59,7 +59,7 @@ pub struct Options {
 ///
 /// `RUST_LOG` of targets and levels (`info`, `servswitch=debug,warn`), the usual form, is
 /// read as a static filter (`Targets`); only one with span or field directives
-/// (`[conn{dpid=...}]=debug`) takes `EnvFilter`, which supports them at a price: it takes a
+/// (`[switch{dpid=...}]=debug`) takes `EnvFilter`, which supports them at a price: it takes a
 /// process-wide read lock each time any span is entered or left, and every switch
 /// connection's task runs in its span, so the runtime's worker threads passed that lock's
 /// cache line back and forth on every wake-up (docs/performance.md).
@@ -278,7 +278,11 @@ mod tests {
 
     #[test]
     fn span_directives_and_unreadable_values_take_env_filter() {
-        for spec in ["[conn]=debug", "servswitch[conn{dpid=1}]=debug", "a=b=c"] {
+        for spec in [
+            "[switch]=debug",
+            "servswitch[switch{dpid=1}]=debug",
+            "a=b=c",
+        ] {
             assert!(matches!(log_filter(spec), LogFilter::Env(_)), "{spec:?}");
         }
         // Unreadable by both: info, as RUST_LOG's parse error always gave.
