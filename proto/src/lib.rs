@@ -42,6 +42,7 @@
 
 pub mod action;
 mod error;
+pub mod header;
 pub mod instruction;
 pub mod message;
 pub mod msg;

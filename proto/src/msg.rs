@@ -446,9 +446,9 @@ impl<'a> PacketInView<'a> {
         };
         // ofp_header, then ofp_packet_in's fixed part: buffer_id, total_len, reason,
         // table_id, cookie (8 + 16 bytes), then ofp_match at offset 24.
-        const MATCH: usize = crate::HEADER_LEN + 16;
-        if *msg.first()? != crate::OFP_VERSION
-            || *msg.get(1)? != crate::message::OFPT_PACKET_IN
+        const MATCH: usize = crate::header::HEADER_LEN + 16;
+        if *msg.first()? != crate::header::OFP_VERSION
+            || *msg.get(1)? != crate::header::OFPT_PACKET_IN
             || usize::from(be16(2)?) != msg.len()
             || be16(MATCH)? != crate::oxm::OFPMT_OXM
         {
@@ -477,11 +477,15 @@ impl<'a> PacketInView<'a> {
             rest = rest.get(4 + len..)?;
         }
         Some(PacketInView {
-            buffer_id: be32(crate::HEADER_LEN)?,
-            total_len: be16(crate::HEADER_LEN + 4)?,
-            reason: *msg.get(crate::HEADER_LEN + 6)?,
-            table_id: *msg.get(crate::HEADER_LEN + 7)?,
-            cookie: u64::from_be_bytes(msg.get(crate::HEADER_LEN + 8..MATCH)?.try_into().ok()?),
+            buffer_id: be32(crate::header::HEADER_LEN)?,
+            total_len: be16(crate::header::HEADER_LEN + 4)?,
+            reason: *msg.get(crate::header::HEADER_LEN + 6)?,
+            table_id: *msg.get(crate::header::HEADER_LEN + 7)?,
+            cookie: u64::from_be_bytes(
+                msg.get(crate::header::HEADER_LEN + 8..MATCH)?
+                    .try_into()
+                    .ok()?,
+            ),
             in_port,
             data,
         })
@@ -575,8 +579,8 @@ impl InlinePacketOut {
     /// Appends the whole message (header with `xid` included) to `out`.
     pub fn emit(&self, xid: u32, out: &mut Vec<u8>) {
         let start = out.len();
-        out.put_u8(crate::message::OFP_VERSION);
-        out.put_u8(crate::message::OFPT_PACKET_OUT);
+        out.put_u8(crate::header::OFP_VERSION);
+        out.put_u8(crate::header::OFPT_PACKET_OUT);
         out.put_u16(0);
         out.put_u32(xid);
         out.put_u32(crate::NO_BUFFER);
